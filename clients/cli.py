@@ -1,0 +1,142 @@
+"""The `interops` command line.
+
+Client commands (`interops registry ...`) call a running node over gRPC; `serve` and `db` come
+from the server package through the "interops.commands" entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from interops.operation.v1 import operation_pb2 as op
+from interops.registry.v1 import registry_pb2 as pb
+from tqdm import tqdm
+
+from clients.client import DEFAULT_ADDRESS, Client
+from clients.errors import InteropsError, Unavailable
+
+KINDS = {
+    "auto": pb.STOCK_KIND_UNSPECIFIED,
+    "companies": pb.STOCK_KIND_COMPANIES,
+    "establishments": pb.STOCK_KIND_ESTABLISHMENTS,
+}
+
+
+def _print(message: Message) -> None:
+    print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.address)
+
+
+def _registry_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        identifier = args.identifier.strip()
+        if len(identifier) == 9:
+            _print(client.get_company(identifier))
+        else:
+            _print(client.get_establishment(identifier))
+    return 0
+
+
+def _registry_validate(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        answer = client.validate_siret(args.siret)
+    verdict = "valid" if answer.valid else pb.SiretProblem.Name(answer.problem)
+    print(f"{args.siret}: {verdict} ({answer.message})")
+    return 0 if answer.valid else 1
+
+
+def _registry_import(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if not path.is_file():
+        print(f"error: no file {path}", file=sys.stderr)
+        return 2
+    with _client(args) as client:
+        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="upload") as bar:
+
+            def uploaded(sent: int, _total: int) -> None:
+                bar.update(sent - bar.n)
+
+            operation = client.import_stock(
+                path, kind=KINDS[args.kind], request_id=args.request_id, on_progress=uploaded
+            )
+        with tqdm(total=operation.total_units, unit="B", unit_scale=True, desc="import") as bar:
+            for operation in client.watch_operation(operation.name):  # noqa: B007
+                bar.update(operation.done_units - bar.n)
+    return _report_import(operation)
+
+
+def _report_import(operation: op.Operation) -> int:
+    if operation.state != op.OPERATION_STATE_SUCCEEDED:
+        print(f"import failed: {operation.error.message}", file=sys.stderr)
+        return 1
+    result = pb.ImportStockResult()
+    operation.result.Unpack(result)
+    print(
+        f"{pb.StockKind.Name(result.kind)}: {result.lines_read} lines read, "
+        f"{result.lines_applied} applied ({result.lines_changed} changed), "
+        f"{result.lines_rejected} rejected"
+    )
+    for rejected in result.rejected_lines[:20]:
+        print(f"  line {rejected.line_number}: {rejected.reason}")
+    if result.lines_rejected > 20:
+        print(f"  ... and {result.lines_rejected - 20} more")
+    return 0
+
+
+def _add_registry(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    registry = commands.add_parser("registry", help="the RCD: companies and establishments")
+    sub = registry.add_subparsers(dest="registry_command", required=True)
+    get = sub.add_parser("get", help="show a company (SIREN) or an establishment (SIRET)")
+    get.add_argument("identifier", help="a SIREN (9 digits) or a SIRET (14 digits)")
+    get.set_defaults(handler=_registry_get)
+    validate = sub.add_parser("validate", help="check a SIRET; exit status 0 when valid")
+    validate.add_argument("siret")
+    validate.set_defaults(handler=_registry_validate)
+    load = sub.add_parser("import", help="import an INSEE Sirene stock file (CSV)")
+    load.add_argument("file", type=Path)
+    load.add_argument("--kind", choices=KINDS, default="auto")
+    load.add_argument("--request-id", default="", help="retry key: the same id imports once")
+    load.set_defaults(handler=_registry_import)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The whole command line, server commands included when installed."""
+    root = argparse.ArgumentParser(prog="interops", description="InterOPS backbone")
+    root.add_argument(
+        "--address",
+        default=os.environ.get("INTEROPS_GRPC_ADDRESS", DEFAULT_ADDRESS),
+        help="the node's gRPC address (default: $INTEROPS_GRPC_ADDRESS or %(default)s)",
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+    for entry in entry_points(group="interops.commands"):
+        entry.load()(commands)
+    _add_registry(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except Unavailable as error:
+        print(f"error: cannot reach the node at {args.address}: {error.message}", file=sys.stderr)
+        return 2
+    except InteropsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

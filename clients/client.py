@@ -1,0 +1,268 @@
+"""One client over every service of the backbone, synchronous (`Client`) and asyncio
+(`AsyncClient`). Failed calls raise the typed exceptions of clients.errors.
+
+    with Client("127.0.0.1:50051") as client:
+        establishment = client.get_establishment("10000000900017")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from interops.operation.v1 import operation_pb2 as op
+from interops.operation.v1 import operation_pb2_grpc
+from interops.registry.v1 import registry_pb2 as pb
+from interops.registry.v1 import registry_pb2_grpc
+
+from clients.credentials import CallCredentials, SyncCredentialsInterceptor, aio_interceptors
+from clients.errors import from_rpc_error
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+UPLOAD_CHUNK = 1024 * 1024
+_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+T = TypeVar("T")
+
+
+def upload_requests(
+    path: Path,
+    kind: pb.StockKind.ValueType = pb.STOCK_KIND_UNSPECIFIED,
+    request_id: str = "",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Iterator[pb.ImportStockRequest]:
+    """The messages of an ImportStock upload: the header, then the file in chunks."""
+    total = os.path.getsize(path)
+    yield pb.ImportStockRequest(
+        header=pb.ImportStockRequest.Header(
+            kind=kind, request_id=request_id, file_name=path.name[:255], total_bytes=total
+        )
+    )
+    sent = 0
+    with path.open("rb") as file:
+        while chunk := file.read(UPLOAD_CHUNK):
+            yield pb.ImportStockRequest(chunk=chunk)
+            sent += len(chunk)
+            if on_progress is not None:
+                on_progress(sent, total)
+
+
+def _channel_target(address: str) -> str:
+    return address.removeprefix("grpc://")
+
+
+class Client:
+    """Synchronous client; `credentials` fills the interceptor slot (token chains)."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        credentials: CallCredentials | None = None,
+        tls: grpc.ChannelCredentials | None = None,
+        timeout: float | None = 60.0,
+    ) -> None:
+        target = _channel_target(address)
+        channel = (
+            grpc.secure_channel(target, tls, _OPTIONS)
+            if tls
+            else grpc.insecure_channel(target, _OPTIONS)
+        )
+        self._raw_channel = channel
+        if credentials is not None:
+            channel = grpc.intercept_channel(channel, SyncCredentialsInterceptor(credentials))
+        self.timeout = timeout
+        self.registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        self.operations = operation_pb2_grpc.OperationServiceStub(channel)
+        self.health = health_pb2_grpc.HealthStub(channel)
+
+    def close(self) -> None:
+        """Closes the channel."""
+        self._raw_channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _unary(self, method: Callable[..., T], request: Any) -> T:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def _stream(self, method: Callable[..., Any], request: Any) -> Iterator[Any]:
+        try:
+            yield from method(request)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def check_health(self, service: str = "") -> bool:
+        """True when the node (or one of its services) is serving."""
+        answer = self._unary(self.health.Check, health_pb2.HealthCheckRequest(service=service))
+        return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    def get_company(self, siren: str) -> pb.Company:
+        """The company with this SIREN."""
+        return self._unary(self.registry.GetCompany, pb.GetCompanyRequest(siren=siren)).company
+
+    def get_establishment(self, siret: str) -> pb.Establishment:
+        """The establishment with this SIRET."""
+        request = pb.GetEstablishmentRequest(siret=siret)
+        return self._unary(self.registry.GetEstablishment, request).establishment
+
+    def batch_get_establishments(self, sirets: list[str]) -> pb.BatchGetEstablishmentsResponse:
+        """Up to 1,000 establishments; unknown SIRETs come back in missing_sirets."""
+        request = pb.BatchGetEstablishmentsRequest(sirets=sirets)
+        return self._unary(self.registry.BatchGetEstablishments, request)
+
+    def list_establishments(
+        self, siren: str, *, active_only: bool = False, page_size: int = 0
+    ) -> Iterator[pb.Establishment]:
+        """Every establishment of a company, fetching page after page."""
+        token = ""
+        while True:
+            request = pb.ListEstablishmentsRequest(
+                siren=siren, active_only=active_only, page_size=page_size, page_token=token
+            )
+            page = self._unary(self.registry.ListEstablishments, request)
+            yield from page.establishments
+            if not (token := page.next_page_token):
+                return
+
+    def search_companies(self, name_prefix: str, *, page_size: int = 0) -> Iterator[pb.Company]:
+        """Every company whose name starts with the prefix, fetching page after page."""
+        token = ""
+        while True:
+            request = pb.SearchCompaniesRequest(
+                name_prefix=name_prefix, page_size=page_size, page_token=token
+            )
+            page = self._unary(self.registry.SearchCompanies, request)
+            yield from page.companies
+            if not (token := page.next_page_token):
+                return
+
+    def validate_siret(self, siret: str) -> pb.ValidateSiretResponse:
+        """Format, check digit, existence and active state of a SIRET."""
+        return self._unary(self.registry.ValidateSiret, pb.ValidateSiretRequest(siret=siret))
+
+    def import_stock(
+        self,
+        path: Path,
+        *,
+        kind: pb.StockKind.ValueType = pb.STOCK_KIND_UNSPECIFIED,
+        request_id: str = "",
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> op.Operation:
+        """Uploads a Sirene stock file; returns the import operation (follow it with
+        watch_operation)."""
+        try:
+            response = self.registry.ImportStock(
+                upload_requests(path, kind, request_id, on_progress), timeout=None
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        return response.operation
+
+    def get_operation(self, name: str) -> op.Operation:
+        """The current state of an operation."""
+        return self._unary(self.operations.GetOperation, op.GetOperationRequest(name=name)).operation
+
+    def watch_operation(self, name: str) -> Iterator[op.Operation]:
+        """The operation each time it progresses, until it is done."""
+        for response in self._stream(
+            self.operations.WatchOperation, op.WatchOperationRequest(name=name)
+        ):
+            yield response.operation
+
+    def watch_changes(
+        self, after_position: int = 0, *, follow: bool = False
+    ) -> Iterator[pb.WatchChangesResponse]:
+        """Changes of the registry after a position; with follow, new ones as they come."""
+        request = pb.WatchChangesRequest(after_position=after_position, follow=follow)
+        return self._stream(self.registry.WatchChanges, request)
+
+
+class AsyncClient:
+    """Asyncio client with the same calls as `Client`, awaited."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        credentials: CallCredentials | None = None,
+        tls: grpc.ChannelCredentials | None = None,
+        timeout: float | None = 60.0,
+    ) -> None:
+        target = _channel_target(address)
+        interceptors = aio_interceptors(credentials) if credentials is not None else None
+        self.channel = (
+            grpc.aio.secure_channel(target, tls, _OPTIONS, interceptors=interceptors)
+            if tls
+            else grpc.aio.insecure_channel(target, _OPTIONS, interceptors=interceptors)
+        )
+        self.timeout = timeout
+        self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
+        self.operations = operation_pb2_grpc.OperationServiceStub(self.channel)
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        await self.channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def _unary(self, method: Callable[..., Any], request: Any) -> Any:
+        try:
+            return await method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def _stream(self, method: Callable[..., Any], request: Any) -> AsyncIterator[Any]:
+        try:
+            async for response in method(request):
+                yield response
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def get_company(self, siren: str) -> pb.Company:
+        """The company with this SIREN."""
+        response = await self._unary(self.registry.GetCompany, pb.GetCompanyRequest(siren=siren))
+        return response.company  # type: ignore[no-any-return]
+
+    async def get_establishment(self, siret: str) -> pb.Establishment:
+        """The establishment with this SIRET."""
+        request = pb.GetEstablishmentRequest(siret=siret)
+        response = await self._unary(self.registry.GetEstablishment, request)
+        return response.establishment  # type: ignore[no-any-return]
+
+    async def batch_get_establishments(
+        self, sirets: list[str]
+    ) -> pb.BatchGetEstablishmentsResponse:
+        """Up to 1,000 establishments; unknown SIRETs come back in missing_sirets."""
+        request = pb.BatchGetEstablishmentsRequest(sirets=sirets)
+        return await self._unary(self.registry.BatchGetEstablishments, request)  # type: ignore[no-any-return]
+
+    async def validate_siret(self, siret: str) -> pb.ValidateSiretResponse:
+        """Format, check digit, existence and active state of a SIRET."""
+        request = pb.ValidateSiretRequest(siret=siret)
+        return await self._unary(self.registry.ValidateSiret, request)  # type: ignore[no-any-return]
+
+    async def get_operation(self, name: str) -> op.Operation:
+        """The current state of an operation."""
+        response = await self._unary(self.operations.GetOperation, op.GetOperationRequest(name=name))
+        return response.operation  # type: ignore[no-any-return]
+
+    def watch_changes(
+        self, after_position: int = 0, *, follow: bool = False
+    ) -> AsyncIterator[pb.WatchChangesResponse]:
+        """Changes of the registry after a position; with follow, new ones as they come."""
+        request = pb.WatchChangesRequest(after_position=after_position, follow=follow)
+        return self._stream(self.registry.WatchChanges, request)

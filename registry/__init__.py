@@ -1,0 +1,1 @@
+"""Reference data of the backbone and its storage: the RCD (companies and establishments)."""

@@ -1,0 +1,176 @@
+"""Reads and writes of the RCD: lookups, pages, prefix search, the change feed, bulk upserts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from registry.rcd_records import CompanyRecord, EstablishmentRecord
+from registry.rcd_schema import STATE_ACTIVE, companies, establishments, registry_feed
+
+_COMPANY_COLUMNS = [companies.c[f.name] for f in fields(CompanyRecord)]
+_ESTABLISHMENT_COLUMNS = [establishments.c[f.name] for f in fields(EstablishmentRecord)]
+_GET_COMPANY = select(*_COMPANY_COLUMNS).where(companies.c.siren == bindparam("siren"))
+_GET_ESTABLISHMENT = select(*_ESTABLISHMENT_COLUMNS).where(
+    establishments.c.siret == bindparam("siret")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change feed: a company or an establishment in its latest state."""
+
+    position: int
+    record: CompanyRecord | EstablishmentRecord
+
+
+class RcdStore:
+    """The RCD in a SQL database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def get_company(self, siren: str) -> CompanyRecord | None:
+        """The company with this SIREN, or None."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_GET_COMPANY, {"siren": siren}).first()
+        return CompanyRecord(*row) if row is not None else None
+
+    def get_establishment(self, siret: str) -> EstablishmentRecord | None:
+        """The establishment with this SIRET, or None."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_GET_ESTABLISHMENT, {"siret": siret}).first()
+        return EstablishmentRecord(*row) if row is not None else None
+
+    def get_establishments(self, sirets: Sequence[str]) -> dict[str, EstablishmentRecord]:
+        """The establishments among these SIRETs that the registry holds, by SIRET."""
+        query = select(*_ESTABLISHMENT_COLUMNS).where(establishments.c.siret.in_(set(sirets)))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return {row[0]: EstablishmentRecord(*row) for row in rows}
+
+    def list_establishments(
+        self, siren: str, after_siret: str, limit: int, *, active_only: bool
+    ) -> list[EstablishmentRecord]:
+        """Establishments of a company in SIRET order, after a SIRET (exclusive)."""
+        low = max(after_siret, siren + "00000")
+        query = (
+            select(*_ESTABLISHMENT_COLUMNS)
+            .where(
+                establishments.c.siret > low if after_siret else establishments.c.siret >= low,
+                establishments.c.siret <= siren + "99999",
+            )
+            .order_by(establishments.c.siret)
+            .limit(limit)
+        )
+        if active_only:
+            query = query.where(establishments.c.state == STATE_ACTIVE)
+        with self.engine.connect() as connection:
+            return [EstablishmentRecord(*row) for row in connection.execute(query)]
+
+    def search_companies(
+        self, key_prefix: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, CompanyRecord]]:
+        """Companies whose name key starts with key_prefix, in (name key, SIREN) order.
+
+        Returns (name key, record) pairs so that the caller can resume after the last one.
+        """
+        # A range on the indexed key rather than LIKE, which PostgreSQL cannot serve from a
+        # b-tree index under a non-C collation.
+        upper = key_prefix + "\U0010ffff"
+        conditions = [companies.c.name_key >= key_prefix, companies.c.name_key < upper]
+        if after is not None:
+            conditions.append(
+                or_(
+                    companies.c.name_key > after[0],
+                    and_(companies.c.name_key == after[0], companies.c.siren > after[1]),
+                )
+            )
+        query = (
+            select(companies.c.name_key, *_COMPANY_COLUMNS)
+            .where(*conditions)
+            .order_by(companies.c.name_key, companies.c.siren)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [(row[0], CompanyRecord(*row[1:])) for row in connection.execute(query)]
+
+    def changes_after(self, position: int, limit: int) -> list[Change]:
+        """The next changes of the feed after a position, oldest first."""
+        with self.engine.connect() as connection:
+            found = [
+                Change(row[0], CompanyRecord(*row[1:]))
+                for row in connection.execute(
+                    select(companies.c.position, *_COMPANY_COLUMNS)
+                    .where(companies.c.position > position)
+                    .order_by(companies.c.position)
+                    .limit(limit)
+                )
+            ]
+            found += [
+                Change(row[0], EstablishmentRecord(*row[1:]))
+                for row in connection.execute(
+                    select(establishments.c.position, *_ESTABLISHMENT_COLUMNS)
+                    .where(establishments.c.position > position)
+                    .order_by(establishments.c.position)
+                    .limit(limit)
+                )
+            ]
+        found.sort(key=lambda change: change.position)
+        return found[:limit]
+
+    def last_position(self) -> int:
+        """The newest position given out by the feed."""
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(registry_feed.c.last_position)).scalar_one())
+
+    def upsert(self, records: Iterable[CompanyRecord | EstablishmentRecord]) -> int:
+        """Inserts or updates records of one kind in one transaction; returns how many changed.
+
+        A row whose content is unchanged is left alone and keeps its feed position.
+        """
+        # A key twice in one statement is an error on PostgreSQL: the last line of a key wins.
+        rows = list({record_key(record): record.row() for record in records}.values())
+        if not rows:
+            return 0
+        with self.engine.begin() as connection:
+            return upsert_rows(connection, rows)
+
+
+def record_key(record: CompanyRecord | EstablishmentRecord) -> str:
+    """The record's identifier: its SIRET or SIREN."""
+    return record.siret if isinstance(record, EstablishmentRecord) else record.siren
+
+
+def _table_for(row: dict[str, Any]) -> tuple[Table, str]:
+    return (establishments, "siret") if "siret" in row else (companies, "siren")
+
+
+def upsert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    """Upserts rows of one table inside the caller's transaction; returns how many changed."""
+    table, key = _table_for(rows[0])
+    base = connection.execute(
+        update(registry_feed)
+        .where(registry_feed.c.id == 1)
+        .values(last_position=registry_feed.c.last_position + len(rows))
+        .returning(registry_feed.c.last_position)
+    ).scalar_one() - len(rows)
+    for offset, row in enumerate(rows, start=1):
+        row["position"] = base + offset
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[key],
+        set_={name: statement.excluded[name] for name in rows[0] if name != key},
+        where=table.c.row_hash != statement.excluded.row_hash,
+    )
+    connection.execute(statement, rows)
+    # Rows left unchanged kept their old position, so the new positions count the changes.
+    changed = connection.execute(
+        select(func.count()).select_from(table).where(table.c.position > base)
+    ).scalar_one()
+    return int(changed)

@@ -1,0 +1,71 @@
+"""The server side of the `interops` command line: `serve` and `db upgrade`.
+
+The CLI in clients/ finds `register` through the "interops.commands" entry point, so that the
+client package never imports the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from registry.database import current_revision, open_engine, upgrade
+from server.config import ConfigError, Settings
+from server.demo_data import FIRM_SIRET, LA_POSTE_SIRET, load_demo_data
+from server.node import Node
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds `serve` and `db` to the CLI."""
+    serve = commands.add_parser("serve", help="run the backbone node (gRPC)")
+    serve.add_argument(
+        "--demo-data", action="store_true", help="load a small synthetic registry if it is empty"
+    )
+    serve.set_defaults(handler=_serve)
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="migrate the schema to the newest revision").set_defaults(
+        handler=_db_upgrade
+    )
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        sys.exit(f"configuration error: {error}")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    asyncio.run(_run(_settings(), demo_data=args.demo_data))
+    return 0
+
+
+async def _run(settings: Settings, *, demo_data: bool) -> None:
+    node = Node(settings)
+    await node.start()
+    if demo_data and await asyncio.to_thread(load_demo_data, node.engine):
+        print(f"demo data: try `interops registry get {FIRM_SIRET}` or {LA_POSTE_SIRET}")
+    print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    print("interops: draining in-flight calls", flush=True)
+    await node.stop()
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    engine = open_engine(_settings().effective_database_url)
+    upgrade(engine)
+    print(f"database at revision {current_revision(engine)}")
+    engine.dispose()
+    return 0

@@ -1,0 +1,76 @@
+"""The node's configuration, read from INTEROPS_* environment variables in this one place.
+
+Defaults are safe for a laptop: embedded SQLite under ./var, loopback ports, console tracing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+TRACING_EXPORTERS = ("console", "otlp", "none")
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value the node cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the node can be told; see README, "Configuration"."""
+
+    grpc_address: str = "127.0.0.1:50051"
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    tracing_exporter: str = "console"
+    service_name: str = "interops-backbone"
+    shutdown_grace_seconds: float = 10.0
+    max_import_bytes: int = 16 * 1024**3
+    feed_poll_seconds: float = 0.5
+    log_level: str = "INFO"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to an SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'interops.db'}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Reads INTEROPS_* variables; raises ConfigError naming the variable at fault."""
+        env = os.environ if environ is None else environ
+
+        def number(name: str, default: float) -> float:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+            if value < 0:
+                raise ConfigError(f"{name} must not be negative")
+            return value
+
+        exporter = env.get("INTEROPS_TRACING_EXPORTER", "console").lower()
+        if exporter not in TRACING_EXPORTERS:
+            raise ConfigError(
+                f"INTEROPS_TRACING_EXPORTER must be one of {', '.join(TRACING_EXPORTERS)}"
+            )
+        address = env.get("INTEROPS_GRPC_ADDRESS", cls.grpc_address)
+        if ":" not in address:
+            raise ConfigError("INTEROPS_GRPC_ADDRESS must be HOST:PORT")
+        return cls(
+            grpc_address=address,
+            data_dir=Path(env.get("INTEROPS_DATA_DIR", str(cls.data_dir))),
+            database_url=env.get("INTEROPS_DATABASE_URL", ""),
+            tracing_exporter=exporter,
+            service_name=env.get("INTEROPS_SERVICE_NAME", cls.service_name),
+            shutdown_grace_seconds=number(
+                "INTEROPS_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
+            ),
+            max_import_bytes=int(number("INTEROPS_MAX_IMPORT_BYTES", cls.max_import_bytes)),
+            feed_poll_seconds=number("INTEROPS_FEED_POLL_SECONDS", cls.feed_poll_seconds),
+            log_level=env.get("INTEROPS_LOG_LEVEL", cls.log_level).upper(),
+        )

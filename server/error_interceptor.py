@@ -1,0 +1,77 @@
+"""Maps what a service raises to a rich google.rpc.Status.
+
+A ServiceError is told to the caller as it is. Anything else is a bug or an outage: the caller
+gets INTERNAL with the trace id and nothing of the exception, and the log gets the whole story
+with the same trace id, so an operator can find it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from opentelemetry import trace
+
+from server.errors import ServiceError, build_status
+from server.handler_wrapping import Context, WrappingInterceptor, abort, behaviour_of, iterate, rebuild
+
+log = logging.getLogger("interops.errors")
+
+
+def current_trace_id() -> str:
+    """The trace id of the call being served, as 32 hex digits (zeros when none)."""
+    return f"{trace.get_current_span().get_span_context().trace_id:032x}"
+
+
+async def _fail(error: Exception, method: str, context: Context) -> None:
+    if isinstance(error, ServiceError):
+        await abort(context, error.to_status())
+    trace_id = current_trace_id()
+    log.error(
+        "unexpected failure in %s (trace %s)", method, trace_id, exc_info=error,
+        extra={"trace_id": trace_id, "rpc_method": method},
+    )  # fmt: skip
+    status = build_status(
+        grpc.StatusCode.INTERNAL,
+        f"internal error; give this trace id to the operator: {trace_id}",
+        "INTERNAL",
+        metadata={"trace_id": trace_id},
+    )
+    await abort(context, status)
+
+
+def _passes_through(error: Exception) -> bool:
+    # An abort already sent its status. (A cancellation, the caller leaving, is a BaseException
+    # and is not caught at all.)
+    return isinstance(error, grpc.aio.AbortError)
+
+
+class ErrorInterceptor(WrappingInterceptor):
+    """Turns exceptions of every handler kind into rich statuses."""
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        behaviour: Callable[..., Any] = behaviour_of(handler)
+        if handler.response_streaming:
+
+            async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
+                try:
+                    async for response in iterate(behaviour, request, context):
+                        yield response
+                except Exception as error:
+                    if _passes_through(error):
+                        raise
+                    await _fail(error, method, context)
+
+            return rebuild(handler, streaming)
+
+        async def unary(request: Any, context: Context) -> Any:
+            try:
+                return await behaviour(request, context)
+            except Exception as error:
+                if _passes_through(error):
+                    raise
+                await _fail(error, method, context)
+
+        return rebuild(handler, unary)

@@ -1,0 +1,119 @@
+"""Errors a service raises on purpose, each knowing its gRPC code and HTTP status, and their
+translation into a google.rpc.Status with ErrorInfo and, for bad input, BadRequest details."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+DOMAIN = "interops"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field of a request: its path (e.g. "sirets[3]") and what is wrong."""
+
+    field: str
+    description: str
+    reason: str = ""
+
+
+class ServiceError(Exception):
+    """An expected failure of a call, told to the caller as it is."""
+
+    code = grpc.StatusCode.UNKNOWN
+    http_status = 500
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        violations: Sequence[FieldViolation] = (),
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.violations = tuple(violations)
+        self.metadata = dict(metadata or {})
+
+    def to_status(self) -> status_pb2.Status:
+        """The google.rpc.Status sent to the caller."""
+        return build_status(self.code, self.message, self.reason, self.violations, self.metadata)
+
+
+class InvalidArgument(ServiceError):
+    """The request is malformed; it names the offending fields."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    http_status = 400
+
+
+class NotFound(ServiceError):
+    """The resource asked for does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+    http_status = 404
+
+
+class AlreadyExists(ServiceError):
+    """The resource to create exists already."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    http_status = 409
+
+
+class FailedPrecondition(ServiceError):
+    """The system is not in a state where the call can be done."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    http_status = 400
+
+
+class ResourceExhausted(ServiceError):
+    """A size or rate limit was exceeded."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    http_status = 429
+
+
+class Unavailable(ServiceError):
+    """The node cannot serve now (shutting down); retry elsewhere or later."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    http_status = 503
+
+
+def build_status(
+    code: grpc.StatusCode,
+    message: str,
+    reason: str,
+    violations: Sequence[FieldViolation] = (),
+    metadata: Mapping[str, str] | None = None,
+) -> status_pb2.Status:
+    """A google.rpc.Status with ErrorInfo, plus BadRequest when there are field violations."""
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata or {}))
+    details = [info]
+    if violations:
+        bad_request = any_pb2.Any()
+        bad_request.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description, reason=v.reason
+                    )
+                    for v in violations
+                ]
+            )
+        )
+        details.append(bad_request)
+    return status_pb2.Status(code=_CODES[code], message=message, details=details)
+
+
+_CODES = {code: getattr(code_pb2, code.name) for code in grpc.StatusCode}

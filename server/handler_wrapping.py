@@ -1,0 +1,87 @@
+"""The mechanics shared by our server interceptors: wrapping a method handler's behaviour.
+
+A grpc.aio interceptor returns a method handler; ours wrap the request (validation) or the whole
+behaviour (error mapping) of every kind of handler the same way. Wrapped handlers are cached per
+method, since the handler the next interceptor returns for a method is the same object each time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn
+
+import grpc
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+
+
+async def abort(context: Context, status: status_pb2.Status) -> NoReturn:
+    """Ends the call with a rich status (google.rpc.Status in grpc-status-details-bin)."""
+    converted = rpc_status.to_status(status)
+    await context.abort(converted.code, converted.details, converted.trailing_metadata)
+    raise AssertionError("unreachable: abort raises")
+
+
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """Base of interceptors that wrap behaviours; subclasses implement `wrap`."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self.wrap(handler, method)
+        self._cache[method] = (handler, wrapped)
+        return wrapped
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """Returns the handler with its behaviour wrapped."""
+        raise NotImplementedError
+
+
+def rebuild(handler: Any, behaviour: Callable[..., Any]) -> grpc.RpcMethodHandler:
+    """A handler of the same kind and serializers as `handler`, with a new behaviour."""
+    factory = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[(handler.request_streaming, handler.response_streaming)]
+    built: grpc.RpcMethodHandler = factory(
+        behaviour,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+    return built
+
+
+def behaviour_of(handler: Any) -> Callable[..., Any]:
+    """The function that serves the handler's calls, whatever its kind."""
+    return (
+        handler.unary_unary
+        or handler.unary_stream
+        or handler.stream_unary
+        or handler.stream_stream
+    )
+
+
+async def iterate(behaviour: Callable[..., Any], request: Any, context: Context) -> AsyncIterator[Any]:
+    """Yields the responses of a response-streaming behaviour, written either as an async
+    generator or as a coroutine that writes to the context."""
+    result = behaviour(request, context)
+    if hasattr(result, "__aiter__"):
+        async for response in result:
+            yield response
+    else:
+        await result
