@@ -52,10 +52,10 @@ def aio_interceptors(credentials: CallCredentials) -> list[grpc.aio.ClientInterc
 
     class _Base:
         async def _call(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+            method = details.method
+            method = method.decode() if isinstance(method, bytes) else method
             details = details._replace(
-                metadata=grpc.aio.Metadata(
-                    *(details.metadata or ()), *credentials.metadata(details.method)
-                )
+                metadata=grpc.aio.Metadata(*(details.metadata or ()), *credentials.metadata(method))
             )
             return await continuation(details, request)
 

@@ -1,0 +1,77 @@
+"""Fixtures: databases of each backend, a running node on each, a client to it, demo stock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clients.client import Client
+from registry.sirene_synth import StockFiles, write_stock
+from tests.databases import BACKENDS, PG_URL, fresh_database
+from tests.running_node import RunningNode
+
+
+def _backend_params() -> list[object]:
+    return [
+        pytest.param(
+            backend,
+            marks=pytest.mark.skipif(
+                backend == "postgresql" and not PG_URL,
+                reason="INTEROPS_TEST_DATABASE_URL is not set",
+            ),
+        )
+        for backend in BACKENDS
+    ]
+
+
+@pytest.fixture(params=_backend_params(), scope="module")
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each storage backend in turn: SQLite always, PostgreSQL when configured."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database shared by one test module."""
+    with fresh_database(backend, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def stock(tmp_path_factory: pytest.TempPathFactory) -> StockFiles:
+    """Synthetic stock files of 600 establishments."""
+    return write_stock(tmp_path_factory.mktemp("stock"), 600, seed=7)
+
+
+@pytest.fixture(scope="module")
+def node(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    """A node on a fresh database of the module's backend."""
+    running = RunningNode(database_url, tmp_path_factory.mktemp("data"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(node: RunningNode) -> Iterator[Client]:
+    """A synchronous client to the module's node."""
+    with Client(node.address, timeout=30) as connected:
+        yield connected
+
+
+@pytest.fixture(scope="module")
+def loaded(client: Client, stock: StockFiles) -> StockFiles:
+    """The module's node with the synthetic stock imported through the gRPC upload."""
+    for path in (stock.companies, stock.establishments):
+        operation = client.import_stock(path)
+        for operation in client.watch_operation(operation.name):  # noqa: B007
+            pass
+        assert operation.error.message == ""
+    return stock
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory of the test's own."""
+    return tmp_path / "data"

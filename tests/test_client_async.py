@@ -1,0 +1,65 @@
+"""The asyncio client: the same calls, awaited, raising the same typed errors; and the
+credentials slot adding metadata to every call."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from clients.client import AsyncClient, Client
+from clients.errors import InvalidArgument, NotFound
+from registry.sirene_synth import StockFiles
+from tests.running_node import RunningNode
+
+
+def test_async_calls_and_errors(node: RunningNode, loaded: StockFiles) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(node.address) as client:
+            establishment = await client.get_establishment(loaded.sirets[0])
+            assert establishment.siret == loaded.sirets[0]
+            company = await client.get_company(loaded.sirens[0])
+            assert company.siren == loaded.sirens[0]
+            batch = await client.batch_get_establishments(loaded.sirets[:3])
+            assert len(batch.establishments) == 3
+            assert (await client.validate_siret(loaded.sirets[0])).valid
+            changes = [c async for c in client.watch_changes(0)]
+            assert len(changes) == len(loaded.sirets) + len(loaded.sirens)
+            with pytest.raises(NotFound):
+                await client.get_establishment("73282932000074")
+            with pytest.raises(InvalidArgument) as caught:
+                await client.get_establishment("7328293200007")
+            assert caught.value.violations[0].field == "siret"
+
+    asyncio.run(scenario())
+
+
+class _Recorded:
+    """Credentials that remember the methods they were asked for."""
+
+    def __init__(self) -> None:
+        self.methods: list[str] = []
+
+    def metadata(self, method: str) -> list[tuple[str, str]]:
+        self.methods.append(method)
+        return [("x-interops-test", "1")]
+
+
+def test_the_credentials_slot_is_called_for_every_call(node: RunningNode) -> None:
+    recorded = _Recorded()
+    with Client(node.address, credentials=recorded) as client:
+        assert client.check_health()
+        list(client.watch_changes(0))
+    assert recorded.methods == [
+        "/grpc.health.v1.Health/Check",
+        "/interops.registry.v1.RegistryService/WatchChanges",
+    ]
+
+    async def scenario() -> list[str]:
+        async_recorded = _Recorded()
+        async with AsyncClient(node.address, credentials=async_recorded) as client:
+            with pytest.raises(NotFound):
+                await client.get_company("732829320")
+        return async_recorded.methods
+
+    assert asyncio.run(scenario()) == ["/interops.registry.v1.RegistryService/GetCompany"]
