@@ -70,9 +70,10 @@ def _registry_import(args: argparse.Namespace) -> int:
                 path, kind=KINDS[args.kind], request_id=args.request_id, on_progress=uploaded
             )
         with tqdm(total=operation.total_units, unit="B", unit_scale=True, desc="import") as bar:
-            for operation in client.watch_operation(operation.name):  # noqa: B007
-                bar.update(operation.done_units - bar.n)
-    return _report_import(operation)
+            final = operation
+            for final in client.watch_operation(operation.name):
+                bar.update(final.done_units - bar.n)
+    return _report_import(final)
 
 
 def _report_import(operation: op.Operation) -> int:

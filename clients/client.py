@@ -19,7 +19,11 @@ from interops.operation.v1 import operation_pb2_grpc
 from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
 
-from clients.credentials import CallCredentials, SyncCredentialsInterceptor, aio_interceptors
+from clients.credentials import (
+    AioCredentialsInterceptor,
+    CallCredentials,
+    SyncCredentialsInterceptor,
+)
 from clients.errors import from_rpc_error
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -104,7 +108,7 @@ class Client:
     def check_health(self, service: str = "") -> bool:
         """True when the node (or one of its services) is serving."""
         answer = self._unary(self.health.Check, health_pb2.HealthCheckRequest(service=service))
-        return answer.status == health_pb2.HealthCheckResponse.SERVING
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     def get_company(self, siren: str) -> pb.Company:
         """The company with this SIREN."""
@@ -170,7 +174,9 @@ class Client:
 
     def get_operation(self, name: str) -> op.Operation:
         """The current state of an operation."""
-        return self._unary(self.operations.GetOperation, op.GetOperationRequest(name=name)).operation
+        return self._unary(
+            self.operations.GetOperation, op.GetOperationRequest(name=name)
+        ).operation
 
     def watch_operation(self, name: str) -> Iterator[op.Operation]:
         """The operation each time it progresses, until it is done."""
@@ -199,7 +205,9 @@ class AsyncClient:
         timeout: float | None = 60.0,
     ) -> None:
         target = _channel_target(address)
-        interceptors = aio_interceptors(credentials) if credentials is not None else None
+        interceptors: Any = None
+        if credentials is not None:
+            interceptors = [AioCredentialsInterceptor(credentials)]
         self.channel = (
             grpc.aio.secure_channel(target, tls, _OPTIONS, interceptors=interceptors)
             if tls
@@ -211,7 +219,7 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Closes the channel."""
-        await self.channel.close()
+        await self.channel.close(None)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -257,7 +265,9 @@ class AsyncClient:
 
     async def get_operation(self, name: str) -> op.Operation:
         """The current state of an operation."""
-        response = await self._unary(self.operations.GetOperation, op.GetOperationRequest(name=name))
+        response = await self._unary(
+            self.operations.GetOperation, op.GetOperationRequest(name=name)
+        )
         return response.operation  # type: ignore[no-any-return]
 
     def watch_changes(

@@ -6,7 +6,7 @@ that attaches a token chain and a per-call proof of possession.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -22,57 +22,62 @@ class CallCredentials(Protocol):
         ...
 
 
-def _with_metadata(details: Any, credentials: CallCredentials) -> Any:
-    extra = list(credentials.metadata(details.method))
-    return details._replace(metadata=[*(details.metadata or ()), *extra])
+def _method_name(details: Any) -> str:
+    method = details.method
+    return method.decode() if isinstance(method, bytes) else str(method)
 
 
 class SyncCredentialsInterceptor(
-    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[type-arg]
 ):
     """Adds the credentials' metadata to every call of a synchronous channel."""
 
     def __init__(self, credentials: CallCredentials) -> None:
         self.credentials = credentials
 
-    def _call(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        return continuation(_with_metadata(details, self.credentials), request)
+    def _details(self, details: Any) -> Any:
+        extra = list(self.credentials.metadata(_method_name(details)))
+        return details._replace(metadata=[*(details.metadata or ()), *extra])
 
-    intercept_unary_unary = _call
-    intercept_unary_stream = _call
-    intercept_stream_unary = _call
-    intercept_stream_stream = _call
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
 
 
-def aio_interceptors(credentials: CallCredentials) -> list[grpc.aio.ClientInterceptor]:
-    """Interceptors adding the credentials' metadata to every call of an asyncio channel."""
+class AioCredentialsInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Adds the credentials' metadata to every call of an asyncio channel."""
 
-    class _Base:
-        async def _call(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-            method = details.method
-            method = method.decode() if isinstance(method, bytes) else method
-            details = details._replace(
-                metadata=grpc.aio.Metadata(*(details.metadata or ()), *credentials.metadata(method))
-            )
-            return await continuation(details, request)
+    def __init__(self, credentials: CallCredentials) -> None:
+        self.credentials = credentials
 
-    class UnaryUnary(_Base, grpc.aio.UnaryUnaryClientInterceptor):
-        async def intercept_unary_unary(self, c: Any, d: Any, r: Any) -> Any:
-            return await self._call(c, d, r)
+    def _details(self, details: Any) -> Any:
+        extra = self.credentials.metadata(_method_name(details))
+        return details._replace(metadata=grpc.aio.Metadata(*(details.metadata or ()), *extra))
 
-    class UnaryStream(_Base, grpc.aio.UnaryStreamClientInterceptor):
-        async def intercept_unary_stream(self, c: Any, d: Any, r: Any) -> Any:
-            return await self._call(c, d, r)
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
 
-    class StreamUnary(_Base, grpc.aio.StreamUnaryClientInterceptor):
-        async def intercept_stream_unary(self, c: Any, d: Any, r: Any) -> Any:
-            return await self._call(c, d, r)
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
 
-    class StreamStream(_Base, grpc.aio.StreamStreamClientInterceptor):
-        async def intercept_stream_stream(self, c: Any, d: Any, r: Any) -> Any:
-            return await self._call(c, d, r)
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
 
-    return [UnaryUnary(), UnaryStream(), StreamUnary(), StreamStream()]
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)

@@ -94,7 +94,11 @@ def error_from_status(code: grpc.StatusCode, status: status_pb2.Status) -> Inter
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            error.reason, error.domain, error.metadata = info.reason, info.domain, dict(info.metadata)
+            error.reason, error.domain, error.metadata = (
+                info.reason,
+                info.domain,
+                dict(info.metadata),
+            )
         elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad_request = error_details_pb2.BadRequest()
             detail.Unpack(bad_request)

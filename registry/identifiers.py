@@ -54,9 +54,7 @@ def _format_problem(value: str, length: int, name: str) -> IdentifierCheck | Non
             IdentifierProblem.WRONG_LENGTH, f"a {name} has {length} digits, not {len(value)}"
         )
     if not _ASCII_DIGITS.issuperset(value):
-        return IdentifierCheck(
-            IdentifierProblem.NOT_DIGITS, f"a {name} holds only the digits 0-9"
-        )
+        return IdentifierCheck(IdentifierProblem.NOT_DIGITS, f"a {name} holds only the digits 0-9")
     return None
 
 
@@ -84,9 +82,12 @@ def check_siret(value: str) -> IdentifierCheck:
             return IdentifierCheck(None, "well formed")
         return IdentifierCheck(
             IdentifierProblem.BAD_CHECKSUM,
-            "the SIRET's check digit is wrong (La Poste: the sum of the digits must be a multiple of 5)",
+            "the SIRET's check digit is wrong "
+            "(La Poste: the sum of the digits must be a multiple of 5)",
         )
-    return IdentifierCheck(IdentifierProblem.BAD_CHECKSUM, "the SIRET's check digit is wrong (Luhn)")
+    return IdentifierCheck(
+        IdentifierProblem.BAD_CHECKSUM, "the SIRET's check digit is wrong (Luhn)"
+    )
 
 
 def luhn_complete(prefix: str) -> str:

@@ -56,7 +56,8 @@ def _record(row: tuple[object, ...]) -> OperationRecord:
     (id_, kind, state, done, total, unit, result, error, created, updated) = row
     assert isinstance(created, datetime) and isinstance(updated, datetime)
     return OperationRecord(
-        str(id_), str(kind), OperationState(state), int(str(done)), int(str(total)), str(unit),
+        str(id_), str(kind), OperationState(int(str(state))),
+        int(str(done)), int(str(total)), str(unit),
         result if isinstance(result, bytes) else None,
         error if isinstance(error, bytes) else None,
         _utc(created), _utc(updated),

@@ -17,37 +17,84 @@ from pathlib import Path
 
 from registry.identifiers import LA_POSTE_SIREN, luhn_complete
 
-COMPANY_HEADER = (
-    "siren,statutDiffusionUniteLegale,unitePurgeeUniteLegale,dateCreationUniteLegale,"
-    "sigleUniteLegale,sexeUniteLegale,prenom1UniteLegale,prenom2UniteLegale,prenom3UniteLegale,"
-    "prenom4UniteLegale,prenomUsuelUniteLegale,pseudonymeUniteLegale,"
-    "identifiantAssociationUniteLegale,trancheEffectifsUniteLegale,anneeEffectifsUniteLegale,"
-    "dateDernierTraitementUniteLegale,nombrePeriodesUniteLegale,categorieEntreprise,"
-    "anneeCategorieEntreprise,dateDebut,etatAdministratifUniteLegale,nomUniteLegale,"
-    "nomUsageUniteLegale,denominationUniteLegale,denominationUsuelle1UniteLegale,"
-    "denominationUsuelle2UniteLegale,denominationUsuelle3UniteLegale,"
-    "categorieJuridiqueUniteLegale,activitePrincipaleUniteLegale,"
-    "nomenclatureActivitePrincipaleUniteLegale,nicSiegeUniteLegale,"
-    "economieSocialeSolidaireUniteLegale,societeMissionUniteLegale,caractereEmployeurUniteLegale"
-).split(",")
+COMPANY_HEADER = [
+    "siren",
+    "statutDiffusionUniteLegale",
+    "unitePurgeeUniteLegale",
+    "dateCreationUniteLegale",
+    "sigleUniteLegale",
+    "sexeUniteLegale",
+    "prenom1UniteLegale",
+    "prenom2UniteLegale",
+    "prenom3UniteLegale",
+    "prenom4UniteLegale",
+    "prenomUsuelUniteLegale",
+    "pseudonymeUniteLegale",
+    "identifiantAssociationUniteLegale",
+    "trancheEffectifsUniteLegale",
+    "anneeEffectifsUniteLegale",
+    "dateDernierTraitementUniteLegale",
+    "nombrePeriodesUniteLegale",
+    "categorieEntreprise",
+    "anneeCategorieEntreprise",
+    "dateDebut",
+    "etatAdministratifUniteLegale",
+    "nomUniteLegale",
+    "nomUsageUniteLegale",
+    "denominationUniteLegale",
+    "denominationUsuelle1UniteLegale",
+    "denominationUsuelle2UniteLegale",
+    "denominationUsuelle3UniteLegale",
+    "categorieJuridiqueUniteLegale",
+    "activitePrincipaleUniteLegale",
+    "nomenclatureActivitePrincipaleUniteLegale",
+    "nicSiegeUniteLegale",
+    "economieSocialeSolidaireUniteLegale",
+    "societeMissionUniteLegale",
+    "caractereEmployeurUniteLegale",
+]
 
-ESTABLISHMENT_HEADER = (
-    "siren,nic,siret,statutDiffusionEtablissement,dateCreationEtablissement,"
-    "trancheEffectifsEtablissement,anneeEffectifsEtablissement,"
-    "activitePrincipaleRegistreMetiersEtablissement,dateDernierTraitementEtablissement,"
-    "etablissementSiege,nombrePeriodesEtablissement,complementAdresseEtablissement,"
-    "numeroVoieEtablissement,indiceRepetitionEtablissement,dernierNumeroVoieEtablissement,"
-    "indiceRepetitionDernierNumeroVoieEtablissement,typeVoieEtablissement,"
-    "libelleVoieEtablissement,codePostalEtablissement,libelleCommuneEtablissement,"
-    "libelleCommuneEtrangerEtablissement,distributionSpecialeEtablissement,"
-    "codeCommuneEtablissement,codeCedexEtablissement,libelleCedexEtablissement,"
-    "codePaysEtrangerEtablissement,libellePaysEtrangerEtablissement,"
-    "identifiantAdresseEtablissement,coordonneeLambertAbscisseEtablissement,"
-    "coordonneeLambertOrdonneeEtablissement,dateDebut,etatAdministratifEtablissement,"
-    "enseigne1Etablissement,enseigne2Etablissement,enseigne3Etablissement,"
-    "denominationUsuelleEtablissement,activitePrincipaleEtablissement,"
-    "nomenclatureActivitePrincipaleEtablissement,caractereEmployeurEtablissement"
-).split(",")
+ESTABLISHMENT_HEADER = [
+    "siren",
+    "nic",
+    "siret",
+    "statutDiffusionEtablissement",
+    "dateCreationEtablissement",
+    "trancheEffectifsEtablissement",
+    "anneeEffectifsEtablissement",
+    "activitePrincipaleRegistreMetiersEtablissement",
+    "dateDernierTraitementEtablissement",
+    "etablissementSiege",
+    "nombrePeriodesEtablissement",
+    "complementAdresseEtablissement",
+    "numeroVoieEtablissement",
+    "indiceRepetitionEtablissement",
+    "dernierNumeroVoieEtablissement",
+    "indiceRepetitionDernierNumeroVoieEtablissement",
+    "typeVoieEtablissement",
+    "libelleVoieEtablissement",
+    "codePostalEtablissement",
+    "libelleCommuneEtablissement",
+    "libelleCommuneEtrangerEtablissement",
+    "distributionSpecialeEtablissement",
+    "codeCommuneEtablissement",
+    "codeCedexEtablissement",
+    "libelleCedexEtablissement",
+    "codePaysEtrangerEtablissement",
+    "libellePaysEtrangerEtablissement",
+    "identifiantAdresseEtablissement",
+    "coordonneeLambertAbscisseEtablissement",
+    "coordonneeLambertOrdonneeEtablissement",
+    "dateDebut",
+    "etatAdministratifEtablissement",
+    "enseigne1Etablissement",
+    "enseigne2Etablissement",
+    "enseigne3Etablissement",
+    "denominationUsuelleEtablissement",
+    "activitePrincipaleEtablissement",
+    "nomenclatureActivitePrincipaleEtablissement",
+    "caractereEmployeurEtablissement",
+]
 
 # (postal code, commune, INSEE commune code)
 CITIES = [
@@ -65,13 +112,59 @@ ACTIVITIES = [
     ("41.20A", "CONSTRUCTION"), ("85.59A", "FORMATION"), ("45.20A", "GARAGE"),
 ]  # fmt: skip
 LEGAL_FORMS = [("5710", "SAS"), ("5499", "SARL"), ("5498", "EURL"), ("5599", "SA")]
-SURNAMES = (
-    "MARTIN BERNARD THOMAS PETIT ROBERT RICHARD DURAND DUBOIS MOREAU LAURENT SIMON MICHEL "
-    "LEFEBVRE LEROY ROUX DAVID BERTRAND MOREL FOURNIER GIRARD BONNET DUPONT LAMBERT FONTAINE "
-    "ROUSSEAU VINCENT MULLER LEFEVRE FAURE ANDRE MERCIER BLANC GUERIN BOYER GARNIER CHEVALIER"
-).split()
-FIRST_NAMES = "JEAN MARIE PIERRE ANNE LUC CLAIRE PAUL SOPHIE LOUIS JULIE HELENE ETIENNE".split()
-PLACES = "DU MIDI DES ALPES DE L'OUEST DU LAC DES HALLES DE LA GARE DU PORT D'AZUR".split(" ")
+SURNAMES = [
+    "MARTIN",
+    "BERNARD",
+    "THOMAS",
+    "PETIT",
+    "ROBERT",
+    "RICHARD",
+    "DURAND",
+    "DUBOIS",
+    "MOREAU",
+    "LAURENT",
+    "SIMON",
+    "MICHEL",
+    "LEFEBVRE",
+    "LEROY",
+    "ROUX",
+    "DAVID",
+    "BERTRAND",
+    "MOREL",
+    "FOURNIER",
+    "GIRARD",
+    "BONNET",
+    "DUPONT",
+    "LAMBERT",
+    "FONTAINE",
+    "ROUSSEAU",
+    "VINCENT",
+    "MULLER",
+    "LEFEVRE",
+    "FAURE",
+    "ANDRE",
+    "MERCIER",
+    "BLANC",
+    "GUERIN",
+    "BOYER",
+    "GARNIER",
+    "CHEVALIER",
+]
+FIRST_NAMES = [
+    "JEAN",
+    "MARIE",
+    "PIERRE",
+    "ANNE",
+    "LUC",
+    "CLAIRE",
+    "PAUL",
+    "SOPHIE",
+    "LOUIS",
+    "JULIE",
+    "HELENE",
+    "ETIENNE",
+]
+PLACES = ["DU MIDI", "DES ALPES", "DE L'OUEST", "DU LAC", "DES HALLES", "DE LA GARE", "D'AZUR"]
 STREET_TYPES = ["RUE", "AV", "BD", "PL", "CHE", "IMP", "ALL", "QUAI"]
 STREET_NAMES = [
     "DE LA REPUBLIQUE", "VICTOR HUGO", "JEAN JAURES", "DU GENERAL DE GAULLE", "PASTEUR",
@@ -149,9 +242,7 @@ def _companies(count: int, rng: random.Random) -> Iterator[tuple[list[str], int]
         yield list(row.values()), 1 if person else 1 + int(rng.expovariate(0.7))
 
 
-def _establishment(
-    company: list[str], number: int, rng: random.Random
-) -> list[str]:
+def _establishment(company: list[str], number: int, rng: random.Random) -> list[str]:
     siren, restricted, created, ceased = company[0], company[1] == "P", company[3], company[20]
     siret = siret_of(siren, number)
     postal_code, city, city_code = rng.choice(CITIES)
@@ -188,9 +279,7 @@ def write_stock(out_dir: Path, establishments: int, seed: int = 0) -> StockFiles
     establishments."""
     rng = random.Random(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = StockFiles(
-        out_dir / "StockUniteLegale.csv", out_dir / "StockEtablissement.csv", [], []
-    )
+    files = StockFiles(out_dir / "StockUniteLegale.csv", out_dir / "StockEtablissement.csv", [], [])
     with (
         files.companies.open("w", newline="", encoding="utf-8") as company_file,
         files.establishments.open("w", newline="", encoding="utf-8") as establishment_file,

@@ -27,9 +27,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.set_defaults(handler=_serve)
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
-    db_commands.add_parser("upgrade", help="migrate the schema to the newest revision").set_defaults(
-        handler=_db_upgrade
-    )
+    db_commands.add_parser(
+        "upgrade", help="migrate the schema to the newest revision"
+    ).set_defaults(handler=_db_upgrade)
 
 
 def _settings() -> Settings:

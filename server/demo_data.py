@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from registry.identifiers import LA_POSTE_SIREN
 from registry.rcd_schema import companies
 from registry.sirene_import import import_stock
-from registry.identifiers import LA_POSTE_SIREN
 from registry.sirene_synth import siren_at, siret_of, write_stock
 
 DEMO_ESTABLISHMENTS = 2000

@@ -15,7 +15,15 @@ import grpc
 from opentelemetry import trace
 
 from server.errors import ServiceError, build_status
-from server.handler_wrapping import Context, WrappingInterceptor, abort, behaviour_of, iterate, rebuild
+from server.handler_wrapping import (
+    Context,
+    Handler,
+    WrappingInterceptor,
+    abort,
+    behaviour_of,
+    iterate,
+    rebuild,
+)
 
 log = logging.getLogger("interops.errors")
 
@@ -51,7 +59,7 @@ def _passes_through(error: Exception) -> bool:
 class ErrorInterceptor(WrappingInterceptor):
     """Turns exceptions of every handler kind into rich statuses."""
 
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: Handler, method: str) -> Handler:
         behaviour: Callable[..., Any] = behaviour_of(handler)
         if handler.response_streaming:
 

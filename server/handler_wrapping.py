@@ -8,14 +8,15 @@ method, since the handler the next interceptor returns for a method is the same 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-Context = grpc.aio.ServicerContext[Any, Any]
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 
 
 async def abort(context: Context, status: status_pb2.Status) -> NoReturn:
@@ -25,15 +26,15 @@ async def abort(context: Context, status: status_pb2.Status) -> NoReturn:
     raise AssertionError("unreachable: abort raises")
 
 
-class WrappingInterceptor(grpc.aio.ServerInterceptor):
+class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Base of interceptors that wrap behaviours; subclasses implement `wrap`."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._cache: dict[str, tuple[Handler, Handler]] = {}
 
-    async def intercept_service(
+    async def intercept_service(  # type: ignore[override]
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
@@ -45,12 +46,12 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         self._cache[method] = (handler, wrapped)
         return wrapped
 
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: Handler, method: str) -> Handler:
         """Returns the handler with its behaviour wrapped."""
         raise NotImplementedError
 
 
-def rebuild(handler: Any, behaviour: Callable[..., Any]) -> grpc.RpcMethodHandler:
+def rebuild(handler: Any, behaviour: Callable[..., Any]) -> Handler:
     """A handler of the same kind and serializers as `handler`, with a new behaviour."""
     factory = {
         (False, False): grpc.unary_unary_rpc_method_handler,
@@ -58,7 +59,7 @@ def rebuild(handler: Any, behaviour: Callable[..., Any]) -> grpc.RpcMethodHandle
         (True, False): grpc.stream_unary_rpc_method_handler,
         (True, True): grpc.stream_stream_rpc_method_handler,
     }[(handler.request_streaming, handler.response_streaming)]
-    built: grpc.RpcMethodHandler = factory(
+    built: Handler = factory(
         behaviour,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
@@ -68,15 +69,15 @@ def rebuild(handler: Any, behaviour: Callable[..., Any]) -> grpc.RpcMethodHandle
 
 def behaviour_of(handler: Any) -> Callable[..., Any]:
     """The function that serves the handler's calls, whatever its kind."""
-    return (
-        handler.unary_unary
-        or handler.unary_stream
-        or handler.stream_unary
-        or handler.stream_stream
+    behaviour: Callable[..., Any] = (
+        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
+    return behaviour
 
 
-async def iterate(behaviour: Callable[..., Any], request: Any, context: Context) -> AsyncIterator[Any]:
+async def iterate(
+    behaviour: Callable[..., Any], request: Any, context: Context
+) -> AsyncIterator[Any]:
     """Yields the responses of a response-streaming behaviour, written either as an async
     generator or as a coroutine that writes to the context."""
     result = behaviour(request, context)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 from google.protobuf import any_pb2
 from interops.registry.v1 import registry_pb2 as pb
 from sqlalchemy import Engine
@@ -25,8 +26,6 @@ from registry.sirene_stock import StockFormatError, StockKind, read_stock
 from server.error_interceptor import current_trace_id
 from server.errors import FieldViolation, InvalidArgument, ResourceExhausted, build_status
 from server.registry_messages import STOCK_KIND_MESSAGES, STOCK_KINDS
-
-import grpc
 
 KIND = "registry.import_stock"
 log = logging.getLogger("interops.registry.import")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
 from interops.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -41,9 +42,7 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 class Node:
     """A running backbone node; `start` migrates the database and opens the port."""
 
-    def __init__(
-        self, settings: Settings, extra_handlers: Sequence[grpc.GenericRpcHandler] = ()
-    ) -> None:
+    def __init__(self, settings: Settings, extra_handlers: Sequence[Any] = ()) -> None:
         self.settings = settings
         self.engine = open_engine(settings.effective_database_url)
         self.tracer_provider = tracer_provider(settings.service_name, settings.tracing_exporter)

@@ -46,7 +46,9 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         self.imports = imports
         self.poll_seconds = poll_seconds
 
-    async def GetCompany(self, request: pb.GetCompanyRequest, context: Context) -> pb.GetCompanyResponse:
+    async def GetCompany(
+        self, request: pb.GetCompanyRequest, context: Context
+    ) -> pb.GetCompanyResponse:
         _require_key(request.siren, "siren", "SIREN")
         record = await asyncio.to_thread(self.store.get_company, request.siren)
         if record is None:
@@ -59,7 +61,9 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         _require_key(request.siret, "siret", "SIRET")
         record = await asyncio.to_thread(self.store.get_establishment, request.siret)
         if record is None:
-            raise NotFound("ESTABLISHMENT_NOT_FOUND", f"no establishment with SIRET {request.siret}")
+            raise NotFound(
+                "ESTABLISHMENT_NOT_FOUND", f"no establishment with SIRET {request.siret}"
+            )
         return pb.GetEstablishmentResponse(establishment=establishment_message(record))
 
     async def BatchGetEstablishments(
@@ -71,7 +75,9 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
             if not (check := check_siret(siret)).ok
         ]
         if violations:
-            raise InvalidArgument("INVALID_SIRET", "some SIRETs are not valid", violations=violations)
+            raise InvalidArgument(
+                "INVALID_SIRET", "some SIRETs are not valid", violations=violations
+            )
         found = await asyncio.to_thread(self.store.get_establishments, list(request.sirets))
         asked = list(dict.fromkeys(request.sirets))
         return pb.BatchGetEstablishmentsResponse(

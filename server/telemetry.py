@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -35,7 +34,7 @@ def tracer_provider(service_name: str, exporter: str) -> TracerProvider:
     return provider
 
 
-def tracing_interceptor(provider: TracerProvider) -> grpc.aio.ServerInterceptor:
-    """The OpenTelemetry server interceptor, first in the chain."""
-    interceptor: Any = aio_server_interceptor(tracer_provider=provider)
-    return interceptor  # type: ignore[no-any-return]
+def tracing_interceptor(provider: TracerProvider) -> Any:
+    """The OpenTelemetry server interceptor (a grpc.aio.ServerInterceptor), first in the
+    chain."""
+    return aio_server_interceptor(tracer_provider=provider)  # type: ignore[no-untyped-call]

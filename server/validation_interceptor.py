@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from server.errors import FieldViolation, build_status
 from server.handler_wrapping import (
     Context,
+    Handler,
     WrappingInterceptor,
     abort,
     behaviour_of,
@@ -48,7 +49,9 @@ def violations_of(message: Message) -> list[FieldViolation]:
     for violation in found:
         proto = validate_pb2.Violation.FromString(violation.proto.to_binary())
         result.append(
-            FieldViolation(field=field_path(proto.field), description=proto.message, reason=proto.rule_id)
+            FieldViolation(
+                field=field_path(proto.field), description=proto.message, reason=proto.rule_id
+            )
         )
     return result
 
@@ -74,7 +77,7 @@ async def _checked(requests: AsyncIterator[Any], context: Context) -> AsyncItera
 class ValidationInterceptor(WrappingInterceptor):
     """Validates every request message, streamed ones included, before the service sees it."""
 
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: Handler, method: str) -> Handler:
         behaviour = behaviour_of(handler)
         # gRPC runs a handler that is not a coroutine or async generator function in a thread,
         # so every wrapper below is one of those.

@@ -64,10 +64,9 @@ def client(node: RunningNode) -> Iterator[Client]:
 def loaded(client: Client, stock: StockFiles) -> StockFiles:
     """The module's node with the synthetic stock imported through the gRPC upload."""
     for path in (stock.companies, stock.establishments):
-        operation = client.import_stock(path)
-        for operation in client.watch_operation(operation.name):  # noqa: B007
-            pass
-        assert operation.error.message == ""
+        started = client.import_stock(path)
+        final = list(client.watch_operation(started.name))[-1]
+        assert final.done and final.error.message == ""
     return stock
 
 

@@ -10,8 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpc
-
 from server.config import Settings
 from server.node import Node
 
@@ -25,7 +23,7 @@ class RunningNode:
         self,
         database_url: str,
         data_dir: Path,
-        extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+        extra_handlers: Sequence[Any] = (),
         **settings: Any,
     ) -> None:
         self.settings = replace(
@@ -45,7 +43,7 @@ class RunningNode:
         self.port = self.run(self.node.start())
         self.address = f"127.0.0.1:{self.port}"
 
-    async def _create(self, extra_handlers: Sequence[grpc.GenericRpcHandler]) -> Node:
+    async def _create(self, extra_handlers: Sequence[Any]) -> Node:
         return Node(self.settings, extra_handlers)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:

@@ -16,7 +16,6 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import descriptor_pool
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -70,7 +69,7 @@ def test_an_unexpected_failure_is_internal_with_the_trace_id_and_no_internals(
             with pytest.raises(grpc.RpcError) as caught:
                 call(
                     pb.GetEstablishmentRequest(siret="73282932000074"),
-                    metadata=[("traceparent", traceparent)],
+                    metadata=(("traceparent", traceparent),),
                 )
         error = from_rpc_error(caught.value)
         assert isinstance(error, Internal)

@@ -47,7 +47,9 @@ def _establishment_line(siret: str, **changes: str) -> str:
 
 def test_import_over_grpc_reports_progress_and_counts(client: Client, stock: StockFiles) -> None:
     uploaded: list[int] = []
-    started = client.import_stock(stock.companies, on_progress=lambda sent, _: uploaded.append(sent))
+    started = client.import_stock(
+        stock.companies, on_progress=lambda sent, _: uploaded.append(sent)
+    )
     assert uploaded[-1] == stock.companies.stat().st_size
     assert started.name.startswith("operations/") and started.unit == "bytes"
     final, result = _finish(client, started)
@@ -107,9 +109,7 @@ def test_bad_lines_are_reported_with_their_number_and_the_rest_imported(
     assert client.get_establishment(good[1]).creation_date.year == 2001
 
 
-def test_a_file_that_is_not_a_stock_file_is_refused_at_once(
-    client: Client, tmp_path: Path
-) -> None:
+def test_a_file_that_is_not_a_stock_file_is_refused_at_once(client: Client, tmp_path: Path) -> None:
     path = tmp_path / "payroll.csv"
     path.write_text("name,amount\nalice,10\n")
     with pytest.raises(InvalidArgument) as caught:

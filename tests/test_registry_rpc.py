@@ -32,7 +32,9 @@ def test_get_company_returns_the_firm(client: Client, loaded: StockFiles) -> Non
     assert company.head_office_nic == loaded.sirets[0][9:]
 
 
-def test_unknown_identifiers_are_not_found_with_a_reason(client: Client, loaded: StockFiles) -> None:
+def test_unknown_identifiers_are_not_found_with_a_reason(
+    client: Client, loaded: StockFiles
+) -> None:
     with pytest.raises(NotFound) as caught:
         client.get_establishment("73282932000074")
     assert caught.value.reason == "ESTABLISHMENT_NOT_FOUND"
@@ -108,9 +110,7 @@ def test_validate_siret_says_precisely_why(
     assert answer.message
 
 
-def test_validate_siret_reports_a_closed_establishment(
-    client: Client, loaded: StockFiles
-) -> None:
+def test_validate_siret_reports_a_closed_establishment(client: Client, loaded: StockFiles) -> None:
     closed = [
         e.siret
         for e in client.batch_get_establishments(loaded.sirets[:1000]).establishments
@@ -146,8 +146,16 @@ BAD_INPUTS = [
         pb.BatchGetEstablishmentsRequest(sirets=["10000000900017", "10000000900018"]),
         "sirets[1]",
     ),
-    ("ListEstablishments", pb.ListEstablishmentsRequest(siren="100000009", page_size=-1), "page_size"),
-    ("ListEstablishments", pb.ListEstablishmentsRequest(siren="100000009", page_size=1001), "page_size"),
+    (
+        "ListEstablishments",
+        pb.ListEstablishmentsRequest(siren="100000009", page_size=-1),
+        "page_size",
+    ),
+    (
+        "ListEstablishments",
+        pb.ListEstablishmentsRequest(siren="100000009", page_size=1001),
+        "page_size",
+    ),
     (
         "ListEstablishments",
         pb.ListEstablishmentsRequest(siren="100000009", page_token="not-a-token"),
@@ -167,18 +175,20 @@ def test_bad_input_is_invalid_argument_naming_the_field(
     client: Client, method: str, request_message: object, field: str
 ) -> None:
     call = getattr(client.registry, method)
+    streaming = method == "WatchChanges"
     with pytest.raises(InvalidArgument) as caught:
-        if method == "WatchChanges":
-            list(client._stream(call, request_message))
-        else:
-            client._unary(call, request_message)
+        list(client._stream(call, request_message)) if streaming else client._unary(
+            call, request_message
+        )
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert field in [v.field for v in caught.value.violations]
     assert caught.value.domain == "interops"
 
 
 def test_a_page_token_of_another_query_is_refused(client: Client, loaded: StockFiles) -> None:
-    first = client.registry.SearchCompanies(pb.SearchCompaniesRequest(name_prefix="CA", page_size=1))
+    first = client.registry.SearchCompanies(
+        pb.SearchCompaniesRequest(name_prefix="CA", page_size=1)
+    )
     assert first.next_page_token
     with pytest.raises(InvalidArgument) as caught:
         client._unary(
@@ -198,5 +208,7 @@ def test_the_change_feed_replays_everything_then_resumes(
     positions = [c.position for c in changes]
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
     middle = positions[len(positions) // 2]
-    assert [c.position for c in client.watch_changes(middle)] == [p for p in positions if p > middle]
+    assert [c.position for c in client.watch_changes(middle)] == [
+        p for p in positions if p > middle
+    ]
     assert list(client.watch_changes(positions[-1])) == []
