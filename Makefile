@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 $(BUF): tools/buf/package.json tools/buf/package-lock.json
-	cd tools/buf && npm ci --no-audit --no-fund --loglevel=error
+	cd tools/buf && npm install --no-audit --no-fund --loglevel=error
 	touch $(BUF)
 
 # buf lint and format, buf breaking against the previous commit, and generated code up to date.

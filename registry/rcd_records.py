@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import date
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
@@ -51,7 +51,7 @@ class CompanyRecord:
             "state_since": self.state_since,
             "head_office_nic": self.head_office_nic,
             "diffusion_restricted": self.diffusion_restricted,
-            "row_hash": content_hash(astuple(self)),
+            "row_hash": content_hash(tuple(getattr(self, name) for name in self.__slots__)),
         }
 
 
@@ -80,5 +80,5 @@ class EstablishmentRecord:
     def row(self) -> dict[str, object]:
         """Column values for the establishments table, with the derived columns."""
         values = {name: getattr(self, name) for name in self.__slots__}
-        values["row_hash"] = content_hash(astuple(self))
+        values["row_hash"] = content_hash(tuple(values.values()))
         return values

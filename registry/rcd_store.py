@@ -6,7 +6,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.rcd_records import CompanyRecord, EstablishmentRecord
@@ -150,6 +162,35 @@ def _table_for(row: dict[str, Any]) -> tuple[Table, str]:
     return (establishments, "siret") if "siret" in row else (companies, "siren")
 
 
+_STAGING: dict[str, Table] = {}
+
+
+def staging_table(table: Table) -> Table:
+    """A temporary table shaped like `table`, emptied at commit (PostgreSQL bulk path)."""
+    if table.name not in _STAGING:
+        _STAGING[table.name] = Table(
+            f"staging_{table.name}",
+            MetaData(),
+            *(Column(c.name, c.type) for c in table.columns),
+            prefixes=["TEMPORARY"],
+            postgresql_on_commit="DELETE ROWS",
+        )
+    return _STAGING[table.name]
+
+
+def _copy_into_staging(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    # COPY is several times faster than multi-row INSERT on PostgreSQL; the upsert then runs
+    # from the staging table in one statement, inside the batch's transaction.
+    staging = staging_table(table)
+    staging.create(connection, checkfirst=True)
+    names = list(rows[0])
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {staging.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(row.values()))
+    cursor.close()
+
+
 def upsert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
     """Upserts rows of one table inside the caller's transaction; returns how many changed."""
     table, key = _table_for(rows[0])
@@ -161,14 +202,21 @@ def upsert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
     ).scalar_one() - len(rows)
     for offset, row in enumerate(rows, start=1):
         row["position"] = base + offset
+    if connection.dialect.name == "postgresql":
+        _copy_into_staging(connection, table, rows)
+        source: Any = select(*(staging_table(table).c[name] for name in rows[0]))
+    else:
+        source = None
     dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = dialect_insert(table)
+    if source is not None:
+        statement = statement.from_select(list(rows[0]), source)
     statement = statement.on_conflict_do_update(
         index_elements=[key],
         set_={name: statement.excluded[name] for name in rows[0] if name != key},
         where=table.c.row_hash != statement.excluded.row_hash,
     )
-    connection.execute(statement, rows)
+    connection.execute(statement) if source is not None else connection.execute(statement, rows)
     # Rows left unchanged kept their old position, so the new positions count the changes.
     changed = connection.execute(
         select(func.count()).select_from(table).where(table.c.position > base)
