@@ -23,7 +23,20 @@ THIRD_PARTY_GENERATED = ["buf/validate/validate.proto"]
 
 def _protoc(args: list[str]) -> None:
     well_known = str(resources.files("grpc_tools") / "_proto")
-    argv = ["grpc_tools.protoc", f"-I{PROTOS}", f"-I{THIRD_PARTY}", f"-I{well_known}", *args]
+    # mypy-protobuf's plugins sit beside this interpreter, which need not be on PATH.
+    bin_dir = Path(sys.executable).parent
+    plugins = [
+        f"--plugin=protoc-gen-{name}={bin_dir / f'protoc-gen-{name}'}"
+        for name in ("mypy", "mypy_grpc")
+    ]
+    argv = [
+        "grpc_tools.protoc",
+        *plugins,
+        f"-I{PROTOS}",
+        f"-I{THIRD_PARTY}",
+        f"-I{well_known}",
+        *args,
+    ]
     if protoc.main(argv) != 0:
         sys.exit(f"protoc failed: {' '.join(args[-3:])}")
 
