@@ -100,10 +100,13 @@ class Client:
             raise from_rpc_error(error) from None
 
     def _stream(self, method: Callable[..., Any], request: Any) -> Iterator[Any]:
+        call = method(request)
         try:
-            yield from method(request)
+            yield from call
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+        finally:
+            call.cancel()  # the caller stopped reading: end the stream on the server too
 
     def check_health(self, service: str = "") -> bool:
         """True when the node (or one of its services) is serving."""

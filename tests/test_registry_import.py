@@ -3,6 +3,8 @@ retries, refusal of files that are not stock files, and atomic batches."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from interops.registry.v1 import registry_pb2 as pb
 from sqlalchemy import func, select, text
 
 from clients.client import Client
-from clients.errors import InvalidArgument, ResourceExhausted
+from clients.errors import InvalidArgument, NotFound, ResourceExhausted
 from registry.database import open_engine, upgrade
 from registry.rcd_schema import establishments
 from registry.sirene_import import ImportInterrupted, import_stock
@@ -189,3 +191,34 @@ def test_a_stopped_import_keeps_whole_batches_and_resumes_idempotently(
     outcome = import_stock(engine, files.establishments, batch_size=100)
     assert outcome.lines_changed == len(files.sirets) - 100
     engine.dispose()
+
+
+def test_a_followed_feed_delivers_changes_as_they_are_imported(
+    client: Client, tmp_path: Path
+) -> None:
+    start = max((c.position for c in client.watch_changes(0)), default=0)
+    feed = client.watch_changes(start, follow=True)
+    received: list[pb.WatchChangesResponse] = []
+    reader = threading.Thread(target=lambda: received.append(next(feed)))
+    reader.start()
+    time.sleep(0.5)  # the stream is open, caught up, and waiting
+    assert not received
+    siret = "54210765113030"
+    path = tmp_path / "StockEtablissement.csv"
+    header = ",".join(ESTABLISHMENT_HEADER)
+    path.write_text(f"{header}\n{_establishment_line(siret, enseigne1Etablissement='NEW')}\n")
+    _finish(client, client.import_stock(path))
+    reader.join(timeout=10)
+    feed.close()
+    assert received[0].position > start
+    assert received[0].establishment.siret == siret
+    assert received[0].establishment.name == "NEW"
+
+
+def test_operations_are_found_by_name_only(client: Client) -> None:
+    with pytest.raises(NotFound) as missing:
+        client.get_operation("operations/" + "0" * 32)
+    assert missing.value.reason == "OPERATION_NOT_FOUND"
+    with pytest.raises(InvalidArgument) as malformed:
+        client.get_operation("operations/../../etc")
+    assert malformed.value.violations[0].field == "name"
