@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -99,7 +99,7 @@ class Client:
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
-    def _stream(self, method: Callable[..., Any], request: Any) -> Iterator[Any]:
+    def _stream(self, method: Callable[..., Any], request: Any) -> Generator[Any, None, None]:
         call = method(request)
         try:
             yield from call
@@ -190,8 +190,10 @@ class Client:
 
     def watch_changes(
         self, after_position: int = 0, *, follow: bool = False
-    ) -> Iterator[pb.WatchChangesResponse]:
-        """Changes of the registry after a position; with follow, new ones as they come."""
+    ) -> Generator[pb.WatchChangesResponse, None, None]:
+        """Changes of the registry after a position; with follow, new ones as they come.
+
+        Closing the generator ends the stream on the server too."""
         request = pb.WatchChangesRequest(after_position=after_position, follow=follow)
         return self._stream(self.registry.WatchChanges, request)
 
