@@ -115,23 +115,26 @@ def _fit(field: str, value: str) -> str:
     return value
 
 
-class _Row:
-    """A data line with its columns found by name; absent columns read as empty."""
+# Every column the parsers read; optional ones absent from a file read as empty.
+USED_COLUMNS = {
+    StockKind.COMPANIES: (
+        *REQUIRED_COLUMNS[StockKind.COMPANIES],
+        "prenomUsuelUniteLegale", "prenom1UniteLegale", "nomUsageUniteLegale", "nomUniteLegale",
+    ),
+    StockKind.ESTABLISHMENTS: (
+        *REQUIRED_COLUMNS[StockKind.ESTABLISHMENTS],
+        "siren", "nic", "enseigne1Etablissement", "denominationUsuelleEtablissement",
+        "numeroVoieEtablissement", "indiceRepetitionEtablissement", "typeVoieEtablissement",
+        "libelleVoieEtablissement", "complementAdresseEtablissement",
+        "libelleCommuneEtrangerEtablissement", "codeCommuneEtablissement",
+        "libellePaysEtrangerEtablissement",
+    ),
+}  # fmt: skip
 
-    __slots__ = ("index", "values")
-
-    def __init__(self, index: dict[str, int], values: list[str]) -> None:
-        self.index = index
-        self.values = values
-
-    def __getitem__(self, column: str) -> str:
-        position = self.index.get(column)
-        if position is None or position >= len(self.values):
-            return ""
-        return self.values[position].strip()
+Row = dict[str, str]
 
 
-def _company(row: _Row) -> CompanyRecord:
+def _company(row: Row) -> CompanyRecord:
     siren = row["siren"]
     check = check_siren(siren)
     if not check.ok:
@@ -158,7 +161,7 @@ def _company(row: _Row) -> CompanyRecord:
     )
 
 
-def _establishment(row: _Row) -> EstablishmentRecord:
+def _establishment(row: Row) -> EstablishmentRecord:
     siret = row["siret"]
     check = check_siret(siret)
     if not check.ok:
@@ -213,7 +216,11 @@ def read_stock(
     kind = detect_kind(header)
     if expected is not None and kind is not expected:
         raise StockFormatError(f"expected a {expected.value} file, got a {kind.value} file")
-    index = {name: position for position, name in enumerate(header)}
+    width = len(header)
+    # Absent optional columns point one past the last field, where each line gets an "".
+    columns = [
+        (name, header.index(name) if name in header else width) for name in USED_COLUMNS[kind]
+    ]
     parse = _company if kind is StockKind.COMPANIES else _establishment
 
     def records() -> Iterator[tuple[int, CompanyRecord | EstablishmentRecord | Rejection]]:
@@ -227,8 +234,13 @@ def read_stock(
                 continue
             if not values:
                 continue
+            if len(values) != width:
+                reason = f"{len(values)} fields where the header has {width}"
+                yield reader.line_num, Rejection(reader.line_num, reason)
+                continue
+            values.append("")
             try:
-                yield reader.line_num, parse(_Row(index, values))
+                yield reader.line_num, parse({name: values[p].strip() for name, p in columns})
             except LineRejected as rejected:
                 yield reader.line_num, Rejection(reader.line_num, str(rejected))
 

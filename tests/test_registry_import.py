@@ -97,17 +97,19 @@ def test_bad_lines_are_reported_with_their_number_and_the_rest_imported(
         "\n".join(lines).encode() + b"\n" + _establishment_line(good[1]).encode()
         + b"\n" + _establishment_line("35600000000048", libelleCommuneEtablissement="\xff").encode()
         + b"\xe9\xff\n"
+        + b"73282932000074,O\n"
     )  # fmt: skip
     final, result = _finish(client, client.import_stock(path))
     assert final.state == op.OPERATION_STATE_SUCCEEDED
-    assert result.lines_read == 7 and result.lines_applied == 2 and result.lines_rejected == 5
+    assert result.lines_read == 8 and result.lines_applied == 2 and result.lines_rejected == 6
     reasons = {r.line_number: r.reason for r in result.rejected_lines}
-    assert sorted(reasons) == [3, 4, 5, 6, 8]
+    assert sorted(reasons) == [3, 4, 5, 6, 8, 9]
     assert "check digit" in reasons[3]
     assert "dateCreationEtablissement" in reasons[4]
     assert "etatAdministratif" in reasons[5]
     assert "siren followed by nic" in reasons[6]
     assert "UTF-8" in reasons[8]
+    assert "2 fields where the header has" in reasons[9]
     assert client.get_establishment(good[1]).creation_date.year == 2001
 
 
