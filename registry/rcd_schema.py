@@ -24,6 +24,10 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# Byte order for the search key on PostgreSQL: a prefix search is a range on this column, which
+# a linguistic collation (en_US and the like ignore spaces at first level) would break.
+SEARCH_KEY = String(300).with_variant(String(300, collation="C"), "postgresql")
+
 STATE_ACTIVE = 1
 STATE_CEASED = 2
 
@@ -33,7 +37,7 @@ companies = Table(
     Column("siren", String(9), primary_key=True),
     Column("name", String(300), nullable=False),
     # Upper-case, accent-free form of the name for prefix search.
-    Column("name_key", String(300), nullable=False),
+    Column("name_key", SEARCH_KEY, nullable=False),
     Column("naf_code", String(8), nullable=False),
     Column("legal_category", String(4), nullable=False),
     Column("state", SmallInteger, nullable=False),

@@ -21,7 +21,11 @@ def upgrade() -> None:
         "companies",
         sa.Column("siren", sa.String(9), primary_key=True),
         sa.Column("name", sa.String(300), nullable=False),
-        sa.Column("name_key", sa.String(300), nullable=False),
+        sa.Column(
+            "name_key",
+            sa.String(300).with_variant(sa.String(300, collation="C"), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("naf_code", sa.String(8), nullable=False),
         sa.Column("legal_category", sa.String(4), nullable=False),
         sa.Column("state", sa.SmallInteger, nullable=False),
