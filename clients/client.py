@@ -268,6 +268,59 @@ class AsyncClient:
         request = pb.ValidateSiretRequest(siret=siret)
         return await self._unary(self.registry.ValidateSiret, request)  # type: ignore[no-any-return]
 
+    async def list_establishments(
+        self, siren: str, *, active_only: bool = False, page_size: int = 0
+    ) -> AsyncIterator[pb.Establishment]:
+        """Every establishment of a company, fetching page after page."""
+        token = ""
+        while True:
+            request = pb.ListEstablishmentsRequest(
+                siren=siren, active_only=active_only, page_size=page_size, page_token=token
+            )
+            page = await self._unary(self.registry.ListEstablishments, request)
+            for establishment in page.establishments:
+                yield establishment
+            if not (token := page.next_page_token):
+                return
+
+    async def search_companies(
+        self, name_prefix: str, *, page_size: int = 0
+    ) -> AsyncIterator[pb.Company]:
+        """Every company whose name starts with the prefix, fetching page after page."""
+        token = ""
+        while True:
+            request = pb.SearchCompaniesRequest(
+                name_prefix=name_prefix, page_size=page_size, page_token=token
+            )
+            page = await self._unary(self.registry.SearchCompanies, request)
+            for company in page.companies:
+                yield company
+            if not (token := page.next_page_token):
+                return
+
+    async def import_stock(
+        self,
+        path: Path,
+        *,
+        kind: pb.StockKind.ValueType = pb.STOCK_KIND_UNSPECIFIED,
+        request_id: str = "",
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> op.Operation:
+        """Uploads a Sirene stock file; returns the import operation."""
+        # The file is read in the event loop's thread, one 1 MiB chunk per message.
+        requests = upload_requests(path, kind, request_id, on_progress)
+        try:
+            response = await self.registry.ImportStock(requests, timeout=None)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        return response.operation
+
+    async def watch_operation(self, name: str) -> AsyncIterator[op.Operation]:
+        """The operation each time it progresses, until it is done."""
+        request = op.WatchOperationRequest(name=name)
+        async for response in self._stream(self.operations.WatchOperation, request):
+            yield response.operation
+
     async def get_operation(self, name: str) -> op.Operation:
         """The current state of an operation."""
         response = await self._unary(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -68,9 +67,3 @@ def loaded(client: Client, stock: StockFiles) -> StockFiles:
         final = list(client.watch_operation(started.name))[-1]
         assert final.done and final.error.message == ""
     return stock
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """A data directory of the test's own."""
-    return tmp_path / "data"

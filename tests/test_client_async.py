@@ -25,6 +25,15 @@ def test_async_calls_and_errors(node: RunningNode, loaded: StockFiles) -> None:
             assert (await client.validate_siret(loaded.sirets[0])).valid
             changes = [c async for c in client.watch_changes(0)]
             assert len(changes) == len(loaded.sirets) + len(loaded.sirens)
+            siren = loaded.sirets[0][:9]
+            listed = [e.siret async for e in client.list_establishments(siren, page_size=1)]
+            assert listed == sorted(s for s in loaded.sirets if s.startswith(siren))
+            found = [c.siren async for c in client.search_companies("cabinet dupont", page_size=1)]
+            assert found == [loaded.sirens[0]]
+            started = await client.import_stock(loaded.companies, request_id="async-retry")
+            final = [o async for o in client.watch_operation(started.name)][-1]
+            assert final.done and not final.error.message
+            assert (await client.get_operation(started.name)).name == started.name
             with pytest.raises(NotFound):
                 await client.get_establishment("73282932000074")
             with pytest.raises(InvalidArgument) as caught:
