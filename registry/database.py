@@ -23,7 +23,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def open_engine(url: str) -> Engine:
-    """Creates the engine for a database URL (sqlite:///FILE or postgresql+psycopg://...)."""
+    """Creates the engine for a database URL (sqlite:///FILE or postgresql+psycopg://...).
+
+    Statement parameters never appear in exceptions or logs: they hold names of natural
+    persons (sole traders in the RCD) and, later, other personal data.
+    """
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -32,10 +36,13 @@ def open_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=8,
             max_overflow=8,
+            hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def alembic_config(engine: Engine) -> Config:

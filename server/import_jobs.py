@@ -69,7 +69,11 @@ class ImportJobs:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def interrupted_by_restart(self) -> None:
-        """Fails the operations a previous process left running: their thread is gone."""
+        """Fails the operations a previous process left running (their thread is gone) and
+        removes the uploads it left half-received."""
+        if self.upload_dir.is_dir():
+            for leftover in self.upload_dir.glob("*.csv"):
+                leftover.unlink(missing_ok=True)
         for record in self.operations.unfinished():
             status = build_status(
                 grpc.StatusCode.ABORTED,
