@@ -145,12 +145,17 @@ class RcdStore:
 
         A row whose content is unchanged is left alone and keeps its feed position.
         """
-        # A key twice in one statement is an error on PostgreSQL: the last line of a key wins.
-        rows = list({record_key(record): record.row() for record in records}.values())
+        return self.upsert_rows([record.row() for record in records])
+
+    def upsert_rows(self, rows: list[dict[str, Any]]) -> int:
+        """Like upsert, for rows already made by the records' `row()`."""
         if not rows:
             return 0
+        key = "siret" if "siret" in rows[0] else "siren"
+        # A key twice in one statement is an error on PostgreSQL: the last line of a key wins.
+        unique = list({row[key]: row for row in rows}.values())
         with self.engine.begin() as connection:
-            return upsert_rows(connection, rows)
+            return upsert_rows(connection, unique)
 
 
 def record_key(record: CompanyRecord | EstablishmentRecord) -> str:

@@ -8,10 +8,13 @@ the file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -21,6 +24,9 @@ from registry.sirene_stock import Rejection, StockKind, read_stock
 
 MAX_LISTED_REJECTIONS = 1000
 DEFAULT_BATCH_SIZE = 5000
+# From this size on, lines are parsed in worker processes while this one writes: parsing is
+# pure Python and the slowest part. Smaller files are not worth starting the workers.
+PARALLEL_FROM_BYTES = 32 * 1024 * 1024
 
 
 class ImportInterrupted(RuntimeError):
@@ -45,7 +51,7 @@ class ImportOutcome:
             self.rejections.append(rejection)
 
 
-def _decoded(raw: BinaryIO, undecodable: set[int]) -> Iterator[str]:
+def _decoded(raw: Iterable[bytes], undecodable: set[int]) -> Iterator[str]:
     # Decoding line by line lets one bad byte reject its line, not the file.
     for number, line in enumerate(raw, start=1):
         try:
@@ -63,12 +69,39 @@ def import_stock(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: Callable[[int, ImportOutcome], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    workers: int | None = None,
 ) -> ImportOutcome:
     """Imports a stock file; calls on_batch(bytes read, outcome) after each committed batch.
 
     Raises StockFormatError before applying anything when the file is not a stock file, and
-    ImportInterrupted between batches once should_stop() is true.
+    ImportInterrupted between batches once should_stop() is true. `workers` parse processes
+    are used (by default: two for a large file on a machine with several cores, none
+    otherwise); with workers, a CSV record must fit on one line, as in INSEE's files (a record
+    split across lines is rejected, never half-read).
     """
+    if workers is None:
+        large = path.stat().st_size >= PARALLEL_FROM_BYTES
+        workers = 2 if large and (multiprocessing.cpu_count() or 1) > 1 else 0
+    if workers:
+        return _import_in_parallel(
+            engine, path, expected=expected, batch_size=batch_size, on_batch=on_batch,
+            should_stop=should_stop, workers=workers,
+        )  # fmt: skip
+    return _import_here(
+        engine, path, expected=expected, batch_size=batch_size, on_batch=on_batch,
+        should_stop=should_stop,
+    )  # fmt: skip
+
+
+def _import_here(
+    engine: Engine,
+    path: Path,
+    *,
+    expected: StockKind | None,
+    batch_size: int,
+    on_batch: Callable[[int, ImportOutcome], None] | None,
+    should_stop: Callable[[], bool],
+) -> ImportOutcome:
     store = RcdStore(engine)
     undecodable: set[int] = set()
     with path.open("rb") as raw:
@@ -96,4 +129,81 @@ def import_stock(
                 if len(batch) >= batch_size:
                     flush()
         flush()
+    return outcome
+
+
+ParsedChunk = tuple[list[dict[str, Any]], list[Rejection], int]
+
+
+def parse_chunk(header: str, kind: str, first_line: int, raw_lines: list[bytes]) -> ParsedChunk:
+    """In a worker: the rows, rejections and count of lines read of a chunk of data lines,
+    the first of which is line `first_line` of the file."""
+    undecodable: set[int] = set()
+    text = list(_decoded(iter(raw_lines), undecodable))  # numbers from 1 within the chunk
+    _, items = read_stock([header, *text], StockKind(kind))
+    rows: list[dict[str, Any]] = []
+    rejections: list[Rejection] = []
+    read = 0
+    for number, item in items:  # the header is line 1, the chunk's first line is 2
+        read += 1
+        line = first_line + number - 2
+        if number - 1 in undecodable:
+            rejections.append(Rejection(line, "the line is not valid UTF-8"))
+        elif isinstance(item, Rejection):
+            rejections.append(Rejection(line, item.reason))
+        else:
+            rows.append(item.row())
+    return rows, rejections, read
+
+
+def _import_in_parallel(
+    engine: Engine,
+    path: Path,
+    *,
+    expected: StockKind | None,
+    batch_size: int,
+    on_batch: Callable[[int, ImportOutcome], None] | None,
+    should_stop: Callable[[], bool],
+    workers: int,
+) -> ImportOutcome:
+    store = RcdStore(engine)
+    with path.open("rb") as raw:
+        header = raw.readline().decode("utf-8", "replace")
+        kind, _ = read_stock([header], expected)
+        outcome = ImportOutcome(kind)
+        # "spawn": the import may run inside the gRPC server, which must not be forked.
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        pending: deque[tuple[Future[ParsedChunk], int]] = deque()
+
+        def apply_oldest() -> None:
+            parsed, position = pending.popleft()
+            rows, rejections, read = parsed.result()
+            outcome.lines_read += read
+            for rejection in rejections:
+                outcome.reject(rejection)
+            outcome.lines_changed += store.upsert_rows(rows)
+            outcome.lines_applied += len(rows)
+            if on_batch is not None:
+                on_batch(position, outcome)
+            if should_stop():
+                raise ImportInterrupted("the import was stopped; the batches applied are kept")
+
+        try:
+            first_line, chunk = 2, []
+            for line in raw:
+                chunk.append(line)
+                if len(chunk) >= batch_size:
+                    future = pool.submit(parse_chunk, header, kind.value, first_line, chunk)
+                    pending.append((future, raw.tell()))
+                    first_line, chunk = first_line + len(chunk), []
+                    while len(pending) > 2 * workers:  # bounded read-ahead
+                        apply_oldest()
+            if chunk:
+                future = pool.submit(parse_chunk, header, kind.value, first_line, chunk)
+                pending.append((future, raw.tell()))
+            while pending:
+                apply_oldest()
+        finally:
+            pool.shutdown(cancel_futures=True)
     return outcome

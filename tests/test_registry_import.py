@@ -182,18 +182,21 @@ def test_a_batch_that_fails_in_the_database_is_not_applied_at_all(
         engine.dispose()
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 def test_a_stopped_import_keeps_whole_batches_and_resumes_idempotently(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, workers: int
 ) -> None:
     files = write_stock(tmp_path / "stock", 250, seed=4)
     engine = open_engine(database_url)
     with engine.begin() as connection:
         connection.execute(establishments.delete())
     with pytest.raises(ImportInterrupted):
-        import_stock(engine, files.establishments, batch_size=100, should_stop=lambda: True)
+        import_stock(
+            engine, files.establishments, batch_size=100, should_stop=lambda: True, workers=workers
+        )
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(establishments)).scalar() == 100
-    outcome = import_stock(engine, files.establishments, batch_size=100)
+    outcome = import_stock(engine, files.establishments, batch_size=100, workers=workers)
     assert outcome.lines_changed == len(files.sirets) - 100
     engine.dispose()
 
@@ -235,3 +238,27 @@ def test_uploads_left_by_a_crash_are_removed_at_start(database_url: str, tmp_pat
     leftover.write_text("siren\n")
     RunningNode(database_url, tmp_path).stop()
     assert not leftover.exists()
+
+
+def test_parsing_in_worker_processes_gives_the_same_outcome(
+    database_url: str, tmp_path: Path
+) -> None:
+    lines = [_establishment_line(s) for s in write_stock(tmp_path / "s", 40, seed=5).sirets]
+    lines[3] = _establishment_line("55203253400647")  # bad check digit
+    lines[17] = "73282932000074,O"  # too few fields
+    lines[30] = _establishment_line("54210765113030", dateCreationEtablissement="2001-13-45")
+    path = tmp_path / "StockEtablissement.csv"
+    path.write_bytes(
+        ("\n".join([",".join(ESTABLISHMENT_HEADER), *lines]) + "\n").encode()
+        + _establishment_line("35600000000048", libelleCommuneEtablissement="x").encode()
+        + b"\xff\n"
+    )
+    engine = open_engine(database_url)
+    outcomes = [import_stock(engine, path, batch_size=7, workers=workers) for workers in (2, 0)]
+    engine.dispose()
+    parallel, here = outcomes
+    assert parallel.lines_read == here.lines_read == 41
+    assert parallel.lines_applied == here.lines_applied == 37
+    assert parallel.lines_changed > 0 and here.lines_changed == 0  # the second run found it all
+    assert parallel.rejections == here.rejections
+    assert [r.line_number for r in parallel.rejections] == [5, 19, 32, 42]
