@@ -29,6 +29,7 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     max_import_bytes: int = 16 * 1024**3
     feed_poll_seconds: float = 0.5
+    cache_entries: int = 200_000
     log_level: str = "INFO"
 
     @property
@@ -72,5 +73,6 @@ class Settings:
             ),
             max_import_bytes=int(number("INTEROPS_MAX_IMPORT_BYTES", cls.max_import_bytes)),
             feed_poll_seconds=number("INTEROPS_FEED_POLL_SECONDS", cls.feed_poll_seconds),
+            cache_entries=int(number("INTEROPS_CACHE_ENTRIES", cls.cache_entries)),
             log_level=env.get("INTEROPS_LOG_LEVEL", cls.log_level).upper(),
         )

@@ -23,6 +23,7 @@ from registry.operation_store import OperationStore
 from registry.rcd_store import RcdStore
 from server.config import Settings
 from server.error_interceptor import ErrorInterceptor
+from server.establishment_cache import EstablishmentCache
 from server.import_jobs import ImportJobs
 from server.operation_service import OperationService
 from server.registry_service import RegistryService
@@ -62,8 +63,10 @@ class Node:
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ],
         )
+        store = RcdStore(self.engine)
+        self.cache = EstablishmentCache(store, settings.cache_entries, settings.feed_poll_seconds)
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-            RegistryService(RcdStore(self.engine), self.imports, settings.feed_poll_seconds),
+            RegistryService(store, self.imports, self.cache, settings.feed_poll_seconds),
             self.server,
         )
         operation_pb2_grpc.add_OperationServiceServicer_to_server(
@@ -82,6 +85,7 @@ class Node:
         """Migrates the schema, binds the address and starts serving; returns the bound port."""
         await asyncio.to_thread(upgrade, self.engine)
         await asyncio.to_thread(self.imports.interrupted_by_restart)
+        await self.cache.start()
         self.port = self.server.add_insecure_port(self.settings.grpc_address)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.grpc_address}")
@@ -96,6 +100,7 @@ class Node:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.imports.close()
+        await self.cache.stop()
         self.engine.dispose()
         self.tracer_provider.shutdown()
         log.info("stopped")

@@ -14,6 +14,7 @@ from registry.rcd_schema import STATE_CEASED
 from registry.rcd_store import RcdStore
 from server import page_tokens
 from server.errors import FieldViolation, InvalidArgument, NotFound
+from server.establishment_cache import EstablishmentCache
 from server.handler_wrapping import Context
 from server.import_jobs import ImportJobs
 from server.operation_service import operation_message
@@ -41,9 +42,16 @@ def _require_key(value: str, field: str, kind: str) -> None:
 class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
     """Serves the RCD from the store; database calls run in worker threads."""
 
-    def __init__(self, store: RcdStore, imports: ImportJobs, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        store: RcdStore,
+        imports: ImportJobs,
+        cache: EstablishmentCache,
+        poll_seconds: float,
+    ) -> None:
         self.store = store
         self.imports = imports
+        self.cache = cache
         self.poll_seconds = poll_seconds
 
     async def GetCompany(
@@ -59,7 +67,7 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         self, request: pb.GetEstablishmentRequest, context: Context
     ) -> pb.GetEstablishmentResponse:
         _require_key(request.siret, "siret", "SIRET")
-        record = await asyncio.to_thread(self.store.get_establishment, request.siret)
+        record = await self.cache.get(request.siret)
         if record is None:
             raise NotFound(
                 "ESTABLISHMENT_NOT_FOUND", f"no establishment with SIRET {request.siret}"

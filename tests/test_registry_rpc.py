@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import grpc
 import pytest
 from interops.registry.v1 import registry_pb2 as pb
@@ -212,3 +215,25 @@ def test_the_change_feed_replays_everything_then_resumes(
         p for p in positions if p > middle
     ]
     assert list(client.watch_changes(positions[-1])) == []
+
+
+def test_a_cached_establishment_is_refreshed_once_the_feed_shows_its_change(
+    client: Client, loaded: StockFiles, node: RunningNode, tmp_path: Path
+) -> None:
+    siret = loaded.sirets[0]
+    before = client.get_establishment(siret)  # now in the node's cache
+    assert client.get_establishment(siret) == before
+    lines = loaded.establishments.read_text().splitlines()
+    header, row = (
+        lines[0].split(","),
+        next(line.split(",") for line in lines[1:] if line.split(",")[2] == siret),
+    )
+    row[header.index("enseigne1Etablissement")] = "RENAMED"
+    changed = tmp_path / "StockEtablissement.csv"
+    changed.write_text(",".join(header) + "\n" + ",".join(row) + "\n")
+    operation = client.import_stock(changed)
+    assert list(client.watch_operation(operation.name))[-1].done
+    deadline = time.monotonic() + 5
+    while client.get_establishment(siret).name != "RENAMED":
+        assert time.monotonic() < deadline, "the cache kept the old establishment"
+        time.sleep(0.05)
