@@ -158,11 +158,6 @@ class RcdStore:
             return upsert_rows(connection, unique)
 
 
-def record_key(record: CompanyRecord | EstablishmentRecord) -> str:
-    """The record's identifier: its SIRET or SIREN."""
-    return record.siret if isinstance(record, EstablishmentRecord) else record.siren
-
-
 def _table_for(row: dict[str, Any]) -> tuple[Table, str]:
     return (establishments, "siret") if "siret" in row else (companies, "siren")
 
@@ -207,21 +202,21 @@ def upsert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
     ).scalar_one() - len(rows)
     for offset, row in enumerate(rows, start=1):
         row["position"] = base + offset
-    if connection.dialect.name == "postgresql":
+    names = list(rows[0])
+    on_postgresql = connection.dialect.name == "postgresql"
+    statement = (postgresql.insert if on_postgresql else sqlite.insert)(table)
+    parameters: list[dict[str, Any]] | None = rows
+    if on_postgresql:  # the rows go by COPY; the statement reads them from the staging table
         _copy_into_staging(connection, table, rows)
-        source: Any = select(*(staging_table(table).c[name] for name in rows[0]))
-    else:
-        source = None
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(table)
-    if source is not None:
-        statement = statement.from_select(list(rows[0]), source)
+        staging = staging_table(table)
+        statement = statement.from_select(names, select(*(staging.c[name] for name in names)))
+        parameters = None
     statement = statement.on_conflict_do_update(
         index_elements=[key],
-        set_={name: statement.excluded[name] for name in rows[0] if name != key},
+        set_={name: statement.excluded[name] for name in names if name != key},
         where=table.c.row_hash != statement.excluded.row_hash,
     )
-    connection.execute(statement) if source is not None else connection.execute(statement, rows)
+    connection.execute(statement, parameters)
     # Rows left unchanged kept their old position, so the new positions count the changes.
     changed = connection.execute(
         select(func.count()).select_from(table).where(table.c.position > base)

@@ -51,6 +51,24 @@ class ImportOutcome:
             self.rejections.append(rejection)
 
 
+def _committed(
+    outcome: ImportOutcome,
+    changed: int,
+    applied: int,
+    position: int,
+    *,
+    on_batch: Callable[[int, ImportOutcome], None] | None,
+    should_stop: Callable[[], bool],
+) -> None:
+    """Counts a committed batch, reports progress, and stops here if asked to."""
+    outcome.lines_changed += changed
+    outcome.lines_applied += applied
+    if on_batch is not None:
+        on_batch(position, outcome)
+    if should_stop():
+        raise ImportInterrupted("the import was stopped; the batches applied are kept")
+
+
 def _decoded(raw: Iterable[bytes], undecodable: set[int]) -> Iterator[str]:
     # Decoding line by line lets one bad byte reject its line, not the file.
     for number, line in enumerate(raw, start=1):
@@ -110,13 +128,11 @@ def _import_here(
         batch: list[CompanyRecord | EstablishmentRecord] = []
 
         def flush() -> None:
-            outcome.lines_changed += store.upsert(batch)
-            outcome.lines_applied += len(batch)
+            changed, applied = store.upsert(batch), len(batch)
             batch.clear()
-            if on_batch is not None:
-                on_batch(raw.tell(), outcome)
-            if should_stop():
-                raise ImportInterrupted("the import was stopped; the batches applied are kept")
+            _committed(
+                outcome, changed, applied, raw.tell(), on_batch=on_batch, should_stop=should_stop
+            )
 
         for line_number, item in lines:
             outcome.lines_read += 1
@@ -139,7 +155,7 @@ def parse_chunk(header: str, kind: str, first_line: int, raw_lines: list[bytes])
     """In a worker: the rows, rejections and count of lines read of a chunk of data lines,
     the first of which is line `first_line` of the file."""
     undecodable: set[int] = set()
-    text = list(_decoded(iter(raw_lines), undecodable))  # numbers from 1 within the chunk
+    text = list(_decoded(raw_lines, undecodable))  # numbers from 1 within the chunk
     _, items = read_stock([header, *text], StockKind(kind))
     rows: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
@@ -182,26 +198,26 @@ def _import_in_parallel(
             outcome.lines_read += read
             for rejection in rejections:
                 outcome.reject(rejection)
-            outcome.lines_changed += store.upsert_rows(rows)
-            outcome.lines_applied += len(rows)
-            if on_batch is not None:
-                on_batch(position, outcome)
-            if should_stop():
-                raise ImportInterrupted("the import was stopped; the batches applied are kept")
+            changed = store.upsert_rows(rows)
+            _committed(
+                outcome, changed, len(rows), position, on_batch=on_batch, should_stop=should_stop
+            )
+
+        def submit(chunk: list[bytes], first_line: int) -> None:
+            future = pool.submit(parse_chunk, header, kind.value, first_line, chunk)
+            pending.append((future, raw.tell()))
 
         try:
             first_line, chunk = 2, []
             for line in raw:
                 chunk.append(line)
                 if len(chunk) >= batch_size:
-                    future = pool.submit(parse_chunk, header, kind.value, first_line, chunk)
-                    pending.append((future, raw.tell()))
+                    submit(chunk, first_line)
                     first_line, chunk = first_line + len(chunk), []
                     while len(pending) > 2 * workers:  # bounded read-ahead
                         apply_oldest()
             if chunk:
-                future = pool.submit(parse_chunk, header, kind.value, first_line, chunk)
-                pending.append((future, raw.tell()))
+                submit(chunk, first_line)
             while pending:
                 apply_oldest()
         finally:

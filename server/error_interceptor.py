@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
-from opentelemetry import trace
 
 from server.errors import ServiceError, build_status
 from server.handler_wrapping import (
@@ -24,13 +23,9 @@ from server.handler_wrapping import (
     iterate,
     rebuild,
 )
+from server.telemetry import current_trace_id
 
 log = logging.getLogger("interops.errors")
-
-
-def current_trace_id() -> str:
-    """The trace id of the call being served, as 32 hex digits (zeros when none)."""
-    return f"{trace.get_current_span().get_span_context().trace_id:032x}"
 
 
 async def _fail(error: Exception, method: str, context: Context) -> None:

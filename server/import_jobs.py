@@ -23,9 +23,9 @@ from sqlalchemy import Engine
 from registry.operation_store import OperationRecord, OperationStore
 from registry.sirene_import import ImportInterrupted, ImportOutcome, import_stock
 from registry.sirene_stock import StockFormatError, StockKind, read_stock
-from server.error_interceptor import current_trace_id
 from server.errors import FieldViolation, InvalidArgument, ResourceExhausted, build_status
 from server.registry_messages import STOCK_KIND_MESSAGES, STOCK_KINDS
+from server.telemetry import current_trace_id
 
 KIND = "registry.import_stock"
 log = logging.getLogger("interops.registry.import")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,6 +33,11 @@ def tracer_provider(service_name: str, exporter: str) -> TracerProvider:
     if chosen is not None:
         provider.add_span_processor(BatchSpanProcessor(chosen))
     return provider
+
+
+def current_trace_id() -> str:
+    """The trace id of the call being served, as 32 hex digits (zeros when none)."""
+    return f"{trace.get_current_span().get_span_context().trace_id:032x}"
 
 
 def tracing_interceptor(provider: TracerProvider) -> Any:
