@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -18,10 +19,65 @@ def name_key(name: str) -> str:
     return _NOT_ALNUM.sub(" ", stripped).strip()
 
 
-def content_hash(values: tuple[object, ...]) -> int:
-    """A signed 64-bit digest of a record's content, to update only rows that changed."""
-    digest = hashlib.blake2b(repr(values).encode(), digest_size=8).digest()
+# PostgreSQL's COPY text format writes these four characters as backslash escapes.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
+def copy_line(values: Iterable[object]) -> str:
+    """One line of PostgreSQL's COPY text format (without the newline): str, int, bool, date
+    (as YYYY-MM-DD) and None."""
+    return "\t".join(
+        [
+            (value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value)
+            if isinstance(value, str)
+            else "\\N"
+            if value is None
+            else ("t" if value else "f")
+            if isinstance(value, bool)
+            else str(value)
+            for value in values
+        ]
+    )
+
+
+def _digest(line: str) -> int:
+    digest = hashlib.blake2b(line.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def content_hash(values: Iterable[object]) -> int:
+    """A signed 64-bit digest of a record's content, to update only rows that changed."""
+    return _digest(copy_line(values))
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRows:
+    """Rows of one table as COPY text, each line led by its ordinal in the batch (from 1) and
+    ending with the row's content hash.
+
+    The bulk path to PostgreSQL: import workers encode the rows, so the writing process only
+    streams the text.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    text: str
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    @classmethod
+    def encode(cls, records: Sequence[CompanyRecord | EstablishmentRecord]) -> CopyRows:
+        """Encodes records of one kind (at least one)."""
+        lines = []
+        for ordinal, record in enumerate(records, start=1):
+            line = copy_line(record.values().values())
+            lines.append(f"{ordinal}\t{line}\t{_digest(line)}\n")
+        columns = (*records[0].values(), "row_hash")
+        table = "establishments" if isinstance(records[0], EstablishmentRecord) else "companies"
+        return cls(table, columns, "".join(lines), len(lines))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +96,12 @@ class CompanyRecord:
 
     def row(self) -> dict[str, object]:
         """Column values for the companies table, with the derived columns."""
+        values = self.values()
+        values["row_hash"] = content_hash(values.values())
+        return values
+
+    def values(self) -> dict[str, object]:
+        """Column values for the companies table, with name_key but not row_hash."""
         return {
             "siren": self.siren,
             "name": self.name,
@@ -51,7 +113,6 @@ class CompanyRecord:
             "state_since": self.state_since,
             "head_office_nic": self.head_office_nic,
             "diffusion_restricted": self.diffusion_restricted,
-            "row_hash": content_hash(tuple(getattr(self, name) for name in self.__slots__)),
         }
 
 
@@ -79,6 +140,10 @@ class EstablishmentRecord:
 
     def row(self) -> dict[str, object]:
         """Column values for the establishments table, with the derived columns."""
-        values = {name: getattr(self, name) for name in self.__slots__}
-        values["row_hash"] = content_hash(tuple(values.values()))
+        values = self.values()
+        values["row_hash"] = content_hash(values.values())
         return values
+
+    def values(self) -> dict[str, object]:
+        """Column values for the establishments table, but not row_hash."""
+        return {name: getattr(self, name) for name in self.__slots__}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Integer,
     MetaData,
     Table,
     and_,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from registry.rcd_records import CompanyRecord, EstablishmentRecord
+from registry.rcd_records import CompanyRecord, CopyRows, EstablishmentRecord
 from registry.rcd_schema import STATE_ACTIVE, companies, establishments, registry_feed
 
 _COMPANY_COLUMNS = [companies.c[f.name] for f in fields(CompanyRecord)]
@@ -140,83 +141,117 @@ class RcdStore:
         with self.engine.connect() as connection:
             return int(connection.execute(select(registry_feed.c.last_position)).scalar_one())
 
-    def upsert(self, records: Iterable[CompanyRecord | EstablishmentRecord]) -> int:
+    def upsert(self, records: Sequence[CompanyRecord | EstablishmentRecord]) -> int:
         """Inserts or updates records of one kind in one transaction; returns how many changed.
 
-        A row whose content is unchanged is left alone and keeps its feed position.
+        A row whose content is unchanged is left alone and keeps its feed position. Of several
+        records with one key, the last wins.
         """
-        return self.upsert_rows([record.row() for record in records])
+        return self.upsert_prepared(prepare_rows(records, self.engine.dialect.name))
 
-    def upsert_rows(self, rows: list[dict[str, Any]]) -> int:
-        """Like upsert, for rows already made by the records' `row()`."""
-        if not rows:
+    def upsert_prepared(self, rows: PreparedRows) -> int:
+        """Like upsert, for records already made ready by `prepare_rows` for this database."""
+        if not len(rows):
             return 0
-        key = "siret" if "siret" in rows[0] else "siren"
-        # A key twice in one statement is an error on PostgreSQL: the last line of a key wins.
-        unique = list({row[key]: row for row in rows}.values())
         with self.engine.begin() as connection:
-            return upsert_rows(connection, unique)
+            if isinstance(rows, CopyRows):
+                return upsert_copy(connection, rows)
+            return upsert_rows(connection, rows)
 
 
-def _table_for(row: dict[str, Any]) -> tuple[Table, str]:
-    return (establishments, "siret") if "siret" in row else (companies, "siren")
+# What a batch of records becomes before it is written: rows for SQLite, COPY text for
+# PostgreSQL. Import workers prepare them, so that the writing process only writes.
+PreparedRows = list[dict[str, Any]] | CopyRows
+
+
+def prepare_rows(
+    records: Sequence[CompanyRecord | EstablishmentRecord], dialect: str
+) -> PreparedRows:
+    """The records of one kind in the form the store writes to a database of this dialect."""
+    if dialect == "postgresql":
+        return CopyRows.encode(records) if records else []
+    return [record.row() for record in records]
 
 
 _STAGING: dict[str, Table] = {}
 
 
 def staging_table(table: Table) -> Table:
-    """A temporary table shaped like `table`, emptied at commit (PostgreSQL bulk path)."""
+    """A temporary table for COPY into `table`, emptied at commit (PostgreSQL bulk path).
+
+    It has the table's columns but `position`, and `ordinal`, the row's place in its batch.
+    """
     if table.name not in _STAGING:
         _STAGING[table.name] = Table(
             f"staging_{table.name}",
             MetaData(),
-            *(Column(c.name, c.type) for c in table.columns),
+            Column("ordinal", Integer),
+            *(Column(c.name, c.type) for c in table.columns if c.name != "position"),
             prefixes=["TEMPORARY"],
             postgresql_on_commit="DELETE ROWS",
         )
     return _STAGING[table.name]
 
 
-def _copy_into_staging(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    # COPY is several times faster than multi-row INSERT on PostgreSQL; the upsert then runs
-    # from the staging table in one statement, inside the batch's transaction.
+def _take_positions(connection: Connection, count: int) -> int:
+    """Reserves `count` feed positions in the caller's transaction; returns the one before."""
+    last = connection.execute(
+        update(registry_feed)
+        .where(registry_feed.c.id == 1)
+        .values(last_position=registry_feed.c.last_position + count)
+        .returning(registry_feed.c.last_position)
+    ).scalar_one()
+    return int(last) - count
+
+
+def upsert_copy(connection: Connection, rows: CopyRows) -> int:
+    """Upserts COPY-encoded rows inside the caller's transaction (PostgreSQL); returns how many
+    changed. Of several lines of one key, the last wins."""
+    table = companies if rows.table == "companies" else establishments
+    key = "siret" if table is establishments else "siren"
+    base = _take_positions(connection, rows.count)
+    # COPY into a temporary table, then one set-based upsert from it: several times faster
+    # than row-by-row statements.
     staging = staging_table(table)
     staging.create(connection, checkfirst=True)
-    names = list(rows[0])
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY {staging.name} ({', '.join(names)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(tuple(row.values()))
+    columns = ", ".join(("ordinal", *rows.columns))
+    with cursor.copy(f"COPY {staging.name} ({columns}) FROM STDIN") as copy:
+        copy.write(rows.text)
     cursor.close()
+    latest = (
+        select(*(staging.c[name] for name in rows.columns), staging.c.ordinal + base)
+        .ext(postgresql.distinct_on(staging.c[key]))
+        .order_by(staging.c[key], staging.c.ordinal.desc())
+    )
+    statement = postgresql.insert(table).from_select([*rows.columns, "position"], latest)
+    updated = (*rows.columns, "position")
+    statement = statement.on_conflict_do_update(
+        index_elements=[key],
+        set_={name: statement.excluded[name] for name in updated if name != key},
+        where=table.c.row_hash != statement.excluded.row_hash,
+    )
+    # The command's row count leaves out the conflicting rows the WHERE kept unchanged.
+    return connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount
 
 
 def upsert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
-    """Upserts rows of one table inside the caller's transaction; returns how many changed."""
-    table, key = _table_for(rows[0])
-    base = connection.execute(
-        update(registry_feed)
-        .where(registry_feed.c.id == 1)
-        .values(last_position=registry_feed.c.last_position + len(rows))
-        .returning(registry_feed.c.last_position)
-    ).scalar_one() - len(rows)
-    for offset, row in enumerate(rows, start=1):
+    """Upserts rows of one table inside the caller's transaction (SQLite); returns how many
+    changed. Of several rows of one key, the last wins."""
+    key = "siret" if "siret" in rows[0] else "siren"
+    table = establishments if key == "siret" else companies
+    unique = list({row[key]: row for row in rows}.values())
+    base = _take_positions(connection, len(unique))
+    for offset, row in enumerate(unique, start=1):
         row["position"] = base + offset
-    names = list(rows[0])
-    on_postgresql = connection.dialect.name == "postgresql"
-    statement = (postgresql.insert if on_postgresql else sqlite.insert)(table)
-    parameters: list[dict[str, Any]] | None = rows
-    if on_postgresql:  # the rows go by COPY; the statement reads them from the staging table
-        _copy_into_staging(connection, table, rows)
-        staging = staging_table(table)
-        statement = statement.from_select(names, select(*(staging.c[name] for name in names)))
-        parameters = None
+    names = list(unique[0])
+    statement = sqlite.insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=[key],
         set_={name: statement.excluded[name] for name in names if name != key},
         where=table.c.row_hash != statement.excluded.row_hash,
     )
-    connection.execute(statement, parameters)
+    connection.execute(statement, unique)
     # Rows left unchanged kept their old position, so the new positions count the changes.
     changed = connection.execute(
         select(func.count()).select_from(table).where(table.c.position > base)

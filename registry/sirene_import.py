@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
 from registry.rcd_records import CompanyRecord, EstablishmentRecord
-from registry.rcd_store import RcdStore
+from registry.rcd_store import PreparedRows, RcdStore, prepare_rows
 from registry.sirene_stock import Rejection, StockKind, read_stock
 
 MAX_LISTED_REJECTIONS = 1000
@@ -69,13 +68,18 @@ def _committed(
         raise ImportInterrupted("the import was stopped; the batches applied are kept")
 
 
-def _decoded(raw: Iterable[bytes], undecodable: set[int]) -> Iterator[str]:
-    # Decoding line by line lets one bad byte reject its line, not the file.
-    for number, line in enumerate(raw, start=1):
+def _decoded(raw: Iterable[bytes], unreadable: dict[int, str]) -> Iterator[str]:
+    # Decoding line by line lets one bad byte reject its line, not the file. A NUL character
+    # cannot be stored in a text column of PostgreSQL.
+    for number, read in enumerate(raw, start=1):
+        line = read
+        if b"\0" in line:
+            unreadable[number] = "the line holds a NUL character"
+            line = line.replace(b"\0", b"")
         try:
             yield line.decode("utf-8")
         except UnicodeDecodeError:
-            undecodable.add(number)
+            unreadable[number] = "the line is not valid UTF-8"
             yield line.decode("utf-8", "replace")
 
 
@@ -121,9 +125,9 @@ def _import_here(
     should_stop: Callable[[], bool],
 ) -> ImportOutcome:
     store = RcdStore(engine)
-    undecodable: set[int] = set()
+    unreadable: dict[int, str] = {}
     with path.open("rb") as raw:
-        kind, lines = read_stock(_decoded(raw, undecodable), expected)
+        kind, lines = read_stock(_decoded(raw, unreadable), expected)
         outcome = ImportOutcome(kind)
         batch: list[CompanyRecord | EstablishmentRecord] = []
 
@@ -136,8 +140,8 @@ def _import_here(
 
         for line_number, item in lines:
             outcome.lines_read += 1
-            if line_number in undecodable:
-                outcome.reject(Rejection(line_number, "the line is not valid UTF-8"))
+            if line_number in unreadable:
+                outcome.reject(Rejection(line_number, unreadable.pop(line_number)))
             elif isinstance(item, Rejection):
                 outcome.reject(item)
             else:
@@ -148,28 +152,30 @@ def _import_here(
     return outcome
 
 
-ParsedChunk = tuple[list[dict[str, Any]], list[Rejection], int]
+ParsedChunk = tuple[PreparedRows, list[Rejection], int]
 
 
-def parse_chunk(header: str, kind: str, first_line: int, raw_lines: list[bytes]) -> ParsedChunk:
+def parse_chunk(
+    header: str, kind: str, first_line: int, raw_lines: list[bytes], *, dialect: str
+) -> ParsedChunk:
     """In a worker: the rows, rejections and count of lines read of a chunk of data lines,
-    the first of which is line `first_line` of the file."""
-    undecodable: set[int] = set()
-    text = list(_decoded(raw_lines, undecodable))  # numbers from 1 within the chunk
+    the first of which is line `first_line` of the file, prepared for a database of `dialect`."""
+    unreadable: dict[int, str] = {}
+    text = list(_decoded(raw_lines, unreadable))  # numbers from 1 within the chunk
     _, items = read_stock([header, *text], StockKind(kind))
-    rows: list[dict[str, Any]] = []
+    records: list[CompanyRecord | EstablishmentRecord] = []
     rejections: list[Rejection] = []
     read = 0
     for number, item in items:  # the header is line 1, the chunk's first line is 2
         read += 1
         line = first_line + number - 2
-        if number - 1 in undecodable:
-            rejections.append(Rejection(line, "the line is not valid UTF-8"))
+        if number - 1 in unreadable:
+            rejections.append(Rejection(line, unreadable[number - 1]))
         elif isinstance(item, Rejection):
             rejections.append(Rejection(line, item.reason))
         else:
-            rows.append(item.row())
-    return rows, rejections, read
+            records.append(item)
+    return prepare_rows(records, dialect), rejections, read
 
 
 def _import_in_parallel(
@@ -194,17 +200,19 @@ def _import_in_parallel(
 
         def apply_oldest() -> None:
             parsed, position = pending.popleft()
-            rows, rejections, read = parsed.result()
+            parsed_rows, rejections, read = parsed.result()
             outcome.lines_read += read
             for rejection in rejections:
                 outcome.reject(rejection)
-            changed = store.upsert_rows(rows)
+            changed, applied = store.upsert_prepared(parsed_rows), len(parsed_rows)
             _committed(
-                outcome, changed, len(rows), position, on_batch=on_batch, should_stop=should_stop
+                outcome, changed, applied, position, on_batch=on_batch, should_stop=should_stop
             )
 
         def submit(chunk: list[bytes], first_line: int) -> None:
-            future = pool.submit(parse_chunk, header, kind.value, first_line, chunk)
+            future = pool.submit(
+                parse_chunk, header, kind.value, first_line, chunk, dialect=engine.dialect.name
+            )
             pending.append((future, raw.tell()))
 
         try:

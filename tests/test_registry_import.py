@@ -262,3 +262,38 @@ def test_parsing_in_worker_processes_gives_the_same_outcome(
     assert parallel.lines_changed > 0 and here.lines_changed == 0  # the second run found it all
     assert parallel.rejections == here.rejections
     assert [r.line_number for r in parallel.rejections] == [5, 19, 32, 42]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_values_are_stored_exactly_and_a_nul_character_rejects_its_line(
+    database_url: str, tmp_path: Path, workers: int
+) -> None:
+    tricky = "RUE \\N\tDU\\\\ BAC \\t"  # what COPY's text format would misread unescaped
+    path = tmp_path / "StockEtablissement.csv"
+    path.write_bytes(
+        (
+            "\n".join(
+                [
+                    ",".join(ESTABLISHMENT_HEADER),
+                    _establishment_line("55203253400646", libelleVoieEtablissement="FIRST"),
+                    _establishment_line("73282932000074", libelleVoieEtablissement="A\0B"),
+                    _establishment_line("55203253400646", libelleVoieEtablissement=tricky),
+                ]
+            )
+            + "\n"
+        ).encode()
+    )
+    engine = open_engine(database_url)
+    outcome = import_stock(engine, path, workers=workers)
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(establishments.c.siret, establishments.c.street_name).where(
+                establishments.c.siret.in_(["55203253400646", "73282932000074"])
+            )
+        ).all()
+    engine.dispose()
+    assert [(r.line_number, r.reason) for r in outcome.rejections] == [
+        (3, "the line holds a NUL character")
+    ]
+    assert outcome.lines_applied == 2  # and of the two lines of one key, the last wins:
+    assert [tuple(row) for row in stored] == [("55203253400646", tricky)]
