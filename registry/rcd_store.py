@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -25,8 +25,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from registry.rcd_records import CompanyRecord, CopyRows, EstablishmentRecord
 from registry.rcd_schema import STATE_ACTIVE, companies, establishments, registry_feed
 
-_COMPANY_COLUMNS = [companies.c[f.name] for f in fields(CompanyRecord)]
-_ESTABLISHMENT_COLUMNS = [establishments.c[f.name] for f in fields(EstablishmentRecord)]
+_COMPANY_COLUMNS = [companies.c[name] for name in CompanyRecord._fields]
+_ESTABLISHMENT_COLUMNS = [establishments.c[name] for name in EstablishmentRecord._fields]
 _GET_COMPANY = select(*_COMPANY_COLUMNS).where(companies.c.siren == bindparam("siren"))
 _GET_ESTABLISHMENT = select(*_ESTABLISHMENT_COLUMNS).where(
     establishments.c.siret == bindparam("siret")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import event
 
 from clients.client import AsyncClient, Client
 from clients.errors import InvalidArgument, NotFound
@@ -72,3 +73,35 @@ def test_the_credentials_slot_is_called_for_every_call(node: RunningNode) -> Non
         return async_recorded.methods
 
     assert asyncio.run(scenario()) == ["/interops.registry.v1.RegistryService/GetCompany"]
+
+
+def test_concurrent_misses_are_read_together_and_each_gets_its_answer(
+    node: RunningNode, loaded: StockFiles
+) -> None:
+    unknown = "73282932000074"  # well formed, not in the registry
+    wanted = [*loaded.sirets[-60:], unknown]
+    reads: list[str] = []
+
+    def count_reads(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "FROM establishments" in statement:
+            reads.append(statement)
+
+    event.listen(node.node.engine, "before_cursor_execute", count_reads)
+
+    async def scenario() -> list[str | None]:
+        async with AsyncClient(node.address) as client:
+
+            async def one(siret: str) -> str | None:
+                try:
+                    return (await client.get_establishment(siret)).siret
+                except NotFound:
+                    return None
+
+            return await asyncio.gather(*(one(siret) for siret in wanted))
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        event.remove(node.node.engine, "before_cursor_execute", count_reads)
+    assert answers == [*loaded.sirets[-60:], None]
+    assert 1 <= len(reads) < len(wanted) // 2  # misses of concurrent calls share reads
