@@ -1,0 +1,165 @@
+"""The trust directory: organisms and sites with their public keys, published as a snapshot
+signed by the backbone's root key, and the verifier's cache of it.
+
+A verifier pins the root public key, fetches the snapshot, checks it offline and keeps it until
+it expires. A key id it does not know makes it fetch again, at most once per `refetch_seconds`,
+so that a newly published key is found soon and a flood of made-up key ids costs nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from interops.token.v1 import token_pb2
+
+from token_suite.errors import TokenError
+from token_suite.keys import SIGNATURE_BYTES, load_public_key
+from token_suite.wire import directory_input, encode, parse_canonical
+
+MAX_DIRECTORY_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """A public key of an organism and the window in which it may sign (valid_until 0: open)."""
+
+    key_id: str
+    organism: str
+    public: Ed25519PublicKey
+    valid_from: int
+    valid_until: int
+
+    def signs_at(self, moment: float, leeway: float) -> bool:
+        """True when a signature dated `moment` falls in the key's window."""
+        if moment < self.valid_from - leeway:
+            return False
+        return self.valid_until == 0 or moment <= self.valid_until
+
+
+@dataclass(frozen=True, slots=True)
+class TrustDirectory:
+    """One snapshot of the directory, checked and ready for lookups."""
+
+    serial: int
+    expires: int
+    organisms: Mapping[str, token_pb2.Organism]
+    keys: Mapping[str, KeyEntry]
+
+    @classmethod
+    def build(
+        cls,
+        organisms: Iterable[token_pb2.Organism],
+        keys: Iterable[token_pb2.PublicKey],
+        *,
+        serial: int = 0,
+        expires: int = 0,
+    ) -> TrustDirectory:
+        """Checks every key (length, small order) and indexes the snapshot."""
+        by_code = {organism.code: organism for organism in organisms}
+        entries: dict[str, KeyEntry] = {}
+        for key in keys:
+            if key.organism not in by_code:
+                raise TokenError("MALFORMED", f"key {key.key_id} names an unknown organism")
+            entries[key.key_id] = KeyEntry(
+                key.key_id, key.organism, load_public_key(key.public_key),
+                key.valid_from, key.valid_until,
+            )  # fmt: skip
+        return cls(serial, expires, by_code, entries)
+
+    def key(self, key_id: str) -> KeyEntry | None:
+        """The key with this id, if listed."""
+        return self.keys.get(key_id)
+
+    def organism(self, code: str) -> token_pb2.Organism | None:
+        """The organism with this code, if listed."""
+        return self.organisms.get(code)
+
+
+def sign_directory(
+    snapshot: token_pb2.Directory, root_key: Ed25519PrivateKey, key_id: str
+) -> token_pb2.SignedDirectory:
+    """Signs a snapshot with the root key."""
+    payload = encode(snapshot)
+    signature = root_key.sign(directory_input(key_id, payload))
+    return token_pb2.SignedDirectory(payload=payload, key_id=key_id, signature=signature)
+
+
+def open_directory(
+    signed: bytes, root_keys: Mapping[str, Ed25519PublicKey], now: float | None = None
+) -> TrustDirectory:
+    """Checks a serialized SignedDirectory against the pinned root keys and opens it."""
+    now = time.time() if now is None else now
+    if len(signed) > MAX_DIRECTORY_BYTES:
+        raise TokenError("TOO_LARGE", "the directory snapshot is too large")
+    envelope = parse_canonical(token_pb2.SignedDirectory(), signed, "the directory envelope")
+    root = root_keys.get(envelope.key_id)
+    if root is None:
+        raise TokenError("UNTRUSTED_ROOT", f"the directory is signed by {envelope.key_id!r}")
+    if len(envelope.signature) != SIGNATURE_BYTES:
+        raise TokenError("BAD_SIGNATURE", "the directory signature is not 64 bytes")
+    try:
+        root.verify(envelope.signature, directory_input(envelope.key_id, envelope.payload))
+    except InvalidSignature:
+        raise TokenError("BAD_SIGNATURE", "the directory signature does not verify") from None
+    snapshot = parse_canonical(token_pb2.Directory(), envelope.payload, "the directory")
+    if snapshot.expires <= now:
+        raise TokenError("EXPIRED", "the directory snapshot has expired")
+    return TrustDirectory.build(
+        snapshot.organisms, snapshot.keys, serial=snapshot.serial, expires=snapshot.expires
+    )
+
+
+class DirectoryCache:
+    """A verifier's copy of the directory: fetched when missing or expired, and again on an
+    unknown key id at most every `refetch_seconds`."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], bytes],
+        root_keys: Mapping[str, Ed25519PublicKey],
+        *,
+        refetch_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._fetch = fetch
+        self._root_keys = dict(root_keys)
+        self.refetch_seconds = refetch_seconds
+        self._clock = clock
+        self._directory: TrustDirectory | None = None
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> TrustDirectory:
+        with self._lock:
+            now = self._clock()
+            self._fetched_at = now
+            self._directory = open_directory(self._fetch(), self._root_keys, now)
+            return self._directory
+
+    def current(self) -> TrustDirectory:
+        """The snapshot in use, fetched anew if there is none or it has expired."""
+        directory = self._directory
+        if directory is None or directory.expires <= self._clock():
+            return self._refresh()
+        return directory
+
+    def key(self, key_id: str) -> KeyEntry | None:
+        """The key with this id, fetching the directory again if it is unknown and allowed."""
+        entry = self.current().key(key_id)
+        if entry is None and self._clock() - self._fetched_at >= self.refetch_seconds:
+            entry = self._refresh().key(key_id)
+        return entry
+
+    def organism(self, code: str) -> token_pb2.Organism | None:
+        """The organism with this code, if listed."""
+        return self.current().organism(code)
+
+    def invalidate(self) -> None:
+        """Forgets the snapshot and the refetch delay: the next lookup fetches."""
+        self._directory = None
+        self._fetched_at = float("-inf")

@@ -1,0 +1,88 @@
+"""Ed25519 keys: generation, key ids, PEM files, and the checks every public key must pass.
+
+OpenSSL verifies a signature under a small-order public key (the identity point, say) for
+messages its holder never signed, so such keys, and keys of the wrong length or with a
+non-canonical encoding, are refused before any use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from token_suite.errors import TokenError
+
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+_P = 2**255 - 19
+# The encodings of the eight points of small order, with the sign bit cleared (libsodium's
+# list): 0 (order 4), 1 (order 1), two points of order 8, p-1 (order 2); p and p+1 are
+# non-canonical encodings of 0 and 1, refused below as y >= p.
+_SMALL_ORDER = frozenset(
+    bytes.fromhex(point)
+    for point in (
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    )
+)
+
+
+def check_public_key(raw: bytes) -> None:
+    """Raises TokenError(BAD_KEY) unless `raw` is a usable Ed25519 public key."""
+    if len(raw) != PUBLIC_KEY_BYTES:
+        raise TokenError("BAD_KEY", f"a public key is {PUBLIC_KEY_BYTES} bytes, not {len(raw)}")
+    cleared = raw[:31] + bytes([raw[31] & 0x7F])
+    if cleared in _SMALL_ORDER:
+        raise TokenError("BAD_KEY", "the public key is a point of small order")
+    if int.from_bytes(cleared, "little") >= _P:
+        raise TokenError("BAD_KEY", "the public key is not canonically encoded")
+
+
+def load_public_key(raw: bytes) -> Ed25519PublicKey:
+    """The key object for checked raw bytes."""
+    check_public_key(raw)
+    try:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise TokenError("BAD_KEY", "the public key is not a point of the curve") from None
+
+
+def public_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    """The raw 32 bytes of a key's public half."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id_of(public: bytes) -> str:
+    """The key id derived from a public key: "ed25519:" and 16 hex digits of its SHA-256."""
+    return "ed25519:" + hashlib.sha256(public).hexdigest()[:16]
+
+
+def generate() -> Ed25519PrivateKey:
+    """A new private key."""
+    return Ed25519PrivateKey.generate()
+
+
+def write_private_key(key: Ed25519PrivateKey, path: Path) -> None:
+    """Writes the key as unencrypted PKCS#8 PEM, readable by its owner only."""
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_bytes(pem)
+
+
+def read_private_key(path: Path) -> Ed25519PrivateKey:
+    """Reads a PEM private key; raises ValueError if it is not an Ed25519 key."""
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key")
+    return key

@@ -1,0 +1,407 @@
+"""Verification of a chain, offline: every signature over the raw bytes, then every block's
+content, then what each hop may change (attenuation), then the call itself (audience, proof of
+possession, single use).
+
+Verified prefixes are cached: a chain whose first k blocks were seen costs only its new blocks.
+A cached prefix is keyed by a digest of all its raw bytes, and what can change with time (expiry,
+revocation, the directory) is checked again on every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Container, Sequence
+from typing import NamedTuple, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from interops.token.v1 import token_pb2
+
+from token_suite import profiles
+from token_suite.directory import KeyEntry
+from token_suite.errors import TokenError
+from token_suite.grants import Grants, grants_from, widening
+from token_suite.keys import SIGNATURE_BYTES
+from token_suite.replay import ReplayCache
+from token_suite.wire import VERSION, block_input, parse_canonical, proof_input
+
+ROOT_KINDS = frozenset({token_pb2.ORGANISM_KIND_PORTAL})
+ID_BYTES = 16
+NONCE_BYTES = 16
+MAX_SUBJECT = 128
+MAX_AUDIENCE = 16
+
+
+class KeyResolver(Protocol):
+    """Where a verifier finds keys and organisms: a TrustDirectory or a DirectoryCache."""
+
+    def key(self, key_id: str) -> KeyEntry | None:
+        """The key with this id, if listed."""
+        ...
+
+    def organism(self, code: str) -> token_pb2.Organism | None:
+        """The organism with this code, if listed."""
+        ...
+
+
+class Party(NamedTuple):
+    """An organism or site, and one of its keys (empty: any)."""
+
+    organism: str
+    key_id: str = ""
+
+
+class Hop(NamedTuple):
+    """One verified block: who handed the chain to whom, when, why."""
+
+    position: int
+    delegator: Party
+    holder: Party
+    profile: int
+    not_before: int
+    expires: int
+    purpose: str
+    token_id: bytes
+    revocation_id: bytes
+
+
+class VerifiedChain(NamedTuple):
+    """What a verified chain grants (its last block's terms) and its chain of responsibility."""
+
+    chain_id: bytes
+    subject: str
+    profile: int
+    holder: Party
+    audience: frozenset[str]
+    grants: Grants
+    expires: int
+    max_hops: int
+    hops: tuple[Hop, ...]
+    token: bytes = b""
+
+    @property
+    def token_hash(self) -> bytes:
+        """SHA-256 of the token's bytes, which a proof of possession signs."""
+        return hashlib.sha256(self.token).digest()
+
+    def allows(self, right: str, siret: str | None = None) -> bool:
+        """True when the chain grants `right` (over `siret`, when given)."""
+        scope = self.grants.get(right)
+        return scope is not None and (siret is None or scope.includes_siret(siret))
+
+
+def revocation_id(signature: bytes) -> bytes:
+    """A block's revocation id: SHA-256 of its signature."""
+    return hashlib.sha256(signature).digest()
+
+
+def _digest(previous: bytes, block: token_pb2.SignedBlock) -> bytes:
+    key_id = block.key_id.encode()
+    return hashlib.sha256(
+        b"".join((previous, struct.pack(">IB", len(block.payload), len(key_id)), block.payload,
+                  key_id, block.signature))
+    ).digest()  # fmt: skip
+
+
+class Verifier:
+    """Verifies chains and calls against a directory; thread-safe for reading."""
+
+    def __init__(
+        self,
+        keys: KeyResolver,
+        *,
+        leeway: float = 30.0,
+        max_bytes: int = 4096,
+        max_blocks: int = 8,
+        root_kinds: frozenset[int] = ROOT_KINDS,
+        revoked: Container[bytes] = frozenset(),
+        prefix_cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.keys = keys
+        self.leeway = leeway
+        self.max_bytes = max_bytes
+        self.max_blocks = max_blocks
+        self.root_kinds = root_kinds
+        self.revoked = revoked
+        self.prefix_cache_size = prefix_cache_size
+        self.clock = clock
+        self._prefixes: OrderedDict[bytes, VerifiedChain] = OrderedDict()
+
+    # -- the chain -------------------------------------------------------------------------------
+
+    def verify(
+        self, token: bytes, audience: str | None = None, now: float | None = None
+    ) -> VerifiedChain:
+        """The verified chain; raises TokenError with the precise reason otherwise.
+
+        With `audience`, the chain must be meant for it. Single use and proofs of possession
+        belong to the call: see `verify_call`.
+        """
+        now = self.clock() if now is None else now
+        if len(token) > self.max_bytes:
+            raise TokenError("TOO_LARGE", f"the token is over {self.max_bytes} bytes")
+        chain = parse_canonical(token_pb2.TokenChain(), token, "the token")
+        if chain.version != VERSION:
+            raise TokenError("UNSUPPORTED_VERSION", f"version {chain.version} is not supported")
+        blocks = chain.blocks
+        if not blocks:
+            raise TokenError("MALFORMED", "the token has no block")
+        if len(blocks) > self.max_blocks:
+            raise TokenError("TOO_MANY_BLOCKS", f"the token has over {self.max_blocks} blocks")
+        digests = []
+        previous = b""
+        for block in blocks:
+            previous = _digest(previous, block)
+            digests.append(previous)
+        state, start = self._cached_prefix(digests)
+        if state is not None:
+            self._check_still_valid(state, now)
+        for index in range(start, len(blocks)):
+            state = self._extend(state, index, blocks, now)
+            self._remember(digests[index], state)
+        assert state is not None
+        if audience is not None and audience not in state.audience:
+            raise TokenError("WRONG_AUDIENCE", f"the token is not meant for {audience}")
+        return state._replace(token=token)
+
+    def _cached_prefix(self, digests: list[bytes]) -> tuple[VerifiedChain | None, int]:
+        prefixes = self._prefixes
+        for index in range(len(digests) - 1, -1, -1):
+            state = prefixes.get(digests[index])
+            if state is not None:
+                return state, index + 1
+        return None, 0
+
+    def _remember(self, digest: bytes, state: VerifiedChain) -> None:
+        if self.prefix_cache_size <= 0:
+            return
+        prefixes = self._prefixes
+        prefixes[digest] = state
+        if len(prefixes) > self.prefix_cache_size:
+            with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
+                prefixes.popitem(last=False)
+
+    def _check_still_valid(self, state: VerifiedChain, now: float) -> None:
+        for hop in state.hops:
+            self._check_time(hop.not_before, hop.expires, now, hop.position)
+            entry = self.keys.key(hop.delegator.key_id)
+            if entry is None or not entry.signs_at(hop.not_before, self.leeway):
+                raise TokenError("KEY_NOT_VALID", "the signing key was withdrawn", hop.position)
+            if hop.revocation_id in self.revoked:
+                raise TokenError("REVOKED", "the block was revoked", hop.position)
+
+    def _check_time(self, not_before: int, expires: int, now: float, index: int) -> None:
+        if not_before > now + self.leeway:
+            raise TokenError("NOT_YET_VALID", "the block is not valid yet", index)
+        if expires < now - self.leeway:
+            raise TokenError("EXPIRED", "the block has expired", index)
+
+    def _signer(
+        self, index: int, signed: token_pb2.SignedBlock, parent: VerifiedChain | None
+    ) -> KeyEntry:
+        entry = self.keys.key(signed.key_id)
+        if entry is None:
+            raise TokenError("UNKNOWN_KEY", f"no key {signed.key_id!r} in the directory", index)
+        if parent is None:
+            organism = self.keys.organism(entry.organism)
+            if organism is None or organism.kind not in self.root_kinds:
+                raise TokenError(
+                    "UNTRUSTED_ROOT", f"{entry.organism} may not issue root blocks", index
+                )
+        elif entry.organism != parent.holder.organism or (
+            parent.holder.key_id and parent.holder.key_id != signed.key_id
+        ):
+            raise TokenError(
+                "WRONG_SIGNER", f"signed by {entry.organism}, not by the holder named before", index
+            )
+        return entry
+
+    def _extend(
+        self,
+        parent: VerifiedChain | None,
+        index: int,
+        blocks: Sequence[token_pb2.SignedBlock],
+        now: float,
+    ) -> VerifiedChain:
+        signed = blocks[index]
+        if len(signed.signature) != SIGNATURE_BYTES:
+            raise TokenError("BAD_SIGNATURE", "a signature is 64 bytes", index)
+        entry = self._signer(index, signed, parent)
+        previous_signature = blocks[index - 1].signature if index else b""
+        message = block_input(index, signed.key_id, signed.payload, previous_signature)
+        try:
+            entry.public.verify(signed.signature, message)
+        except InvalidSignature:
+            raise TokenError("BAD_SIGNATURE", "the signature does not verify", index) from None
+        block = parse_canonical(token_pb2.Block(), signed.payload, "the block", index)
+        hop = self._hop(index, block, signed, entry, now)
+        grants = grants_from(block.grants, index)
+        audience = frozenset(block.audience)
+        if parent is not None:
+            self._check_narrowing(parent, block, grants, audience, index)
+        if hop.revocation_id in self.revoked:
+            raise TokenError("REVOKED", "the block was revoked", index)
+        return VerifiedChain(
+            chain_id=block.chain_id,
+            subject=block.subject,
+            profile=block.profile,
+            holder=hop.holder,
+            audience=audience,
+            grants=grants,
+            expires=block.expires,
+            max_hops=block.max_hops,
+            hops=(*parent.hops, hop) if parent is not None else (hop,),
+        )
+
+    def _hop(
+        self,
+        index: int,
+        block: token_pb2.Block,
+        signed: token_pb2.SignedBlock,
+        entry: KeyEntry,
+        now: float,
+    ) -> Hop:
+        delegator = block.delegator
+        if delegator.organism != entry.organism or delegator.key_id != signed.key_id:
+            raise TokenError("WRONG_SIGNER", "the block names another delegator", index)
+        if len(block.chain_id) != ID_BYTES or len(block.token_id) != ID_BYTES:
+            raise TokenError("MALFORMED", "chain and token ids are 16 bytes", index)
+        if not 0 < len(block.subject) <= MAX_SUBJECT or not block.holder.organism:
+            raise TokenError("MALFORMED", "the subject and the holder are required", index)
+        if not 0 < len(block.audience) <= MAX_AUDIENCE:
+            raise TokenError("MALFORMED", "the audience has 1 to 16 entries", index)
+        lifetime = profiles.MAX_LIFETIME.get(block.profile)
+        if lifetime is None:
+            raise TokenError("MALFORMED", "the profile is missing or unknown", index)
+        if block.not_before <= 0 or block.expires <= block.not_before:
+            raise TokenError("MALFORMED", "not_before and expires are required, in order", index)
+        if block.expires - block.not_before > lifetime:
+            raise TokenError(
+                "LIFETIME_TOO_LONG",
+                f"a {profiles.name(block.profile)} block lives at most {lifetime} s",
+                index,
+            )
+        self._check_time(block.not_before, block.expires, now, index)
+        if not entry.signs_at(block.not_before, self.leeway):
+            raise TokenError("KEY_NOT_VALID", "the key was not valid when it signed", index)
+        return Hop(
+            position=index,
+            delegator=Party(delegator.organism, delegator.key_id),
+            holder=Party(block.holder.organism, block.holder.key_id),
+            profile=block.profile,
+            not_before=block.not_before,
+            expires=block.expires,
+            purpose=block.purpose,
+            token_id=block.token_id,
+            revocation_id=revocation_id(signed.signature),
+        )
+
+    @staticmethod
+    def _check_narrowing(
+        parent: VerifiedChain,
+        block: token_pb2.Block,
+        grants: Grants,
+        audience: frozenset[str],
+        index: int,
+    ) -> None:
+        if block.chain_id != parent.chain_id:
+            raise TokenError("CHAIN_ID_CHANGED", "the chain id is fixed at the root", index)
+        if block.subject != parent.subject:
+            raise TokenError("SUBJECT_CHANGED", "the subject is fixed at the root", index)
+        if parent.max_hops == 0:
+            raise TokenError("TOO_MANY_HOPS", "the previous block allows no further hop", index)
+        if block.max_hops >= parent.max_hops:
+            raise TokenError("HOPS_NOT_DECREASING", "max_hops must decrease at each hop", index)
+        if not profiles.may_follow(parent.profile, block.profile):
+            raise TokenError("PROFILE_WIDENED", "the profile may not move back", index)
+        if not audience <= parent.audience:
+            raise TokenError("AUDIENCE_WIDENED", "the audience may only narrow", index)
+        if block.expires > parent.expires:
+            raise TokenError("EXPIRY_EXTENDED", "the expiry may not grow", index)
+        right = widening(parent.grants, grants)
+        if right is not None:
+            raise TokenError("GRANTS_WIDENED", f"the {right} grant is wider than before", index)
+
+    # -- the call --------------------------------------------------------------------------------
+
+    def check_proof(
+        self,
+        proof: bytes,
+        *,
+        holder: Party,
+        method: str,
+        audience: str,
+        token_hash: bytes,
+        now: float | None = None,
+    ) -> token_pb2.CallProof:
+        """Checks a proof of possession of `holder`'s key for one call; returns it parsed."""
+        now = self.clock() if now is None else now
+        if len(proof) > 512:
+            raise TokenError("BAD_PROOF", "the proof is too large")
+        try:
+            parsed = parse_canonical(token_pb2.CallProof(), proof, "the proof")
+        except TokenError:
+            raise TokenError("BAD_PROOF", "the proof is malformed") from None
+        entry = self.keys.key(parsed.key_id)
+        if entry is None:
+            raise TokenError("BAD_PROOF", f"no key {parsed.key_id!r} in the directory")
+        if entry.organism != holder.organism or (holder.key_id and holder.key_id != parsed.key_id):
+            raise TokenError("BAD_PROOF", "the proof is not signed by the chain's holder")
+        if len(parsed.nonce) != NONCE_BYTES or len(parsed.signature) != SIGNATURE_BYTES:
+            raise TokenError("BAD_PROOF", "the nonce is 16 bytes and the signature 64")
+        if abs(now - parsed.time) > self.leeway:
+            raise TokenError("STALE_PROOF", "the proof was not made for this moment")
+        if not entry.signs_at(parsed.time, self.leeway):
+            raise TokenError("BAD_PROOF", "the key was not valid when it signed the proof")
+        message = proof_input(
+            parsed.key_id, method, audience, parsed.time, parsed.nonce, token_hash
+        )
+        try:
+            entry.public.verify(parsed.signature, message)
+        except InvalidSignature:
+            raise TokenError("BAD_PROOF", "the proof's signature does not verify") from None
+        return parsed
+
+    def single_use_keys(
+        self, chain: VerifiedChain | None, proof: token_pb2.CallProof | None
+    ) -> list[tuple[bytes, float]]:
+        """What a call spends, each with the moment until which it must be remembered: the
+        last token id of a navigation chain, the nonce of a proof."""
+        spent: list[tuple[bytes, float]] = []
+        if chain is not None and chain.profile == profiles.NAVIGATION:
+            spent.append((b"token:" + chain.hops[-1].token_id, chain.expires + self.leeway))
+        if proof is not None:
+            key = b"proof:" + proof.key_id.encode() + b"\x00" + proof.nonce
+            spent.append((key, proof.time + self.leeway))
+        return spent
+
+    def verify_call(
+        self,
+        token: bytes,
+        proof: bytes | None,
+        *,
+        method: str,
+        audience: str,
+        replays: ReplayCache,
+        now: float | None = None,
+    ) -> VerifiedChain:
+        """Everything a server checks of a call: the chain meant for `audience`, the proof of
+        possession when the profile asks for one (or one is given), and single use."""
+        now = self.clock() if now is None else now
+        chain = self.verify(token, audience, now)
+        parsed = None
+        if proof:
+            parsed = self.check_proof(
+                proof, holder=chain.holder, method=method, audience=audience,
+                token_hash=chain.token_hash, now=now,
+            )  # fmt: skip
+        elif chain.profile == profiles.APPLICATION:
+            raise TokenError("PROOF_REQUIRED", "an application chain needs a proof of possession")
+        for key, until in self.single_use_keys(chain, parsed):
+            if not replays.first_use(key, until):
+                raise TokenError("REPLAYED", "this token or proof was used already")
+        return chain
