@@ -7,14 +7,15 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from registry.database import current_revision, open_engine, upgrade
-from registry.rcd_schema import metadata, registry_feed
+from registry.rcd_schema import registry_feed
+from registry.schema import metadata
 
 
 def test_migrations_match_the_declared_schema(database_url: str) -> None:
     engine = open_engine(database_url)
     upgrade(engine)
     upgrade(engine)  # a second run is a no-op
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
         assert differences == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from registry.rcd_schema import metadata
+from registry.schema import metadata
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

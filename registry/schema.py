@@ -1,0 +1,9 @@
+"""The whole schema on one MetaData, for Alembic and the migration test: importing this module
+registers every table module's tables."""
+
+from __future__ import annotations
+
+from registry import trust_schema
+from registry.rcd_schema import metadata
+
+__all__ = ["metadata", "trust_schema"]
