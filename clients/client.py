@@ -18,6 +18,7 @@ from interops.operation.v1 import operation_pb2 as op
 from interops.operation.v1 import operation_pb2_grpc
 from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
+from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 
 from clients.credentials import (
     AioCredentialsInterceptor,
@@ -25,6 +26,8 @@ from clients.credentials import (
     SyncCredentialsInterceptor,
 )
 from clients.errors import from_rpc_error
+from clients.token_credentials import proof_metadata
+from token_suite.chain import Signer
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 UPLOAD_CHUNK = 1024 * 1024
@@ -81,6 +84,7 @@ class Client:
         self.timeout = timeout
         self.registry = registry_pb2_grpc.RegistryServiceStub(channel)
         self.operations = operation_pb2_grpc.OperationServiceStub(channel)
+        self.tokens = token_service_pb2_grpc.TokenServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
 
     def close(self) -> None:
@@ -93,9 +97,9 @@ class Client:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _unary(self, method: Callable[..., T], request: Any) -> T:
+    def _unary(self, method: Callable[..., T], request: Any, metadata: Any = None) -> T:
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -197,6 +201,56 @@ class Client:
         request = pb.WatchChangesRequest(after_position=after_position, follow=follow)
         return self._stream(self.registry.WatchChanges, request)
 
+    def sign_in(
+        self,
+        siret: str,
+        last_name: str,
+        first_name: str,
+        password: str,
+        **terms: Any,
+    ) -> token_service_pb2.IssueTokenResponse:
+        """A root chain for a declarant; `terms` are IssueTokenRequest fields (profile,
+        audience, grants, holder, lifetime_seconds, max_hops, purpose)."""
+        terms.setdefault("profile", token_pb2.PROFILE_PORTAL)
+        sign_in = token_service_pb2.DeclarantSignIn(
+            siret=siret, last_name=last_name, first_name=first_name, password=password
+        )
+        request = token_service_pb2.IssueTokenRequest(declarant=sign_in, **terms)
+        return self._unary(self.tokens.IssueToken, request)
+
+    def issue_organism_token(
+        self, signer: Signer, **terms: Any
+    ) -> token_service_pb2.IssueTokenResponse:
+        """An APPLICATION root chain for the signer's organism, proving possession of its key."""
+        terms.setdefault("profile", token_pb2.PROFILE_APPLICATION)
+        request = token_service_pb2.IssueTokenRequest(
+            organism=token_service_pb2.OrganismSignIn(organism=signer.organism), **terms
+        )
+        proof = proof_metadata(signer, "/interops.token.v1.TokenService/IssueToken", b"")
+        return self._unary(self.tokens.IssueToken, request, [proof])
+
+    def delegate_token(self, token: bytes, **terms: Any) -> token_service_pb2.DelegateTokenResponse:
+        """A hop appended by the backbone to a portal chain it holds (DelegateTokenRequest
+        fields: holder, profile, audience, grants, lifetime_seconds, max_hops, purpose)."""
+        request = token_service_pb2.DelegateTokenRequest(token=token, **terms)
+        return self._unary(self.tokens.DelegateToken, request)
+
+    def verify_token(self, token: bytes, audience: str) -> token_service_pb2.Principal:
+        """The verified principal and its chain of responsibility."""
+        request = token_service_pb2.VerifyTokenRequest(token=token, audience=audience)
+        return self._unary(self.tokens.VerifyToken, request).principal
+
+    def revoke_token(self, token: bytes, block: int, signer: Signer) -> bytes:
+        """Revokes a block the signer signed; returns its revocation id."""
+        request = token_service_pb2.RevokeTokenRequest(token=token, block=block)
+        proof = proof_metadata(signer, "/interops.token.v1.TokenService/RevokeToken", token)
+        return self._unary(self.tokens.RevokeToken, request, [proof]).revocation_id
+
+    def get_directory(self) -> token_pb2.SignedDirectory:
+        """The trust directory signed by the backbone's root key."""
+        request = token_service_pb2.GetDirectoryRequest()
+        return self._unary(self.tokens.GetDirectory, request).directory
+
 
 class AsyncClient:
     """Asyncio client with the same calls as `Client`, awaited."""
@@ -221,6 +275,7 @@ class AsyncClient:
         self.timeout = timeout
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.operations = operation_pb2_grpc.OperationServiceStub(self.channel)
+        self.tokens = token_service_pb2_grpc.TokenServiceStub(self.channel)
 
     async def close(self) -> None:
         """Closes the channel."""
@@ -334,3 +389,15 @@ class AsyncClient:
         """Changes of the registry after a position; with follow, new ones as they come."""
         request = pb.WatchChangesRequest(after_position=after_position, follow=follow)
         return self._stream(self.registry.WatchChanges, request)
+
+    async def verify_token(self, token: bytes, audience: str) -> token_service_pb2.Principal:
+        """The verified principal and its chain of responsibility."""
+        request = token_service_pb2.VerifyTokenRequest(token=token, audience=audience)
+        response = await self._unary(self.tokens.VerifyToken, request)
+        return response.principal  # type: ignore[no-any-return]
+
+    async def get_directory(self) -> token_pb2.SignedDirectory:
+        """The trust directory signed by the backbone's root key."""
+        request = token_service_pb2.GetDirectoryRequest()
+        response = await self._unary(self.tokens.GetDirectory, request)
+        return response.directory  # type: ignore[no-any-return]

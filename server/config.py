@@ -31,6 +31,10 @@ class Settings:
     feed_poll_seconds: float = 0.5
     cache_entries: int = 200_000
     log_level: str = "INFO"
+    issuer_organism: str = "NET-ENTREPRISES"
+    token_leeway_seconds: float = 30.0
+    directory_lifetime_seconds: float = 3600.0
+    directory_refetch_seconds: float = 30.0
 
     @property
     def effective_database_url(self) -> str:
@@ -75,4 +79,12 @@ class Settings:
             feed_poll_seconds=number("INTEROPS_FEED_POLL_SECONDS", cls.feed_poll_seconds),
             cache_entries=int(number("INTEROPS_CACHE_ENTRIES", cls.cache_entries)),
             log_level=env.get("INTEROPS_LOG_LEVEL", cls.log_level).upper(),
+            issuer_organism=env.get("INTEROPS_ISSUER_ORGANISM", cls.issuer_organism),
+            token_leeway_seconds=number("INTEROPS_TOKEN_LEEWAY_SECONDS", cls.token_leeway_seconds),
+            directory_lifetime_seconds=number(
+                "INTEROPS_DIRECTORY_LIFETIME_SECONDS", cls.directory_lifetime_seconds
+            ),
+            directory_refetch_seconds=number(
+                "INTEROPS_DIRECTORY_REFETCH_SECONDS", cls.directory_refetch_seconds
+            ),
         )

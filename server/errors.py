@@ -82,6 +82,20 @@ class ResourceExhausted(ServiceError):
     http_status = 429
 
 
+class Unauthenticated(ServiceError):
+    """The caller is not who it must be: no valid token, sign-in or proof."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    http_status = 401
+
+
+class PermissionDenied(ServiceError):
+    """The caller is known but may not do this."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    http_status = 403
+
+
 class Unavailable(ServiceError):
     """The node cannot serve now (shutting down); retry elsewhere or later."""
 

@@ -1,14 +1,15 @@
 """The backbone node: one grpc.aio server hosting every service, health and reflection.
 
 Interceptors run in this order: OpenTelemetry tracing (W3C context from metadata), then
-validation of requests against the contracts, then mapping of errors to rich statuses.
+authentication of token chains, then validation of requests against the contracts, then mapping
+of errors to rich statuses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -17,10 +18,13 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
 from interops.registry.v1 import registry_pb2, registry_pb2_grpc
+from interops.token.v1 import token_service_pb2, token_service_pb2_grpc
 
 from registry.database import open_engine, upgrade
+from registry.declarant_store import DeclarantStore
 from registry.operation_store import OperationStore
 from registry.rcd_store import RcdStore
+from server.auth_interceptor import AuthInterceptor
 from server.config import Settings
 from server.error_interceptor import ErrorInterceptor
 from server.establishment_cache import EstablishmentCache
@@ -28,6 +32,8 @@ from server.import_jobs import ImportJobs
 from server.operation_service import OperationService
 from server.registry_service import RegistryService
 from server.telemetry import tracer_provider, tracing_interceptor
+from server.token_service import TokenService
+from server.trust import NodeTrust
 from server.validation_interceptor import ValidationInterceptor
 
 log = logging.getLogger("interops.node")
@@ -35,6 +41,20 @@ log = logging.getLogger("interops.node")
 SERVICES = (
     registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
     operation_pb2.DESCRIPTOR.services_by_name["OperationService"].full_name,
+    token_service_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
+)
+# The right each protected service (or method) needs; a method in neither is refused.
+RIGHTS = {
+    "interops.registry.v1.RegistryService": "registry.read",
+    "/interops.registry.v1.RegistryService/ImportStock": "registry.import",
+    "interops.operation.v1.OperationService": "registry.import",
+}
+# Services that authenticate by what their calls carry, or that anyone may ask.
+PUBLIC_SERVICES = (
+    "interops.token.v1.TokenService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
 )
 # Room for a 1 MiB upload chunk and a 1,000-establishment batch answer.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -43,9 +63,15 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 class Node:
     """A running backbone node; `start` migrates the database and opens the port."""
 
-    def __init__(self, settings: Settings, extra_handlers: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        extra_handlers: Sequence[Any] = (),
+        extra_rights: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = open_engine(settings.effective_database_url)
+        self.trust = NodeTrust(self.engine, settings)
         self.tracer_provider = tracer_provider(settings.service_name, settings.tracing_exporter)
         self.health = health_aio.HealthServicer()
         self.operations = OperationStore(self.engine)
@@ -55,6 +81,7 @@ class Node:
         self.server = grpc.aio.server(
             interceptors=[
                 tracing_interceptor(self.tracer_provider),
+                AuthInterceptor(self.trust, {**RIGHTS, **(extra_rights or {})}, PUBLIC_SERVICES),
                 ValidationInterceptor(),
                 ErrorInterceptor(),
             ],
@@ -72,6 +99,9 @@ class Node:
         operation_pb2_grpc.add_OperationServiceServicer_to_server(
             OperationService(self.operations, settings.feed_poll_seconds), self.server
         )
+        token_service_pb2_grpc.add_TokenServiceServicer_to_server(
+            TokenService(self.trust, DeclarantStore(self.engine)), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -85,6 +115,7 @@ class Node:
         """Migrates the schema, binds the address and starts serving; returns the bound port."""
         await asyncio.to_thread(upgrade, self.engine)
         await asyncio.to_thread(self.imports.interrupted_by_restart)
+        await self.trust.start()
         await self.cache.start()
         self.port = self.server.add_insecure_port(self.settings.grpc_address)
         if self.port == 0:
@@ -101,6 +132,7 @@ class Node:
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.imports.close()
         await self.cache.stop()
+        await self.trust.stop()
         self.engine.dispose()
         self.tracer_provider.shutdown()
         log.info("stopped")

@@ -379,18 +379,18 @@ class Verifier:
             spent.append((key, proof.time + self.leeway))
         return spent
 
-    def verify_call(
+    def check_call(
         self,
         token: bytes,
         proof: bytes | None,
         *,
         method: str,
         audience: str,
-        replays: ReplayCache,
         now: float | None = None,
-    ) -> VerifiedChain:
-        """Everything a server checks of a call: the chain meant for `audience`, the proof of
-        possession when the profile asks for one (or one is given), and single use."""
+    ) -> tuple[VerifiedChain, list[tuple[bytes, float]]]:
+        """Everything a server checks of a call but single use: the chain meant for `audience`
+        and the proof of possession when the profile asks for one (or one is given). Returns the
+        chain and the single-use keys the call spends, for the caller's replay cache."""
         now = self.clock() if now is None else now
         chain = self.verify(token, audience, now)
         parsed = None
@@ -401,7 +401,21 @@ class Verifier:
             )  # fmt: skip
         elif chain.profile == profiles.APPLICATION:
             raise TokenError("PROOF_REQUIRED", "an application chain needs a proof of possession")
-        for key, until in self.single_use_keys(chain, parsed):
+        return chain, self.single_use_keys(chain, parsed)
+
+    def verify_call(
+        self,
+        token: bytes,
+        proof: bytes | None,
+        *,
+        method: str,
+        audience: str,
+        replays: ReplayCache,
+        now: float | None = None,
+    ) -> VerifiedChain:
+        """`check_call`, then the spending of its single-use keys in `replays`."""
+        chain, spent = self.check_call(token, proof, method=method, audience=audience, now=now)
+        for key, until in spent:
             if not replays.first_use(key, until):
                 raise TokenError("REPLAYED", "this token or proof was used already")
         return chain

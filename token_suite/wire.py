@@ -18,6 +18,9 @@ BLOCK_TAG = b"interops.token.v1/block\x00"
 PROOF_TAG = b"interops.token.v1/proof\x00"
 DIRECTORY_TAG = b"interops.token.v1/directory\x00"
 MAX_KEY_ID = 64
+# gRPC metadata keys of a call's token chain and proof of possession.
+TOKEN_METADATA = "interops-token-bin"  # noqa: S105 -- a header name, not a secret
+PROOF_METADATA = "interops-proof-bin"
 M = TypeVar("M", bound=Message)
 
 
