@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -20,7 +20,16 @@ from interops.registry.v1 import registry_pb2 as pb
 from tqdm import tqdm
 
 from clients.client import DEFAULT_ADDRESS, Client
+from clients.credentials import CallCredentials
 from clients.errors import InteropsError, Unavailable
+from clients.token_cli import load_signer, read_token
+from clients.token_cli import register as register_token_commands
+from clients.token_credentials import ChainCredentials, OrganismCredentials
+from token_suite.errors import TokenError
+
+# What the CLI's own chains are for when it issues them with an organism's key.
+CLIENT_AUDIENCE = ("interops.registry.v1.RegistryService", "interops.operation.v1.OperationService")
+Handler = Callable[[argparse.Namespace], int]
 
 KINDS = {
     "auto": pb.STOCK_KIND_UNSPECIFIED,
@@ -33,8 +42,25 @@ def _print(message: Message) -> None:
     print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
 
 
+def _credentials(args: argparse.Namespace) -> CallCredentials | None:
+    signer = load_signer(args.organism, args.key) if args.organism and args.key else None
+    if args.token:
+        return ChainCredentials(read_token(args.token), signer)
+    if signer is not None:
+        return OrganismCredentials(args.address, signer, CLIENT_AUDIENCE)
+    return None
+
+
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.address)
+    return Client(args.address, credentials=_credentials(args))
+
+
+def _with_client(handler: Callable[[argparse.Namespace, Client], int]) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        with _client(args) as client:
+            return handler(args, client)
+
+    return run
 
 
 def _registry_get(args: argparse.Namespace) -> int:
@@ -118,10 +144,27 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("INTEROPS_GRPC_ADDRESS", DEFAULT_ADDRESS),
         help="the node's gRPC address (default: $INTEROPS_GRPC_ADDRESS or %(default)s)",
     )
+    root.add_argument(
+        "--organism",
+        default=os.environ.get("INTEROPS_ORGANISM", ""),
+        help="call as this organism (with --key): $INTEROPS_ORGANISM",
+    )
+    root.add_argument(
+        "--key",
+        type=Path,
+        default=os.environ.get("INTEROPS_KEY_FILE") or None,
+        help="the organism's private key (PEM): $INTEROPS_KEY_FILE",
+    )
+    root.add_argument(
+        "--token",
+        default=os.environ.get("INTEROPS_TOKEN", ""),
+        help="a token chain to call with (base64url or @FILE): $INTEROPS_TOKEN",
+    )
     commands = root.add_subparsers(dest="command", required=True)
     for entry in entry_points(group="interops.commands"):
         entry.load()(commands)
     _add_registry(commands)
+    register_token_commands(commands, _with_client)
     return root
 
 
@@ -136,6 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InteropsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except TokenError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return status
 
 

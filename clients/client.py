@@ -21,9 +21,9 @@ from interops.registry.v1 import registry_pb2_grpc
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 
 from clients.credentials import (
-    AioCredentialsInterceptor,
     CallCredentials,
     SyncCredentialsInterceptor,
+    aio_credentials_interceptors,
 )
 from clients.errors import from_rpc_error
 from clients.token_credentials import proof_metadata
@@ -266,7 +266,7 @@ class AsyncClient:
         target = _channel_target(address)
         interceptors: Any = None
         if credentials is not None:
-            interceptors = [AioCredentialsInterceptor(credentials)]
+            interceptors = aio_credentials_interceptors(credentials)
         self.channel = (
             grpc.aio.secure_channel(target, tls, _OPTIONS, interceptors=interceptors)
             if tls

@@ -55,14 +55,7 @@ class SyncCredentialsInterceptor(
         return continuation(self._details(details), requests)
 
 
-class AioCredentialsInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[type-arg]
-):
-    """Adds the credentials' metadata to every call of an asyncio channel."""
-
+class _AioCredentials:
     def __init__(self, credentials: CallCredentials) -> None:
         self.credentials = credentials
 
@@ -70,14 +63,32 @@ class AioCredentialsInterceptor(
         extra = self.credentials.metadata(_method_name(details))
         return details._replace(metadata=grpc.aio.Metadata(*(details.metadata or ()), *extra))
 
+
+class _AioUnaryUnary(_AioCredentials, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _AioUnaryStream(_AioCredentials, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _AioStreamUnary(_AioCredentials, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(self._details(details), requests)
 
+
+class _AioStreamStream(_AioCredentials, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(self._details(details), requests)
+
+
+def aio_credentials_interceptors(credentials: CallCredentials) -> list[Any]:
+    """Interceptors adding the credentials' metadata to every call of an asyncio channel.
+
+    One per kind of call: grpc.aio files an interceptor under the first kind it implements
+    only, so a single object implementing all four would see unary calls alone.
+    """
+    return [kind(credentials) for kind in (_AioUnaryUnary, _AioUnaryStream, _AioStreamUnary,
+                                           _AioStreamStream)]  # fmt: skip

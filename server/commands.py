@@ -15,6 +15,8 @@ import sys
 from registry.database import current_revision, open_engine, upgrade
 from server.config import ConfigError, Settings
 from server.demo_data import FIRM_SIRET, LA_POSTE_SIRET, load_demo_data
+from server.demo_trust import load_demo_trust
+from server.directory_commands import register as register_directory_commands
 from server.node import Node
 
 
@@ -30,6 +32,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     db_commands.add_parser(
         "upgrade", help="migrate the schema to the newest revision"
     ).set_defaults(handler=_db_upgrade)
+    register_directory_commands(commands)
 
 
 def _settings() -> Settings:
@@ -51,8 +54,12 @@ def _serve(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, *, demo_data: bool) -> None:
     node = Node(settings)
     await node.start()
-    if demo_data and await asyncio.to_thread(load_demo_data, node.engine):
-        print(f"demo data: try `interops registry get {FIRM_SIRET}` or {LA_POSTE_SIRET}")
+    if demo_data:
+        keys_dir = settings.data_dir / "demo-keys"
+        if await asyncio.to_thread(load_demo_data, node.engine):
+            print(f"demo data: companies and establishments, e.g. {FIRM_SIRET}, {LA_POSTE_SIRET}")
+        if await asyncio.to_thread(load_demo_trust, node.engine, keys_dir):
+            print(f"demo data: organisms URSSAF and CNAV, keys in {keys_dir}; see README")
     print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -55,7 +55,7 @@ def node(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 @pytest.fixture(scope="module")
 def client(node: RunningNode) -> Iterator[Client]:
     """A synchronous client to the module's node."""
-    with Client(node.address, timeout=30) as connected:
+    with Client(node.address, credentials=node.credentials(), timeout=30) as connected:
         yield connected
 
 

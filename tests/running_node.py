@@ -10,8 +10,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import Engine
+
+from clients.token_credentials import ChainCredentials, OrganismCredentials
+from registry.directory_store import DirectoryStore
 from server.config import Settings
 from server.node import Node
+from token_suite.chain import Signer, Terms, grant, issue_root
+from token_suite.keys import generate, key_id_of, public_bytes, write_private_key
+from token_suite.profiles import PORTAL
+from token_suite.verify import Party
+
+SERVICES = ("interops.registry.v1.RegistryService", "interops.operation.v1.OperationService")
 
 T = TypeVar("T")
 
@@ -24,6 +34,7 @@ class RunningNode:
         database_url: str,
         data_dir: Path,
         extra_handlers: Sequence[Any] = (),
+        extra_rights: dict[str, str] | None = None,
         **settings: Any,
     ) -> None:
         self.settings = replace(
@@ -34,17 +45,44 @@ class RunningNode:
             tracing_exporter="none",
             feed_poll_seconds=0.05,
             shutdown_grace_seconds=2.0,
+            directory_refetch_seconds=0.0,
             **settings,
         )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.node: Node = self.run(self._create(extra_handlers))
+        self.node: Node = self.run(self._create(extra_handlers, extra_rights))
         self.port = self.run(self.node.start())
         self.address = f"127.0.0.1:{self.port}"
+        self.operator = self.organism("OPERATOR", rights=("registry.read", "registry.import"))
+        self.operator_key_file = data_dir / "operator.pem"
+        write_private_key(self.operator.key, self.operator_key_file)
+        # The command-line options that call as the operator.
+        self.cli_auth = ("--organism", "OPERATOR", "--key", str(self.operator_key_file))
 
-    async def _create(self, extra_handlers: Sequence[Any]) -> Node:
-        return Node(self.settings, extra_handlers)
+    async def _create(
+        self, extra_handlers: Sequence[Any], extra_rights: dict[str, str] | None
+    ) -> Node:
+        return Node(self.settings, extra_handlers, extra_rights)
+
+    def organism(
+        self, code: str, kind: str = "URSSAF", rights: Sequence[str] = ("registry.read",)
+    ) -> Signer:
+        """An organism in the node's directory (see `provision_organism`)."""
+        return provision_organism(self.node.engine, code, kind, rights)
+
+    def bearer_credentials(self, audience: Sequence[str] = SERVICES) -> ChainCredentials:
+        """A PORTAL chain issued by the node's identity provider to the operator, read right
+        only: a bearer token, with no proof of possession nor single-use record per call."""
+        terms = Terms(holder=Party("OPERATOR"), profile=PORTAL, audience=tuple(audience),
+                      grants=grant("registry.read"))  # fmt: skip
+        return ChainCredentials(issue_root(self.node.trust.issuer, "organism:OPERATOR", terms))
+
+    def credentials(
+        self, signer: Signer | None = None, audience: Sequence[str] = SERVICES
+    ) -> OrganismCredentials:
+        """Credentials of an organism (the operator by default) for the node's services."""
+        return OrganismCredentials(self.address, signer or self.operator, audience)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Runs a coroutine on the node's loop and returns its result."""
@@ -56,3 +94,18 @@ class RunningNode:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+
+
+def provision_organism(
+    engine: Engine, code: str, kind: str = "URSSAF", rights: Sequence[str] = ("registry.read",)
+) -> Signer:
+    """An organism in the directory with a new key and these rights (everywhere); an existing
+    organism gets one more key."""
+    store = DirectoryStore(engine)
+    if code not in {organism.code for organism in store.snapshot(60).organisms}:
+        store.add_organism(code, code.title(), kind)
+        for right in rights:
+            store.grant(code, right)
+    key = generate()
+    store.add_key(code, public_bytes(key), valid_from=0)
+    return Signer(code, key_id_of(public_bytes(key)), key)

@@ -9,14 +9,16 @@ import pytest
 from sqlalchemy import event
 
 from clients.client import AsyncClient, Client
+from clients.credentials import Metadata
 from clients.errors import InvalidArgument, NotFound
+from clients.token_credentials import OrganismCredentials
 from registry.sirene_synth import StockFiles
 from tests.running_node import RunningNode
 
 
 def test_async_calls_and_errors(node: RunningNode, loaded: StockFiles) -> None:
     async def scenario() -> None:
-        async with AsyncClient(node.address) as client:
+        async with AsyncClient(node.address, credentials=node.credentials()) as client:
             establishment = await client.get_establishment(loaded.sirets[0])
             assert establishment.siret == loaded.sirets[0]
             company = await client.get_company(loaded.sirens[0])
@@ -45,18 +47,19 @@ def test_async_calls_and_errors(node: RunningNode, loaded: StockFiles) -> None:
 
 
 class _Recorded:
-    """Credentials that remember the methods they were asked for."""
+    """Credentials that remember the methods they were asked for, around real ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: OrganismCredentials) -> None:
+        self.inner = inner
         self.methods: list[str] = []
 
-    def metadata(self, method: str) -> list[tuple[str, str]]:
+    def metadata(self, method: str) -> Metadata:
         self.methods.append(method)
-        return [("x-interops-test", "1")]
+        return self.inner.metadata(method)
 
 
 def test_the_credentials_slot_is_called_for_every_call(node: RunningNode) -> None:
-    recorded = _Recorded()
+    recorded = _Recorded(node.credentials())
     with Client(node.address, credentials=recorded) as client:
         assert client.check_health()
         list(client.watch_changes(0))
@@ -66,7 +69,7 @@ def test_the_credentials_slot_is_called_for_every_call(node: RunningNode) -> Non
     ]
 
     async def scenario() -> list[str]:
-        async_recorded = _Recorded()
+        async_recorded = _Recorded(node.credentials())
         async with AsyncClient(node.address, credentials=async_recorded) as client:
             with pytest.raises(NotFound):
                 await client.get_company("732829320")
@@ -89,7 +92,7 @@ def test_concurrent_misses_are_read_together_and_each_gets_its_answer(
     event.listen(node.node.engine, "before_cursor_execute", count_reads)
 
     async def scenario() -> list[str | None]:
-        async with AsyncClient(node.address) as client:
+        async with AsyncClient(node.address, credentials=node.bearer_credentials()) as client:
 
             async def one(siret: str) -> str | None:
                 try:

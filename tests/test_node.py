@@ -24,8 +24,11 @@ from sqlalchemy import text
 
 from clients.client import Client, upload_requests
 from clients.errors import Internal, from_rpc_error
+from clients.token_credentials import OrganismCredentials
+from registry.database import open_engine, upgrade
 from registry.sirene_synth import StockFiles
-from tests.running_node import RunningNode
+from tests.running_node import SERVICES, RunningNode, provision_organism
+from token_suite.chain import Signer
 
 
 def test_health_says_serving_for_the_node_and_each_service(client: Client) -> None:
@@ -66,10 +69,12 @@ def test_an_unexpected_failure_is_internal_with_the_trace_id_and_no_internals(
                 request_serializer=pb.GetEstablishmentRequest.SerializeToString,
                 response_deserializer=pb.GetEstablishmentResponse.FromString,
             )
+            method = "/interops.registry.v1.RegistryService/GetEstablishment"
+            credentials = running.credentials().metadata(method)
             with pytest.raises(grpc.RpcError) as caught:
                 call(
                     pb.GetEstablishmentRequest(siret="73282932000074"),
-                    metadata=(("traceparent", traceparent),),
+                    metadata=(("traceparent", traceparent), *credentials),
                 )
         error = from_rpc_error(caught.value)
         assert isinstance(error, Internal)
@@ -84,7 +89,11 @@ def test_an_unexpected_failure_is_internal_with_the_trace_id_and_no_internals(
         running.stop()
 
 
-def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str, Signer]:
+    engine = open_engine(f"sqlite:///{tmp_path / 'interops.db'}")
+    upgrade(engine)
+    operator = provision_organism(engine, "OPERATOR", rights=("registry.read", "registry.import"))
+    engine.dispose()
     env = {
         **os.environ,
         "INTEROPS_GRPC_ADDRESS": "127.0.0.1:0",
@@ -100,14 +109,14 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
     for line in process.stdout:
         found = re.search(r"serving on (\S+)", line)
         if found:
-            return process, found.group(1)
+            return process, found.group(1), operator
     raise AssertionError("the node did not start")
 
 
 def test_sigterm_lets_an_in_flight_upload_finish_then_stops(
     tmp_path: Path, stock: StockFiles
 ) -> None:
-    process, address = _serve(tmp_path)
+    process, address, operator = _serve(tmp_path)
     try:
         sent_header = False
 
@@ -121,7 +130,8 @@ def test_sigterm_lets_an_in_flight_upload_finish_then_stops(
                     process.send_signal(signal.SIGTERM)
                     time.sleep(1.0)
 
-        with Client(address) as client:
+        credentials = OrganismCredentials(address, operator, SERVICES)
+        with Client(address, credentials=credentials) as client:
             response = client.registry.ImportStock(slow_upload(), timeout=30)
             assert response.operation.name.startswith("operations/")
             assert sent_header

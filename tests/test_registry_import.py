@@ -147,7 +147,10 @@ def test_an_upload_larger_than_the_limit_is_refused(
 ) -> None:
     node = RunningNode(database_url, tmp_path, max_import_bytes=1000)
     try:
-        with Client(node.address) as small, pytest.raises(ResourceExhausted) as caught:
+        with (
+            Client(node.address, credentials=node.credentials()) as small,
+            pytest.raises(ResourceExhausted) as caught,
+        ):
             small.import_stock(stock.companies)
         assert caught.value.reason == "IMPORT_TOO_LARGE"
         assert not list((tmp_path / "uploads").iterdir())

@@ -6,6 +6,8 @@ block, a proof, a directory) never verifies as another.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import struct
 from typing import TypeVar
 
@@ -98,3 +100,17 @@ def parse_canonical(message: M, raw: bytes, what: str, block: int | None = None)
 def encode(message: Message) -> bytes:
     """The canonical encoding of a message."""
     return message.SerializeToString(deterministic=True)
+
+
+def to_text(token: bytes) -> str:
+    """A token as text for files, environment variables and command lines: base64url."""
+    return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
+
+
+def from_text(text: str) -> bytes:
+    """The token bytes of `to_text`'s output; raises TokenError(MALFORMED) otherwise."""
+    cleaned = text.strip()
+    try:
+        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenError("MALFORMED", "the token text is not base64url") from None

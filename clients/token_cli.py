@@ -1,0 +1,194 @@
+"""`interops keys ...` and `interops token ...`: keys and token chains from the command line.
+
+Tokens are shown and read as base64url text; `@FILE` reads one from a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from interops.token.v1 import token_pb2
+
+from clients.client import Client
+from token_suite import keys, profiles
+from token_suite.chain import Signer, Terms, delegate, inspect
+from token_suite.grants import grants_from
+from token_suite.verify import Party
+from token_suite.wire import from_text, to_text
+
+PROFILES = {"portal": profiles.PORTAL, "application": profiles.APPLICATION,
+            "navigation": profiles.NAVIGATION}  # fmt: skip
+
+
+def read_token(value: str) -> bytes:
+    """A token given as base64url text, or as @FILE holding that text."""
+    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    return from_text(text)
+
+
+def load_signer(organism: str, key_file: Path) -> Signer:
+    """The organism's signer from its PEM private key file."""
+    key = keys.read_private_key(key_file)
+    return Signer(organism, keys.key_id_of(keys.public_bytes(key)), key)
+
+
+def parse_grant(text: str) -> token_pb2.Grant:
+    """ "right" (everything) or "right:SIREN,SIRET,..." (a perimeter)."""
+    right, _, perimeter = text.partition(":")
+    ids = [part.strip() for part in perimeter.split(",") if part.strip()]
+    return token_pb2.Grant(
+        right=right, all_establishments=not ids,
+        sirens=[i for i in ids if len(i) == 9], sirets=[i for i in ids if len(i) != 9],
+    )  # fmt: skip
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    if args.out.exists():
+        print(f"error: {args.out} exists; not overwriting a key", file=sys.stderr)
+        return 2
+    key = keys.generate()
+    keys.write_private_key(key, args.out)
+    public = keys.public_bytes(key)
+    print(f"private key written to {args.out} (keep it secret)")
+    print(f"key id:     {keys.key_id_of(public)}")
+    print(f"public key: {public.hex()}")
+    return 0
+
+
+def _print_blocks(token: bytes) -> None:
+    for index, block in enumerate(inspect(token)):
+        print(
+            f"block {index}: {block.delegator.organism} -> {block.holder.organism} "
+            f"[{profiles.name(block.profile)}] subject={block.subject} "
+            f"audience={','.join(block.audience)} not_before={block.not_before} "
+            f"expires={block.expires} max_hops={block.max_hops} purpose={block.purpose!r}"
+        )
+        for grant in block.grants:
+            scope = (
+                "everything"
+                if grant.all_establishments
+                else ",".join([*grant.sirens, *grant.sirets])
+            )
+            print(f"    grant {grant.right}: {scope}")  # fmt: skip
+
+
+def _token_issue(args: argparse.Namespace, client: Client) -> int:
+    terms = {
+        "audience": args.audience, "grants": [parse_grant(g) for g in args.grant],
+        "lifetime_seconds": args.lifetime, "max_hops": args.max_hops, "purpose": args.purpose,
+    }  # fmt: skip
+    if args.holder:
+        terms["holder"] = token_pb2.Party(organism=args.holder)
+    if args.declarant:
+        password = os.environ.get("INTEROPS_PASSWORD") or getpass.getpass("password: ")
+        profile = PROFILES[args.profile or "portal"]
+        answer = client.sign_in(args.declarant, args.last_name, args.first_name, password,
+                                profile=profile, **terms)  # fmt: skip
+    else:
+        if not (args.organism and args.key):
+            print("error: give --declarant SIRET or --organism CODE --key FILE", file=sys.stderr)
+            return 2
+        answer = client.issue_organism_token(load_signer(args.organism, args.key), **terms)
+    print(to_text(answer.token))
+    return 0
+
+
+def _token_delegate(args: argparse.Namespace, client: Client) -> int:
+    token = read_token(args.token)
+    profile = PROFILES[args.profile] if args.profile else 0
+    if args.key:  # offline, signed by the current holder
+        grants = grants_from(parse_grant(g) for g in args.grant)
+        terms = Terms(
+            holder=Party(args.to), profile=profile, audience=tuple(args.audience),
+            grants=grants, lifetime=args.lifetime, max_hops=args.max_hops or None,
+            purpose=args.purpose,
+        )  # fmt: skip
+        print(to_text(delegate(token, load_signer(args.organism, args.key), terms)))
+        return 0
+    answer = client.delegate_token(
+        token, holder=token_pb2.Party(organism=args.to), profile=profile,
+        audience=args.audience, grants=[parse_grant(g) for g in args.grant],
+        lifetime_seconds=args.lifetime, max_hops=args.max_hops, purpose=args.purpose,
+    )  # fmt: skip
+    print(to_text(answer.token))
+    return 0
+
+
+def _token_verify(args: argparse.Namespace, client: Client) -> int:
+    principal = client.verify_token(read_token(args.token), args.audience)
+    print(f"valid for {args.audience}: subject {principal.subject}, "
+          f"{profiles.name(principal.profile)}, expires {principal.expires}")  # fmt: skip
+    print("chain of responsibility, from the root:")
+    for hop in principal.hops:
+        purpose = f" for {hop.purpose!r}" if hop.purpose else ""
+        print(f"  {hop.index}: {hop.delegator.organism} ({hop.delegator.key_id}) handed it "
+              f"to {hop.holder.organism}{purpose}")  # fmt: skip
+    for grant in principal.grants:
+        scope = (
+            "everything" if grant.all_establishments else ",".join([*grant.sirens, *grant.sirets])
+        )
+        print(f"grant {grant.right}: {scope}")  # fmt: skip
+    return 0
+
+
+def _token_inspect(args: argparse.Namespace) -> int:
+    print("NOT VERIFIED: the blocks as they claim to be")
+    _print_blocks(read_token(args.token))
+    return 0
+
+
+def _terms_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--audience",
+        action="append",
+        default=[],
+        help="service or site the chain is for (repeatable)",
+    )
+    parser.add_argument(
+        "--grant", action="append", default=[], help="RIGHT or RIGHT:SIREN,SIRET,... (repeatable)"
+    )
+    parser.add_argument("--profile", choices=PROFILES)
+    parser.add_argument("--lifetime", type=int, default=0, help="seconds (0: the longest)")
+    parser.add_argument("--max-hops", type=int, default=0)
+    parser.add_argument("--purpose", default="")  # fmt: skip
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_client: object,
+) -> None:
+    """Adds `keys` and `token`; `with_client` wraps a handler that needs a client."""
+    keys_parser = commands.add_parser("keys", help="Ed25519 keys")
+    keys_commands = keys_parser.add_subparsers(dest="keys_command", required=True)
+    generate = keys_commands.add_parser("generate", help="a new private key in a PEM file")
+    generate.add_argument("--out", type=Path, required=True)
+    generate.set_defaults(handler=_keys_generate)
+
+    token = commands.add_parser("token", help="token chains: issue, delegate, verify, inspect")
+    sub = token.add_subparsers(dest="token_command", required=True)
+    issue = sub.add_parser("issue", help="a root token after sign-in (password from "
+                           "$INTEROPS_PASSWORD or a prompt) or an organism's key")  # fmt: skip
+    issue.add_argument("--declarant", metavar="SIRET")
+    issue.add_argument("--last-name", default="")
+    issue.add_argument("--first-name", default="")
+    issue.add_argument("--holder", help="the first holder (default: the portal or the organism)")
+    _terms_options(issue)
+    issue.set_defaults(handler=with_client(_token_issue))  # type: ignore[operator]
+    hop = sub.add_parser("delegate", help="append a hop: offline with --organism/--key (the "
+                         "holder's), else by the backbone")  # fmt: skip
+    hop.add_argument("token", help="base64url text or @FILE")
+    hop.add_argument("--to", required=True, help="the next holder's organism code")
+    _terms_options(hop)
+    hop.set_defaults(handler=with_client(_token_delegate))  # type: ignore[operator]
+    verify = sub.add_parser("verify", help="verify with the node; show the chain of "
+                            "responsibility")  # fmt: skip
+    verify.add_argument("token")
+    verify.add_argument("--audience", required=True)
+    verify.set_defaults(handler=with_client(_token_verify))  # type: ignore[operator]
+    look = sub.add_parser("inspect", help="show the blocks without verifying them")
+    look.add_argument("token")
+    look.set_defaults(handler=_token_inspect)

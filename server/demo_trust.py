@@ -1,0 +1,49 @@
+"""Demo identities for a newcomer's first run: two organisms with keys on disk, and a declarant
+of the accounting firm whose sign-in the README gives, managing three client companies."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from registry.declarant_store import DeclarantStore
+from registry.directory_store import DirectoryError, DirectoryStore
+from registry.sirene_synth import siren_at
+from server.demo_data import FIRM_SIREN, FIRM_SIRET
+from server.trust import node_key
+from token_suite.keys import public_bytes
+
+# The README quotes these.
+DECLARANT = (FIRM_SIRET, "Martin", "Camille")
+DECLARANT_PASSWORD = "interops-demo"  # noqa: S105 -- demo data, printed in the README
+CLIENT_SIRENS = tuple(siren_at(index) for index in (1, 2, 4))
+ORGANISMS = {
+    "URSSAF": ("Urssaf Île-de-France", "URSSAF", ("registry.read", "registry.import")),
+    "CNAV": ("Caisse nationale d'assurance vieillesse", "CNAV", ("registry.read",)),
+}
+
+log = logging.getLogger("interops.demo")
+
+
+def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
+    """Adds the demo organisms (keys in `keys_dir`) and declarant unless present; True if added."""
+    directory = DirectoryStore(engine)
+    declarants = DeclarantStore(engine)
+    if declarants.exists(*DECLARANT):
+        return False
+    for code, (name, kind, rights) in ORGANISMS.items():
+        key = node_key(keys_dir / f"{code}.pem")
+        with contextlib.suppress(DirectoryError):
+            directory.add_organism(code, name, kind, [f"grpc://{code.lower()}.example:443"])
+            for right in rights:
+                directory.grant(code, right)
+        with contextlib.suppress(DirectoryError):
+            directory.add_key(code, public_bytes(key), valid_from=0)
+    perimeter = [("registry.read", siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)]
+    declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter)
+    log.info("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
+             ", ".join(ORGANISMS), keys_dir, FIRM_SIRET)  # fmt: skip
+    return True
