@@ -79,6 +79,10 @@ class TrustDirectory:
         """The organism with this code, if listed."""
         return self.organisms.get(code)
 
+    def current(self) -> TrustDirectory:
+        """This snapshot (a verifier compares snapshots to know when keys changed)."""
+        return self
+
 
 def sign_directory(
     snapshot: token_pb2.Directory, root_key: Ed25519PrivateKey, key_id: str

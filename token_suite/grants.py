@@ -6,6 +6,7 @@ single establishments (SIRET). A right held over a company covers each of its es
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
@@ -16,8 +17,9 @@ from token_suite.errors import TokenError
 MAX_RIGHT = 64
 
 
-def _digits(value: str, length: int) -> bool:
-    return len(value) == length and value.isascii() and value.isdigit()
+_SIREN = re.compile(r"[0-9]{9}").fullmatch
+_SIRET = re.compile(r"[0-9]{14}").fullmatch
+_NONE: frozenset[str] = frozenset()
 
 
 class Scope(NamedTuple):
@@ -57,17 +59,18 @@ def grants_from(messages: Iterable[token_pb2.Grant], block: int | None = None) -
     """The grants of a block, one scope per right; malformed identifiers are refused."""
     grants: dict[str, Scope] = {}
     for grant in messages:
-        if not 0 < len(grant.right) <= MAX_RIGHT:
+        right, sirens, sirets = grant.right, grant.sirens, grant.sirets
+        if not 0 < len(right) <= MAX_RIGHT:
             raise TokenError("MALFORMED", "a grant has an empty or overlong right", block)
-        if not all(_digits(s, 9) for s in grant.sirens) or not all(
-            _digits(s, 14) for s in grant.sirets
-        ):
-            raise TokenError(
-                "MALFORMED", f"a {grant.right} perimeter holds a bad identifier", block
-            )
-        scope = Scope(grant.all_establishments, frozenset(grant.sirens), frozenset(grant.sirets))
-        previous = grants.get(grant.right)
-        grants[grant.right] = scope if previous is None else previous.union(scope)
+        if not (all(map(_SIREN, sirens)) and all(map(_SIRET, sirets))):
+            raise TokenError("MALFORMED", f"a {right} perimeter holds a bad identifier", block)
+        scope = Scope(
+            grant.all_establishments,
+            frozenset(sirens) if sirens else _NONE,
+            frozenset(sirets) if sirets else _NONE,
+        )
+        previous = grants.get(right)
+        grants[right] = scope if previous is None else previous.union(scope)
     return grants
 
 

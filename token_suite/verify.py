@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Container, Sequence
@@ -45,6 +44,18 @@ class KeyResolver(Protocol):
     def organism(self, code: str) -> token_pb2.Organism | None:
         """The organism with this code, if listed."""
         ...
+
+    def current(self) -> object:
+        """The snapshot in use; a new object whenever the directory changed."""
+        ...
+
+
+class _Prefix(NamedTuple):
+    """A verified prefix in the cache, with what its re-checks need."""
+
+    state: VerifiedChain
+    snapshot: object  # the directory it was verified against
+    latest_start: int  # the latest not_before of its blocks
 
 
 class Party(NamedTuple):
@@ -93,17 +104,40 @@ class VerifiedChain(NamedTuple):
         return scope is not None and (siret is None or scope.includes_siret(siret))
 
 
+_new = tuple.__new__
+_sha256 = hashlib.sha256
+_LIFETIMES = profiles.MAX_LIFETIME
+
+
 def revocation_id(signature: bytes) -> bytes:
     """A block's revocation id: SHA-256 of its signature."""
     return hashlib.sha256(signature).digest()
 
 
-def _digest(previous: bytes, block: token_pb2.SignedBlock) -> bytes:
-    key_id = block.key_id.encode()
-    return hashlib.sha256(
-        b"".join((previous, struct.pack(">IB", len(block.payload), len(key_id)), block.payload,
-                  key_id, block.signature))
-    ).digest()  # fmt: skip
+def _prefix_digests(token: bytes, count: int) -> list[bytes]:
+    """SHA-256 of the token's bytes up to the end of each block: the prefix cache's keys.
+
+    The token was checked canonical: `08 01` (version 1), then each block as `12`, its length
+    as a varint, and its bytes.
+    """
+    hasher = hashlib.sha256()
+    view = memoryview(token)
+    digests = []
+    position = 2
+    for _ in range(count):
+        cursor, length, shift = position + 1, 0, 0
+        while True:
+            byte = token[cursor]
+            length |= (byte & 0x7F) << shift
+            cursor += 1
+            if byte < 0x80:
+                break
+            shift += 7
+        end = cursor + length
+        hasher.update(view[position:end])
+        digests.append(hasher.copy().digest())
+        position = end
+    return digests
 
 
 class Verifier:
@@ -129,7 +163,7 @@ class Verifier:
         self.revoked = revoked
         self.prefix_cache_size = prefix_cache_size
         self.clock = clock
-        self._prefixes: OrderedDict[bytes, VerifiedChain] = OrderedDict()
+        self._prefixes: OrderedDict[bytes, _Prefix] = OrderedDict()
 
     # -- the chain -------------------------------------------------------------------------------
 
@@ -152,46 +186,68 @@ class Verifier:
             raise TokenError("MALFORMED", "the token has no block")
         if len(blocks) > self.max_blocks:
             raise TokenError("TOO_MANY_BLOCKS", f"the token has over {self.max_blocks} blocks")
-        digests = []
-        previous = b""
-        for block in blocks:
-            previous = _digest(previous, block)
-            digests.append(previous)
-        state, start = self._cached_prefix(digests)
-        if state is not None:
-            self._check_still_valid(state, now)
-        for index in range(start, len(blocks)):
-            state = self._extend(state, index, blocks, now)
-            self._remember(digests[index], state)
+        if self.prefix_cache_size <= 0:
+            state = None
+            for index in range(len(blocks)):
+                state = self._extend(state, index, blocks, now)
+        else:
+            state = self._verify_with_prefixes(token, blocks, now)
         assert state is not None
         if audience is not None and audience not in state.audience:
             raise TokenError("WRONG_AUDIENCE", f"the token is not meant for {audience}")
-        return state._replace(token=token)
+        return VerifiedChain._make((*state[:-1], token))
 
-    def _cached_prefix(self, digests: list[bytes]) -> tuple[VerifiedChain | None, int]:
+    def _verify_with_prefixes(
+        self, token: bytes, blocks: Sequence[token_pb2.SignedBlock], now: float
+    ) -> VerifiedChain:
+        """Verifies the blocks after the longest cached prefix, caching each new prefix."""
+        digests = _prefix_digests(token, len(blocks))
+        snapshot = self.keys.current()
+        prefix, start = self._cached_prefix(digests)
+        state = None
+        latest_start = 0
+        if prefix is not None:
+            self._check_still_valid(prefix, snapshot, now)
+            state, latest_start = prefix.state, prefix.latest_start
+        for index in range(start, len(blocks)):
+            state = self._extend(state, index, blocks, now)
+            latest_start = max(latest_start, state.hops[-1].not_before)
+            self._remember(digests[index], _Prefix(state, snapshot, latest_start))
+        assert state is not None
+        return state
+
+    def _cached_prefix(self, digests: list[bytes]) -> tuple[_Prefix | None, int]:
         prefixes = self._prefixes
         for index in range(len(digests) - 1, -1, -1):
-            state = prefixes.get(digests[index])
-            if state is not None:
-                return state, index + 1
+            prefix = prefixes.get(digests[index])
+            if prefix is not None:
+                with contextlib.suppress(KeyError):  # recently used: evicted last
+                    prefixes.move_to_end(digests[index])
+                return prefix, index + 1
         return None, 0
 
-    def _remember(self, digest: bytes, state: VerifiedChain) -> None:
-        if self.prefix_cache_size <= 0:
-            return
+    def _remember(self, digest: bytes, prefix: _Prefix) -> None:
         prefixes = self._prefixes
-        prefixes[digest] = state
+        prefixes[digest] = prefix
         if len(prefixes) > self.prefix_cache_size:
             with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
                 prefixes.popitem(last=False)
 
-    def _check_still_valid(self, state: VerifiedChain, now: float) -> None:
-        for hop in state.hops:
-            self._check_time(hop.not_before, hop.expires, now, hop.position)
-            entry = self.keys.key(hop.delegator.key_id)
-            if entry is None or not entry.signs_at(hop.not_before, self.leeway):
-                raise TokenError("KEY_NOT_VALID", "the signing key was withdrawn", hop.position)
-            if hop.revocation_id in self.revoked:
+    def _check_still_valid(self, prefix: _Prefix, snapshot: object, now: float) -> None:
+        """What may have changed since the prefix was verified: time, keys, revocations."""
+        hops = prefix.state.hops
+        leeway = self.leeway
+        if prefix.latest_start > now + leeway or prefix.state.expires < now - leeway:
+            for hop in hops:
+                self._check_time(hop.not_before, hop.expires, now, hop.position)
+        if prefix.snapshot is not snapshot:
+            for hop in hops:
+                entry = self.keys.key(hop.delegator.key_id)
+                if entry is None or not entry.signs_at(hop.not_before, leeway):
+                    raise TokenError("KEY_NOT_VALID", "the signing key was withdrawn", hop.position)
+        revoked = self.revoked
+        for hop in hops:
+            if hop.revocation_id in revoked:
                 raise TokenError("REVOKED", "the block was revoked", hop.position)
 
     def _check_time(self, not_before: int, expires: int, now: float, index: int) -> None:
@@ -200,12 +256,10 @@ class Verifier:
         if expires < now - self.leeway:
             raise TokenError("EXPIRED", "the block has expired", index)
 
-    def _signer(
-        self, index: int, signed: token_pb2.SignedBlock, parent: VerifiedChain | None
-    ) -> KeyEntry:
-        entry = self.keys.key(signed.key_id)
+    def _signer(self, index: int, key_id: str, parent: VerifiedChain | None) -> KeyEntry:
+        entry = self.keys.key(key_id)
         if entry is None:
-            raise TokenError("UNKNOWN_KEY", f"no key {signed.key_id!r} in the directory", index)
+            raise TokenError("UNKNOWN_KEY", f"no key {key_id!r} in the directory", index)
         if parent is None:
             organism = self.keys.organism(entry.organism)
             if organism is None or organism.kind not in self.root_kinds:
@@ -213,7 +267,7 @@ class Verifier:
                     "UNTRUSTED_ROOT", f"{entry.organism} may not issue root blocks", index
                 )
         elif entry.organism != parent.holder.organism or (
-            parent.holder.key_id and parent.holder.key_id != signed.key_id
+            parent.holder.key_id and parent.holder.key_id != key_id
         ):
             raise TokenError(
                 "WRONG_SIGNER", f"signed by {entry.organism}, not by the holder named before", index
@@ -228,101 +282,93 @@ class Verifier:
         now: float,
     ) -> VerifiedChain:
         signed = blocks[index]
-        if len(signed.signature) != SIGNATURE_BYTES:
+        signature = signed.signature
+        if len(signature) != SIGNATURE_BYTES:
             raise TokenError("BAD_SIGNATURE", "a signature is 64 bytes", index)
-        entry = self._signer(index, signed, parent)
+        key_id, payload = signed.key_id, signed.payload
+        entry = self._signer(index, key_id, parent)
         previous_signature = blocks[index - 1].signature if index else b""
-        message = block_input(index, signed.key_id, signed.payload, previous_signature)
         try:
-            entry.public.verify(signed.signature, message)
+            entry.public.verify(signature, block_input(index, key_id, payload, previous_signature))
         except InvalidSignature:
             raise TokenError("BAD_SIGNATURE", "the signature does not verify", index) from None
-        block = parse_canonical(token_pb2.Block(), signed.payload, "the block", index)
-        hop = self._hop(index, block, signed, entry, now)
-        grants = grants_from(block.grants, index)
-        audience = frozenset(block.audience)
-        if parent is not None:
-            self._check_narrowing(parent, block, grants, audience, index)
-        if hop.revocation_id in self.revoked:
-            raise TokenError("REVOKED", "the block was revoked", index)
-        return VerifiedChain(
-            chain_id=block.chain_id,
-            subject=block.subject,
-            profile=block.profile,
-            holder=hop.holder,
-            audience=audience,
-            grants=grants,
-            expires=block.expires,
-            max_hops=block.max_hops,
-            hops=(*parent.hops, hop) if parent is not None else (hop,),
+        block = parse_canonical(token_pb2.Block(), payload, "the block", index)
+        child = self._read_block(
+            block, index, entry=entry, key_id=key_id, signature=signature, parent=parent, now=now
         )
+        if parent is not None:
+            self._check_narrowing(parent, child, index)
+        if child.hops[-1].revocation_id in self.revoked:
+            raise TokenError("REVOKED", "the block was revoked", index)
+        return child
 
-    def _hop(
+    def _read_block(
         self,
-        index: int,
         block: token_pb2.Block,
-        signed: token_pb2.SignedBlock,
+        index: int,
+        *,
         entry: KeyEntry,
+        key_id: str,
+        signature: bytes,
+        parent: VerifiedChain | None,
         now: float,
-    ) -> Hop:
-        delegator = block.delegator
-        if delegator.organism != entry.organism or delegator.key_id != signed.key_id:
+    ) -> VerifiedChain:
+        """The chain's terms after this block, once the block's own content is checked."""
+        delegator, holder = block.delegator, block.holder
+        organism, holder_organism = delegator.organism, holder.organism
+        if organism != entry.organism or delegator.key_id != key_id:
             raise TokenError("WRONG_SIGNER", "the block names another delegator", index)
-        if len(block.chain_id) != ID_BYTES or len(block.token_id) != ID_BYTES:
+        chain_id, token_id, subject = block.chain_id, block.token_id, block.subject
+        if len(chain_id) != ID_BYTES or len(token_id) != ID_BYTES:
             raise TokenError("MALFORMED", "chain and token ids are 16 bytes", index)
-        if not 0 < len(block.subject) <= MAX_SUBJECT or not block.holder.organism:
+        if not 0 < len(subject) <= MAX_SUBJECT or not holder_organism:
             raise TokenError("MALFORMED", "the subject and the holder are required", index)
-        if not 0 < len(block.audience) <= MAX_AUDIENCE:
+        audience = frozenset(block.audience)
+        if not 0 < len(audience) <= MAX_AUDIENCE:
             raise TokenError("MALFORMED", "the audience has 1 to 16 entries", index)
-        lifetime = profiles.MAX_LIFETIME.get(block.profile)
+        profile, not_before, expires = block.profile, block.not_before, block.expires
+        lifetime = _LIFETIMES.get(profile)
         if lifetime is None:
             raise TokenError("MALFORMED", "the profile is missing or unknown", index)
-        if block.not_before <= 0 or block.expires <= block.not_before:
+        if not_before <= 0 or expires <= not_before:
             raise TokenError("MALFORMED", "not_before and expires are required, in order", index)
-        if block.expires - block.not_before > lifetime:
+        if expires - not_before > lifetime:
+            name = profiles.name(profile)
             raise TokenError(
-                "LIFETIME_TOO_LONG",
-                f"a {profiles.name(block.profile)} block lives at most {lifetime} s",
-                index,
+                "LIFETIME_TOO_LONG", f"a {name} block lives at most {lifetime} s", index
             )
-        self._check_time(block.not_before, block.expires, now, index)
-        if not entry.signs_at(block.not_before, self.leeway):
+        leeway = self.leeway
+        if not_before > now + leeway or expires < now - leeway:
+            self._check_time(not_before, expires, now, index)  # raises with the reason
+        if not_before < entry.valid_from - leeway or 0 < entry.valid_until < not_before:
             raise TokenError("KEY_NOT_VALID", "the key was not valid when it signed", index)
-        return Hop(
-            position=index,
-            delegator=Party(delegator.organism, delegator.key_id),
-            holder=Party(block.holder.organism, block.holder.key_id),
-            profile=block.profile,
-            not_before=block.not_before,
-            expires=block.expires,
-            purpose=block.purpose,
-            token_id=block.token_id,
-            revocation_id=revocation_id(signed.signature),
-        )
+        # tuple.__new__ skips the named tuples' Python-level constructors: this runs per block.
+        holder_party = _new(Party, (holder_organism, holder.key_id))
+        delegator_party = _new(Party, (organism, key_id))
+        hop = _new(Hop, (index, delegator_party, holder_party, profile, not_before, expires,
+                         block.purpose, token_id, _sha256(signature).digest()))  # fmt: skip
+        hops = (*parent.hops, hop) if parent is not None else (hop,)
+        return _new(VerifiedChain, (chain_id, subject, profile, holder_party, audience,
+                                    grants_from(block.grants, index), expires, block.max_hops,
+                                    hops, b""))  # fmt: skip
 
     @staticmethod
-    def _check_narrowing(
-        parent: VerifiedChain,
-        block: token_pb2.Block,
-        grants: Grants,
-        audience: frozenset[str],
-        index: int,
-    ) -> None:
-        if block.chain_id != parent.chain_id:
+    def _check_narrowing(parent: VerifiedChain, child: VerifiedChain, index: int) -> None:
+        if child.chain_id != parent.chain_id:
             raise TokenError("CHAIN_ID_CHANGED", "the chain id is fixed at the root", index)
-        if block.subject != parent.subject:
+        if child.subject != parent.subject:
             raise TokenError("SUBJECT_CHANGED", "the subject is fixed at the root", index)
         if parent.max_hops == 0:
             raise TokenError("TOO_MANY_HOPS", "the previous block allows no further hop", index)
-        if block.max_hops >= parent.max_hops:
+        if child.max_hops >= parent.max_hops:
             raise TokenError("HOPS_NOT_DECREASING", "max_hops must decrease at each hop", index)
-        if not profiles.may_follow(parent.profile, block.profile):
+        if not profiles.may_follow(parent.profile, child.profile):
             raise TokenError("PROFILE_WIDENED", "the profile may not move back", index)
-        if not audience <= parent.audience:
+        if not child.audience <= parent.audience:
             raise TokenError("AUDIENCE_WIDENED", "the audience may only narrow", index)
-        if block.expires > parent.expires:
+        if child.expires > parent.expires:
             raise TokenError("EXPIRY_EXTENDED", "the expiry may not grow", index)
-        right = widening(parent.grants, grants)
+        right = widening(parent.grants, child.grants)
         if right is not None:
             raise TokenError("GRANTS_WIDENED", f"the {right} grant is wider than before", index)
 
