@@ -5,6 +5,11 @@ callers. Target: ratio >= 0.6.
 Two workloads: SIRETs drawn uniformly from the whole registry (mostly misses of the node's
 establishment cache: a database read each), and a hot set of 1,000 SIRETs (served from the cache).
 
+Every call is authenticated as an organism's system would be: an APPLICATION token chain
+(verified from the node's prefix cache) and a per-call proof of possession (one signature
+verification, and the proof's nonce recorded as spent), on both the empty handler and
+GetEstablishment.
+
 The node runs in its own process (a core of its own); the callers run here with grpc.aio.
 
     python -m bench.registry_lookup [--seconds 5] [--concurrency 64]
@@ -28,10 +33,16 @@ import grpc
 from google.protobuf import empty_pb2
 from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
+from sqlalchemy import Engine
 
+from clients.credentials import aio_credentials_interceptors
+from clients.token_credentials import OrganismCredentials
 from registry.database import open_engine, upgrade
+from registry.directory_store import DirectoryStore
 from registry.sirene_import import import_stock
 from registry.sirene_synth import write_stock
+from token_suite.chain import Signer
+from token_suite.keys import generate, key_id_of, public_bytes
 
 EMPTY_METHOD = "/interops.bench.v1.BenchService/Empty"
 
@@ -64,7 +75,8 @@ async def _serve(data_dir: Path) -> None:
         tracing_exporter="none",
         log_level="WARNING",
     )
-    node = Node(settings, extra_handlers=[empty_service()])
+    bench_rights = {"interops.bench.v1.BenchService": "registry.read"}
+    node = Node(settings, extra_handlers=[empty_service()], extra_rights=bench_rights)
     port = await node.start()
     print(f"port {port}", flush=True)
     await asyncio.to_thread(sys.stdin.read)  # until the parent closes our stdin
@@ -93,8 +105,15 @@ def _summary(name: str, rate: float, latencies: list[float]) -> str:
     return f"{name:>17}: {rate:8,.0f} calls/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
 
 
-async def _measure(port: int, sirets: list[str], seconds: float, concurrency: int) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+async def _measure(
+    port: int, signer: Signer, sirets: list[str], seconds: float, concurrency: int
+) -> None:
+    address = f"127.0.0.1:{port}"
+    credentials = OrganismCredentials(
+        address, signer, ["interops.bench.v1.BenchService", "interops.registry.v1.RegistryService"]
+    )
+    interceptors = aio_credentials_interceptors(credentials)
+    async with grpc.aio.insecure_channel(address, interceptors=interceptors) as channel:
         empty = channel.unary_unary(
             EMPTY_METHOD,
             request_serializer=empty_pb2.Empty.SerializeToString,
@@ -129,6 +148,16 @@ async def _measure(port: int, sirets: list[str], seconds: float, concurrency: in
     )
 
 
+def _organism(engine: Engine) -> Signer:
+    """The calling organism, with a key and the read right, in the node's directory."""
+    store = DirectoryStore(engine)
+    store.add_organism("BENCH", "Benchmark organism", "URSSAF")
+    store.grant("BENCH", "registry.read")
+    key = generate()
+    store.add_key("BENCH", public_bytes(key), valid_from=0)
+    return Signer("BENCH", key_id_of(public_bytes(key)), key)
+
+
 def main() -> None:
     """Loads a registry, starts the node in a child process, measures both calls."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -146,6 +175,7 @@ def main() -> None:
         engine = open_engine(f"sqlite:///{data_dir.resolve() / 'interops.db'}")
         upgrade(engine)
         import_stock(engine, files.establishments)
+        signer = _organism(engine)
         engine.dispose()
         server = subprocess.Popen(
             [sys.executable, "-m", "bench.registry_lookup", "--serve", str(data_dir)],
@@ -154,7 +184,7 @@ def main() -> None:
         assert server.stdout is not None and server.stdin is not None
         port = int(server.stdout.readline().split()[1])
         try:
-            asyncio.run(_measure(port, files.sirets, args.seconds, args.concurrency))
+            asyncio.run(_measure(port, signer, files.sirets, args.seconds, args.concurrency))
         finally:
             server.stdin.close()
             server.wait(timeout=30)

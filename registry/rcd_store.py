@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +28,25 @@ from registry.rcd_schema import STATE_ACTIVE, companies, establishments, registr
 
 _COMPANY_COLUMNS = [companies.c[name] for name in CompanyRecord._fields]
 _ESTABLISHMENT_COLUMNS = [establishments.c[name] for name in EstablishmentRecord._fields]
+# Column names from our own record type; the SIRETs are bound parameters.
+_SELECT_ESTABLISHMENTS = (
+    f"SELECT {', '.join(EstablishmentRecord._fields)} FROM establishments WHERE siret"  # noqa: S608
+)
+
+
+def _day(value: Any) -> date | None:
+    # SQLite's driver gives dates as ISO text; psycopg gives date objects.
+    return value if value is None or isinstance(value, date) else date.fromisoformat(value)
+
+
+def _establishment_from_driver(row: Any) -> EstablishmentRecord:
+    """A record from a driver row, with the types SQLAlchemy would have given."""
+    *text, head_office, state, created, since, restricted = row
+    return EstablishmentRecord._make(
+        (*text, bool(head_office), state, _day(created), _day(since), bool(restricted))
+    )
+
+
 _GET_COMPANY = select(*_COMPANY_COLUMNS).where(companies.c.siren == bindparam("siren"))
 _GET_ESTABLISHMENT = select(*_ESTABLISHMENT_COLUMNS).where(
     establishments.c.siret == bindparam("siret")
@@ -60,11 +80,17 @@ class RcdStore:
         return EstablishmentRecord(*row) if row is not None else None
 
     def get_establishments(self, sirets: Sequence[str]) -> dict[str, EstablishmentRecord]:
-        """The establishments among these SIRETs that the registry holds, by SIRET."""
-        query = select(*_ESTABLISHMENT_COLUMNS).where(establishments.c.siret.in_(set(sirets)))
+        """The establishments among these SIRETs that the registry holds, by SIRET.
+
+        The node's hottest read (every cache miss of GetEstablishment), so it goes straight to
+        the driver: a third of the cost of a compiled SQLAlchemy query for a single SIRET.
+        """
+        unique = tuple(dict.fromkeys(sirets))
+        marker = "%s" if self.engine.dialect.name == "postgresql" else "?"
+        sql = f"{_SELECT_ESTABLISHMENTS} IN ({', '.join([marker] * len(unique))})"
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return {row[0]: EstablishmentRecord(*row) for row in rows}
+            rows = connection.exec_driver_sql(sql, unique).all()
+        return {row[0]: _establishment_from_driver(row) for row in rows}
 
     def list_establishments(
         self, siren: str, after_siret: str, limit: int, *, active_only: bool

@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 from registry.rcd_records import EstablishmentRecord
 from registry.rcd_store import RcdStore
+from server.coalescing import Coalescer
 
 FEED_BATCH = 1000
 READ_BATCH = 1000  # SIRETs fetched by one database read of missed establishments
@@ -32,9 +33,11 @@ class EstablishmentCache:
         self._entries: OrderedDict[str, EstablishmentRecord] = OrderedDict()
         self._position = 0  # the feed position up to which invalidations are applied
         self._follower: asyncio.Task[None] | None = None
-        # Missed SIRETs waiting for the next database read, and the task doing the reads.
-        self._missed: dict[str, asyncio.Future[EstablishmentRecord | None]] = {}
-        self._reader: asyncio.Task[None] | None = None
+        # Missed SIRETs are read together; each answer comes with the feed position at which
+        # its read started.
+        self._reads: Coalescer[str, tuple[EstablishmentRecord | None, int]] = Coalescer(
+            self._read, READ_BATCH
+        )
 
     async def start(self) -> None:
         """Starts following the feed from its current end."""
@@ -43,13 +46,10 @@ class EstablishmentCache:
 
     async def stop(self) -> None:
         """Stops following the feed, and reading (calls still waiting get CancelledError)."""
-        for task in (self._follower, self._reader):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        for waiting in self._missed.values():
-            waiting.cancel()
-        self._missed.clear()
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+        await self._reads.stop()
 
     async def get(self, siret: str) -> EstablishmentRecord | None:
         """The establishment, from the cache or else from the store."""
@@ -57,40 +57,19 @@ class EstablishmentCache:
         if record is not None:
             self._entries.move_to_end(siret)
             return record
-        waiting = self._missed.get(siret)
-        if waiting is None:
-            waiting = asyncio.get_running_loop().create_future()
-            self._missed[siret] = waiting
-            if self._reader is None or self._reader.done():
-                self._reader = asyncio.create_task(self._read_missed())
-        # Shielded: a caller that gives up must not cancel the answer others wait for.
-        return await asyncio.shield(waiting)
+        record, seen = await self._reads.submit(siret)
+        # Cache only if no invalidation ran meanwhile: the read may predate a change the
+        # follower has just dropped. Later changes are dropped when the follower sees them.
+        if record is not None and self._position == seen and self.max_entries:
+            self._entries[siret] = record
+            if len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return record
 
-    async def _read_missed(self) -> None:
-        while self._missed:
-            sirets = list(self._missed)[:READ_BATCH]
-            batch = {siret: self._missed.pop(siret) for siret in sirets}
-            seen = self._position
-            try:
-                found = await asyncio.to_thread(self.store.get_establishments, sirets)
-            except asyncio.CancelledError:  # the node stops
-                for waiting in batch.values():
-                    waiting.cancel()
-                raise
-            except Exception as error:  # each waiting call reports it
-                for waiting in batch.values():
-                    waiting.set_exception(error)
-                    waiting.exception()  # retrieved, even if every caller gave up
-                continue
-            for siret, waiting in batch.items():
-                record = found.get(siret)
-                # Cache only if no invalidation ran meanwhile: the read may predate a change the
-                # follower has just dropped. Later changes are dropped when the follower sees them.
-                if record is not None and self._position == seen and self.max_entries:
-                    self._entries[siret] = record
-                    if len(self._entries) > self.max_entries:
-                        self._entries.popitem(last=False)
-                waiting.set_result(record)
+    def _read(self, sirets: list[str]) -> dict[str, tuple[EstablishmentRecord | None, int]]:
+        seen = self._position  # read before the query: a change after it is not missed
+        found = self.store.get_establishments(sirets)
+        return {siret: (found.get(siret), seen) for siret in sirets}
 
     async def _follow(self) -> None:
         while True:

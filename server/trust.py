@@ -21,12 +21,13 @@ from sqlalchemy import Engine
 from registry.directory_store import DirectoryError, DirectoryStore
 from registry.revocation_store import RevocationStore
 from registry.spent_token_store import SpentTokenStore
+from server.coalescing import Coalescer
 from server.config import Settings
 from token_suite.chain import Signer
 from token_suite.directory import DirectoryCache, sign_directory
 from token_suite.keys import generate, key_id_of, public_bytes, read_private_key, write_private_key
 from token_suite.replay import MemoryReplayCache
-from token_suite.verify import Verifier
+from token_suite.verify import TOKEN_KEY, Verifier
 
 log = logging.getLogger("interops.trust")
 
@@ -64,6 +65,8 @@ class NodeTrust:
         self.verifier = Verifier(self.keys, leeway=settings.token_leeway_seconds,
                                  revoked=self.revoked)  # fmt: skip
         self._memory_spent = MemoryReplayCache()
+        # Calls spending keys at the same moment share one database transaction.
+        self._spending: Coalescer[tuple[bytes, float], bool] = Coalescer(self._spend_batch)
         self._follower: asyncio.Task[None] | None = None
 
     def publish_issuer(self) -> None:
@@ -98,13 +101,22 @@ class NodeTrust:
         self.revoked.add(revocation_id)
 
     async def spend(self, keys: Iterable[tuple[bytes, float]]) -> bool:
-        """Spends single-use keys; False when any was spent already, here or on a replica."""
+        """Spends single-use keys; False when one was spent already.
+
+        Single-use tokens are spent in the database too, so that every replica refuses them
+        after their first use. Proof nonces are spent on this replica only: a proof lives a
+        minute at most and travels inside TLS, and a write per call would halve the node's
+        throughput (see README, "Token chains").
+        """
         for key, until in keys:
             if not self._memory_spent.first_use(key, until):
                 return False
-            if not await asyncio.to_thread(self.spent.first_use, key, until):
+            if key.startswith(TOKEN_KEY) and not await self._spending.submit((key, until)):
                 return False
         return True
+
+    def _spend_batch(self, entries: list[tuple[bytes, float]]) -> dict[tuple[bytes, float], bool]:
+        return dict(zip(entries, self.spent.first_uses(entries), strict=True))
 
     async def start(self) -> None:
         """Publishes the issuer, loads the revocations and starts following new ones."""
@@ -121,7 +133,8 @@ class NodeTrust:
                 log.exception("reading revocations failed")
 
     async def stop(self) -> None:
-        """Stops following revocations."""
+        """Stops following revocations and spending keys."""
+        await self._spending.stop()
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -28,6 +28,9 @@ from token_suite.replay import ReplayCache
 from token_suite.wire import VERSION, block_input, parse_canonical, proof_input
 
 ROOT_KINDS = frozenset({token_pb2.ORGANISM_KIND_PORTAL})
+# Prefixes of the single-use keys a call spends: a single-use token, a proof's nonce.
+TOKEN_KEY = b"token:"
+PROOF_KEY = b"proof:"
 ID_BYTES = 16
 NONCE_BYTES = 16
 MAX_SUBJECT = 128
@@ -419,9 +422,9 @@ class Verifier:
         last token id of a navigation chain, the nonce of a proof."""
         spent: list[tuple[bytes, float]] = []
         if chain is not None and chain.profile == profiles.NAVIGATION:
-            spent.append((b"token:" + chain.hops[-1].token_id, chain.expires + self.leeway))
+            spent.append((TOKEN_KEY + chain.hops[-1].token_id, chain.expires + self.leeway))
         if proof is not None:
-            key = b"proof:" + proof.key_id.encode() + b"\x00" + proof.nonce
+            key = PROOF_KEY + proof.key_id.encode() + b"\x00" + proof.nonce
             spent.append((key, proof.time + self.leeway))
         return spent
 
