@@ -120,7 +120,7 @@ def open_directory(
 
 class DirectoryCache:
     """A verifier's copy of the directory: fetched when missing or expired, and again on an
-    unknown key id at most every `refetch_seconds`."""
+    unknown key id or organism at most every `refetch_seconds`."""
 
     def __init__(
         self,
@@ -160,8 +160,11 @@ class DirectoryCache:
         return entry
 
     def organism(self, code: str) -> token_pb2.Organism | None:
-        """The organism with this code, if listed."""
-        return self.current().organism(code)
+        """The organism with this code, fetching the directory again (same rule as keys)."""
+        organism = self.current().organism(code)
+        if organism is None and self._clock() - self._fetched_at >= self.refetch_seconds:
+            organism = self._refresh().organism(code)
+        return organism
 
     def invalidate(self) -> None:
         """Forgets the snapshot and the refetch delay: the next lookup fetches."""
