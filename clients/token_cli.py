@@ -30,9 +30,9 @@ def read_token(value: str) -> bytes:
     return from_text(text)
 
 
-def load_signer(organism: str, key_file: Path) -> Signer:
+def load_signer(organism: str, key_file: Path | str) -> Signer:
     """The organism's signer from its PEM private key file."""
-    key = keys.read_private_key(key_file)
+    key = keys.read_private_key(Path(key_file))
     return Signer(organism, keys.key_id_of(keys.public_bytes(key)), key)
 
 

@@ -10,6 +10,7 @@ from interops.token.v1 import token_pb2 as t
 from tests.token_world import NOW, READ, World, five_hops, hop, portal_root, public_key, signer
 from token_suite.chain import Signer, Terms, delegate, grant, issue_root, sign_proof
 from token_suite.errors import TokenError
+from token_suite.replay import MemoryReplayCache
 from token_suite.verify import Party, Verifier
 from token_suite.wire import block_input, encode
 
@@ -65,19 +66,38 @@ def test_every_byte_of_payload_or_signature_tampered_is_refused() -> None:
                 assert verdict(encode(tampered)) != "VALID", (index, field, position)
 
 
-def test_blocks_swapped_duplicated_or_renumbered_are_refused() -> None:
+def _three_blocks() -> tuple[bytes, t.TokenChain]:
     token = hop(hop(portal_root(), "URSSAF", "CNAV"), "CNAV", "SITE")
-    chain = parsed(token)
+    return token, parsed(token)
+
+
+def test_swapped_blocks_are_refused() -> None:
+    token, chain = _three_blocks()
     swapped = parsed(token)
     swapped.blocks[1].CopyFrom(chain.blocks[2])
     swapped.blocks[2].CopyFrom(chain.blocks[1])
     assert verdict(encode(swapped)) == "WRONG_SIGNER"
+
+
+def test_a_duplicated_block_is_refused() -> None:
+    token, chain = _three_blocks()
     duplicated = parsed(token)
     duplicated.blocks.add().CopyFrom(chain.blocks[2])
     assert verdict(encode(duplicated)) == "WRONG_SIGNER"
-    # Block 2 presented as block 1 (its predecessor dropped): the signature covers the index.
+
+
+def test_a_renumbered_block_is_refused() -> None:
+    # Block 2 presented as block 1, its predecessor dropped: the signature covers the index and
+    # the previous signature.
+    _, chain = _three_blocks()
     renumbered = t.TokenChain(version=1, blocks=[chain.blocks[0], chain.blocks[2]])
     assert verdict(encode(renumbered)) in {"WRONG_SIGNER", "BAD_SIGNATURE"}
+    # Even when the dropped hop's holder signed the next one (same organism twice).
+    same = hop(hop(portal_root(), "URSSAF", "URSSAF"), "URSSAF", "CNAV")
+    blocks = parsed(same).blocks
+    assert verdict(encode(t.TokenChain(version=1, blocks=[blocks[0], blocks[2]]))) == (
+        "BAD_SIGNATURE"
+    )
 
 
 def test_dropping_blocks_from_the_end_gives_the_earlier_holder_nothing_new() -> None:
@@ -261,19 +281,68 @@ def test_no_hop_may_follow_a_block_that_allows_none() -> None:
     assert verdict(hop(token, "CNAV", "SITE", max_hops=0)) == "TOO_MANY_HOPS"
 
 
-def test_oversize_trailing_bytes_unknown_fields_and_versions_are_refused() -> None:
+def test_an_oversize_token_is_refused() -> None:
+    token = portal_root()
+    assert verdict(token, max_bytes=len(token) - 1) == "TOO_LARGE"
+    assert verdict(five_hops(), max_blocks=4) == "TOO_MANY_BLOCKS"
+
+
+def test_trailing_bytes_are_refused() -> None:
     token = portal_root()
     assert verdict(token + b"\x00") == "MALFORMED"
     assert verdict(token + encode(t.TokenChain(version=1))) == "MALFORMED"
-    assert verdict(token + b"\xa0\x06\x01") == "MALFORMED"  # unknown field 100
-    assert verdict(token, max_bytes=len(token) - 1) == "TOO_LARGE"
-    chain = parsed(token)
+
+
+def test_unknown_fields_in_the_envelope_are_refused() -> None:
+    assert verdict(portal_root() + b"\xa0\x06\x01") == "MALFORMED"  # field 100, varint 1
+
+
+def test_an_unknown_version_is_refused() -> None:
+    chain = parsed(portal_root())
     chain.version = 2
     assert verdict(encode(chain)) == "UNSUPPORTED_VERSION"
-    chain = parsed(token)
+
+
+def test_a_signature_that_is_not_64_bytes_is_refused() -> None:
+    chain = parsed(portal_root())
     chain.blocks[0].signature = chain.blocks[0].signature[:63]
     assert verdict(encode(chain)) == "BAD_SIGNATURE"
-    assert verdict(five_hops(), max_blocks=4) == "TOO_MANY_BLOCKS"
+    chain.blocks[0].signature += b"\x00\x00"
+    assert verdict(encode(chain)) == "BAD_SIGNATURE"
+
+
+def test_a_navigation_token_is_accepted_once() -> None:
+    token = hop(portal_root(), "URSSAF", "SITE", profile=t.PROFILE_NAVIGATION)
+    verifier, replays = WORLD.verifier(), MemoryReplayCache(clock=lambda: NOW)
+    call = {"method": "/svc.a/Open", "audience": "svc.a", "replays": replays}
+    assert verifier.verify_call(token, None, **call).profile == t.PROFILE_NAVIGATION  # type: ignore[arg-type]
+    with pytest.raises(TokenError, match="REPLAYED"):
+        verifier.verify_call(token, None, **call)  # type: ignore[arg-type]
+
+
+def test_a_proof_is_accepted_once_and_only_for_its_call() -> None:
+    token = hop(portal_root(), "URSSAF", "CNAV", profile=t.PROFILE_APPLICATION)
+    verifier, replays = WORLD.verifier(), MemoryReplayCache(clock=lambda: NOW)
+    proof = sign_proof(signer("CNAV"), "/svc.a/Get", "svc.a", token, NOW)
+    with pytest.raises(TokenError, match="PROOF_REQUIRED"):
+        verifier.verify_call(token, None, method="/svc.a/Get", audience="svc.a", replays=replays)
+    with pytest.raises(TokenError, match="BAD_PROOF"):
+        verifier.verify_call(token, proof, method="/svc.a/Put", audience="svc.a", replays=replays)
+    verifier.verify_call(token, proof, method="/svc.a/Get", audience="svc.a", replays=replays)
+    with pytest.raises(TokenError, match="REPLAYED"):
+        verifier.verify_call(token, proof, method="/svc.a/Get", audience="svc.a", replays=replays)
+    stale = sign_proof(signer("CNAV"), "/svc.a/Get", "svc.a", token, NOW - 31)
+    with pytest.raises(TokenError, match="STALE_PROOF"):
+        verifier.verify_call(token, stale, method="/svc.a/Get", audience="svc.a", replays=replays)
+    by_urssaf = sign_proof(signer("URSSAF"), "/svc.a/Get", "svc.a", token, NOW)
+    with pytest.raises(TokenError, match="BAD_PROOF"):
+        verifier.verify_call(token, by_urssaf, method="/svc.a/Get", audience="svc.a",
+                             replays=replays)  # fmt: skip
+
+
+def test_a_chain_for_another_audience_is_refused() -> None:
+    with pytest.raises(TokenError, match="WRONG_AUDIENCE"):
+        WORLD.verifier().verify(portal_root(audience=("svc.a",)), "svc.b")
 
 
 def test_a_payload_with_an_unknown_field_is_refused_even_when_signed() -> None:
