@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, insert, select, update
 
-from registry.directory_store import grants_from_rows
+from registry.directory_store import read_grants
 from registry.passwords import check_password, dummy_hash, hash_password
 from registry.trust_schema import declarant_grants, declarants
 from token_suite.grants import Grants
@@ -126,10 +126,4 @@ class DeclarantStore:
 
     def grants_of(self, declarant_id: int) -> Grants:
         """What the declarant may be granted."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(declarant_grants.c.right_name, declarant_grants.c.siren).where(
-                    declarant_grants.c.declarant_id == declarant_id
-                )
-            ).all()
-        return grants_from_rows(rows)
+        return read_grants(self.engine, declarant_grants.c.declarant_id, declarant_id)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from interops.token.v1 import token_pb2
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.trust_schema import organism_grants, organism_keys, organisms
@@ -98,13 +99,7 @@ class DirectoryStore:
 
     def grants_of(self, organism: str) -> Grants:
         """What the organism may be granted."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(organism_grants.c.right_name, organism_grants.c.siren).where(
-                    organism_grants.c.organism == organism
-                )
-            ).all()
-        return grants_from_rows(rows)
+        return read_grants(self.engine, organism_grants.c.organism, organism)
 
     def snapshot(self, lifetime: int) -> token_pb2.Directory:
         """The whole directory as a snapshot valid for `lifetime` seconds."""
@@ -141,8 +136,14 @@ class DirectoryStore:
         )  # fmt: skip
 
 
-def grants_from_rows(rows: Sequence[tuple[str, str | None]]) -> Grants:
-    """Grants from (right, siren or None for everything) rows."""
+def read_grants(engine: Engine, owner: ColumnElement[Any], value: object) -> Grants:
+    """The grants in the table of the `owner` column (organism_grants, declarant_grants) whose
+    owner is `value`: rows of (right_name, siren or NULL for everything)."""
+    table = owner.table
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(table.c.right_name, table.c.siren).where(owner == value)
+        ).all()
     grants: dict[str, Scope] = {}
     for right, siren in rows:
         scope = Scope(everything=True) if siren is None else Scope(False, frozenset({siren}))
