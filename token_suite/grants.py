@@ -20,6 +20,7 @@ MAX_RIGHT = 64
 _SIREN = re.compile(r"[0-9]{9}").fullmatch
 _SIRET = re.compile(r"[0-9]{14}").fullmatch
 _NONE: frozenset[str] = frozenset()
+_new = tuple.__new__  # skips the named tuple's Python-level constructor: runs per block
 
 
 class Scope(NamedTuple):
@@ -59,16 +60,17 @@ def grants_from(messages: Iterable[token_pb2.Grant], block: int | None = None) -
     """The grants of a block, one scope per right; malformed identifiers are refused."""
     grants: dict[str, Scope] = {}
     for grant in messages:
-        right, sirens, sirets = grant.right, grant.sirens, grant.sirets
+        right = grant.right
+        # Read each repeated field once into a set: iterating the protobuf container is slow.
+        sirens = frozenset(grant.sirens) or _NONE
+        sirets = frozenset(grant.sirets) or _NONE
         if not 0 < len(right) <= MAX_RIGHT:
             raise TokenError("MALFORMED", "a grant has an empty or overlong right", block)
-        if not (all(map(_SIREN, sirens)) and all(map(_SIRET, sirets))):
+        if not (
+            (not sirens or all(map(_SIREN, sirens))) and (not sirets or all(map(_SIRET, sirets)))
+        ):
             raise TokenError("MALFORMED", f"a {right} perimeter holds a bad identifier", block)
-        scope = Scope(
-            grant.all_establishments,
-            frozenset(sirens) if sirens else _NONE,
-            frozenset(sirets) if sirets else _NONE,
-        )
+        scope = _new(Scope, (grant.all_establishments, sirens, sirets))
         previous = grants.get(right)
         grants[right] = scope if previous is None else previous.union(scope)
     return grants
@@ -78,7 +80,7 @@ def widening(parent: Grants, child: Grants) -> str | None:
     """The first right that `child` holds beyond `parent`, or None when it only narrows."""
     for right, scope in child.items():
         held = parent.get(right)
-        if held is None or not held.covers(scope):
+        if held is None or (held != scope and not held.covers(scope)):
             return right
     return None
 

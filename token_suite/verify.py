@@ -198,7 +198,7 @@ class Verifier:
         assert state is not None
         if audience is not None and audience not in state.audience:
             raise TokenError("WRONG_AUDIENCE", f"the token is not meant for {audience}")
-        return VerifiedChain._make((*state[:-1], token))
+        return _new(VerifiedChain, (*state[:-1], token))
 
     def _verify_with_prefixes(
         self, token: bytes, blocks: Sequence[token_pb2.SignedBlock], now: float
