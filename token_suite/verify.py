@@ -190,9 +190,9 @@ class Verifier:
         if len(blocks) > self.max_blocks:
             raise TokenError("TOO_MANY_BLOCKS", f"the token has over {self.max_blocks} blocks")
         if self.prefix_cache_size <= 0:
-            state = None
+            state, block = None, None
             for index in range(len(blocks)):
-                state = self._extend(state, index, blocks, now)
+                state, block = self._extend(state, index, blocks, now, block)
         else:
             state = self._verify_with_prefixes(token, blocks, now)
         assert state is not None
@@ -212,8 +212,9 @@ class Verifier:
         if prefix is not None:
             self._check_still_valid(prefix, snapshot, now)
             state, latest_start = prefix.state, prefix.latest_start
+        block = None
         for index in range(start, len(blocks)):
-            state = self._extend(state, index, blocks, now)
+            state, block = self._extend(state, index, blocks, now, block)
             latest_start = max(latest_start, state.hops[-1].not_before)
             self._remember(digests[index], _Prefix(state, snapshot, latest_start))
         assert state is not None
@@ -283,7 +284,10 @@ class Verifier:
         index: int,
         blocks: Sequence[token_pb2.SignedBlock],
         now: float,
-    ) -> VerifiedChain:
+        previous: token_pb2.Block | None,
+    ) -> tuple[VerifiedChain, token_pb2.Block]:
+        """The chain after block `index`; `previous` is block index-1's content when this
+        verification parsed it (not when it came from the prefix cache)."""
         signed = blocks[index]
         signature = signed.signature
         if len(signature) != SIGNATURE_BYTES:
@@ -296,14 +300,19 @@ class Verifier:
         except InvalidSignature:
             raise TokenError("BAD_SIGNATURE", "the signature does not verify", index) from None
         block = parse_canonical(token_pb2.Block(), payload, "the block", index)
+        # Grants or audience the same as the previous block's are taken as they were, already
+        # parsed and checked: a hop often changes only the holder and the expiry.
+        same_grants = previous is not None and block.grants == previous.grants
+        same_audience = previous is not None and block.audience == previous.audience
         child = self._read_block(
-            block, index, entry=entry, key_id=key_id, signature=signature, parent=parent, now=now
-        )
+            block, index, entry=entry, key_id=key_id, signature=signature, now=now,
+            parent=parent, same_grants=same_grants, same_audience=same_audience,
+        )  # fmt: skip
         if parent is not None:
-            self._check_narrowing(parent, child, index)
+            self._check_narrowing(parent, child, index, same_grants=same_grants)
         if child.hops[-1].revocation_id in self.revoked:
             raise TokenError("REVOKED", "the block was revoked", index)
-        return child
+        return child, block
 
     def _read_block(
         self,
@@ -313,8 +322,10 @@ class Verifier:
         entry: KeyEntry,
         key_id: str,
         signature: bytes,
-        parent: VerifiedChain | None,
         now: float,
+        parent: VerifiedChain | None,
+        same_grants: bool,
+        same_audience: bool,
     ) -> VerifiedChain:
         """The chain's terms after this block, once the block's own content is checked."""
         delegator, holder = block.delegator, block.holder
@@ -326,7 +337,7 @@ class Verifier:
             raise TokenError("MALFORMED", "chain and token ids are 16 bytes", index)
         if not 0 < len(subject) <= MAX_SUBJECT or not holder_organism:
             raise TokenError("MALFORMED", "the subject and the holder are required", index)
-        audience = frozenset(block.audience)
+        audience = parent.audience if same_audience and parent else frozenset(block.audience)
         if not 0 < len(audience) <= MAX_AUDIENCE:
             raise TokenError("MALFORMED", "the audience has 1 to 16 entries", index)
         profile, not_before, expires = block.profile, block.not_before, block.expires
@@ -351,12 +362,14 @@ class Verifier:
         hop = _new(Hop, (index, delegator_party, holder_party, profile, not_before, expires,
                          block.purpose, token_id, _sha256(signature).digest()))  # fmt: skip
         hops = (*parent.hops, hop) if parent is not None else (hop,)
-        return _new(VerifiedChain, (chain_id, subject, profile, holder_party, audience,
-                                    grants_from(block.grants, index), expires, block.max_hops,
-                                    hops, b""))  # fmt: skip
+        grants = parent.grants if same_grants and parent else grants_from(block.grants, index)
+        return _new(VerifiedChain, (chain_id, subject, profile, holder_party, audience, grants,
+                                    expires, block.max_hops, hops, b""))  # fmt: skip
 
     @staticmethod
-    def _check_narrowing(parent: VerifiedChain, child: VerifiedChain, index: int) -> None:
+    def _check_narrowing(
+        parent: VerifiedChain, child: VerifiedChain, index: int, *, same_grants: bool
+    ) -> None:
         if child.chain_id != parent.chain_id:
             raise TokenError("CHAIN_ID_CHANGED", "the chain id is fixed at the root", index)
         if child.subject != parent.subject:
@@ -367,11 +380,11 @@ class Verifier:
             raise TokenError("HOPS_NOT_DECREASING", "max_hops must decrease at each hop", index)
         if not profiles.may_follow(parent.profile, child.profile):
             raise TokenError("PROFILE_WIDENED", "the profile may not move back", index)
-        if not child.audience <= parent.audience:
+        if child.audience is not parent.audience and not child.audience <= parent.audience:
             raise TokenError("AUDIENCE_WIDENED", "the audience may only narrow", index)
         if child.expires > parent.expires:
             raise TokenError("EXPIRY_EXTENDED", "the expiry may not grow", index)
-        right = widening(parent.grants, child.grants)
+        right = None if same_grants else widening(parent.grants, child.grants)
         if right is not None:
             raise TokenError("GRANTS_WIDENED", f"the {right} grant is wider than before", index)
 
