@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from interops.token.v1 import token_pb2
-from sqlalchemy import ColumnElement, Engine, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.trust_schema import organism_grants, organism_keys, organisms
@@ -100,6 +100,24 @@ class DirectoryStore:
     def grants_of(self, organism: str) -> Grants:
         """What the organism may be granted."""
         return read_grants(self.engine, organism_grants.c.organism, organism)
+
+    def serial(self) -> int:
+        """Grows with every change of the directory (the latest change, Unix milliseconds)."""
+        with self.engine.connect() as connection:
+            return self._serial(connection)
+
+    @staticmethod
+    def _serial(connection: Connection) -> int:
+        latest = (
+            connection.execute(
+                select(func.max(organisms.c.changed_at)).union_all(
+                    select(func.max(organism_keys.c.changed_at))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        return max((value for value in latest if value is not None), default=0)
 
     def snapshot(self, lifetime: int) -> token_pb2.Directory:
         """The whole directory as a snapshot valid for `lifetime` seconds."""

@@ -62,6 +62,7 @@ class NodeTrust:
         )
         self.revoked: set[bytes] = set()
         self._revocation_position = 0
+        self._directory_serial = -1
         self.verifier = Verifier(self.keys, leeway=settings.token_leeway_seconds,
                                  revoked=self.revoked)  # fmt: skip
         self._memory_spent = MemoryReplayCache()
@@ -90,10 +91,15 @@ class NodeTrust:
             self.root_key, self.root_key_id,
         )  # fmt: skip
 
-    def refresh_revocations(self) -> None:
-        """Adds the revocations recorded since the last look (by any replica)."""
+    def refresh(self) -> None:
+        """Takes in what any replica or operator changed: new revocations, and a changed
+        directory (a retired key stops verifying here at once, not when the snapshot expires)."""
         ids, self._revocation_position = self.revocations.after(self._revocation_position)
         self.revoked.update(ids)
+        serial = self.directory.serial()
+        if serial != self._directory_serial:
+            self._directory_serial = serial
+            self.keys.reload()  # here, in a worker thread, not in a call on the event loop
 
     def revoke(self, revocation_id: bytes) -> None:
         """Revokes a block for every replica, and at once on this one."""
@@ -119,21 +125,22 @@ class NodeTrust:
         return dict(zip(entries, self.spent.first_uses(entries), strict=True))
 
     async def start(self) -> None:
-        """Publishes the issuer, loads the revocations and starts following new ones."""
+        """Publishes the issuer, loads the revocations, and follows revocations and the
+        directory."""
         await asyncio.to_thread(self.publish_issuer)
-        await asyncio.to_thread(self.refresh_revocations)
-        self._follower = asyncio.create_task(self._follow_revocations())
+        await asyncio.to_thread(self.refresh)
+        self._follower = asyncio.create_task(self._follow())
 
-    async def _follow_revocations(self) -> None:
+    async def _follow(self) -> None:
         while True:
             await asyncio.sleep(self.settings.feed_poll_seconds)
             try:
-                await asyncio.to_thread(self.refresh_revocations)
+                await asyncio.to_thread(self.refresh)
             except Exception:  # the database may come back; keep following
-                log.exception("reading revocations failed")
+                log.exception("reading revocations and the directory failed")
 
     async def stop(self) -> None:
-        """Stops following revocations and spending keys."""
+        """Stops following and spending keys."""
         await self._spending.stop()
         if self._follower is not None:
             self._follower.cancel()

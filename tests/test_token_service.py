@@ -17,6 +17,7 @@ from clients.client import Client
 from clients.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from clients.token_credentials import ChainCredentials
 from registry.declarant_store import DeclarantStore
+from registry.directory_store import DirectoryStore
 from registry.trust_schema import declarants
 from tests.running_node import RunningNode, provision_organism
 from token_suite.chain import Signer, Terms, delegate, grant
@@ -314,3 +315,25 @@ def _organism_request(code: str) -> object:
         organism=token_service_pb2.OrganismSignIn(organism=code),
         profile=t.PROFILE_APPLICATION, audience=[REGISTRY],
     )  # fmt: skip
+
+
+def test_keys_rotate_and_a_retired_key_stops_signing_at_once(
+    node: RunningNode, anonymous: Client
+) -> None:
+    old = node.organism("MSA", "OC")
+    new = node.organism("MSA", "OC")  # a second key, published before it is used
+    for signer in (old, new):
+        with Client(node.address, credentials=node.credentials(signer)) as client:
+            assert client.validate_siret("73282932000074").message
+    issued_before = anonymous.issue_organism_token(old, audience=[REGISTRY])
+    DirectoryStore(node.node.engine).retire_key(old.key_id)
+    time.sleep(0.3)  # the node follows the directory every poll interval (0.05 s in tests)
+    with pytest.raises(Unauthenticated) as refused:
+        anonymous.issue_organism_token(old, audience=[REGISTRY])
+    assert refused.value.reason == "BAD_PROOF"
+    # The chain the backbone signed before stays valid; proofs by the retired key do not.
+    assert _refused(node, ChainCredentials(issued_before.token, old), Unauthenticated) == (
+        "BAD_PROOF"
+    )
+    with Client(node.address, credentials=ChainCredentials(issued_before.token, new)) as client:
+        assert client.validate_siret("73282932000074").message
