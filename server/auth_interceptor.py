@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from server.error_interceptor import fail, passes_through
 from server.errors import build_status
 from server.handler_wrapping import (
     Context,
@@ -76,7 +77,17 @@ class AuthInterceptor(WrappingInterceptor):
         return self.rights.get(method) or self.rights.get(service_of(method))
 
     async def authenticate(self, method: str, context: Context) -> VerifiedChain:
-        """The call's verified chain; ends the call with the reason otherwise."""
+        """The call's verified chain; ends the call with the reason otherwise (and with
+        INTERNAL if the check itself fails: this interceptor runs outside the error mapping)."""
+        try:
+            return await self._authenticate(method, context)
+        except Exception as error:
+            if passes_through(error):
+                raise
+            await fail(error, method, context)
+            raise AssertionError("unreachable: fail aborts") from error
+
+    async def _authenticate(self, method: str, context: Context) -> VerifiedChain:
         token, proof = _metadata(context)
         if token is None:
             await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING",

@@ -28,7 +28,9 @@ from server.telemetry import current_trace_id
 log = logging.getLogger("interops.errors")
 
 
-async def _fail(error: Exception, method: str, context: Context) -> None:
+async def fail(error: Exception, method: str, context: Context) -> None:
+    """Ends the call with the status for `error`: its own if a ServiceError, else INTERNAL
+    with the trace id (and the whole story in the log)."""
     if isinstance(error, ServiceError):
         await abort(context, error.to_status())
     trace_id = current_trace_id()
@@ -45,7 +47,8 @@ async def _fail(error: Exception, method: str, context: Context) -> None:
     await abort(context, status)
 
 
-def _passes_through(error: Exception) -> bool:
+def passes_through(error: Exception) -> bool:
+    """True for an abort, whose status is already sent."""
     # An abort already sent its status. (A cancellation, the caller leaving, is a BaseException
     # and is not caught at all.)
     return isinstance(error, grpc.aio.AbortError)
@@ -63,9 +66,9 @@ class ErrorInterceptor(WrappingInterceptor):
                     async for response in iterate(behaviour, request, context):
                         yield response
                 except Exception as error:
-                    if _passes_through(error):
+                    if passes_through(error):
                         raise
-                    await _fail(error, method, context)
+                    await fail(error, method, context)
 
             return rebuild(handler, streaming)
 
@@ -73,8 +76,8 @@ class ErrorInterceptor(WrappingInterceptor):
             try:
                 return await behaviour(request, context)
             except Exception as error:
-                if _passes_through(error):
+                if passes_through(error):
                     raise
-                await _fail(error, method, context)
+                await fail(error, method, context)
 
         return rebuild(handler, unary)

@@ -11,10 +11,10 @@ from pathlib import Path
 import grpc
 import pytest
 from interops.token.v1 import token_pb2 as t
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from clients.client import Client
-from clients.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from clients.errors import Internal, InvalidArgument, PermissionDenied, Unauthenticated
 from clients.token_credentials import ChainCredentials
 from registry.declarant_store import DeclarantStore
 from registry.directory_store import DirectoryStore
@@ -337,3 +337,25 @@ def test_keys_rotate_and_a_retired_key_stops_signing_at_once(
     )
     with Client(node.address, credentials=ChainCredentials(issued_before.token, new)) as client:
         assert client.validate_siret("73282932000074").message
+
+
+def test_a_failure_inside_authentication_is_internal_with_no_internals(tmp_path: Path) -> None:
+    running = RunningNode(f"sqlite:///{tmp_path / 'auth.db'}", tmp_path)
+    try:
+        DeclarantStore(running.node.engine).create("44306184100047", "Nav", "Igator", "pw",
+                                                   [("registry.read", "443061841")])  # fmt: skip
+        with Client(running.address) as plain:
+            issued = plain.sign_in("44306184100047", "Nav", "Igator", "pw",
+                                   profile=t.PROFILE_NAVIGATION, audience=[REGISTRY])  # fmt: skip
+        with running.node.engine.begin() as connection:
+            connection.execute(text("DROP TABLE spent_tokens"))
+        navigation = ChainCredentials(issued.token)
+        with (
+            Client(running.address, credentials=navigation) as client,
+            pytest.raises(Internal) as caught,
+        ):
+            client.validate_siret("73282932000074")
+        assert caught.value.reason == "INTERNAL" and "trace id" in caught.value.message
+        assert "spent_tokens" not in caught.value.message
+    finally:
+        running.stop()
