@@ -326,7 +326,8 @@ def test_keys_rotate_and_a_retired_key_stops_signing_at_once(
         with Client(node.address, credentials=node.credentials(signer)) as client:
             assert client.validate_siret("73282932000074").message
     issued_before = anonymous.issue_organism_token(old, audience=[REGISTRY])
-    DirectoryStore(node.node.engine).retire_key(old.key_id)
+    # Retired a second ago: a key signs until its retirement second, inclusive.
+    DirectoryStore(node.node.engine).retire_key(old.key_id, at=int(time.time()) - 1)
     time.sleep(0.3)  # the node follows the directory every poll interval (0.05 s in tests)
     with pytest.raises(Unauthenticated) as refused:
         anonymous.issue_organism_token(old, audience=[REGISTRY])
