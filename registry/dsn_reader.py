@@ -1,0 +1,147 @@
+"""Reading NEODeS files (DSN): rubric lines, then block instances, streamed.
+
+A file is ISO-8859-1 text, one rubric a line, `Sxx.Gxx.xx.xxx,'value'`, LF or CRLF. Apostrophes
+inside a value are not escaped: a line splits on its first `,'` and loses only its final `'`.
+The hierarchy is implicit: a rubric opens a new instance of its block when its number is not
+greater than the previous rubric's of the same instance, or when the block was not open; opening
+a block closes every open block that is not one of its ancestors in the norm's block tree. The
+tree is the same for every supported norm version (the official workbook's), lot envelope
+blocks (S05, S06, S96, S95) included.
+
+Blocks are yielded as soon as they close, so memory holds only the open path (an envoi's
+headers down to one individual's current block), never the file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from registry.dsn_norm import ENVELOPE_VERSION, load
+
+_RUBRIC = re.compile(r"S[0-9]{2}\.G[0-9]{2}\.[0-9]{2}\.[0-9]{3}")
+MAX_LINE_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class RubricLine:
+    """One line of the file: its number, rubric id and value, or the problem that kept it from
+    being read (then rubric and value are what could be made out)."""
+
+    line: int
+    rubric: str
+    value: str
+    problem: str = ""
+
+    @property
+    def block(self) -> str:
+        """The block id: "S21.G00.30" of "S21.G00.30.001"."""
+        return self.rubric[:10]
+
+
+@dataclass(slots=True)
+class BlockInstance:
+    """One instance of a block with its rubric lines, and the ids of its open ancestors."""
+
+    block: str
+    ancestors: tuple[str, ...]
+    lines: list[RubricLine] = field(default_factory=list)
+
+    @property
+    def line(self) -> int:
+        """The line number of its first rubric."""
+        return self.lines[0].line
+
+    def value(self, rubric: str) -> str | None:
+        """The value of a rubric of this instance (the first, if repeated)."""
+        for item in self.lines:
+            if item.rubric == rubric:
+                return item.value
+        return None
+
+
+def read_rubrics(stream: BinaryIO | Iterable[bytes]) -> Iterator[RubricLine]:
+    """Every non-empty line as a RubricLine; malformed lines carry their problem."""
+    for number, raw in enumerate(stream, start=1):
+        text = raw.decode("iso-8859-1").rstrip("\r\n")
+        if not text.strip():
+            continue
+        if len(raw) > MAX_LINE_BYTES:
+            yield RubricLine(number, "", "", f"the line is longer than {MAX_LINE_BYTES} bytes")
+            continue
+        rubric, separator, rest = text.partition(",'")
+        if not _RUBRIC.fullmatch(rubric):
+            yield RubricLine(number, "", "", "the line does not start with a rubric id")
+        elif not separator or not rest.endswith("'"):
+            yield RubricLine(number, rubric, "", "the value is not written ,'value'")
+        else:
+            yield RubricLine(number, rubric, rest[:-1])
+
+
+def _tree() -> dict[str, str | None]:
+    parents: dict[str, str | None] = {b: s.parent for b, s in load("P24V01").blocks.items()}
+    parents.update({b: s.parent for b, s in load(ENVELOPE_VERSION).blocks.items()})
+    # An envoi inside a lot sits in a group.
+    parents["S10.G00.00"] = "S06.G51.00"
+    return parents
+
+
+_PARENTS = _tree()
+
+
+def _ancestors(block: str) -> list[str]:
+    chain = []
+    parent = _PARENTS.get(block)
+    while parent is not None:
+        chain.append(parent)
+        parent = _PARENTS.get(parent)
+    return chain
+
+
+class BlockReader:
+    """Groups rubric lines into block instances; `unknown_blocks` collects lines of blocks the
+    norm does not know (they are kept in the block that was open)."""
+
+    def __init__(self) -> None:
+        self.open: list[BlockInstance] = []
+        self.unknown: list[RubricLine] = []
+
+    def feed(self, item: RubricLine) -> Iterator[BlockInstance]:
+        """The block instances that this line closes."""
+        block = item.block
+        if item.problem or block not in _PARENTS:
+            if not item.problem:
+                self.unknown.append(item)
+            if self.open:
+                self.open[-1].lines.append(item)
+            return
+        current = self.open[-1] if self.open else None
+        if (
+            current is not None
+            and current.block == block
+            and item.rubric > current.lines[-1].rubric
+        ):
+            current.lines.append(item)
+            return
+        ancestors = _ancestors(block)
+        # Close everything down to the nearest open ancestor (a new instance of the same block
+        # closes the previous one too).
+        while self.open and self.open[-1].block not in ancestors:
+            yield self.open.pop()
+        path = tuple(instance.block for instance in self.open)
+        self.open.append(BlockInstance(block, path, [item]))
+
+    def close(self) -> Iterator[BlockInstance]:
+        """The blocks still open at the end of the file, innermost first."""
+        while self.open:
+            yield self.open.pop()
+
+
+def read_blocks(stream: BinaryIO | Iterable[bytes]) -> Iterator[BlockInstance]:
+    """Every block instance of a file, each when it closes (children before their parent)."""
+    reader = BlockReader()
+    for item in read_rubrics(stream):
+        yield from reader.feed(item)
+    yield from reader.close()

@@ -1,0 +1,1 @@
+"""Developer tools: code generation, the pinned buf CLI, checks (not installed)."""
