@@ -18,15 +18,10 @@ from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_gr
 from clients.credentials import Metadata
 from clients.errors import from_rpc_error
 from token_suite.chain import Signer, sign_proof
-from token_suite.wire import PROOF_METADATA, TOKEN_METADATA
+from token_suite.wire import PROOF_METADATA, TOKEN_METADATA, service_of
 
 ISSUING_SERVICE = "interops.token.v1.TokenService"
 ISSUE_METHOD = f"/{ISSUING_SERVICE}/IssueToken"
-
-
-def service_of(method: str) -> str:
-    """ "pkg.Service" of "/pkg.Service/Method": the audience of a call."""
-    return method.lstrip("/").split("/", 1)[0]
 
 
 def proof_metadata(signer: Signer, method: str, token: bytes) -> tuple[str, bytes]:

@@ -29,7 +29,7 @@ from server.handler_wrapping import (
 from server.trust import NodeTrust
 from token_suite.errors import TokenError
 from token_suite.verify import VerifiedChain
-from token_suite.wire import PROOF_METADATA, TOKEN_METADATA
+from token_suite.wire import PROOF_METADATA, TOKEN_METADATA, service_of
 
 # Reasons that mean "a valid chain, but not for this"; all others mean "not authenticated".
 _DENIALS = frozenset({"WRONG_AUDIENCE"})
@@ -45,11 +45,6 @@ def current_principal() -> VerifiedChain:
     if principal is None:
         raise LookupError("this call carries no verified principal")
     return principal
-
-
-def service_of(method: str) -> str:
-    """ "pkg.Service" of "/pkg.Service/Method"."""
-    return method.lstrip("/").split("/", 1)[0]
 
 
 def _metadata(context: Context) -> tuple[bytes | None, bytes | None]:

@@ -81,8 +81,7 @@ class NodeTrust:
 
     def signed_directory(self) -> bytes:
         """The directory as it is now, signed by the root key (serialized SignedDirectory)."""
-        snapshot = self.directory.snapshot(int(self.settings.directory_lifetime_seconds))
-        return sign_directory(snapshot, self.root_key, self.root_key_id).SerializeToString()
+        return self.signed_directory_message().SerializeToString()
 
     def signed_directory_message(self) -> token_pb2.SignedDirectory:
         """The same, as a message."""

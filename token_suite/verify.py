@@ -108,7 +108,6 @@ class VerifiedChain(NamedTuple):
 
 
 _new = tuple.__new__
-_sha256 = hashlib.sha256
 _LIFETIMES = profiles.MAX_LIFETIME
 
 
@@ -360,7 +359,7 @@ class Verifier:
         holder_party = _new(Party, (holder_organism, holder.key_id))
         delegator_party = _new(Party, (organism, key_id))
         hop = _new(Hop, (index, delegator_party, holder_party, profile, not_before, expires,
-                         block.purpose, token_id, _sha256(signature).digest()))  # fmt: skip
+                         block.purpose, token_id, revocation_id(signature)))  # fmt: skip
         hops = (*parent.hops, hop) if parent is not None else (hop,)
         grants = parent.grants if same_grants and parent else grants_from(block.grants, index)
         return _new(VerifiedChain, (chain_id, subject, profile, holder_party, audience, grants,

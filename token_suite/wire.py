@@ -33,6 +33,11 @@ def _short(value: bytes, what: str) -> bytes:
     return bytes([len(value)]) + value
 
 
+def service_of(method: str) -> str:
+    """ "pkg.Service" of "/pkg.Service/Method": the audience a call's proof names."""
+    return method.lstrip("/").split("/", 1)[0]
+
+
 def block_input(index: int, key_id: str, payload: bytes, previous_signature: bytes) -> bytes:
     """What block `index` signs: tag, version, index, key id, payload, previous signature."""
     key = key_id.encode()
