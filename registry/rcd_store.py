@@ -48,9 +48,6 @@ def _establishment_from_driver(row: Any) -> EstablishmentRecord:
 
 
 _GET_COMPANY = select(*_COMPANY_COLUMNS).where(companies.c.siren == bindparam("siren"))
-_GET_ESTABLISHMENT = select(*_ESTABLISHMENT_COLUMNS).where(
-    establishments.c.siret == bindparam("siret")
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +69,6 @@ class RcdStore:
         with self.engine.connect() as connection:
             row = connection.execute(_GET_COMPANY, {"siren": siren}).first()
         return CompanyRecord(*row) if row is not None else None
-
-    def get_establishment(self, siret: str) -> EstablishmentRecord | None:
-        """The establishment with this SIRET, or None."""
-        with self.engine.connect() as connection:
-            row = connection.execute(_GET_ESTABLISHMENT, {"siret": siret}).first()
-        return EstablishmentRecord(*row) if row is not None else None
 
     def get_establishments(self, sirets: Sequence[str]) -> dict[str, EstablishmentRecord]:
         """The establishments among these SIRETs that the registry holds, by SIRET.

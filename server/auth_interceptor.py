@@ -47,7 +47,8 @@ def current_principal() -> VerifiedChain:
     return principal
 
 
-def _metadata(context: Context) -> tuple[bytes | None, bytes | None]:
+def token_and_proof(context: Context) -> tuple[bytes | None, bytes | None]:
+    """The call's token chain and proof of possession, from its metadata (None if absent)."""
     token = proof = None
     for key, value in context.invocation_metadata() or ():
         if key == TOKEN_METADATA:
@@ -83,7 +84,7 @@ class AuthInterceptor(WrappingInterceptor):
             raise AssertionError("unreachable: fail aborts") from error
 
     async def _authenticate(self, method: str, context: Context) -> VerifiedChain:
-        token, proof = _metadata(context)
+        token, proof = token_and_proof(context)
         if token is None:
             await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING",
                           f"a token chain is required in {TOKEN_METADATA}")  # fmt: skip

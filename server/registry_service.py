@@ -142,7 +142,8 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
             return pb.ValidateSiretResponse(
                 valid=False, problem=_PROBLEMS[check.problem], message=check.message
             )
-        record = await asyncio.to_thread(self.store.get_establishment, request.siret)
+        found = await asyncio.to_thread(self.store.get_establishments, [request.siret])
+        record = found.get(request.siret)
         if record is None:
             return pb.ValidateSiretResponse(
                 valid=False,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 
 from registry.declarant_store import DeclarantStore, SignInRefused
+from server.auth_interceptor import token_and_proof
 from server.errors import InvalidArgument, PermissionDenied, ServiceError, Unauthenticated
 from server.handler_wrapping import Context
 from server.trust import NodeTrust
@@ -34,9 +35,9 @@ def _token_error(error: TokenError) -> ServiceError:
 
 
 def _proof(context: Context) -> bytes:
-    for key, value in context.invocation_metadata() or ():
-        if key == PROOF_METADATA and isinstance(value, bytes):
-            return value
+    _, proof = token_and_proof(context)
+    if proof is not None:
+        return proof
     raise Unauthenticated("PROOF_MISSING", f"a proof of possession is required in {PROOF_METADATA}")
 
 
