@@ -26,7 +26,7 @@ from clients.credentials import (
     aio_credentials_interceptors,
 )
 from clients.errors import from_rpc_error
-from clients.token_credentials import proof_metadata
+from clients.token_credentials import ISSUE_METHOD, proof_metadata
 from token_suite.chain import Signer
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -226,7 +226,7 @@ class Client:
         request = token_service_pb2.IssueTokenRequest(
             organism=token_service_pb2.OrganismSignIn(organism=signer.organism), **terms
         )
-        proof = proof_metadata(signer, "/interops.token.v1.TokenService/IssueToken", b"")
+        proof = proof_metadata(signer, ISSUE_METHOD, b"")
         return self._unary(self.tokens.IssueToken, request, [proof])
 
     def delegate_token(self, token: bytes, **terms: Any) -> token_service_pb2.DelegateTokenResponse:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import grpc
 
 from server.error_interceptor import fail, passes_through
-from server.errors import build_status
+from server.errors import PermissionDenied, ServiceError, Unauthenticated, build_status
 from server.handler_wrapping import (
     Context,
     Handler,
@@ -33,6 +33,15 @@ from token_suite.wire import PROOF_METADATA, TOKEN_METADATA, service_of
 
 # Reasons that mean "a valid chain, but not for this"; all others mean "not authenticated".
 _DENIALS = frozenset({"WRONG_AUDIENCE"})
+
+
+def refusal(error: TokenError) -> ServiceError:
+    """The error a refused chain or proof gives its caller: PERMISSION_DENIED for a valid chain
+    meant for something else, UNAUTHENTICATED otherwise; the block at fault in the metadata."""
+    metadata = {"block": str(error.block)} if error.block is not None else None
+    kind = PermissionDenied if error.reason in _DENIALS else Unauthenticated
+    return kind(error.reason, str(error), metadata=metadata)
+
 
 _principal: contextvars.ContextVar[VerifiedChain | None] = contextvars.ContextVar(
     "interops_principal", default=None
@@ -97,9 +106,7 @@ class AuthInterceptor(WrappingInterceptor):
                 audience=service,
             )
         except TokenError as error:
-            code = (grpc.StatusCode.PERMISSION_DENIED if error.reason in _DENIALS
-                    else grpc.StatusCode.UNAUTHENTICATED)  # fmt: skip
-            await _refuse(context, code, error.reason, str(error))
+            await abort(context, refusal(error).to_status())
         if not await self.trust.spend(spent):
             await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "REPLAYED",
                           "this token or proof was used already")  # fmt: skip

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 
 from registry.declarant_store import DeclarantStore, SignInRefused
-from server.auth_interceptor import token_and_proof
-from server.errors import InvalidArgument, PermissionDenied, ServiceError, Unauthenticated
+from server.auth_interceptor import refusal, token_and_proof
+from server.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from server.handler_wrapping import Context
 from server.trust import NodeTrust
 from token_suite import profiles
@@ -26,12 +26,6 @@ SERVICE = "interops.token.v1.TokenService"
 _ISSUE = f"/{SERVICE}/IssueToken"
 _REVOKE = f"/{SERVICE}/RevokeToken"
 _EMPTY_HASH = hashlib.sha256(b"").digest()
-
-
-def _token_error(error: TokenError) -> ServiceError:
-    metadata = {"block": str(error.block)} if error.block is not None else None
-    kind = PermissionDenied if error.reason == "WRONG_AUDIENCE" else Unauthenticated
-    return kind(error.reason, str(error), metadata=metadata)
 
 
 def _proof(context: Context) -> bytes:
@@ -146,7 +140,7 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
                 token_hash=_EMPTY_HASH,
             )  # fmt: skip
         except TokenError as error:
-            raise _token_error(error) from None
+            raise refusal(error) from None
         if not await self.trust.spend(verifier.single_use_keys(None, proof)):
             raise Unauthenticated("REPLAYED", "this proof was used already")
         held = await asyncio.to_thread(self.trust.directory.grants_of, organism)
@@ -181,7 +175,7 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
         try:
             return self.trust.verifier.verify(token, audience)
         except TokenError as error:
-            raise _token_error(error) from None
+            raise refusal(error) from None
 
     async def VerifyToken(
         self, request: token_service_pb2.VerifyTokenRequest, context: Context
