@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, 
 from sqlalchemy.exc import IntegrityError
 
 from registry.trust_schema import organism_grants, organism_keys, organisms
-from token_suite.grants import Grants, Scope
+from token_suite.grants import Grants, grants_from
 from token_suite.keys import check_public_key, key_id_of
 
 KIND_PREFIX = "ORGANISM_KIND_"
@@ -162,8 +162,9 @@ def read_grants(engine: Engine, owner: ColumnElement[Any], value: object) -> Gra
         rows = connection.execute(
             select(table.c.right_name, table.c.siren).where(owner == value)
         ).all()
-    grants: dict[str, Scope] = {}
-    for right, siren in rows:
-        scope = Scope(everything=True) if siren is None else Scope(False, frozenset({siren}))
-        grants[right] = grants[right].union(scope) if right in grants else scope
-    return grants
+    return grants_from(
+        token_pb2.Grant(
+            right=right, all_establishments=siren is None, sirens=[siren] if siren else []
+        )
+        for right, siren in rows
+    )

@@ -169,8 +169,3 @@ class DirectoryCache:
     def reload(self) -> TrustDirectory:
         """Fetches the directory now (a holder that learns of a change need not wait)."""
         return self._refresh()
-
-    def invalidate(self) -> None:
-        """Forgets the snapshot and the refetch delay: the next lookup fetches."""
-        self._directory = None
-        self._fetched_at = float("-inf")

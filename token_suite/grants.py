@@ -34,10 +34,6 @@ class Scope(NamedTuple):
         """True when the establishment is in the perimeter."""
         return self.everything or siret in self.sirets or siret[:9] in self.sirens
 
-    def includes_siren(self, siren: str) -> bool:
-        """True when the whole company is in the perimeter."""
-        return self.everything or siren in self.sirens
-
     def covers(self, other: Scope) -> bool:
         """True when `other` is no wider than this perimeter."""
         if self.everything:
