@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from clients.client import DEFAULT_ADDRESS, Client
 from clients.credentials import CallCredentials
+from clients.dsn_cli import register as register_dsn_commands
 from clients.errors import InteropsError, Unavailable
 from clients.token_cli import load_signer, read_token
 from clients.token_cli import register as register_token_commands
@@ -165,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
         entry.load()(commands)
     _add_registry(commands)
     register_token_commands(commands, _with_client)
+    register_dsn_commands(commands)
     return root
 
 

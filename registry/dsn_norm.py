@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -51,10 +51,15 @@ class Norm:
     blocks: dict[str, BlockSpec]
     rubrics: dict[str, RubricSpec]
     rules: dict[str, dict[str, str]]  # rubric -> rule id -> message
+    _children: dict[str, tuple[BlockSpec, ...]] = field(default_factory=dict, repr=False)
 
-    def children(self, block: str) -> list[BlockSpec]:
+    def children(self, block: str) -> tuple[BlockSpec, ...]:
         """The blocks whose parent is `block`."""
-        return [spec for spec in self.blocks.values() if spec.parent == block]
+        found = self._children.get(block)
+        if found is None:
+            found = tuple(spec for spec in self.blocks.values() if spec.parent == block)
+            self._children[block] = found
+        return found
 
 
 def _compiled(pattern: str | None) -> re.Pattern[str] | None:

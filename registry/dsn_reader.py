@@ -15,7 +15,7 @@ headers down to one individual's current block), never the file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -23,9 +23,10 @@ from registry.dsn_norm import ENVELOPE_VERSION, load
 
 _RUBRIC = re.compile(r"S[0-9]{2}\.G[0-9]{2}\.[0-9]{2}\.[0-9]{3}")
 MAX_LINE_BYTES = 4096
+_KNOWN_RUBRICS = 10_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: constructing a frozen dataclass costs twice as much
 class RubricLine:
     """One line of the file: its number, rubric id and value, or the problem that kept it from
     being read (then rubric and value are what could be made out)."""
@@ -48,6 +49,12 @@ class BlockInstance:
     block: str
     ancestors: tuple[str, ...]
     lines: list[RubricLine] = field(default_factory=list)
+    # How many instances of each child block it holds so far.
+    children: dict[str, int] = field(default_factory=dict)
+    # True when it came after a sibling of a later block (the norm orders blocks by id).
+    out_of_order: bool = False
+    # The instance it belongs to (None for a root).
+    parent: BlockInstance | None = field(default=None, repr=False)
 
     @property
     def line(self) -> int:
@@ -64,19 +71,24 @@ class BlockInstance:
 
 def read_rubrics(stream: BinaryIO | Iterable[bytes]) -> Iterator[RubricLine]:
     """Every non-empty line as a RubricLine; malformed lines carry their problem."""
+    known: set[str] = set()  # rubric ids already seen well formed (a file uses a few hundred)
     for number, raw in enumerate(stream, start=1):
-        text = raw.decode("iso-8859-1").rstrip("\r\n")
-        if not text.strip():
-            continue
         if len(raw) > MAX_LINE_BYTES:
             yield RubricLine(number, "", "", f"the line is longer than {MAX_LINE_BYTES} bytes")
             continue
+        text = raw.decode("iso-8859-1").rstrip("\r\n")
         rubric, separator, rest = text.partition(",'")
-        if not _RUBRIC.fullmatch(rubric):
+        if separator and rest.endswith("'") and rubric in known:
+            yield RubricLine(number, rubric, rest[:-1])
+        elif not text.strip():
+            continue
+        elif not _RUBRIC.fullmatch(rubric):
             yield RubricLine(number, "", "", "the line does not start with a rubric id")
         elif not separator or not rest.endswith("'"):
             yield RubricLine(number, rubric, "", "the value is not written ,'value'")
         else:
+            if len(known) < _KNOWN_RUBRICS:
+                known.add(rubric)
             yield RubricLine(number, rubric, rest[:-1])
 
 
@@ -91,13 +103,17 @@ def _tree() -> dict[str, str | None]:
 _PARENTS = _tree()
 
 
-def _ancestors(block: str) -> list[str]:
+def _ancestors(block: str) -> tuple[str, ...]:
     chain = []
     parent = _PARENTS.get(block)
     while parent is not None:
         chain.append(parent)
         parent = _PARENTS.get(parent)
-    return chain
+    return tuple(chain)
+
+
+_ANCESTORS = {block: _ancestors(block) for block in _PARENTS}
+_NOTHING: tuple[BlockInstance, ...] = ()
 
 
 class BlockReader:
@@ -108,15 +124,9 @@ class BlockReader:
         self.open: list[BlockInstance] = []
         self.unknown: list[RubricLine] = []
 
-    def feed(self, item: RubricLine) -> Iterator[BlockInstance]:
-        """The block instances that this line closes."""
-        block = item.block
-        if item.problem or block not in _PARENTS:
-            if not item.problem:
-                self.unknown.append(item)
-            if self.open:
-                self.open[-1].lines.append(item)
-            return
+    def feed(self, item: RubricLine) -> Sequence[BlockInstance]:
+        """The block instances that this line closes (innermost first)."""
+        block = item.rubric[:10]
         current = self.open[-1] if self.open else None
         if (
             current is not None
@@ -124,14 +134,28 @@ class BlockReader:
             and item.rubric > current.lines[-1].rubric
         ):
             current.lines.append(item)
-            return
-        ancestors = _ancestors(block)
+            return _NOTHING
+        ancestors = _ANCESTORS.get(block)
+        if item.problem or ancestors is None:
+            if not item.problem:
+                self.unknown.append(item)
+            if current is not None:
+                current.lines.append(item)
+            return _NOTHING
         # Close everything down to the nearest open ancestor (a new instance of the same block
         # closes the previous one too).
+        closed = []
         while self.open and self.open[-1].block not in ancestors:
-            yield self.open.pop()
+            closed.append(self.open.pop())
         path = tuple(instance.block for instance in self.open)
-        self.open.append(BlockInstance(block, path, [item]))
+        instance = BlockInstance(block, path, [item])
+        if self.open:
+            instance.parent = self.open[-1]
+            siblings = instance.parent.children
+            instance.out_of_order = any(other > block for other in siblings)
+            siblings[block] = siblings.get(block, 0) + 1
+        self.open.append(instance)
+        return closed
 
     def close(self) -> Iterator[BlockInstance]:
         """The blocks still open at the end of the file, innermost first."""
