@@ -35,6 +35,9 @@ class Settings:
     token_leeway_seconds: float = 30.0
     directory_lifetime_seconds: float = 3600.0
     directory_refetch_seconds: float = 30.0
+    max_deposit_bytes: int = 2 * 1024**3
+    # A directory of routing rule files (one JSON per organism); empty: the packaged ones.
+    routing_rules_dir: str = ""
 
     @property
     def effective_database_url(self) -> str:
@@ -87,4 +90,6 @@ class Settings:
             directory_refetch_seconds=number(
                 "INTEROPS_DIRECTORY_REFETCH_SECONDS", cls.directory_refetch_seconds
             ),
+            max_deposit_bytes=int(number("INTEROPS_MAX_DEPOSIT_BYTES", cls.max_deposit_bytes)),
+            routing_rules_dir=env.get("INTEROPS_ROUTING_RULES_DIR", ""),
         )

@@ -10,22 +10,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
+from interops.dsn.v1 import dsn_pb2, dsn_pb2_grpc
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
 from interops.registry.v1 import registry_pb2, registry_pb2_grpc
 from interops.token.v1 import token_service_pb2, token_service_pb2_grpc
 
 from registry.database import open_engine, upgrade
 from registry.declarant_store import DeclarantStore
+from registry.deposit_store import DepositStore
+from registry.dsn_routing import load_rules
 from registry.operation_store import OperationStore
 from registry.rcd_store import RcdStore
+from registry.sealed_files import load_or_create_key
 from server.auth_interceptor import AuthInterceptor
 from server.config import Settings
+from server.delivery_service import DELIVERY_RIGHT, DeliveryService
+from server.deposit_service import DEPOSIT_RIGHT, DepositService
+from server.dsn_pipeline import DepositFiles, DsnPipeline
 from server.error_interceptor import ErrorInterceptor
 from server.establishment_cache import EstablishmentCache
 from server.import_jobs import ImportJobs
@@ -42,12 +50,16 @@ SERVICES = (
     registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
     operation_pb2.DESCRIPTOR.services_by_name["OperationService"].full_name,
     token_service_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
+    dsn_pb2.DESCRIPTOR.services_by_name["DepositService"].full_name,
+    dsn_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
 )
 # The right each protected service (or method) needs; a method in neither is refused.
 RIGHTS = {
     "interops.registry.v1.RegistryService": "registry.read",
     "/interops.registry.v1.RegistryService/ImportStock": "registry.import",
     "interops.operation.v1.OperationService": "registry.import",
+    "interops.dsn.v1.DepositService": DEPOSIT_RIGHT,
+    "interops.dsn.v1.DeliveryService": DELIVERY_RIGHT,
 }
 # Services that authenticate by what their calls carry, or that anyone may ask.
 PUBLIC_SERVICES = (
@@ -102,6 +114,23 @@ class Node:
         token_service_pb2_grpc.add_TokenServiceServicer_to_server(
             TokenService(self.trust, DeclarantStore(self.engine)), self.server
         )
+        # Seals deposited files, routed shares and returns at rest.
+        data_key = load_or_create_key(settings.data_dir / "keys" / "data.key")
+        self.deposits = DepositStore(self.engine, data_key)
+        files = DepositFiles(settings.data_dir / "dsn", data_key)
+        rules_dir = Path(settings.routing_rules_dir) if settings.routing_rules_dir else None
+        self.pipeline = DsnPipeline(
+            self.deposits, files, load_rules(rules_dir), settings.feed_poll_seconds
+        )
+        dsn_pb2_grpc.add_DepositServiceServicer_to_server(
+            DepositService(self.deposits, files, self.pipeline, settings.max_deposit_bytes,
+                           settings.feed_poll_seconds),
+            self.server,
+        )  # fmt: skip
+        dsn_pb2_grpc.add_DeliveryServiceServicer_to_server(
+            DeliveryService(self.deposits, files, self.trust, settings.feed_poll_seconds),
+            self.server,
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -117,6 +146,7 @@ class Node:
         await asyncio.to_thread(self.imports.interrupted_by_restart)
         await self.trust.start()
         await self.cache.start()
+        await self.pipeline.start()
         self.port = self.server.add_insecure_port(self.settings.grpc_address)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.grpc_address}")
@@ -131,6 +161,7 @@ class Node:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.imports.close()
+        await self.pipeline.stop()
         await self.cache.stop()
         await self.trust.stop()
         self.engine.dispose()
