@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from interops.dsn.v1 import dsn_pb2_grpc
 from interops.operation.v1 import operation_pb2 as op
 from interops.operation.v1 import operation_pb2_grpc
 from interops.registry.v1 import registry_pb2 as pb
@@ -25,6 +26,7 @@ from clients.credentials import (
     SyncCredentialsInterceptor,
     aio_credentials_interceptors,
 )
+from clients.dsn_calls import DsnCalls
 from clients.errors import from_rpc_error
 from clients.token_credentials import ISSUE_METHOD, proof_metadata
 from token_suite.chain import Signer
@@ -61,7 +63,7 @@ def _channel_target(address: str) -> str:
     return address.removeprefix("grpc://")
 
 
-class Client:
+class Client(DsnCalls):
     """Synchronous client; `credentials` fills the interceptor slot (token chains)."""
 
     def __init__(
@@ -85,6 +87,8 @@ class Client:
         self.registry = registry_pb2_grpc.RegistryServiceStub(channel)
         self.operations = operation_pb2_grpc.OperationServiceStub(channel)
         self.tokens = token_service_pb2_grpc.TokenServiceStub(channel)
+        self.deposits = dsn_pb2_grpc.DepositServiceStub(channel)
+        self.deliveries = dsn_pb2_grpc.DeliveryServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
 
     def close(self) -> None:
