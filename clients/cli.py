@@ -23,13 +23,19 @@ from clients.client import DEFAULT_ADDRESS, Client
 from clients.credentials import CallCredentials
 from clients.dsn_cli import register as register_dsn_commands
 from clients.errors import InteropsError, Unavailable
+from clients.sample_organism import register as register_organism_commands
 from clients.token_cli import load_signer, read_token
 from clients.token_cli import register as register_token_commands
 from clients.token_credentials import ChainCredentials, OrganismCredentials
 from token_suite.errors import TokenError
 
 # What the CLI's own chains are for when it issues them with an organism's key.
-CLIENT_AUDIENCE = ("interops.registry.v1.RegistryService", "interops.operation.v1.OperationService")
+CLIENT_AUDIENCE = (
+    "interops.registry.v1.RegistryService",
+    "interops.operation.v1.OperationService",
+    "interops.dsn.v1.DepositService",
+    "interops.dsn.v1.DeliveryService",
+)
 Handler = Callable[[argparse.Namespace], int]
 
 KINDS = {
@@ -166,7 +172,8 @@ def parser() -> argparse.ArgumentParser:
         entry.load()(commands)
     _add_registry(commands)
     register_token_commands(commands, _with_client)
-    register_dsn_commands(commands)
+    register_dsn_commands(commands, _with_client)
+    register_organism_commands(commands, _with_client)
     return root
 
 

@@ -6,16 +6,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from interops.dsn.v1 import dsn_pb2 as pb
 from tqdm import tqdm
 
+from clients.client import Client
 from registry.dsn_synth import BROKEN, NATURES, company, generate
 from registry.dsn_validation import report_lines as validation_lines
 from registry.dsn_validation import validate
 
+Handler = Callable[[argparse.Namespace], int]
 # Files larger than this show a progress bar on standard error while they are read.
 PROGRESS_FROM_BYTES = 8 * 1024 * 1024
 
@@ -62,10 +67,14 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `dsn validate` and `dsn generate`."""
-    dsn = commands.add_parser("dsn", help="DSN files: validate, generate")
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_client: Callable[..., Handler],
+) -> None:
+    """Adds `dsn validate` and `dsn generate` (offline) and the deposit commands."""
+    dsn = commands.add_parser("dsn", help="DSN files: validate, generate, deposit, follow")
     sub = dsn.add_subparsers(dest="dsn_command", required=True)
+    register_node_commands(sub, with_client)
     check = sub.add_parser("validate", help="check a DSN file against its norm; exit status 0 "
                            "when conformant (CCO), 1 otherwise (BAN)")  # fmt: skip
     check.add_argument("file", type=Path)
@@ -83,3 +92,97 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--broken", choices=BROKEN, help="break the file this way")
     make.set_defaults(handler=_generate)
+
+
+def _deposit_line(deposit: pb.Deposit) -> str:
+    state = pb.DepositState.Name(deposit.state).removeprefix("DEPOSIT_STATE_")
+    receipt = pb.Receipt.Name(deposit.receipt).removeprefix("RECEIPT_")
+    parts = [deposit.id, receipt, state, deposit.nature, deposit.month, ",".join(deposit.sirets)]
+    if deposit.rejection_code:
+        parts.append(f"{deposit.rejection_code}: {deposit.rejection_message}")
+    for delivery in deposit.deliveries:
+        name = pb.DeliveryState.Name(delivery.state).removeprefix("DELIVERY_STATE_")
+        parts.append(f"{delivery.organism}={name}")
+    return "  ".join(part for part in parts if part)
+
+
+def _print_message(message: Message) -> None:
+    print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
+
+
+def _submit(args: argparse.Namespace, client: Client) -> int:
+    path: Path = args.file
+    size = path.stat().st_size
+    with tqdm(total=size, unit="B", unit_scale=True, desc="deposit", file=sys.stderr,
+              disable=size < PROGRESS_FROM_BYTES) as bar:  # fmt: skip
+
+        def progress(sent: int, _total: int) -> None:
+            bar.update(sent - bar.n)
+
+        deposit = client.submit_deposit(path, request_id=args.request_id, on_progress=progress)
+    print(_deposit_line(deposit))
+    if args.wait and deposit.receipt == pb.RECEIPT_AEE:
+        for seen in client.watch_deposit(deposit.id):
+            print(_deposit_line(seen))
+            deposit = seen
+            if seen.state in (pb.DEPOSIT_STATE_ROUTED, pb.DEPOSIT_STATE_REJECTED):
+                break
+    return 0 if deposit.state != pb.DEPOSIT_STATE_REJECTED else 1
+
+
+def _status(args: argparse.Namespace, client: Client) -> int:
+    _print_message(client.get_deposit(args.id))
+    return 0
+
+
+def _list(args: argparse.Namespace, client: Client) -> int:
+    for count, deposit in enumerate(client.list_deposits(), start=1):
+        print(_deposit_line(deposit))
+        if count >= args.limit:
+            break
+    return 0
+
+
+def _watch(args: argparse.Namespace, client: Client) -> int:
+    for deposit in client.watch_deposit(args.id):
+        print(_deposit_line(deposit), flush=True)
+    return 0
+
+
+def _returns(args: argparse.Namespace, client: Client) -> int:
+    found = (client.watch_returns(args.after, follow=True) if args.follow
+             else client.list_returns(args.deposit))  # fmt: skip
+    for item in found:
+        if args.deposit and item.deposit_id != args.deposit:
+            continue
+        kind = pb.ReturnKind.Name(item.kind).removeprefix("RETURN_KIND_")
+        status = pb.ReturnStatus.Name(item.status).removeprefix("RETURN_STATUS_")
+        print(f"{item.position}  {item.deposit_id}  {kind} {item.code}  {item.organism or '-'}"
+              f"  {status}  {len(item.content)} bytes  {len(item.pas_rates)} PAS rates",
+              flush=True)  # fmt: skip
+    return 0
+
+
+def register_node_commands(
+    dsn: argparse._SubParsersAction[argparse.ArgumentParser], with_client: Callable[..., Handler]
+) -> None:
+    """Adds the `dsn` commands that call a node (as a declarant: --token)."""
+    submit = dsn.add_parser("submit", help="deposit a DSN file; prints the AEE or ARE")
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--request-id", default="", help="retry key: the same id deposits once")
+    submit.add_argument("--wait", action="store_true", help="follow it until routed or rejected")
+    submit.set_defaults(handler=with_client(_submit))
+    status = dsn.add_parser("status", help="one of your deposits, in full (JSON)")
+    status.add_argument("id")
+    status.set_defaults(handler=with_client(_status))
+    listing = dsn.add_parser("list", help="your deposits, newest first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(handler=with_client(_list))
+    watch = dsn.add_parser("watch", help="follow a deposit until every organism acknowledged")
+    watch.add_argument("id")
+    watch.set_defaults(handler=with_client(_watch))
+    returns = dsn.add_parser("returns", help="your returns: CCO/BAN and the organisms' CRMs")
+    returns.add_argument("--deposit", default="", help="of one deposit only")
+    returns.add_argument("--follow", action="store_true", help="keep streaming new returns")
+    returns.add_argument("--after", type=int, default=0, help="with --follow: after a position")
+    returns.set_defaults(handler=with_client(_returns))

@@ -15,7 +15,7 @@ import sys
 from registry.database import current_revision, open_engine, upgrade
 from server.config import ConfigError, Settings
 from server.demo_data import FIRM_SIRET, LA_POSTE_SIRET, load_demo_data
-from server.demo_trust import load_demo_trust
+from server.demo_trust import ORGANISMS, load_demo_trust
 from server.directory_commands import register as register_directory_commands
 from server.node import Node
 
@@ -59,7 +59,7 @@ async def _run(settings: Settings, *, demo_data: bool) -> None:
         if await asyncio.to_thread(load_demo_data, node.engine):
             print(f"demo data: companies and establishments, e.g. {FIRM_SIRET}, {LA_POSTE_SIRET}")
         if await asyncio.to_thread(load_demo_trust, node.engine, keys_dir):
-            print(f"demo data: organisms URSSAF and CNAV, keys in {keys_dir}; see README")
+            print(f"demo data: organisms {', '.join(ORGANISMS)}, keys in {keys_dir}; see README")
     print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,9 +20,16 @@ from token_suite.keys import public_bytes
 DECLARANT = (FIRM_SIRET, "Martin", "Camille")
 DECLARANT_PASSWORD = "interops-demo"  # noqa: S105 -- demo data, printed in the README
 CLIENT_SIRENS = tuple(siren_at(index) for index in (1, 2, 4))
+DSN = "dsn.deliveries"
+# The routing rules in registry/routing_rules/ name the same codes.
 ORGANISMS = {
-    "URSSAF": ("Urssaf Île-de-France", "URSSAF", ("registry.read", "registry.import")),
+    "URSSAF": ("Urssaf Île-de-France", "URSSAF", ("registry.read", "registry.import", DSN)),
     "CNAV": ("Caisse nationale d'assurance vieillesse", "CNAV", ("registry.read",)),
+    "DGFIP": ("Direction générale des finances publiques", "DGFIP", (DSN,)),
+    "AGIRC-ARRCO": ("Agirc-Arrco", "AGIRC_ARRCO", (DSN,)),
+    "PREVOYANCE": ("Prévoyance exemple (organisme complémentaire)", "OC", (DSN,)),
+    "FRANCE-TRAVAIL": ("France Travail", "FRANCE_TRAVAIL", (DSN,)),
+    "CNAM": ("Caisse nationale de l'assurance maladie", "CNAM", (DSN,)),
 }
 
 log = logging.getLogger("interops.demo")
@@ -42,7 +49,8 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
                 directory.grant(code, right)
         with contextlib.suppress(DirectoryError):
             directory.add_key(code, public_bytes(key), valid_from=0)
-    perimeter = [("registry.read", siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)]
+    perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
+                 for right in ("registry.read", "dsn.deposit")]  # fmt: skip
     declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter)
     log.info("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
              ", ".join(ORGANISMS), keys_dir, FIRM_SIRET)  # fmt: skip

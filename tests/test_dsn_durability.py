@@ -87,7 +87,10 @@ def test_deposits_left_at_each_step_are_finished_once_after_a_restart(
             for deposit_id in (left_received.id, left_validated.id):
                 deposit = declarant.get_deposit(deposit_id)
                 assert {d.organism for d in deposit.deliveries} == {
-                    "URSSAF", "DGFIP", "AGIRC-ARRCO", "PREVOYANCE"
+                    "URSSAF",
+                    "DGFIP",
+                    "AGIRC-ARRCO",
+                    "PREVOYANCE",
                 }
                 kinds = [r.kind for r in declarant.list_returns(deposit_id)]
                 assert kinds == [pb.RETURN_KIND_CCO]  # validated once, not twice

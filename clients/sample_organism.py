@@ -1,0 +1,131 @@
+"""A small organism system: `interops organism run --organism URSSAF --key K`.
+
+It leases its deliveries (FetchDeliveries with --once, else the StreamDeliveries stream),
+downloads each, checks the bytes against the announced SHA-256, posts a CRM (idempotent: its
+request id is derived from the delivery id) and then acknowledges with a receipt signed with its
+key over the digest of what it received. Posting before acknowledging means a crash in between
+leaves the delivery to be offered again and the CRM is not posted twice.
+
+The CRM is the kind's usual one (60 Urssaf, 92 DGFiP with each employee's PAS rate taken from
+the share, 70 Agirc-Arrco, 50 an OC, 40 France Travail, 30 CNAM); its content counts what was
+received and names nobody.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from interops.dsn.v1 import dsn_pb2 as pb
+
+from clients.client import Client
+from clients.token_cli import load_signer
+from registry.dsn_reader import read_rubrics
+from token_suite.chain import Signer
+
+log = logging.getLogger("interops.organism")
+Handler = Callable[[argparse.Namespace], int]
+# The CRM code the sample posts, by organism code (the demo's) or kind.
+CRM_CODES = {"URSSAF": "60", "DGFIP": "92", "AGIRC-ARRCO": "70", "PREVOYANCE": "50",
+             "FRANCE-TRAVAIL": "40", "CNAM": "30"}  # fmt: skip
+
+
+def pas_rates(share: bytes) -> list[pb.PasRate]:
+    """Each employee's withholding-tax rate as declared in a DGFiP share."""
+    rates: list[pb.PasRate] = []
+    nir = ""
+    month = ""
+    for line in read_rubrics(io.BytesIO(share)):
+        if line.rubric == "S20.G00.05.005":
+            month = line.value
+        elif line.rubric == "S21.G00.30.001":
+            nir = line.value
+        elif line.rubric == "S21.G00.50.006" and nir:
+            rates.append(pb.PasRate(nir=nir, rate=line.value, applies_from=month))
+        elif line.rubric == "S21.G00.50.008" and rates and rates[-1].nir == nir:
+            rates[-1].rate_id = line.value
+    return rates
+
+
+class SampleOrganism:
+    """Handles deliveries for one organism."""
+
+    def __init__(self, client: Client, signer: Signer, out_dir: Path | None = None) -> None:
+        self.client = client
+        self.signer = signer
+        self.out_dir = out_dir
+        self.code = CRM_CODES.get(signer.organism, "")
+
+    def handle(self, delivery: pb.Delivery) -> bool:
+        """Processes one delivery; False when its bytes do not match (left unacknowledged)."""
+        share = self.client.download_delivery(delivery.id)
+        digest = hashlib.sha256(share).digest()
+        if digest != delivery.sha256:
+            log.warning("delivery %s: the bytes do not match their SHA-256; not acknowledged",
+                        delivery.id)  # fmt: skip
+            return False
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / f"{delivery.id}.dsn").write_bytes(share)
+        individuals = share.count(b"S21.G00.30.001,")
+        if self.code:
+            rates = pas_rates(share) if self.code == "92" else []
+            self.client.post_return(
+                delivery.deposit_id, self.code, pb.RETURN_STATUS_ACCEPTED,
+                content=f"CRM {self.code}: {individuals} employees received".encode(),
+                content_type="text/plain", pas_rates=rates, request_id=f"crm-{delivery.id}",
+            )  # fmt: skip
+        self.client.acknowledge_delivery(delivery, self.signer, digest)
+        log.info("delivery %s: %d bytes, %d employees, acknowledged", delivery.id, len(share),
+                 individuals)  # fmt: skip
+        return True
+
+    def run_once(self, lease_seconds: int = 0) -> int:
+        """Handles what is pending now; returns how many deliveries were handled."""
+        handled = 0
+        while batch := self.client.fetch_deliveries(max_deliveries=20, lease_seconds=lease_seconds):
+            handled += sum(self.handle(delivery) for delivery in batch)
+        return handled
+
+    def run(self, deliveries: Iterable[pb.Delivery]) -> None:
+        """Handles deliveries from a stream until it ends."""
+        for delivery in deliveries:
+            self.handle(delivery)
+
+
+def _run(args: argparse.Namespace, client: Client) -> int:
+    if not args.organism or not args.key:
+        print("error: interops organism run needs --organism and --key", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    organism = SampleOrganism(client, load_signer(args.organism, args.key), args.out)
+    if args.once:
+        print(f"{organism.run_once(args.lease_seconds)} deliveries handled")
+        return 0
+    while True:  # the stream ends when the node goes away: reconnect
+        try:
+            organism.run(client.stream_deliveries(lease_seconds=args.lease_seconds))
+        except Exception as error:  # a sample keeps running; it says why
+            log.warning("stream interrupted (%s); reconnecting", error)
+        time.sleep(1.0)
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_client: Callable[..., Handler],
+) -> None:
+    """Adds `organism run`."""
+    organism = commands.add_parser("organism", help="a sample organism system")
+    sub = organism.add_subparsers(dest="organism_command", required=True)
+    run = sub.add_parser("run", help="fetch deliveries, post CRMs, acknowledge with receipts "
+                         "(as --organism with --key)")  # fmt: skip
+    run.add_argument("--once", action="store_true", help="handle what is pending, then stop")
+    run.add_argument("--out", type=Path, help="keep each share received in this directory")
+    run.add_argument("--lease-seconds", type=int, default=0)
+    run.set_defaults(handler=with_client(_run))
