@@ -42,6 +42,9 @@ contracts: $(STAMP) $(BUF)
 bench: $(STAMP)
 	$(BIN)/python -m bench.registry_import
 	$(BIN)/python -m bench.registry_lookup
+	$(BIN)/python -m bench.token_verify
+	$(BIN)/python -m bench.dsn_validate
+	$(BIN)/python -m bench.dsn_routing
 
 clean:
 	rm -rf $(VENV) tools/buf/node_modules var
