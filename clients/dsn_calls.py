@@ -120,7 +120,7 @@ class DsnCalls:
             yield response.delivery
 
     def download_delivery(self, delivery_id: str) -> bytes:
-        """The bytes of a delivery leased to the caller."""
+        """The bytes of one of the caller's deliveries."""
         request = pb.DownloadDeliveryRequest(id=delivery_id)
         return b"".join(r.chunk for r in self._stream(self.deliveries.DownloadDelivery, request))
 

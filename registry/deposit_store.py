@@ -173,7 +173,8 @@ class DepositStore:
     # -- deposits --------------------------------------------------------------------------
 
     def find(self, declarant: str, request_id: str | None, sha256: bytes) -> DepositRecord | None:
-        """The declarant's deposit with that request id, else with that content."""
+        """The declarant's deposit with that request id, else the one taken (AEE) with that
+        content."""
         with self.engine.connect() as connection:
             if request_id:
                 row = connection.execute(
@@ -183,9 +184,14 @@ class DepositStore:
                 ).first()
                 if row is not None:
                     return self._with_deliveries(connection, row)
+            # A refused file (ARE) may come again once what refused it is fixed.
             row = connection.execute(
                 select(*_DEPOSIT_COLUMNS)
-                .where(deposits.c.declarant == declarant, deposits.c.sha256 == sha256)
+                .where(
+                    deposits.c.declarant == declarant,
+                    deposits.c.sha256 == sha256,
+                    deposits.c.receipt == "AEE",
+                )
                 .order_by(deposits.c.received_at)
                 .limit(1)
             ).first()

@@ -334,3 +334,11 @@ def test_pages_of_deposits(declarant: Client) -> None:
     everything = [d.id for d in declarant.list_deposits(page_size=100)]
     paged = [d.id for d in declarant.list_deposits(page_size=2)]
     assert paged == everything and len(everything) > 4
+
+
+def test_a_refused_file_may_be_sent_again_a_taken_one_not(
+    declarant: Client, tmp_path: Path
+) -> None:
+    refused = _file(tmp_path, b"".join(generate(1, declared=OTHER_COMPANY, order=111)))
+    first, second = declarant.submit_deposit(refused), declarant.submit_deposit(refused)
+    assert first.receipt == second.receipt == pb.RECEIPT_ARE and first.id != second.id

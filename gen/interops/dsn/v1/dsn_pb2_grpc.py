@@ -74,7 +74,8 @@ class DepositServiceServicer:
     def SubmitDeposit(self, request_iterator, context):
         """Deposits a file: a header, then its bytes in chunks. Answers at once with an AEE (the file is
         taken; validation and routing follow) or an ARE (refused). The same request id, or the same
-        content again, answers with the same deposit.
+        content as a deposit that was taken, answers with that deposit; a refused file may be sent
+        again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -382,7 +383,7 @@ class DeliveryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DownloadDelivery(self, request, context):
-        """The bytes of a delivery leased to the caller.
+        """The bytes of one of the caller's deliveries (again as often as needed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

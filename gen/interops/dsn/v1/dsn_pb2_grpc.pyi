@@ -36,7 +36,8 @@ class DepositServiceStub:
     SubmitDeposit: _grpc.StreamUnaryMultiCallable[_dsn_pb2.SubmitDepositRequest, _dsn_pb2.SubmitDepositResponse]
     """Deposits a file: a header, then its bytes in chunks. Answers at once with an AEE (the file is
     taken; validation and routing follow) or an ARE (refused). The same request id, or the same
-    content again, answers with the same deposit.
+    content as a deposit that was taken, answers with that deposit; a refused file may be sent
+    again.
     """
     GetDeposit: _grpc.UnaryUnaryMultiCallable[_dsn_pb2.GetDepositRequest, _dsn_pb2.GetDepositResponse]
     ListDeposits: _grpc.UnaryUnaryMultiCallable[_dsn_pb2.ListDepositsRequest, _dsn_pb2.ListDepositsResponse]
@@ -58,7 +59,8 @@ class DepositServiceAsyncStub(DepositServiceStub):
     SubmitDeposit: _aio.StreamUnaryMultiCallable[_dsn_pb2.SubmitDepositRequest, _dsn_pb2.SubmitDepositResponse]  # type: ignore[assignment]
     """Deposits a file: a header, then its bytes in chunks. Answers at once with an AEE (the file is
     taken; validation and routing follow) or an ARE (refused). The same request id, or the same
-    content again, answers with the same deposit.
+    content as a deposit that was taken, answers with that deposit; a refused file may be sent
+    again.
     """
     GetDeposit: _aio.UnaryUnaryMultiCallable[_dsn_pb2.GetDepositRequest, _dsn_pb2.GetDepositResponse]  # type: ignore[assignment]
     ListDeposits: _aio.UnaryUnaryMultiCallable[_dsn_pb2.ListDepositsRequest, _dsn_pb2.ListDepositsResponse]  # type: ignore[assignment]
@@ -83,7 +85,8 @@ class DepositServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_dsn_pb2.SubmitDepositResponse, _abc.Awaitable[_dsn_pb2.SubmitDepositResponse]]:
         """Deposits a file: a header, then its bytes in chunks. Answers at once with an AEE (the file is
         taken; validation and routing follow) or an ARE (refused). The same request id, or the same
-        content again, answers with the same deposit.
+        content as a deposit that was taken, answers with that deposit; a refused file may be sent
+        again.
         """
 
     @_abc_1.abstractmethod
@@ -145,7 +148,7 @@ class DeliveryServiceStub:
     StreamDeliveries: _grpc.UnaryStreamMultiCallable[_dsn_pb2.StreamDeliveriesRequest, _dsn_pb2.StreamDeliveriesResponse]
     """Leases deliveries as they become pending, one message each, until the caller hangs up."""
     DownloadDelivery: _grpc.UnaryStreamMultiCallable[_dsn_pb2.DownloadDeliveryRequest, _dsn_pb2.DownloadDeliveryResponse]
-    """The bytes of a delivery leased to the caller."""
+    """The bytes of one of the caller's deliveries (again as often as needed)."""
     AcknowledgeDelivery: _grpc.UnaryUnaryMultiCallable[_dsn_pb2.AcknowledgeDeliveryRequest, _dsn_pb2.AcknowledgeDeliveryResponse]
     """Acknowledges a delivery with a receipt signed by the organism's key over the SHA-256 of what
     it received (see token_suite/receipts.py). Acknowledging again is harmless.
@@ -167,7 +170,7 @@ class DeliveryServiceAsyncStub(DeliveryServiceStub):
     StreamDeliveries: _aio.UnaryStreamMultiCallable[_dsn_pb2.StreamDeliveriesRequest, _dsn_pb2.StreamDeliveriesResponse]  # type: ignore[assignment]
     """Leases deliveries as they become pending, one message each, until the caller hangs up."""
     DownloadDelivery: _aio.UnaryStreamMultiCallable[_dsn_pb2.DownloadDeliveryRequest, _dsn_pb2.DownloadDeliveryResponse]  # type: ignore[assignment]
-    """The bytes of a delivery leased to the caller."""
+    """The bytes of one of the caller's deliveries (again as often as needed)."""
     AcknowledgeDelivery: _aio.UnaryUnaryMultiCallable[_dsn_pb2.AcknowledgeDeliveryRequest, _dsn_pb2.AcknowledgeDeliveryResponse]  # type: ignore[assignment]
     """Acknowledges a delivery with a receipt signed by the organism's key over the SHA-256 of what
     it received (see token_suite/receipts.py). Acknowledging again is harmless.
@@ -204,7 +207,7 @@ class DeliveryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _dsn_pb2.DownloadDeliveryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_dsn_pb2.DownloadDeliveryResponse], _abc.AsyncIterator[_dsn_pb2.DownloadDeliveryResponse]]:
-        """The bytes of a delivery leased to the caller."""
+        """The bytes of one of the caller's deliveries (again as often as needed)."""
 
     @_abc_1.abstractmethod
     def AcknowledgeDelivery(
