@@ -183,19 +183,25 @@ class Share:
     envoi_declarations: int = 0
     emitted: set[int] = field(default_factory=set)  # id() of the instances already written
 
-    def write(self, line: RubricLine) -> None:
-        """Appends a rubric line."""
-        data = f"{line.rubric},'{line.value}'\r\n".encode("iso-8859-1")
-        self.out.write(data)
-        self.digest.update(data)
-        self.size += len(data)
-        self.lines += 1
-        self.envoi_lines += 1
+    def write(self, lines: list[RubricLine]) -> None:
+        """Appends rubric lines."""
+        if not lines:
+            return
+        data = "".join([f"{line.rubric},'{line.value}'\r\n" for line in lines])
+        encoded = data.encode("iso-8859-1")
+        self.out.write(encoded)
+        self.digest.update(encoded)
+        self.size += len(encoded)
+        self.lines += len(lines)
+        self.envoi_lines += len(lines)
 
 
 @dataclass
 class _Decision:
-    entitled: dict[str, bool] = field(default_factory=dict)  # organism -> entitled
+    entitled: dict[str, bool] = field(default_factory=dict)  # organism -> entitled (absent: no)
+
+
+_Interest = tuple[str, OrganismRules, tuple[Condition, ...], BlockRule | None]
 
 
 class Router:
@@ -234,6 +240,20 @@ class _RouteState:
         self.shares = shares
         self.decided: dict[int, _Decision] = {}
         self.nature = ""
+        self.by_block: dict[str, list[_Interest]] = {}
+
+    def _interested(self, block: str) -> list[_Interest]:
+        """The organisms with a condition or a rule on that block (computed once per block)."""
+        found = self.by_block.get(block)
+        if found is None:
+            found = []
+            for code, rules in self.rules.items():
+                when = tuple(c for c in rules.when if c.block == block)
+                rule = rules.blocks.get(block)
+                if when or rule is not None:
+                    found.append((code, rules, when, rule))
+            self.by_block[block] = found
+        return found
 
     def complete(self, instance: BlockInstance) -> None:
         """The instance's own lines are all read (a child opened, or it closed)."""
@@ -244,13 +264,11 @@ class _RouteState:
             self.nature = instance.value("S20.G00.05.001") or ""
         decision = _Decision()
         parent = self.decided.get(id(instance.parent)) if instance.parent is not None else None
-        for code, rules in self.rules.items():
+        for code, rules, when, rule in self._interested(instance.block):
             if self.nature not in rules.natures:
-                decision.entitled[code] = False
                 continue
-            if any(condition.holds(instance) for condition in rules.when):
+            if any(condition.holds(instance) for condition in when):
                 self.shares[code].concerned = True
-            rule = rules.blocks.get(instance.block)
             entitled = rule is not None and rule.where.holds(instance)
             # Under a limited entitled block, only below the instances that passed.
             if (
@@ -306,14 +324,17 @@ class _RouteState:
             allowed = rule.rubrics  # None: every rubric of the block
         else:
             allowed = IDENTIFICATION.get(instance.block, frozenset())
-        for line in instance.lines:
-            if line.rubric[:10] != instance.block:
-                continue  # lines of blocks the norm does not know stay behind
-            if allowed is None or line.rubric in allowed:
-                share.write(line)
+        block = instance.block
+        # Lines of blocks the norm does not know (kept in the open block) stay behind.
+        share.write([
+            line for line in instance.lines
+            if line.rubric[:10] == block and (allowed is None or line.rubric in allowed)
+        ])  # fmt: skip
         share.emitted.add(id(instance))
 
     @staticmethod
     def _totals(share: Share) -> None:
-        share.write(RubricLine(0, "S90.G00.90.001", str(share.envoi_lines + 2)))
-        share.write(RubricLine(0, "S90.G00.90.002", str(max(share.envoi_declarations, 1))))
+        share.write([
+            RubricLine(0, "S90.G00.90.001", str(share.envoi_lines + 2)),
+            RubricLine(0, "S90.G00.90.002", str(max(share.envoi_declarations, 1))),
+        ])  # fmt: skip

@@ -42,6 +42,8 @@ WITHOUT_INDIVIDUALS = frozenset({"02", "05"})
 WITH_INDIVIDUALS = frozenset({"01", "03"})
 EVENT_NATURES = frozenset({"04", "05", "07"})
 _EXTENSION = 900
+# At most this many (rubric, value) pairs are remembered as valid (codes and dates repeat).
+_KNOWN_GOOD = 50_000
 _ENVELOPE = ("S05", "S06", "S95", "S96")
 
 
@@ -170,6 +172,8 @@ class Validator:
         self.envoi_declarations = 0
         self.declaration: Declaration | None = None
         self.nirs: set[str] = set()
+        # (rubric, value) pairs that passed their data type under the current norm.
+        self._known_good: set[tuple[str, str]] = set()
 
     def _rule(self, rubric: str, wording: str, fallback: str) -> str:
         """The norm's rule id for `rubric` whose message contains `wording`, else `fallback`."""
@@ -215,6 +219,7 @@ class Validator:
         return self.report
 
     def _version(self, item: RubricLine) -> None:
+        self._known_good = set()
         try:
             self.norm = load(item.value)
         except UnsupportedVersion as error:
@@ -249,17 +254,20 @@ class Validator:
     def _closed(self, instance: BlockInstance) -> None:
         envelope = instance.block.startswith(_ENVELOPE)
         norm = self.envelope if envelope else self.norm
-        for item in instance.lines:
-            if not item.problem:
-                self._check_type(item, norm)
+        if norm is not None:
+            known = self._known_good if not envelope else set()
+            for item in instance.lines:
+                if item.problem or (item.rubric, item.value) in known:
+                    continue
+                if self._check_type(item, norm) and len(known) < _KNOWN_GOOD:
+                    known.add((item.rubric, item.value))
         self._check_cardinality(instance, norm)
         check = _BLOCK_CHECKS.get(instance.block)
         if check is not None:
             check(self, instance)
 
-    def _check_type(self, item: RubricLine, norm: Norm | None) -> None:
-        if norm is None:
-            return
+    def _check_type(self, item: RubricLine, norm: Norm) -> bool:
+        """Checks a value against its rubric's data type; True when it passed."""
         spec = norm.rubrics.get(item.rubric)
         if spec is None:
             extension = item.block not in norm.blocks or int(item.rubric[11:]) >= _EXTENSION
@@ -270,7 +278,7 @@ class Validator:
                 f"rubric {item.rubric} is not in norm {norm.version}",
                 blocking=not extension,
             )
-            return
+            return False
         value = item.value
         if len(value) < spec.min or (spec.max is not None and len(value) > spec.max):
             longest = spec.max if spec.max is not None else "any"
@@ -301,6 +309,9 @@ class Validator:
                 "NEODES-DATE",
                 f"{spec.name}: {value!r} is not a calendar date (DDMMYYYY)",
             )
+        else:
+            return True
+        return False
 
     def _check_cardinality(self, instance: BlockInstance, norm: Norm | None) -> None:
         if norm is None or instance.block not in norm.blocks:
