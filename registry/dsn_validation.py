@@ -42,8 +42,6 @@ WITHOUT_INDIVIDUALS = frozenset({"02", "05"})
 WITH_INDIVIDUALS = frozenset({"01", "03"})
 EVENT_NATURES = frozenset({"04", "05", "07"})
 _EXTENSION = 900
-# At most this many (rubric, value) pairs are remembered as valid (codes and dates repeat).
-_KNOWN_GOOD = 50_000
 _ENVELOPE = ("S05", "S06", "S95", "S96")
 
 
@@ -172,8 +170,6 @@ class Validator:
         self.envoi_declarations = 0
         self.declaration: Declaration | None = None
         self.nirs: set[str] = set()
-        # (rubric, value) pairs that passed their data type under the current norm.
-        self._known_good: set[tuple[str, str]] = set()
 
     def _rule(self, rubric: str, wording: str, fallback: str) -> str:
         """The norm's rule id for `rubric` whose message contains `wording`, else `fallback`."""
@@ -219,7 +215,6 @@ class Validator:
         return self.report
 
     def _version(self, item: RubricLine) -> None:
-        self._known_good = set()
         try:
             self.norm = load(item.value)
         except UnsupportedVersion as error:
@@ -255,12 +250,9 @@ class Validator:
         envelope = instance.block.startswith(_ENVELOPE)
         norm = self.envelope if envelope else self.norm
         if norm is not None:
-            known = self._known_good if not envelope else set()
             for item in instance.lines:
-                if item.problem or (item.rubric, item.value) in known:
-                    continue
-                if self._check_type(item, norm) and len(known) < _KNOWN_GOOD:
-                    known.add((item.rubric, item.value))
+                if not item.problem:
+                    self._check_type(item, norm)
         self._check_cardinality(instance, norm)
         check = _BLOCK_CHECKS.get(instance.block)
         if check is not None:

@@ -36,22 +36,29 @@ log = logging.getLogger("interops.demo")
 
 
 def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
-    """Adds the demo organisms (keys in `keys_dir`) and declarant unless present; True if added."""
+    """Adds the demo organisms (keys in `keys_dir`), their rights and the declarant, each unless
+    present; True if anything was added."""
     directory = DirectoryStore(engine)
     declarants = DeclarantStore(engine)
-    if declarants.exists(*DECLARANT):
-        return False
+    added = False
     for code, (name, kind, rights) in ORGANISMS.items():
         key = node_key(keys_dir / f"{code}.pem")
         with contextlib.suppress(DirectoryError):
             directory.add_organism(code, name, kind, [f"grpc://{code.lower()}.example:443"])
-            for right in rights:
+            added = True
+        held = directory.grants_of(code)
+        for right in rights:
+            if right not in held:
                 directory.grant(code, right)
+                added = True
         with contextlib.suppress(DirectoryError):
             directory.add_key(code, public_bytes(key), valid_from=0)
-    perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
-                 for right in ("registry.read", "dsn.deposit")]  # fmt: skip
-    declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter)
-    log.info("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
-             ", ".join(ORGANISMS), keys_dir, FIRM_SIRET)  # fmt: skip
-    return True
+    if not declarants.exists(*DECLARANT):
+        perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
+                     for right in ("registry.read", "dsn.deposit")]  # fmt: skip
+        declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter)
+        added = True
+    if added:
+        log.info("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
+                 ", ".join(ORGANISMS), keys_dir, FIRM_SIRET)  # fmt: skip
+    return added

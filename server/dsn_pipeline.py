@@ -92,12 +92,14 @@ class DsnPipeline:
             self._wake.clear()
             try:
                 work = await asyncio.to_thread(self.store.unfinished)
-                for deposit_id, _ in work:
+            except Exception:  # the database away: try again after the poll interval
+                log.exception("the DSN pipeline cannot read its work; retrying")
+                work = []
+            for deposit_id, _ in work:
+                try:
                     await asyncio.to_thread(self.process, deposit_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a broken deposit must not stop the others; logged, retried
-                log.exception("the DSN pipeline failed; retrying after the poll interval")
+                except Exception:  # one deposit failing must not hold up the others
+                    log.exception("deposit %s: processing failed; retried later", deposit_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 

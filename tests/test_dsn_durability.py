@@ -141,3 +141,25 @@ def test_deposits_and_shares_are_sealed_at_rest(
             b"".join(read_sealed(cut, key))
     finally:
         node.stop()
+
+
+def test_a_deposit_that_cannot_be_processed_does_not_hold_up_the_others(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    first = _start(database_url, data_dir, pipeline=False)
+    _ensure_declarant(first)
+    lost, fine = tmp_path / "lost.dsn", tmp_path / "fine.dsn"
+    lost.write_bytes(b"".join(generate(1, order=4)))
+    fine.write_bytes(b"".join(generate(1, order=5)))
+    with _declarant(first) as declarant:
+        broken = declarant.submit_deposit(lost)
+        healthy = declarant.submit_deposit(fine)
+    first.node.pipeline.files.deposit(broken.id).unlink()  # its file is gone (a disk fault)
+    first.stop()
+    second = _start(database_url, data_dir, pipeline=True)
+    try:
+        _wait_routed(second.node.deposits, healthy.id)
+        record = second.node.deposits.get(broken.id)
+        assert record is not None and record.state == "RECEIVED"  # kept, retried, not lost
+    finally:
+        second.stop()
