@@ -48,6 +48,11 @@ _principal: contextvars.ContextVar[VerifiedChain | None] = contextvars.ContextVa
 )
 
 
+def principal_or_none() -> VerifiedChain | None:
+    """The verified chain of the call being served, or None (public service, or refused)."""
+    return _principal.get()
+
+
 def current_principal() -> VerifiedChain:
     """The verified chain of the call being served; raises if the call was not authenticated."""
     principal = _principal.get()

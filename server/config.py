@@ -38,6 +38,8 @@ class Settings:
     max_deposit_bytes: int = 2 * 1024**3
     # A directory of routing rule files (one JSON per organism); empty: the packaged ones.
     routing_rules_dir: str = ""
+    audit_checkpoint_records: int = 1000
+    audit_checkpoint_seconds: float = 60.0
 
     @property
     def effective_database_url(self) -> str:
@@ -92,4 +94,10 @@ class Settings:
             ),
             max_deposit_bytes=int(number("INTEROPS_MAX_DEPOSIT_BYTES", cls.max_deposit_bytes)),
             routing_rules_dir=env.get("INTEROPS_ROUTING_RULES_DIR", ""),
+            audit_checkpoint_records=int(
+                number("INTEROPS_AUDIT_CHECKPOINT_RECORDS", cls.audit_checkpoint_records)
+            ),
+            audit_checkpoint_seconds=number(
+                "INTEROPS_AUDIT_CHECKPOINT_SECONDS", cls.audit_checkpoint_seconds
+            ),
         )

@@ -7,6 +7,7 @@ method, since the handler the next interceptor returns for a method is the same 
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeAlias
 
@@ -19,8 +20,19 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 
 
+_aborted_with: contextvars.ContextVar[status_pb2.Status | None] = contextvars.ContextVar(
+    "interops_aborted_with", default=None
+)
+
+
+def aborted_with() -> status_pb2.Status | None:
+    """The status this call was ended with by `abort`, if it was."""
+    return _aborted_with.get()
+
+
 async def abort(context: Context, status: status_pb2.Status) -> NoReturn:
     """Ends the call with a rich status (google.rpc.Status in grpc-status-details-bin)."""
+    _aborted_with.set(status)
     converted = rpc_status.to_status(status)
     await context.abort(converted.code, converted.details, converted.trailing_metadata)
     raise AssertionError("unreachable: abort raises")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
+from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2, dsn_pb2_grpc
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
 from interops.registry.v1 import registry_pb2, registry_pb2_grpc
 from interops.token.v1 import token_service_pb2, token_service_pb2_grpc
 
+from registry.audit_store import AuditStore
 from registry.database import open_engine, upgrade
 from registry.declarant_store import DeclarantStore
 from registry.deposit_store import DepositStore
@@ -29,6 +33,8 @@ from registry.dsn_routing import load_rules
 from registry.operation_store import OperationStore
 from registry.rcd_store import RcdStore
 from registry.sealed_files import load_or_create_key
+from server.audit_journal import AuditInterceptor, AuditJournal
+from server.audit_service import AUDIT_RIGHT, AuditService
 from server.auth_interceptor import AuthInterceptor
 from server.config import Settings
 from server.delivery_service import DELIVERY_RIGHT, DeliveryService
@@ -52,6 +58,7 @@ SERVICES = (
     token_service_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
     dsn_pb2.DESCRIPTOR.services_by_name["DepositService"].full_name,
     dsn_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
+    audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
 )
 # The right each protected service (or method) needs; a method in neither is refused.
 RIGHTS = {
@@ -60,7 +67,14 @@ RIGHTS = {
     "interops.operation.v1.OperationService": "registry.import",
     "interops.dsn.v1.DepositService": DEPOSIT_RIGHT,
     "interops.dsn.v1.DeliveryService": DELIVERY_RIGHT,
+    "interops.audit.v1.AuditService": AUDIT_RIGHT,
 }
+# Services whose calls the audit journal does not record (no exchange between parties).
+UNAUDITED = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
 # Services that authenticate by what their calls carry, or that anyone may ask.
 PUBLIC_SERVICES = (
     "interops.token.v1.TokenService",
@@ -90,9 +104,21 @@ class Node:
         self.imports = ImportJobs(
             self.engine, self.operations, settings.data_dir / "uploads", settings.max_import_bytes
         )
+        # A journal (hash chain) per node process.
+        journal = f"{self.trust.root_key_id}/{int(time.time())}/{uuid.uuid4().hex[:8]}"
+        self.audit_store = AuditStore(self.engine, journal)
+        self.journal = AuditJournal(
+            self.audit_store, self.trust.root_key, self.trust.root_key_id,
+            checkpoint_records=settings.audit_checkpoint_records,
+            checkpoint_seconds=settings.audit_checkpoint_seconds,
+        )  # fmt: skip
+        interceptors = [
+            tracing_interceptor(self.tracer_provider),
+            AuditInterceptor(self.journal, UNAUDITED),
+        ]
         self.server = grpc.aio.server(
             interceptors=[
-                tracing_interceptor(self.tracer_provider),
+                *interceptors,
                 AuthInterceptor(self.trust, {**RIGHTS, **(extra_rights or {})}, PUBLIC_SERVICES),
                 ValidationInterceptor(),
                 ErrorInterceptor(),
@@ -131,6 +157,9 @@ class Node:
             DeliveryService(self.deposits, files, self.trust, settings.feed_poll_seconds),
             self.server,
         )
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(
+            AuditService(self.audit_store, self.journal), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -145,6 +174,7 @@ class Node:
         await asyncio.to_thread(upgrade, self.engine)
         await asyncio.to_thread(self.imports.interrupted_by_restart)
         await self.trust.start()
+        await self.journal.start()
         await self.cache.start()
         await self.pipeline.start()
         self.port = self.server.add_insecure_port(self.settings.grpc_address)
@@ -162,6 +192,7 @@ class Node:
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.imports.close()
         await self.pipeline.stop()
+        await self.journal.stop()
         await self.cache.stop()
         await self.trust.stop()
         self.engine.dispose()
