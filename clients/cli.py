@@ -19,6 +19,7 @@ from interops.operation.v1 import operation_pb2 as op
 from interops.registry.v1 import registry_pb2 as pb
 from tqdm import tqdm
 
+from clients.audit_cli import register as register_audit_commands
 from clients.client import DEFAULT_ADDRESS, Client
 from clients.credentials import CallCredentials
 from clients.dsn_cli import register as register_dsn_commands
@@ -35,6 +36,7 @@ CLIENT_AUDIENCE = (
     "interops.operation.v1.OperationService",
     "interops.dsn.v1.DepositService",
     "interops.dsn.v1.DeliveryService",
+    "interops.audit.v1.AuditService",
 )
 Handler = Callable[[argparse.Namespace], int]
 
@@ -174,6 +176,7 @@ def parser() -> argparse.ArgumentParser:
     register_token_commands(commands, _with_client)
     register_dsn_commands(commands, _with_client)
     register_organism_commands(commands, _with_client)
+    register_audit_commands(commands, _with_client)
     return root
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2_grpc
 from interops.operation.v1 import operation_pb2 as op
 from interops.operation.v1 import operation_pb2_grpc
@@ -89,6 +90,7 @@ class Client(DsnCalls):
         self.tokens = token_service_pb2_grpc.TokenServiceStub(channel)
         self.deposits = dsn_pb2_grpc.DepositServiceStub(channel)
         self.deliveries = dsn_pb2_grpc.DeliveryServiceStub(channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
 
     def close(self) -> None:
@@ -115,6 +117,19 @@ class Client(DsnCalls):
             raise from_rpc_error(error) from None
         finally:
             call.cancel()  # the caller stopped reading: end the stream on the server too
+
+    def list_audit_records(
+        self, request: audit_pb2.ListRecordsRequest
+    ) -> Iterator[audit_pb2.AuditRecord]:
+        """Every journal record matching the request's filters, page after page."""
+        query = audit_pb2.ListRecordsRequest()
+        query.CopyFrom(request)
+        while True:
+            page = self._unary(self.audit.ListRecords, query)
+            yield from page.records
+            if not (token := page.next_page_token):
+                return
+            query.page_token = token
 
     def check_health(self, service: str = "") -> bool:
         """True when the node (or one of its services) is serving."""

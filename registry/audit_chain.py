@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -54,9 +54,11 @@ def verify_journal(
     records: Iterable[Mapping[str, object]],
     checkpoints: Iterable[Mapping[str, object]],
     root_key: Ed25519PublicKey,
+    present: Collection[int] = (),
 ) -> Finding:
     """Walks one journal's records in stored order; `records` carry FIELDS plus prev_hash and
-    hash, `checkpoints` journal, seq, hash, at, signature."""
+    hash, `checkpoints` journal, seq, hash, at, signature; `present` is every sequence number
+    stored (it tells a record moved later from one removed)."""
     marks = {}
     count_marks = 0
     for mark in checkpoints:
@@ -83,6 +85,9 @@ def verify_journal(
             return Finding(False, seq, kind, f"record {seq} was {kind}: it comes after record "
                            f"{previous_seq}", count, count_marks)  # fmt: skip
         if seq > previous_seq + 1:
+            if previous_seq + 1 in present:
+                return Finding(False, seq, "reordered", f"record {seq} was reordered: it comes "
+                               f"before record {previous_seq + 1}", count, count_marks)  # fmt: skip
             return Finding(False, previous_seq + 1, "removed", f"records {previous_seq + 1} to "
                            f"{seq - 1} were removed", count, count_marks)  # fmt: skip
         if chained_to != previous_hash:

@@ -11,7 +11,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
 )
 
 from registry.rcd_schema import metadata
@@ -45,7 +44,9 @@ audit_records = Table(
     Column("flags", String(100), nullable=False),
     Column("prev_hash", LargeBinary(32), nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
-    UniqueConstraint("journal", "seq", name="uq_audit_records_seq"),
+    # Not unique on purpose: the chain proves order and uniqueness, and a verifier must see a
+    # duplicated record, not a database refusing it.
+    Index("ix_audit_records_seq", "journal", "seq"),
     Index("ix_audit_records_trace", "trace_id"),
     Index("ix_audit_records_chain", "chain_id"),
     Index("ix_audit_records_siret", "siret"),

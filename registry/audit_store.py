@@ -92,9 +92,13 @@ class AuditStore:
             )
         self.last_checkpoint = self.head_seq
 
-    def query(self, filters: AuditQuery, after_seq: int, limit: int) -> list[dict[str, object]]:
-        """Records matching every filter given, after a sequence number, in order."""
-        query = select(*_COLUMNS).where(audit_records.c.seq > after_seq)
+    def query(
+        self, filters: AuditQuery, after_position: int, limit: int
+    ) -> list[dict[str, object]]:
+        """Records matching every filter given, after a position, in the order written."""
+        query = select(audit_records.c.position, *_COLUMNS).where(
+            audit_records.c.position > after_position
+        )
         if filters.trace_id:
             query = query.where(audit_records.c.trace_id == filters.trace_id)
         if filters.chain_id:
@@ -135,6 +139,14 @@ class AuditStore:
                 if len(rows) < batch:
                     return
                 position = int(rows[-1][0])
+
+    def sequence_numbers(self, journal: str) -> set[int]:
+        """Every sequence number stored in a journal."""
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(audit_records.c.seq).where(audit_records.c.journal == journal)
+            ).scalars()
+            return {int(seq) for seq in found}
 
     def all_checkpoints(self, journal: str) -> list[dict[str, object]]:
         """Every checkpoint of a journal."""

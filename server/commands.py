@@ -13,6 +13,7 @@ import signal
 import sys
 
 from registry.database import current_revision, open_engine, upgrade
+from server.audit_commands import register as register_audit_commands
 from server.config import ConfigError, Settings
 from server.demo_data import FIRM_SIRET, LA_POSTE_SIRET, load_demo_data
 from server.demo_trust import ORGANISMS, load_demo_trust
@@ -33,6 +34,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "upgrade", help="migrate the schema to the newest revision"
     ).set_defaults(handler=_db_upgrade)
     register_directory_commands(commands)
+    register_audit_commands(commands)
 
 
 def _settings() -> Settings:

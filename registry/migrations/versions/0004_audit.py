@@ -37,8 +37,8 @@ def upgrade() -> None:
         sa.Column("flags", sa.String(100), nullable=False),
         sa.Column("prev_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("hash", sa.LargeBinary(32), nullable=False),
-        sa.UniqueConstraint("journal", "seq", name="uq_audit_records_seq"),
     )
+    op.create_index("ix_audit_records_seq", "audit_records", ["journal", "seq"])
     op.create_index("ix_audit_records_trace", "audit_records", ["trace_id"])
     op.create_index("ix_audit_records_chain", "audit_records", ["chain_id"])
     op.create_index("ix_audit_records_siret", "audit_records", ["siret"])
