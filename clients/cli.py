@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from interops.operation.v1 import operation_pb2 as op
 from interops.registry.v1 import registry_pb2 as pb
+from opentelemetry.sdk.trace import TracerProvider
 from tqdm import tqdm
 
 from clients.audit_cli import register as register_audit_commands
@@ -28,6 +29,7 @@ from clients.sample_organism import register as register_organism_commands
 from clients.token_cli import load_signer, read_token
 from clients.token_cli import register as register_token_commands
 from clients.token_credentials import ChainCredentials, OrganismCredentials
+from clients.tracing import provider_from_env
 from token_suite.errors import TokenError
 
 # What the CLI's own chains are for when it issues them with an organism's key.
@@ -61,7 +63,11 @@ def _credentials(args: argparse.Namespace) -> CallCredentials | None:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.address, credentials=_credentials(args))
+    return Client(args.address, credentials=_credentials(args), tracer_provider=_TRACING[0])
+
+
+# The command line's tracer provider, when INTEROPS_TRACING_EXPORTER asks for one.
+_TRACING: list[TracerProvider | None] = [None]
 
 
 def _with_client(handler: Callable[[argparse.Namespace, Client], int]) -> Handler:
@@ -183,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = parser().parse_args(argv)
+    if args.command != "serve":  # the node traces itself
+        _TRACING[0] = provider_from_env(f"interops-{args.command}")
     try:
         status: int = args.handler(args)
     except Unavailable as error:
@@ -197,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if _TRACING[0] is not None:
+            _TRACING[0].shutdown()  # sends the spans still batched
     return status
 
 

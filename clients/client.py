@@ -21,6 +21,8 @@ from interops.operation.v1 import operation_pb2_grpc
 from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
+from opentelemetry.instrumentation.grpc import client_interceptor
+from opentelemetry.sdk.trace import TracerProvider
 
 from clients.credentials import (
     CallCredentials,
@@ -65,7 +67,8 @@ def _channel_target(address: str) -> str:
 
 
 class Client(DsnCalls):
-    """Synchronous client; `credentials` fills the interceptor slot (token chains)."""
+    """Synchronous client; `credentials` fills the interceptor slot (token chains);
+    `tracer_provider` traces its calls and carries the trace context to the node."""
 
     def __init__(
         self,
@@ -74,6 +77,7 @@ class Client(DsnCalls):
         credentials: CallCredentials | None = None,
         tls: grpc.ChannelCredentials | None = None,
         timeout: float | None = 60.0,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         target = _channel_target(address)
         channel = (
@@ -82,6 +86,11 @@ class Client(DsnCalls):
             else grpc.insecure_channel(target, _OPTIONS)
         )
         self._raw_channel = channel
+        if tracer_provider is not None:  # client spans, and the W3C trace context in metadata
+            channel = grpc.intercept_channel(
+                channel,
+                client_interceptor(tracer_provider=tracer_provider),  # type: ignore[no-untyped-call]
+            )
         if credentials is not None:
             channel = grpc.intercept_channel(channel, SyncCredentialsInterceptor(credentials))
         self.timeout = timeout

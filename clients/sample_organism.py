@@ -23,9 +23,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from interops.dsn.v1 import dsn_pb2 as pb
+from opentelemetry import context as otel_context
 
 from clients.client import Client
 from clients.token_cli import load_signer
+from clients.tracing import context_of
 from registry.dsn_reader import read_rubrics
 from token_suite.chain import Signer
 
@@ -63,7 +65,15 @@ class SampleOrganism:
         self.code = CRM_CODES.get(signer.organism, "")
 
     def handle(self, delivery: pb.Delivery) -> bool:
-        """Processes one delivery; False when its bytes do not match (left unacknowledged)."""
+        """Processes one delivery in the deposit's trace; False when its bytes do not match
+        (left unacknowledged)."""
+        token = otel_context.attach(context_of(delivery.trace_parent))
+        try:
+            return self._handle(delivery)
+        finally:
+            otel_context.detach(token)
+
+    def _handle(self, delivery: pb.Delivery) -> bool:
         share = self.client.download_delivery(delivery.id)
         digest = hashlib.sha256(share).digest()
         if digest != delivery.sha256:

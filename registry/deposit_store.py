@@ -48,6 +48,7 @@ class DeliveryRecord:
     acknowledged_at: int
     receipt_key_id: str | None
     receipt_signature: bytes | None
+    trace_parent: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class DepositRecord:
     received_at: int
     updated_at: int
     version: int
+    trace_parent: str
     deliveries: tuple[DeliveryRecord, ...] = ()
 
     @property
@@ -119,6 +121,7 @@ class NewDeposit:
     type: str = ""
     month: str = ""
     sirets: tuple[str, ...] = ()
+    trace_parent: str = ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -210,6 +213,7 @@ class DepositStore:
             "sirets": json.dumps(list(new.sirets)), "individuals": 0, "blocking": 0,
             "warnings": 0, "priority": 0 if new.nature in ("04", "05", "07") else 1,
             "received_at": moment, "updated_at": moment, "version": 1,
+            "trace_parent": new.trace_parent,
         }  # fmt: skip
         try:
             with self.engine.begin() as connection:
@@ -315,7 +319,12 @@ class DepositStore:
         moment = now_ms()
         with self.engine.begin() as connection:
             row = connection.execute(
-                select(deposits.c.state, deposits.c.priority, deposits.c.nature)
+                select(
+                    deposits.c.state,
+                    deposits.c.priority,
+                    deposits.c.nature,
+                    deposits.c.trace_parent,
+                )
                 .where(deposits.c.id == deposit_id)
                 .with_for_update()
             ).first()
@@ -339,6 +348,7 @@ class DepositStore:
                         acknowledged_at=0,
                         receipt_key_id=None,
                         receipt_signature=None,
+                        trace_parent=row[3],
                     )
                 )
             self._bump(connection, deposit_id, state=ROUTED)

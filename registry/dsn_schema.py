@@ -51,6 +51,9 @@ deposits = Table(
     Column("received_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),
+    # W3C traceparent of the call that deposited it: validation, routing and each organism's
+    # handling join that trace.
+    Column("trace_parent", String(64), nullable=False, server_default=""),
     UniqueConstraint("declarant", "request_id", name="uq_deposits_request"),
     Index("ix_deposits_declarant_sha256", "declarant", "sha256"),
     Index("ix_deposits_declarant_received", "declarant", "received_at"),
@@ -79,6 +82,7 @@ deliveries = Table(
     Column("acknowledged_at", BigInteger, nullable=False),
     Column("receipt_key_id", String(64), nullable=True),
     Column("receipt_signature", LargeBinary(64), nullable=True),
+    Column("trace_parent", String(64), nullable=False, server_default=""),
     Index("ix_deliveries_offer", "organism", "state", "priority", "created_at"),
 )
 

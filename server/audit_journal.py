@@ -28,6 +28,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry import trace
 
 from registry.audit_store import AuditStore
 from server.auth_interceptor import principal_or_none
@@ -41,6 +42,7 @@ from server.handler_wrapping import (
     rebuild,
 )
 from server.telemetry import current_trace_id
+from token_suite.verify import VerifiedChain
 from token_suite.wire import service_of
 
 log = logging.getLogger("interops.audit")
@@ -110,6 +112,23 @@ def _resource(request: Any, response: Any, noted: dict[str, str]) -> tuple[str, 
                         siret = value
                     return f"{name}:{value}"[:200], siret
     return "", siret
+
+
+def _describe_span(principal: VerifiedChain | None, organisms: str, resource: str) -> None:
+    """The call's span says which chain and organisms, and what resource; no personal data."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    if principal is not None:
+        span.set_attribute("interops.chain_id", principal.chain_id.hex())
+        span.set_attribute("interops.hops", len(principal.hops))
+        span.set_attribute("interops.organisms", organisms.strip("|").replace("|", ">"))
+        span.set_attribute("interops.subject_kind", principal.subject.split(":")[0])
+    if resource:
+        span.set_attribute("interops.resource", resource)
+        kind, _, value = resource.partition(":")
+        if kind == "deposit":
+            span.set_attribute("interops.deposit_id", value)
 
 
 class AuditJournal:
@@ -227,6 +246,7 @@ class AuditInterceptor(WrappingInterceptor):
             ]
             organisms = "|" + "|".join(parties) + "|"
         resource, siret = _resource(request, response, noted)
+        _describe_span(principal, organisms, resource)
         self.journal.record({
             "at": int(time.time() * 1000), "trace_id": current_trace_id(), "chain_id": chain_id,
             "subject": subject[:128], "organisms": organisms, "service": service_of(method),

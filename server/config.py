@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-TRACING_EXPORTERS = ("console", "otlp", "none")
+from clients.tracing import EXPORTERS as TRACING_EXPORTERS
 
 
 class ConfigError(ValueError):

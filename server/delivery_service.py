@@ -15,9 +15,12 @@ from collections.abc import AsyncIterator
 from interops.dsn.v1 import dsn_pb2 as pb
 from interops.dsn.v1 import dsn_pb2_grpc
 from interops.token.v1 import token_pb2
+from opentelemetry.trace import Tracer
 
+from clients.tracing import context_of, traceparent
 from registry.deposit_store import DeliveryRecord, DepositStore, delivery_id
 from registry.sealed_files import read_sealed
+from server.audit_journal import note
 from server.auth_interceptor import current_principal
 from server.dsn_messages import delivery_message, return_message, return_payload
 from server.dsn_pipeline import DepositFiles
@@ -54,12 +57,27 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
     """Serves the outbox to the organisms."""
 
     def __init__(
-        self, store: DepositStore, files: DepositFiles, trust: NodeTrust, poll_seconds: float
-    ) -> None:
+        self, store: DepositStore, files: DepositFiles, trust: NodeTrust, poll_seconds: float,
+        tracer: Tracer,
+    ) -> None:  # fmt: skip
+        self.tracer = tracer
         self.store = store
         self.files = files
         self.trust = trust
         self.poll_seconds = poll_seconds
+
+    def _handed(self, record: DeliveryRecord) -> pb.Delivery:
+        """The delivery as handed over: a span in the deposit's trace marks it, and the
+        organism continues that trace from it."""
+        attributes = {
+            "interops.deposit_id": record.deposit_id,
+            "interops.organism": record.organism,
+            "interops.delivery_id": record.id,
+        }
+        with self.tracer.start_as_current_span(
+            "dsn.deliver", context_of(record.trace_parent), attributes=attributes
+        ):
+            return delivery_message(record, traceparent())
 
     @staticmethod
     def _lease_ms(seconds: int) -> int:
@@ -73,7 +91,7 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
             self.store.lease, organism, request.max_deliveries or DEFAULT_BATCH,
             self._lease_ms(request.lease_seconds),
         )  # fmt: skip
-        return pb.FetchDeliveriesResponse(deliveries=[delivery_message(d) for d in leased])
+        return pb.FetchDeliveriesResponse(deliveries=[self._handed(d) for d in leased])
 
     async def StreamDeliveries(
         self, request: pb.StreamDeliveriesRequest, context: Context
@@ -83,7 +101,7 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         while True:
             leased = await asyncio.to_thread(self.store.lease, organism, 1, lease_ms)
             if leased:
-                yield pb.StreamDeliveriesResponse(delivery=delivery_message(leased[0]))
+                yield pb.StreamDeliveriesResponse(delivery=self._handed(leased[0]))
             else:
                 await asyncio.sleep(self.poll_seconds)
 
@@ -92,6 +110,7 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         record = await asyncio.to_thread(self.store.delivery, delivery)
         if record is None or record.organism != organism:
             raise NotFound("DELIVERY_NOT_FOUND", f"no delivery {delivery} for {organism}")
+        note(resource=f"delivery:{record.id}")
         return record
 
     async def DownloadDelivery(

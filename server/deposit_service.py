@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator
 from interops.dsn.v1 import dsn_pb2 as pb
 from interops.dsn.v1 import dsn_pb2_grpc
 
+from clients.tracing import traceparent
 from registry.deposit_store import DepositRecord, DepositStore, NewDeposit
 from registry.dsn_norm import supported_versions
 from registry.dsn_scan import DepositScan
 from registry.sealed_files import SealedWriter
 from server import page_tokens
+from server.audit_journal import note
 from server.auth_interceptor import current_principal
 from server.dsn_messages import deposit_message, return_message
 from server.dsn_pipeline import DepositFiles, DsnPipeline
@@ -129,9 +131,11 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             new.declarant, new.request_id, new.file_name, writer.size, writer.sha256,
             receipt="ARE" if code else "AEE", rejection_code=code, rejection_message=message,
             norm_version=scan.versions[0] if scan.versions else "", nature=scan.nature,
-            type=scan.type, month=scan.month, sirets=tuple(scan.sirets), id=new.id,
+            type=scan.type, month=scan.month, sirets=tuple(scan.sirets),
+            trace_parent=traceparent(), id=new.id,
         )  # fmt: skip
         record, created = await asyncio.to_thread(self.store.create, stored)
+        note(resource=f"deposit:{record.id}", siret=record.sirets[0] if record.sirets else "")
         if not created:
             self.files.deposit(new.id).unlink(missing_ok=True)
         elif not code:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 from interops.dsn.v1 import dsn_pb2 as pb
 
+from clients.tracing import trace_id_of
 from registry.deposit_store import DeliveryRecord, DepositRecord, ReturnRecord
 
 DEPOSIT_STATES = {
@@ -29,7 +30,7 @@ def _time(milliseconds: int) -> Timestamp | None:
     return stamp
 
 
-def delivery_message(record: DeliveryRecord) -> pb.Delivery:
+def delivery_message(record: DeliveryRecord, trace_parent: str = "") -> pb.Delivery:
     """A delivery as its organism and the declarant see it."""
     return pb.Delivery(
         id=record.id, deposit_id=record.deposit_id, organism=record.organism,
@@ -37,6 +38,7 @@ def delivery_message(record: DeliveryRecord) -> pb.Delivery:
         sha256=record.sha256, attempts=record.attempts,
         lease_expires=_time(record.lease_until if record.state == "SENT" else 0),
         acknowledged_at=_time(record.acknowledged_at), receipt_key_id=record.receipt_key_id or "",
+        trace_parent=trace_parent,
     )  # fmt: skip
 
 
@@ -55,7 +57,7 @@ def deposit_message(record: DepositRecord) -> pb.Deposit:
         ),
         deliveries=[delivery_message(d) for d in record.deliveries],
         received_at=_time(record.received_at), updated_at=_time(record.updated_at),
-        version=record.version,
+        version=record.version, trace_id=trace_id_of(record.trace_parent),
     )  # fmt: skip
 
 

@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from opentelemetry.trace import Tracer
+
+from clients.tracing import context_of
 from registry.deposit_store import (
     RECEIVED,
     VALIDATED,
@@ -62,13 +64,13 @@ class DsnPipeline:
         files: DepositFiles,
         rules: dict[str, OrganismRules],
         poll_seconds: float,
-        on_change: Callable[[], None] = lambda: None,
+        tracer: Tracer,
     ) -> None:
+        self.tracer = tracer
         self.store = store
         self.files = files
         self.router = Router(rules.values())
         self.poll_seconds = poll_seconds
-        self.on_change = on_change
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -108,11 +110,16 @@ class DsnPipeline:
         record = self.store.get(deposit_id)
         if record is None:
             return
+        # The deposit's own trace: these spans join the call that deposited it.
+        parent = context_of(record.trace_parent)
+        attributes = {"interops.deposit_id": deposit_id}
         if record.state == RECEIVED:
-            self._validate(deposit_id, record.sirets)
+            with self.tracer.start_as_current_span("dsn.validate", parent, attributes=attributes):
+                self._validate(deposit_id, record.sirets)
             record = self.store.get(deposit_id)
         if record is not None and record.state == VALIDATED:
-            self._route(deposit_id)
+            with self.tracer.start_as_current_span("dsn.route", parent, attributes=attributes):
+                self._route(deposit_id)
 
     def _validate(self, deposit_id: str, sirets: tuple[str, ...]) -> None:
         report = validate(sealed_lines(self.files.deposit(deposit_id), self.files.key))
@@ -134,7 +141,6 @@ class DsnPipeline:
             deposit_id, outcome, return_payload(document, "application/json", [])
         )
         log.info("deposit %s validated: %s", deposit_id, report.kind)
-        self.on_change()
 
     def _route(self, deposit_id: str) -> None:
         writers: dict[str, SealedWriter] = {}
@@ -162,4 +168,3 @@ class DsnPipeline:
             [RoutedShare(s.organism, s.size, s.digest.digest()) for s in shares],
         )
         log.info("deposit %s routed to %s", deposit_id, ", ".join(sorted(concerned)) or "nobody")
-        self.on_change()

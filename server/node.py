@@ -45,7 +45,7 @@ from server.establishment_cache import EstablishmentCache
 from server.import_jobs import ImportJobs
 from server.operation_service import OperationService
 from server.registry_service import RegistryService
-from server.telemetry import tracer_provider, tracing_interceptor
+from server.telemetry import instrument_engine, tracer_provider, tracing_interceptor
 from server.token_service import TokenService
 from server.trust import NodeTrust
 from server.validation_interceptor import ValidationInterceptor
@@ -99,6 +99,7 @@ class Node:
         self.engine = open_engine(settings.effective_database_url)
         self.trust = NodeTrust(self.engine, settings)
         self.tracer_provider = tracer_provider(settings.service_name, settings.tracing_exporter)
+        instrument_engine(self.engine, self.tracer_provider)
         self.health = health_aio.HealthServicer()
         self.operations = OperationStore(self.engine)
         self.imports = ImportJobs(
@@ -145,8 +146,9 @@ class Node:
         self.deposits = DepositStore(self.engine, data_key)
         files = DepositFiles(settings.data_dir / "dsn", data_key)
         rules_dir = Path(settings.routing_rules_dir) if settings.routing_rules_dir else None
+        tracer = self.tracer_provider.get_tracer("interops.dsn")
         self.pipeline = DsnPipeline(
-            self.deposits, files, load_rules(rules_dir), settings.feed_poll_seconds
+            self.deposits, files, load_rules(rules_dir), settings.feed_poll_seconds, tracer
         )
         dsn_pb2_grpc.add_DepositServiceServicer_to_server(
             DepositService(self.deposits, files, self.pipeline, settings.max_deposit_bytes,
@@ -154,7 +156,7 @@ class Node:
             self.server,
         )  # fmt: skip
         dsn_pb2_grpc.add_DeliveryServiceServicer_to_server(
-            DeliveryService(self.deposits, files, self.trust, settings.feed_poll_seconds),
+            DeliveryService(self.deposits, files, self.trust, settings.feed_poll_seconds, tracer),
             self.server,
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(

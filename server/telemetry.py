@@ -1,5 +1,6 @@
-"""Tracing of the node: a tracer provider with the configured exporter, and the gRPC server
-interceptor of opentelemetry-instrumentation-grpc (W3C trace context read from metadata)."""
+"""Tracing of the node: the tracer provider (clients.tracing, shared with every process), the
+gRPC server interceptor of opentelemetry-instrumentation-grpc (W3C trace context read from
+metadata) and the SQLAlchemy instrumentation (statements with placeholders, never values)."""
 
 from __future__ import annotations
 
@@ -7,32 +8,13 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from sqlalchemy import Engine
 
+from clients.tracing import tracer_provider
 
-def _exporter(name: str) -> SpanExporter | None:
-    if name == "console":
-        return ConsoleSpanExporter()
-    if name == "otlp":
-        # Endpoint, headers and TLS from the standard OTEL_EXPORTER_OTLP_* variables.
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter()
-    return None
-
-
-def tracer_provider(service_name: str, exporter: str) -> TracerProvider:
-    """A provider that records every span and sends them to the named exporter ("none": none).
-
-    Spans are recorded even with no exporter, so that every call has a trace id to log.
-    """
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    chosen = _exporter(exporter)
-    if chosen is not None:
-        provider.add_span_processor(BatchSpanProcessor(chosen))
-    return provider
+__all__ = ["current_trace_id", "instrument_engine", "tracer_provider", "tracing_interceptor"]
 
 
 def current_trace_id() -> str:
@@ -44,3 +26,13 @@ def tracing_interceptor(provider: TracerProvider) -> Any:
     """The OpenTelemetry server interceptor (a grpc.aio.ServerInterceptor), first in the
     chain."""
     return aio_server_interceptor(tracer_provider=provider)  # type: ignore[no-untyped-call]
+
+
+def instrument_engine(engine: Engine, provider: TracerProvider) -> None:
+    """Spans for the engine's statements (their text; parameters are never recorded).
+
+    The instrumentor is once per process: a second node in the same process (tests) is not
+    traced at the database level."""
+    instrumentor = SQLAlchemyInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(engine=engine, tracer_provider=provider, enable_commenter=False)

@@ -173,6 +173,7 @@ class Delivery(_message.Message):
     LEASE_EXPIRES_FIELD_NUMBER: _builtins.int
     ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
     RECEIPT_KEY_ID_FIELD_NUMBER: _builtins.int
+    TRACE_PARENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable: "<deposit id>.<organism>". Delivered again after a lost acknowledgement, never
     under another id.
@@ -189,6 +190,10 @@ class Delivery(_message.Message):
     """How many times it was leased."""
     receipt_key_id: _builtins.str
     """The organism's key that signed the receipt."""
+    trace_parent: _builtins.str
+    """W3C traceparent to continue the deposit's trace with when handling this delivery
+    (downloading, acknowledging, posting CRMs), so that one trace follows the exchange.
+    """
     @_builtins.property
     def lease_expires(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -207,10 +212,11 @@ class Delivery(_message.Message):
         lease_expires: _timestamp_pb2.Timestamp | None = ...,
         acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
         receipt_key_id: _builtins.str = ...,
+        trace_parent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "lease_expires", b"lease_expires"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "attempts", b"attempts", "deposit_id", b"deposit_id", "id", b"id", "lease_expires", b"lease_expires", "nature", b"nature", "organism", b"organism", "receipt_key_id", b"receipt_key_id", "sha256", b"sha256", "size", b"size", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "attempts", b"attempts", "deposit_id", b"deposit_id", "id", b"id", "lease_expires", b"lease_expires", "nature", b"nature", "organism", b"organism", "receipt_key_id", b"receipt_key_id", "sha256", b"sha256", "size", b"size", "state", b"state", "trace_parent", b"trace_parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -270,6 +276,7 @@ class Deposit(_message.Message):
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     declarant: _builtins.str
     """The declarant who deposited it (the token's subject)."""
@@ -290,6 +297,8 @@ class Deposit(_message.Message):
     individuals: _builtins.int
     version: _builtins.int
     """Grows with each change; WatchDeposit sends each value once."""
+    trace_id: _builtins.str
+    """The trace (32 hex digits) that follows this deposit across organisms."""
     @_builtins.property
     def sirets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -323,10 +332,11 @@ class Deposit(_message.Message):
         received_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        trace_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "updated_at", b"updated_at", "validation", b"validation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["declarant", b"declarant", "deliveries", b"deliveries", "file_name", b"file_name", "id", b"id", "individuals", b"individuals", "month", b"month", "nature", b"nature", "receipt", b"receipt", "received_at", b"received_at", "rejection_code", b"rejection_code", "rejection_message", b"rejection_message", "request_id", b"request_id", "sha256", b"sha256", "sirets", b"sirets", "size", b"size", "state", b"state", "type", b"type", "updated_at", b"updated_at", "validation", b"validation", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declarant", b"declarant", "deliveries", b"deliveries", "file_name", b"file_name", "id", b"id", "individuals", b"individuals", "month", b"month", "nature", b"nature", "receipt", b"receipt", "received_at", b"received_at", "rejection_code", b"rejection_code", "rejection_message", b"rejection_message", "request_id", b"request_id", "sha256", b"sha256", "sirets", b"sirets", "size", b"size", "state", b"state", "trace_id", b"trace_id", "type", b"type", "updated_at", b"updated_at", "validation", b"validation", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
