@@ -22,6 +22,7 @@ from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 from opentelemetry.instrumentation.grpc import client_interceptor
+from opentelemetry.instrumentation.grpc.grpcext import intercept_channel as otel_intercept_channel
 from opentelemetry.sdk.trace import TracerProvider
 
 from clients.credentials import (
@@ -87,10 +88,8 @@ class Client(DsnCalls):
         )
         self._raw_channel = channel
         if tracer_provider is not None:  # client spans, and the W3C trace context in metadata
-            channel = grpc.intercept_channel(
-                channel,
-                client_interceptor(tracer_provider=tracer_provider),  # type: ignore[no-untyped-call]
-            )
+            interceptor = client_interceptor(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]
+            channel = otel_intercept_channel(channel, interceptor)  # type: ignore[no-untyped-call]
         if credentials is not None:
             channel = grpc.intercept_channel(channel, SyncCredentialsInterceptor(credentials))
         self.timeout = timeout
@@ -125,7 +124,11 @@ class Client(DsnCalls):
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         finally:
-            call.cancel()  # the caller stopped reading: end the stream on the server too
+            # The caller stopped reading: end the stream on the server too. (Traced, the call
+            # is the tracing interceptor's generator: closing it drops the call, which cancels.)
+            cancel = getattr(call, "cancel", None) or getattr(call, "close", None)
+            if cancel is not None:
+                cancel()
 
     def list_audit_records(
         self, request: audit_pb2.ListRecordsRequest
