@@ -1,7 +1,7 @@
 """The audit journal's hash chain and signed checkpoints, and their offline verification.
 
-Each record's hash is SHA-256 over the previous record's hash and the record's canonical form
-(its fields as compact JSON with sorted keys, its sequence number included). Every so often the
+Each record's hash is SHA-256 over the previous record's hash and the record's fields in a fixed
+order, each length-prefixed (its sequence number and journal included). Every so often the
 node signs a checkpoint (sequence number, hash, time) with its root key. A verifier walks the
 records in stored order, recomputes every hash and checks every checkpoint, and names the first
 record that was altered, removed, inserted or reordered.
@@ -10,8 +10,7 @@ record that was altered, removed, inserted or reordered.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -26,10 +25,14 @@ FIELDS = ("journal", "seq", "at", "trace_id", "chain_id", "subject", "organisms"
 
 
 def record_hash(previous: bytes, record: Mapping[str, object]) -> bytes:
-    """The hash of a record chained after `previous`."""
-    canonical = json.dumps({name: record[name] for name in FIELDS}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)  # fmt: skip
-    return hashlib.sha256(previous + canonical.encode()).digest()
+    """The hash of a record chained after `previous`: SHA-256 over the previous hash, then each
+    of FIELDS in order as its UTF-8 text prefixed by its length (4 bytes, big-endian)."""
+    digest = hashlib.sha256(previous)
+    for name in FIELDS:
+        text = str(record[name]).encode()
+        digest.update(len(text).to_bytes(4, "big"))
+        digest.update(text)
+    return digest.digest()
 
 
 def checkpoint_input(journal: str, seq: int, digest: bytes, at: int) -> bytes:
@@ -54,11 +57,13 @@ def verify_journal(
     records: Iterable[Mapping[str, object]],
     checkpoints: Iterable[Mapping[str, object]],
     root_key: Ed25519PublicKey,
-    present: Collection[int] = (),
+    present: Mapping[int, int] | None = None,
 ) -> Finding:
     """Walks one journal's records in stored order; `records` carry FIELDS plus prev_hash and
-    hash, `checkpoints` journal, seq, hash, at, signature; `present` is every sequence number
-    stored (it tells a record moved later from one removed)."""
+    hash, `checkpoints` journal, seq, hash, at, signature; `present` counts the records stored
+    under each sequence number (it tells a record moved later from one removed, and an inserted
+    record from an altered one)."""
+    present = present or {}
     marks = {}
     count_marks = 0
     for mark in checkpoints:
@@ -95,8 +100,9 @@ def verify_journal(
                            f"{previous_seq}: a record was inserted or rewritten", count,
                            count_marks)  # fmt: skip
         if seq in marks and marks[seq] != stored:
-            return Finding(False, seq, "altered", f"record {seq} differs from its signed "
-                           "checkpoint: the journal was rewritten from there or before",
+            kind = "inserted" if present.get(seq, 0) > 1 else "altered"
+            return Finding(False, seq, kind, f"record {seq} differs from its signed checkpoint "
+                           f"({kind}): the journal was rewritten from there or before",
                            count, count_marks)  # fmt: skip
         seen.add(seq)
         previous_hash, previous_seq = stored, seq

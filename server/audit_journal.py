@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import hashlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Collection
@@ -42,7 +43,6 @@ from server.handler_wrapping import (
     rebuild,
 )
 from server.telemetry import current_trace_id
-from token_suite.verify import VerifiedChain
 from token_suite.wire import service_of
 
 log = logging.getLogger("interops.audit")
@@ -59,10 +59,18 @@ _details: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar
 
 
 def note(**details: str) -> None:
-    """Lets a service say what its call was about (resource, siret, chain_id, subject)."""
+    """Lets a service say what its call was about (resource, siret, chain_id, subject); the
+    resource also goes on the call's span (a deposit's id as interops.deposit_id)."""
     found = _details.get()
     if found is not None:
         found.update(details)
+    resource = details.get("resource", "")
+    if resource:
+        span = trace.get_current_span()
+        span.set_attribute("interops.resource", resource)
+        kind, _, value = resource.partition(":")
+        if kind == "deposit":
+            span.set_attribute("interops.deposit_id", value)
 
 
 def _digest(message: Any) -> str:
@@ -114,23 +122,6 @@ def _resource(request: Any, response: Any, noted: dict[str, str]) -> tuple[str, 
     return "", siret
 
 
-def _describe_span(principal: VerifiedChain | None, organisms: str, resource: str) -> None:
-    """The call's span says which chain and organisms, and what resource; no personal data."""
-    span = trace.get_current_span()
-    if not span.is_recording():
-        return
-    if principal is not None:
-        span.set_attribute("interops.chain_id", principal.chain_id.hex())
-        span.set_attribute("interops.hops", len(principal.hops))
-        span.set_attribute("interops.organisms", organisms.strip("|").replace("|", ">"))
-        span.set_attribute("interops.subject_kind", principal.subject.split(":")[0])
-    if resource:
-        span.set_attribute("interops.resource", resource)
-        kind, _, value = resource.partition(":")
-        if kind == "deposit":
-            span.set_attribute("interops.deposit_id", value)
-
-
 class AuditJournal:
     """Queues records and appends them from a writer task."""
 
@@ -153,6 +144,8 @@ class AuditJournal:
         self.pending: list[dict[str, object]] = []
         self.failures: dict[str, deque[float]] = {}
         self._wake = asyncio.Event()
+        self._lock = threading.Lock()
+        self._pending_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self._last_checkpoint_at = time.monotonic()
 
@@ -175,8 +168,10 @@ class AuditJournal:
 
     def record(self, row: dict[str, object]) -> None:
         """Queues a record (called on the event loop)."""
-        self.pending.append(row)
-        if len(self.pending) == 1:
+        with self._pending_lock:  # the writer thread swaps the list
+            self.pending.append(row)
+            first = len(self.pending) == 1
+        if first:
             self._wake.set()
 
     def flags(self, peer: str, outcome: str, reason: str) -> str:
@@ -210,12 +205,18 @@ class AuditJournal:
                 await asyncio.sleep(1.0)
 
     def _flush(self, final: bool) -> None:
-        batch, self.pending = self.pending, []
+        with self._lock:  # the writer task and a query's flush may both be here
+            self._flush_locked(final)
+
+    def _flush_locked(self, final: bool) -> None:
+        with self._pending_lock:
+            batch, self.pending = self.pending, []
         if batch:
             try:
                 self.store.append(batch)
             except BaseException:
-                self.pending[:0] = batch
+                with self._pending_lock:
+                    self.pending[:0] = batch
                 raise
         since = self.store.head_seq - self.store.last_checkpoint
         due = time.monotonic() - self._last_checkpoint_at >= self.checkpoint_seconds
@@ -246,7 +247,6 @@ class AuditInterceptor(WrappingInterceptor):
             ]
             organisms = "|" + "|".join(parties) + "|"
         resource, siret = _resource(request, response, noted)
-        _describe_span(principal, organisms, resource)
         self.journal.record({
             "at": int(time.time() * 1000), "trace_id": current_trace_id(), "chain_id": chain_id,
             "subject": subject[:128], "organisms": organisms, "service": service_of(method),

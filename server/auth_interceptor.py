@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any, NoReturn
 
 import grpc
+from opentelemetry import trace
 
 from server.error_interceptor import fail, passes_through
 from server.errors import PermissionDenied, ServiceError, Unauthenticated, build_status
@@ -115,6 +116,7 @@ class AuthInterceptor(WrappingInterceptor):
         if not await self.trust.spend(spent):
             await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "REPLAYED",
                           "this token or proof was used already")  # fmt: skip
+        _describe_span(chain)
         right = self._right(method)
         if right is None or not chain.allows(right):
             await _refuse(context, grpc.StatusCode.PERMISSION_DENIED, "MISSING_GRANT",
@@ -140,6 +142,18 @@ class AuthInterceptor(WrappingInterceptor):
             return await behaviour(request, context)
 
         return rebuild(handler, unary)
+
+
+def _describe_span(chain: VerifiedChain) -> None:
+    """The call's span names the chain, its hops and organisms; never a person."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        parties = [chain.hops[0].delegator.organism, *(hop.holder.organism for hop in chain.hops)]
+        span.set_attributes({
+            "interops.chain_id": chain.chain_id.hex(), "interops.hops": len(chain.hops),
+            "interops.organisms": ">".join(parties),
+            "interops.subject_kind": chain.subject.split(":")[0],
+        })  # fmt: skip
 
 
 async def _refuse(context: Context, code: grpc.StatusCode, reason: str, message: str) -> NoReturn:

@@ -94,6 +94,7 @@ class Node:
         settings: Settings,
         extra_handlers: Sequence[Any] = (),
         extra_rights: Mapping[str, str] | None = None,
+        extra_unaudited: Sequence[str] = (),
     ) -> None:
         self.settings = settings
         self.engine = open_engine(settings.effective_database_url)
@@ -115,7 +116,7 @@ class Node:
         )  # fmt: skip
         interceptors = [
             tracing_interceptor(self.tracer_provider),
-            AuditInterceptor(self.journal, UNAUDITED),
+            AuditInterceptor(self.journal, (*UNAUDITED, *extra_unaudited)),
         ]
         self.server = grpc.aio.server(
             interceptors=[

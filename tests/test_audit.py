@@ -157,7 +157,7 @@ def test_offline_verification_names_the_first_record_tampered_with(
         if seq is not None:
             assert at == seq, (name, at, kind)
         if name in ("altered", "removed", "inserted", "reordered"):
-            assert kind == name
+            assert kind == name, _explain(engine, journal, public)
         _restore(engine, journal, rows, marks)
         assert _check(engine, journal, public)[0], f"restored after {name}"
     # The command line, offline, against the pinned root key.
@@ -182,6 +182,14 @@ def _check(engine: Engine, journal: str, root: Ed25519PublicKey) -> tuple[bool, 
     found = verify_journal(store.all_records(journal), store.all_checkpoints(journal), root,
                            store.sequence_numbers(journal))  # fmt: skip
     return found.ok, found.seq, found.kind
+
+
+def _explain(engine: Engine, journal: str, root: Ed25519PublicKey) -> str:
+    store = AuditStore(engine)
+    found = verify_journal(store.all_records(journal), store.all_checkpoints(journal), root,
+                           store.sequence_numbers(journal))  # fmt: skip
+    order = [(r["seq"], r["position"], r["subject"]) for r in store.all_records(journal)]
+    return f"{found.message} {order}"
 
 
 Rows = list[dict[str, Any]]
