@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.registry_import
 	$(BIN)/python -m bench.registry_lookup
 	$(BIN)/python -m bench.token_verify
+	$(BIN)/python -m bench.audit_overhead
 	$(BIN)/python -m bench.dsn_validate
 	$(BIN)/python -m bench.dsn_routing
 
