@@ -8,6 +8,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,19 @@ def test_pages_and_filters(audited: RunningNode, auditor: Signer) -> None:
         paged = list(client.list_audit_records(pb.ListRecordsRequest(page_size=3)))
     assert [r.seq for r in paged[: len(everything)]] == [r.seq for r in everything]
     assert _records(audited, auditor, organism="NOBODY") == []
+    # By SIRET: the ValidateSiret calls made above, and only calls about that SIRET.
+    about = _records(audited, auditor, siret="10000000900017")
+    assert about and all(r.siret == "10000000900017" for r in about)
+    # By time range: nothing after now, everything from the first record on.
+    later = pb.ListRecordsRequest()
+    later.after.FromSeconds(int(time.time()) + 3600)
+    earlier = pb.ListRecordsRequest()
+    earlier.after.FromMilliseconds(everything[0].at.ToMilliseconds())
+    earlier.before.FromSeconds(int(time.time()) + 3600)
+    with Client(audited.address, credentials=credentials) as client:
+        assert list(client.list_audit_records(later)) == []
+        ranged = list(client.list_audit_records(earlier))
+    assert [r.seq for r in ranged[: len(everything)]] == [r.seq for r in everything]
 
 
 # -- offline verification ----------------------------------------------------------------------
