@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2_grpc
+from interops.notify.v1 import notify_pb2_grpc
 from interops.operation.v1 import operation_pb2 as op
 from interops.operation.v1 import operation_pb2_grpc
 from interops.registry.v1 import registry_pb2 as pb
@@ -63,6 +64,22 @@ def upload_requests(
                 on_progress(sent, total)
 
 
+class _with_errors:  # noqa: N801 -- reads as a wrapper at the call site
+    """A stub whose unary calls raise clients.errors exceptions (with the client's timeout)."""
+
+    def __init__(self, stub: Any, client: Any) -> None:
+        self._stub = stub
+        self._client = client
+
+    def __getattr__(self, name: str) -> Callable[[Any], Any]:
+        method = getattr(self._stub, name)
+
+        def call(request: Any) -> Any:
+            return self._client._unary(method, request)
+
+        return call
+
+
 def _channel_target(address: str) -> str:
     return address.removeprefix("grpc://")
 
@@ -99,6 +116,7 @@ class Client(DsnCalls):
         self.deposits = dsn_pb2_grpc.DepositServiceStub(channel)
         self.deliveries = dsn_pb2_grpc.DeliveryServiceStub(channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(channel)
+        self.notify = _with_errors(notify_pb2_grpc.NotificationServiceStub(channel), self)
         self.health = health_pb2_grpc.HealthStub(channel)
 
     def close(self) -> None:

@@ -124,7 +124,7 @@ class AuthInterceptor(WrappingInterceptor):
         return chain
 
     def wrap(self, handler: Handler, method: str) -> Handler:
-        if service_of(method) in self.public_services:
+        if service_of(method) in self.public_services or method in self.public_services:
             return handler
         behaviour: Callable[..., Any] = behaviour_of(handler)
         authenticate = self.authenticate

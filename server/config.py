@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clients.tracing import EXPORTERS as TRACING_EXPORTERS
+from server.notify_dispatch import MailSettings
 
 
 class ConfigError(ValueError):
     """A configuration variable has a value the node cannot use."""
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, allowed[0]).lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,9 @@ class Settings:
     max_deposit_bytes: int = 2 * 1024**3
     # A directory of routing rule files (one JSON per organism); empty: the packaged ones.
     routing_rules_dir: str = ""
+    mail: MailSettings = field(default_factory=MailSettings)
+    notify_backoff_seconds: float = 30.0
+    notify_max_attempts: int = 6
     audit_checkpoint_records: int = 1000
     audit_checkpoint_seconds: float = 60.0
 
@@ -94,6 +105,21 @@ class Settings:
             ),
             max_deposit_bytes=int(number("INTEROPS_MAX_DEPOSIT_BYTES", cls.max_deposit_bytes)),
             routing_rules_dir=env.get("INTEROPS_ROUTING_RULES_DIR", ""),
+            mail=MailSettings(
+                host=env.get("INTEROPS_SMTP_HOST", "127.0.0.1"),
+                port=int(number("INTEROPS_SMTP_PORT", 25)),
+                tls=_choice(env, "INTEROPS_SMTP_TLS", ("none", "starttls", "tls")),
+                user=env.get("INTEROPS_SMTP_USER", ""),
+                password=env.get("INTEROPS_SMTP_PASSWORD", ""),
+                sender=env.get("INTEROPS_MAIL_FROM", MailSettings.sender),
+                public_url=env.get("INTEROPS_PUBLIC_URL", MailSettings.public_url),
+            ),
+            notify_backoff_seconds=number(
+                "INTEROPS_NOTIFY_BACKOFF_SECONDS", cls.notify_backoff_seconds
+            ),
+            notify_max_attempts=int(
+                number("INTEROPS_NOTIFY_MAX_ATTEMPTS", cls.notify_max_attempts)
+            ),
             audit_checkpoint_records=int(
                 number("INTEROPS_AUDIT_CHECKPOINT_RECORDS", cls.audit_checkpoint_records)
             ),

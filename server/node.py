@@ -21,6 +21,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2, dsn_pb2_grpc
+from interops.notify.v1 import notify_pb2, notify_pb2_grpc
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
 from interops.registry.v1 import registry_pb2, registry_pb2_grpc
 from interops.token.v1 import token_service_pb2, token_service_pb2_grpc
@@ -30,6 +31,7 @@ from registry.database import open_engine, upgrade
 from registry.declarant_store import DeclarantStore
 from registry.deposit_store import DepositStore
 from registry.dsn_routing import load_rules
+from registry.notify_store import NotifyStore
 from registry.operation_store import OperationStore
 from registry.rcd_store import RcdStore
 from registry.sealed_files import load_or_create_key
@@ -43,6 +45,10 @@ from server.dsn_pipeline import DepositFiles, DsnPipeline
 from server.error_interceptor import ErrorInterceptor
 from server.establishment_cache import EstablishmentCache
 from server.import_jobs import ImportJobs
+from server.notification_service import READ_RIGHT as NOTIFY_READ
+from server.notification_service import SEND_RIGHT as NOTIFY_SEND
+from server.notification_service import NotificationService
+from server.notify_dispatch import NotifyDispatcher
 from server.operation_service import OperationService
 from server.registry_service import RegistryService
 from server.telemetry import instrument_engine, tracer_provider, tracing_interceptor
@@ -59,6 +65,7 @@ SERVICES = (
     dsn_pb2.DESCRIPTOR.services_by_name["DepositService"].full_name,
     dsn_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
     audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    notify_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
 )
 # The right each protected service (or method) needs; a method in neither is refused.
 RIGHTS = {
@@ -68,6 +75,10 @@ RIGHTS = {
     "interops.dsn.v1.DepositService": DEPOSIT_RIGHT,
     "interops.dsn.v1.DeliveryService": DELIVERY_RIGHT,
     "interops.audit.v1.AuditService": AUDIT_RIGHT,
+    "interops.notify.v1.NotificationService": NOTIFY_READ,
+    "/interops.notify.v1.NotificationService/PublishTemplate": NOTIFY_SEND,
+    "/interops.notify.v1.NotificationService/Send": NOTIFY_SEND,
+    "/interops.notify.v1.NotificationService/ListOverdue": NOTIFY_SEND,
 }
 # Services whose calls the audit journal does not record (no exchange between parties).
 UNAUDITED = (
@@ -81,6 +92,8 @@ PUBLIC_SERVICES = (
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
     "grpc.reflection.v1.ServerReflection",
+    # An e-mail link carries no token: it leads to sign-in, shows nothing.
+    "/interops.notify.v1.NotificationService/OpenLink",
 )
 # Room for a 1 MiB upload chunk and a 1,000-establishment batch answer.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -160,6 +173,16 @@ class Node:
             DeliveryService(self.deposits, files, self.trust, settings.feed_poll_seconds, tracer),
             self.server,
         )
+        self.notify_store = NotifyStore(self.engine)
+        self.dispatcher = NotifyDispatcher(
+            self.notify_store, settings.mail, settings.feed_poll_seconds,
+            backoff_seconds=settings.notify_backoff_seconds,
+            max_attempts=settings.notify_max_attempts,
+        )  # fmt: skip
+        notify_pb2_grpc.add_NotificationServiceServicer_to_server(
+            NotificationService(self.notify_store, self.dispatcher, settings.feed_poll_seconds),
+            self.server,
+        )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditService(self.audit_store, self.journal), self.server
         )
@@ -180,6 +203,7 @@ class Node:
         await self.journal.start()
         await self.cache.start()
         await self.pipeline.start()
+        await self.dispatcher.start()
         self.port = self.server.add_insecure_port(self.settings.grpc_address)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.grpc_address}")
@@ -195,6 +219,7 @@ class Node:
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.imports.close()
         await self.pipeline.stop()
+        await self.dispatcher.stop()
         await self.journal.stop()
         await self.cache.stop()
         await self.trust.stop()
