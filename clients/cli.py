@@ -25,6 +25,7 @@ from clients.client import DEFAULT_ADDRESS, Client
 from clients.credentials import CallCredentials
 from clients.dsn_cli import register as register_dsn_commands
 from clients.errors import InteropsError, Unavailable
+from clients.nomenclature_cli import register as register_nomenclature_commands
 from clients.sample_organism import register as register_organism_commands
 from clients.token_cli import load_signer, read_token
 from clients.token_cli import register as register_token_commands
@@ -39,6 +40,8 @@ CLIENT_AUDIENCE = (
     "interops.dsn.v1.DepositService",
     "interops.dsn.v1.DeliveryService",
     "interops.audit.v1.AuditService",
+    "interops.notify.v1.NotificationService",
+    "interops.nomenclature.v1.NomenclatureService",
 )
 Handler = Callable[[argparse.Namespace], int]
 
@@ -183,6 +186,7 @@ def parser() -> argparse.ArgumentParser:
     register_dsn_commands(commands, _with_client)
     register_organism_commands(commands, _with_client)
     register_audit_commands(commands, _with_client)
+    register_nomenclature_commands(commands, _with_client)
     return root
 
 

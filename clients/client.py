@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2_grpc
+from interops.nomenclature.v1 import nomenclature_pb2_grpc
 from interops.notify.v1 import notify_pb2_grpc
 from interops.operation.v1 import operation_pb2 as op
 from interops.operation.v1 import operation_pb2_grpc
@@ -117,6 +118,9 @@ class Client(DsnCalls):
         self.deliveries = dsn_pb2_grpc.DeliveryServiceStub(channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(channel)
         self.notify = _with_errors(notify_pb2_grpc.NotificationServiceStub(channel), self)
+        self.nomenclature = _with_errors(
+            nomenclature_pb2_grpc.NomenclatureServiceStub(channel), self
+        )
         self.health = health_pb2_grpc.HealthStub(channel)
 
     def close(self) -> None:

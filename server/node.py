@@ -21,6 +21,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2, dsn_pb2_grpc
+from interops.nomenclature.v1 import nomenclature_pb2, nomenclature_pb2_grpc
 from interops.notify.v1 import notify_pb2, notify_pb2_grpc
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
 from interops.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -31,6 +32,7 @@ from registry.database import open_engine, upgrade
 from registry.declarant_store import DeclarantStore
 from registry.deposit_store import DepositStore
 from registry.dsn_routing import load_rules
+from registry.nomenclature_store import NomenclatureStore
 from registry.notify_store import NotifyStore
 from registry.operation_store import OperationStore
 from registry.rcd_store import RcdStore
@@ -45,6 +47,9 @@ from server.dsn_pipeline import DepositFiles, DsnPipeline
 from server.error_interceptor import ErrorInterceptor
 from server.establishment_cache import EstablishmentCache
 from server.import_jobs import ImportJobs
+from server.nomenclature_service import PUBLISH_RIGHT as NOMENCLATURE_PUBLISH
+from server.nomenclature_service import READ_RIGHT as NOMENCLATURE_READ
+from server.nomenclature_service import NomenclatureService
 from server.notification_service import READ_RIGHT as NOTIFY_READ
 from server.notification_service import SEND_RIGHT as NOTIFY_SEND
 from server.notification_service import NotificationService
@@ -66,6 +71,7 @@ SERVICES = (
     dsn_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
     audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
     notify_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
+    nomenclature_pb2.DESCRIPTOR.services_by_name["NomenclatureService"].full_name,
 )
 # The right each protected service (or method) needs; a method in neither is refused.
 RIGHTS = {
@@ -79,6 +85,8 @@ RIGHTS = {
     "/interops.notify.v1.NotificationService/PublishTemplate": NOTIFY_SEND,
     "/interops.notify.v1.NotificationService/Send": NOTIFY_SEND,
     "/interops.notify.v1.NotificationService/ListOverdue": NOTIFY_SEND,
+    "interops.nomenclature.v1.NomenclatureService": NOMENCLATURE_READ,
+    "/interops.nomenclature.v1.NomenclatureService/PublishVersion": NOMENCLATURE_PUBLISH,
 }
 # Services whose calls the audit journal does not record (no exchange between parties).
 UNAUDITED = (
@@ -181,6 +189,10 @@ class Node:
         )  # fmt: skip
         notify_pb2_grpc.add_NotificationServiceServicer_to_server(
             NotificationService(self.notify_store, self.dispatcher, settings.feed_poll_seconds),
+            self.server,
+        )
+        nomenclature_pb2_grpc.add_NomenclatureServiceServicer_to_server(
+            NomenclatureService(NomenclatureStore(self.engine), self.notify_store, self.dispatcher),
             self.server,
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(

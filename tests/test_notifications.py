@@ -298,3 +298,64 @@ def test_a_crash_between_the_outbox_and_delivery_loses_and_repeats_nothing(
         assert len([m for m in box.messages if m["To"] == "crash@c.example"]) == 1
     finally:
         second.stop()
+
+
+# -- nomenclatures -------------------------------------------------------------------------------
+
+NOMENCLATURE = "interops.nomenclature.v1.NomenclatureService"
+
+
+def test_nomenclature_versions_diff_and_notice_to_subscribers(
+    notifying: RunningNode, company_a: Client, tmp_path: Path
+) -> None:
+    from interops.nomenclature.v1 import nomenclature_pb2 as nb
+
+    from token_suite.keys import write_private_key
+
+    signer = notifying.organism("NOMENCLATOR", "PORTAL",
+                                rights=("nomenclature.publish", "nomenclature.read"))  # fmt: skip
+    company_a.notify.Subscribe(pb.SubscribeRequest(subscription=pb.Subscription(
+        siren=COMPANY_A, topic=pb.TOPIC_NOMENCLATURE, channels=[pb.CHANNEL_API])))  # fmt: skip
+    company_a.notify.FetchNotifications(pb.FetchNotificationsRequest(max_notifications=100))
+    key = tmp_path / "nomenclator.pem"
+    write_private_key(signer.key, key)
+    auth = ("--address", notifying.address, "--organism", "NOMENCLATOR", "--key", str(key))
+    first, second = tmp_path / "v1.txt", tmp_path / "v2.txt"
+    first.write_text("01;Envoi normal\n02;Envoi néant\n03;Ancien code\n", "utf-8")
+    second.write_text("01;Envoi normal\n02;Envoi néant (sans salarié)\n04;Nouveau\n", "utf-8")
+    from tests.test_dsn_validation import interops
+
+    done = interops(*auth, "nomenclature", "publish", "TYPE-ENVOI", str(first))
+    assert done.returncode == 0 and "version 1 published" in done.stdout, done.stderr
+    done = interops(*auth, "nomenclature", "publish", "TYPE-ENVOI", str(second))
+    assert "version 2 published; 1 companies notified" in done.stdout, done.stdout
+    credentials = notifying.credentials(signer, (NOMENCLATURE,))
+    with Client(notifying.address, credentials=credentials) as client:
+        current = client.nomenclature.GetTable(nb.GetTableRequest(table="TYPE-ENVOI")).table
+        assert current.version == 2 and [c.code for c in current.codes] == ["01", "02", "04"]
+        old = client.nomenclature.GetTable(nb.GetTableRequest(table="TYPE-ENVOI", version=1))
+        assert [c.code for c in old.table.codes] == ["01", "02", "03"]
+        diff = client.nomenclature.Diff(
+            nb.DiffRequest(table="TYPE-ENVOI", from_version=1, to_version=2))  # fmt: skip
+        with pytest.raises(NotFound):
+            client.nomenclature.GetTable(nb.GetTableRequest(table="TYPE-ENVOI", version=9))
+    assert [c.code for c in diff.added] == ["04"] and [c.code for c in diff.removed] == ["03"]
+    assert [(c.code, c.old_label, c.new_label) for c in diff.changed] == [
+        ("02", "Envoi néant", "Envoi néant (sans salarié)")]  # fmt: skip
+    assert "1 added, 1 removed, 1 changed" in diff.note and "- 03 Ancien code" in diff.note
+    shown = interops(*auth, "nomenclature", "diff", "TYPE-ENVOI", "1", "2")
+    assert shown.stdout.strip() == diff.note
+    listed = interops(*auth, "nomenclature", "get", "TYPE-ENVOI", "--version", "1")
+    assert listed.stdout.splitlines() == ["01;Envoi normal", "02;Envoi néant", "03;Ancien code"]
+    # The subscribed company heard of both versions on the API channel, with the note.
+    deadline = time.monotonic() + 30
+    notices: list[pb.Notification] = []
+    while time.monotonic() < deadline and len(notices) < 2:
+        notices += company_a.notify.FetchNotifications(pb.FetchNotificationsRequest()).notifications
+        time.sleep(0.05)
+    assert [n.topic for n in notices] == [pb.TOPIC_NOMENCLATURE] * 2
+    assert "passe en version 2" in notices[1].body and "+ 04 Nouveau" in notices[1].body
+    bad = tmp_path / "bad.txt"
+    bad.write_text("no separator here\n", "utf-8")
+    refused = interops(*auth, "nomenclature", "publish", "TYPE-ENVOI", str(bad))
+    assert refused.returncode == 2 and "line 1" in refused.stderr
