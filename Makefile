@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.audit_overhead
 	$(BIN)/python -m bench.dsn_validate
 	$(BIN)/python -m bench.dsn_routing
+	$(BIN)/python -m bench.notify_fanout
 
 clean:
 	rm -rf $(VENV) tools/buf/node_modules var

@@ -422,6 +422,30 @@ class NotifyStore:
                 .values(state=kind)
             )
 
+    def acknowledge_many(
+        self, ids: Sequence[str], kind: int, channel: str, actor: str, trace_id: str
+    ) -> None:
+        """Records the same acknowledgement of many notifications at once."""
+        if not ids:
+            return
+        moment = now_ms()
+        with self.engine.begin() as connection:
+            self._insert_many(
+                connection,
+                "notify_acks",
+                [(i, kind, channel, moment, actor[:128], trace_id) for i in ids],
+                ("notification_id", "kind", "channel", "at", "actor", "trace_id"),
+            )
+            connection.execute(
+                update(notifications)
+                .where(notifications.c.id.in_(ids), notifications.c.state < kind)
+                .values(state=kind)
+            )
+
+    def notifications_by_id(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Those notifications, oldest first."""
+        return self._notifications(notifications.c.id.in_(ids), len(ids)) if ids else []
+
     def fetch_unfetched(self, sirens: Sequence[str] | None, limit: int) -> list[str]:
         """Ids of notifications (of those companies; None: every company) not yet handed over
         on the API channel, marked handed over."""

@@ -251,21 +251,16 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
         ids = await asyncio.to_thread(
             self.store.fetch_unfetched, sorted(covered) if covered is not None else None, limit
         )
-        subject = current_principal().subject
-        fetched = []
-        for notification_id in ids:
-            await asyncio.to_thread(
-                self.store.acknowledge,
-                notification_id,
-                ACK_RECEIVED,
-                "API",
-                subject,
-                current_trace_id(),
-            )
-            row = await asyncio.to_thread(self.store.notification, notification_id)
-            if row is not None:
-                fetched.append(notification_message(row))
-        return fetched
+        await asyncio.to_thread(
+            self.store.acknowledge_many,
+            ids,
+            ACK_RECEIVED,
+            "API",
+            current_principal().subject,
+            current_trace_id(),
+        )
+        rows = await asyncio.to_thread(self.store.notifications_by_id, ids)
+        return [notification_message(row) for row in rows]
 
     async def FetchNotifications(
         self, request: pb.FetchNotificationsRequest, context: Context
