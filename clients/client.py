@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2_grpc
 from interops.nomenclature.v1 import nomenclature_pb2_grpc
-from interops.notify.v1 import notify_pb2_grpc
+from interops.notify.v1 import notify_pb2, notify_pb2_grpc
 from interops.operation.v1 import operation_pb2 as op
 from interops.operation.v1 import operation_pb2_grpc
 from interops.registry.v1 import registry_pb2 as pb
@@ -164,6 +164,13 @@ class Client(DsnCalls):
             if not (token := page.next_page_token):
                 return
             query.page_token = token
+
+    def stream_notifications(self) -> Generator[notify_pb2.Notification, None, None]:
+        """The API channel as a stream: each new notification of the caller's companies, once,
+        until the generator is closed."""
+        request = notify_pb2.StreamNotificationsRequest()
+        for response in self._stream(self.notify._stub.StreamNotifications, request):
+            yield response.notification
 
     def check_health(self, service: str = "") -> bool:
         """True when the node (or one of its services) is serving."""

@@ -66,10 +66,11 @@ notifications = Table(
     Column("created_at", BigInteger, nullable=False),
     # The strongest acknowledgement: 0 none, 1 delivered, 2 received, 3 authenticated.
     Column("state", Integer, nullable=False),
-    # Whether the API channel handed it over already (FetchNotifications).
+    # 0: not on the API channel (yet); 1: held there, to fetch; 2: fetched.
     Column("fetched", Integer, nullable=False),
     Index("ix_notifications_siren", "siren", "created_at"),
     Index("ix_notifications_overdue", "official", "state", "deadline"),
+    Index("ix_notifications_unfetched", "fetched", "created_at", "id"),
 )
 
 notify_deliveries = Table(

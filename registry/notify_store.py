@@ -33,6 +33,8 @@ from registry.notify_schema import (
 PENDING, SENDING, RETRYING = "PENDING", "SENDING", "RETRYING"
 DELIVERED, DEAD = "DELIVERED", "DEAD"
 ACK_DELIVERED, ACK_RECEIVED, ACK_AUTHENTICATED = 1, 2, 3
+# notifications.fetched: not (yet) on the API channel, held there for fetching, fetched.
+NOT_HELD, FETCHABLE, FETCHED = 0, 1, 2
 _BATCH = 5_000
 
 
@@ -383,6 +385,13 @@ class NotifyStore:
                 )
                 .values(state=ACK_DELIVERED)
             )
+            held = {d.notification_id for d in items if d.channel == "API"}
+            if held:  # now the API channel may hand them over
+                connection.execute(
+                    update(notifications)
+                    .where(notifications.c.id.in_(held), notifications.c.fetched == NOT_HELD)
+                    .values(fetched=FETCHABLE)
+                )
 
     def failed(self, item: Due, error: str, *, retry_in_ms: int | None) -> None:
         """Records a failed attempt: to retry after `retry_in_ms`, or dead (None)."""
@@ -452,16 +461,8 @@ class NotifyStore:
         with self.engine.begin() as connection:
             query = (
                 select(notifications.c.id)
-                .join(
-                    notify_deliveries,
-                    and_(
-                        notify_deliveries.c.notification_id == notifications.c.id,
-                        notify_deliveries.c.channel == "API",
-                        notify_deliveries.c.state == DELIVERED,
-                    ),
-                )
-                .where(notifications.c.fetched == 0)
-                .order_by(notifications.c.created_at, notifications.c.id)
+                .where(notifications.c.fetched == FETCHABLE)
+                .order_by(notifications.c.fetched, notifications.c.created_at, notifications.c.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
@@ -470,7 +471,7 @@ class NotifyStore:
             ids = [str(r[0]) for r in connection.execute(query)]
             if ids:
                 connection.execute(
-                    update(notifications).where(notifications.c.id.in_(ids)).values(fetched=1)
+                    update(notifications).where(notifications.c.id.in_(ids)).values(fetched=FETCHED)
                 )
         return ids
 

@@ -359,3 +359,17 @@ def test_nomenclature_versions_diff_and_notice_to_subscribers(
     bad.write_text("no separator here\n", "utf-8")
     refused = interops(*auth, "nomenclature", "publish", "TYPE-ENVOI", str(bad))
     assert refused.returncode == 2 and "line 1" in refused.stderr
+
+
+def test_the_api_stream_hands_over_each_new_notification_once(
+    notifying: RunningNode, company_b: Client, sender: Client
+) -> None:
+    company_b.notify.FetchNotifications(pb.FetchNotificationsRequest(max_notifications=100))
+    _send(sender, "streamed", COMPANY_B)
+    stream = company_b.stream_notifications()
+    try:
+        first = next(stream)
+    finally:
+        stream.close()
+    assert first.siren == COMPANY_B and first.state >= pb.ACK_KIND_RECEIVED
+    assert company_b.notify.FetchNotifications(pb.FetchNotificationsRequest()).notifications == []

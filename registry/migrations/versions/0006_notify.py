@@ -66,6 +66,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_notifications_overdue", "notifications", ["official", "state", "deadline"]
     )
+    op.create_index(
+        "ix_notifications_unfetched", "notifications", ["fetched", "created_at", "id"]
+    )
     op.create_table(
         "notify_deliveries",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
