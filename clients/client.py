@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
@@ -165,11 +166,14 @@ class Client(DsnCalls):
                 return
             query.page_token = token
 
-    def stream_notifications(self) -> Generator[notify_pb2.Notification, None, None]:
+    def stream_notifications(
+        self, timeout: float | None = None
+    ) -> Generator[notify_pb2.Notification, None, None]:
         """The API channel as a stream: each new notification of the caller's companies, once,
-        until the generator is closed."""
+        until the generator is closed (or `timeout` seconds have passed)."""
         request = notify_pb2.StreamNotificationsRequest()
-        for response in self._stream(self.notify._stub.StreamNotifications, request):
+        method = functools.partial(self.notify._stub.StreamNotifications, timeout=timeout)
+        for response in self._stream(method, request):
             yield response.notification
 
     def check_health(self, service: str = "") -> bool:

@@ -362,14 +362,17 @@ def test_nomenclature_versions_diff_and_notice_to_subscribers(
 
 
 def test_the_api_stream_hands_over_each_new_notification_once(
-    notifying: RunningNode, company_b: Client, sender: Client
+    notifying: RunningNode, company_a: Client, sender: Client
 ) -> None:
-    company_b.notify.FetchNotifications(pb.FetchNotificationsRequest(max_notifications=100))
-    _send(sender, "streamed", COMPANY_B)
-    stream = company_b.stream_notifications()
+    while company_a.notify.FetchNotifications(
+        pb.FetchNotificationsRequest(max_notifications=100)
+    ).notifications:
+        pass  # drained
+    _send(sender, "streamed", COMPANY_A)  # company A takes the API channel
+    stream = company_a.stream_notifications(timeout=30)
     try:
         first = next(stream)
     finally:
         stream.close()
-    assert first.siren == COMPANY_B and first.state >= pb.ACK_KIND_RECEIVED
-    assert company_b.notify.FetchNotifications(pb.FetchNotificationsRequest()).notifications == []
+    assert first.siren == COMPANY_A and first.state >= pb.ACK_KIND_RECEIVED
+    assert company_a.notify.FetchNotifications(pb.FetchNotificationsRequest()).notifications == []
