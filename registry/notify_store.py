@@ -360,7 +360,7 @@ class NotifyStore:
             for r in rows
         ]
 
-    def delivered(self, items: Sequence[Due], actor: str = "channel") -> None:
+    def delivered(self, items: Sequence[Due], actor: str = "channel", trace_id: str = "") -> None:
         """Marks deliveries delivered, with their acknowledgement, in one transaction."""
         if not items:
             return
@@ -374,7 +374,10 @@ class NotifyStore:
             self._insert_many(
                 connection,
                 "notify_acks",
-                [(d.notification_id, ACK_DELIVERED, d.channel, moment, actor, "") for d in items],
+                [
+                    (d.notification_id, ACK_DELIVERED, d.channel, moment, actor, trace_id)
+                    for d in items
+                ],
                 ("notification_id", "kind", "channel", "at", "actor", "trace_id"),
             )
             connection.execute(

@@ -186,6 +186,7 @@ class Node:
             self.notify_store, settings.mail, settings.feed_poll_seconds,
             backoff_seconds=settings.notify_backoff_seconds,
             max_attempts=settings.notify_max_attempts,
+            tracer=self.tracer_provider.get_tracer("interops.notify"),
         )  # fmt: skip
         notify_pb2_grpc.add_NotificationServiceServicer_to_server(
             NotificationService(self.notify_store, self.dispatcher, settings.feed_poll_seconds),

@@ -19,6 +19,9 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
 from registry.notify_store import Due, NotifyStore
 
 log = logging.getLogger("interops.notify")
@@ -51,7 +54,9 @@ class NotifyDispatcher:
         *,
         backoff_seconds: float = 30.0,
         max_attempts: int = 6,
+        tracer: Tracer | None = None,
     ) -> None:
+        self.tracer = tracer or trace.get_tracer("interops.notify")
         self.store = store
         self.mail = mail
         self.poll_seconds = poll_seconds
@@ -87,15 +92,22 @@ class NotifyDispatcher:
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
     def run_once(self) -> int:
-        """Attempts what is due now; returns how many deliveries were attempted."""
+        """Attempts what is due now; returns how many deliveries were attempted. A round with
+        work is a span, whose trace id the delivered acknowledgements carry (an idle poll makes
+        none)."""
         held = self.store.due(5_000, ("API", "DASHBOARD"))
-        self.store.delivered(held)
         mails = self.store.due(100, ("EMAIL",))
-        for item in mails:
-            self._email(item)
+        if not held and not mails:
+            return 0
+        with self.tracer.start_as_current_span("notify.dispatch") as span:
+            span.set_attribute("interops.deliveries", len(held) + len(mails))
+            trace_id = f"{span.get_span_context().trace_id:032x}"
+            self.store.delivered(held, trace_id=trace_id)
+            for item in mails:
+                self._email(item, trace_id)
         return len(held) + len(mails)
 
-    def _email(self, item: Due) -> None:
+    def _email(self, item: Due, trace_id: str) -> None:
         if not item.email or self.store.flagged(item.email):
             self.store.failed(item, "no usable e-mail address (flagged or none)", retry_in_ms=None)
             return
@@ -120,7 +132,7 @@ class NotifyDispatcher:
         except (OSError, smtplib.SMTPException) as error:
             self._retry(item, f"{type(error).__name__}: {error}")
         else:
-            self.store.delivered([item], actor="smtp")
+            self.store.delivered([item], actor="smtp", trace_id=trace_id)
 
     def _refused(self, item: Due, reason: str, *, permanent: bool) -> None:
         if permanent:  # the address bounced: flag it once, for every sending

@@ -172,6 +172,7 @@ def test_every_channel_and_acknowledgement(
     assert (pb.ACK_KIND_RECEIVED, pb.CHANNEL_EMAIL) in kinds
     assert (pb.ACK_KIND_AUTHENTICATED, pb.CHANNEL_DASHBOARD) in kinds
     assert all(a.at.seconds and a.actor for a in read.notification.acknowledgements)
+    assert all(len(a.trace_id) == 32 for a in read.notification.acknowledgements)
     authenticated = next(a for a in read.notification.acknowledgements
                          if a.kind == pb.ACK_KIND_AUTHENTICATED)  # fmt: skip
     assert authenticated.actor.startswith("declarant:") and len(authenticated.trace_id) == 32
