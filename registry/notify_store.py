@@ -140,6 +140,33 @@ class NotifyStore:
                     )
                 )
 
+    def change_contact(self, siren: str, email: str, new_email: str) -> tuple[int, int]:
+        """Replaces a company's address in its subscriptions and its e-mails not yet sent;
+        the same address again clears its flag. (subscriptions, pending e-mails) changed."""
+        with self.engine.begin() as connection:
+            subscriptions = connection.execute(
+                update(notify_subscriptions)
+                .where(notify_subscriptions.c.siren == siren, notify_subscriptions.c.email == email)
+                .values(email=new_email)
+            ).rowcount
+            company = select(notifications.c.id).where(notifications.c.siren == siren)
+            pending = connection.execute(
+                update(notify_deliveries)
+                .where(
+                    notify_deliveries.c.email == email,
+                    notify_deliveries.c.state.in_((PENDING, RETRYING)),
+                    notify_deliveries.c.notification_id.in_(company),
+                )
+                .values(email=new_email)
+            ).rowcount
+            if new_email == email:
+                connection.execute(
+                    update(notify_contacts)
+                    .where(notify_contacts.c.email == email)
+                    .values(flagged=0, reason="confirmed by its company", changed_at=now_ms())
+                )
+        return subscriptions, pending
+
     def flagged(self, email: str) -> bool:
         """True when the address bounced or expired."""
         with self.engine.connect() as connection:

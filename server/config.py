@@ -109,6 +109,7 @@ class Settings:
                 host=env.get("INTEROPS_SMTP_HOST", "127.0.0.1"),
                 port=int(number("INTEROPS_SMTP_PORT", 25)),
                 tls=_choice(env, "INTEROPS_SMTP_TLS", ("none", "starttls", "tls")),
+                ca_file=env.get("INTEROPS_SMTP_CA_FILE", ""),
                 user=env.get("INTEROPS_SMTP_USER", ""),
                 password=env.get("INTEROPS_SMTP_PASSWORD", ""),
                 sender=env.get("INTEROPS_MAIL_FROM", MailSettings.sender),

@@ -26,6 +26,7 @@ from server.dsn_messages import delivery_message, return_message, return_payload
 from server.dsn_pipeline import DepositFiles
 from server.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from server.handler_wrapping import Context
+from server.topic_notices import NoticeTemplate, TopicNotices
 from server.trust import NodeTrust
 from token_suite.receipts import receipt_valid
 
@@ -44,6 +45,16 @@ CRM_CODES = {
 }
 
 
+# The notice the declared companies receive when an organism posts a CRM about their deposit.
+CRM_NOTICE = NoticeTemplate(
+    "crm-posted",
+    "CRM",
+    "Compte rendu {code} de {organism}",
+    "{organism} a publié le compte rendu métier {code} sur la déclaration {deposit} "
+    "(période {month}). Il est consultable dans vos retours.",
+)
+
+
 def caller_organism() -> str:
     """The calling organism's code; refuses a chain whose subject is not an organism."""
     subject = current_principal().subject
@@ -58,9 +69,10 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
 
     def __init__(
         self, store: DepositStore, files: DepositFiles, trust: NodeTrust, poll_seconds: float,
-        tracer: Tracer,
+        tracer: Tracer, *, notices: TopicNotices,
     ) -> None:  # fmt: skip
         self.tracer = tracer
+        self.notices = notices
         self.store = store
         self.files = files
         self.trust = trust
@@ -167,11 +179,18 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
                 violations=[FieldViolation("code", "not a code of this kind of organism")],
             )
         payload = return_payload(request.content, request.content_type, list(request.pas_rates))
-        record, _ = await asyncio.to_thread(
+        record, created = await asyncio.to_thread(
             functools.partial(
                 self.store.add_return, request.deposit_id, organism, code=request.code,
                 status=int(request.status), request_id=request.request_id or None,
                 payload=payload,
             )
         )  # fmt: skip
+        if created:
+            deposit = await asyncio.to_thread(self.store.get, request.deposit_id)
+            assert deposit is not None
+            values = {"organism": organism, "code": request.code, "deposit": deposit.id,
+                      "month": deposit.month}  # fmt: skip
+            companies = {siret[:9] for siret in deposit.sirets}
+            await self.notices.send(CRM_NOTICE, f"crm-{record.id}", values, companies)
         return pb.PostReturnResponse(**{"return": return_message(record)})

@@ -58,6 +58,7 @@ from server.operation_service import OperationService
 from server.registry_service import RegistryService
 from server.telemetry import instrument_engine, tracer_provider, tracing_interceptor
 from server.token_service import TokenService
+from server.topic_notices import TopicNotices
 from server.trust import NodeTrust
 from server.validation_interceptor import ValidationInterceptor
 
@@ -177,10 +178,6 @@ class Node:
                            settings.feed_poll_seconds),
             self.server,
         )  # fmt: skip
-        dsn_pb2_grpc.add_DeliveryServiceServicer_to_server(
-            DeliveryService(self.deposits, files, self.trust, settings.feed_poll_seconds, tracer),
-            self.server,
-        )
         self.notify_store = NotifyStore(self.engine)
         self.dispatcher = NotifyDispatcher(
             self.notify_store, settings.mail, settings.feed_poll_seconds,
@@ -188,12 +185,17 @@ class Node:
             max_attempts=settings.notify_max_attempts,
             tracer=self.tracer_provider.get_tracer("interops.notify"),
         )  # fmt: skip
+        notices = TopicNotices(self.notify_store, self.dispatcher)
+        delivery = DeliveryService(
+            self.deposits, files, self.trust, settings.feed_poll_seconds, tracer, notices=notices
+        )
+        dsn_pb2_grpc.add_DeliveryServiceServicer_to_server(delivery, self.server)
         notify_pb2_grpc.add_NotificationServiceServicer_to_server(
             NotificationService(self.notify_store, self.dispatcher, settings.feed_poll_seconds),
             self.server,
         )
         nomenclature_pb2_grpc.add_NomenclatureServiceServicer_to_server(
-            NomenclatureService(NomenclatureStore(self.engine), self.notify_store, self.dispatcher),
+            NomenclatureService(NomenclatureStore(self.engine), notices),
             self.server,
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(

@@ -4,35 +4,32 @@ version notifies the companies subscribed to nomenclature updates."""
 from __future__ import annotations
 
 import asyncio
-import functools
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from interops.nomenclature.v1 import nomenclature_pb2 as pb
 from interops.nomenclature.v1 import nomenclature_pb2_grpc
 
 from registry.nomenclature_store import NOMENCLATURE_TOPIC, NomenclatureStore, difference
-from registry.notify_store import NotifyStore
 from server.errors import FieldViolation, InvalidArgument, NotFound
 from server.handler_wrapping import Context
-from server.notify_dispatch import NotifyDispatcher
+from server.topic_notices import NoticeTemplate, TopicNotices
 
 READ_RIGHT = "nomenclature.read"
 PUBLISH_RIGHT = "nomenclature.publish"
-# The template every nomenclature notice uses (published on first need).
-TEMPLATE = "nomenclature-update"
-SUBJECT = "Nouvelle version de la nomenclature {table}"
-BODY = "La nomenclature {table} passe en version {version}.\n\n{note}"
+NOTICE = NoticeTemplate(
+    "nomenclature-update",
+    NOMENCLATURE_TOPIC,
+    "Nouvelle version de la nomenclature {table}",
+    "La nomenclature {table} passe en version {version}.\n\n{note}",
+)
 
 
 class NomenclatureService(nomenclature_pb2_grpc.NomenclatureServiceServicer):
     """Serves the tables; publication goes through the notification outbox."""
 
-    def __init__(
-        self, store: NomenclatureStore, notify: NotifyStore, dispatcher: NotifyDispatcher
-    ) -> None:
+    def __init__(self, store: NomenclatureStore, notices: TopicNotices) -> None:
         self.store = store
-        self.notify = notify
-        self.dispatcher = dispatcher
+        self.notices = notices
 
     async def PublishVersion(
         self, request: pb.PublishVersionRequest, context: Context
@@ -45,24 +42,9 @@ class NomenclatureService(nomenclature_pb2_grpc.NomenclatureServiceServicer):
                 violations=[FieldViolation("codes", "a code appears twice")],
             )
         version, note = await asyncio.to_thread(self.store.publish, request.table, codes)
-        template = await asyncio.to_thread(self.notify.template, TEMPLATE)
-        if template is None:
-            template = await asyncio.to_thread(
-                self.notify.publish_template, TEMPLATE, NOMENCLATURE_TOPIC, SUBJECT, BODY
-            )
         values = {"table": request.table, "version": str(version), "note": note[:15000]}
-        notified, _ = await asyncio.to_thread(
-            functools.partial(
-                self.notify.send,
-                f"nomenclature-{request.table}-{version}",
-                template,
-                None,
-                values,
-                official=False,
-                deadline_ms=0,
-            )
-        )
-        self.dispatcher.wake()
+        request_id = f"nomenclature-{request.table}-{version}"
+        notified = await self.notices.send(NOTICE, request_id, values)
         return pb.PublishVersionResponse(version=version, note=note, notified=notified)
 
     async def _codes(self, table: str, version: int) -> tuple[int, dict[str, str]]:

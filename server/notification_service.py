@@ -124,6 +124,24 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
         await asyncio.to_thread(self.store.subscribe, wanted.siren, topic, channels, wanted.email)
         return pb.SubscribeResponse(subscription=wanted)
 
+    async def ChangeContact(
+        self, request: pb.ChangeContactRequest, context: Context
+    ) -> pb.ChangeContactResponse:
+        _require_company(request.siren)
+        if "@" not in request.new_email:
+            raise InvalidArgument(
+                "NOT_AN_EMAIL",
+                "the new address is not an e-mail address",
+                violations=[FieldViolation("new_email", "not an e-mail address")],
+            )
+        subscriptions, pending = await asyncio.to_thread(
+            self.store.change_contact, request.siren, request.email, request.new_email
+        )
+        if not subscriptions:
+            raise NotFound("CONTACT_NOT_FOUND", f"no subscription of {request.siren} uses it")
+        self.dispatcher.wake()
+        return pb.ChangeContactResponse(subscriptions=subscriptions, pending_emails=pending)
+
     async def ListSubscriptions(
         self, request: pb.ListSubscriptionsRequest, context: Context
     ) -> pb.ListSubscriptionsResponse:

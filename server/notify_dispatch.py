@@ -35,6 +35,8 @@ class MailSettings:
     port: int = 25
     # "none", "starttls" or "tls" (implicit TLS).
     tls: str = "none"
+    # A CA bundle to trust instead of the system's (a private relay's certificate authority).
+    ca_file: str = ""
     user: str = ""
     password: str = ""
     sender: str = "notifications@interops.invalid"
@@ -150,7 +152,7 @@ class NotifyDispatcher:
 
     def _send(self, message: EmailMessage) -> None:
         mail = self.mail
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=mail.ca_file or None)
         if mail.tls == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(
                 mail.host, mail.port, timeout=mail.timeout_seconds, context=context

@@ -267,6 +267,11 @@ def test_crms_flow_back_to_the_declarant_only_from_organisms_it_was_delivered_to
         assert not_its_code.value.reason == "CRM_CODE_NOT_YOURS"
     with _as(node, organisms["CNAM"]) as cnam, pytest.raises(NotFound):
         cnam.post_return(deposit.id, "30", pb.RETURN_STATUS_ACCEPTED)  # nothing delivered to it
+    # The declared company is notified once (on its CRM topic), the retry sent nothing more.
+    notices = [n for n in node.node.notify_store.list_for(DEMO_COMPANY.siren, 500, None)
+               if n["template"] == "crm-posted" and deposit.id in n["body"]]  # fmt: skip
+    assert len(notices) == 1 and notices[0]["topic"] == "CRM"
+    assert "DGFIP" in notices[0]["subject"] and "92" in notices[0]["subject"]
     returns = list(declarant.list_returns(deposit.id))
     assert [r.kind for r in returns] == [pb.RETURN_KIND_CCO, pb.RETURN_KIND_CRM]
     assert returns[1].pas_rates[0].rate == "7.50" and returns[1].organism == "DGFIP"

@@ -26,7 +26,7 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1finterops/notify/v1/notify.proto\x12\x12interops.notify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n\x0cSubscription\x12 \n\x05siren\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{9}$\x12\x34\n\x05topic\x18\x02 \x01(\x0e\x32\x19.interops.notify.v1.TopicB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\x44\n\x08\x63hannels\x18\x03 \x03(\x0e\x32\x1b.interops.notify.v1.ChannelB\x15\xbaH\x12\x92\x01\x0f\x08\x01\x10\x03\x18\x01\"\x07\x82\x01\x04\x10\x01 \x00\x12\x17\n\x05\x65mail\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\xfe\x01\x12\x15\n\remail_flagged\x18\x05 \x01(\x08\"\xae\x01\n\x08Template\x12/\n\x04name\x18\x01 \x01(\tB!\xbaH\x1er\x1c\x32\x1a^[a-z0-9][a-z0-9.-]{0,63}$\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12(\n\x05topic\x18\x03 \x01(\x0e\x32\x19.interops.notify.v1.Topic\x12\x1b\n\x07subject\x18\x04 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\x12\x19\n\x04\x62ody\x18\x05 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\xa0\x9c\x01\"\xb3\x01\n\x0f\x41\x63knowledgement\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.interops.notify.v1.AckKind\x12,\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1b.interops.notify.v1.Channel\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x10\n\x08trace_id\x18\x05 \x01(\t\"\x97\x01\n\x0f\x43hannelDelivery\x12,\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x1b.interops.notify.v1.Channel\x12\x30\n\x05state\x18\x02 \x01(\x0e\x32!.interops.notify.v1.DeliveryState\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x12\n\nlast_error\x18\x04 \x01(\t\"\xb2\x03\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05siren\x18\x02 \x01(\t\x12(\n\x05topic\x18\x03 \x01(\x0e\x32\x19.interops.notify.v1.Topic\x12\x10\n\x08template\x18\x04 \x01(\t\x12\x18\n\x10template_version\x18\x05 \x01(\x05\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x10\n\x08official\x18\x08 \x01(\x08\x12,\n\x08\x64\x65\x61\x64line\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x05state\x18\x0b \x01(\x0e\x32\x1b.interops.notify.v1.AckKind\x12=\n\x10\x61\x63knowledgements\x18\x0c \x03(\x0b\x32#.interops.notify.v1.Acknowledgement\x12\x37\n\ndeliveries\x18\r \x03(\x0b\x32#.interops.notify.v1.ChannelDelivery\"R\n\x10SubscribeRequest\x12>\n\x0csubscription\x18\x01 \x01(\x0b\x32 .interops.notify.v1.SubscriptionB\x06\xbaH\x03\xc8\x01\x01\"K\n\x11SubscribeResponse\x12\x36\n\x0csubscription\x18\x01 \x01(\x0b\x32 .interops.notify.v1.Subscription\"<\n\x18ListSubscriptionsRequest\x12 \n\x05siren\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{9}$\"T\n\x19ListSubscriptionsResponse\x12\x37\n\rsubscriptions\x18\x01 \x03(\x0b\x32 .interops.notify.v1.Subscription\"P\n\x16PublishTemplateRequest\x12\x36\n\x08template\x18\x01 \x01(\x0b\x32\x1c.interops.notify.v1.TemplateB\x06\xbaH\x03\xc8\x01\x01\"I\n\x17PublishTemplateResponse\x12.\n\x08template\x18\x01 \x01(\x0b\x32\x1c.interops.notify.v1.Template\"\xd4\x02\n\x0bSendRequest\x12\x30\n\nrequest_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$\x12\x19\n\x08template\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12!\n\x10template_version\x18\x03 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12*\n\x06sirens\x18\x04 \x03(\tB\x1a\xbaH\x17\x92\x01\x14\x10\xa0\x8d\x06\"\x0er\x0c\x32\n^[0-9]{9}$\x12\x45\n\x06values\x18\x05 \x03(\x0b\x32+.interops.notify.v1.SendRequest.ValuesEntryB\x08\xbaH\x05\x9a\x01\x02\x10\x64\x12\x10\n\x08official\x18\x06 \x01(\x08\x12!\n\rdeadline_days\x18\x07 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xed\x02(\x00\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x0cSendResponse\x12\x15\n\rnotifications\x18\x01 \x01(\x05\x12\x18\n\x10repeated_request\x18\x02 \x01(\x08\"x\n\x18ListNotificationsRequest\x12 \n\x05siren\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{9}$\x12\x1c\n\tpage_size\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"m\n\x19ListNotificationsResponse\x12\x37\n\rnotifications\x18\x01 \x03(\x0b\x32 .interops.notify.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x17ReadNotificationRequest\x12\x15\n\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"R\n\x18ReadNotificationResponse\x12\x36\n\x0cnotification\x18\x01 \x01(\x0b\x32 .interops.notify.v1.Notification\"A\n\x19\x46\x65tchNotificationsRequest\x12$\n\x11max_notifications\x18\x01 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\"U\n\x1a\x46\x65tchNotificationsResponse\x12\x37\n\rnotifications\x18\x01 \x03(\x0b\x32 .interops.notify.v1.Notification\"\x1c\n\x1aStreamNotificationsRequest\"U\n\x1bStreamNotificationsResponse\x12\x36\n\x0cnotification\x18\x01 \x01(\x0b\x32 .interops.notify.v1.Notification\"/\n\x0fOpenLinkRequest\x12\x1c\n\treference\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x14\x18\x64\":\n\x10OpenLinkResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\r\n\x05siren\x18\x02 \x01(\t\"P\n\x12ListOverdueRequest\x12\x1c\n\tpage_size\x18\x01 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"g\n\x13ListOverdueResponse\x12\x37\n\rnotifications\x18\x01 \x03(\x0b\x32 .interops.notify.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8a\x01\n\x05Topic\x12\x15\n\x11TOPIC_UNSPECIFIED\x10\x00\x12\x14\n\x10TOPIC_AT_MP_RATE\x10\x01\x12\x12\n\x0eTOPIC_PAS_RATE\x10\x02\x12\x16\n\x12TOPIC_NOMENCLATURE\x10\x03\x12\r\n\tTOPIC_CRM\x10\x04\x12\x19\n\x15TOPIC_OFFICIAL_LETTER\x10\x05*]\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_API\x10\x02\x12\x15\n\x11\x43HANNEL_DASHBOARD\x10\x03*n\n\x07\x41\x63kKind\x12\x18\n\x14\x41\x43K_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43K_KIND_DELIVERED\x10\x01\x12\x15\n\x11\x41\x43K_KIND_RECEIVED\x10\x02\x12\x1a\n\x16\x41\x43K_KIND_AUTHENTICATED\x10\x03*\xbb\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1b\n\x17\x44\x45LIVERY_STATE_RETRYING\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03\x12\x17\n\x13\x44\x45LIVERY_STATE_DEAD\x10\x04\x12\x1a\n\x16\x44\x45LIVERY_STATE_SENDING\x10\x05\x32\x9f\x08\n\x13NotificationService\x12X\n\tSubscribe\x12$.interops.notify.v1.SubscribeRequest\x1a%.interops.notify.v1.SubscribeResponse\x12p\n\x11ListSubscriptions\x12,.interops.notify.v1.ListSubscriptionsRequest\x1a-.interops.notify.v1.ListSubscriptionsResponse\x12j\n\x0fPublishTemplate\x12*.interops.notify.v1.PublishTemplateRequest\x1a+.interops.notify.v1.PublishTemplateResponse\x12I\n\x04Send\x12\x1f.interops.notify.v1.SendRequest\x1a .interops.notify.v1.SendResponse\x12p\n\x11ListNotifications\x12,.interops.notify.v1.ListNotificationsRequest\x1a-.interops.notify.v1.ListNotificationsResponse\x12m\n\x10ReadNotification\x12+.interops.notify.v1.ReadNotificationRequest\x1a,.interops.notify.v1.ReadNotificationResponse\x12s\n\x12\x46\x65tchNotifications\x12-.interops.notify.v1.FetchNotificationsRequest\x1a..interops.notify.v1.FetchNotificationsResponse\x12x\n\x13StreamNotifications\x12..interops.notify.v1.StreamNotificationsRequest\x1a/.interops.notify.v1.StreamNotificationsResponse0\x01\x12U\n\x08OpenLink\x12#.interops.notify.v1.OpenLinkRequest\x1a$.interops.notify.v1.OpenLinkResponse\x12^\n\x0bListOverdue\x12&.interops.notify.v1.ListOverdueRequest\x1a\'.interops.notify.v1.ListOverdueResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1finterops/notify/v1/notify.proto\x12\x12interops.notify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n\x0cSubscription\x12 \n\x05siren\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{9}$\x12\x34\n\x05topic\x18\x02 \x01(\x0e\x32\x19.interops.notify.v1.TopicB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\x44\n\x08\x63hannels\x18\x03 \x03(\x0e\x32\x1b.interops.notify.v1.ChannelB\x15\xbaH\x12\x92\x01\x0f\x08\x01\x10\x03\x18\x01\"\x07\x82\x01\x04\x10\x01 \x00\x12\x17\n\x05\x65mail\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\xfe\x01\x12\x15\n\remail_flagged\x18\x05 \x01(\x08\"\xae\x01\n\x08Template\x12/\n\x04name\x18\x01 \x01(\tB!\xbaH\x1er\x1c\x32\x1a^[a-z0-9][a-z0-9.-]{0,63}$\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12(\n\x05topic\x18\x03 \x01(\x0e\x32\x19.interops.notify.v1.Topic\x12\x1b\n\x07subject\x18\x04 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\x12\x19\n\x04\x62ody\x18\x05 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\xa0\x9c\x01\"\xb3\x01\n\x0f\x41\x63knowledgement\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.interops.notify.v1.AckKind\x12,\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1b.interops.notify.v1.Channel\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x10\n\x08trace_id\x18\x05 \x01(\t\"\x97\x01\n\x0f\x43hannelDelivery\x12,\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x1b.interops.notify.v1.Channel\x12\x30\n\x05state\x18\x02 \x01(\x0e\x32!.interops.notify.v1.DeliveryState\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x12\n\nlast_error\x18\x04 \x01(\t\"\xb2\x03\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05siren\x18\x02 \x01(\t\x12(\n\x05topic\x18\x03 \x01(\x0e\x32\x19.interops.notify.v1.Topic\x12\x10\n\x08template\x18\x04 \x01(\t\x12\x18\n\x10template_version\x18\x05 \x01(\x05\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x10\n\x08official\x18\x08 \x01(\x08\x12,\n\x08\x64\x65\x61\x64line\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x05state\x18\x0b \x01(\x0e\x32\x1b.interops.notify.v1.AckKind\x12=\n\x10\x61\x63knowledgements\x18\x0c \x03(\x0b\x32#.interops.notify.v1.Acknowledgement\x12\x37\n\ndeliveries\x18\r \x03(\x0b\x32#.interops.notify.v1.ChannelDelivery\"R\n\x10SubscribeRequest\x12>\n\x0csubscription\x18\x01 \x01(\x0b\x32 .interops.notify.v1.SubscriptionB\x06\xbaH\x03\xc8\x01\x01\"K\n\x11SubscribeResponse\x12\x36\n\x0csubscription\x18\x01 \x01(\x0b\x32 .interops.notify.v1.Subscription\"<\n\x18ListSubscriptionsRequest\x12 \n\x05siren\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{9}$\"T\n\x19ListSubscriptionsResponse\x12\x37\n\rsubscriptions\x18\x01 \x03(\x0b\x32 .interops.notify.v1.Subscription\"r\n\x14\x43hangeContactRequest\x12 \n\x05siren\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{9}$\x12\x19\n\x05\x65mail\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x03\x18\xfe\x01\x12\x1d\n\tnew_email\x18\x03 \x01(\tB\n\xbaH\x07r\x05\x10\x03\x18\xfe\x01\"F\n\x15\x43hangeContactResponse\x12\x15\n\rsubscriptions\x18\x01 \x01(\x05\x12\x16\n\x0epending_emails\x18\x02 \x01(\x05\"P\n\x16PublishTemplateRequest\x12\x36\n\x08template\x18\x01 \x01(\x0b\x32\x1c.interops.notify.v1.TemplateB\x06\xbaH\x03\xc8\x01\x01\"I\n\x17PublishTemplateResponse\x12.\n\x08template\x18\x01 \x01(\x0b\x32\x1c.interops.notify.v1.Template\"\xd4\x02\n\x0bSendRequest\x12\x30\n\nrequest_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[A-Za-z0-9._-]+$\x12\x19\n\x08template\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12!\n\x10template_version\x18\x03 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12*\n\x06sirens\x18\x04 \x03(\tB\x1a\xbaH\x17\x92\x01\x14\x10\xa0\x8d\x06\"\x0er\x0c\x32\n^[0-9]{9}$\x12\x45\n\x06values\x18\x05 \x03(\x0b\x32+.interops.notify.v1.SendRequest.ValuesEntryB\x08\xbaH\x05\x9a\x01\x02\x10\x64\x12\x10\n\x08official\x18\x06 \x01(\x08\x12!\n\rdeadline_days\x18\x07 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xed\x02(\x00\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x0cSendResponse\x12\x15\n\rnotifications\x18\x01 \x01(\x05\x12\x18\n\x10repeated_request\x18\x02 \x01(\x08\"x\n\x18ListNotificationsRequest\x12 \n\x05siren\x18\x01 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{9}$\x12\x1c\n\tpage_size\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"m\n\x19ListNotificationsResponse\x12\x37\n\rnotifications\x18\x01 \x03(\x0b\x32 .interops.notify.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x17ReadNotificationRequest\x12\x15\n\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"R\n\x18ReadNotificationResponse\x12\x36\n\x0cnotification\x18\x01 \x01(\x0b\x32 .interops.notify.v1.Notification\"A\n\x19\x46\x65tchNotificationsRequest\x12$\n\x11max_notifications\x18\x01 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\"U\n\x1a\x46\x65tchNotificationsResponse\x12\x37\n\rnotifications\x18\x01 \x03(\x0b\x32 .interops.notify.v1.Notification\"\x1c\n\x1aStreamNotificationsRequest\"U\n\x1bStreamNotificationsResponse\x12\x36\n\x0cnotification\x18\x01 \x01(\x0b\x32 .interops.notify.v1.Notification\"/\n\x0fOpenLinkRequest\x12\x1c\n\treference\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x14\x18\x64\":\n\x10OpenLinkResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\r\n\x05siren\x18\x02 \x01(\t\"P\n\x12ListOverdueRequest\x12\x1c\n\tpage_size\x18\x01 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"g\n\x13ListOverdueResponse\x12\x37\n\rnotifications\x18\x01 \x03(\x0b\x32 .interops.notify.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8a\x01\n\x05Topic\x12\x15\n\x11TOPIC_UNSPECIFIED\x10\x00\x12\x14\n\x10TOPIC_AT_MP_RATE\x10\x01\x12\x12\n\x0eTOPIC_PAS_RATE\x10\x02\x12\x16\n\x12TOPIC_NOMENCLATURE\x10\x03\x12\r\n\tTOPIC_CRM\x10\x04\x12\x19\n\x15TOPIC_OFFICIAL_LETTER\x10\x05*]\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_API\x10\x02\x12\x15\n\x11\x43HANNEL_DASHBOARD\x10\x03*n\n\x07\x41\x63kKind\x12\x18\n\x14\x41\x43K_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43K_KIND_DELIVERED\x10\x01\x12\x15\n\x11\x41\x43K_KIND_RECEIVED\x10\x02\x12\x1a\n\x16\x41\x43K_KIND_AUTHENTICATED\x10\x03*\xbb\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1b\n\x17\x44\x45LIVERY_STATE_RETRYING\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03\x12\x17\n\x13\x44\x45LIVERY_STATE_DEAD\x10\x04\x12\x1a\n\x16\x44\x45LIVERY_STATE_SENDING\x10\x05\x32\x85\t\n\x13NotificationService\x12X\n\tSubscribe\x12$.interops.notify.v1.SubscribeRequest\x1a%.interops.notify.v1.SubscribeResponse\x12p\n\x11ListSubscriptions\x12,.interops.notify.v1.ListSubscriptionsRequest\x1a-.interops.notify.v1.ListSubscriptionsResponse\x12\x64\n\rChangeContact\x12(.interops.notify.v1.ChangeContactRequest\x1a).interops.notify.v1.ChangeContactResponse\x12j\n\x0fPublishTemplate\x12*.interops.notify.v1.PublishTemplateRequest\x1a+.interops.notify.v1.PublishTemplateResponse\x12I\n\x04Send\x12\x1f.interops.notify.v1.SendRequest\x1a .interops.notify.v1.SendResponse\x12p\n\x11ListNotifications\x12,.interops.notify.v1.ListNotificationsRequest\x1a-.interops.notify.v1.ListNotificationsResponse\x12m\n\x10ReadNotification\x12+.interops.notify.v1.ReadNotificationRequest\x1a,.interops.notify.v1.ReadNotificationResponse\x12s\n\x12\x46\x65tchNotifications\x12-.interops.notify.v1.FetchNotificationsRequest\x1a..interops.notify.v1.FetchNotificationsResponse\x12x\n\x13StreamNotifications\x12..interops.notify.v1.StreamNotificationsRequest\x1a/.interops.notify.v1.StreamNotificationsResponse0\x01\x12U\n\x08OpenLink\x12#.interops.notify.v1.OpenLinkRequest\x1a$.interops.notify.v1.OpenLinkResponse\x12^\n\x0bListOverdue\x12&.interops.notify.v1.ListOverdueRequest\x1a\'.interops.notify.v1.ListOverdueResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,6 +51,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBSCRIBEREQUEST'].fields_by_name['subscription']._serialized_options = b'\272H\003\310\001\001'
   _globals['_LISTSUBSCRIPTIONSREQUEST'].fields_by_name['siren']._loaded_options = None
   _globals['_LISTSUBSCRIPTIONSREQUEST'].fields_by_name['siren']._serialized_options = b'\272H\016r\0142\n^[0-9]{9}$'
+  _globals['_CHANGECONTACTREQUEST'].fields_by_name['siren']._loaded_options = None
+  _globals['_CHANGECONTACTREQUEST'].fields_by_name['siren']._serialized_options = b'\272H\016r\0142\n^[0-9]{9}$'
+  _globals['_CHANGECONTACTREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_CHANGECONTACTREQUEST'].fields_by_name['email']._serialized_options = b'\272H\007r\005\020\003\030\376\001'
+  _globals['_CHANGECONTACTREQUEST'].fields_by_name['new_email']._loaded_options = None
+  _globals['_CHANGECONTACTREQUEST'].fields_by_name['new_email']._serialized_options = b'\272H\007r\005\020\003\030\376\001'
   _globals['_PUBLISHTEMPLATEREQUEST'].fields_by_name['template']._loaded_options = None
   _globals['_PUBLISHTEMPLATEREQUEST'].fields_by_name['template']._serialized_options = b'\272H\003\310\001\001'
   _globals['_SENDREQUEST_VALUESENTRY']._loaded_options = None
@@ -83,14 +89,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTOVERDUEREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\006\032\004\030d(\000'
   _globals['_LISTOVERDUEREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTOVERDUEREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
-  _globals['_TOPIC']._serialized_start=3099
-  _globals['_TOPIC']._serialized_end=3237
-  _globals['_CHANNEL']._serialized_start=3239
-  _globals['_CHANNEL']._serialized_end=3332
-  _globals['_ACKKIND']._serialized_start=3334
-  _globals['_ACKKIND']._serialized_end=3444
-  _globals['_DELIVERYSTATE']._serialized_start=3447
-  _globals['_DELIVERYSTATE']._serialized_end=3634
+  _globals['_TOPIC']._serialized_start=3287
+  _globals['_TOPIC']._serialized_end=3425
+  _globals['_CHANNEL']._serialized_start=3427
+  _globals['_CHANNEL']._serialized_end=3520
+  _globals['_ACKKIND']._serialized_start=3522
+  _globals['_ACKKIND']._serialized_end=3632
+  _globals['_DELIVERYSTATE']._serialized_start=3635
+  _globals['_DELIVERYSTATE']._serialized_end=3822
   _globals['_SUBSCRIPTION']._serialized_start=118
   _globals['_SUBSCRIPTION']._serialized_end=338
   _globals['_TEMPLATE']._serialized_start=341
@@ -109,40 +115,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=1511
   _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=1513
   _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=1597
-  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_start=1599
-  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_end=1679
-  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_start=1681
-  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_end=1754
-  _globals['_SENDREQUEST']._serialized_start=1757
-  _globals['_SENDREQUEST']._serialized_end=2097
-  _globals['_SENDREQUEST_VALUESENTRY']._serialized_start=2052
-  _globals['_SENDREQUEST_VALUESENTRY']._serialized_end=2097
-  _globals['_SENDRESPONSE']._serialized_start=2099
-  _globals['_SENDRESPONSE']._serialized_end=2162
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=2164
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=2284
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=2286
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=2395
-  _globals['_READNOTIFICATIONREQUEST']._serialized_start=2397
-  _globals['_READNOTIFICATIONREQUEST']._serialized_end=2445
-  _globals['_READNOTIFICATIONRESPONSE']._serialized_start=2447
-  _globals['_READNOTIFICATIONRESPONSE']._serialized_end=2529
-  _globals['_FETCHNOTIFICATIONSREQUEST']._serialized_start=2531
-  _globals['_FETCHNOTIFICATIONSREQUEST']._serialized_end=2596
-  _globals['_FETCHNOTIFICATIONSRESPONSE']._serialized_start=2598
-  _globals['_FETCHNOTIFICATIONSRESPONSE']._serialized_end=2683
-  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_start=2685
-  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_end=2713
-  _globals['_STREAMNOTIFICATIONSRESPONSE']._serialized_start=2715
-  _globals['_STREAMNOTIFICATIONSRESPONSE']._serialized_end=2800
-  _globals['_OPENLINKREQUEST']._serialized_start=2802
-  _globals['_OPENLINKREQUEST']._serialized_end=2849
-  _globals['_OPENLINKRESPONSE']._serialized_start=2851
-  _globals['_OPENLINKRESPONSE']._serialized_end=2909
-  _globals['_LISTOVERDUEREQUEST']._serialized_start=2911
-  _globals['_LISTOVERDUEREQUEST']._serialized_end=2991
-  _globals['_LISTOVERDUERESPONSE']._serialized_start=2993
-  _globals['_LISTOVERDUERESPONSE']._serialized_end=3096
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=3637
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=4692
+  _globals['_CHANGECONTACTREQUEST']._serialized_start=1599
+  _globals['_CHANGECONTACTREQUEST']._serialized_end=1713
+  _globals['_CHANGECONTACTRESPONSE']._serialized_start=1715
+  _globals['_CHANGECONTACTRESPONSE']._serialized_end=1785
+  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_start=1787
+  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_end=1867
+  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_start=1869
+  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_end=1942
+  _globals['_SENDREQUEST']._serialized_start=1945
+  _globals['_SENDREQUEST']._serialized_end=2285
+  _globals['_SENDREQUEST_VALUESENTRY']._serialized_start=2240
+  _globals['_SENDREQUEST_VALUESENTRY']._serialized_end=2285
+  _globals['_SENDRESPONSE']._serialized_start=2287
+  _globals['_SENDRESPONSE']._serialized_end=2350
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=2352
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=2472
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=2474
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=2583
+  _globals['_READNOTIFICATIONREQUEST']._serialized_start=2585
+  _globals['_READNOTIFICATIONREQUEST']._serialized_end=2633
+  _globals['_READNOTIFICATIONRESPONSE']._serialized_start=2635
+  _globals['_READNOTIFICATIONRESPONSE']._serialized_end=2717
+  _globals['_FETCHNOTIFICATIONSREQUEST']._serialized_start=2719
+  _globals['_FETCHNOTIFICATIONSREQUEST']._serialized_end=2784
+  _globals['_FETCHNOTIFICATIONSRESPONSE']._serialized_start=2786
+  _globals['_FETCHNOTIFICATIONSRESPONSE']._serialized_end=2871
+  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_start=2873
+  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_end=2901
+  _globals['_STREAMNOTIFICATIONSRESPONSE']._serialized_start=2903
+  _globals['_STREAMNOTIFICATIONSRESPONSE']._serialized_end=2988
+  _globals['_OPENLINKREQUEST']._serialized_start=2990
+  _globals['_OPENLINKREQUEST']._serialized_end=3037
+  _globals['_OPENLINKRESPONSE']._serialized_start=3039
+  _globals['_OPENLINKRESPONSE']._serialized_end=3097
+  _globals['_LISTOVERDUEREQUEST']._serialized_start=3099
+  _globals['_LISTOVERDUEREQUEST']._serialized_end=3179
+  _globals['_LISTOVERDUERESPONSE']._serialized_start=3181
+  _globals['_LISTOVERDUERESPONSE']._serialized_end=3284
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=3825
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=4982
 # @@protoc_insertion_point(module_scope)

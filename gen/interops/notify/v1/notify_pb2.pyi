@@ -409,6 +409,56 @@ class ListSubscriptionsResponse(_message.Message):
 Global___ListSubscriptionsResponse: _TypeAlias = ListSubscriptionsResponse  # noqa: Y015
 
 @_typing.final
+class ChangeContactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIREN_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    NEW_EMAIL_FIELD_NUMBER: _builtins.int
+    siren: _builtins.str
+    email: _builtins.str
+    """The address to replace."""
+    new_email: _builtins.str
+    def __init__(
+        self,
+        *,
+        siren: _builtins.str = ...,
+        email: _builtins.str = ...,
+        new_email: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "new_email", b"new_email", "siren", b"siren"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeContactRequest: _TypeAlias = ChangeContactRequest  # noqa: Y015
+
+@_typing.final
+class ChangeContactResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
+    PENDING_EMAILS_FIELD_NUMBER: _builtins.int
+    subscriptions: _builtins.int
+    """Subscriptions now using the new address."""
+    pending_emails: _builtins.int
+    """E-mails waiting to be sent that now go to the new address."""
+    def __init__(
+        self,
+        *,
+        subscriptions: _builtins.int = ...,
+        pending_emails: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pending_emails", b"pending_emails", "subscriptions", b"subscriptions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeContactResponse: _TypeAlias = ChangeContactResponse  # noqa: Y015
+
+@_typing.final
 class PublishTemplateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

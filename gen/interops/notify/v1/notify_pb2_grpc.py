@@ -45,6 +45,11 @@ class NotificationServiceStub:
                 request_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.ListSubscriptionsRequest.SerializeToString,
                 response_deserializer=interops_dot_notify_dot_v1_dot_notify__pb2.ListSubscriptionsResponse.FromString,
                 _registered_method=True)
+        self.ChangeContact = channel.unary_unary(
+                '/interops.notify.v1.NotificationService/ChangeContact',
+                request_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.ChangeContactRequest.SerializeToString,
+                response_deserializer=interops_dot_notify_dot_v1_dot_notify__pb2.ChangeContactResponse.FromString,
+                _registered_method=True)
         self.PublishTemplate = channel.unary_unary(
                 '/interops.notify.v1.NotificationService/PublishTemplate',
                 request_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.PublishTemplateRequest.SerializeToString,
@@ -100,6 +105,15 @@ class NotificationServiceServicer:
 
     def ListSubscriptions(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeContact(self, request, context):
+        """Cleans a company's contact in one place: replaces the address in all its subscriptions
+        and in its e-mails not yet sent. Giving the same address again clears its bounce flag
+        (the company confirms the mailbox works again).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -176,6 +190,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.ListSubscriptions,
                     request_deserializer=interops_dot_notify_dot_v1_dot_notify__pb2.ListSubscriptionsRequest.FromString,
                     response_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.ListSubscriptionsResponse.SerializeToString,
+            ),
+            'ChangeContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeContact,
+                    request_deserializer=interops_dot_notify_dot_v1_dot_notify__pb2.ChangeContactRequest.FromString,
+                    response_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.ChangeContactResponse.SerializeToString,
             ),
             'PublishTemplate': grpc.unary_unary_rpc_method_handler(
                     servicer.PublishTemplate,
@@ -273,6 +292,33 @@ class NotificationService:
             '/interops.notify.v1.NotificationService/ListSubscriptions',
             interops_dot_notify_dot_v1_dot_notify__pb2.ListSubscriptionsRequest.SerializeToString,
             interops_dot_notify_dot_v1_dot_notify__pb2.ListSubscriptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interops.notify.v1.NotificationService/ChangeContact',
+            interops_dot_notify_dot_v1_dot_notify__pb2.ChangeContactRequest.SerializeToString,
+            interops_dot_notify_dot_v1_dot_notify__pb2.ChangeContactResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,6 +36,11 @@ class NotificationServiceStub:
     Subscribe: _grpc.UnaryUnaryMultiCallable[_notify_pb2.SubscribeRequest, _notify_pb2.SubscribeResponse]
     """Subscribes a company (in the caller's perimeter for notify.read) to a topic."""
     ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_notify_pb2.ListSubscriptionsRequest, _notify_pb2.ListSubscriptionsResponse]
+    ChangeContact: _grpc.UnaryUnaryMultiCallable[_notify_pb2.ChangeContactRequest, _notify_pb2.ChangeContactResponse]
+    """Cleans a company's contact in one place: replaces the address in all its subscriptions
+    and in its e-mails not yet sent. Giving the same address again clears its bounce flag
+    (the company confirms the mailbox works again).
+    """
     PublishTemplate: _grpc.UnaryUnaryMultiCallable[_notify_pb2.PublishTemplateRequest, _notify_pb2.PublishTemplateResponse]
     """Publishes a template's next version (notify.send)."""
     Send: _grpc.UnaryUnaryMultiCallable[_notify_pb2.SendRequest, _notify_pb2.SendResponse]
@@ -69,6 +74,11 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     Subscribe: _aio.UnaryUnaryMultiCallable[_notify_pb2.SubscribeRequest, _notify_pb2.SubscribeResponse]  # type: ignore[assignment]
     """Subscribes a company (in the caller's perimeter for notify.read) to a topic."""
     ListSubscriptions: _aio.UnaryUnaryMultiCallable[_notify_pb2.ListSubscriptionsRequest, _notify_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
+    ChangeContact: _aio.UnaryUnaryMultiCallable[_notify_pb2.ChangeContactRequest, _notify_pb2.ChangeContactResponse]  # type: ignore[assignment]
+    """Cleans a company's contact in one place: replaces the address in all its subscriptions
+    and in its e-mails not yet sent. Giving the same address again clears its bounce flag
+    (the company confirms the mailbox works again).
+    """
     PublishTemplate: _aio.UnaryUnaryMultiCallable[_notify_pb2.PublishTemplateRequest, _notify_pb2.PublishTemplateResponse]  # type: ignore[assignment]
     """Publishes a template's next version (notify.send)."""
     Send: _aio.UnaryUnaryMultiCallable[_notify_pb2.SendRequest, _notify_pb2.SendResponse]  # type: ignore[assignment]
@@ -111,6 +121,17 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _notify_pb2.ListSubscriptionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_notify_pb2.ListSubscriptionsResponse, _abc.Awaitable[_notify_pb2.ListSubscriptionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ChangeContact(
+        self,
+        request: _notify_pb2.ChangeContactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_pb2.ChangeContactResponse, _abc.Awaitable[_notify_pb2.ChangeContactResponse]]:
+        """Cleans a company's contact in one place: replaces the address in all its subscriptions
+        and in its e-mails not yet sent. Giving the same address again clears its bounce flag
+        (the company confirms the mailbox works again).
+        """
 
     @_abc_1.abstractmethod
     def PublishTemplate(
