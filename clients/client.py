@@ -23,6 +23,7 @@ from interops.operation.v1 import operation_pb2 as op
 from interops.operation.v1 import operation_pb2_grpc
 from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
+from interops.relations.v1 import relations_pb2_grpc
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 from opentelemetry.instrumentation.grpc import client_interceptor
 from opentelemetry.instrumentation.grpc.grpcext import intercept_channel as otel_intercept_channel
@@ -119,6 +120,7 @@ class Client(DsnCalls):
         self.deliveries = dsn_pb2_grpc.DeliveryServiceStub(channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(channel)
         self.notify = _with_errors(notify_pb2_grpc.NotificationServiceStub(channel), self)
+        self.relations = _with_errors(relations_pb2_grpc.RelationsServiceStub(channel), self)
         self.nomenclature = _with_errors(
             nomenclature_pb2_grpc.NomenclatureServiceStub(channel), self
         )

@@ -17,8 +17,10 @@ from sqlalchemy import Engine, insert, select, update
 from registry.directory_store import read_grants
 from registry.passwords import check_password, dummy_hash, hash_password
 from registry.trust_schema import declarant_grants, declarants
-from token_suite.grants import Grants
+from token_suite.grants import Grants, Scope
 
+# The right to query relations (server/relations_service.py), held over one's own company.
+RELATIONS_READ = "relations.read"
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
 
@@ -125,5 +127,15 @@ class DeclarantStore:
                 )  # fmt: skip
 
     def grants_of(self, declarant_id: int) -> Grants:
-        """What the declarant may be granted."""
-        return read_grants(self.engine, declarant_grants.c.declarant_id, declarant_id)
+        """What the declarant may be granted: its explicit grants, and relations.read over its
+        own company (through which the implicit mandate reaches what its company declared)."""
+        grants = dict(read_grants(self.engine, declarant_grants.c.declarant_id, declarant_id))
+        with self.engine.connect() as connection:
+            siret = connection.execute(
+                select(declarants.c.siret).where(declarants.c.id == declarant_id)
+            ).scalar()
+        if siret:
+            own = Scope(sirens=frozenset({str(siret)[:9]}))
+            held = grants.get(RELATIONS_READ)
+            grants[RELATIONS_READ] = own if held is None else held.union(own)
+        return grants

@@ -161,7 +161,9 @@ def _date_key(value: str | None) -> str | None:
 class Validator:
     """Feeds on rubric lines; `report` holds the outcome once `finish` has run."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_closed: Callable[[BlockInstance], None] | None = None) -> None:
+        # Called with each block instance once it is closed and checked (relations use it).
+        self.on_closed = on_closed
         self.report = Report()
         self.reader = BlockReader()
         self.norm: Norm | None = None
@@ -257,6 +259,8 @@ class Validator:
         check = _BLOCK_CHECKS.get(instance.block)
         if check is not None:
             check(self, instance)
+        if self.on_closed is not None:
+            self.on_closed(instance)
 
     def _check_type(self, item: RubricLine, norm: Norm) -> bool:
         """Checks a value against its rubric's data type; True when it passed."""
@@ -493,9 +497,11 @@ _BLOCK_CHECKS: dict[str, Callable[[Validator, BlockInstance], None]] = {
 }
 
 
-def validate(stream: BinaryIO | Iterable[bytes]) -> Report:
-    """Validates a whole file."""
-    validator = Validator()
+def validate(
+    stream: BinaryIO | Iterable[bytes], on_closed: Callable[[BlockInstance], None] | None = None
+) -> Report:
+    """Validates a whole file (`on_closed` sees each block instance once checked)."""
+    validator = Validator(on_closed)
     for item in read_rubrics(stream):
         validator.feed(item)
     return validator.finish()

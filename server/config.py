@@ -51,6 +51,14 @@ class Settings:
     notify_max_attempts: int = 6
     audit_checkpoint_records: int = 1000
     audit_checkpoint_seconds: float = 60.0
+    # The NIR keyring file (registry/nir_keyring.py); empty: <data dir>/keys/nir.keyring.
+    nir_keyring: str = ""
+
+    @property
+    def nir_keyring_path(self) -> Path:
+        """Where the NIR keyring is."""
+        default = self.data_dir / "keys" / "nir.keyring"
+        return Path(self.nir_keyring) if self.nir_keyring else default
 
     @property
     def effective_database_url(self) -> str:
@@ -85,6 +93,7 @@ class Settings:
         return cls(
             grpc_address=address,
             data_dir=Path(env.get("INTEROPS_DATA_DIR", str(cls.data_dir))),
+            nir_keyring=env.get("INTEROPS_NIR_KEYRING", ""),
             database_url=env.get("INTEROPS_DATABASE_URL", ""),
             tracing_exporter=exporter,
             service_name=env.get("INTEROPS_SERVICE_NAME", cls.service_name),

@@ -1,5 +1,6 @@
-"""After a deposit's AEE: validation (its CCO or BAN is the first return), then routing (each
-organism's share sealed on disk, then the outbox rows and ROUTED in one transaction).
+"""After a deposit's AEE: validation (its CCO or BAN is the first return; a conformant file's
+declared links and employments are recorded in the same pass), then routing (each organism's
+share sealed on disk, then the outbox rows and ROUTED in one transaction).
 
 Each step reads the deposit's state from the database and moves it on in one transaction, so a
 crash at any point only makes the step run again on restart: shares are rewritten whole under
@@ -27,8 +28,10 @@ from registry.deposit_store import (
     Validated,
     delivery_id,
 )
+from registry.dsn_relations import RelationCollector
 from registry.dsn_routing import OrganismRules, Router
 from registry.dsn_validation import validate
+from registry.relations_store import Link, RelationsStore
 from registry.sealed_files import SealedWriter, sealed_lines
 from server.dsn_messages import return_payload
 
@@ -65,7 +68,10 @@ class DsnPipeline:
         rules: dict[str, OrganismRules],
         poll_seconds: float,
         tracer: Tracer,
+        *,
+        relations: RelationsStore,
     ) -> None:
+        self.relations = relations
         self.tracer = tracer
         self.store = store
         self.files = files
@@ -122,7 +128,16 @@ class DsnPipeline:
                 self._route(deposit_id)
 
     def _validate(self, deposit_id: str, sirets: tuple[str, ...]) -> None:
-        report = validate(sealed_lines(self.files.deposit(deposit_id), self.files.key))
+        collector = RelationCollector()
+        lines = sealed_lines(self.files.deposit(deposit_id), self.files.key)
+        report = validate(lines, collector.closed)
+        if report.conformant:  # upserts: recorded again harmlessly if the next step is redone
+            found = collector.relations
+            self.relations.record_links(
+                Link(found.declarant_siret, siret, period, period, deposit_id)
+                for siret, period in sorted(found.links)
+            )
+            self.relations.record_employments(found.employments)
         first = report.declarations[0] if report.declarations else None
         document = json.dumps(report.as_dict(), ensure_ascii=False).encode()
         outcome = Validated(

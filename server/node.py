@@ -25,6 +25,7 @@ from interops.nomenclature.v1 import nomenclature_pb2, nomenclature_pb2_grpc
 from interops.notify.v1 import notify_pb2, notify_pb2_grpc
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
 from interops.registry.v1 import registry_pb2, registry_pb2_grpc
+from interops.relations.v1 import relations_pb2, relations_pb2_grpc
 from interops.token.v1 import token_service_pb2, token_service_pb2_grpc
 
 from registry.audit_store import AuditStore
@@ -32,10 +33,12 @@ from registry.database import open_engine, upgrade
 from registry.declarant_store import DeclarantStore
 from registry.deposit_store import DepositStore
 from registry.dsn_routing import load_rules
+from registry.nir_keyring import NirKeyring
 from registry.nomenclature_store import NomenclatureStore
 from registry.notify_store import NotifyStore
 from registry.operation_store import OperationStore
 from registry.rcd_store import RcdStore
+from registry.relations_store import RelationsStore
 from registry.sealed_files import load_or_create_key
 from server.audit_journal import AuditInterceptor, AuditJournal
 from server.audit_service import AUDIT_RIGHT, AuditService
@@ -56,6 +59,8 @@ from server.notification_service import NotificationService
 from server.notify_dispatch import NotifyDispatcher
 from server.operation_service import OperationService
 from server.registry_service import RegistryService
+from server.relations_service import READ_RIGHT as RELATIONS_READ
+from server.relations_service import RelationsService
 from server.telemetry import instrument_engine, tracer_provider, tracing_interceptor
 from server.token_service import TokenService
 from server.topic_notices import TopicNotices
@@ -73,6 +78,7 @@ SERVICES = (
     audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
     notify_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
     nomenclature_pb2.DESCRIPTOR.services_by_name["NomenclatureService"].full_name,
+    relations_pb2.DESCRIPTOR.services_by_name["RelationsService"].full_name,
 )
 # The right each protected service (or method) needs; a method in neither is refused.
 RIGHTS = {
@@ -88,6 +94,7 @@ RIGHTS = {
     "/interops.notify.v1.NotificationService/ListOverdue": NOTIFY_SEND,
     "interops.nomenclature.v1.NomenclatureService": NOMENCLATURE_READ,
     "/interops.nomenclature.v1.NomenclatureService/PublishVersion": NOMENCLATURE_PUBLISH,
+    "interops.relations.v1.RelationsService": RELATIONS_READ,
 }
 # Services whose calls the audit journal does not record (no exchange between parties).
 UNAUDITED = (
@@ -170,9 +177,13 @@ class Node:
         files = DepositFiles(settings.data_dir / "dsn", data_key)
         rules_dir = Path(settings.routing_rules_dir) if settings.routing_rules_dir else None
         tracer = self.tracer_provider.get_tracer("interops.dsn")
-        self.pipeline = DsnPipeline(
-            self.deposits, files, load_rules(rules_dir), settings.feed_poll_seconds, tracer
+        self.relations = RelationsStore(
+            self.engine, NirKeyring.load_or_create(settings.nir_keyring_path)
         )
+        self.pipeline = DsnPipeline(
+            self.deposits, files, load_rules(rules_dir), settings.feed_poll_seconds, tracer,
+            relations=self.relations,
+        )  # fmt: skip
         dsn_pb2_grpc.add_DepositServiceServicer_to_server(
             DepositService(self.deposits, files, self.pipeline, settings.max_deposit_bytes,
                            settings.feed_poll_seconds),
@@ -197,6 +208,9 @@ class Node:
         nomenclature_pb2_grpc.add_NomenclatureServiceServicer_to_server(
             NomenclatureService(NomenclatureStore(self.engine), notices),
             self.server,
+        )
+        relations_pb2_grpc.add_RelationsServiceServicer_to_server(
+            RelationsService(self.relations), self.server
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditService(self.audit_store, self.journal), self.server
