@@ -19,6 +19,7 @@ from server.demo_data import FIRM_SIRET, LA_POSTE_SIRET, load_demo_data
 from server.demo_trust import ORGANISMS, load_demo_trust
 from server.directory_commands import register as register_directory_commands
 from server.node import Node
+from server.relations_commands import register as register_relations_commands
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ).set_defaults(handler=_db_upgrade)
     register_directory_commands(commands)
     register_audit_commands(commands)
+    register_relations_commands(commands)
 
 
 def _settings() -> Settings:

@@ -5,6 +5,9 @@ manage; NIRs are sealed at rest, found by keyed hash, and survive a key rotation
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ from registry.declarant_store import DeclarantStore
 from registry.dsn_reader import read_rubrics
 from registry.dsn_synth import DEMO_COMPANY, company, generate
 from registry.nir_keyring import NirKeyring
+from registry.relations_history import EMPLOYMENT_COLUMNS, LINK_COLUMNS, write_csv
 from registry.relations_schema import employments
 from registry.relations_store import RelationsStore
 from registry.sirene_synth import siren_at, siret_of
@@ -204,3 +208,46 @@ def test_nirs_are_sealed_at_rest_and_survive_a_key_rotation(
     # Back to the node's key for the other tests.
     back = RelationsStore(engine, NirKeyring.parse(f"k2 {secret}\n" + old_lines))
     assert back.rekey() >= EMPLOYEES
+
+
+def test_history_files_load_in_bulk_bad_lines_reported_and_a_second_load_changes_nothing(
+    node: RunningNode, callers: dict[str, Client], tmp_path: Path
+) -> None:
+    declarant, client = siret_of(siren_at(40), 1), siret_of(siren_at(41), 2)
+    links, jobs = tmp_path / "links.csv", tmp_path / "employments.csv"
+    with links.open("w") as out:
+        write_csv(out, LINK_COLUMNS, [
+            (declarant, client, "202301", "202412"),
+            (declarant, "12345678901234", "202301", "202312"),  # bad key
+            (declarant, client, "202413", "202501"),  # bad month
+        ])  # fmt: skip
+    secret_nir = "2850575123456"
+    with jobs.open("w") as out:
+        write_csv(out, EMPLOYMENT_COLUMNS, [
+            (client, "1850575123456", "20230101", ""),
+            (client, secret_nir[:-1] + "X", "20230101", ""),  # malformed NIR
+            (client, "1850575123457", "20240101", "20231231"),  # ends before it starts
+            ("only,three", "columns"),
+        ])  # fmt: skip
+    env = {**os.environ, "INTEROPS_DATABASE_URL": node.node.engine.url.render_as_string(False),
+           "INTEROPS_NIR_KEYRING": str(node.settings.nir_keyring_path)}  # fmt: skip
+    command = [sys.executable, "-m", "clients.cli", "relations", "load", "--links", str(links),
+               "--employments", str(jobs)]  # fmt: skip
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
+                           check=False)  # fmt: skip
+    assert first.returncode == 1, first.stderr
+    assert "links: 3 lines, 1 rows added or changed, 2 refused" in first.stdout
+    assert "employments: 4 lines, 1 rows added or changed, 3 refused" in first.stdout
+    assert "line 3: declared_siret is not a valid SIRET" in first.stdout
+    assert "line 3: nir is not a 13-character NIR" in first.stdout
+    assert secret_nir[:-1] not in first.stdout + first.stderr
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
+                           check=False)  # fmt: skip
+    assert "links: 3 lines, 0 rows added" in again.stdout
+    assert "employments: 4 lines, 0 rows added" in again.stdout
+    organism = callers["organism granted"]
+    checked = organism.relations.CheckDeclarationLink(pb.CheckDeclarationLinkRequest(
+        declarant_siret=declarant, declared_siret=client, period="202406"))  # fmt: skip
+    assert checked.linked and checked.link.last_deposit_id == ""
+    assert organism.relations.CheckEmployment(pb.CheckEmploymentRequest(
+        siret=client, nir="1850575123456", date="20250101")).employed  # fmt: skip
