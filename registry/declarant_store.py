@@ -17,10 +17,8 @@ from sqlalchemy import Engine, insert, select, update
 from registry.directory_store import read_grants
 from registry.passwords import check_password, dummy_hash, hash_password
 from registry.trust_schema import declarant_grants, declarants
-from token_suite.grants import Grants, Scope
+from token_suite.grants import Grants
 
-# The right to query relations (server/relations_service.py), held over one's own company.
-RELATIONS_READ = "relations.read"
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
 
@@ -97,6 +95,10 @@ class DeclarantStore:
         if row is None:
             check_password(password, dummy_hash())
             raise SignInRefused("INVALID_CREDENTIALS", "unknown account or wrong password")
+        if row.status != "ACTIVE":  # a candidate administrator, or struck off: said only to
+            if check_password(password, row.password_hash):  # whoever knows the password
+                raise SignInRefused("ACCOUNT_INACTIVE", "this account is not active")
+            raise SignInRefused("INVALID_CREDENTIALS", "unknown account or wrong password")
         if row.locked_until > moment:
             raise SignInRefused(
                 "ACCOUNT_LOCKED", f"too many failed sign-ins; try again after {row.locked_until}"
@@ -127,15 +129,5 @@ class DeclarantStore:
                 )  # fmt: skip
 
     def grants_of(self, declarant_id: int) -> Grants:
-        """What the declarant may be granted: its explicit grants, and relations.read over its
-        own company (through which the implicit mandate reaches what its company declared)."""
-        grants = dict(read_grants(self.engine, declarant_grants.c.declarant_id, declarant_id))
-        with self.engine.connect() as connection:
-            siret = connection.execute(
-                select(declarants.c.siret).where(declarants.c.id == declarant_id)
-            ).scalar()
-        if siret:
-            own = Scope(sirens=frozenset({str(siret)[:9]}))
-            held = grants.get(RELATIONS_READ)
-            grants[RELATIONS_READ] = own if held is None else held.union(own)
-        return grants
+        """The declarant's explicit grants (registry/declarant_rights.py adds the rest)."""
+        return read_grants(self.engine, declarant_grants.c.declarant_id, declarant_id)

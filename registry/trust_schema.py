@@ -67,6 +67,12 @@ declarants = Table(
     Column("password_hash", String(200), nullable=False),
     Column("failed_attempts", Integer, nullable=False),
     Column("locked_until", BigInteger, nullable=False),
+    # ADMIN or DECLARANT (migration 0008).
+    Column("role", String(16), nullable=False, server_default="DECLARANT"),
+    # ACTIVE, CANDIDATE (an administrator awaiting validation) or STRUCK_OFF.
+    Column("status", String(16), nullable=False, server_default="ACTIVE"),
+    # SHA-256 of a candidate administrator's activation key.
+    Column("activation_hash", LargeBinary(32), nullable=True),
 )
 
 declarant_grants = Table(

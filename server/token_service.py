@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 
+from registry.declarant_rights import declarant_rights
 from registry.declarant_store import DeclarantStore, SignInRefused
 from server.auth_interceptor import refusal, token_and_proof
 from server.errors import InvalidArgument, PermissionDenied, Unauthenticated
@@ -129,7 +130,7 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
             )  # fmt: skip
         except SignInRefused as refused:
             raise Unauthenticated(refused.reason, refused.message) from None
-        held = await asyncio.to_thread(self.declarants.grants_of, declarant)
+        held = await asyncio.to_thread(declarant_rights, self.declarants.engine, declarant)
         return f"declarant:{declarant}", held, Party(self.trust.issuer.organism)
 
     async def _sign_in_organism(self, organism: str, context: Context) -> tuple[str, Grants, Party]:

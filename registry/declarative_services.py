@@ -1,0 +1,40 @@
+"""The declarative services habilitations are about, each with the right its users' tokens
+carry and which of the three cases of access it follows:
+
+- PAYROLL: tied to the payroll; inherits the DSN rights (implicit mandate): a declarant may use
+  it for exactly the establishments its company declared in DSN, no habilitation needed.
+- PAYROLL_OPERABLE: related to the payroll but operable by others: inherits the DSN rights,
+  except for establishments its company does not declare, which need a habilitation.
+- SPECIFIC: needs a habilitation for each establishment; the backbone also checks that the
+  requesting company declares those establishments in DSN and that the employees named work
+  there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PAYROLL, PAYROLL_OPERABLE, SPECIFIC = "PAYROLL", "PAYROLL_OPERABLE", "SPECIFIC"
+
+
+@dataclass(frozen=True)
+class DeclarativeService:
+    """A service: its code, the right its users hold, its case of access."""
+
+    code: str
+    right: str
+    case: str
+    label: str
+
+
+SERVICES = {
+    service.code: service
+    for service in (
+        DeclarativeService("DSN", "dsn.deposit", PAYROLL, "Déclaration sociale nominative"),
+        DeclarativeService("PASRAU", "service.pasrau", PAYROLL, "Revenus autres (PASRAU)"),
+        DeclarativeService("BONUS-MALUS", "service.bonus-malus", PAYROLL_OPERABLE,
+                           "Simulateur bonus-malus assurance chômage"),
+        DeclarativeService("ATMP", "service.atmp", SPECIFIC, "Compte AT/MP"),
+        DeclarativeService("DUCS", "service.ducs", SPECIFIC, "Paiement des cotisations"),
+    )
+}  # fmt: skip
