@@ -179,18 +179,19 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
                 violations=[FieldViolation("code", "not a code of this kind of organism")],
             )
         payload = return_payload(request.content, request.content_type, list(request.pas_rates))
-        record, created = await asyncio.to_thread(
+        record, _ = await asyncio.to_thread(
             functools.partial(
                 self.store.add_return, request.deposit_id, organism, code=request.code,
                 status=int(request.status), request_id=request.request_id or None,
                 payload=payload,
             )
         )  # fmt: skip
-        if created:
-            deposit = await asyncio.to_thread(self.store.get, request.deposit_id)
-            assert deposit is not None
-            values = {"organism": organism, "code": request.code, "deposit": deposit.id,
-                      "month": deposit.month}  # fmt: skip
-            companies = {siret[:9] for siret in deposit.sirets}
-            await self.notices.send(CRM_NOTICE, f"crm-{record.id}", values, companies)
+        # Sent again with a retried CRM too: the notice's request id makes it once, and a
+        # retry after a failure here still sends it.
+        deposit = await asyncio.to_thread(self.store.get, request.deposit_id)
+        assert deposit is not None
+        values = {"organism": organism, "code": request.code, "deposit": deposit.id,
+                  "month": deposit.month}  # fmt: skip
+        companies = {siret[:9] for siret in deposit.sirets}
+        await self.notices.send(CRM_NOTICE, f"crm-{record.id}", values, companies)
         return pb.PostReturnResponse(**{"return": return_message(record)})

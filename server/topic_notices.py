@@ -9,6 +9,8 @@ import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
+
 from registry.notify_store import NotifyStore
 from server.notify_dispatch import NotifyDispatcher
 
@@ -41,9 +43,14 @@ class TopicNotices:
         how many notifications the request made (the first time it was sent)."""
         template = await asyncio.to_thread(self.store.template, notice.name)
         if template is None:
-            template = await asyncio.to_thread(
-                self.store.publish_template, notice.name, notice.topic, notice.subject, notice.body
-            )
+            try:
+                template = await asyncio.to_thread(
+                    self.store.publish_template, notice.name, notice.topic, notice.subject,
+                    notice.body,
+                )  # fmt: skip
+            except IntegrityError:  # another call published it first
+                template = await asyncio.to_thread(self.store.template, notice.name)
+                assert template is not None
         count, _ = await asyncio.to_thread(
             functools.partial(
                 self.store.send, request_id, template, sirens, values,
