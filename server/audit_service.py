@@ -60,8 +60,7 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         rows = await asyncio.to_thread(
             self.store.query, filters, int(after[0]) if after else 0, size + 1
         )
-        page, more = rows[:size], len(rows) > size
-        token = page_tokens.encode(query, [str(page[-1]["position"])]) if more else ""
+        page, token = page_tokens.cut(rows, size, query, lambda r: [str(r["position"])])
         return pb.ListRecordsResponse(
             records=[record_message(r) for r in page], next_page_token=token
         )

@@ -163,8 +163,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         size = request.page_size or DEFAULT_PAGE
         before = (int(after[0]), after[1]) if after else None
         found = await asyncio.to_thread(self.store.list_for, declarant, size + 1, before)
-        page, more = found[:size], len(found) > size
-        token = page_tokens.encode(query, [str(page[-1].received_at), page[-1].id]) if more else ""
+        page, token = page_tokens.cut(found, size, query, lambda r: [str(r.received_at), r.id])
         return pb.ListDepositsResponse(
             deposits=[deposit_message(r) for r in page], next_page_token=token
         )
@@ -194,8 +193,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             self.store.returns_for, declarant, int(after[0]) if after else 0, size + 1,
             request.deposit_id,
         )  # fmt: skip
-        page, more = found[:size], len(found) > size
-        token = page_tokens.encode(query, [str(page[-1].position)]) if more else ""
+        page, token = page_tokens.cut(found, size, query, lambda r: [str(r.position)])
         return pb.ListReturnsResponse(
             returns=[return_message(r) for r in page], next_page_token=token
         )

@@ -228,11 +228,8 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
         size = request.page_size or DEFAULT_PAGE
         before = (int(after[0]), after[1]) if after else None
         rows = await asyncio.to_thread(self.store.list_for, request.siren, size + 1, before)
-        page, more = rows[:size], len(rows) > size
-        token = (
-            page_tokens.encode(query, [str(page[-1]["created_at"]), str(page[-1]["id"])])
-            if more
-            else ""
+        page, token = page_tokens.cut(
+            rows, size, query, lambda r: [str(r["created_at"]), str(r["id"])]
         )
         return pb.ListNotificationsResponse(
             notifications=[notification_message(r) for r in page], next_page_token=token
@@ -321,8 +318,7 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
         after = page_tokens.decode(request.page_token, query, 1)
         size = request.page_size or DEFAULT_PAGE
         rows = await asyncio.to_thread(self.store.overdue, size + 1, after[0] if after else "")
-        page, more = rows[:size], len(rows) > size
-        token = page_tokens.encode(query, [str(page[-1]["id"])]) if more else ""
+        page, token = page_tokens.cut(rows, size, query, lambda r: [str(r["id"])])
         return pb.ListOverdueResponse(
             notifications=[notification_message(r) for r in page], next_page_token=token
         )

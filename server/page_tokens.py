@@ -10,10 +10,13 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from server.errors import FieldViolation, InvalidArgument
 
 DEFAULT_PAGE_SIZE = 100
+T = TypeVar("T")
 
 
 def _fingerprint(query: tuple[object, ...]) -> str:
@@ -54,3 +57,12 @@ def decode(token: str, query: tuple[object, ...], key_length: int) -> list[str] 
             violations=[FieldViolation("page_token", "not a token this query returned")],
         )
     return [str(part) for part in resume_after]
+
+
+def cut(
+    rows: Sequence[T], size: int, query: tuple[object, ...], resume_key: Callable[[T], list[str]]
+) -> tuple[list[T], str]:
+    """The page of `rows` (read with size + 1 to know whether more follow) and the token that
+    resumes after its last row ("" on the last page)."""
+    page = list(rows[:size])
+    return page, encode(query, resume_key(page[-1])) if len(rows) > size else ""

@@ -104,8 +104,7 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
             self.store.list_establishments,
             request.siren, after[0] if after else "", size + 1, active_only=request.active_only,
         )  # fmt: skip
-        page = records[:size]
-        token = page_tokens.encode(query, [page[-1].siret]) if len(records) > size else ""
+        page, token = page_tokens.cut(records, size, query, lambda r: [r.siret])
         return pb.ListEstablishmentsResponse(
             establishments=[establishment_message(r) for r in page], next_page_token=token
         )
@@ -126,10 +125,7 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         found: list[tuple[str, CompanyRecord]] = await asyncio.to_thread(
             self.store.search_companies, prefix, (after[0], after[1]) if after else None, size + 1
         )
-        page = found[:size]
-        token = ""
-        if len(found) > size:
-            token = page_tokens.encode(query, [page[-1][0], page[-1][1].siren])
+        page, token = page_tokens.cut(found, size, query, lambda r: [r[0], r[1].siren])
         return pb.SearchCompaniesResponse(
             companies=[company_message(record) for _, record in page], next_page_token=token
         )

@@ -76,9 +76,7 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
         links = await asyncio.to_thread(
             self.store.declared_by, request.declarant_siret, size + 1, after[0] if after else ""
         )
-        more = len(links) > size
-        links = links[:size]
-        token = page_tokens.encode(query, [links[-1].declared_siret]) if more else ""
+        links, token = page_tokens.cut(links, size, query, lambda link: [link.declared_siret])
         return pb.ListDeclaredEstablishmentsResponse(
             links=[_link_message(link) for link in links], next_page_token=token
         )
@@ -111,9 +109,7 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
                 size + 1, int(after[0]) if after else 0,
             )
         )  # fmt: skip
-        more = len(found) > size
-        found = found[:size]
-        token = page_tokens.encode(query, [str(found[-1].id)]) if more else ""
+        found, token = page_tokens.cut(found, size, query, lambda e: [str(e.id)])
         return pb.ListEmployeesResponse(
             employments=[
                 pb.Employment(siret=e.siret, nir=e.nir, contract_start=e.start,
