@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -18,15 +17,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from registry.clock import now_ms
 from registry.dsn_schema import deliveries, deposit_returns, deposits
 
 RECEIVED, VALIDATED, REJECTED, ROUTED = "RECEIVED", "VALIDATED", "REJECTED", "ROUTED"
 PENDING, SENT, ACKNOWLEDGED = "PENDING", "SENT", "ACKNOWLEDGED"
-
-
-def now_ms() -> int:
-    """Unix milliseconds."""
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from interops.token.v1 import token_pb2
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from registry.clock import now_ms
 from registry.trust_schema import organism_grants, organism_keys, organisms
 from token_suite.grants import Grants, grants_from
 from token_suite.keys import check_public_key, key_id_of
@@ -21,10 +22,6 @@ KIND_PREFIX = "ORGANISM_KIND_"
 
 class DirectoryError(ValueError):
     """A directory change that cannot be made; the message says why."""
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def kind_value(kind: str) -> int:
@@ -48,7 +45,7 @@ class DirectoryStore:
         if not code or len(code) > 64 or not code.replace("-", "").replace("_", "").isalnum():
             raise DirectoryError("a code is 1 to 64 letters, digits, '-' or '_'")
         row = {"code": code, "name": name, "kind": kind.upper(),
-               "endpoints": json.dumps(list(endpoints)), "changed_at": _now_ms()}  # fmt: skip
+               "endpoints": json.dumps(list(endpoints)), "changed_at": now_ms()}  # fmt: skip
         try:
             with self.engine.begin() as connection:
                 connection.execute(insert(organisms).values(row))
@@ -62,7 +59,7 @@ class DirectoryStore:
         key_id = key_id_of(public_key)
         row = {"key_id": key_id, "organism": organism, "public_key": public_key,
                "valid_from": int(time.time()) if valid_from is None else valid_from,
-               "valid_until": 0, "changed_at": _now_ms()}  # fmt: skip
+               "valid_until": 0, "changed_at": now_ms()}  # fmt: skip
         with self.engine.begin() as connection:
             if (
                 connection.execute(
@@ -85,7 +82,7 @@ class DirectoryStore:
             done = connection.execute(
                 update(organism_keys)
                 .where(organism_keys.c.key_id == key_id, organism_keys.c.valid_until == 0)
-                .values(valid_until=moment, changed_at=_now_ms())
+                .values(valid_until=moment, changed_at=now_ms())
             )
         if done.rowcount != 1:
             raise DirectoryError(f"no key {key_id} in use")

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from registry.clock import now_ms
 from registry.declarant_store import identity_digest
 from registry.declarative_services import SERVICES
 from registry.habilitation_schema import (
@@ -70,10 +70,6 @@ class Habilitation:
     declarant_id: int
     siret: str
     service: str
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _key_hash(key: str) -> bytes:
@@ -133,7 +129,7 @@ class HabilitationStore:
                 act=act,
                 target=target[:64],
                 detail=detail[:500],
-                at=_now_ms(),
+                at=now_ms(),
             )
         )
 
@@ -314,7 +310,7 @@ class HabilitationStore:
                                 "siret": s,
                                 "service": v,
                                 "granted_by": author_id,
-                                "granted_at": _now_ms(),
+                                "granted_at": now_ms(),
                             }
                             for s, v in new
                         ],
@@ -514,7 +510,7 @@ class HabilitationStore:
                     siret=siret,
                     service=service,
                     granted_by=author_id,
-                    granted_at=_now_ms(),
+                    granted_at=now_ms(),
                 )
             )
             self._act(

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select
 
+from registry.clock import now_ms
 from registry.notify_schema import nomenclature_codes, nomenclature_versions
-from registry.notify_store import now_ms
 
 # Companies subscribed to this topic hear of every new version.
 NOMENCLATURE_TOPIC = "NOMENCLATURE"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import string
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from registry.clock import now_ms
 from registry.notify_schema import (
     notifications,
     notify_acks,
@@ -36,11 +36,6 @@ ACK_DELIVERED, ACK_RECEIVED, ACK_AUTHENTICATED = 1, 2, 3
 # notifications.fetched: not (yet) on the API channel, held there for fetching, fetched.
 NOT_HELD, FETCHABLE, FETCHED = 0, 1, 2
 _BATCH = 5_000
-
-
-def now_ms() -> int:
-    """Unix milliseconds."""
-    return int(time.time() * 1000)
 
 
 class TemplateError(ValueError):

@@ -7,7 +7,6 @@ history file loaded twice changes nothing the second time.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -15,16 +14,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, Row, func, insert, or_, select, update
 
+from registry.clock import now_ms
 from registry.dsn_relations import Employment
 from registry.nir_keyring import NirKeyring
 from registry.relations_schema import declared_links, employments
 
 BATCH = 2_000
 T = TypeVar("T")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _batches(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
@@ -66,7 +62,7 @@ class RelationsStore:
 
     def record_links(self, links: Iterable[Link]) -> int:
         """Adds links or widens their periods; returns how many rows changed."""
-        changed, moment = 0, _now_ms()
+        changed, moment = 0, now_ms()
         for batch in _batches(links):
             merged: dict[tuple[str, str], Link] = {}
             for link in batch:  # the same pair twice in a batch: one row, the widest periods
@@ -118,7 +114,7 @@ class RelationsStore:
     def record_employments(self, items: Iterable[Employment]) -> int:
         """Adds contracts or records their end; returns how many rows changed. A contract is
         (establishment, NIR, start); found under any key of the ring."""
-        changed, moment = 0, _now_ms()
+        changed, moment = 0, now_ms()
         for batch in _batches(items):
             hashed = [(item, self.keyring.hashes(item.nir)) for item in batch]
             with self.engine.begin() as connection:

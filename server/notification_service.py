@@ -17,12 +17,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from interops.notify.v1 import notify_pb2 as pb
 from interops.notify.v1 import notify_pb2_grpc
 
+from registry.clock import now_ms
 from registry.notify_store import (
     ACK_AUTHENTICATED,
     ACK_RECEIVED,
     NotifyStore,
     TemplateError,
-    now_ms,
 )
 from server import page_tokens
 from server.auth_interceptor import current_principal
