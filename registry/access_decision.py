@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from registry.declarant_store import ACTIVE
 from registry.declarative_services import PAYROLL, PAYROLL_OPERABLE, SERVICES, SPECIFIC
-from registry.habilitation_store import ACTIVE, HabilitationStore
+from registry.habilitation_store import HabilitationStore
 from registry.relations_store import RelationsStore
 
 NOT_DECLARED = "NOT_DECLARED_BY_YOUR_COMPANY"
@@ -51,7 +52,7 @@ def decide(
     if account is None or account.status != ACTIVE:
         decision.refusals.append((f"declarant:{declarant_id}", "ACCOUNT_INACTIVE"))
         return decision
-    declared = set(relations.declared_sirets((), (account.siren,)))
+    declared = relations.declared_by_company(account.siren)
     habilitated = {
         h.siret for h in habilitations.habilitations_of(declarant_id) if h.service == service
     }

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from registry.declarant_store import DeclarantStore
 from registry.declarative_services import PAYROLL, PAYROLL_OPERABLE, SERVICES
 from registry.habilitation_schema import habilitations
-from registry.relations_schema import declared_links
+from registry.relations_store import declared_by_company
 from registry.trust_schema import declarants
 from token_suite.grants import Grants, Scope
 
@@ -45,15 +45,7 @@ def declarant_rights(engine: Engine, declarant_id: int) -> Grants:
                 habilitations.c.declarant_id == declarant_id
             )
         ).all()
-        declared = sorted(
-            set(
-                connection.execute(
-                    select(declared_links.c.declared_siret)
-                    .where(declared_links.c.declarant_siret.startswith(siren))
-                    .limit(MAX_TOKEN_SIRETS + 1)
-                ).scalars()
-            )
-        )
+        declared = declared_by_company(connection, siren, MAX_TOKEN_SIRETS + 1)
     _add(grants, RELATIONS_READ, Scope(sirens=frozenset({siren})))
     for habilitated, service in held:
         _add(grants, SERVICES[service].right, Scope(sirets=frozenset({habilitated})))

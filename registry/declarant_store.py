@@ -19,6 +19,8 @@ from registry.passwords import check_password, dummy_hash, hash_password
 from registry.trust_schema import declarant_grants, declarants
 from token_suite.grants import Grants
 
+# Account statuses (registry/habilitation_store.py moves accounts between them).
+ACTIVE, CANDIDATE, STRUCK_OFF = "ACTIVE", "CANDIDATE", "STRUCK_OFF"
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
 
@@ -45,6 +47,14 @@ def identity_digest(siret: str, last_name: str, first_name: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+def account_row(siret: str, last_name: str, first_name: str, password: str) -> dict[str, object]:
+    """The columns of a new account that sign-in reads: identity digest, SIRET, password hash,
+    no failure yet."""
+    return {"identity_digest": identity_digest(siret, last_name, first_name), "siret": siret,
+            "password_hash": hash_password(password), "failed_attempts": 0,
+            "locked_until": 0}  # fmt: skip
+
+
 class DeclarantStore:
     """Creates declarants and signs them in."""
 
@@ -60,12 +70,11 @@ class DeclarantStore:
         grants: Iterable[tuple[str, str | None]] = (),
     ) -> int:
         """A new declarant with the (right, SIREN or None) grants; returns its id."""
-        row = {"identity_digest": identity_digest(siret, last_name, first_name), "siret": siret,
-               "password_hash": hash_password(password), "failed_attempts": 0,
-               "locked_until": 0}  # fmt: skip
         with self.engine.begin() as connection:
             declarant_id = connection.execute(
-                insert(declarants).values(row).returning(declarants.c.id)
+                insert(declarants)
+                .values(account_row(siret, last_name, first_name, password))
+                .returning(declarants.c.id)
             ).scalar_one()
             rows = [{"declarant_id": declarant_id, "right_name": r, "siren": s} for r, s in grants]
             if rows:
@@ -95,7 +104,7 @@ class DeclarantStore:
         if row is None:
             check_password(password, dummy_hash())
             raise SignInRefused("INVALID_CREDENTIALS", "unknown account or wrong password")
-        if row.status != "ACTIVE":  # a candidate administrator, or struck off: said only to
+        if row.status != ACTIVE:  # a candidate administrator, or struck off: said only to
             if check_password(password, row.password_hash):  # whoever knows the password
                 raise SignInRefused("ACCOUNT_INACTIVE", "this account is not active")
             raise SignInRefused("INVALID_CREDENTIALS", "unknown account or wrong password")

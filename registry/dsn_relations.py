@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from registry.dsn_reader import BlockInstance
+from registry.dsn_validation import date_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +32,6 @@ class Relations:
     # (declared SIRET, period YYYYMM)
     links: set[tuple[str, str]] = field(default_factory=set)
     employments: list[Employment] = field(default_factory=list)
-
-
-def _iso(date: str | None) -> str:
-    """DDMMYYYY as YYYYMMDD ("" when absent or malformed)."""
-    if date is None or len(date) != 8 or not date.isdigit():
-        return ""
-    return date[4:] + date[2:4] + date[:2]
 
 
 def _ancestor(instance: BlockInstance, block: str) -> BlockInstance | None:
@@ -67,12 +61,12 @@ class RelationCollector:
         block = instance.block
         if block == "S21.G00.62":
             if instance.parent is not None:
-                self._ends[id(instance.parent)] = _iso(instance.value("S21.G00.62.001"))
+                self._ends[id(instance.parent)] = date_key(instance.value("S21.G00.62.001")) or ""
         elif block == "S21.G00.40":
             self._contract(instance)
         elif block == "S21.G00.11":
             declaration = _ancestor(instance, "S20.G00.05")
-            month = _iso(declaration.value("S20.G00.05.005") if declaration else None)
+            month = date_key(declaration.value("S20.G00.05.005") if declaration else None)
             siret = _siret(instance)
             if siret and month:
                 self.relations.links.add((siret, month[:6]))
@@ -87,7 +81,7 @@ class RelationCollector:
         if individual is None or individual.block != "S21.G00.30":
             return
         nir = individual.value("S21.G00.30.001") or ""
-        start = _iso(contract.value("S21.G00.40.001"))
+        start = date_key(contract.value("S21.G00.40.001"))
         siret = _siret(individual.parent)
         if nir and start and siret:
             self.relations.employments.append(Employment(siret, nir, start, end))

@@ -151,7 +151,7 @@ def _date_ok(value: str) -> bool:
     return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
 
 
-def _date_key(value: str | None) -> str | None:
+def date_key(value: str | None) -> str | None:
     """DDMMYYYY as YYYYMMDD, comparable as text; None when absent or not a date."""
     if value is None or not _date_ok(value):
         return None
@@ -443,8 +443,8 @@ class Validator:
 
     def _contract_end(self, instance: BlockInstance) -> None:
         contract = instance.parent
-        start = _date_key(contract.value("S21.G00.40.001")) if contract is not None else None
-        end = _date_key(instance.value("S21.G00.62.001"))
+        start = date_key(contract.value("S21.G00.40.001")) if contract is not None else None
+        end = date_key(instance.value("S21.G00.62.001"))
         if start is not None and end is not None and end < start:
             self._add(
                 instance.line,
@@ -454,8 +454,8 @@ class Validator:
             )
 
     def _remuneration(self, instance: BlockInstance) -> None:
-        start = _date_key(instance.value("S21.G00.51.001"))
-        end = _date_key(instance.value("S21.G00.51.002"))
+        start = date_key(instance.value("S21.G00.51.001"))
+        end = date_key(instance.value("S21.G00.51.002"))
         if start is not None and end is not None and end < start:
             self._add(
                 instance.line,

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.clock import now_ms
-from registry.declarant_store import identity_digest
+from registry.declarant_store import ACTIVE, CANDIDATE, STRUCK_OFF, account_row
 from registry.declarative_services import SERVICES
 from registry.habilitation_schema import (
     admin_acts,
@@ -29,11 +29,9 @@ from registry.habilitation_schema import (
     portfolio_services,
     portfolios,
 )
-from registry.passwords import hash_password
 from registry.trust_schema import declarant_grants, declarants
 
 ADMIN, DECLARANT = "ADMIN", "DECLARANT"
-ACTIVE, CANDIDATE, STRUCK_OFF = "ACTIVE", "CANDIDATE", "STRUCK_OFF"
 COMPANY_PORTFOLIO, CLIENTS_PORTFOLIO = "COMPANY", "CLIENTS"
 # Above this many establishments a portfolio gets hard to manage (the portal's advice).
 PORTFOLIO_ADVICE = 100
@@ -149,14 +147,12 @@ class HabilitationStore:
                 connection.execute(
                     insert(declarants)
                     .values(
-                        identity_digest=identity_digest(siret, *names),
-                        siret=siret,
-                        password_hash=hash_password(password),
-                        failed_attempts=0,
-                        locked_until=0,
-                        role=role,
-                        status=status,
-                        activation_hash=activation_hash,
+                        {
+                            **account_row(siret, *names, password),
+                            "role": role,
+                            "status": status,
+                            "activation_hash": activation_hash,
+                        }
                     )
                     .returning(declarants.c.id)
                 ).scalar_one()

@@ -7,12 +7,12 @@ history file loaded twice changes nothing the second time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Row, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, update
 
 from registry.clock import now_ms
 from registry.dsn_relations import Employment
@@ -212,23 +212,10 @@ class RelationsStore:
                 ).scalars()
             )
 
-    def declared_sirets(self, declarant_sirets: Sequence[str], sirens: Sequence[str]) -> list[str]:
-        """Every establishment declared by these SIRETs or by any SIRET of these companies."""
-        conditions: list[ColumnElement[bool]] = []
-        if declarant_sirets:
-            conditions.append(declared_links.c.declarant_siret.in_(declarant_sirets))
-        for siren in sirens:
-            conditions.append(declared_links.c.declarant_siret.startswith(siren))
-        if not conditions:
-            return []
+    def declared_by_company(self, siren: str) -> set[str]:
+        """Every establishment any SIRET of the company declared."""
         with self.engine.connect() as connection:
-            return sorted(
-                set(
-                    connection.execute(
-                        select(declared_links.c.declared_siret).where(or_(*conditions))
-                    ).scalars()
-                )
-            )
+            return declared_by_company(connection, siren)
 
     def employees(
         self, siret: str, period_start: str, period_end: str, limit: int, after_id: int = 0
@@ -283,3 +270,11 @@ def _widest(a: Link, b: Link) -> Link:
 def _link(row: Row[Any]) -> Link:
     return Link(row.declarant_siret, row.declared_siret, row.first_period, row.last_period,
                 row.last_deposit)  # fmt: skip
+
+
+def declared_by_company(connection: Connection, siren: str, limit: int | None = None) -> set[str]:
+    """The establishments any SIRET of the company declared (at most `limit` rows read)."""
+    query = select(declared_links.c.declared_siret).where(
+        declared_links.c.declarant_siret.startswith(siren)
+    )
+    return set(connection.execute(query.limit(limit)).scalars())
