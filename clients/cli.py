@@ -25,6 +25,7 @@ from clients.client import DEFAULT_ADDRESS, Client
 from clients.credentials import CallCredentials
 from clients.dsn_cli import register as register_dsn_commands
 from clients.errors import InteropsError, Unavailable
+from clients.habilitation_cli import register as register_habilitation_commands
 from clients.nomenclature_cli import register as register_nomenclature_commands
 from clients.sample_organism import register as register_organism_commands
 from clients.token_cli import load_signer, read_token
@@ -42,6 +43,7 @@ CLIENT_AUDIENCE = (
     "interops.audit.v1.AuditService",
     "interops.notify.v1.NotificationService",
     "interops.nomenclature.v1.NomenclatureService",
+    "interops.habilitation.v1.HabilitationService",
 )
 Handler = Callable[[argparse.Namespace], int]
 
@@ -187,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
     register_organism_commands(commands, _with_client)
     register_audit_commands(commands, _with_client)
     register_nomenclature_commands(commands, _with_client)
+    register_habilitation_commands(commands, _with_client)
     return root
 
 

@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2_grpc
+from interops.habilitation.v1 import habilitation_pb2_grpc
 from interops.nomenclature.v1 import nomenclature_pb2_grpc
 from interops.notify.v1 import notify_pb2, notify_pb2_grpc
 from interops.operation.v1 import operation_pb2 as op
@@ -36,6 +37,7 @@ from clients.credentials import (
 )
 from clients.dsn_calls import DsnCalls
 from clients.errors import from_rpc_error
+from clients.habilitation_calls import HabilitationCalls
 from clients.token_credentials import ISSUE_METHOD, proof_metadata
 from token_suite.chain import Signer
 
@@ -87,7 +89,7 @@ def _channel_target(address: str) -> str:
     return address.removeprefix("grpc://")
 
 
-class Client(DsnCalls):
+class Client(DsnCalls, HabilitationCalls):
     """Synchronous client; `credentials` fills the interceptor slot (token chains);
     `tracer_provider` traces its calls and carries the trace context to the node."""
 
@@ -121,6 +123,10 @@ class Client(DsnCalls):
         self.audit = audit_pb2_grpc.AuditServiceStub(channel)
         self.notify = _with_errors(notify_pb2_grpc.NotificationServiceStub(channel), self)
         self.relations = _with_errors(relations_pb2_grpc.RelationsServiceStub(channel), self)
+        # Its stream (ExportHabilitations) is read with `export_habilitations`.
+        self.habilitations = _with_errors(
+            habilitation_pb2_grpc.HabilitationServiceStub(channel), self
+        )
         self.nomenclature = _with_errors(
             nomenclature_pb2_grpc.NomenclatureServiceStub(channel), self
         )

@@ -56,7 +56,10 @@ admin_acts = Table(
     Column("target", String(64), nullable=False),
     Column("detail", String(500), nullable=False),
     Column("at", BigInteger, nullable=False),
+    # The caller's retry key of a creation (migration 0009): a retry answers with its target.
+    Column("request_id", String(64)),
     Index("ix_admin_acts_siren", "siren", "id"),
+    Index("ix_admin_acts_request", "siren", "request_id", unique=True),
 )
 
 # Bulk files: processed one after the other per company, in the order received.

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.clock import now_ms
@@ -29,6 +28,7 @@ from registry.habilitation_schema import (
     portfolio_services,
     portfolios,
 )
+from registry.rcd_schema import establishments
 from registry.trust_schema import declarant_grants, declarants
 
 ADMIN, DECLARANT = "ADMIN", "DECLARANT"
@@ -59,6 +59,28 @@ class Account:
     def siren(self) -> str:
         """The account's company."""
         return self.siret[:9]
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    """A portfolio: its establishments and the services added to it."""
+
+    name: str
+    kind: str
+    sirets: list[str]
+    services: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAct:
+    """An administrative act and its author."""
+
+    id: int
+    author: str
+    act: str
+    target: str
+    detail: str
+    at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +141,7 @@ class HabilitationStore:
         target: str,
         *,
         detail: str = "",
+        request_id: str = "",
     ) -> None:
         connection.execute(
             insert(admin_acts).values(
@@ -128,8 +151,41 @@ class HabilitationStore:
                 target=target[:64],
                 detail=detail[:500],
                 at=now_ms(),
+                request_id=request_id or None,
             )
         )
+
+    def replayed(self, siren: str, act: str, request_id: str) -> str | None:
+        """The target of the company's act of this kind made with this request id, or None:
+        a retried creation answers with what the first one made."""
+        if not request_id:
+            return None
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(admin_acts.c.target).where(
+                    admin_acts.c.siren == siren,
+                    admin_acts.c.request_id == request_id,
+                    admin_acts.c.act == act,
+                )
+            ).scalar()
+        return None if found is None else str(found)
+
+    def _account_replayed(self, siren: str, act: str, request_id: str) -> int | None:
+        target = self.replayed(siren, act, request_id)
+        return None if target is None else int(target.removeprefix("account:"))
+
+    def _registered(self, connection: Connection, sirets: tuple[str, ...]) -> None:
+        """Refuses establishments that are not in the registry (RCD)."""
+        known = set(
+            connection.execute(
+                select(establishments.c.siret).where(establishments.c.siret.in_(sirets))
+            ).scalars()
+        )
+        unknown = [s for s in sirets if s not in known]
+        if unknown:
+            raise HabilitationRefused(
+                "UNKNOWN_SIRET", f"{unknown[0]} is not an establishment of the registry"
+            )
 
     def _new_account(
         self,
@@ -162,11 +218,16 @@ class HabilitationStore:
                 "ACCOUNT_EXISTS", "an account with this SIRET and name exists"
             ) from None
 
-    def register_company(self, siret: str, names: tuple[str, str], password: str) -> int:
+    def register_company(
+        self, siret: str, names: tuple[str, str], password: str, request_id: str = ""
+    ) -> int:
         """The Primo AD of a company with no administrator yet; its company portfolio holds
-        the registering establishment."""
+        the registering establishment, which must be in the registry."""
         siren = siret[:9]
+        if (replay := self._account_replayed(siren, "REGISTER", request_id)) is not None:
+            return replay
         with self.engine.begin() as connection:
+            self._registered(connection, (siret,))
             admins = connection.execute(
                 select(func.count())
                 .select_from(declarants)
@@ -192,15 +253,19 @@ class HabilitationStore:
             connection.execute(
                 insert(portfolio_establishments).values(portfolio_id=portfolio, siret=siret)
             )
-            self._act(connection, siren, "registration", "REGISTER", f"account:{account}")
+            self._act(connection, siren, "registration", "REGISTER", f"account:{account}",
+                      request_id=request_id)  # fmt: skip
         return account
 
     def apply_as_administrator(
-        self, siret: str, names: tuple[str, str], password: str
+        self, siret: str, names: tuple[str, str], password: str, request_id: str = ""
     ) -> tuple[int, str]:
         """A Candidat AD and its activation key (to be sent to the company by letter)."""
+        if (replay := self._account_replayed(siret[:9], "APPLY", request_id)) is not None:
+            return replay, ""
         key = secrets.token_urlsafe(12)
         with self.engine.begin() as connection:
+            self._registered(connection, (siret,))
             account = self._new_account(
                 connection,
                 siret,
@@ -210,7 +275,8 @@ class HabilitationStore:
                 status=CANDIDATE,
                 activation_hash=_key_hash(key),
             )
-            self._act(connection, siret[:9], f"account:{account}", "APPLY", f"account:{account}")
+            self._act(connection, siret[:9], f"account:{account}", "APPLY", f"account:{account}",
+                      request_id=request_id)  # fmt: skip
         return account, key
 
     def validate_candidate(self, author_id: int, candidate_id: int) -> None:
@@ -255,9 +321,17 @@ class HabilitationStore:
         )
 
     def create_declarant(
-        self, author_id: int, siret: str, names: tuple[str, str], password: str
+        self,
+        author_id: int,
+        siret: str,
+        names: tuple[str, str],
+        password: str,
+        request_id: str = "",
     ) -> int:
         """A declarant of the author's company, created by an administrator only."""
+        replay = self._account_replayed(siret[:9], "CREATE_DECLARANT", request_id)
+        if replay is not None:
+            return replay
         with self.engine.begin() as connection:
             author = self._admin(connection, author_id)
             if siret[:9] != author.siren:
@@ -273,6 +347,7 @@ class HabilitationStore:
                 f"declarant:{author_id}",
                 "CREATE_DECLARANT",
                 f"account:{account}",
+                request_id=request_id,
             )
         return account
 
@@ -336,10 +411,13 @@ class HabilitationStore:
 
     # -- portfolios ------------------------------------------------------------------------
 
-    def create_portfolio(self, author_id: int, name: str) -> int:
-        """A client portfolio of the author's company."""
+    def create_portfolio(self, author_id: int, name: str, request_id: str = "") -> int:
+        """A client portfolio of the author's company (the same one again for a retried
+        request id)."""
         with self.engine.begin() as connection:
             author = self._admin(connection, author_id)
+            if self.replayed(author.siren, "CREATE_PORTFOLIO", request_id) == name:
+                return self._portfolio(connection, author, name)
             try:
                 portfolio = connection.execute(
                     insert(portfolios)
@@ -350,7 +428,8 @@ class HabilitationStore:
                 raise HabilitationRefused(
                     "PORTFOLIO_EXISTS", f"a portfolio is named {name!r}"
                 ) from None
-            self._act(connection, author.siren, f"declarant:{author_id}", "CREATE_PORTFOLIO", name)
+            self._act(connection, author.siren, f"declarant:{author_id}", "CREATE_PORTFOLIO", name,
+                      request_id=request_id)  # fmt: skip
         return int(portfolio)
 
     def _portfolio(self, connection: Connection, author: Account, name: str) -> int:
@@ -379,6 +458,8 @@ class HabilitationStore:
         with self.engine.begin() as connection:
             author = self._admin(connection, author_id)
             portfolio = self._portfolio(connection, author, name)
+            if add and sirets:
+                self._registered(connection, sirets)
             changed = 0
             for table, column, values in (
                 (portfolio_establishments, "siret", sirets),
@@ -430,29 +511,30 @@ class HabilitationStore:
         )
         return changed, warning
 
-    def portfolios_of(self, siren: str) -> list[tuple[str, str, list[str], list[str]]]:
-        """(name, kind, SIRETs, services) of each portfolio of the company."""
+    def portfolios_of(
+        self, siren: str, limit: int | None = None, after: str = ""
+    ) -> list[Portfolio]:
+        """The company's portfolios by name, after the name `after`."""
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(portfolios).where(portfolios.c.siren == siren).order_by(portfolios.c.name)
+                select(portfolios)
+                .where(portfolios.c.siren == siren, portfolios.c.name > after)
+                .order_by(portfolios.c.name)
+                .limit(limit)
             ).all()
             found = []
             for row in rows:
-                sirets = sorted(
-                    connection.execute(
-                        select(portfolio_establishments.c.siret).where(
-                            portfolio_establishments.c.portfolio_id == row.id
-                        )
-                    ).scalars()
-                )
-                services = sorted(
-                    connection.execute(
-                        select(portfolio_services.c.service).where(
-                            portfolio_services.c.portfolio_id == row.id
-                        )
-                    ).scalars()
-                )
-                found.append((row.name, row.kind, sirets, services))
+                sirets = connection.execute(
+                    select(portfolio_establishments.c.siret)
+                    .where(portfolio_establishments.c.portfolio_id == row.id)
+                    .order_by(portfolio_establishments.c.siret)
+                ).scalars()
+                services = connection.execute(
+                    select(portfolio_services.c.service)
+                    .where(portfolio_services.c.portfolio_id == row.id)
+                    .order_by(portfolio_services.c.service)
+                ).scalars()
+                found.append(Portfolio(row.name, row.kind, list(sirets), list(services)))
         return found
 
     # -- habilitations ---------------------------------------------------------------------
@@ -550,28 +632,49 @@ class HabilitationStore:
                 for s, v in sorted(self._held(connection, declarant_id))
             ]
 
-    def company_habilitations(self, siren: str) -> Iterator[Habilitation]:
-        """Every habilitation of the company's accounts, by account, SIRET and service."""
+    def company_habilitations(
+        self,
+        siren: str,
+        limit: int | None = None,
+        after: tuple[int, str, str] = (0, "", ""),
+        declarant_id: int = 0,
+    ) -> list[Habilitation]:
+        """Habilitations of the company's accounts (or of one), by account, SIRET and service,
+        after the key `after`."""
+        key = tuple_(habilitations.c.declarant_id, habilitations.c.siret, habilitations.c.service)
+        query = (
+            select(habilitations.c.declarant_id, habilitations.c.siret, habilitations.c.service)
+            .join(declarants, declarants.c.id == habilitations.c.declarant_id)
+            .where(declarants.c.siret.startswith(siren), key > tuple_(*after))
+            .order_by(habilitations.c.declarant_id, habilitations.c.siret, habilitations.c.service)
+            .limit(limit)
+        )
+        if declarant_id:
+            query = query.where(habilitations.c.declarant_id == declarant_id)
+        with self.engine.connect() as connection:
+            return [Habilitation(r.declarant_id, r.siret, r.service)
+                    for r in connection.execute(query)]  # fmt: skip
+
+    def accounts_of(self, siren: str, limit: int | None = None, after: int = 0) -> list[Account]:
+        """The company's accounts by id, after the id `after`."""
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(habilitations.c.declarant_id, habilitations.c.siret, habilitations.c.service)
-                .join(declarants, declarants.c.id == habilitations.c.declarant_id)
-                .where(declarants.c.siret.startswith(siren))
-                .order_by(
-                    habilitations.c.declarant_id, habilitations.c.siret, habilitations.c.service
-                )
-            ).all()
-        for row in rows:
-            yield Habilitation(row.declarant_id, row.siret, row.service)
+                select(declarants.c.id, declarants.c.siret, declarants.c.role,
+                       declarants.c.status)
+                .where(declarants.c.siret.startswith(siren), declarants.c.id > after)
+                .order_by(declarants.c.id)
+                .limit(limit)
+            )  # fmt: skip
+            return [Account(r.id, r.siret, r.role, r.status) for r in rows]
 
-    def acts(self, siren: str, limit: int = 1000) -> list[tuple[str, str, str, str, int]]:
-        """(author, act, target, detail, at) of the company's administrative acts, oldest first."""
+    def acts(self, siren: str, limit: int = 1000, after: int = 0) -> list[AdminAct]:
+        """The company's administrative acts, oldest first, after the act id `after`."""
         with self.engine.connect() as connection:
             return [
-                (r.author, r.act, r.target, r.detail, r.at)
+                AdminAct(r.id, r.author, r.act, r.target, r.detail, r.at)
                 for r in connection.execute(
                     select(admin_acts)
-                    .where(admin_acts.c.siren == siren)
+                    .where(admin_acts.c.siren == siren, admin_acts.c.id > after)
                     .order_by(admin_acts.c.id)
                     .limit(limit)
                 )

@@ -128,12 +128,14 @@ class OperationStore:
         """Marks the operation FAILED with its serialized error."""
         self._set(operation_id, state=OperationState.FAILED, error=error)
 
-    def unfinished(self) -> list[OperationRecord]:
-        """Operations still PENDING or RUNNING: after a restart, those a crash interrupted."""
+    def unfinished(self, kind: str) -> list[OperationRecord]:
+        """Operations of a kind still PENDING or RUNNING: after a restart, those a crash
+        interrupted."""
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(*_COLUMNS).where(
-                    operations.c.state.in_([OperationState.PENDING, OperationState.RUNNING])
+                    operations.c.kind == kind,
+                    operations.c.state.in_([OperationState.PENDING, OperationState.RUNNING]),
                 )
             ).all()
         return [_record(tuple(row)) for row in rows]

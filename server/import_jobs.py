@@ -74,7 +74,7 @@ class ImportJobs:
         if self.upload_dir.is_dir():
             for leftover in self.upload_dir.glob("*.csv"):
                 leftover.unlink(missing_ok=True)
-        for record in self.operations.unfinished():
+        for record in self.operations.unfinished(KIND):
             status = build_status(
                 grpc.StatusCode.ABORTED,
                 "interrupted by a restart of the node; the batches applied are kept, "

@@ -21,6 +21,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2, dsn_pb2_grpc
+from interops.habilitation.v1 import habilitation_pb2, habilitation_pb2_grpc
 from interops.nomenclature.v1 import nomenclature_pb2, nomenclature_pb2_grpc
 from interops.notify.v1 import notify_pb2, notify_pb2_grpc
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
@@ -30,9 +31,12 @@ from interops.token.v1 import token_service_pb2, token_service_pb2_grpc
 
 from registry.audit_store import AuditStore
 from registry.database import open_engine, upgrade
+from registry.declarant_rights import HABILITATION_CHECK, HABILITATION_MANAGE
 from registry.declarant_store import DeclarantStore
 from registry.deposit_store import DepositStore
 from registry.dsn_routing import load_rules
+from registry.habilitation_bulk import BulkQueue
+from registry.habilitation_store import HabilitationStore
 from registry.nir_keyring import NirKeyring
 from registry.nomenclature_store import NomenclatureStore
 from registry.notify_store import NotifyStore
@@ -49,6 +53,8 @@ from server.deposit_service import DEPOSIT_RIGHT, DepositService
 from server.dsn_pipeline import DepositFiles, DsnPipeline
 from server.error_interceptor import ErrorInterceptor
 from server.establishment_cache import EstablishmentCache
+from server.habilitation_bulk_worker import BulkWorker
+from server.habilitation_service import HabilitationService
 from server.import_jobs import ImportJobs
 from server.nomenclature_service import PUBLISH_RIGHT as NOMENCLATURE_PUBLISH
 from server.nomenclature_service import READ_RIGHT as NOMENCLATURE_READ
@@ -79,6 +85,7 @@ SERVICES = (
     notify_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
     nomenclature_pb2.DESCRIPTOR.services_by_name["NomenclatureService"].full_name,
     relations_pb2.DESCRIPTOR.services_by_name["RelationsService"].full_name,
+    habilitation_pb2.DESCRIPTOR.services_by_name["HabilitationService"].full_name,
 )
 # The right each protected service (or method) needs; a method in neither is refused.
 RIGHTS = {
@@ -95,6 +102,8 @@ RIGHTS = {
     "interops.nomenclature.v1.NomenclatureService": NOMENCLATURE_READ,
     "/interops.nomenclature.v1.NomenclatureService/PublishVersion": NOMENCLATURE_PUBLISH,
     "interops.relations.v1.RelationsService": RELATIONS_READ,
+    "interops.habilitation.v1.HabilitationService": HABILITATION_MANAGE,
+    "/interops.habilitation.v1.HabilitationService/CheckAccess": HABILITATION_CHECK,
 }
 # Services whose calls the audit journal does not record (no exchange between parties).
 UNAUDITED = (
@@ -110,6 +119,10 @@ PUBLIC_SERVICES = (
     "grpc.reflection.v1.ServerReflection",
     # An e-mail link carries no token: it leads to sign-in, shows nothing.
     "/interops.notify.v1.NotificationService/OpenLink",
+    # A company's first administrator and candidates have no account yet.
+    "/interops.habilitation.v1.HabilitationService/RegisterCompany",
+    "/interops.habilitation.v1.HabilitationService/ApplyAsAdministrator",
+    "/interops.habilitation.v1.HabilitationService/ActivateAdministrator",
 )
 # Room for a 1 MiB upload chunk and a 1,000-establishment batch answer.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -212,6 +225,15 @@ class Node:
         relations_pb2_grpc.add_RelationsServiceServicer_to_server(
             RelationsService(self.relations), self.server
         )
+        habilitations = HabilitationStore(self.engine)
+        self.bulk_worker = BulkWorker(
+            BulkQueue(self.engine), habilitations, self.operations, settings.feed_poll_seconds
+        )
+        habilitation_pb2_grpc.add_HabilitationServiceServicer_to_server(
+            HabilitationService(habilitations, self.relations, self.operations,
+                                self.bulk_worker, notices),
+            self.server,
+        )  # fmt: skip
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditService(self.audit_store, self.journal), self.server
         )
@@ -233,6 +255,7 @@ class Node:
         await self.cache.start()
         await self.pipeline.start()
         await self.dispatcher.start()
+        await self.bulk_worker.start()
         self.port = self.server.add_insecure_port(self.settings.grpc_address)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.grpc_address}")
@@ -248,6 +271,7 @@ class Node:
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         await self.imports.close()
         await self.pipeline.stop()
+        await self.bulk_worker.stop()
         await self.dispatcher.stop()
         await self.journal.stop()
         await self.cache.stop()

@@ -21,6 +21,7 @@ from registry.habilitation_store import HabilitationRefused, HabilitationStore
 from registry.nir_keyring import NirKeyring
 from registry.relations_store import Link, RelationsStore
 from registry.sirene_synth import siren_at, siret_of
+from tests.registry_rows import in_registry
 
 FIRM = siren_at(60)
 CLIENT, STRANGER = siren_at(61), siren_at(62)
@@ -37,6 +38,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="module")
 def store(engine: Engine) -> HabilitationStore:
+    in_registry(engine, [siret_of(siren, n) for siren in (FIRM, CLIENT, STRANGER)
+                         for n in (1, 2, 3)])  # fmt: skip
+    in_registry(engine, [siret_of(siren_at(100 + n), 1) for n in range(101)])
     return HabilitationStore(engine)
 
 
@@ -85,7 +89,7 @@ def test_administrators_primo_then_candidates_validated_or_activated_by_key(
     assert store.activate_with_key(key) == second
     with pytest.raises(HabilitationRefused):  # single use
         store.activate_with_key(key)
-    acts = [(author, act) for author, act, *_ in store.acts(FIRM)]
+    acts = [(a.author, a.act) for a in store.acts(FIRM)]
     assert acts == [("registration", "REGISTER"), (f"account:{first}", "APPLY"),
                     (f"declarant:{primo}", "VALIDATE_ADMIN"), (f"account:{second}", "APPLY"),
                     ("activation-key", "ACTIVATE_ADMIN")]  # fmt: skip
@@ -148,8 +152,12 @@ def test_struck_off_with_a_successor_who_receives_the_habilitations(
     with pytest.raises(HabilitationRefused):
         store.grant(primo, leaving, siret_of(CLIENT, 2), "DUCS")
     last = store.acts(FIRM)[-1]
-    assert last[:3] == (f"declarant:{primo}", "STRIKE_OFF", f"account:{leaving}")
-    assert f"successor account:{successor}" in last[3]
+    assert (last.author, last.act, last.target) == (
+        f"declarant:{primo}",
+        "STRIKE_OFF",
+        f"account:{leaving}",
+    )
+    assert f"successor account:{successor}" in last.detail
 
 
 def test_the_three_cases_of_access_and_the_token_grants(

@@ -1,0 +1,19 @@
+"""Establishments put straight in a test database's RCD, for rules that need them there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Engine
+
+from registry.rcd_records import EstablishmentRecord
+from registry.rcd_store import RcdStore
+
+
+def in_registry(engine: Engine, sirets: Iterable[str]) -> None:
+    """Puts active establishments with these SIRETs in the registry."""
+    RcdStore(engine).upsert([
+        EstablishmentRecord(siret, "Etablissement", "6920Z", "1", "", "RUE", "DE LA PAIX", "",
+                            "75002", "PARIS", "75102", "", False, 1, None, None, False)
+        for siret in sirets
+    ])  # fmt: skip
