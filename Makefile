@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.dsn_validate
 	$(BIN)/python -m bench.dsn_routing
 	$(BIN)/python -m bench.notify_fanout
+	$(BIN)/python -m bench.relations_checks
 
 clean:
 	rm -rf $(VENV) tools/buf/node_modules var

@@ -1,5 +1,6 @@
-"""Demo identities for a newcomer's first run: two organisms with keys on disk, and a declarant
-of the accounting firm whose sign-in the README gives, managing three client companies."""
+"""Demo identities for a newcomer's first run: the organisms with keys on disk, a declarant of
+the accounting firm whose sign-in the README gives, managing three client companies, and the
+firm's first administrator (Primo AD) with a client portfolio."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from sqlalchemy import Engine
 
 from registry.declarant_store import DeclarantStore
 from registry.directory_store import DirectoryError, DirectoryStore
-from registry.sirene_synth import siren_at
+from registry.habilitation_store import HabilitationRefused, HabilitationStore
+from registry.sirene_synth import siren_at, siret_of
 from server.demo_data import FIRM_SIREN, FIRM_SIRET
 from server.trust import node_key
 from token_suite.keys import public_bytes
 
 # The README quotes these.
 DECLARANT = (FIRM_SIRET, "Martin", "Camille")
+ADMINISTRATOR = (FIRM_SIRET, "Durand", "Claire")
 DECLARANT_PASSWORD = "interops-demo"  # noqa: S105 -- demo data, printed in the README
 CLIENT_SIRENS = tuple(siren_at(index) for index in (1, 2, 4))
 DSN = "dsn.deliveries"
@@ -58,7 +61,26 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
                      for right in ("registry.read", "dsn.deposit")]  # fmt: skip
         declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter)
         added = True
+    added = _demo_administrator(engine) or added
     if added:
         log.info("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
                  ", ".join(ORGANISMS), keys_dir, FIRM_SIRET)  # fmt: skip
     return added
+
+
+def _demo_administrator(engine: Engine) -> bool:
+    """The firm's Primo AD, with a portfolio of the client companies' head offices offering
+    ATMP; True if it was added."""
+    store = HabilitationStore(engine)
+    try:
+        admin = store.register_company(
+            FIRM_SIRET, ADMINISTRATOR[1:], DECLARANT_PASSWORD, request_id="demo-admin"
+        )
+    except HabilitationRefused:  # registered already, or the firm is not in the registry
+        return False
+    with contextlib.suppress(HabilitationRefused):
+        store.create_portfolio(admin, "Clients", request_id="demo-portfolio")
+        heads = tuple(siret_of(siren, 1) for siren in CLIENT_SIRENS)
+        store.change_portfolio(admin, "Clients", add=True, sirets=heads,
+                               services=("ATMP", "DUCS"))  # fmt: skip
+    return True
