@@ -34,6 +34,7 @@ from registry.dsn_validation import validate
 from registry.relations_store import Link, RelationsStore
 from registry.sealed_files import SealedWriter, sealed_lines
 from server.dsn_messages import return_payload
+from server.wakeups import woken_or_timed_out
 
 log = logging.getLogger("interops.dsn")
 
@@ -108,8 +109,7 @@ class DsnPipeline:
                     await asyncio.to_thread(self.process, deposit_id)
                 except Exception:  # one deposit failing must not hold up the others
                     log.exception("deposit %s: processing failed; retried later", deposit_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            await woken_or_timed_out(self._wake, self.poll_seconds)
 
     def process(self, deposit_id: str) -> None:
         """Moves one deposit on as far as it goes."""

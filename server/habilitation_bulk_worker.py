@@ -15,6 +15,7 @@ from registry.habilitation_bulk import BulkFile, BulkQueue, BulkReport, apply_fi
 from registry.habilitation_store import HabilitationStore
 from registry.operation_store import OperationStore
 from server.errors import build_status
+from server.wakeups import woken_or_timed_out
 
 KIND = "habilitation.import"
 log = logging.getLogger("interops.habilitation.bulk")
@@ -78,8 +79,7 @@ class BulkWorker:
                     await asyncio.to_thread(self.apply, queued)
             except Exception:  # the database away: try again after the poll interval
                 log.exception("bulk habilitation files: cannot go on; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            await woken_or_timed_out(self._wake, self.poll_seconds)
 
     def apply(self, queued: BulkFile) -> None:
         """Applies one file and records its outcome in its operation."""

@@ -23,6 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from registry.notify_store import Due, NotifyStore
+from server.wakeups import woken_or_timed_out
 
 log = logging.getLogger("interops.notify")
 
@@ -90,8 +91,7 @@ class NotifyDispatcher:
                     pass
             except Exception:  # the database or the mail server away: next poll
                 log.exception("notification delivery failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            await woken_or_timed_out(self._wake, self.poll_seconds)
 
     def run_once(self) -> int:
         """Attempts what is due now; returns how many deliveries were attempted. A round with

@@ -129,6 +129,5 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
         )
         if found is None:
             return pb.CheckEmploymentResponse(employed=False)
-        return pb.CheckEmploymentResponse(
-            employed=True, contract_start=found.start, contract_end=found.end
-        )
+        start, end = found
+        return pb.CheckEmploymentResponse(employed=True, contract_start=start, contract_end=end)

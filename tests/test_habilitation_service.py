@@ -335,3 +335,32 @@ def test_the_administrators_command_line(
     assert "line 2: UNKNOWN_SIRET" in refused.stdout
     denied = _cli(node, tmp_path / "admin.token", "grant", str(declarant), NOT_IN_REGISTRY, "X")
     assert denied.returncode == 1 and "error:" in denied.stderr
+
+
+def test_a_file_interrupted_by_a_stop_is_applied_by_the_next_start(
+    node: RunningNode, admin: Client, declarant: int, database_url: str, tmp_path: Path
+) -> None:
+    from registry.habilitation_bulk import BulkQueue
+
+    grant = f"GRANT,{declarant},{siret_of(CLIENT, 2)},DUCS,"
+    operation = _bulk(admin, f"action,account,siret,service,portfolio\n{grant}\n")
+    node.run(node.node.bulk_worker.stop())  # the worker stops before (or while) applying it
+    queue = BulkQueue(node.node.engine)
+    claimed = queue.take_next()  # as a process that died mid-file leaves it: claimed, not done
+    assert claimed is None or claimed.operation_id == operation.name.removeprefix("operations/")
+    held = {(h.account_id, h.siret, h.service) for h in admin.list_habilitations()}
+    if claimed is not None:
+        assert (declarant, siret_of(CLIENT, 2), "DUCS") not in held
+    restarted = RunningNode(database_url, tmp_path / "second")
+    try:
+        with Client(restarted.address) as anonymous:
+            token = anonymous.sign_in(siret_of(FIRM, 1), "Moreau", "Lina", "long password",
+                                      audience=[HABILITATION]).token  # fmt: skip
+        with Client(restarted.address, credentials=ChainCredentials(token)) as again:
+            done = again.wait_bulk_operation(operation.name, timeout=60)
+            assert _result(done).lines_rejected == 0
+            held = {(h.account_id, h.siret, h.service) for h in again.list_habilitations()}
+        assert (declarant, siret_of(CLIENT, 2), "DUCS") in held
+    finally:
+        restarted.stop()
+        node.run(node.node.bulk_worker.start())
