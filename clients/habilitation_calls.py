@@ -17,25 +17,29 @@ class HabilitationCalls:
     habilitations: Any
     _stream: Callable[..., Generator[Any, None, None]]
 
-    def list_habilitations(self, account_id: int = 0) -> Iterator[pb.Habilitation]:
-        """Every habilitation of the caller's company (or of one account), page after page."""
-        request = pb.ListHabilitationsRequest(account_id=account_id, page_size=1000)
+    def _pages(self, method: Callable[[Any], Any], request: Any, field: str) -> Iterator[Any]:
+        """Every item of a paginated listing, page after page."""
         while True:
-            page = self.habilitations.ListHabilitations(request)
-            yield from page.habilitations
+            page = method(request)
+            yield from getattr(page, field)
             if not (token := page.next_page_token):
                 return
             request.page_token = token
 
+    def list_habilitations(self, account_id: int = 0) -> Iterator[pb.Habilitation]:
+        """Every habilitation of the caller's company (or of one account)."""
+        request = pb.ListHabilitationsRequest(account_id=account_id, page_size=1000)
+        return self._pages(self.habilitations.ListHabilitations, request, "habilitations")
+
     def list_accounts(self) -> Iterator[pb.Account]:
-        """Every account of the caller's company, page after page."""
+        """Every account of the caller's company."""
         request = pb.ListAccountsRequest(page_size=1000)
-        while True:
-            page = self.habilitations.ListAccounts(request)
-            yield from page.accounts
-            if not (token := page.next_page_token):
-                return
-            request.page_token = token
+        return self._pages(self.habilitations.ListAccounts, request, "accounts")
+
+    def list_admin_acts(self) -> Iterator[pb.AdminAct]:
+        """Every administrative act of the caller's company, oldest first."""
+        request = pb.ListAdminActsRequest(page_size=1000)
+        return self._pages(self.habilitations.ListAdminActs, request, "acts")
 
     def export_habilitations(self) -> bytes:
         """The company's portfolios and habilitations as a bulk file."""

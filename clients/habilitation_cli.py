@@ -80,15 +80,9 @@ def _export(args: argparse.Namespace, client: Client) -> int:
 
 
 def _acts(args: argparse.Namespace, client: Client) -> int:
-    token = ""
-    while True:
-        page = client.habilitations.ListAdminActs(
-            pb.ListAdminActsRequest(page_size=1000, page_token=token)
-        )
-        for act in page.acts:
-            print(f"{act.at}\t{act.author}\t{act.act}\t{act.target}\t{act.detail}")
-        if not (token := page.next_page_token):
-            return 0
+    for act in client.list_admin_acts():
+        print(f"{act.at}\t{act.author}\t{act.act}\t{act.target}\t{act.detail}")
+    return 0
 
 
 def register(

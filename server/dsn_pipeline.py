@@ -11,7 +11,6 @@ taken before any monthly declaration waiting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from pathlib import Path
@@ -33,8 +32,8 @@ from registry.dsn_routing import OrganismRules, Router
 from registry.dsn_validation import validate
 from registry.relations_store import Link, RelationsStore
 from registry.sealed_files import SealedWriter, sealed_lines
+from server.background_loop import BackgroundLoop
 from server.dsn_messages import return_payload
-from server.wakeups import woken_or_timed_out
 
 log = logging.getLogger("interops.dsn")
 
@@ -59,8 +58,10 @@ class DepositFiles:
         return SealedWriter(path, self.key)
 
 
-class DsnPipeline:
+class DsnPipeline(BackgroundLoop):
     """Validates and routes deposits in a worker thread, woken by `wake` or every poll."""
+
+    name = "dsn-pipeline"
 
     def __init__(
         self,
@@ -77,39 +78,20 @@ class DsnPipeline:
         self.store = store
         self.files = files
         self.router = Router(rules.values())
-        self.poll_seconds = poll_seconds
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(poll_seconds)
 
-    async def start(self) -> None:
-        """Starts working (first on what a previous run left unfinished)."""
-        self._task = asyncio.create_task(self._run(), name="dsn-pipeline")
-
-    def wake(self) -> None:
-        """A deposit arrived."""
-        self._wake.set()
-
-    async def stop(self) -> None:
-        """Stops after the step under way (which the next start would redo otherwise)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
+    async def round(self) -> None:
+        """Moves on every deposit left unfinished (deposits received, or a previous run's)."""
+        try:
+            work = await asyncio.to_thread(self.store.unfinished)
+        except Exception:  # the database away: try again after the poll interval
+            log.exception("the DSN pipeline cannot read its work; retrying")
+            work = []
+        for deposit_id, _ in work:
             try:
-                work = await asyncio.to_thread(self.store.unfinished)
-            except Exception:  # the database away: try again after the poll interval
-                log.exception("the DSN pipeline cannot read its work; retrying")
-                work = []
-            for deposit_id, _ in work:
-                try:
-                    await asyncio.to_thread(self.process, deposit_id)
-                except Exception:  # one deposit failing must not hold up the others
-                    log.exception("deposit %s: processing failed; retried later", deposit_id)
-            await woken_or_timed_out(self._wake, self.poll_seconds)
+                await asyncio.to_thread(self.process, deposit_id)
+            except Exception:  # one deposit failing must not hold up the others
+                log.exception("deposit %s: processing failed; retried later", deposit_id)
 
     def process(self, deposit_id: str) -> None:
         """Moves one deposit on as far as it goes."""

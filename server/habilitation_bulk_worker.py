@@ -4,7 +4,6 @@ received, recording each file's progress and line-by-line report in its operatio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import grpc
@@ -14,8 +13,8 @@ from interops.habilitation.v1 import habilitation_pb2 as pb
 from registry.habilitation_bulk import BulkFile, BulkQueue, BulkReport, apply_file
 from registry.habilitation_store import HabilitationStore
 from registry.operation_store import OperationStore
+from server.background_loop import BackgroundLoop
 from server.errors import build_status
-from server.wakeups import woken_or_timed_out
 
 KIND = "habilitation.import"
 log = logging.getLogger("interops.habilitation.bulk")
@@ -38,8 +37,10 @@ def result_message(report: BulkReport) -> bytes:
     return packed.SerializeToString()
 
 
-class BulkWorker:
+class BulkWorker(BackgroundLoop):
     """Takes the oldest waiting file, applies it, and goes on until none is left."""
+
+    name = "habilitation-bulk"
 
     def __init__(
         self,
@@ -51,35 +52,21 @@ class BulkWorker:
         self.queue = queue
         self.store = store
         self.operations = operations
-        self.poll_seconds = poll_seconds
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(poll_seconds)
 
     async def start(self) -> None:
-        """Starts working, first on files a stopped process was applying."""
+        """Starts working, first on files a stopped process was applying (a file being
+        applied when stopped is applied again)."""
         await asyncio.to_thread(self.queue.resume_interrupted)
-        self._task = asyncio.create_task(self._run(), name="habilitation-bulk")
+        await super().start()
 
-    def wake(self) -> None:
-        """A file arrived."""
-        self._wake.set()
-
-    async def stop(self) -> None:
-        """Stops; a file being applied is applied again by the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                while (queued := await asyncio.to_thread(self.queue.take_next)) is not None:
-                    await asyncio.to_thread(self.apply, queued)
-            except Exception:  # the database away: try again after the poll interval
-                log.exception("bulk habilitation files: cannot go on; retrying")
-            await woken_or_timed_out(self._wake, self.poll_seconds)
+    async def round(self) -> None:
+        """Applies the waiting files, oldest first."""
+        try:
+            while (queued := await asyncio.to_thread(self.queue.take_next)) is not None:
+                await asyncio.to_thread(self.apply, queued)
+        except Exception:  # the database away: try again after the poll interval
+            log.exception("bulk habilitation files: cannot go on; retrying")
 
     def apply(self, queued: BulkFile) -> None:
         """Applies one file and records its outcome in its operation."""

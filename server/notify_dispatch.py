@@ -11,7 +11,6 @@ acceptance and its recording, which sends it again, is recognised by mail client
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import smtplib
@@ -23,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from registry.notify_store import Due, NotifyStore
-from server.wakeups import woken_or_timed_out
+from server.background_loop import BackgroundLoop
 
 log = logging.getLogger("interops.notify")
 
@@ -46,8 +45,10 @@ class MailSettings:
     timeout_seconds: float = 10.0
 
 
-class NotifyDispatcher:
+class NotifyDispatcher(BackgroundLoop):
     """Works the outbox every poll interval."""
+
+    name = "notify-dispatch"
 
     def __init__(
         self,
@@ -62,36 +63,17 @@ class NotifyDispatcher:
         self.tracer = tracer or trace.get_tracer("interops.notify")
         self.store = store
         self.mail = mail
-        self.poll_seconds = poll_seconds
+        super().__init__(poll_seconds)
         self.backoff_ms = int(backoff_seconds * 1000)
         self.max_attempts = max_attempts
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
 
-    async def start(self) -> None:
-        """Starts working (first on what a previous run left)."""
-        self._task = asyncio.create_task(self._run(), name="notify-dispatch")
-
-    def wake(self) -> None:
-        """Something was sent."""
-        self._wake.set()
-
-    async def stop(self) -> None:
-        """Stops after the attempt under way."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                while await asyncio.to_thread(self.run_once):
-                    pass
-            except Exception:  # the database or the mail server away: next poll
-                log.exception("notification delivery failed; retrying")
-            await woken_or_timed_out(self._wake, self.poll_seconds)
+    async def round(self) -> None:
+        """Delivers what is due until nothing is."""
+        try:
+            while await asyncio.to_thread(self.run_once):
+                pass
+        except Exception:  # the database or the mail server away: next poll
+            log.exception("notification delivery failed; retrying")
 
     def run_once(self) -> int:
         """Attempts what is due now; returns how many deliveries were attempted. A round with
