@@ -27,6 +27,7 @@ from clients.dsn_cli import register as register_dsn_commands
 from clients.errors import InteropsError, Unavailable
 from clients.habilitation_cli import register as register_habilitation_commands
 from clients.nomenclature_cli import register as register_nomenclature_commands
+from clients.partner_demo import register as register_partner_demo
 from clients.sample_organism import register as register_organism_commands
 from clients.token_cli import load_signer, read_token
 from clients.token_cli import register as register_token_commands
@@ -190,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
     register_audit_commands(commands, _with_client)
     register_nomenclature_commands(commands, _with_client)
     register_habilitation_commands(commands, _with_client)
+    register_partner_demo(commands, _with_client)
     return root
 
 

@@ -33,6 +33,7 @@ class AuditQuery:
     chain_id: str = ""
     siret: str = ""
     organism: str = ""
+    resource: str = ""
     after_ms: int = 0
     before_ms: int = 0
 
@@ -116,6 +117,8 @@ class AuditStore:
             query = query.where(audit_records.c.siret == filters.siret)
         if filters.organism:
             query = query.where(audit_records.c.organisms.contains(f"|{filters.organism}|"))
+        if filters.resource:
+            query = query.where(audit_records.c.resource == filters.resource)
         if filters.after_ms:
             query = query.where(audit_records.c.at >= filters.after_ms)
         if filters.before_ms:

@@ -49,7 +49,7 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
     ) -> pb.ListRecordsResponse:
         filters = AuditQuery(
             trace_id=request.trace_id, chain_id=request.chain_id, siret=request.siret,
-            organism=request.organism,
+            organism=request.organism, resource=request.resource,
             after_ms=request.after.ToMilliseconds() if request.HasField("after") else 0,
             before_ms=request.before.ToMilliseconds() if request.HasField("before") else 0,
         )  # fmt: skip

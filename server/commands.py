@@ -18,8 +18,9 @@ from server.config import ConfigError, Settings
 from server.demo_data import FIRM_SIRET, LA_POSTE_SIRET, load_demo_data
 from server.demo_trust import ORGANISMS, load_demo_trust
 from server.directory_commands import register as register_directory_commands
-from server.node import Node
+from server.node import PUBLIC_SERVICES, Node
 from server.relations_commands import register as register_relations_commands
+from server.web.app import WebServer
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,12 +66,21 @@ async def _run(settings: Settings, *, demo_data: bool) -> None:
         if await asyncio.to_thread(load_demo_trust, node.engine, keys_dir):
             print(f"demo data: organisms {', '.join(ORGANISMS)}, keys in {keys_dir}; see README")
     print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
+    web = None
+    if settings.http_address:
+        web = WebServer(settings, node.port, frozenset(PUBLIC_SERVICES))
+        web_port = await web.start()
+        scheme = "https" if settings.http_tls_cert else "http"
+        host = settings.http_address.rpartition(":")[0]
+        print(f"interops: web adapter on {scheme}://{host}:{web_port}", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
     print("interops: draining in-flight calls", flush=True)
+    if web is not None:
+        await web.stop()
     await node.stop()
 
 

@@ -53,6 +53,11 @@ class Settings:
     audit_checkpoint_seconds: float = 60.0
     # The NIR keyring file (registry/nir_keyring.py); empty: <data dir>/keys/nir.keyring.
     nir_keyring: str = ""
+    # The web adapter (server/web/): its address ("" or "off": not served) and, to serve it
+    # over TLS, a certificate and its key (PEM files).
+    http_address: str = "127.0.0.1:8080"
+    http_tls_cert: str = ""
+    http_tls_key: str = ""
 
     @property
     def nir_keyring_path(self) -> Path:
@@ -90,8 +95,22 @@ class Settings:
         address = env.get("INTEROPS_GRPC_ADDRESS", cls.grpc_address)
         if ":" not in address:
             raise ConfigError("INTEROPS_GRPC_ADDRESS must be HOST:PORT")
+        http_address = env.get("INTEROPS_HTTP_ADDRESS", cls.http_address)
+        if http_address.lower() in ("", "off"):
+            http_address = ""
+        elif ":" not in http_address:
+            raise ConfigError("INTEROPS_HTTP_ADDRESS must be HOST:PORT or off")
+        tls_cert, tls_key = (
+            env.get("INTEROPS_HTTP_TLS_CERT", ""),
+            env.get("INTEROPS_HTTP_TLS_KEY", ""),
+        )
+        if bool(tls_cert) != bool(tls_key):
+            raise ConfigError("INTEROPS_HTTP_TLS_CERT and INTEROPS_HTTP_TLS_KEY go together")
         return cls(
             grpc_address=address,
+            http_address=http_address,
+            http_tls_cert=tls_cert,
+            http_tls_key=tls_key,
             data_dir=Path(env.get("INTEROPS_DATA_DIR", str(cls.data_dir))),
             nir_keyring=env.get("INTEROPS_NIR_KEYRING", ""),
             database_url=env.get("INTEROPS_DATABASE_URL", ""),

@@ -21,6 +21,7 @@ from token_suite.keys import public_bytes
 # The README quotes these.
 DECLARANT = (FIRM_SIRET, "Martin", "Camille")
 ADMINISTRATOR = (FIRM_SIRET, "Durand", "Claire")
+PARTNER = ("PARTNER-DEMO", "Site partenaire de démonstration", "http://127.0.0.1:8090")
 DECLARANT_PASSWORD = "interops-demo"  # noqa: S105 -- demo data, printed in the README
 CLIENT_SIRENS = tuple(siren_at(index) for index in (1, 2, 4))
 DSN = "dsn.deliveries"
@@ -58,8 +59,11 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
             directory.add_key(code, public_bytes(key), valid_from=0)
     if not declarants.exists(*DECLARANT):
         perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
-                     for right in ("registry.read", "dsn.deposit")]  # fmt: skip
+                     for right in ("registry.read", "dsn.deposit", "notify.read")]  # fmt: skip
         declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter)
+        added = True
+    with contextlib.suppress(DirectoryError):  # `interops partner-demo` is this site
+        directory.add_organism(PARTNER[0], PARTNER[1], "PARTNER_SITE", [PARTNER[2]])
         added = True
     added = _demo_administrator(engine) or added
     if added:

@@ -131,3 +131,20 @@ def build_status(
 
 
 _CODES = {code: getattr(code_pb2, code.name) for code in grpc.StatusCode}
+
+# The HTTP status of each gRPC code (google.api's HTTP mapping), for the REST declination.
+_HTTP = {
+    grpc.StatusCode.OK: 200, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500, grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500, grpc.StatusCode.UNAUTHENTICATED: 401,
+}  # fmt: skip
+
+
+def http_status_of(code: grpc.StatusCode) -> int:
+    """The HTTP status that tells a REST caller what this gRPC code tells a gRPC one."""
+    return _HTTP.get(code, 500)

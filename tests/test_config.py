@@ -45,3 +45,16 @@ def test_values_are_read_from_the_environment() -> None:
 def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_web_adapter_address_and_its_tls() -> None:
+    assert Settings.from_env({}).http_address == "127.0.0.1:8080"
+    assert Settings.from_env({"INTEROPS_HTTP_ADDRESS": "off"}).http_address == ""
+    served = Settings.from_env({"INTEROPS_HTTP_ADDRESS": "0.0.0.0:8443",
+                                "INTEROPS_HTTP_TLS_CERT": "c.pem",
+                                "INTEROPS_HTTP_TLS_KEY": "k.pem"})  # fmt: skip
+    assert (served.http_address, served.http_tls_cert) == ("0.0.0.0:8443", "c.pem")
+    with pytest.raises(ConfigError, match="INTEROPS_HTTP_ADDRESS"):
+        Settings.from_env({"INTEROPS_HTTP_ADDRESS": "8080"})
+    with pytest.raises(ConfigError, match="go together"):
+        Settings.from_env({"INTEROPS_HTTP_TLS_CERT": "c.pem"})

@@ -68,6 +68,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[tuple[Processes, str]]:
     env = {
         **os.environ,
         "INTEROPS_GRPC_ADDRESS": "127.0.0.1:0",
+        "INTEROPS_HTTP_ADDRESS": "127.0.0.1:0",
         "INTEROPS_DATA_DIR": str(tmp_path / "node"),
         "INTEROPS_DATABASE_URL": database_url,
         "INTEROPS_TRACING_EXPORTER": "none",

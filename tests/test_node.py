@@ -97,6 +97,7 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str, Signer]:
     env = {
         **os.environ,
         "INTEROPS_GRPC_ADDRESS": "127.0.0.1:0",
+        "INTEROPS_HTTP_ADDRESS": "127.0.0.1:0",
         "INTEROPS_DATA_DIR": str(tmp_path),
         "INTEROPS_TRACING_EXPORTER": "none",
         "INTEROPS_SHUTDOWN_GRACE_SECONDS": "20",

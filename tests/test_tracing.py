@@ -63,6 +63,7 @@ def test_one_trace_joins_the_deposit_routing_and_both_organisms(
     import os
 
     env = {**os.environ, "INTEROPS_GRPC_ADDRESS": "127.0.0.1:0",
+           "INTEROPS_HTTP_ADDRESS": "127.0.0.1:0",
            "INTEROPS_DATA_DIR": str(tmp_path / "node"), "INTEROPS_DATABASE_URL": database_url,
            "INTEROPS_TRACING_EXPORTER": "otlp", "INTEROPS_FEED_POLL_SECONDS": "0.1",
            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",

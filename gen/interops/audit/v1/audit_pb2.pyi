@@ -113,6 +113,7 @@ class ListRecordsRequest(_message.Message):
     BEFORE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     chain_id: _builtins.str
     siret: _builtins.str
@@ -121,6 +122,8 @@ class ListRecordsRequest(_message.Message):
     page_size: _builtins.int
     """At most 500; 0 for 100."""
     page_token: _builtins.str
+    resource: _builtins.str
+    """What the call was about, e.g. "deposit:3f2a..." (the calls that named one deposit)."""
     @_builtins.property
     def after(self) -> _timestamp_pb2.Timestamp:
         """From this moment (inclusive) to that one (exclusive); unset: unbounded."""
@@ -138,10 +141,11 @@ class ListRecordsRequest(_message.Message):
         before: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        resource: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "chain_id", b"chain_id", "organism", b"organism", "page_size", b"page_size", "page_token", b"page_token", "siret", b"siret", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "chain_id", b"chain_id", "organism", b"organism", "page_size", b"page_size", "page_token", b"page_token", "resource", b"resource", "siret", b"siret", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

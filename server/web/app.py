@@ -1,0 +1,153 @@
+"""The web adapter's ASGI application, and how `interops serve` runs it beside the gRPC server
+(uvicorn, in the node's event loop, on INTEROPS_HTTP_ADDRESS)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import uvicorn
+from interops.notify.v1 import notify_pb2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from clients.errors import InteropsError
+from server.config import Settings
+from server.web.dashboard_pages import DashboardPages
+from server.web.node_calls import NodeCalls
+from server.web.rendering import Pages
+from server.web.rest_gateway import RestGateway
+from server.web.security import SecurityHeaders
+from server.web.sessions import Sessions
+from server.web.sign_in_pages import SignInPages
+
+log = logging.getLogger("interops.web")
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+
+def build_app(
+    node_address: str,
+    public_methods: frozenset[str],
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    sign_in_attempts: int = 10,
+) -> Starlette:
+    """The application, calling the node at `node_address` over gRPC; at most
+    `sign_in_attempts` sign-ins a minute from one address."""
+    node = NodeCalls(node_address)
+    sessions = Sessions()
+    pages = Pages(sessions)
+    sign_in = SignInPages(node, pages, sessions, sign_in_attempts)
+    dashboard = DashboardPages(node, pages, sign_in, max_upload_bytes)
+    rest = RestGateway(node, public_methods)
+
+    async def home(request: Request) -> Response:
+        session = sessions.of(request)
+        target = "/dashboard" if session is not None and session.signed_in else "/signin"
+        return RedirectResponse(target, status_code=303)
+
+    async def opened_link(request: Request) -> Response:
+        """GET /n/<reference>: an e-mail link, spent once; reading needs a sign-in."""
+        try:
+            await node.unary("/interops.notify.v1.NotificationService/OpenLink",
+                             notify_pb2.OpenLinkRequest(reference=request.path_params["ref"]),
+                             notify_pb2.OpenLinkResponse)  # fmt: skip
+        except InteropsError as error:
+            return pages.call_failed(request, error)
+        session, new = pages.session(request)
+        return pages.render(request, "opened_link.html", session, new)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        title = "Page introuvable." if status == 404 else "La demande n'a pas abouti."
+        return pages.error(request, status, title)
+
+    async def failed(request: Request, exc: Exception) -> Response:
+        log.exception("web adapter: %s %s failed", request.method, request.url.path)
+        return pages.error(request, 500, "Une erreur est survenue de notre côté.")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await node.close()
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/signin", sign_in.show, methods=["GET"]),
+            Route("/signin", sign_in.submit, methods=["POST"]),
+            Route("/mag", sign_in.show, methods=["GET"]),
+            Route("/signout", sign_in.sign_out, methods=["POST"]),
+            Route("/navigate", sign_in.navigate, methods=["POST"]),
+            Route("/dashboard", dashboard.dashboard),
+            Route("/deposits", dashboard.upload, methods=["POST"]),
+            Route("/deposits/{deposit_id}", dashboard.deposit),
+            Route("/notifications/{notification_id}/ack", dashboard.acknowledge, methods=["POST"]),
+            Route("/operator", dashboard.operator),
+            Route("/n/{ref}", opened_link),
+            *rest.routes(),
+            Mount(
+                "/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"
+            ),
+        ],
+        exception_handlers={HTTPException: not_found, Exception: failed},
+        lifespan=lifespan,
+    )
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: `interops serve` handles the signals and stops
+    both servers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class WebServer:
+    """The adapter served by uvicorn in the node's event loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        node_port: int,
+        public: frozenset[str],
+        sign_in_attempts: int = 10,
+    ) -> None:
+        host, _, port = settings.http_address.rpartition(":")
+        node_host = settings.grpc_address.rpartition(":")[0]
+        if node_host in ("0.0.0.0", "[::]", ""):  # noqa: S104 -- reach a wildcard bind on loopback
+            node_host = "127.0.0.1"
+        app = build_app(f"{node_host}:{node_port}", public, sign_in_attempts=sign_in_attempts)
+        config = uvicorn.Config(
+            app, host=host, port=int(port), log_level="warning", access_log=False,
+            ssl_certfile=settings.http_tls_cert or None, ssl_keyfile=settings.http_tls_key or None,
+            lifespan="on",
+        )  # fmt: skip
+        self.server = _EmbeddedServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Starts serving; returns the bound port."""
+        self._task = asyncio.create_task(self.server.serve(), name="web-adapter")
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # the bind failed: raise its error
+                raise OSError("the web adapter stopped at start")
+            await asyncio.sleep(0.02)
+        sockets = [s for server in self.server.servers for s in server.sockets]
+        return int(sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stops serving."""
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task

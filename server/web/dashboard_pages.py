@@ -1,0 +1,192 @@
+"""The dashboard (tableau de bord) of a signed-in declarant: its deposits and their returns, a
+DSN upload, the notifications of its companies with an acknowledge button, for administrators
+their accounts and habilitations, and the operator page. Each block is the answer of a gRPC call
+made with the session's chain; a block the chain gives no right to is not shown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from interops.audit.v1 import audit_pb2
+from interops.dsn.v1 import dsn_pb2
+from interops.habilitation.v1 import habilitation_pb2
+from interops.notify.v1 import notify_pb2
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from clients.errors import InteropsError
+from server.web.node_calls import NodeCalls
+from server.web.rendering import Pages
+from server.web.sessions import Session
+from server.web.sign_in_pages import SignInPages
+
+DEPOSITS = "/interops.dsn.v1.DepositService"
+NOTIFY = "/interops.notify.v1.NotificationService"
+HABILITATIONS = "/interops.habilitation.v1.HabilitationService"
+AUDIT = "/interops.audit.v1.AuditService"
+UPLOAD_CHUNK = 1024 * 1024
+FINAL_STATES = (dsn_pb2.DEPOSIT_STATE_REJECTED, dsn_pb2.DEPOSIT_STATE_ROUTED)
+
+
+def state_name(deposit: dsn_pb2.Deposit) -> str:
+    """The state as the dashboard words it (received, processed, sent, rejected)."""
+    return {
+        dsn_pb2.DEPOSIT_STATE_RECEIVED: "Reçue",
+        dsn_pb2.DEPOSIT_STATE_VALIDATED: "Traitée (conforme)",
+        dsn_pb2.DEPOSIT_STATE_ROUTED: "Transmise aux organismes",
+        dsn_pb2.DEPOSIT_STATE_REJECTED: "Rejetée",
+    }.get(deposit.state, "Inconnu")
+
+
+class DashboardPages:
+    """The signed-in pages."""
+
+    def __init__(
+        self, node: NodeCalls, pages: Pages, sign_in: SignInPages, max_upload_bytes: int
+    ) -> None:
+        self.node = node
+        self.pages = pages
+        self.sign_in = sign_in
+        self.max_upload_bytes = max_upload_bytes
+
+    async def _call(self, session: Session, method: str, request: Any, response: Any) -> Any:
+        return await self.node.unary(method, request, response, session.token)
+
+    async def dashboard(self, request: Request) -> Response:
+        """GET /dashboard."""
+        session = self.pages.signed_in(request)
+        if isinstance(session, Response):
+            return session
+        try:
+            values = await self._blocks(session)
+        except InteropsError as error:
+            return self.pages.call_failed(request, error)
+        return self.pages.render(request, "dashboard.html", session, state_name=state_name,
+                                 partners=list((await self.sign_in.partners()).values()),
+                                 **values)  # fmt: skip
+
+    async def _blocks(self, session: Session) -> dict[str, Any]:
+        values: dict[str, Any] = {"deposits": None, "notifications": None, "accounts": None,
+                                  "habilitations": None}  # fmt: skip
+        if session.holds("dsn.deposit"):
+            values["deposits"] = (await self._call(
+                session, f"{DEPOSITS}/ListDeposits", dsn_pb2.ListDepositsRequest(page_size=20),
+                dsn_pb2.ListDepositsResponse)).deposits  # fmt: skip
+        if session.companies("notify.read"):
+            found: list[notify_pb2.Notification] = []
+            for siren in session.companies("notify.read"):
+                found.extend((await self._call(
+                    session, f"{NOTIFY}/ListNotifications",
+                    notify_pb2.ListNotificationsRequest(siren=siren, page_size=20),
+                    notify_pb2.ListNotificationsResponse)).notifications)  # fmt: skip
+            values["notifications"] = found
+        if session.holds("habilitation.manage"):
+            values["accounts"] = (await self._call(
+                session, f"{HABILITATIONS}/ListAccounts",
+                habilitation_pb2.ListAccountsRequest(page_size=100),
+                habilitation_pb2.ListAccountsResponse)).accounts  # fmt: skip
+            values["habilitations"] = (await self._call(
+                session, f"{HABILITATIONS}/ListHabilitations",
+                habilitation_pb2.ListHabilitationsRequest(page_size=200),
+                habilitation_pb2.ListHabilitationsResponse)).habilitations  # fmt: skip
+        return values
+
+    async def deposit(self, request: Request) -> Response:
+        """GET /deposits/{id}: a deposit, its state and its returns (reloads until final)."""
+        session = self.pages.signed_in(request)
+        if isinstance(session, Response):
+            return session
+        deposit_id = request.path_params["deposit_id"]
+        try:
+            deposit = (await self._call(session, f"{DEPOSITS}/GetDeposit",
+                                        dsn_pb2.GetDepositRequest(id=deposit_id),
+                                        dsn_pb2.GetDepositResponse)).deposit  # fmt: skip
+            returns = (await self._call(session, f"{DEPOSITS}/ListReturns",
+                                        dsn_pb2.ListReturnsRequest(deposit_id=deposit_id),
+                                        dsn_pb2.ListReturnsResponse)).returns  # fmt: skip
+        except InteropsError as error:
+            return self.pages.call_failed(request, error)
+        return self.pages.render(request, "deposit.html", session, deposit=deposit,
+                                 returns=returns, state=state_name(deposit),
+                                 final=deposit.state in FINAL_STATES, dsn=dsn_pb2)  # fmt: skip
+
+    async def upload(self, request: Request) -> Response:
+        """POST /deposits: a DSN file from the page, deposited through DepositService."""
+        session = self.pages.signed_in(request)
+        if isinstance(session, Response):
+            return session
+        length = int(request.headers.get("content-length", "0") or 0)
+        if length > self.max_upload_bytes:
+            return self.pages.error(request, 413, "Le fichier est trop grand.",
+                                    f"Au plus {self.max_upload_bytes // 2**20} Mio par la page ; "
+                                    "au-delà, déposez par l'API.")  # fmt: skip
+        async with request.form(max_part_size=self.max_upload_bytes) as form:
+            if not session.csrf_ok(form.get("csrf")):
+                return self.pages.forbidden_form(request)
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile) or not upload.filename:
+                return self.pages.error(request, 400, "Choisissez un fichier DSN à déposer.")
+            try:
+                answer = await self.node.client_stream(
+                    f"{DEPOSITS}/SubmitDeposit", _deposit_requests(upload),
+                    dsn_pb2.SubmitDepositResponse, session.token,
+                )  # fmt: skip
+            except InteropsError as error:
+                return self.pages.call_failed(request, error)
+        return RedirectResponse(f"/deposits/{answer.deposit.id}", status_code=303)
+
+    async def acknowledge(self, request: Request) -> Response:
+        """POST /notifications/{id}/ack: read while signed in (an authenticated
+        acknowledgement)."""
+        session = self.pages.signed_in(request)
+        if isinstance(session, Response):
+            return session
+        if await self.pages.checked_form(request, session) is None:
+            return self.pages.forbidden_form(request)
+        try:
+            await self._call(session, f"{NOTIFY}/ReadNotification",
+                             notify_pb2.ReadNotificationRequest(
+                                 id=request.path_params["notification_id"]),
+                             notify_pb2.ReadNotificationResponse)  # fmt: skip
+        except InteropsError as error:
+            return self.pages.call_failed(request, error)
+        return RedirectResponse("/dashboard#notifications", status_code=303)
+
+    async def operator(self, request: Request) -> Response:
+        """GET /operator?trace_id=...|deposit_id=...: the journal's records of one exchange."""
+        session = self.pages.signed_in(request)
+        if isinstance(session, Response):
+            return session
+        if not session.holds("audit.read"):
+            return self.pages.error(request, 403, "Cette page est réservée aux opérateurs.")
+        trace_id = request.query_params.get("trace_id", "").strip().lower()
+        deposit_id = request.query_params.get("deposit_id", "").strip()
+        records: list[audit_pb2.AuditRecord] = []
+        try:
+            if deposit_id and not trace_id:
+                named = await self._records(session, resource=f"deposit:{deposit_id}")
+                trace_id = next((r.trace_id for r in named if r.trace_id), "")
+            if trace_id:
+                records = await self._records(session, trace_id=trace_id)
+        except InteropsError as error:
+            return self.pages.call_failed(request, error)
+        return self.pages.render(request, "operator.html", session, records=records,
+                                 trace_id=trace_id, deposit_id=deposit_id,
+                                 searched=bool(trace_id or deposit_id))  # fmt: skip
+
+    async def _records(
+        self, session: Session, trace_id: str = "", resource: str = ""
+    ) -> list[audit_pb2.AuditRecord]:
+        request = audit_pb2.ListRecordsRequest(page_size=500, trace_id=trace_id, resource=resource)
+        answer = await self._call(session, f"{AUDIT}/ListRecords", request,
+                                  audit_pb2.ListRecordsResponse)  # fmt: skip
+        return list(answer.records)
+
+
+async def _deposit_requests(upload: UploadFile) -> AsyncIterator[dsn_pb2.SubmitDepositRequest]:
+    name = (upload.filename or "depot.dsn")[:255]
+    yield dsn_pb2.SubmitDepositRequest(header=dsn_pb2.SubmitDepositRequest.Header(file_name=name))
+    while chunk := await upload.read(UPLOAD_CHUNK):
+        yield dsn_pb2.SubmitDepositRequest(chunk=chunk)

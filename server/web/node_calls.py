@@ -1,0 +1,103 @@
+"""The web adapter's one channel to the node: pages and REST calls go through the gRPC services
+with the caller's chain in the metadata, so that validation, authorization, audit and tracing
+happen once, in the node."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from clients.errors import InteropsError, from_rpc_error
+from token_suite.wire import PROOF_METADATA, TOKEN_METADATA
+
+M = TypeVar("M", bound=Message)
+_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ("grpc.max_send_message_length", 8 * 1024 * 1024)]  # fmt: skip
+
+
+def call_metadata(token: bytes | None, proof: bytes | None = None) -> list[tuple[str, bytes]]:
+    """The metadata that carries a chain (and its proof of possession)."""
+    entries = []
+    if token:
+        entries.append((TOKEN_METADATA, token))
+    if proof:
+        entries.append((PROOF_METADATA, proof))
+    return entries
+
+
+class NodeCalls:
+    """Calls any method of the node by its path ("/package.Service/Method")."""
+
+    def __init__(self, address: str, timeout: float = 30.0) -> None:
+        self.address = address.removeprefix("grpc://")
+        self.timeout = timeout
+        self._channel: grpc.aio.Channel | None = None
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel, opened on first use (in the event loop that serves the adapter)."""
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.address, _OPTIONS)
+        return self._channel
+
+    async def unary(
+        self,
+        method: str,
+        request: Message,
+        response: type[M],
+        token: bytes | None = None,
+        proof: bytes | None = None,
+    ) -> M:
+        """One unary call; a failure raises the clients.errors exception of its status."""
+        call = self.channel.unary_unary(
+            method, request_serializer=_serialize, response_deserializer=response.FromString
+        )
+        try:
+            answer: M = await call(request, timeout=self.timeout,
+                                   metadata=call_metadata(token, proof))  # fmt: skip
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+        return answer
+
+    async def raw_unary(
+        self, method: str, request: bytes, token: bytes | None, proof: bytes | None
+    ) -> tuple[bytes | None, grpc.aio.AioRpcError | None]:
+        """A unary call with serialized messages: (response, None) or (None, the failure)."""
+        call = self.channel.unary_unary(method, request_serializer=None,
+                                        response_deserializer=None)  # fmt: skip
+        try:
+            answer: bytes = await call(request, timeout=self.timeout,
+                                       metadata=call_metadata(token, proof))  # fmt: skip
+        except grpc.aio.AioRpcError as error:
+            return None, error
+        return answer, None
+
+    async def client_stream(
+        self, method: str, requests: AsyncIterator[Message], response: type[M], token: bytes
+    ) -> M:
+        """A client-streaming call (an upload)."""
+        call = self.channel.stream_unary(
+            method, request_serializer=_serialize, response_deserializer=response.FromString
+        )
+        try:
+            answer: M = await call(requests, timeout=self.timeout,
+                                   metadata=call_metadata(token))  # fmt: skip
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+        return answer
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        if self._channel is not None:
+            await self._channel.close(None)
+
+
+def _serialize(message: Any) -> bytes:
+    serialized: bytes = message.SerializeToString()
+    return serialized
+
+
+__all__ = ["InteropsError", "NodeCalls", "call_metadata"]

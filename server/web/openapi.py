@@ -1,0 +1,119 @@
+"""The OpenAPI 3.1 document of the REST declination, made from the contracts' descriptors: one
+POST operation per unary RPC, request and response schemas in the protobuf JSON mapping
+(lowerCamelCase names, 64-bit integers as strings or numbers, enums by name, bytes in base64,
+Timestamp as RFC 3339), errors as google.rpc.Status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.rpc import status_pb2
+
+_SCALARS: dict[int, dict[str, Any]] = {
+    FieldDescriptor.TYPE_DOUBLE: {"type": "number"},
+    FieldDescriptor.TYPE_FLOAT: {"type": "number"},
+    FieldDescriptor.TYPE_INT32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_SINT32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_UINT32: {"type": "integer", "format": "int32", "minimum": 0},
+    FieldDescriptor.TYPE_FIXED32: {"type": "integer", "format": "int32", "minimum": 0},
+    FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
+    FieldDescriptor.TYPE_STRING: {"type": "string"},
+    FieldDescriptor.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
+}
+_INT64 = {"type": ["string", "integer"], "format": "int64", "pattern": "^-?[0-9]+$"}
+for _kind in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64,
+              FieldDescriptor.TYPE_SFIXED64, FieldDescriptor.TYPE_UINT64,
+              FieldDescriptor.TYPE_FIXED64):  # fmt: skip
+    _SCALARS[_kind] = _INT64
+# Well-known types have a JSON form of their own.
+_WELL_KNOWN: dict[str, dict[str, Any]] = {
+    "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+    "google.protobuf.Duration": {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?s$"},
+    "google.protobuf.Any": {
+        "type": "object",
+        "properties": {"@type": {"type": "string"}},
+        "required": ["@type"],
+    },
+    "google.protobuf.Empty": {"type": "object", "additionalProperties": False},
+    "google.protobuf.Struct": {"type": "object"},
+    "google.protobuf.FieldMask": {"type": "string"},
+}
+
+
+def _ref(descriptor: Descriptor) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{descriptor.full_name}"}
+
+
+class _Schemas:
+    """Collects the schema of every message reachable from the operations."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, dict[str, Any]] = {}
+
+    def message(self, descriptor: Descriptor) -> dict[str, Any]:
+        if descriptor.full_name in _WELL_KNOWN:
+            self.schemas[descriptor.full_name] = _WELL_KNOWN[descriptor.full_name]
+            return _ref(descriptor)
+        if descriptor.full_name not in self.schemas:
+            self.schemas[descriptor.full_name] = {}  # placeholder: recursive messages
+            properties = {f.json_name: self.field(f) for f in descriptor.fields}
+            self.schemas[descriptor.full_name] = {"type": "object", "properties": properties}
+        return _ref(descriptor)
+
+    def value(self, field: FieldDescriptor) -> dict[str, Any]:
+        if field.message_type is not None:
+            return self.message(field.message_type)
+        if field.enum_type is not None:
+            names = [value.name for value in field.enum_type.values]
+            return {"oneOf": [{"type": "string", "enum": names}, {"type": "integer"}]}
+        return dict(_SCALARS[field.type])
+
+    def field(self, field: FieldDescriptor) -> dict[str, Any]:
+        message = field.message_type
+        if message is not None and message.GetOptions().map_entry:
+            return {"type": "object", "additionalProperties": self.value(message.fields[1])}
+        if field.is_repeated:
+            return {"type": "array", "items": self.value(field)}
+        return self.value(field)
+
+
+def document(methods: Iterable[tuple[str, MethodDescriptor, bool]], title: str) -> dict[str, Any]:
+    """The OpenAPI document for (path, method, public) triples."""
+    schemas = _Schemas()
+    status = schemas.message(status_pb2.Status.DESCRIPTOR)
+    paths: dict[str, Any] = {}
+    for path, method, public in methods:
+        operation: dict[str, Any] = {
+            "operationId": f"{method.containing_service.full_name}.{method.name}",
+            "tags": [method.containing_service.full_name],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": schemas.message(method.input_type)}}},
+            "responses": {
+                "200": {"description": "the response message", "content": {
+                    "application/json": {"schema": schemas.message(method.output_type)}}},
+                "default": {"description": "the call failed: a google.rpc.Status", "content": {
+                    "application/json": {"schema": status}}},
+            },
+        }  # fmt: skip
+        if public:
+            operation["security"] = []
+        paths[path] = {"post": operation}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "v1", "description": (
+            "The public RPCs of the InterOPS backbone over HTTP: POST the request message as "
+            "JSON (protobuf JSON mapping) to /v1/<service>/<method>; the answer is the response "
+            "message, or a google.rpc.Status with the HTTP status of its code.")},
+        "paths": paths,
+        "components": {
+            "schemas": schemas.schemas,
+            "securitySchemes": {"chain": {
+                "type": "http", "scheme": "bearer",
+                "description": "A token chain, base64url; a chain that needs a proof of "
+                "possession sends it, base64url, in the Interops-Proof header."}},
+        },
+        "security": [{"chain": []}],
+    }  # fmt: skip

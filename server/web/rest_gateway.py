@@ -1,0 +1,148 @@
+"""The REST declination of the public RPCs: POST /v1/<service>/<method> with the request as
+JSON, forwarded to the node as the gRPC call it stands for, with the caller's chain from the
+Authorization header; GET /v1/openapi.json describes every operation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+from interops.audit.v1 import audit_pb2
+from interops.dsn.v1 import dsn_pb2
+from interops.habilitation.v1 import habilitation_pb2
+from interops.nomenclature.v1 import nomenclature_pb2
+from interops.notify.v1 import notify_pb2
+from interops.operation.v1 import operation_pb2
+from interops.registry.v1 import registry_pb2
+from interops.relations.v1 import relations_pb2
+from interops.token.v1 import token_service_pb2
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.errors import build_status, http_status_of
+from server.web import openapi
+from server.web.node_calls import NodeCalls
+
+PROOF_HEADER = "interops-proof"
+MAX_BODY = 8 * 1024 * 1024
+_FILES = (registry_pb2, operation_pb2, token_service_pb2, dsn_pb2, audit_pb2, notify_pb2,
+          nomenclature_pb2, relations_pb2, habilitation_pb2)  # fmt: skip
+
+
+def unary_methods() -> dict[str, MethodDescriptor]:
+    """Every unary RPC of the contracts, by its REST path."""
+    found = {}
+    for module in _FILES:
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                if not (method.client_streaming or method.server_streaming):
+                    found[f"/v1/{service.full_name}/{method.name}"] = method
+    return found
+
+
+def _status_response(status: status_pb2.Status, code: grpc.StatusCode) -> JSONResponse:
+    return JSONResponse(json_format.MessageToDict(status), status_code=http_status_of(code))
+
+
+def _refused(code: grpc.StatusCode, reason: str, message: str) -> JSONResponse:
+    return _status_response(build_status(code, message, reason), code)
+
+
+def _base64url(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+class RestGateway:
+    """Turns HTTP requests into the node's gRPC calls and their answers back into JSON."""
+
+    def __init__(self, node: NodeCalls, public: frozenset[str]) -> None:
+        self.node = node
+        self.methods = unary_methods()
+        self.public = public
+        self._document: dict[str, Any] | None = None
+
+    def routes(self) -> list[Route]:
+        """The gateway's routes."""
+        return [
+            Route("/v1/openapi.json", self.openapi, methods=["GET"]),
+            Route("/v1/{service}/{method}", self.call, methods=["POST"]),
+        ]
+
+    def _is_public(self, method: MethodDescriptor) -> bool:
+        service = method.containing_service.full_name
+        return service in self.public or f"/{service}/{method.name}" in self.public
+
+    async def openapi(self, request: Request) -> JSONResponse:
+        """The OpenAPI document."""
+        if self._document is None:
+            self._document = openapi.document(
+                ((path, m, self._is_public(m)) for path, m in sorted(self.methods.items())),
+                "InterOPS backbone REST",
+            )
+        return JSONResponse(self._document)
+
+    async def call(self, request: Request) -> Response:
+        """One RPC over HTTP."""
+        method = self.methods.get(request.url.path)
+        if method is None:
+            return _refused(grpc.StatusCode.NOT_FOUND, "NO_SUCH_METHOD",
+                            f"no unary method at {request.url.path}")  # fmt: skip
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE",
+                            f"a request body has at most {MAX_BODY} bytes")  # fmt: skip
+        message = message_factory.GetMessageClass(method.input_type)()
+        try:
+            json_format.Parse(body or b"{}", message)
+        except (json_format.ParseError, UnicodeDecodeError) as error:
+            return _refused(grpc.StatusCode.INVALID_ARGUMENT, "BAD_JSON", str(error)[:500])
+        try:
+            token, proof = self._credentials(request)
+        except ValueError as error:
+            return _refused(grpc.StatusCode.UNAUTHENTICATED, "BAD_AUTHORIZATION", str(error))
+        path = f"/{method.containing_service.full_name}/{method.name}"
+        answer, failure = await self.node.raw_unary(path, message.SerializeToString(), token,
+                                                    proof)  # fmt: skip
+        if failure is not None:
+            status = _rich_status(failure)
+            return _status_response(status, failure.code())
+        response = message_factory.GetMessageClass(method.output_type)()
+        try:
+            response.ParseFromString(answer or b"")
+        except DecodeError:
+            return _refused(grpc.StatusCode.INTERNAL, "INTERNAL", "the node's answer is unreadable")
+        return JSONResponse(json_format.MessageToDict(response))
+
+    @staticmethod
+    def _credentials(request: Request) -> tuple[bytes | None, bytes | None]:
+        authorization = request.headers.get("authorization", "")
+        token = proof = None
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise ValueError("Authorization must be: Bearer <token chain, base64url>")
+            try:
+                token = _base64url(value.strip())
+                if PROOF_HEADER in request.headers:
+                    proof = _base64url(request.headers[PROOF_HEADER].strip())
+            except (binascii.Error, ValueError):
+                raise ValueError("the token chain or proof is not base64url") from None
+        return token, proof
+
+
+def _rich_status(failure: grpc.aio.AioRpcError) -> status_pb2.Status:
+    try:
+        status = rpc_status.from_call(failure)  # type: ignore[arg-type]
+    except ValueError:
+        status = None
+    if status is None:
+        status = status_pb2.Status(code=failure.code().value[0], message=failure.details() or "")
+    return status

@@ -1,0 +1,229 @@
+"""The generic sign-in page (MAG) and navigation to partner sites.
+
+A partner site sends its user to /signin?partner=CODE&return_to=URL (the URL must start with one
+of the partner's endpoints in the trust directory). After sign-in, or at once for a user signed
+in already, the user goes back to the partner carried by a single-use NAVIGATION chain in a POST
+form (never in a URL): the portal chain with one hop to the partner, which verifies it offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from interops.token.v1 import token_pb2, token_service_pb2
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from clients.errors import InteropsError
+from server.web.node_calls import NodeCalls
+from server.web.rendering import Pages
+from server.web.security import AttemptLimit
+from server.web.sessions import Session, Sessions
+
+TOKEN_SERVICE = "/interops.token.v1.TokenService"  # noqa: S105 -- a service name
+# What the portal chain of a signed-in user is for; partner sites are added to it.
+PORTAL_AUDIENCE = (
+    "interops.dsn.v1.DepositService",
+    "interops.notify.v1.NotificationService",
+    "interops.habilitation.v1.HabilitationService",
+    "interops.audit.v1.AuditService",
+    "interops.registry.v1.RegistryService",
+)
+NAVIGATION_SECONDS = 60
+DIRECTORY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Partner:
+    """A partner site of the trust directory."""
+
+    code: str
+    name: str
+    endpoints: tuple[str, ...]
+
+    def accepts(self, url: str) -> bool:
+        """True when the URL is one of the site's (starts with one of its endpoints)."""
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and any(
+            url == e or url.startswith(e.rstrip("/") + "/") for e in self.endpoints
+        )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class SignInPages:
+    """Sign-in, sign-out and the hand-back to partner sites."""
+
+    def __init__(
+        self, node: NodeCalls, pages: Pages, sessions: Sessions, attempts_a_minute: int = 10
+    ) -> None:
+        self.node = node
+        self.pages = pages
+        self.sessions = sessions
+        self.attempts = AttemptLimit(limit=attempts_a_minute, seconds=60)
+        self._partners: tuple[float, dict[str, Partner]] = (0.0, {})
+
+    async def partners(self) -> dict[str, Partner]:
+        """The partner sites of the directory (read again every 30 s)."""
+        read_at, known = self._partners
+        if time.monotonic() - read_at < DIRECTORY_SECONDS:
+            return known
+        answer = await self.node.unary(f"{TOKEN_SERVICE}/GetDirectory",
+                                       token_service_pb2.GetDirectoryRequest(),
+                                       token_service_pb2.GetDirectoryResponse)  # fmt: skip
+        directory = token_pb2.Directory.FromString(answer.directory.payload)
+        known = {
+            o.code: Partner(o.code, o.name, tuple(o.endpoints))
+            for o in directory.organisms
+            if o.kind == token_pb2.ORGANISM_KIND_PARTNER_SITE and o.endpoints
+        }
+        self._partners = (time.monotonic(), known)
+        return known
+
+    async def _destination(self, request: Request, partner: str, return_to: str) -> Partner | None:
+        """The partner a sign-in hands back to; ValueError when the request names a site or
+        an address the directory does not know."""
+        if not partner and not return_to:
+            return None
+        site = (await self.partners()).get(partner)
+        if site is None or not site.accepts(return_to):
+            raise ValueError("this partner site, or its return address, is not known")
+        return site
+
+    async def show(self, request: Request) -> Response:
+        """GET /signin: the form, or straight back to the partner for a user signed in."""
+        partner = request.query_params.get("partner", "")
+        return_to = request.query_params.get("return_to", "")
+        try:
+            site = await self._destination(request, partner, return_to)
+        except ValueError as error:
+            return self.pages.error(request, 400, "Lien de connexion incorrect.", str(error))
+        session, new = self.pages.session(request)
+        if site is not None and session.signed_in:
+            return await self._hand_back(request, session, site, return_to)
+        return self.pages.render(request, "signin.html", session, new, partner=site,
+                                 return_to=return_to, siret="", failure="")  # fmt: skip
+
+    async def submit(self, request: Request) -> Response:
+        """POST /signin: checks the triplet and password through TokenService."""
+        session, new = self.pages.session(request)
+        form = await self.pages.checked_form(request, session)
+        if form is None:
+            return self.pages.forbidden_form(request)
+        values = {k: str(form.get(k, "")).strip() for k in
+                  ("siret", "last_name", "first_name", "partner", "return_to")}  # fmt: skip
+        try:
+            site = await self._destination(request, values["partner"], values["return_to"])
+        except ValueError as error:
+            return self.pages.error(request, 400, "Lien de connexion incorrect.", str(error))
+        client = request.client.host if request.client else "unknown"
+        if not self.attempts.allow(client):
+            limited = self.pages.render(
+                request, "signin.html", session, new, status=429, partner=site,
+                return_to=values["return_to"], siret=values["siret"],
+                failure="Trop de tentatives : réessayez dans une minute.",
+            )  # fmt: skip
+            limited.headers["Retry-After"] = str(self.attempts.retry_after(client))
+            return limited
+        try:
+            signed = await self._sign_in(values, str(form.get("password", "")))
+        except InteropsError as error:
+            failure = {"ACCOUNT_LOCKED": "Compte verrouillé après plusieurs échecs : "
+                       "réessayez dans 15 minutes.",
+                       "ACCOUNT_INACTIVE": "Ce compte n'est pas encore actif."}.get(
+                error.reason, "Identifiants incorrects.")  # fmt: skip
+            if error.code.name == "INVALID_ARGUMENT":
+                failure = "Renseignez un SIRET de 14 chiffres, vos nom, prénom et mot de passe."
+            return self.pages.render(request, "signin.html", session, new, status=401,
+                                     partner=site, return_to=values["return_to"],
+                                     siret=values["siret"], failure=failure)  # fmt: skip
+        self.sessions.end(session)  # a new session id after sign-in (no fixation)
+        signed_in = self.sessions.new(max(1.0, signed.expires - time.time()))
+        signed_in.token, signed_in.subject, signed_in.grants = (
+            signed.token,
+            signed.subject,
+            signed.grants,
+        )
+        signed_in.siret = values["siret"]
+        response: Response
+        if site is not None:
+            response = await self._hand_back(request, signed_in, site, values["return_to"])
+        else:
+            response = RedirectResponse("/dashboard", status_code=303)
+        self.sessions.set_cookie(request, response, signed_in)
+        return response
+
+    async def _sign_in(self, values: dict[str, str], password: str) -> Session:
+        partners = sorted(await self.partners())[:10]
+        request = token_service_pb2.IssueTokenRequest(
+            declarant=token_service_pb2.DeclarantSignIn(
+                siret=values["siret"], last_name=values["last_name"],
+                first_name=values["first_name"], password=password),
+            profile=token_pb2.PROFILE_PORTAL, audience=[*PORTAL_AUDIENCE, *partners],
+            lifetime_seconds=3600, max_hops=1,  # one hop: to a partner site
+        )  # fmt: skip
+        issued = await self.node.unary(f"{TOKEN_SERVICE}/IssueToken", request,
+                                       token_service_pb2.IssueTokenResponse)  # fmt: skip
+        verified = await self.node.unary(
+            f"{TOKEN_SERVICE}/VerifyToken",
+            token_service_pb2.VerifyTokenRequest(token=issued.token, audience=PORTAL_AUDIENCE[0]),
+            token_service_pb2.VerifyTokenResponse,
+        )
+        principal = verified.principal
+        grants = {g.right: ("*",) if g.all_establishments else (*g.sirens, *g.sirets)
+                  for g in principal.grants}  # fmt: skip
+        return Session("", "", float(issued.expires), issued.token, principal.subject, "",
+                       grants)  # fmt: skip
+
+    async def navigate(self, request: Request) -> Response:
+        """POST /navigate: a signed-in user goes to a partner site without signing in again."""
+        session = self.pages.signed_in(request)
+        if isinstance(session, Response):
+            return session
+        form = await self.pages.checked_form(request, session)
+        if form is None:
+            return self.pages.forbidden_form(request)
+        site = (await self.partners()).get(str(form.get("partner", "")))
+        if site is None:
+            return self.pages.error(request, 404, "Ce site partenaire n'est pas connu.")
+        return await self._hand_back(request, session, site, site.endpoints[0].rstrip("/")
+                                     + "/callback")  # fmt: skip
+
+    async def _hand_back(
+        self, request: Request, session: Session, site: Partner, return_to: str
+    ) -> Response:
+        """The page that posts a single-use NAVIGATION chain to the partner."""
+        siren = session.siret[:9]
+        hop = token_service_pb2.DelegateTokenRequest(
+            token=session.token, holder=token_pb2.Party(organism=site.code),
+            profile=token_pb2.PROFILE_NAVIGATION, audience=[site.code],
+            grants=[token_pb2.Grant(right="habilitation.check", sirens=[siren])],
+            lifetime_seconds=NAVIGATION_SECONDS, purpose=f"navigation to {site.code}",
+        )  # fmt: skip
+        try:
+            delegated = await self.node.unary(f"{TOKEN_SERVICE}/DelegateToken", hop,
+                                              token_service_pb2.DelegateTokenResponse)  # fmt: skip
+        except InteropsError as error:
+            return self.pages.call_failed(request, error)
+        request.state.form_action = _origin(return_to)
+        token = base64.urlsafe_b64encode(delegated.token).decode().rstrip("=")
+        return self.pages.render(request, "handback.html", session, partner=site,
+                                 return_to=return_to, token=token)  # fmt: skip
+
+    async def sign_out(self, request: Request) -> Response:
+        """POST /signout."""
+        session = self.sessions.of(request)
+        if session is not None:
+            form = await self.pages.checked_form(request, session)
+            if form is None:
+                return self.pages.forbidden_form(request)
+            self.sessions.end(session)
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie("interops_session", path="/")
+        return response
