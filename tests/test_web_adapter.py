@@ -301,3 +301,17 @@ def test_over_tls_the_session_cookie_is_secure(world: dict[str, Any], tmp_path: 
         assert "max-age=31536000" in page.headers["strict-transport-security"]
     finally:
         tls.stop()
+
+
+def test_an_e_mail_link_opens_once_and_asks_to_sign_in(world: dict[str, Any]) -> None:
+    node, web = world["node"], world["web"]
+    _notify_the_company(node)  # the same request id as in the browser test: one notification
+    store = node.node.notify_store
+    (notification, *_) = store.list_for(DEMO_COMPANY.siren, 10, None)
+    reference = "web-link-reference-0123456789"
+    store.add_link(str(notification["id"]), reference)
+    opened = httpx.get(f"{web.url}/n/{reference}")
+    assert opened.status_code == 200 and "connectez-vous" in opened.text
+    assert "Votre taux" not in opened.text  # the link shows nothing without a sign-in
+    again = httpx.get(f"{web.url}/n/{reference}")
+    assert again.status_code == 404
