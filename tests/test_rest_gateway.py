@@ -5,6 +5,7 @@ chains travel in the Authorization header and are checked by the node as on gRPC
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,8 +14,11 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
+from clients.client import Client
+from registry.declarant_store import DeclarantStore
+from registry.dsn_synth import DEMO_COMPANY, generate
 from registry.sirene_synth import siren_at, siret_of
-from server.web.rest_gateway import unary_methods
+from server.web.rest_gateway import rest_methods, unary_methods
 from tests.registry_rows import in_registry
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
@@ -54,9 +58,14 @@ def _bearer(token: bytes) -> dict[str, str]:
 
 def test_the_document_is_valid_and_names_every_unary_rpc(document: dict[str, Any]) -> None:
     validate(document)
-    assert set(document["paths"]) == set(unary_methods())
+    assert set(document["paths"]) == set(rest_methods())
+    assert set(unary_methods()) < set(rest_methods())
     assert f"/v1/{REGISTRY}/GetEstablishment" in document["paths"]
-    assert "/v1/interops.dsn.v1.DepositService/SubmitDeposit" not in document["paths"]  # stream
+    upload = document["paths"]["/v1/interops.dsn.v1.DepositService/SubmitDeposit"]["post"]
+    assert "application/octet-stream" in upload["requestBody"]["content"]
+    assert {p["name"] for p in upload["parameters"]} == {"requestId", "fileName"}
+    watch = document["paths"]["/v1/interops.dsn.v1.DepositService/WatchDeposit"]["post"]
+    assert "application/x-ndjson" in watch["responses"]["200"]["content"]
     public = document["paths"]["/v1/interops.token.v1.TokenService/GetDirectory"]["post"]
     assert public["security"] == []
 
@@ -103,3 +112,37 @@ def test_errors_are_rich_statuses_with_the_http_status_of_their_code(
     assert any("fieldViolations" in d for d in invalid["details"])  # BadRequest, field named
     missing = httpx.post(f"{web.url}/v1/{REGISTRY}/NoSuchMethod", json={})
     assert missing.status_code == 404
+
+
+def test_a_deposit_over_rest_and_its_state_as_an_ndjson_stream(
+    web: RunningWeb, node: RunningNode, document: dict[str, Any]
+) -> None:
+    firm = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
+    declarants = DeclarantStore(node.node.engine)
+    if not declarants.exists(firm, "Rest", "Ana"):
+        declarants.create(firm, "Rest", "Ana", "rest password",
+                          [("dsn.deposit", DEMO_COMPANY.siren)])  # fmt: skip
+    with Client(node.address) as anonymous:
+        token = anonymous.sign_in(firm, "Rest", "Ana", "rest password",
+                                  audience=["interops.dsn.v1.DepositService"]).token  # fmt: skip
+    content = b"".join(generate(30, order=801))  # several upload chunks of the HTTP body
+    path = "/v1/interops.dsn.v1.DepositService/SubmitDeposit"
+    submitted = httpx.post(web.url + path, content=content, headers=_bearer(token),
+                           params={"fileName": "rest.dsn", "requestId": "rest-1"})  # fmt: skip
+    assert submitted.status_code == 200, submitted.text
+    _check(document, path, 200, submitted.json())
+    deposit = submitted.json()["deposit"]
+    assert deposit["receipt"] == "RECEIPT_AEE" and deposit["fileName"] == "rest.dsn"
+    assert deposit["size"] == str(len(content))
+    watch = "/v1/interops.dsn.v1.DepositService/WatchDeposit"
+    states = []
+    with httpx.stream("POST", web.url + watch, json={"id": deposit["id"]},
+                      headers=_bearer(token), timeout=60) as stream:  # fmt: skip
+        assert stream.headers["content-type"].startswith("application/x-ndjson")
+        for line in stream.iter_lines():
+            states.append(json.loads(line)["deposit"]["state"])
+            if states[-1] == "DEPOSIT_STATE_ROUTED":
+                break  # the stream goes on until organisms acknowledge: hang up
+    assert states[-1] == "DEPOSIT_STATE_ROUTED" and len(states) == len(set(states))
+    refused = httpx.post(web.url + watch, json={"id": deposit["id"]})
+    assert refused.status_code == 401  # no chain: refused before the stream starts

@@ -4,7 +4,7 @@ happen once, in the node."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, TypeVar
 
 import grpc
@@ -74,6 +74,31 @@ class NodeCalls:
         except grpc.aio.AioRpcError as error:
             return None, error
         return answer, None
+
+    async def raw_client_stream(
+        self, method: str, requests: AsyncIterator[bytes], token: bytes | None,
+        proof: bytes | None,
+    ) -> tuple[bytes | None, grpc.aio.AioRpcError | None]:  # fmt: skip
+        """A client-streaming call with serialized messages (an upload)."""
+        call = self.channel.stream_unary(method, request_serializer=None,
+                                         response_deserializer=None)  # fmt: skip
+        try:
+            answer: bytes = await call(requests, timeout=None,
+                                       metadata=call_metadata(token, proof))  # fmt: skip
+        except grpc.aio.AioRpcError as error:
+            return None, error
+        return answer, None
+
+    def raw_server_stream(
+        self, method: str, request: bytes, token: bytes | None, proof: bytes | None
+    ) -> AsyncIterable[bytes]:
+        """A server-streaming call with serialized messages; a failure raises AioRpcError
+        while iterating."""
+        call = self.channel.unary_stream(method, request_serializer=None,
+                                         response_deserializer=None)  # fmt: skip
+        answers: AsyncIterable[bytes] = call(request, timeout=None,
+                                             metadata=call_metadata(token, proof))  # fmt: skip
+        return answers
 
     async def client_stream(
         self, method: str, requests: AsyncIterator[Message], response: type[M], token: bytes

@@ -80,12 +80,24 @@ class _Schemas:
         return self.value(field)
 
 
-def document(methods: Iterable[tuple[str, MethodDescriptor, bool]], title: str) -> dict[str, Any]:
-    """The OpenAPI document for (path, method, public) triples."""
+def _upload_parameters(schemas: _Schemas, method: MethodDescriptor) -> list[dict[str, Any]]:
+    header = method.input_type.fields_by_name["header"].message_type
+    assert header is not None
+    return [{"name": f.json_name, "in": "query", "required": False, "schema": schemas.field(f)}
+            for f in header.fields]  # fmt: skip
+
+
+def document(
+    methods: Iterable[tuple[str, MethodDescriptor, str, bool]], title: str
+) -> dict[str, Any]:
+    """The OpenAPI document for (path, method, how it is offered, public) entries: "unary"
+    (JSON in, JSON out), "upload" (query parameters and a raw body in, JSON out) or "stream"
+    (JSON in, NDJSON out)."""
     schemas = _Schemas()
     status = schemas.message(status_pb2.Status.DESCRIPTOR)
     paths: dict[str, Any] = {}
-    for path, method, public in methods:
+    for path, method, kind, public in methods:
+        output = schemas.message(method.output_type)
         operation: dict[str, Any] = {
             "operationId": f"{method.containing_service.full_name}.{method.name}",
             "tags": [method.containing_service.full_name],
@@ -93,11 +105,21 @@ def document(methods: Iterable[tuple[str, MethodDescriptor, bool]], title: str) 
                 "application/json": {"schema": schemas.message(method.input_type)}}},
             "responses": {
                 "200": {"description": "the response message", "content": {
-                    "application/json": {"schema": schemas.message(method.output_type)}}},
+                    "application/json": {"schema": output}}},
                 "default": {"description": "the call failed: a google.rpc.Status", "content": {
                     "application/json": {"schema": status}}},
             },
         }  # fmt: skip
+        if kind == "upload":
+            operation["parameters"] = _upload_parameters(schemas, method)
+            operation["requestBody"] = {"required": True, "content": {
+                "application/octet-stream": {"schema": {"type": "string",
+                                                        "format": "binary"}}}}  # fmt: skip
+        elif kind == "stream":
+            operation["responses"]["200"] = {
+                "description": "one response message a line (NDJSON); a failure after the "
+                "first line is a last line {\"error\": <google.rpc.Status>}",
+                "content": {"application/x-ndjson": {"schema": output}}}  # fmt: skip
         if public:
             operation["security"] = []
         paths[path] = {"post": operation}

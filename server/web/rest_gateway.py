@@ -1,11 +1,20 @@
-"""The REST declination of the public RPCs: POST /v1/<service>/<method> with the request as
-JSON, forwarded to the node as the gRPC call it stands for, with the caller's chain from the
-Authorization header; GET /v1/openapi.json describes every operation."""
+"""The REST declination of the public RPCs: POST /v1/<service>/<method>, forwarded to the node
+as the gRPC call it stands for, with the caller's chain from the Authorization header; GET
+/v1/openapi.json describes every operation.
+
+- A unary RPC takes its request as JSON and answers with its response as JSON.
+- An upload (a client stream of a header, then chunks: SubmitDeposit, ImportStock) takes the
+  header's fields as query parameters and the file as the raw body, streamed to the node.
+- A server stream answers with NDJSON: one response message a line (a failure after the first
+  message is a last line {"error": <google.rpc.Status>}).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -24,7 +33,7 @@ from interops.registry.v1 import registry_pb2
 from interops.relations.v1 import relations_pb2
 from interops.token.v1 import token_service_pb2
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from server.errors import build_status, http_status_of
@@ -37,15 +46,35 @@ _FILES = (registry_pb2, operation_pb2, token_service_pb2, dsn_pb2, audit_pb2, no
           nomenclature_pb2, relations_pb2, habilitation_pb2)  # fmt: skip
 
 
-def unary_methods() -> dict[str, MethodDescriptor]:
-    """Every unary RPC of the contracts, by its REST path."""
+UNARY, UPLOAD, STREAM = "unary", "upload", "stream"
+UPLOAD_CHUNK = 1024 * 1024
+
+
+def _is_upload(method: MethodDescriptor) -> bool:
+    fields = method.input_type.fields_by_name
+    return (method.client_streaming and not method.server_streaming
+            and "header" in fields and "chunk" in fields)  # fmt: skip
+
+
+def rest_methods() -> dict[str, tuple[MethodDescriptor, str]]:
+    """Every RPC the REST declination offers, by its path, with how it is offered."""
     found = {}
     for module in _FILES:
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
+                path = f"/v1/{service.full_name}/{method.name}"
                 if not (method.client_streaming or method.server_streaming):
-                    found[f"/v1/{service.full_name}/{method.name}"] = method
+                    found[path] = (method, UNARY)
+                elif _is_upload(method):
+                    found[path] = (method, UPLOAD)
+                elif method.server_streaming and not method.client_streaming:
+                    found[path] = (method, STREAM)
     return found
+
+
+def unary_methods() -> dict[str, MethodDescriptor]:
+    """Every unary RPC of the contracts, by its REST path."""
+    return {path: m for path, (m, kind) in rest_methods().items() if kind == UNARY}
 
 
 def _status_response(status: status_pb2.Status, code: grpc.StatusCode) -> JSONResponse:
@@ -65,7 +94,7 @@ class RestGateway:
 
     def __init__(self, node: NodeCalls, public: frozenset[str]) -> None:
         self.node = node
-        self.methods = unary_methods()
+        self.methods = rest_methods()
         self.public = public
         self._document: dict[str, Any] | None = None
 
@@ -84,17 +113,26 @@ class RestGateway:
         """The OpenAPI document."""
         if self._document is None:
             self._document = openapi.document(
-                ((path, m, self._is_public(m)) for path, m in sorted(self.methods.items())),
+                ((path, m, kind, self._is_public(m))
+                 for path, (m, kind) in sorted(self.methods.items())),
                 "InterOPS backbone REST",
-            )
+            )  # fmt: skip
         return JSONResponse(self._document)
 
     async def call(self, request: Request) -> Response:
         """One RPC over HTTP."""
-        method = self.methods.get(request.url.path)
-        if method is None:
+        found = self.methods.get(request.url.path)
+        if found is None:
             return _refused(grpc.StatusCode.NOT_FOUND, "NO_SUCH_METHOD",
-                            f"no unary method at {request.url.path}")  # fmt: skip
+                            f"no method at {request.url.path}")  # fmt: skip
+        method, kind = found
+        try:
+            token, proof = self._credentials(request)
+        except ValueError as error:
+            return _refused(grpc.StatusCode.UNAUTHENTICATED, "BAD_AUTHORIZATION", str(error))
+        path = f"/{method.containing_service.full_name}/{method.name}"
+        if kind == UPLOAD:
+            return await self._upload(request, method, path, token, proof)
         body = await request.body()
         if len(body) > MAX_BODY:
             return _refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE",
@@ -104,22 +142,74 @@ class RestGateway:
             json_format.Parse(body or b"{}", message)
         except (json_format.ParseError, UnicodeDecodeError) as error:
             return _refused(grpc.StatusCode.INVALID_ARGUMENT, "BAD_JSON", str(error)[:500])
-        try:
-            token, proof = self._credentials(request)
-        except ValueError as error:
-            return _refused(grpc.StatusCode.UNAUTHENTICATED, "BAD_AUTHORIZATION", str(error))
-        path = f"/{method.containing_service.full_name}/{method.name}"
+        if kind == STREAM:
+            return await self._stream(method, path, message.SerializeToString(), token, proof)
         answer, failure = await self.node.raw_unary(path, message.SerializeToString(), token,
                                                     proof)  # fmt: skip
-        if failure is not None:
-            status = _rich_status(failure)
-            return _status_response(status, failure.code())
-        response = message_factory.GetMessageClass(method.output_type)()
+        return _answer(method, answer, failure)
+
+    async def _upload(
+        self, request: Request, method: MethodDescriptor, path: str, token: bytes | None,
+        proof: bytes | None,
+    ) -> Response:  # fmt: skip
+        """The header from the query, the body streamed as chunks."""
+        message_class = message_factory.GetMessageClass(method.input_type)
+        header = message_class()
         try:
-            response.ParseFromString(answer or b"")
-        except DecodeError:
-            return _refused(grpc.StatusCode.INTERNAL, "INTERNAL", "the node's answer is unreadable")
-        return JSONResponse(json_format.MessageToDict(response))
+            part = getattr(header, "header")  # noqa: B009 -- the field's name is data here
+            json_format.ParseDict(dict(request.query_params), part)
+            part.SetInParent()
+        except json_format.ParseError as error:
+            return _refused(grpc.StatusCode.INVALID_ARGUMENT, "BAD_QUERY", str(error)[:500])
+
+        async def parts() -> AsyncIterator[bytes]:
+            yield header.SerializeToString()
+            pending = b""
+            async for received in request.stream():
+                pending += received
+                while len(pending) >= UPLOAD_CHUNK:
+                    chunk, pending = pending[:UPLOAD_CHUNK], pending[UPLOAD_CHUNK:]
+                    yield message_class(chunk=chunk).SerializeToString()
+            if pending:
+                yield message_class(chunk=pending).SerializeToString()
+
+        answer, failure = await self.node.raw_client_stream(path, parts(), token, proof)
+        return _answer(method, answer, failure)
+
+    async def _stream(
+        self, method: MethodDescriptor, path: str, request: bytes, token: bytes | None,
+        proof: bytes | None,
+    ) -> Response:  # fmt: skip
+        """NDJSON, one response a line; the first message (or the failure) comes before the
+        response starts, so that a refused call gets its HTTP status."""
+        response_class = message_factory.GetMessageClass(method.output_type)
+        call = self.node.raw_server_stream(path, request, token, proof)
+        answers = aiter(call)
+        try:
+            first = await anext(answers, None)
+        except grpc.aio.AioRpcError as failure:
+            return _status_response(_rich_status(failure), failure.code())
+
+        def line(raw: bytes) -> bytes:
+            message = json_format.MessageToDict(response_class.FromString(raw))
+            return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+        async def lines() -> AsyncIterator[bytes]:
+            if first is None:
+                return
+            yield line(first)
+            try:
+                async for raw in answers:
+                    yield line(raw)
+            except grpc.aio.AioRpcError as failure:
+                status = json_format.MessageToDict(_rich_status(failure))
+                yield json.dumps({"error": status}).encode() + b"\n"
+            finally:  # the HTTP client went away: end the gRPC stream too
+                cancel = getattr(call, "cancel", None)
+                if cancel is not None:
+                    cancel()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     @staticmethod
     def _credentials(request: Request) -> tuple[bytes | None, bytes | None]:
@@ -136,6 +226,20 @@ class RestGateway:
             except (binascii.Error, ValueError):
                 raise ValueError("the token chain or proof is not base64url") from None
         return token, proof
+
+
+def _answer(
+    method: MethodDescriptor, answer: bytes | None, failure: grpc.aio.AioRpcError | None
+) -> Response:
+    """The JSON of a call's response, or its rich status."""
+    if failure is not None:
+        return _status_response(_rich_status(failure), failure.code())
+    response = message_factory.GetMessageClass(method.output_type)()
+    try:
+        response.ParseFromString(answer or b"")
+    except DecodeError:
+        return _refused(grpc.StatusCode.INTERNAL, "INTERNAL", "the node's answer is unreadable")
+    return JSONResponse(json_format.MessageToDict(response))
 
 
 def _rich_status(failure: grpc.aio.AioRpcError) -> status_pb2.Status:
