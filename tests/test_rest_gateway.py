@@ -4,7 +4,6 @@ chains travel in the Authorization header and are checked by the node as on gRPC
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from server.web.rest_gateway import rest_methods, unary_methods
 from tests.registry_rows import in_registry
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
+from token_suite.wire import to_text
 
 REGISTRY = "interops.registry.v1.RegistryService"
 SIRET = siret_of(siren_at(80), 1)
@@ -53,7 +53,7 @@ def _check(document: dict[str, Any], path: str, status: int, body: Any) -> None:
 
 
 def _bearer(token: bytes) -> dict[str, str]:
-    return {"Authorization": "Bearer " + base64.urlsafe_b64encode(token).decode().rstrip("=")}
+    return {"Authorization": f"Bearer {to_text(token)}"}
 
 
 def test_the_document_is_valid_and_names_every_unary_rpc(document: dict[str, Any]) -> None:

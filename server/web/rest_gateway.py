@@ -11,8 +11,6 @@ as the gRPC call it stands for, with the caller's chain from the Authorization h
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,6 +37,8 @@ from starlette.routing import Route
 from server.errors import build_status, http_status_of
 from server.web import openapi
 from server.web.node_calls import NodeCalls
+from token_suite.errors import TokenError
+from token_suite.wire import from_text
 
 PROOF_HEADER = "interops-proof"
 MAX_BODY = 8 * 1024 * 1024
@@ -83,10 +83,6 @@ def _status_response(status: status_pb2.Status, code: grpc.StatusCode) -> JSONRe
 
 def _refused(code: grpc.StatusCode, reason: str, message: str) -> JSONResponse:
     return _status_response(build_status(code, message, reason), code)
-
-
-def _base64url(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
 class RestGateway:
@@ -220,10 +216,10 @@ class RestGateway:
             if scheme.lower() != "bearer" or not value.strip():
                 raise ValueError("Authorization must be: Bearer <token chain, base64url>")
             try:
-                token = _base64url(value.strip())
+                token = from_text(value)
                 if PROOF_HEADER in request.headers:
-                    proof = _base64url(request.headers[PROOF_HEADER].strip())
-            except (binascii.Error, ValueError):
+                    proof = from_text(request.headers[PROOF_HEADER])
+            except TokenError:
                 raise ValueError("the token chain or proof is not base64url") from None
         return token, proof
 

@@ -8,7 +8,6 @@ form (never in a URL): the portal chain with one hop to the partner, which verif
 
 from __future__ import annotations
 
-import base64
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -22,6 +21,7 @@ from server.web.node_calls import NodeCalls
 from server.web.rendering import Pages
 from server.web.security import AttemptLimit
 from server.web.sessions import Session, Sessions
+from token_suite.wire import to_text
 
 TOKEN_SERVICE = "/interops.token.v1.TokenService"  # noqa: S105 -- a service name
 # What the portal chain of a signed-in user is for; partner sites are added to it.
@@ -212,7 +212,7 @@ class SignInPages:
         except InteropsError as error:
             return self.pages.call_failed(request, error)
         request.state.form_action = _origin(return_to)
-        token = base64.urlsafe_b64encode(delegated.token).decode().rstrip("=")
+        token = to_text(delegated.token)
         return self.pages.render(request, "handback.html", session, partner=site,
                                  return_to=return_to, token=token)  # fmt: skip
 
