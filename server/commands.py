@@ -69,7 +69,11 @@ async def _run(settings: Settings, *, demo_data: bool) -> None:
     web = None
     if settings.http_address:
         web = WebServer(settings, node.port, frozenset(PUBLIC_SERVICES))
-        web_port = await web.start()
+        try:
+            web_port = await web.start()
+        except OSError:
+            await node.stop()
+            raise
         scheme = "https" if settings.http_tls_cert else "http"
         host = settings.http_address.rpartition(":")[0]
         print(f"interops: web adapter on {scheme}://{host}:{web_port}", flush=True)

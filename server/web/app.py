@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -136,15 +137,25 @@ class WebServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
-        """Starts serving; returns the bound port."""
-        self._task = asyncio.create_task(self.server.serve(), name="web-adapter")
+        """Starts serving; returns the bound port. OSError when the address cannot be had."""
+        host, port = self.server.config.host, self.server.config.port
+        listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listening.bind((host, port))
+        except OSError as error:
+            listening.close()
+            raise OSError(f"the web adapter cannot listen on {host}:{port}: {error}") from None
+        listening.listen(128)
+        listening.setblocking(False)
+        self._task = asyncio.create_task(self.server.serve(sockets=[listening]),
+                                         name="web-adapter")  # fmt: skip
         while not self.server.started:
             if self._task.done():
-                self._task.result()  # the bind failed: raise its error
+                self._task.result()
                 raise OSError("the web adapter stopped at start")
             await asyncio.sleep(0.02)
-        sockets = [s for server in self.server.servers for s in server.sockets]
-        return int(sockets[0].getsockname()[1])
+        return int(listening.getsockname()[1])
 
     async def stop(self) -> None:
         """Stops serving."""
