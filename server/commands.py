@@ -68,7 +68,8 @@ async def _run(settings: Settings, *, demo_data: bool) -> None:
     print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
     web = None
     if settings.http_address:
-        web = WebServer(settings, node.port, frozenset(PUBLIC_SERVICES))
+        web = WebServer(settings, node.port, frozenset(PUBLIC_SERVICES),
+                        tracer_provider=node.tracer_provider)  # fmt: skip
         try:
             web_port = await web.start()
         except OSError:

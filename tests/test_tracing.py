@@ -12,6 +12,7 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from interops.dsn.v1 import dsn_pb2 as pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -138,3 +139,37 @@ def test_one_trace_joins_the_deposit_routing_and_both_organisms(
     leaked = [(s, n, k) for s, n, _, a in everything for k, v in a.items()
               if any(p in v for p in personal)]  # fmt: skip
     assert leaked == []
+
+
+def test_a_web_request_is_one_trace_with_the_node_calls_it_makes(
+    database_url: str, tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    found, port = receiver
+    import os
+
+    env = {**os.environ, "INTEROPS_GRPC_ADDRESS": "127.0.0.1:0",
+           "INTEROPS_HTTP_ADDRESS": "127.0.0.1:0", "INTEROPS_DATA_DIR": str(tmp_path / "node"),
+           "INTEROPS_DATABASE_URL": database_url, "INTEROPS_TRACING_EXPORTER": "otlp",
+           "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+           "OTEL_EXPORTER_OTLP_INSECURE": "true", "OTEL_BSP_SCHEDULE_DELAY": "100"}  # fmt: skip
+    processes = Processes(env, tmp_path)
+    try:
+        log = processes.start("backbone", "serve", "--demo-data")
+        web = _wait_for(log, r"web adapter on (\S+)").group(1)
+        answer = httpx.post(f"{web}/v1/interops.token.v1.TokenService/GetDirectory", json={})
+        assert answer.status_code == 200
+        signed_in = httpx.post(f"{web}/signin", data={"csrf": "x"})  # refused: no session
+        assert signed_in.status_code == 403
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with found.lock:
+                spans = list(found.spans)
+            http = [t for s, n, t, a in spans if n.startswith("POST /v1/")]
+            node = [t for s, n, t, a in spans
+                    if n == "/interops.token.v1.TokenService/GetDirectory"]  # fmt: skip
+            if http and set(http) & set(node):
+                break
+            time.sleep(0.2)
+        assert http and set(http) & set(node), sorted({n for _, n, _, _ in spans})
+    finally:
+        processes.stop()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import uvicorn
 from interops.notify.v1 import notify_pb2
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -38,10 +40,12 @@ def build_app(
     public_methods: frozenset[str],
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     sign_in_attempts: int = 10,
+    tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
     """The application, calling the node at `node_address` over gRPC; at most
-    `sign_in_attempts` sign-ins a minute from one address."""
-    node = NodeCalls(node_address)
+    `sign_in_attempts` sign-ins a minute from one address. With a tracer provider, each
+    request is a server span whose trace the node's calls continue."""
+    node = NodeCalls(node_address, tracer_provider=tracer_provider)
     sessions = Sessions()
     pages = Pages(sessions)
     sign_in = SignInPages(node, pages, sessions, sign_in_attempts)
@@ -101,6 +105,9 @@ def build_app(
         lifespan=lifespan,
     )
     app.add_middleware(SecurityHeaders)
+    if tracer_provider is not None:  # outermost: the span covers the whole request
+        app.add_middleware(OpenTelemetryMiddleware, tracer_provider=tracer_provider,
+                           excluded_urls="/static/")  # fmt: skip
     return app
 
 
@@ -122,12 +129,14 @@ class WebServer:
         node_port: int,
         public: frozenset[str],
         sign_in_attempts: int = 10,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         host, _, port = settings.http_address.rpartition(":")
         node_host = settings.grpc_address.rpartition(":")[0]
         if node_host in ("0.0.0.0", "[::]", ""):  # noqa: S104 -- reach a wildcard bind on loopback
             node_host = "127.0.0.1"
-        app = build_app(f"{node_host}:{node_port}", public, sign_in_attempts=sign_in_attempts)
+        app = build_app(f"{node_host}:{node_port}", public, sign_in_attempts=sign_in_attempts,
+                        tracer_provider=tracer_provider)  # fmt: skip
         config = uvicorn.Config(
             app, host=host, port=int(port), log_level="warning", access_log=False,
             ssl_certfile=settings.http_tls_cert or None, ssl_keyfile=settings.http_tls_key or None,

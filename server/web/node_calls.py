@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from opentelemetry.sdk.trace import TracerProvider
 
 from clients.errors import InteropsError, from_rpc_error
 from token_suite.wire import PROOF_METADATA, TOKEN_METADATA
@@ -31,16 +33,26 @@ def call_metadata(token: bytes | None, proof: bytes | None = None) -> list[tuple
 class NodeCalls:
     """Calls any method of the node by its path ("/package.Service/Method")."""
 
-    def __init__(self, address: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, address: str, timeout: float = 30.0, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self.address = address.removeprefix("grpc://")
         self.timeout = timeout
+        # Client spans, and the trace context carried to the node: one trace per page.
+        self._interceptors = (
+            aio_client_interceptors(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]
+            if tracer_provider is not None
+            else None
+        )
         self._channel: grpc.aio.Channel | None = None
 
     @property
     def channel(self) -> grpc.aio.Channel:
         """The channel, opened on first use (in the event loop that serves the adapter)."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address, _OPTIONS)
+            self._channel = grpc.aio.insecure_channel(
+                self.address, _OPTIONS, interceptors=self._interceptors
+            )
         return self._channel
 
     async def unary(
