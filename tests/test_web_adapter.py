@@ -177,6 +177,7 @@ def test_a_declarants_day_in_the_browser(
     _shot(page, "deposit")
     # The notification, acknowledged from the dashboard: an authenticated acknowledgement.
     page.goto(f"{web.url}/dashboard")
+    assert "CCO" in page.inner_text("table[aria-labelledby=returns-title]")
     page.wait_for_selector("text=Votre taux AT/MP 2027")
     page.click("text=Accuser réception")
     page.wait_for_selector("text=Lu et accusé")

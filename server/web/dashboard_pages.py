@@ -64,16 +64,20 @@ class DashboardPages:
         except InteropsError as error:
             return self.pages.call_failed(request, error)
         return self.pages.render(request, "dashboard.html", session, state_name=state_name,
+                                 dsn=dsn_pb2,
                                  partners=list((await self.sign_in.partners()).values()),
                                  **values)  # fmt: skip
 
     async def _blocks(self, session: Session) -> dict[str, Any]:
-        values: dict[str, Any] = {"deposits": None, "notifications": None, "accounts": None,
-                                  "habilitations": None}  # fmt: skip
+        values: dict[str, Any] = {"deposits": None, "returns": None, "notifications": None,
+                                  "accounts": None, "habilitations": None}  # fmt: skip
         if session.holds("dsn.deposit"):
             values["deposits"] = (await self._call(
                 session, f"{DEPOSITS}/ListDeposits", dsn_pb2.ListDepositsRequest(page_size=20),
                 dsn_pb2.ListDepositsResponse)).deposits  # fmt: skip
+            values["returns"] = (await self._call(
+                session, f"{DEPOSITS}/ListReturns", dsn_pb2.ListReturnsRequest(page_size=20),
+                dsn_pb2.ListReturnsResponse)).returns  # fmt: skip
         if session.companies("notify.read"):
             found: list[notify_pb2.Notification] = []
             for siren in session.companies("notify.read"):
