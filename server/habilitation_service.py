@@ -126,10 +126,13 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         self.notices = notices
 
     async def _caller(self) -> Account:
-        """The calling account, whose chain must hold habilitation.manage over its company."""
+        """The calling account: an active administrator now (not only when its chain was
+        issued), whose chain holds habilitation.manage over its company."""
         account = await asyncio.to_thread(self.store.account, _declarant_id())
-        if account is None:
-            raise PermissionDenied("NOT_AN_ADMINISTRATOR", "no such account")
+        if account is None or account.role != ADMIN or account.status != ACTIVE:
+            raise PermissionDenied(
+                "NOT_AN_ADMINISTRATOR", "only an active administrator of the company may do this"
+            )
         scope = current_principal().grants.get(MANAGE_RIGHT)
         if scope is None or not (scope.everything or account.siren in scope.sirens):
             raise PermissionDenied(
@@ -315,10 +318,6 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         self, request: pb.ImportHabilitationsRequest, context: Context
     ) -> pb.ImportHabilitationsResponse:
         author = await self._caller()
-        if author.role != ADMIN or author.status != ACTIVE:
-            raise PermissionDenied(
-                "NOT_AN_ADMINISTRATOR", "only an active administrator of the company may do this"
-            )
         lines = _counted_lines(request.content)
         request_id = f"{author.siren}:{request.request_id}" if request.request_id else ""
         record, created = await asyncio.to_thread(

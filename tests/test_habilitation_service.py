@@ -157,6 +157,21 @@ def test_only_an_administrator_manages_and_only_its_own_company(
                 identity=_identity(siret_of(FIRM, 1), "Intrus")))  # fmt: skip
         assert list(stranger.list_habilitations()) == []
         assert {a.siret[:9] for a in stranger.list_accounts()} == {OTHER}
+    # An administrator struck off keeps a chain for up to an hour; it manages nothing any more.
+    anonymous.habilitations.ApplyAsAdministrator(pb.ApplyAsAdministratorRequest(
+        identity=_identity(siret_of(FIRM, 3), "Leaving", "Ada")))  # fmt: skip
+    leaving = next(
+        a.id
+        for a in admin.list_accounts()
+        if a.siret == siret_of(FIRM, 3) and a.status == pb.ACCOUNT_STATUS_CANDIDATE
+    )
+    admin.habilitations.ValidateCandidate(pb.ValidateCandidateRequest(account_id=leaving))
+    with _signed_in(node, siret_of(FIRM, 3), "Leaving", "Ada") as gone:
+        assert list(gone.list_accounts())
+        admin.habilitations.StrikeOff(pb.StrikeOffRequest(account_id=leaving))
+        with pytest.raises(PermissionDenied) as struck:
+            list(gone.list_accounts())
+        assert struck.value.reason == "NOT_AN_ADMINISTRATOR"
 
 
 def test_portfolios_and_habilitations_feed_the_declarants_token(
