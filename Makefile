@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.dsn_routing
 	$(BIN)/python -m bench.notify_fanout
 	$(BIN)/python -m bench.relations_checks
+	$(BIN)/python -m bench.rest_overhead
 
 clean:
 	rm -rf $(VENV) tools/buf/node_modules var

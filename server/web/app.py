@@ -150,6 +150,9 @@ class WebServer:
         host, port = self.server.config.host, self.server.config.port
         listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it; without it, Nagle holds each small response back
+        # for the client's delayed acknowledgement (40 ms a request, found by the benchmark).
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             listening.bind((host, port))
         except OSError as error:
