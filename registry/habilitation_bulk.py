@@ -60,12 +60,12 @@ class BulkFile:
 def apply_line(store: HabilitationStore, author: int, line: BulkLine) -> tuple[bool, str]:
     """Applies one act as `author`; (changed, warning). Raises HabilitationRefused."""
     if line.action == "CREATE_PORTFOLIO":
-        account = store.account(author)
-        if account is not None and any(
-            p.name == line.portfolio for p in store.portfolios_of(account.siren)
-        ):
-            return False, ""
-        store.create_portfolio(author, line.portfolio)
+        try:
+            store.create_portfolio(author, line.portfolio)
+        except HabilitationRefused as refused:
+            if refused.reason != "PORTFOLIO_EXISTS":
+                raise
+            return False, ""  # there already: nothing to change
         return True, ""
     if line.action in ("GRANT", "REVOKE"):
         act = store.grant if line.action == "GRANT" else store.revoke

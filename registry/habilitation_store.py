@@ -155,19 +155,23 @@ class HabilitationStore:
             )
         )
 
-    def replayed(self, siren: str, act: str, request_id: str) -> str | None:
+    def replayed(
+        self, siren: str, act: str, request_id: str, connection: Connection | None = None
+    ) -> str | None:
         """The target of the company's act of this kind made with this request id, or None:
         a retried creation answers with what the first one made."""
         if not request_id:
             return None
-        with self.engine.connect() as connection:
-            found = connection.execute(
-                select(admin_acts.c.target).where(
-                    admin_acts.c.siren == siren,
-                    admin_acts.c.request_id == request_id,
-                    admin_acts.c.act == act,
-                )
-            ).scalar()
+        query = select(admin_acts.c.target).where(
+            admin_acts.c.siren == siren,
+            admin_acts.c.request_id == request_id,
+            admin_acts.c.act == act,
+        )
+        if connection is not None:
+            found = connection.execute(query).scalar()
+        else:
+            with self.engine.connect() as own:
+                found = own.execute(query).scalar()
         return None if found is None else str(found)
 
     def _account_replayed(self, siren: str, act: str, request_id: str) -> int | None:
@@ -416,7 +420,7 @@ class HabilitationStore:
         request id)."""
         with self.engine.begin() as connection:
             author = self._admin(connection, author_id)
-            if self.replayed(author.siren, "CREATE_PORTFOLIO", request_id) == name:
+            if self.replayed(author.siren, "CREATE_PORTFOLIO", request_id, connection) == name:
                 return self._portfolio(connection, author, name)
             try:
                 portfolio = connection.execute(

@@ -20,7 +20,6 @@ from interops.habilitation.v1 import habilitation_pb2_grpc
 from registry.access_decision import decide
 from registry.declarant_rights import HABILITATION_MANAGE
 from registry.declarant_store import ACTIVE, CANDIDATE, STRUCK_OFF
-from registry.habilitation_bulk import BulkQueue
 from registry.habilitation_file import HEADER, MAX_LINES
 from registry.habilitation_file import write_lines as export_lines
 from registry.habilitation_store import (
@@ -121,7 +120,7 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         self.store = store
         self.relations = relations
         self.operations = operations
-        self.queue = BulkQueue(store.engine)
+        self.queue = worker.queue
         self.worker = worker
         self.notices = notices
 

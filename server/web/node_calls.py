@@ -5,14 +5,14 @@ happen once, in the node."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from opentelemetry.sdk.trace import TracerProvider
 
-from clients.errors import InteropsError, from_rpc_error
+from clients.errors import from_rpc_error
 from token_suite.wire import PROOF_METADATA, TOKEN_METADATA
 
 M = TypeVar("M", bound=Message)
@@ -64,15 +64,10 @@ class NodeCalls:
         proof: bytes | None = None,
     ) -> M:
         """One unary call; a failure raises the clients.errors exception of its status."""
-        call = self.channel.unary_unary(
-            method, request_serializer=_serialize, response_deserializer=response.FromString
-        )
-        try:
-            answer: M = await call(request, timeout=self.timeout,
-                                   metadata=call_metadata(token, proof))  # fmt: skip
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from None
-        return answer
+        answer, failure = await self.raw_unary(method, request.SerializeToString(), token, proof)
+        if failure is not None:
+            raise from_rpc_error(failure)
+        return response.FromString(answer or b"")
 
     async def raw_unary(
         self, method: str, request: bytes, token: bytes | None, proof: bytes | None
@@ -87,15 +82,32 @@ class NodeCalls:
             return None, error
         return answer, None
 
+    async def client_stream(
+        self, method: str, requests: AsyncIterator[Message], response: type[M], token: bytes
+    ) -> M:
+        """A client-streaming call (an upload); a failure raises as `unary` does."""
+
+        async def serialized() -> AsyncIterator[bytes]:
+            async for request in requests:
+                yield request.SerializeToString()
+
+        answer, failure = await self.raw_client_stream(
+            method, serialized(), token, None, seconds=self.timeout
+        )
+        if failure is not None:
+            raise from_rpc_error(failure)
+        return response.FromString(answer or b"")
+
     async def raw_client_stream(
         self, method: str, requests: AsyncIterator[bytes], token: bytes | None,
-        proof: bytes | None,
+        proof: bytes | None, seconds: float | None = None,
     ) -> tuple[bytes | None, grpc.aio.AioRpcError | None]:  # fmt: skip
-        """A client-streaming call with serialized messages (an upload)."""
+        """A client-streaming call with serialized messages (an upload), given `seconds` in
+        all (None: as long as it takes)."""
         call = self.channel.stream_unary(method, request_serializer=None,
                                          response_deserializer=None)  # fmt: skip
         try:
-            answer: bytes = await call(requests, timeout=None,
+            answer: bytes = await call(requests, timeout=seconds,
                                        metadata=call_metadata(token, proof))  # fmt: skip
         except grpc.aio.AioRpcError as error:
             return None, error
@@ -112,29 +124,7 @@ class NodeCalls:
                                              metadata=call_metadata(token, proof))  # fmt: skip
         return answers
 
-    async def client_stream(
-        self, method: str, requests: AsyncIterator[Message], response: type[M], token: bytes
-    ) -> M:
-        """A client-streaming call (an upload)."""
-        call = self.channel.stream_unary(
-            method, request_serializer=_serialize, response_deserializer=response.FromString
-        )
-        try:
-            answer: M = await call(requests, timeout=self.timeout,
-                                   metadata=call_metadata(token))  # fmt: skip
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from None
-        return answer
-
     async def close(self) -> None:
         """Closes the channel."""
         if self._channel is not None:
             await self._channel.close(None)
-
-
-def _serialize(message: Any) -> bytes:
-    serialized: bytes = message.SerializeToString()
-    return serialized
-
-
-__all__ = ["InteropsError", "NodeCalls", "call_metadata"]

@@ -20,7 +20,7 @@ from clients.errors import InteropsError
 from server.web.node_calls import NodeCalls
 from server.web.rendering import Pages
 from server.web.security import AttemptLimit
-from server.web.sessions import Session, Sessions
+from server.web.sessions import COOKIE, Session, Sessions
 from token_suite.wire import to_text
 
 TOKEN_SERVICE = "/interops.token.v1.TokenService"  # noqa: S105 -- a service name
@@ -132,7 +132,7 @@ class SignInPages:
             limited.headers["Retry-After"] = str(self.attempts.retry_after(client))
             return limited
         try:
-            signed = await self._sign_in(values, str(form.get("password", "")))
+            signed_in = await self._sign_in(values, str(form.get("password", "")))
         except InteropsError as error:
             failure = {"ACCOUNT_LOCKED": "Compte verrouillé après plusieurs échecs : "
                        "réessayez dans 15 minutes.",
@@ -143,14 +143,7 @@ class SignInPages:
             return self.pages.render(request, "signin.html", session, new, status=401,
                                      partner=site, return_to=values["return_to"],
                                      siret=values["siret"], failure=failure)  # fmt: skip
-        self.sessions.end(session)  # a new session id after sign-in (no fixation)
-        signed_in = self.sessions.new(max(1.0, signed.expires - time.time()))
-        signed_in.token, signed_in.subject, signed_in.grants = (
-            signed.token,
-            signed.subject,
-            signed.grants,
-        )
-        signed_in.siret = values["siret"]
+        self.sessions.end(session)  # the signed-in session has a new id (no fixation)
         response: Response
         if site is not None:
             response = await self._hand_back(request, signed_in, site, values["return_to"])
@@ -160,6 +153,7 @@ class SignInPages:
         return response
 
     async def _sign_in(self, values: dict[str, str], password: str) -> Session:
+        """A new session for the declarant, once TokenService issued its portal chain."""
         partners = sorted(await self.partners())[:10]
         request = token_service_pb2.IssueTokenRequest(
             declarant=token_service_pb2.DeclarantSignIn(
@@ -176,10 +170,12 @@ class SignInPages:
             token_service_pb2.VerifyTokenResponse,
         )
         principal = verified.principal
-        grants = {g.right: ("*",) if g.all_establishments else (*g.sirens, *g.sirets)
-                  for g in principal.grants}  # fmt: skip
-        return Session("", "", float(issued.expires), issued.token, principal.subject, "",
-                       grants)  # fmt: skip
+        session = self.sessions.new(max(1.0, issued.expires - time.time()))
+        session.token, session.subject = issued.token, principal.subject
+        session.siret = values["siret"]
+        session.grants = {g.right: ("*",) if g.all_establishments else (*g.sirens, *g.sirets)
+                          for g in principal.grants}  # fmt: skip
+        return session
 
     async def navigate(self, request: Request) -> Response:
         """POST /navigate: a signed-in user goes to a partner site without signing in again."""
@@ -225,5 +221,5 @@ class SignInPages:
                 return self.pages.forbidden_form(request)
             self.sessions.end(session)
         response = RedirectResponse("/signin", status_code=303)
-        response.delete_cookie("interops_session", path="/")
+        response.delete_cookie(COOKIE, path="/")
         return response
