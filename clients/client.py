@@ -38,6 +38,7 @@ from clients.credentials import (
 from clients.dsn_calls import DsnCalls
 from clients.errors import from_rpc_error
 from clients.habilitation_calls import HabilitationCalls
+from clients.paging import async_pages, pages
 from clients.token_credentials import ISSUE_METHOD, proof_metadata
 from token_suite.chain import Signer
 
@@ -167,12 +168,7 @@ class Client(DsnCalls, HabilitationCalls):
         """Every journal record matching the request's filters, page after page."""
         query = audit_pb2.ListRecordsRequest()
         query.CopyFrom(request)
-        while True:
-            page = self._unary(self.audit.ListRecords, query)
-            yield from page.records
-            if not (token := page.next_page_token):
-                return
-            query.page_token = token
+        yield from pages(functools.partial(self._unary, self.audit.ListRecords), query, "records")
 
     def stream_notifications(
         self, timeout: float | None = None
@@ -207,27 +203,17 @@ class Client(DsnCalls, HabilitationCalls):
         self, siren: str, *, active_only: bool = False, page_size: int = 0
     ) -> Iterator[pb.Establishment]:
         """Every establishment of a company, fetching page after page."""
-        token = ""
-        while True:
-            request = pb.ListEstablishmentsRequest(
-                siren=siren, active_only=active_only, page_size=page_size, page_token=token
-            )
-            page = self._unary(self.registry.ListEstablishments, request)
-            yield from page.establishments
-            if not (token := page.next_page_token):
-                return
+        request = pb.ListEstablishmentsRequest(
+            siren=siren, active_only=active_only, page_size=page_size
+        )
+        call = functools.partial(self._unary, self.registry.ListEstablishments)
+        yield from pages(call, request, "establishments")
 
     def search_companies(self, name_prefix: str, *, page_size: int = 0) -> Iterator[pb.Company]:
         """Every company whose name starts with the prefix, fetching page after page."""
-        token = ""
-        while True:
-            request = pb.SearchCompaniesRequest(
-                name_prefix=name_prefix, page_size=page_size, page_token=token
-            )
-            page = self._unary(self.registry.SearchCompanies, request)
-            yield from page.companies
-            if not (token := page.next_page_token):
-                return
+        request = pb.SearchCompaniesRequest(name_prefix=name_prefix, page_size=page_size)
+        call = functools.partial(self._unary, self.registry.SearchCompanies)
+        yield from pages(call, request, "companies")
 
     def validate_siret(self, siret: str) -> pb.ValidateSiretResponse:
         """Format, check digit, existence and active state of a SIRET."""
@@ -399,31 +385,21 @@ class AsyncClient:
         self, siren: str, *, active_only: bool = False, page_size: int = 0
     ) -> AsyncIterator[pb.Establishment]:
         """Every establishment of a company, fetching page after page."""
-        token = ""
-        while True:
-            request = pb.ListEstablishmentsRequest(
-                siren=siren, active_only=active_only, page_size=page_size, page_token=token
-            )
-            page = await self._unary(self.registry.ListEstablishments, request)
-            for establishment in page.establishments:
-                yield establishment
-            if not (token := page.next_page_token):
-                return
+        request = pb.ListEstablishmentsRequest(
+            siren=siren, active_only=active_only, page_size=page_size
+        )
+        call = functools.partial(self._unary, self.registry.ListEstablishments)
+        async for establishment in async_pages(call, request, "establishments"):
+            yield establishment
 
     async def search_companies(
         self, name_prefix: str, *, page_size: int = 0
     ) -> AsyncIterator[pb.Company]:
         """Every company whose name starts with the prefix, fetching page after page."""
-        token = ""
-        while True:
-            request = pb.SearchCompaniesRequest(
-                name_prefix=name_prefix, page_size=page_size, page_token=token
-            )
-            page = await self._unary(self.registry.SearchCompanies, request)
-            for company in page.companies:
-                yield company
-            if not (token := page.next_page_token):
-                return
+        request = pb.SearchCompaniesRequest(name_prefix=name_prefix, page_size=page_size)
+        call = functools.partial(self._unary, self.registry.SearchCompanies)
+        async for company in async_pages(call, request, "companies"):
+            yield company
 
     async def import_stock(
         self,

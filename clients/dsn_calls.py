@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,6 +11,7 @@ import grpc
 from interops.dsn.v1 import dsn_pb2 as pb
 
 from clients.errors import from_rpc_error
+from clients.paging import pages
 from token_suite.chain import Signer
 from token_suite.receipts import sign_receipt
 
@@ -68,13 +70,9 @@ class DsnCalls:
 
     def list_deposits(self, *, page_size: int = 0) -> Iterator[pb.Deposit]:
         """Every deposit of the caller, newest first, page after page."""
-        token = ""
-        while True:
-            request = pb.ListDepositsRequest(page_size=page_size, page_token=token)
-            page = self._unary(self.deposits.ListDeposits, request)
-            yield from page.deposits
-            if not (token := page.next_page_token):
-                return
+        request = pb.ListDepositsRequest(page_size=page_size)
+        call = functools.partial(self._unary, self.deposits.ListDeposits)
+        yield from pages(call, request, "deposits")
 
     def watch_deposit(self, deposit_id: str) -> Iterator[pb.Deposit]:
         """The deposit now and at each change, until nothing more will change."""
@@ -84,15 +82,9 @@ class DsnCalls:
 
     def list_returns(self, deposit_id: str = "", *, page_size: int = 0) -> Iterator[pb.Return]:
         """The caller's returns (of one deposit when given), oldest first."""
-        token = ""
-        while True:
-            request = pb.ListReturnsRequest(
-                deposit_id=deposit_id, page_size=page_size, page_token=token
-            )
-            page = self._unary(self.deposits.ListReturns, request)
-            yield from page.returns
-            if not (token := page.next_page_token):
-                return
+        request = pb.ListReturnsRequest(deposit_id=deposit_id, page_size=page_size)
+        call = functools.partial(self._unary, self.deposits.ListReturns)
+        yield from pages(call, request, "returns")
 
     def watch_returns(
         self, after_position: int = 0, *, follow: bool = False

@@ -10,6 +10,8 @@ from typing import Any
 from interops.habilitation.v1 import habilitation_pb2 as pb
 from interops.operation.v1 import operation_pb2 as op
 
+from clients.paging import pages
+
 
 class HabilitationCalls:
     """Mixed into Client, which provides the stubs and the call helpers."""
@@ -17,29 +19,20 @@ class HabilitationCalls:
     habilitations: Any
     _stream: Callable[..., Generator[Any, None, None]]
 
-    def _pages(self, method: Callable[[Any], Any], request: Any, field: str) -> Iterator[Any]:
-        """Every item of a paginated listing, page after page."""
-        while True:
-            page = method(request)
-            yield from getattr(page, field)
-            if not (token := page.next_page_token):
-                return
-            request.page_token = token
-
     def list_habilitations(self, account_id: int = 0) -> Iterator[pb.Habilitation]:
         """Every habilitation of the caller's company (or of one account)."""
         request = pb.ListHabilitationsRequest(account_id=account_id, page_size=1000)
-        return self._pages(self.habilitations.ListHabilitations, request, "habilitations")
+        return pages(self.habilitations.ListHabilitations, request, "habilitations")
 
     def list_accounts(self) -> Iterator[pb.Account]:
         """Every account of the caller's company."""
         request = pb.ListAccountsRequest(page_size=1000)
-        return self._pages(self.habilitations.ListAccounts, request, "accounts")
+        return pages(self.habilitations.ListAccounts, request, "accounts")
 
     def list_admin_acts(self) -> Iterator[pb.AdminAct]:
         """Every administrative act of the caller's company, oldest first."""
         request = pb.ListAdminActsRequest(page_size=1000)
-        return self._pages(self.habilitations.ListAdminActs, request, "acts")
+        return pages(self.habilitations.ListAdminActs, request, "acts")
 
     def export_habilitations(self) -> bytes:
         """The company's portfolios and habilitations as a bulk file."""
