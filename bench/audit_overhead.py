@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
+from bench.child_node import child_node
 from bench.registry_lookup import _load, _organism
 from clients.credentials import aio_credentials_interceptors
 from clients.token_credentials import OrganismCredentials
@@ -102,17 +102,8 @@ def main() -> None:
         upgrade(engine)
         signer = _organism(engine)
         engine.dispose()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bench.audit_overhead", "--serve", str(data_dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert server.stdout is not None and server.stdin is not None
-        port = int(server.stdout.readline().split()[1])
-        try:
+        with child_node("bench.audit_overhead", str(data_dir)) as (port,):
             asyncio.run(_measure(port, signer, args.seconds, args.rounds, args.concurrency))
-        finally:
-            server.stdin.close()
-            server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
 from sqlalchemy import Engine
 
+from bench.child_node import child_node
 from clients.credentials import aio_credentials_interceptors
 from clients.token_credentials import OrganismCredentials
 from registry.database import open_engine, upgrade
@@ -177,17 +177,8 @@ def main() -> None:
         import_stock(engine, files.establishments)
         signer = _organism(engine)
         engine.dispose()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bench.registry_lookup", "--serve", str(data_dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert server.stdout is not None and server.stdin is not None
-        port = int(server.stdout.readline().split()[1])
-        try:
+        with child_node("bench.registry_lookup", str(data_dir)) as (port,):
             asyncio.run(_measure(port, signer, files.sirets, args.seconds, args.concurrency))
-        finally:
-            server.stdin.close()
-            server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from interops.relations.v1 import relations_pb2 as rpb
 from interops.relations.v1 import relations_pb2_grpc
 from sqlalchemy import create_engine, make_url, text
 
+from bench.child_node import child_node
 from bench.registry_lookup import _load, _summary
 from clients.credentials import aio_credentials_interceptors
 from clients.token_credentials import OrganismCredentials
@@ -262,17 +262,8 @@ def main() -> None:
     upgrade(engine)
     signer = _caller(engine)
     engine.dispose()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.relations_checks", "--serve", url, str(data_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert server.stdout is not None and server.stdin is not None
-    port = int(server.stdout.readline().split()[1])
-    try:
+    with child_node("bench.relations_checks", url, str(data_dir)) as (port,):
         asyncio.run(_measure(port, signer, args))
-    finally:
-        server.stdin.close()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

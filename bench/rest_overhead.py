@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ import grpc
 from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
 
+from bench.child_node import child_node
 from bench.registry_lookup import _load, _summary
 from registry.database import open_engine, upgrade
 from registry.sirene_import import import_stock
@@ -117,17 +117,8 @@ def main() -> None:
         import_stock(engine, files.establishments)
         engine.dispose()
         token = _chain(data_dir)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bench.rest_overhead", "--serve", str(data_dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert server.stdout is not None and server.stdin is not None
-        ports = [int(p) for p in server.stdout.readline().split()[1:]]
-        try:
+        with child_node("bench.rest_overhead", str(data_dir)) as ports:
             asyncio.run(_measure(ports, token, files.sirets, args))
-        finally:
-            server.stdin.close()
-            server.wait(timeout=30)
 
 
 if __name__ == "__main__":
