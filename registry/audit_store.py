@@ -7,12 +7,13 @@ from the database on start.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, String, insert, select
 
 from registry.audit_chain import FIELDS, GENESIS, checkpoint_input, record_hash
 from registry.audit_schema import audit_checkpoints, audit_records
@@ -23,6 +24,29 @@ _COLUMNS = [audit_records.c[name] for name in _NAMES]
 _INSERT = "INSERT INTO audit_records ({}) VALUES ({})"
 _INSERT_SQLITE = _INSERT.format(", ".join(_NAMES), ", ".join("?" * len(_NAMES)))
 _INSERT_PG = _INSERT.format(", ".join(_NAMES), ", ".join(["%s"] * len(_NAMES)))
+# Each text column's length (0: unbounded), to cut values to what the column holds.
+_TEXT_LENGTHS = {
+    column.name: getattr(column.type, "length", None) or 0
+    for column in audit_records.columns
+    if isinstance(column.type, String)
+}
+# Control characters (NUL among them: PostgreSQL refuses it in text) are stored escaped.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def storable(record: Mapping[str, object]) -> dict[str, object]:
+    """The record as every backend stores it: control characters in its text written as
+    \\xNN (with backslashes doubled, so that the escaping reads back unambiguously), each text
+    cut to its column's length. One record can never poison the journal."""
+    result = dict(record)
+    for name, length in _TEXT_LENGTHS.items():
+        value = result.get(name)
+        if not isinstance(value, str):
+            continue
+        if _CONTROL.search(value):
+            value = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value.replace("\\", "\\\\"))
+        result[name] = value[:length] if length else value
+    return result
 
 
 @dataclass(frozen=True)
@@ -73,7 +97,7 @@ class AuditStore:
         seq, previous = self.head_seq, self.head_hash
         for record in records:
             seq += 1
-            row = {**record, "journal": self.journal, "seq": seq}
+            row = {**storable(record), "journal": self.journal, "seq": seq}
             digest = record_hash(previous, row)
             rows.append({**row, "prev_hash": previous, "hash": digest})
             previous = digest

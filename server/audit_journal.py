@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry import trace
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from registry.audit_store import AuditStore
 from server.auth_interceptor import principal_or_none
@@ -122,6 +123,20 @@ def _resource(request: Any, response: Any, noted: dict[str, str]) -> tuple[str, 
     return "", siret
 
 
+# What the database says of a record it cannot hold (as opposed to being unreachable).
+_REFUSED_FOR_CONTENT = (DataError, IntegrityError)
+
+
+def _stand_in(row: dict[str, object]) -> dict[str, object]:
+    """A record whose free texts are replaced by their SHA-256, for one the database refused."""
+    free = ("subject", "resource", "siret", "outcome", "flags", "chain_id", "organisms")
+    result = dict(row)
+    for name in free:
+        value = str(row.get(name, ""))
+        result[name] = hashlib.sha256(value.encode("utf-8", "backslashreplace")).hexdigest()[:14]
+    return result
+
+
 class AuditJournal:
     """Queues records and appends them from a writer task."""
 
@@ -154,13 +169,24 @@ class AuditJournal:
         await asyncio.to_thread(self.store.load_head)
         self._task = asyncio.create_task(self._run(), name="audit-journal")
 
-    async def stop(self) -> None:
-        """Writes what is queued, signs a last checkpoint, stops the writer."""
+    async def stop(self, patience_seconds: float = 30.0) -> None:
+        """Writes what is queued, signs a last checkpoint, stops the writer. The database away,
+        it tries again for `patience_seconds`, then says how many records it could not write."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await asyncio.to_thread(self._flush, True)
+        give_up_at = time.monotonic() + patience_seconds
+        while True:
+            try:
+                await asyncio.to_thread(self._flush, True)
+                return
+            except Exception as error:
+                if time.monotonic() >= give_up_at:
+                    log.error("the audit journal lost %d records at stop: %s",
+                              len(self.pending), type(error).__name__)  # fmt: skip
+                    return
+                await asyncio.sleep(0.5)
 
     async def flush(self) -> None:
         """Writes what is queued now (tests and operators' queries use it)."""
@@ -204,6 +230,23 @@ class AuditJournal:
                 self._wake.set()
                 await asyncio.sleep(1.0)
 
+    def _append(self, batch: list[dict[str, object]]) -> None:
+        """Appends a batch; a batch that the database refuses for what it holds (not for being
+        away) is appended record by record, and a record refused alone is kept as a stand-in
+        with its texts replaced by their digests: one record never stops the journal."""
+        try:
+            self.store.append(batch)
+            return
+        except DBAPIError as error:
+            if error.connection_invalidated or not isinstance(error, _REFUSED_FOR_CONTENT):
+                raise
+        for row in batch:
+            try:
+                self.store.append([row])
+            except _REFUSED_FOR_CONTENT:
+                log.warning("an audit record was refused by the database; stored as digests")
+                self.store.append([_stand_in(row)])
+
     def _flush(self, final: bool) -> None:
         with self._lock:  # the writer task and a query's flush may both be here
             self._flush_locked(final)
@@ -213,7 +256,7 @@ class AuditJournal:
             batch, self.pending = self.pending, []
         if batch:
             try:
-                self.store.append(batch)
+                self._append(batch)
             except BaseException:
                 with self._pending_lock:
                     self.pending[:0] = batch
@@ -233,7 +276,7 @@ class AuditInterceptor(WrappingInterceptor):
         self.journal = journal
         self.unaudited = frozenset(unaudited)
 
-    def _record(self, method: str, context: Context, request: Any, response: Any,
+    def _record(self, method: str, peer: str, request: Any, response: Any,
                 ended: str) -> None:  # fmt: skip
         noted = _details.get() or {}
         status = aborted_with()
@@ -253,7 +296,7 @@ class AuditInterceptor(WrappingInterceptor):
             "method": method.rsplit("/", 1)[-1], "resource": resource, "siret": siret[:14],
             "outcome": outcome[:100], "request_digest": _digest(request),
             "response_digest": _digest(response),
-            "flags": self.journal.flags(context.peer() or "", outcome, reason),
+            "flags": self.journal.flags(peer, outcome, reason),
         })  # fmt: skip
 
     def wrap(self, handler: Handler, method: str) -> Handler:
@@ -265,6 +308,9 @@ class AuditInterceptor(WrappingInterceptor):
 
             async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
                 _details.set({})
+                # Read now: once the caller has hung up, the call is gone and asking it for its
+                # peer crashes the process (grpc.aio, a followed stream cancelled).
+                peer = context.peer() or ""
                 ended = "failed"
                 try:
                     async for response in iterate(behaviour, request, context):
@@ -274,21 +320,22 @@ class AuditInterceptor(WrappingInterceptor):
                     ended = "cancelled"  # the caller hung up (a followed stream ends so)
                     raise
                 finally:
-                    record(method, context, request, None, ended)
+                    record(method, peer, request, None, ended)
 
             return rebuild(handler, streaming)
 
         async def unary(request: Any, context: Context) -> Any:
             _details.set({})
+            peer = context.peer() or ""
             try:
                 response = await behaviour(request, context)
             except (asyncio.CancelledError, GeneratorExit):
-                record(method, context, request, None, "cancelled")
+                record(method, peer, request, None, "cancelled")
                 raise
             except BaseException:
-                record(method, context, request, None, "failed")
+                record(method, peer, request, None, "failed")
                 raise
-            record(method, context, request, response, "ok")
+            record(method, peer, request, response, "ok")
             return response
 
         return rebuild(handler, unary)

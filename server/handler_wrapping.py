@@ -63,8 +63,13 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         raise NotImplementedError
 
 
-def rebuild(handler: Any, behaviour: Callable[..., Any]) -> Handler:
-    """A handler of the same kind and serializers as `handler`, with a new behaviour."""
+def rebuild(
+    handler: Any,
+    behaviour: Callable[..., Any],
+    request_deserializer: Callable[[bytes], Any] | None = None,
+) -> Handler:
+    """A handler of the same kind and serializers as `handler` (or another request
+    deserializer), with a new behaviour."""
     factory = {
         (False, False): grpc.unary_unary_rpc_method_handler,
         (False, True): grpc.unary_stream_rpc_method_handler,
@@ -73,7 +78,7 @@ def rebuild(handler: Any, behaviour: Callable[..., Any]) -> Handler:
     }[(handler.request_streaming, handler.response_streaming)]
     built: Handler = factory(
         behaviour,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=request_deserializer or handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
     return built

@@ -17,7 +17,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2, dsn_pb2_grpc
@@ -55,6 +54,7 @@ from server.error_interceptor import ErrorInterceptor
 from server.establishment_cache import EstablishmentCache
 from server.habilitation_bulk_worker import BulkWorker
 from server.habilitation_service import HabilitationService
+from server.health import NodeHealth
 from server.import_jobs import ImportJobs
 from server.nomenclature_service import PUBLISH_RIGHT as NOMENCLATURE_PUBLISH
 from server.nomenclature_service import READ_RIGHT as NOMENCLATURE_READ
@@ -143,7 +143,7 @@ class Node:
         self.trust = NodeTrust(self.engine, settings)
         self.tracer_provider = tracer_provider(settings.service_name, settings.tracing_exporter)
         instrument_engine(self.engine, self.tracer_provider)
-        self.health = health_aio.HealthServicer()
+        self.health = NodeHealth()
         self.operations = OperationStore(self.engine)
         self.imports = ImportJobs(
             self.engine, self.operations, settings.data_dir / "uploads", settings.max_import_bytes
@@ -273,7 +273,7 @@ class Node:
         await self.pipeline.stop()
         await self.bulk_worker.stop()
         await self.dispatcher.stop()
-        await self.journal.stop()
+        await self.journal.stop(patience_seconds=self.settings.shutdown_grace_seconds)
         await self.cache.stop()
         await self.trust.stop()
         self.engine.dispose()

@@ -6,7 +6,10 @@ BadRequest listing each offending field; the service code never sees an invalid 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -26,6 +29,53 @@ from server.handler_wrapping import (
 )
 
 _validator = protovalidate.Validator()
+log = logging.getLogger("interops.validation")
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A request message whose bytes did not parse: handed on in place of the message so that
+    the call ends with INVALID_ARGUMENT here (grpc would answer INTERNAL and log a traceback)."""
+
+    size: int
+    error: str
+
+
+def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """The deserializer, returning Undecodable instead of raising."""
+    if deserializer is None:
+        return None
+    parse = deserializer
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return parse(raw)
+        except Exception as error:
+            return Undecodable(len(raw), type(error).__name__)
+
+    return deserialize
+
+
+class _Warnings:
+    """At most one log line per `period` seconds for one kind of event, with the count of the
+    lines it held back: anyone can send garbage, nobody may flood the log with it."""
+
+    def __init__(self, period: float = 10.0) -> None:
+        self.period = period
+        self.last = -period
+        self.held = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self.last < self.period:
+            self.held += 1
+            return
+        held, self.held, self.last = self.held, 0, now
+        suffix = f" ({held} more since the last line)" if held else ""
+        log.warning(message + suffix, *args)
+
+
+_undecodable = _Warnings()
 
 
 def field_path(path: validate_pb2.FieldPath) -> str:
@@ -56,8 +106,17 @@ def violations_of(message: Message) -> list[FieldViolation]:
     return result
 
 
-async def check(message: Message, context: Context) -> None:
+async def check(message: Message, context: Context, method: str = "") -> None:
     """Aborts the call with INVALID_ARGUMENT when the message breaks the contract's rules."""
+    if isinstance(message, Undecodable):
+        _undecodable.warn("undecodable request to %s (%d bytes, %s) from %s",
+                          method, message.size, message.error, context.peer())  # fmt: skip
+        status = build_status(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid request: the message does not decode as the method's request type",
+            "UNDECODABLE_REQUEST",
+        )
+        await abort(context, status)
     if not isinstance(message, Message):  # a raw-bytes handler has no contract to check
         return
     violations = violations_of(message)
@@ -70,9 +129,11 @@ async def check(message: Message, context: Context) -> None:
         await abort(context, status)
 
 
-async def _checked(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+async def _checked(
+    requests: AsyncIterator[Any], context: Context, method: str
+) -> AsyncIterator[Any]:
     async for request in requests:
-        await check(request, context)
+        await check(request, context, method)
         yield request
 
 
@@ -81,32 +142,35 @@ class ValidationInterceptor(WrappingInterceptor):
 
     def wrap(self, handler: Handler, method: str) -> Handler:
         behaviour = behaviour_of(handler)
+        deserializer = tolerant(handler.request_deserializer)
         # gRPC runs a handler that is not a coroutine or async generator function in a thread,
         # so every wrapper below is one of those.
         if handler.request_streaming and handler.response_streaming:
 
             async def stream_stream(requests: AsyncIterator[Any], context: Context) -> Any:
-                async for response in iterate(behaviour, _checked(requests, context), context):
+                async for response in iterate(
+                    behaviour, _checked(requests, context, method), context
+                ):
                     yield response
 
-            return rebuild(handler, stream_stream)
+            return rebuild(handler, stream_stream, deserializer)
         if handler.request_streaming:
 
             async def stream_unary(requests: AsyncIterator[Any], context: Context) -> Any:
-                return await behaviour(_checked(requests, context), context)
+                return await behaviour(_checked(requests, context, method), context)
 
-            return rebuild(handler, stream_unary)
+            return rebuild(handler, stream_unary, deserializer)
         if handler.response_streaming:
 
             async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                await check(request, context)
+                await check(request, context, method)
                 async for response in iterate(behaviour, request, context):
                     yield response
 
-            return rebuild(handler, unary_stream)
+            return rebuild(handler, unary_stream, deserializer)
 
         async def unary(request: Any, context: Context) -> Any:
-            await check(request, context)
+            await check(request, context, method)
             return await behaviour(request, context)
 
-        return rebuild(handler, unary)
+        return rebuild(handler, unary, deserializer)

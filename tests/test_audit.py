@@ -254,3 +254,57 @@ def _swap(connection: Connection, first: dict[str, Any], second: dict[str, Any])
             .where(table.c.journal == row["journal"], table.c.seq == row["seq"])
             .values(position=position)
         )
+
+
+def test_a_poison_record_is_stored_escaped_and_the_journal_goes_on(
+    audited: RunningNode, auditor: Signer
+) -> None:
+    """A NUL (PostgreSQL refuses it in text) and a huge value in what a call is about: the
+    record is kept, escaped and cut to its column, and the journal keeps recording."""
+    with Client(audited.address) as anonymous:
+        for siret in ("1234\x00", "\x01" * 10_000):
+            with pytest.raises(grpc.RpcError):
+                anonymous.registry.GetEstablishment(
+                    registry_pb2.GetEstablishmentRequest(siret=siret)
+                )
+        with pytest.raises(Unauthenticated):
+            anonymous.validate_siret("10000000900017")  # recorded after the poison
+    records = [r for r in _records(audited, auditor) if r.method in ("GetEstablishment",
+               "ValidateSiret") and r.outcome.startswith("UNAUTHENTICATED")]  # fmt: skip
+    resources = [r.resource for r in records]
+    assert "siret:1234\\x00" in resources
+    (huge,) = [r for r in resources if r.startswith("siret:\\x01")]
+    assert len(huge) == 200  # what the column holds
+    assert records[-1].method == "ValidateSiret"
+    # The chain holds over the escaped texts.
+    audited.run(audited.node.journal.flush())
+    node = audited.node
+    assert _check(node.engine, node.audit_store.journal, node.trust.root_key.public_key())[0]
+
+
+def test_records_queued_at_a_clean_stop_are_written(database_url: str, tmp_path: Path) -> None:
+    node = RunningNode(database_url, tmp_path / "data")
+    journal = node.node.audit_store.journal
+
+    async def queue() -> None:
+        for number in range(500):
+            node.node.journal.record({
+                "at": number, "trace_id": "", "chain_id": "", "subject": "queued\x00",
+                "organisms": "", "service": "test", "method": "Queued", "resource": "",
+                "siret": "", "outcome": "OK", "request_digest": "", "response_digest": "",
+                "flags": "",
+            })  # fmt: skip
+
+    node.run(queue())
+    public = node.node.trust.root_key.public_key()
+    node.stop()  # no flush before: the stop writes them
+    engine = open_engine(database_url)
+    with engine.connect() as connection:
+        written = connection.execute(
+            select(audit_records.c.subject).where(
+                audit_records.c.journal == journal, audit_records.c.method == "Queued"
+            )
+        ).all()
+    assert [row[0] for row in written] == ["queued\\x00"] * 500
+    assert _check(engine, journal, public)[0]
+    engine.dispose()

@@ -141,6 +141,8 @@ class WebServer:
             app, host=host, port=int(port), log_level="warning", access_log=False,
             ssl_certfile=settings.http_tls_cert or None, ssl_keyfile=settings.http_tls_key or None,
             lifespan="on",
+            # Requests still running then (a followed stream) are cancelled: a stop ends in time.
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )  # fmt: skip
         self.server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None

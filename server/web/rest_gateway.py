@@ -11,10 +11,13 @@ as the gRPC call it stands for, with the caller's chain from the Authorization h
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import grpc
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
@@ -33,6 +36,7 @@ from interops.token.v1 import token_service_pb2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from server.errors import build_status, http_status_of
 from server.web import openapi
@@ -83,6 +87,37 @@ def _status_response(status: status_pb2.Status, code: grpc.StatusCode) -> JSONRe
 
 def _refused(code: grpc.StatusCode, reason: str, message: str) -> JSONResponse:
     return _status_response(build_status(code, message, reason), code)
+
+
+async def _hang_up(request: Request) -> None:
+    """Returns when the HTTP client of a request whose body was read hangs up."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _cancel(call: object) -> None:
+    cancel = getattr(call, "cancel", None)
+    if cancel is not None:
+        cancel()
+
+
+class FollowedStream(StreamingResponse):
+    """A streamed response that ends as soon as its HTTP client hangs up.
+
+    Starlette only notices a hang-up when it next sends (ASGI 2.4); a followed stream with
+    nothing new to send would hold its gRPC stream, and the node's polling of it, forever."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def stream() -> None:
+                with contextlib.suppress(OSError):  # the client gone while we wrote
+                    await self.stream_response(send)
+                group.cancel_scope.cancel()
+
+            group.start_soon(stream)
+            await self.listen_for_disconnect(receive)
+            group.cancel_scope.cancel()
 
 
 class RestGateway:
@@ -139,7 +174,9 @@ class RestGateway:
         except (json_format.ParseError, UnicodeDecodeError) as error:
             return _refused(grpc.StatusCode.INVALID_ARGUMENT, "BAD_JSON", str(error)[:500])
         if kind == STREAM:
-            return await self._stream(method, path, message.SerializeToString(), token, proof)
+            return await self._stream(
+                request, method, path, message.SerializeToString(), token=token, proof=proof
+            )
         answer, failure = await self.node.raw_unary(path, message.SerializeToString(), token,
                                                     proof)  # fmt: skip
         return _answer(method, answer, failure)
@@ -173,16 +210,25 @@ class RestGateway:
         return _answer(method, answer, failure)
 
     async def _stream(
-        self, method: MethodDescriptor, path: str, request: bytes, token: bytes | None,
-        proof: bytes | None,
+        self, http: Request, method: MethodDescriptor, path: str, request: bytes, *,
+        token: bytes | None, proof: bytes | None,
     ) -> Response:  # fmt: skip
         """NDJSON, one response a line; the first message (or the failure) comes before the
-        response starts, so that a refused call gets its HTTP status."""
+        response starts, so that a refused call gets its HTTP status. A client that hangs up,
+        before the first message or after, ends the gRPC stream."""
         response_class = message_factory.GetMessageClass(method.output_type)
         call = self.node.raw_server_stream(path, request, token, proof)
         answers = aiter(call)
+        waiting = asyncio.ensure_future(anext(answers, None))
+        hung_up = asyncio.ensure_future(_hang_up(http))
+        await asyncio.wait((waiting, hung_up), return_when=asyncio.FIRST_COMPLETED)
+        hung_up.cancel()
+        if not waiting.done():
+            waiting.cancel()
+            _cancel(call)
+            return Response(status_code=499)  # nobody is there to read it
         try:
-            first = await anext(answers, None)
+            first = waiting.result()
         except grpc.aio.AioRpcError as failure:
             return _status_response(_rich_status(failure), failure.code())
 
@@ -201,11 +247,9 @@ class RestGateway:
                 status = json_format.MessageToDict(_rich_status(failure))
                 yield json.dumps({"error": status}).encode() + b"\n"
             finally:  # the HTTP client went away: end the gRPC stream too
-                cancel = getattr(call, "cancel", None)
-                if cancel is not None:
-                    cancel()
+                _cancel(call)
 
-        return StreamingResponse(lines(), media_type="application/x-ndjson")
+        return FollowedStream(lines(), media_type="application/x-ndjson")
 
     @staticmethod
     def _credentials(request: Request) -> tuple[bytes | None, bytes | None]:
