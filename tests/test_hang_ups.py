@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -126,16 +127,8 @@ def _settled(node: ServedNode) -> int:
     return max(at for _, _, at in records)
 
 
-def _hang_up_grpc(open_stream: Callable[[], grpc.Future]) -> None:
-    for number in range(HANG_UPS):
-        call = open_stream()
-        time.sleep(0.005 * (number % 7))  # before, during and after the first message
-        assert not call.done(), "a followed stream ended by itself"
-        call.cancel()
-
-
 def _hang_up_grpc(node: ServedNode, token: bytes) -> None:
-    declarant = [(TOKEN_METADATA, token)]
+    declarant = ((TOKEN_METADATA, token),)
     with grpc.insecure_channel(node.address) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
         deposits = dsn_pb2_grpc.DepositServiceStub(channel)
@@ -143,14 +136,14 @@ def _hang_up_grpc(node: ServedNode, token: bytes) -> None:
         notify = notify_pb2_grpc.NotificationServiceStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
         urssaf = _urssaf(node)
-        streams: list[Callable[[], grpc.Future]] = [
+        streams: list[Callable[[], Any]] = [
             lambda: registry.WatchChanges(
                 registry_pb2.WatchChangesRequest(follow=True),
-                metadata=urssaf.metadata(f"/{REGISTRY}/WatchChanges"),
+                metadata=tuple(urssaf.metadata(f"/{REGISTRY}/WatchChanges")),
             ),
             lambda: deliveries.StreamDeliveries(
                 dsn_pb2.StreamDeliveriesRequest(),
-                metadata=urssaf.metadata(f"/{DELIVERY}/StreamDeliveries"),
+                metadata=tuple(urssaf.metadata(f"/{DELIVERY}/StreamDeliveries")),
             ),
             lambda: deposits.WatchReturns(
                 dsn_pb2.WatchReturnsRequest(follow=True), metadata=declarant
@@ -210,8 +203,8 @@ def test_hang_ups_on_followed_streams_then_sigterm(served: ServedNode) -> None:
         grpc.insecure_channel(served.address) as channel,
         _rest_stream(served, token, f"/v1/{DEPOSIT}/WatchReturns", b'{"follow": true}'),
     ):
-        follow = dsn_pb2_grpc.DepositServiceStub(channel).WatchReturns(
-            dsn_pb2.WatchReturnsRequest(follow=True), metadata=[(TOKEN_METADATA, token)]
+        follow: Any = dsn_pb2_grpc.DepositServiceStub(channel).WatchReturns(
+            dsn_pb2.WatchReturnsRequest(follow=True), metadata=((TOKEN_METADATA, token),)
         )
         time.sleep(0.5)
         served.process.send_signal(signal.SIGTERM)
