@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -171,14 +171,26 @@ class Client(DsnCalls, HabilitationCalls):
         yield from pages(functools.partial(self._unary, self.audit.ListRecords), query, "records")
 
     def stream_notifications(
-        self, timeout: float | None = None
+        self, timeout: float | None = None, lease_seconds: int = 0
     ) -> Generator[notify_pb2.Notification, None, None]:
-        """The API channel as a stream: each new notification of the caller's companies, once,
-        until the generator is closed (or `timeout` seconds have passed)."""
-        request = notify_pb2.StreamNotificationsRequest()
+        """The API channel as a stream: each notification of the caller's companies not yet
+        acknowledged, until the generator is closed (or `timeout` seconds have passed). Each
+        is handed over again when its lease ends unacknowledged: acknowledge it with
+        `acknowledge_notifications` once it is safe with you, and deduplicate by id."""
+        request = notify_pb2.StreamNotificationsRequest(lease_seconds=lease_seconds)
         method = functools.partial(self.notify._stub.StreamNotifications, timeout=timeout)
         for response in self._stream(method, request):
             yield response.notification
+
+    def acknowledge_notifications(self, ids: Sequence[str]) -> int:
+        """The received acknowledgement of notifications handed over on the API channel (100
+        ids a call); returns how many were not acknowledged before."""
+        acknowledged = 0
+        for start in range(0, len(ids), 100):
+            request = notify_pb2.AcknowledgeNotificationsRequest(ids=ids[start : start + 100])
+            answer = self._unary(self.notify._stub.AcknowledgeNotifications, request)
+            acknowledged += answer.acknowledged
+        return acknowledged
 
     def check_health(self, service: str = "") -> bool:
         """True when the node (or one of its services) is serving."""

@@ -66,8 +66,12 @@ notifications = Table(
     Column("created_at", BigInteger, nullable=False),
     # The strongest acknowledgement: 0 none, 1 delivered, 2 received, 3 authenticated.
     Column("state", Integer, nullable=False),
-    # 0: not on the API channel (yet); 1: held there, to fetch; 2: fetched.
+    # 0: not on the API channel (yet); 1: held there, until acknowledged; 2: acknowledged.
     Column("fetched", Integer, nullable=False),
+    # Held ones: handed over to a caller until then (Unix milliseconds; 0: not leased), and
+    # how many times they were handed over.
+    Column("lease_until", BigInteger, nullable=False, server_default="0"),
+    Column("handovers", Integer, nullable=False, server_default="0"),
     Index("ix_notifications_siren", "siren", "created_at"),
     Index("ix_notifications_overdue", "official", "state", "deadline"),
     Index("ix_notifications_unfetched", "fetched", "created_at", "id"),

@@ -480,13 +480,14 @@ class NotifyStore:
         """Those notifications, oldest first."""
         return self._notifications(notifications.c.id.in_(ids), len(ids)) if ids else []
 
-    def fetch_unfetched(self, sirens: Sequence[str] | None, limit: int) -> list[str]:
-        """Ids of notifications (of those companies; None: every company) not yet handed over
-        on the API channel, marked handed over."""
+    def lease_held(self, sirens: Sequence[str] | None, limit: int, lease_ms: int) -> list[str]:
+        """Ids of notifications (of those companies; None: every company) held on the API
+        channel and not leased now, leased for `lease_ms`: handed over until acknowledged."""
+        moment = now_ms()
         with self.engine.begin() as connection:
             query = (
                 select(notifications.c.id)
-                .where(notifications.c.fetched == FETCHABLE)
+                .where(notifications.c.fetched == FETCHABLE, notifications.c.lease_until <= moment)
                 .order_by(notifications.c.fetched, notifications.c.created_at, notifications.c.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -496,9 +497,62 @@ class NotifyStore:
             ids = [str(r[0]) for r in connection.execute(query)]
             if ids:
                 connection.execute(
-                    update(notifications).where(notifications.c.id.in_(ids)).values(fetched=FETCHED)
+                    update(notifications)
+                    .where(notifications.c.id.in_(ids))
+                    .values(lease_until=moment + lease_ms, handovers=notifications.c.handovers + 1)
                 )
         return ids
+
+    def release(self, ids: Sequence[str]) -> None:
+        """Ends the lease of notifications leased but not handed over after all."""
+        if not ids:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(notifications)
+                .where(notifications.c.id.in_(ids), notifications.c.fetched == FETCHABLE)
+                .values(lease_until=0)
+            )
+
+    def acknowledge_held(
+        self, ids: Sequence[str], sirens: Sequence[str] | None, actor: str, trace_id: str
+    ) -> int:
+        """The company's acknowledgement of notifications handed over on the API channel (of
+        those companies; None: every company): they are received and handed over no more.
+        Returns how many this call acknowledged; others change nothing."""
+        with self.engine.begin() as connection:
+            query = (
+                select(notifications.c.id)
+                .where(
+                    notifications.c.id.in_(ids),
+                    notifications.c.fetched == FETCHABLE,
+                    notifications.c.handovers > 0,
+                )
+                .with_for_update()
+            )
+            if sirens is not None:
+                query = query.where(notifications.c.siren.in_(sirens))
+            found = [str(r[0]) for r in connection.execute(query)]
+            if not found:
+                return 0
+            connection.execute(
+                update(notifications)
+                .where(notifications.c.id.in_(found), notifications.c.fetched == FETCHABLE)
+                .values(fetched=FETCHED, lease_until=0)
+            )
+            moment = now_ms()
+            self._insert_many(
+                connection,
+                "notify_acks",
+                [(i, ACK_RECEIVED, "API", moment, actor[:128], trace_id) for i in found],
+                ("notification_id", "kind", "channel", "at", "actor", "trace_id"),
+            )
+            connection.execute(
+                update(notifications)
+                .where(notifications.c.id.in_(found), notifications.c.state < ACK_RECEIVED)
+                .values(state=ACK_RECEIVED)
+            )
+        return len(found)
 
     # -- links -----------------------------------------------------------------------------
 

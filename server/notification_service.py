@@ -3,7 +3,10 @@
 A company's notifications are for callers whose chain grants notify.read over the whole company
 (its SIREN, or everything); sending and templates need notify.send. Reading a notification
 through the portal (a PORTAL or NAVIGATION chain) is its authenticated acknowledgement;
-fetching it on the API channel, or opening its e-mail link, the received one.
+acknowledging it on the API channel (AcknowledgeNotifications, after a fetch or a stream
+handed it over under a lease), or opening its e-mail link, the received one. The API channel
+hands each notification over at least once: until acknowledged, it comes back when its lease
+ends.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ READ_RIGHT = "notify.read"
 SEND_RIGHT = "notify.send"
 DEFAULT_PAGE = 20
 _DAY_MS = 86_400_000
+# How long a caller of the API channel has to acknowledge what it was handed, unless it says.
+DEFAULT_LEASE_SECONDS = 60
 
 
 def _time(milliseconds: int) -> Timestamp | None:
@@ -83,6 +88,7 @@ def notification_message(row: dict[str, Any]) -> pb.Notification:
         state=pb.AckKind.ValueType(int(str(row["state"]))),
         acknowledgements=acks,
         deliveries=deliveries,
+        handovers=int(str(row.get("handovers", 0))),
     )
 
 
@@ -259,20 +265,16 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
         row = await self._own(request.id)
         return pb.ReadNotificationResponse(notification=notification_message(row))
 
-    async def _fetch(self, limit: int) -> list[pb.Notification]:
+    async def _lease(self, limit: int, lease_seconds: int) -> list[pb.Notification]:
+        """Leases up to `limit` held notifications of the caller's companies."""
         covered = _companies(READ_RIGHT)
         if covered == frozenset():
             return []
         ids = await asyncio.to_thread(
-            self.store.fetch_unfetched, sorted(covered) if covered is not None else None, limit
-        )
-        await asyncio.to_thread(
-            self.store.acknowledge_many,
-            ids,
-            ACK_RECEIVED,
-            "API",
-            current_principal().subject,
-            current_trace_id(),
+            self.store.lease_held,
+            sorted(covered) if covered is not None else None,
+            limit,
+            (lease_seconds or DEFAULT_LEASE_SECONDS) * 1000,
         )
         rows = await asyncio.to_thread(self.store.notifications_by_id, ids)
         return [notification_message(row) for row in rows]
@@ -280,19 +282,41 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
     async def FetchNotifications(
         self, request: pb.FetchNotificationsRequest, context: Context
     ) -> pb.FetchNotificationsResponse:
-        return pb.FetchNotificationsResponse(
-            notifications=await self._fetch(request.max_notifications or 20)
-        )
+        leased = await self._lease(request.max_notifications or 20, request.lease_seconds)
+        return pb.FetchNotificationsResponse(notifications=leased)
 
     async def StreamNotifications(
         self, request: pb.StreamNotificationsRequest, context: Context
     ) -> AsyncIterator[pb.StreamNotificationsResponse]:
         while True:
-            found = await self._fetch(20)
-            for notification in found:
-                yield pb.StreamNotificationsResponse(notification=notification)
+            found = await self._lease(20, request.lease_seconds)
+            unsent = [n.id for n in found]
+            try:
+                for notification in found:
+                    yield pb.StreamNotificationsResponse(notification=notification)
+                    unsent.remove(notification.id)
+            finally:
+                # The caller gone: what it was never sent is not its to acknowledge. (What it
+                # was sent comes back when its lease ends, unless acknowledged.)
+                if unsent:
+                    await asyncio.shield(asyncio.to_thread(self.store.release, unsent))
             if not found:
                 await asyncio.sleep(self.poll_seconds)
+
+    async def AcknowledgeNotifications(
+        self, request: pb.AcknowledgeNotificationsRequest, context: Context
+    ) -> pb.AcknowledgeNotificationsResponse:
+        covered = _companies(READ_RIGHT)
+        if covered == frozenset():
+            return pb.AcknowledgeNotificationsResponse()
+        acknowledged = await asyncio.to_thread(
+            self.store.acknowledge_held,
+            sorted(set(request.ids)),
+            sorted(covered) if covered is not None else None,
+            current_principal().subject,
+            current_trace_id(),
+        )
+        return pb.AcknowledgeNotificationsResponse(acknowledged=acknowledged)
 
     async def OpenLink(self, request: pb.OpenLinkRequest, context: Context) -> pb.OpenLinkResponse:
         notification_id = await asyncio.to_thread(self.store.use_link, request.reference)

@@ -154,10 +154,12 @@ def test_every_channel_and_acknowledgement(
     assert f"l'entreprise {COMPANY_A} pour 2027 est de 2.31 %" in text
     reference = re.search(r"https://portal\.example/n/(\S+)", text).group(1)  # type: ignore[union-attr]
     assert "interops-token" not in text and len(reference) >= 40  # an opaque reference only
-    # The API channel: fetching is receiving; nothing twice.
+    # The API channel: handed over under a lease, received when the company acknowledges.
     fetched = company_a.notify.FetchNotifications(pb.FetchNotificationsRequest()).notifications
-    assert [n.id for n in fetched] == [notification.id]
+    assert [n.id for n in fetched] == [notification.id] and fetched[0].handovers == 1
     assert company_a.notify.FetchNotifications(pb.FetchNotificationsRequest()).notifications == []
+    assert company_a.acknowledge_notifications([notification.id]) == 1
+    assert company_a.acknowledge_notifications([notification.id]) == 0  # once
     # The e-mail link: opened once, it leads to sign-in and shows nothing.
     with Client(notifying.address) as anonymous:
         opened = anonymous.notify.OpenLink(pb.OpenLinkRequest(reference=reference))
@@ -196,7 +198,8 @@ def test_acknowledgements_out_of_order_keep_the_strongest(
     _send(sender, "out-of-order", COMPANY_A)
     newest = _settled(company_a, COMPANY_A)[0]
     company_a.notify.ReadNotification(pb.ReadNotificationRequest(id=newest.id))
-    company_a.notify.FetchNotifications(pb.FetchNotificationsRequest())  # received, after
+    handed = company_a.notify.FetchNotifications(pb.FetchNotificationsRequest()).notifications
+    company_a.acknowledge_notifications([n.id for n in handed])  # received, after
     again = company_a.notify.ReadNotification(pb.ReadNotificationRequest(id=newest.id))
     assert again.notification.state == pb.ACK_KIND_AUTHENTICATED
     assert pb.ACK_KIND_RECEIVED in {a.kind for a in again.notification.acknowledgements}
@@ -269,6 +272,8 @@ def test_a_company_sees_only_its_own_notifications(
         company_b.notify.ReadNotification(pb.ReadNotificationRequest(id=mine.id))
     fetched = company_b.notify.FetchNotifications(pb.FetchNotificationsRequest()).notifications
     assert all(n.siren == COMPANY_B for n in fetched)
+    # Nor acknowledge another company's notification (as if received, ending its hand-over).
+    assert company_b.acknowledge_notifications([mine.id]) == 0
     with pytest.raises(PermissionDenied):  # only senders send
         _send(company_b, "not-allowed", COMPANY_A)
     with pytest.raises(PermissionDenied):  # nor change another company's contact
@@ -381,7 +386,7 @@ def test_nomenclature_versions_diff_and_notice_to_subscribers(
     assert refused.returncode == 2 and "line 1" in refused.stderr
 
 
-def test_the_api_stream_hands_over_each_new_notification_once(
+def test_the_api_stream_hands_over_each_new_notification_until_acknowledged(
     notifying: RunningNode, company_a: Client, sender: Client
 ) -> None:
     while company_a.notify.FetchNotifications(
@@ -394,5 +399,10 @@ def test_the_api_stream_hands_over_each_new_notification_once(
         first = next(stream)
     finally:
         stream.close()
-    assert first.siren == COMPANY_A and first.state >= pb.ACK_KIND_RECEIVED
+    assert first.siren == COMPANY_A and first.handovers == 1
     assert company_a.notify.FetchNotifications(pb.FetchNotificationsRequest()).notifications == []
+    assert company_a.acknowledge_notifications([first.id]) == 1
+    read = company_a.notify.ReadNotification(pb.ReadNotificationRequest(id=first.id))
+    assert (pb.ACK_KIND_RECEIVED, pb.CHANNEL_API) in {
+        (a.kind, a.channel) for a in read.notification.acknowledgements
+    }

@@ -285,6 +285,7 @@ class Notification(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     ACKNOWLEDGEMENTS_FIELD_NUMBER: _builtins.int
     DELIVERIES_FIELD_NUMBER: _builtins.int
+    HANDOVERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     siren: _builtins.str
     topic: Global___Topic.ValueType
@@ -296,6 +297,10 @@ class Notification(_message.Message):
     official: _builtins.bool
     state: Global___AckKind.ValueType
     """The strongest acknowledgement so far."""
+    handovers: _builtins.int
+    """How many times the API channel has handed it over. More than once: it was handed over
+    before and not acknowledged in time (the receiver deduplicates by id).
+    """
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -320,10 +325,11 @@ class Notification(_message.Message):
         state: Global___AckKind.ValueType = ...,
         acknowledgements: _abc.Iterable[Global___Acknowledgement] | None = ...,
         deliveries: _abc.Iterable[Global___ChannelDelivery] | None = ...,
+        handovers: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgements", b"acknowledgements", "body", b"body", "created_at", b"created_at", "deadline", b"deadline", "deliveries", b"deliveries", "id", b"id", "official", b"official", "siren", b"siren", "state", b"state", "subject", b"subject", "template", b"template", "template_version", b"template_version", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgements", b"acknowledgements", "body", b"body", "created_at", b"created_at", "deadline", b"deadline", "deliveries", b"deliveries", "handovers", b"handovers", "id", b"id", "official", b"official", "siren", b"siren", "state", b"state", "subject", b"subject", "template", b"template", "template_version", b"template_version", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -678,15 +684,19 @@ class FetchNotificationsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MAX_NOTIFICATIONS_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
     max_notifications: _builtins.int
+    lease_seconds: _builtins.int
+    """How long the caller has to acknowledge them; 0: 60 seconds."""
     def __init__(
         self,
         *,
         max_notifications: _builtins.int = ...,
+        lease_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_notifications", b"max_notifications"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_seconds", b"lease_seconds", "max_notifications", b"max_notifications"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -716,12 +726,17 @@ Global___FetchNotificationsResponse: _TypeAlias = FetchNotificationsResponse  # 
 class StreamNotificationsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    lease_seconds: _builtins.int
+    """How long the caller has to acknowledge each one; 0: 60 seconds."""
     def __init__(
         self,
+        *,
+        lease_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_seconds", b"lease_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -746,6 +761,50 @@ class StreamNotificationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamNotificationsResponse: _TypeAlias = StreamNotificationsResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeNotificationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of notifications handed over to the caller; others (not handed over, not of the
+        caller's companies, unknown) are acknowledged by nobody and change nothing.
+        """
+
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeNotificationsRequest: _TypeAlias = AcknowledgeNotificationsRequest  # noqa: Y015
+
+@_typing.final
+class AcknowledgeNotificationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACKNOWLEDGED_FIELD_NUMBER: _builtins.int
+    acknowledged: _builtins.int
+    """How many were acknowledged by this call (not before)."""
+    def __init__(
+        self,
+        *,
+        acknowledged: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged", b"acknowledged"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeNotificationsResponse: _TypeAlias = AcknowledgeNotificationsResponse  # noqa: Y015
 
 @_typing.final
 class OpenLinkRequest(_message.Message):

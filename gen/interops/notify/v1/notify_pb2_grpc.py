@@ -80,6 +80,11 @@ class NotificationServiceStub:
                 request_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.StreamNotificationsRequest.SerializeToString,
                 response_deserializer=interops_dot_notify_dot_v1_dot_notify__pb2.StreamNotificationsResponse.FromString,
                 _registered_method=True)
+        self.AcknowledgeNotifications = channel.unary_unary(
+                '/interops.notify.v1.NotificationService/AcknowledgeNotifications',
+                request_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.AcknowledgeNotificationsRequest.SerializeToString,
+                response_deserializer=interops_dot_notify_dot_v1_dot_notify__pb2.AcknowledgeNotificationsResponse.FromString,
+                _registered_method=True)
         self.OpenLink = channel.unary_unary(
                 '/interops.notify.v1.NotificationService/OpenLink',
                 request_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.OpenLinkRequest.SerializeToString,
@@ -149,8 +154,9 @@ class NotificationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def FetchNotifications(self, request, context):
-        """The API channel: notifications not yet fetched for the caller's companies; fetching is
-        the received acknowledgement.
+        """The API channel: notifications of the caller's companies not yet acknowledged, each
+        leased to the caller for `lease_seconds`. Unacknowledged when the lease ends (the answer
+        lost, the caller gone), a notification is handed over again: at least once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,6 +164,14 @@ class NotificationServiceServicer:
 
     def StreamNotifications(self, request, context):
         """The same as a stream, until the caller hangs up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeNotifications(self, request, context):
+        """The company's acknowledgement of notifications handed over on the API channel: the
+        received acknowledgement, which ends their hand-over. Acknowledging again changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,6 +239,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.StreamNotifications,
                     request_deserializer=interops_dot_notify_dot_v1_dot_notify__pb2.StreamNotificationsRequest.FromString,
                     response_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.StreamNotificationsResponse.SerializeToString,
+            ),
+            'AcknowledgeNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeNotifications,
+                    request_deserializer=interops_dot_notify_dot_v1_dot_notify__pb2.AcknowledgeNotificationsRequest.FromString,
+                    response_serializer=interops_dot_notify_dot_v1_dot_notify__pb2.AcknowledgeNotificationsResponse.SerializeToString,
             ),
             'OpenLink': grpc.unary_unary_rpc_method_handler(
                     servicer.OpenLink,
@@ -481,6 +500,33 @@ class NotificationService:
             '/interops.notify.v1.NotificationService/StreamNotifications',
             interops_dot_notify_dot_v1_dot_notify__pb2.StreamNotificationsRequest.SerializeToString,
             interops_dot_notify_dot_v1_dot_notify__pb2.StreamNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interops.notify.v1.NotificationService/AcknowledgeNotifications',
+            interops_dot_notify_dot_v1_dot_notify__pb2.AcknowledgeNotificationsRequest.SerializeToString,
+            interops_dot_notify_dot_v1_dot_notify__pb2.AcknowledgeNotificationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,11 +54,16 @@ class NotificationServiceStub:
     acknowledgement.
     """
     FetchNotifications: _grpc.UnaryUnaryMultiCallable[_notify_pb2.FetchNotificationsRequest, _notify_pb2.FetchNotificationsResponse]
-    """The API channel: notifications not yet fetched for the caller's companies; fetching is
-    the received acknowledgement.
+    """The API channel: notifications of the caller's companies not yet acknowledged, each
+    leased to the caller for `lease_seconds`. Unacknowledged when the lease ends (the answer
+    lost, the caller gone), a notification is handed over again: at least once.
     """
     StreamNotifications: _grpc.UnaryStreamMultiCallable[_notify_pb2.StreamNotificationsRequest, _notify_pb2.StreamNotificationsResponse]
     """The same as a stream, until the caller hangs up."""
+    AcknowledgeNotifications: _grpc.UnaryUnaryMultiCallable[_notify_pb2.AcknowledgeNotificationsRequest, _notify_pb2.AcknowledgeNotificationsResponse]
+    """The company's acknowledgement of notifications handed over on the API channel: the
+    received acknowledgement, which ends their hand-over. Acknowledging again changes nothing.
+    """
     OpenLink: _grpc.UnaryUnaryMultiCallable[_notify_pb2.OpenLinkRequest, _notify_pb2.OpenLinkResponse]
     """An e-mail link opened: the received acknowledgement; the link works once and leads to
     sign-in, it shows no content. Needs no token.
@@ -92,11 +97,16 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     acknowledgement.
     """
     FetchNotifications: _aio.UnaryUnaryMultiCallable[_notify_pb2.FetchNotificationsRequest, _notify_pb2.FetchNotificationsResponse]  # type: ignore[assignment]
-    """The API channel: notifications not yet fetched for the caller's companies; fetching is
-    the received acknowledgement.
+    """The API channel: notifications of the caller's companies not yet acknowledged, each
+    leased to the caller for `lease_seconds`. Unacknowledged when the lease ends (the answer
+    lost, the caller gone), a notification is handed over again: at least once.
     """
     StreamNotifications: _aio.UnaryStreamMultiCallable[_notify_pb2.StreamNotificationsRequest, _notify_pb2.StreamNotificationsResponse]  # type: ignore[assignment]
     """The same as a stream, until the caller hangs up."""
+    AcknowledgeNotifications: _aio.UnaryUnaryMultiCallable[_notify_pb2.AcknowledgeNotificationsRequest, _notify_pb2.AcknowledgeNotificationsResponse]  # type: ignore[assignment]
+    """The company's acknowledgement of notifications handed over on the API channel: the
+    received acknowledgement, which ends their hand-over. Acknowledging again changes nothing.
+    """
     OpenLink: _aio.UnaryUnaryMultiCallable[_notify_pb2.OpenLinkRequest, _notify_pb2.OpenLinkResponse]  # type: ignore[assignment]
     """An e-mail link opened: the received acknowledgement; the link works once and leads to
     sign-in, it shows no content. Needs no token.
@@ -175,8 +185,9 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _notify_pb2.FetchNotificationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_notify_pb2.FetchNotificationsResponse, _abc.Awaitable[_notify_pb2.FetchNotificationsResponse]]:
-        """The API channel: notifications not yet fetched for the caller's companies; fetching is
-        the received acknowledgement.
+        """The API channel: notifications of the caller's companies not yet acknowledged, each
+        leased to the caller for `lease_seconds`. Unacknowledged when the lease ends (the answer
+        lost, the caller gone), a notification is handed over again: at least once.
         """
 
     @_abc_1.abstractmethod
@@ -186,6 +197,16 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_notify_pb2.StreamNotificationsResponse], _abc.AsyncIterator[_notify_pb2.StreamNotificationsResponse]]:
         """The same as a stream, until the caller hangs up."""
+
+    @_abc_1.abstractmethod
+    def AcknowledgeNotifications(
+        self,
+        request: _notify_pb2.AcknowledgeNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_pb2.AcknowledgeNotificationsResponse, _abc.Awaitable[_notify_pb2.AcknowledgeNotificationsResponse]]:
+        """The company's acknowledgement of notifications handed over on the API channel: the
+        received acknowledgement, which ends their hand-over. Acknowledging again changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def OpenLink(
