@@ -10,6 +10,21 @@ blocks (S05, S06, S96, S95) included.
 
 Blocks are yielded as soon as they close, so memory holds only the open path (an envoi's
 headers down to one individual's current block), never the file.
+
+The character set. The norm writes files in ISO-8859-1 (../shared/DOMAIN.md: "norm NEODeS,
+ISO-8859-1"), and its tables give no narrower repertoire for free-text rubrics: the official
+workbook (../shared/norm/dsn-datatypes-CT2024.xlsx: sheets Data Types, Fields and Messages)
+gives Alphanumeric types a length and often no regex (names, addresses, job titles have none),
+and the open-neodes tables (../shared/norm/norm-*.yaml) only a type "X" and a length; neither
+states a character set. So the set is ISO/IEC 8859-1's own: its
+graphic characters, bytes 0x20-0x7E and 0xA0-0xFF (letters, digits, punctuation, accented
+letters, the no-break space). Bytes 0x00-0x1F, 0x7F and 0x80-0x9F are no characters of ISO/IEC
+8859-1 (the IANA charset "ISO-8859-1" maps them to the C0 and C1 control codes): a NUL, a TAB, a
+CR inside a line, a Windows-1252 euro sign or curly quote (0x80-0x9F), a UTF-8 accented capital
+(0xC3 0x80-0x9F) are never data, and the only control characters of a file are its line ends,
+LF or CRLF. A line holding one anywhere is not read: it carries its problem and the column of
+the first such byte (never the value: it may be a NIR or a name), like any malformed line, so
+whoever reads the file (validation, routing) sees the same lines; the validator refuses it.
 """
 
 from __future__ import annotations
@@ -24,6 +39,8 @@ from registry.dsn_norm import ENVELOPE_VERSION, load
 _RUBRIC = re.compile(r"S[0-9]{2}\.G[0-9]{2}\.[0-9]{2}\.[0-9]{3}")
 MAX_LINE_BYTES = 4096
 _KNOWN_RUBRICS = 10_000
+# The bytes that are no character of the norm's set (see the module's docstring), decoded.
+_OUTSIDE_CHARSET = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(slots=True)  # not frozen: constructing a frozen dataclass costs twice as much
@@ -35,6 +52,9 @@ class RubricLine:
     rubric: str
     value: str
     problem: str = ""
+    # When the line holds a byte outside the norm's character set: the column of the first one
+    # (from 1), and `problem` says so; 0 otherwise.
+    column: int = 0
 
     @property
     def block(self) -> str:
@@ -69,17 +89,48 @@ class BlockInstance:
         return None
 
 
+def outside_charset(text: str) -> int:
+    """The column (from 1) of the first character of `text` outside the norm's character set
+    (the graphic characters of ISO-8859-1: see the module's docstring), 0 when there is none."""
+    if text.isprintable():  # fast, in C; also False for the no-break space and the soft hyphen,
+        return 0  # graphic characters of ISO-8859-1 that the search below lets pass
+    found = _OUTSIDE_CHARSET.search(text)
+    return 0 if found is None else found.start() + 1
+
+
+def _charset_problem(code: int, column: int, in_value: bool) -> str:
+    """What is wrong, without the value (it may be a NIR or a name)."""
+    kind = {0x00: "NUL", 0x09: "TAB", 0x0D: "CR", 0x7F: "DEL"}.get(code) or (
+        "a C0 control character" if code < 0x20 else "a C1 control character"
+    )
+    where = "the value" if in_value else "the line"
+    return (
+        f"{where} holds byte 0x{code:02X} ({kind}) at column {column}, outside the norm's "
+        "character set (the graphic characters of ISO-8859-1)"
+    )
+
+
 def read_rubrics(stream: BinaryIO | Iterable[bytes]) -> Iterator[RubricLine]:
-    """Every non-empty line as a RubricLine; malformed lines carry their problem."""
+    """Every non-empty line as a RubricLine; malformed lines carry their problem, lines with a
+    byte outside the norm's character set too (with its column)."""
     known: set[str] = set()  # rubric ids already seen well formed (a file uses a few hundred)
     for number, raw in enumerate(stream, start=1):
         if len(raw) > MAX_LINE_BYTES:
             yield RubricLine(number, "", "", f"the line is longer than {MAX_LINE_BYTES} bytes")
             continue
-        text = raw.decode("iso-8859-1").rstrip("\r\n")
+        # One line end, LF or CRLF: any other CR is a byte of the line.
+        text = raw.decode("iso-8859-1").removesuffix("\n").removesuffix("\r")
         rubric, separator, rest = text.partition(",'")
-        if separator and rest.endswith("'") and rubric in known:
+        # A known rubric id holds none: only the rest of the line needs a look.
+        if separator and rest.endswith("'") and rubric in known and rest.isprintable():
             yield RubricLine(number, rubric, rest[:-1])
+            continue
+        column = outside_charset(text)
+        if column:
+            rubric = rubric if _RUBRIC.fullmatch(rubric) else ""
+            in_value = bool(rubric) and len(rubric) + 2 < column < len(text) and text[-1] == "'"
+            problem = _charset_problem(ord(text[column - 1]), column, in_value)
+            yield RubricLine(number, rubric, "", problem, column)
         elif not text.strip():
             continue
         elif not _RUBRIC.fullmatch(rubric):

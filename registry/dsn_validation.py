@@ -2,7 +2,11 @@
 or an anomaly report (BAN).
 
 Checked, streaming (memory holds one individual's blocks and one declaration's NIRs):
-- the file: each line a rubric `Sxx.Gxx.xx.xxx,'value'`;
+- the file: each line a rubric `Sxx.Gxx.xx.xxx,'value'`, ending in LF or CRLF;
+- the norm's character set, the graphic characters of ISO-8859-1 (registry/dsn_reader.py says
+  why): a NUL, a TAB, a CR inside a line or any other C0 or C1 control byte, in a value or
+  anywhere in a line, is a blocking NEODES-CHARSET anomaly naming the line, the rubric when the
+  line starts with one, and the byte and its column, never the value;
 - each envoi against the norm version it declares in S10.G00.00.006 (a lot envelope against
   V01R02); an unsupported version is a blocking anomaly and its rubrics go unchecked;
 - structure: unknown rubrics, blocks out of order, block cardinalities (the workbook's, which
@@ -193,7 +197,8 @@ class Validator:
         """Takes the next line of the file."""
         self.report.lines += 1
         if item.problem:
-            self._add(item.line, item.rubric, "NEODES-SYNTAX", item.problem)
+            rule = "NEODES-CHARSET" if item.column else "NEODES-SYNTAX"
+            self._add(item.line, item.rubric, rule, item.problem)
         for closed in self.reader.feed(item):
             self._closed(closed)
         self.envoi_lines += 1

@@ -34,6 +34,12 @@ def encode(query: tuple[object, ...], resume_after: list[str]) -> str:
     return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
 
 
+def _storable_key(part: object) -> bool:
+    """A resume key part as our listings make them: text of sane length, no NUL (a forged
+    token must end INVALID_ARGUMENT, not in the database's refusal)."""
+    return isinstance(part, str) and len(part) <= 256 and "\x00" not in part
+
+
 def decode(token: str, query: tuple[object, ...], key_length: int) -> list[str] | None:
     """The resume key of a token for `query`; None for the empty token (first page)."""
     if not token:
@@ -46,7 +52,7 @@ def decode(token: str, query: tuple[object, ...], key_length: int) -> list[str] 
             document["q"] == _fingerprint(query)
             and isinstance(resume_after, list)
             and len(resume_after) == key_length
-            and all(isinstance(part, str) for part in resume_after)
+            and all(_storable_key(part) for part in resume_after)
         )
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
         valid = False

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from registry import dsn_norm
-from registry.dsn_reader import BlockReader, read_blocks, read_rubrics
+from registry.dsn_reader import BlockReader, outside_charset, read_blocks, read_rubrics
 
 SAMPLE = Path(__file__).parent / "fixtures" / "dsn" / "sample_dsn_P25V01.dsn"
 NORM_FILES = Path(__file__).resolve().parents[2] / "shared" / "norm"
@@ -66,6 +66,44 @@ def test_malformed_lines_are_reported_with_their_number_and_do_not_stop_reading(
         (6, True),
     ]
     assert "rubric id" in read[1].problem and ",'value'" in read[2].problem
+
+
+def test_the_norm_s_character_set_is_the_graphic_characters_of_iso_8859_1() -> None:
+    outside = {code for code in range(256) if outside_charset(chr(code))}
+    assert outside == set(range(0x00, 0x20)) | set(range(0x7F, 0xA0))
+    assert outside_charset("") == 0 and outside_charset("L'ÉTÉ\xa0\xad ÿ") == 0
+    assert outside_charset("AB\xa0C\x00D\x85") == 5  # the first one, counted from 1
+
+
+def test_a_line_with_a_byte_outside_the_character_set_is_not_read_and_says_where() -> None:
+    lines = [
+        b"S21.G00.30.002,'MAR\x00TIN'\r\n",  # a NUL in a value
+        b"S21.G00.30.004,'CAMILLE'\r\r\n",  # a CR before the CRLF
+        b"S21.G00.30.004,'CAMILLE'\x85\n",  # a C1 control after the value
+        b"\x1c\x1d\n",  # blanks to str.strip(), but control characters
+        b"\tS21.G00.30.004,'CAMILLE'\n",
+        b"S21.G00.30.004,'CAMILLE'\n",  # fine: read, not held back by the lines above
+        b"\n",
+        b"   \r\n",  # blank lines are still skipped
+        "S21.G00.30.006,'CAFÉ\xa0CRÈME'\r\n".encode("iso-8859-1"),
+    ]
+    read = list(read_rubrics(lines))
+    assert [(r.line, r.rubric, r.value, r.column) for r in read] == [
+        (1, "S21.G00.30.002", "", 20),
+        (2, "S21.G00.30.004", "", 25),
+        (3, "S21.G00.30.004", "", 25),
+        (4, "", "", 1),
+        (5, "", "", 1),
+        (6, "S21.G00.30.004", "CAMILLE", 0),
+        (9, "S21.G00.30.006", "CAFÉ\xa0CRÈME", 0),
+    ]
+    problems = [r.problem for r in read]
+    assert problems[0].startswith("the value holds byte 0x00 (NUL) at column 20")
+    assert problems[1].startswith("the line holds byte 0x0D (CR) at column 25")
+    assert "0x85 (a C1 control character)" in problems[2]
+    assert "0x1C (a C0 control character)" in problems[3] and "0x09 (TAB)" in problems[4]
+    assert problems[5:] == ["", ""]
+    assert all("MAR" not in problem and "CAMILLE" not in problem for problem in problems)
 
 
 def test_a_rubric_number_not_above_the_last_opens_a_new_instance() -> None:
