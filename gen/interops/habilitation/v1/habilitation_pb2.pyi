@@ -622,6 +622,7 @@ class Habilitation(_message.Message):
     SIRET_FIELD_NUMBER: _builtins.int
     SERVICE_FIELD_NUMBER: _builtins.int
     account_id: _builtins.int
+    """Accounts are numbered from 1 (a 32-bit column)."""
     siret: _builtins.str
     service: _builtins.str
     """A declarative service code: DSN, PASRAU, BONUS-MALUS, ATMP, DUCS."""

@@ -185,6 +185,7 @@ class Template(_message.Message):
     BODY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     version: _builtins.int
+    """Set by the node; a request's is ignored."""
     topic: Global___Topic.ValueType
     subject: _builtins.str
     body: _builtins.str
