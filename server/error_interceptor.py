@@ -33,6 +33,11 @@ async def fail(error: Exception, method: str, context: Context) -> None:
     with the trace id (and the whole story in the log)."""
     if isinstance(error, ServiceError):
         await abort(context, error.to_status())
+    if isinstance(error, NotImplementedError):  # a generated servicer's default method
+        status = build_status(
+            grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented", "UNIMPLEMENTED"
+        )
+        await abort(context, status)
     trace_id = current_trace_id()
     log.error(
         "unexpected failure in %s (trace %s)", method, trace_id, exc_info=error,

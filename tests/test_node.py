@@ -143,3 +143,36 @@ def test_sigterm_lets_an_in_flight_upload_finish_then_stops(
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+def test_undecodable_requests_are_invalid_argument_with_one_quiet_log_line(
+    node: RunningNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Garbage bytes for a request, even from an anonymous caller, many times: each call ends
+    INVALID_ARGUMENT (not INTERNAL), and the log gets one warning line, no traceback."""
+    caplog.set_level(logging.DEBUG)
+    with grpc.insecure_channel(node.address) as channel:
+        for method, authenticated in (
+            ("/interops.token.v1.TokenService/VerifyToken", False),  # public
+            ("/interops.registry.v1.RegistryService/GetEstablishment", True),
+        ):
+            call = channel.unary_unary(method)  # bytes in, bytes out
+            for _ in range(20):
+                # (A proof of possession is single-use: a new one each call.)
+                metadata = tuple(node.credentials().metadata(method)) if authenticated else ()
+                with pytest.raises(grpc.RpcError) as caught:
+                    call(b"\xff\xff\xff\xff", metadata=metadata, timeout=10)
+                assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "does not decode" in (caught.value.details() or "")
+    noisy = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not noisy, [r.getMessage() for r in noisy]
+    warned = [r for r in caplog.records if r.name == "interops.validation"]
+    assert len(warned) <= 1 and all(r.levelno == logging.WARNING for r in warned)
+
+
+def test_health_lists_the_node_and_each_service(client: Client) -> None:
+    from grpc_health.v1 import health_pb2
+
+    listed = client.health.List(health_pb2.HealthListRequest(), timeout=10)
+    assert listed.statuses[""].status == health_pb2.HealthCheckResponse.SERVING
+    assert "interops.registry.v1.RegistryService" in listed.statuses
