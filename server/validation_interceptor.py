@@ -6,6 +6,7 @@ BadRequest listing each offending field; the service code never sees an invalid 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +16,9 @@ from typing import Any
 import grpc
 import protovalidate
 from buf.validate import validate_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from server.errors import FieldViolation, build_status
 from server.handler_wrapping import (
@@ -106,6 +109,42 @@ def violations_of(message: Message) -> list[FieldViolation]:
     return result
 
 
+@functools.cache
+def _timestamp_fields(descriptor: Descriptor) -> tuple[tuple[FieldDescriptor, ...], ...]:
+    """Paths to the singular Timestamp fields of a message type (nested ones included)."""
+    found: list[tuple[FieldDescriptor, ...]] = []
+
+    def walk(message: Descriptor, path: tuple[FieldDescriptor, ...], depth: int) -> None:
+        for field in message.fields:
+            if field.message_type is None or field.is_repeated or depth > 8:
+                continue
+            if field.message_type.full_name == Timestamp.DESCRIPTOR.full_name:
+                found.append((*path, field))
+            elif not field.message_type.full_name.startswith("google.protobuf."):
+                walk(field.message_type, (*path, field), depth + 1)
+
+    walk(descriptor, (), 0)
+    return tuple(found)
+
+
+def _invalid_timestamps(message: Message) -> list[FieldViolation]:
+    """Timestamps whose nanos are out of [0, 10^9) (protovalidate's rules do not see them)."""
+    result = []
+    for path in _timestamp_fields(message.DESCRIPTOR):
+        value: Message | None = message
+        for field in path:
+            if value is None or not value.HasField(field.name):
+                value = None
+                break
+            value = getattr(value, field.name)
+        if value is not None and not 0 <= getattr(value, "nanos", 0) < 1_000_000_000:
+            name = ".".join(f.name for f in path)
+            result.append(
+                FieldViolation(name, "nanos must be in [0, 999999999]", "timestamp.nanos")
+            )
+    return result
+
+
 async def check(message: Message, context: Context, method: str = "") -> None:
     """Aborts the call with INVALID_ARGUMENT when the message breaks the contract's rules."""
     if isinstance(message, Undecodable):
@@ -119,7 +158,7 @@ async def check(message: Message, context: Context, method: str = "") -> None:
         await abort(context, status)
     if not isinstance(message, Message):  # a raw-bytes handler has no contract to check
         return
-    violations = violations_of(message)
+    violations = violations_of(message) + _invalid_timestamps(message)
     if violations:
         summary = "; ".join(f"{v.field or 'request'}: {v.description}" for v in violations)
         status = build_status(
