@@ -50,7 +50,7 @@ def _scalar_problem(field: FieldDescriptor, rules: validate_pb2.FieldRules) -> s
     if field.type in _INTEGERS:
         number = getattr(rules, _INTEGERS[field.type])
         bounds = ("gt", "gte", "lt", "lte", "const")
-        bounded = any(number.HasField(b) for b in bounds) or len(getattr(number, "in"))
+        bounded = any(number.HasField(b) for b in bounds) or len(getattr(number, "in")) > 0
         return "" if bounded else "no range"
     timestamp = field.message_type is not None and (
         field.message_type.full_name == "google.protobuf.Timestamp"

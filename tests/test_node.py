@@ -156,7 +156,7 @@ def test_undecodable_requests_are_invalid_argument_with_one_quiet_log_line(
             ("/interops.token.v1.TokenService/VerifyToken", False),  # public
             ("/interops.registry.v1.RegistryService/GetEstablishment", True),
         ):
-            call = channel.unary_unary(method)  # bytes in, bytes out
+            call = channel.unary_unary(method, None, None)  # bytes in, bytes out
             for _ in range(20):
                 # (A proof of possession is single-use: a new one each call.)
                 metadata = tuple(node.credentials().metadata(method)) if authenticated else ()
