@@ -143,17 +143,24 @@ class HabilitationStore:
         detail: str = "",
         request_id: str = "",
     ) -> None:
-        connection.execute(
-            insert(admin_acts).values(
-                siren=siren,
-                author=author,
-                act=act,
-                target=target[:64],
-                detail=detail[:500],
-                at=now_ms(),
-                request_id=request_id or None,
+        try:
+            connection.execute(
+                insert(admin_acts).values(
+                    siren=siren,
+                    author=author,
+                    act=act,
+                    target=target[:64],
+                    detail=detail[:500],
+                    at=now_ms(),
+                    request_id=request_id or None,
+                )
             )
-        )
+        except IntegrityError:  # the unique (siren, request_id): the whole act rolls back
+            raise HabilitationRefused(
+                "REQUEST_ID_REUSED",
+                "this request id was used for another act of the company, or by a retry "
+                "running at the same time",
+            ) from None
 
     def replayed(
         self, siren: str, act: str, request_id: str, connection: Connection | None = None

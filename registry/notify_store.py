@@ -9,6 +9,7 @@ a crash before the commit sends nothing; after it, every delivery is in the outb
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,6 +43,27 @@ class TemplateError(ValueError):
     """A template that cannot be rendered with the values given."""
 
 
+_PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def placeholders_of(text: str) -> set[str]:
+    """The {names} of a template's text. Only plain names: a format spec, a conversion, an
+    attribute or an index ({a:{b}}, {a!r}, {a.b}, {a[0]}) is a TemplateError, so that a sender
+    cannot make rendering reach into objects or build huge texts; {{ and }} are braces."""
+    found = set()
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as error:  # a lone { or }
+        raise TemplateError(f"unbalanced braces: {error}") from None
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if spec or conversion or not _PLACEHOLDER.fullmatch(field):
+            raise TemplateError(f"placeholders are plain {{name}}s, not {{{field}...}}")
+        found.add(field)
+    return found
+
+
 @dataclass(frozen=True)
 class TemplateRecord:
     """A version of a template."""
@@ -54,12 +76,7 @@ class TemplateRecord:
 
     def placeholders(self) -> set[str]:
         """The {names} the template uses."""
-        found = set()
-        for text in (self.subject, self.body):
-            for _, field, _, _ in string.Formatter().parse(text):
-                if field:
-                    found.add(field)
-        return found
+        return placeholders_of(self.subject) | placeholders_of(self.body)
 
     def render(self, values: Mapping[str, str]) -> tuple[str, str]:
         """(subject, body) with the values in; TemplateError names a missing one."""
@@ -173,7 +190,9 @@ class NotifyStore:
     # -- templates -------------------------------------------------------------------------
 
     def publish_template(self, name: str, topic: str, subject: str, body: str) -> TemplateRecord:
-        """Stores the template's next version."""
+        """Stores the template's next version; TemplateError for one that cannot render."""
+        for text in (subject, body):
+            placeholders_of(text)  # raises TemplateError
         with self.engine.begin() as connection:
             latest = connection.execute(
                 select(notify_templates.c.version)

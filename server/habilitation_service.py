@@ -71,6 +71,7 @@ _REFUSALS: dict[str, type[ServiceError]] = {
     "UNKNOWN_PORTFOLIO": NotFound,
     "ACCOUNT_EXISTS": AlreadyExists,
     "PORTFOLIO_EXISTS": AlreadyExists,
+    "REQUEST_ID_REUSED": AlreadyExists,
     "ALREADY_REGISTERED": AlreadyExists,
     "UNKNOWN_SIRET": InvalidArgument,
     "UNKNOWN_SERVICE": InvalidArgument,

@@ -4,6 +4,7 @@ version notifies the companies subscribed to nomenclature updates."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from interops.nomenclature.v1 import nomenclature_pb2 as pb
@@ -44,6 +45,9 @@ class NomenclatureService(nomenclature_pb2_grpc.NomenclatureServiceServicer):
         version, note = await asyncio.to_thread(self.store.publish, request.table, codes)
         values = {"table": request.table, "version": str(version), "note": note[:15000]}
         request_id = f"nomenclature-{request.table}-{version}"
+        if len(request_id) > 64:  # what a send's request id holds: a long table name's digest
+            digest = hashlib.sha256(request_id.encode()).hexdigest()[:48]
+            request_id = f"nomenclature-{digest}"
         notified = await self.notices.send(NOTICE, request_id, values)
         return pb.PublishVersionResponse(version=version, note=note, notified=notified)
 

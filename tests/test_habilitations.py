@@ -193,3 +193,16 @@ def test_the_three_cases_of_access_and_the_token_grants(
     assert grants["dsn.deposit"].sirets == {siret_of(CLIENT, 1), siret_of(CLIENT, 2)}
     assert grants["service.bonus-malus"].sirets >= {declared, other}
     assert grants["relations.read"].sirens == {FIRM}
+
+
+def test_a_request_id_used_for_another_act_is_refused_and_changes_nothing(
+    store: HabilitationStore, primo: int
+) -> None:
+    """The same request id for a portfolio, then for a declarant (it answered INTERNAL)."""
+    store.create_portfolio(primo, "Reused id", request_id="shared-1")
+    before = store.accounts_of(FIRM)
+    with pytest.raises(HabilitationRefused) as reused:
+        store.create_declarant(primo, siret_of(FIRM, 1), ("Reuse", "Ida"), "pw",
+                               request_id="shared-1")  # fmt: skip
+    assert reused.value.reason == "REQUEST_ID_REUSED"
+    assert store.accounts_of(FIRM) == before  # the declarant was not created

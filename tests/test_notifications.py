@@ -20,7 +20,7 @@ from interops.notify.v1 import notify_pb2 as pb
 from sqlalchemy import update
 
 from clients.client import Client
-from clients.errors import NotFound, PermissionDenied
+from clients.errors import InvalidArgument, NotFound, PermissionDenied
 from clients.token_credentials import ChainCredentials
 from registry.declarant_store import DeclarantStore
 from registry.notify_schema import notifications
@@ -406,3 +406,24 @@ def test_the_api_stream_hands_over_each_new_notification_until_acknowledged(
     assert (pb.ACK_KIND_RECEIVED, pb.CHANNEL_API) in {
         (a.kind, a.channel) for a in read.notification.acknowledgements
     }
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["{e:{f}}", "{siren.__class__}", "{siren!r}", "{siren[0]}", "{siren:>100000000}", "{"],
+)
+def test_a_template_is_plain_placeholders_or_refused_before_it_is_stored(
+    sender: Client, subject: str
+) -> None:
+    """Format specs, conversions, attributes and indexes would let a sender reach into objects
+    or build huge texts (and a bad version, once stored, broke every later send)."""
+    template = pb.Template(name="plain-only", topic=pb.TOPIC_AT_MP_RATE, subject="Taux {siren}",
+                           body="Votre taux.")  # fmt: skip
+    first = sender.notify.PublishTemplate(pb.PublishTemplateRequest(template=template))
+    template.subject = subject
+    with pytest.raises(InvalidArgument) as refused:
+        sender.notify.PublishTemplate(pb.PublishTemplateRequest(template=template))
+    assert refused.value.reason == "BAD_TEMPLATE"
+    template.subject = "Taux {{{siren}}}"  # braces written twice are braces
+    after = sender.notify.PublishTemplate(pb.PublishTemplateRequest(template=template))
+    assert after.template.version == first.template.version + 1  # nothing stored between
