@@ -26,7 +26,7 @@ from bench.child_node import child_node
 from bench.registry_lookup import _load, _organism
 from clients.credentials import aio_credentials_interceptors
 from clients.token_credentials import OrganismCredentials
-from registry.database import open_engine, upgrade
+from registry.kernel.database import open_engine, upgrade
 
 AUDITED = "interops.bench.v1.BenchService"
 UNAUDITED = "interops.bench.v1.UnauditedBenchService"

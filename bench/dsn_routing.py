@@ -28,10 +28,10 @@ from pathlib import Path
 
 from clients.client import Client
 from clients.token_credentials import ChainCredentials, OrganismCredentials
-from registry.database import open_engine, upgrade
-from registry.declarant_store import DeclarantStore
-from registry.dsn_synth import DEMO_COMPANY, generate
-from registry.dsn_validation import validate
+from registry.dsn.synth import DEMO_COMPANY, generate
+from registry.dsn.validation import validate
+from registry.kernel.database import open_engine, upgrade
+from registry.trust.declarant_store import DeclarantStore
 from tests.databases import PG_URL, fresh_database
 from tests.running_node import provision_organism
 from token_suite.chain import Signer

@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from registry.dsn_synth import generate
+from registry.dsn.synth import generate
 
 _CHILD = """
 import json, resource, sys, time
-from registry.dsn_validation import validate
+from registry.dsn.validation import validate
 path, mode = sys.argv[1], sys.argv[2]
 started = time.perf_counter()
 lines = 0

@@ -20,8 +20,8 @@ from interops.notify.v1 import notify_pb2 as pb
 from sqlalchemy import func, select, text
 
 from clients.client import Client
-from registry.notify_schema import notify_deliveries
-from registry.notify_store import DELIVERED
+from registry.notify.schema import notify_deliveries
+from registry.notify.store import DELIVERED
 from tests.databases import PG_URL, fresh_database
 from tests.running_node import RunningNode
 

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from registry.database import open_engine, upgrade
-from registry.sirene_import import import_stock
-from registry.sirene_synth import write_stock
+from registry.kernel.database import open_engine, upgrade
+from registry.rcd.sirene_import import import_stock
+from registry.rcd.sirene_synth import write_stock
 from tests.databases import fresh_database
 
 PORTAL_SIZE = 3_000_000

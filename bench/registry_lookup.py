@@ -37,10 +37,10 @@ from sqlalchemy import Engine
 from bench.child_node import child_node
 from clients.credentials import aio_credentials_interceptors
 from clients.token_credentials import OrganismCredentials
-from registry.database import open_engine, upgrade
-from registry.directory_store import DirectoryStore
-from registry.sirene_import import import_stock
-from registry.sirene_synth import write_stock
+from registry.kernel.database import open_engine, upgrade
+from registry.rcd.sirene_import import import_stock
+from registry.rcd.sirene_synth import write_stock
+from registry.trust.directory_store import DirectoryStore
 from token_suite.chain import Signer
 from token_suite.keys import generate, key_id_of, public_bytes
 

@@ -39,10 +39,10 @@ from bench.child_node import child_node
 from bench.registry_lookup import _load, _summary
 from clients.credentials import aio_credentials_interceptors
 from clients.token_credentials import OrganismCredentials
-from registry.database import open_engine, upgrade
-from registry.directory_store import DirectoryStore
-from registry.nir_keyring import NirKeyring
-from registry.sirene_synth import siren_at, siret_of
+from registry.kernel.database import open_engine, upgrade
+from registry.kernel.nir_keyring import NirKeyring
+from registry.rcd.sirene_synth import siren_at, siret_of
+from registry.trust.directory_store import DirectoryStore
 from token_suite.chain import Signer
 from token_suite.keys import generate, key_id_of, public_bytes
 

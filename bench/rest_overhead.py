@@ -26,10 +26,10 @@ from interops.registry.v1 import registry_pb2_grpc
 
 from bench.child_node import child_node
 from bench.registry_lookup import _load, _summary
-from registry.database import open_engine, upgrade
-from registry.sirene_import import import_stock
-from registry.sirene_synth import write_stock
-from server.trust import node_key
+from registry.kernel.database import open_engine, upgrade
+from registry.rcd.sirene_import import import_stock
+from registry.rcd.sirene_synth import write_stock
+from server.token.trust import node_key
 from token_suite.chain import Signer, Terms, grant, issue_root
 from token_suite.keys import key_id_of, public_bytes
 from token_suite.profiles import PORTAL

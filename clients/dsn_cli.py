@@ -16,9 +16,9 @@ from interops.dsn.v1 import dsn_pb2 as pb
 from tqdm import tqdm
 
 from clients.client import Client
-from registry.dsn_synth import BROKEN, NATURES, company, generate
-from registry.dsn_validation import report_lines as validation_lines
-from registry.dsn_validation import validate
+from registry.dsn.synth import BROKEN, NATURES, company, generate
+from registry.dsn.validation import report_lines as validation_lines
+from registry.dsn.validation import validate
 
 Handler = Callable[[argparse.Namespace], int]
 # Files larger than this show a progress bar on standard error while they are read.

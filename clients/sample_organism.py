@@ -28,7 +28,7 @@ from opentelemetry import context as otel_context
 from clients.client import Client
 from clients.token_cli import load_signer
 from clients.tracing import context_of
-from registry.dsn_reader import read_rubrics
+from registry.dsn.reader import read_rubrics
 from token_suite.chain import Signer
 
 log = logging.getLogger("interops.organism")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clients.tracing import EXPORTERS as TRACING_EXPORTERS
-from server.notify_dispatch import MailSettings
+from server.notify.dispatch import MailSettings
 
 
 class ConfigError(ValueError):
@@ -51,7 +51,7 @@ class Settings:
     notify_max_attempts: int = 6
     audit_checkpoint_records: int = 1000
     audit_checkpoint_seconds: float = 60.0
-    # The NIR keyring file (registry/nir_keyring.py); empty: <data dir>/keys/nir.keyring.
+    # The NIR keyring file (registry/kernel/nir_keyring.py); empty: <data dir>/keys/nir.keyring.
     nir_keyring: str = ""
     # The web adapter (server/web/): its address ("" or "off": not served) and, to serve it
     # over TLS, a certificate and its key (PEM files).

@@ -28,50 +28,50 @@ from interops.registry.v1 import registry_pb2, registry_pb2_grpc
 from interops.relations.v1 import relations_pb2, relations_pb2_grpc
 from interops.token.v1 import token_service_pb2, token_service_pb2_grpc
 
-from registry.audit_store import AuditStore
-from registry.database import open_engine, upgrade
-from registry.declarant_rights import HABILITATION_CHECK, HABILITATION_MANAGE
-from registry.declarant_store import DeclarantStore
-from registry.deposit_store import DepositStore
-from registry.dsn_routing import load_rules
-from registry.habilitation_bulk import BulkQueue
-from registry.habilitation_store import HabilitationStore
-from registry.nir_keyring import NirKeyring
-from registry.nomenclature_store import NomenclatureStore
-from registry.notify_store import NotifyStore
-from registry.operation_store import OperationStore
-from registry.rcd_store import RcdStore
-from registry.relations_store import RelationsStore
-from registry.sealed_files import load_or_create_key
-from server.audit_journal import AuditInterceptor, AuditJournal
-from server.audit_service import AUDIT_RIGHT, AuditService
-from server.auth_interceptor import AuthInterceptor
+from registry.audit.store import AuditStore
+from registry.dsn.deposit_store import DepositStore
+from registry.dsn.routing import load_rules
+from registry.habilitation.bulk import BulkQueue
+from registry.habilitation.declarant_rights import HABILITATION_CHECK, HABILITATION_MANAGE
+from registry.habilitation.store import HabilitationStore
+from registry.kernel.database import open_engine, upgrade
+from registry.kernel.nir_keyring import NirKeyring
+from registry.kernel.sealing import load_or_create_key
+from registry.nomenclature.store import NomenclatureStore
+from registry.notify.store import NotifyStore
+from registry.operation.store import OperationStore
+from registry.rcd.store import RcdStore
+from registry.relations.store import RelationsStore
+from registry.trust.declarant_store import DeclarantStore
+from server.audit.journal import AuditInterceptor, AuditJournal
+from server.audit.service import AUDIT_RIGHT, AuditService
 from server.config import Settings
-from server.delivery_service import DELIVERY_RIGHT, DeliveryService
-from server.deposit_service import DEPOSIT_RIGHT, DepositService
-from server.dsn_pipeline import DepositFiles, DsnPipeline
-from server.error_interceptor import ErrorInterceptor
-from server.establishment_cache import EstablishmentCache
-from server.habilitation_bulk_worker import BulkWorker
-from server.habilitation_service import HabilitationService
-from server.health import NodeHealth
-from server.import_jobs import ImportJobs
-from server.nomenclature_service import PUBLISH_RIGHT as NOMENCLATURE_PUBLISH
-from server.nomenclature_service import READ_RIGHT as NOMENCLATURE_READ
-from server.nomenclature_service import NomenclatureService
-from server.notification_service import READ_RIGHT as NOTIFY_READ
-from server.notification_service import SEND_RIGHT as NOTIFY_SEND
-from server.notification_service import NotificationService
-from server.notify_dispatch import NotifyDispatcher
-from server.operation_service import OperationService
-from server.registry_service import RegistryService
-from server.relations_service import READ_RIGHT as RELATIONS_READ
-from server.relations_service import RelationsService
-from server.telemetry import instrument_engine, tracer_provider, tracing_interceptor
-from server.token_service import TokenService
-from server.topic_notices import TopicNotices
-from server.trust import NodeTrust
-from server.validation_interceptor import ValidationInterceptor
+from server.dsn.delivery_service import DELIVERY_RIGHT, DeliveryService
+from server.dsn.deposit_service import DEPOSIT_RIGHT, DepositService
+from server.dsn.pipeline import DepositFiles, DsnPipeline
+from server.habilitation.bulk_worker import BulkWorker
+from server.habilitation.service import HabilitationService
+from server.nomenclature.service import PUBLISH_RIGHT as NOMENCLATURE_PUBLISH
+from server.nomenclature.service import READ_RIGHT as NOMENCLATURE_READ
+from server.nomenclature.service import NomenclatureService
+from server.notify.dispatch import NotifyDispatcher
+from server.notify.service import READ_RIGHT as NOTIFY_READ
+from server.notify.service import SEND_RIGHT as NOTIFY_SEND
+from server.notify.service import NotificationService
+from server.notify.topic_notices import TopicNotices
+from server.operation.service import OperationService
+from server.rcd.establishment_cache import EstablishmentCache
+from server.rcd.import_jobs import ImportJobs
+from server.rcd.service import RegistryService
+from server.relations.service import READ_RIGHT as RELATIONS_READ
+from server.relations.service import RelationsService
+from server.rpc.auth_interceptor import AuthInterceptor
+from server.rpc.error_interceptor import ErrorInterceptor
+from server.rpc.health import NodeHealth
+from server.rpc.telemetry import instrument_engine, tracer_provider, tracing_interceptor
+from server.rpc.validation_interceptor import ValidationInterceptor
+from server.token.service import TokenService
+from server.token.trust import NodeTrust
 
 log = logging.getLogger("interops.node")
 

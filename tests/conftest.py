@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from clients.client import Client
-from registry.sirene_synth import StockFiles, write_stock
+from registry.rcd.sirene_synth import StockFiles, write_stock
 from tests.databases import BACKENDS, PG_URL, fresh_database
 from tests.running_node import RunningNode
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine
 
-from registry.rcd_records import EstablishmentRecord
-from registry.rcd_store import RcdStore
+from registry.rcd.records import EstablishmentRecord
+from registry.rcd.store import RcdStore
 
 
 def in_registry(engine: Engine, sirets: Iterable[str]) -> None:

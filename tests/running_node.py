@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from clients.token_credentials import ChainCredentials, OrganismCredentials
-from registry.directory_store import DirectoryStore
+from registry.trust.directory_store import DirectoryStore
 from server.config import Settings
 from server.node import Node
 from token_suite.chain import Signer, Terms, grant, issue_root

@@ -1,4 +1,4 @@
-"""Generates the DSN norm tables in registry/dsn_norm/ from the norm files in ../shared/norm/.
+"""Generates the DSN norm tables in registry/dsn/norm/ from the norm files in ../shared/norm/.
 
     python tools/generate_dsn_norm.py [NORM_DIR]
 
@@ -24,7 +24,7 @@ import openpyxl
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "registry" / "dsn_norm"
+OUT = ROOT / "registry" / "dsn" / "norm_tables"
 DEFAULT_NORM = ROOT.parent / "shared" / "norm"
 WORKBOOK = "dsn-datatypes-CT2024.xlsx"
 # The envoi's header and footer are no rows of the Blocks sheet; a declaration (S20.G00.05) has
@@ -128,7 +128,7 @@ def generate(norm: Path) -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    """Writes registry/dsn_norm/<version>.json."""
+    """Writes registry/dsn/norm/<version>.json."""
     norm = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_NORM
     OUT.mkdir(exist_ok=True)
     for version, tables in generate(norm).items():

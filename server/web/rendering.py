@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from clients.errors import InteropsError
-from server.errors import http_status_of
+from server.rpc.errors import http_status_of
 from server.web.sessions import Session, Sessions
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

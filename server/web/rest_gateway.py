@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import grpc
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 from interops.audit.v1 import audit_pb2
@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from server.errors import build_status, http_status_of
+from server.rpc.errors import build_status, http_status_of
 from server.web import openapi
 from server.web.node_calls import NodeCalls
 from token_suite.errors import TokenError
@@ -186,7 +186,8 @@ class RestGateway:
         proof: bytes | None,
     ) -> Response:  # fmt: skip
         """The header from the query, the body streamed as chunks."""
-        message_class = message_factory.GetMessageClass(method.input_type)
+        # Built by field name: the message class is only known from the descriptor.
+        message_class: Callable[..., Message] = message_factory.GetMessageClass(method.input_type)
         header = message_class()
         try:
             part = getattr(header, "header")  # noqa: B009 -- the field's name is data here

@@ -1,0 +1,1 @@
+"""The audit journal: hash-chained records, signed checkpoints, offline verification."""

@@ -1,0 +1,535 @@
+"""Validation of DSN files against the norm (the DSN-VAL step): a certificate of conformity (CCO)
+or an anomaly report (BAN).
+
+Checked, streaming (memory holds one individual's blocks and one declaration's NIRs):
+- the file: each line a rubric `Sxx.Gxx.xx.xxx,'value'`, ending in LF or CRLF;
+- the norm's character set, the graphic characters of ISO-8859-1 (registry/dsn/reader.py says
+  why): a NUL, a TAB, a CR inside a line or any other C0 or C1 control byte, in a value or
+  anywhere in a line, is a blocking NEODES-CHARSET anomaly naming the line, the rubric when the
+  line starts with one, and the byte and its column, never the value;
+- each envoi against the norm version it declares in S10.G00.00.006 (a lot envelope against
+  V01R02); an unsupported version is a blocking anomaly and its rubrics go unchecked;
+- structure: unknown rubrics, blocks out of order, block cardinalities (the workbook's, which
+  are a monthly DSN's: below the individual, an event declaration only has its maximums checked);
+- data types: lengths, the norm's regex, the allowed values, calendar dates;
+- SIREN and SIRET keys of the émetteur, the entreprise and each établissement;
+- NIRs: forbidden 1999999999999 / 2999999999999, each NIR once per declaration;
+- nature/type compatibility and a declaration with or without individuals;
+- the S90 totals: rubric lines of the envoi (S90 lines included) and number of declarations;
+- periods: a contract ends on or after its start, a remuneration period ends on or after it
+  starts.
+
+Anomalies carry the line, the rubric, the rule id (the norm's, like CCH-14, where the norm
+has one; NEODES-* for the format's own rules) and whether they block. Blocks the norm does not
+know and rubrics numbered 900 and above (what the portal adds to the files it returns) are
+reported without blocking.
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from registry.dsn.norm import ENVELOPE_VERSION, Norm, UnsupportedVersion, load
+from registry.dsn.reader import BlockInstance, BlockReader, RubricLine, read_rubrics
+from registry.rcd.identifiers import check_siren, check_siret
+
+# A report lists at most this many anomalies; the others are only counted.
+MAX_ANOMALIES = 1000
+FORBIDDEN_NIRS = frozenset({"1999999999999", "2999999999999"})
+# Type 04 (cancels) only for these natures; types 02 and 05 (without individuals) only for 01.
+CANCEL_NATURES = frozenset({"07", "08", "09"})
+WITHOUT_INDIVIDUALS = frozenset({"02", "05"})
+WITH_INDIVIDUALS = frozenset({"01", "03"})
+EVENT_NATURES = frozenset({"04", "05", "07"})
+_EXTENSION = 900
+_ENVELOPE = ("S05", "S06", "S95", "S96")
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """One finding: where, which rule, how grave."""
+
+    line: int
+    rubric: str
+    rule: str
+    blocking: bool
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data, for JSON."""
+        return {
+            "line": self.line,
+            "rubric": self.rubric,
+            "rule": self.rule,
+            "blocking": self.blocking,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class Declaration:
+    """What routing and deposits need to know of one S20 declaration."""
+
+    line: int
+    nature: str = ""
+    type: str = ""
+    month: str = ""  # S20.G00.05.005, DDMMYYYY
+    siren: str = ""
+    sirets: list[str] = field(default_factory=list)
+    individuals: int = 0
+
+    @property
+    def is_event(self) -> bool:
+        """Sick leave, return to work, end of contract: routed at once."""
+        return self.nature in EVENT_NATURES
+
+
+@dataclass
+class Report:
+    """The outcome of a validation."""
+
+    lines: int = 0
+    envois: int = 0
+    versions: list[str] = field(default_factory=list)
+    emitter_siret: str = ""
+    declarations: list[Declaration] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    blocking: int = 0
+    warnings: int = 0
+
+    @property
+    def conformant(self) -> bool:
+        """No blocking anomaly: the file gets a CCO."""
+        return self.blocking == 0
+
+    @property
+    def kind(self) -> str:
+        """CCO (certificate of conformity) or BAN (anomaly report)."""
+        return "CCO" if self.conformant else "BAN"
+
+    def add(self, anomaly: Anomaly) -> None:
+        """Records an anomaly (past MAX_ANOMALIES, only counts it)."""
+        if anomaly.blocking:
+            self.blocking += 1
+        else:
+            self.warnings += 1
+        if len(self.anomalies) < MAX_ANOMALIES:
+            self.anomalies.append(anomaly)
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data, for JSON."""
+        return {
+            "kind": self.kind,
+            "conformant": self.conformant,
+            "lines": self.lines,
+            "envois": self.envois,
+            "versions": self.versions,
+            "declarations": [
+                {
+                    "line": d.line,
+                    "nature": d.nature,
+                    "type": d.type,
+                    "month": d.month,
+                    "siren": d.siren,
+                    "sirets": d.sirets,
+                    "individuals": d.individuals,
+                }
+                for d in self.declarations
+            ],
+            "blocking": self.blocking,
+            "warnings": self.warnings,
+            "anomalies": [a.as_dict() for a in self.anomalies],
+            "anomalies_not_listed": self.blocking + self.warnings - len(self.anomalies),
+        }
+
+
+@functools.lru_cache(maxsize=8192)
+def _date_ok(value: str) -> bool:
+    if len(value) != 8 or not value.isdigit():
+        return False
+    day, month, year = int(value[:2]), int(value[2:4]), int(value[4:])
+    return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
+
+
+def date_key(value: str | None) -> str | None:
+    """DDMMYYYY as YYYYMMDD, comparable as text; None when absent or not a date."""
+    if value is None or not _date_ok(value):
+        return None
+    return value[4:] + value[2:4] + value[:2]
+
+
+class Validator:
+    """Feeds on rubric lines; `report` holds the outcome once `finish` has run."""
+
+    def __init__(self, on_closed: Callable[[BlockInstance], None] | None = None) -> None:
+        # Called with each block instance once it is closed and checked (relations use it).
+        self.on_closed = on_closed
+        self.report = Report()
+        self.reader = BlockReader()
+        self.norm: Norm | None = None
+        self.envelope = load(ENVELOPE_VERSION)
+        self.envoi_lines = 0
+        self.envoi_declarations = 0
+        self.declaration: Declaration | None = None
+        self.nirs: set[str] = set()
+
+    def _rule(self, rubric: str, wording: str, fallback: str) -> str:
+        """The norm's rule id for `rubric` whose message contains `wording`, else `fallback`."""
+        if self.norm is not None:
+            for rule, message in self.norm.rules.get(rubric, {}).items():
+                if wording in message:
+                    return rule
+        return fallback
+
+    def _add(self, line: int, rubric: str, rule: str, message: str, blocking: bool = True) -> None:
+        self.report.add(Anomaly(line, rubric, rule, blocking, message))
+
+    def _add_norm(self, line: int, rubric: str, rule: tuple[str, str], message: str) -> None:
+        """A blocking anomaly under the norm's rule of `rubric` whose text holds rule[0] (the
+        fallback id rule[1] when the norm version has no such rule)."""
+        self._add(line, rubric, self._rule(rubric, *rule), message)
+
+    def feed(self, item: RubricLine) -> None:
+        """Takes the next line of the file."""
+        self.report.lines += 1
+        if item.problem:
+            rule = "NEODES-CHARSET" if item.column else "NEODES-SYNTAX"
+            self._add(item.line, item.rubric, rule, item.problem)
+        for closed in self.reader.feed(item):
+            self._closed(closed)
+        self.envoi_lines += 1
+        if item.problem:
+            return
+        opened = self.reader.open[-1] if self.reader.open else None
+        if opened is not None and opened.lines[0] is item:
+            self._opened(opened)
+        if item.rubric == "S10.G00.00.006":
+            self._version(item)
+        elif item.rubric == "S20.G00.05.001" and self.declaration is not None:
+            self.declaration.nature = item.value
+
+    def finish(self) -> Report:
+        """Closes the file and returns the report."""
+        for closed in self.reader.close():
+            self._closed(closed)
+        if self.report.envois == 0:
+            self._add(1, "S10.G00.00", "NEODES-STRUCTURE", "the file holds no envoi (S10.G00.00)")
+        self.report.anomalies.sort(key=lambda anomaly: anomaly.line)
+        return self.report
+
+    def _version(self, item: RubricLine) -> None:
+        try:
+            self.norm = load(item.value)
+        except UnsupportedVersion as error:
+            self.norm = None
+            self._add(item.line, item.rubric, "NEODES-VERSION", str(error))
+            return
+        if item.value not in self.report.versions:
+            self.report.versions.append(item.value)
+
+    def _opened(self, instance: BlockInstance) -> None:
+        block = instance.block
+        if instance.out_of_order:
+            self._add(
+                instance.line,
+                block,
+                "NEODES-ORDER",
+                f"block {block} comes after a block that the norm puts after it",
+            )
+        if block == "S10.G00.00":
+            self.report.envois += 1
+            self.envoi_lines = 1
+            self.envoi_declarations = 0
+            self.norm = None
+        elif block == "S20.G00.05":
+            self.envoi_declarations += 1
+            self.nirs = set()
+            self.declaration = Declaration(instance.line)
+            self.report.declarations.append(self.declaration)
+        elif block == "S21.G00.30" and self.declaration is not None:
+            self.declaration.individuals += 1
+
+    def _closed(self, instance: BlockInstance) -> None:
+        envelope = instance.block.startswith(_ENVELOPE)
+        norm = self.envelope if envelope else self.norm
+        if norm is not None:
+            for item in instance.lines:
+                if not item.problem:
+                    self._check_type(item, norm)
+        self._check_cardinality(instance, norm)
+        check = _BLOCK_CHECKS.get(instance.block)
+        if check is not None:
+            check(self, instance)
+        if self.on_closed is not None:
+            self.on_closed(instance)
+
+    def _check_type(self, item: RubricLine, norm: Norm) -> bool:
+        """Checks a value against its rubric's data type; True when it passed."""
+        spec = norm.rubrics.get(item.rubric)
+        if spec is None:
+            extension = item.block not in norm.blocks or int(item.rubric[11:]) >= _EXTENSION
+            self._add(
+                item.line,
+                item.rubric,
+                "NEODES-UNKNOWN-RUBRIC",
+                f"rubric {item.rubric} is not in norm {norm.version}",
+                blocking=not extension,
+            )
+            return False
+        value = item.value
+        if len(value) < spec.min or (spec.max is not None and len(value) > spec.max):
+            longest = spec.max if spec.max is not None else "any"
+            self._add(
+                item.line,
+                item.rubric,
+                "NEODES-LENGTH",
+                f"{spec.name}: {len(value)} characters, expected {spec.min} to {longest}",
+            )
+        elif spec.values is not None and value not in spec.values:
+            self._add(
+                item.line,
+                item.rubric,
+                "NEODES-VALUE",
+                f"{spec.name}: {value!r} is not one of the norm's values",
+            )
+        elif spec.regex is not None and spec.regex.fullmatch(value) is None:
+            self._add(
+                item.line,
+                item.rubric,
+                "NEODES-FORMAT",
+                f"{spec.name}: the value does not have the format of {spec.id}",
+            )
+        elif spec.kind == "Date" and not _date_ok(value):
+            self._add(
+                item.line,
+                item.rubric,
+                "NEODES-DATE",
+                f"{spec.name}: {value!r} is not a calendar date (DDMMYYYY)",
+            )
+        else:
+            return True
+        return False
+
+    def _check_cardinality(self, instance: BlockInstance, norm: Norm | None) -> None:
+        if norm is None or instance.block not in norm.blocks:
+            return
+        # The workbook's minimums below the individual are those of a monthly DSN; an event
+        # (sick leave, end of contract...) declares only what the event concerns.
+        event = self.declaration is not None and self.declaration.nature != "01"
+        relaxed = event and instance.block >= "S21.G00.30" and instance.block.startswith("S21")
+        for child in norm.children(instance.block):
+            count = instance.children.get(child.id, 0)
+            if count < child.min and not relaxed:
+                self._add(
+                    instance.line,
+                    child.id,
+                    "NEODES-CARDINALITY",
+                    f"block {instance.block} needs at least {child.min} {child.id} "
+                    f"({child.name}), it has {count}",
+                )
+            elif child.max is not None and count > child.max:
+                self._add(
+                    instance.line,
+                    child.id,
+                    "NEODES-CARDINALITY",
+                    f"block {instance.block} holds at most {child.max} {child.id} "
+                    f"({child.name}), it has {count}",
+                )
+
+    def _emitter(self, instance: BlockInstance) -> None:
+        siren, nic = instance.value("S10.G00.01.001"), instance.value("S10.G00.01.002")
+        self._keys(instance, "S10.G00.01.001", siren, "S10.G00.01.002", nic)
+        self.report.emitter_siret = f"{siren or ''}{nic or ''}"
+
+    def _company(self, instance: BlockInstance) -> None:
+        siren = instance.value("S21.G00.06.001")
+        self._keys(instance, "S21.G00.06.001", siren, None, None)
+        if self.declaration is not None and siren:
+            self.declaration.siren = siren
+
+    def _establishment(self, instance: BlockInstance) -> None:
+        company = instance.parent
+        siren = company.value("S21.G00.06.001") if company is not None else None
+        nic = instance.value("S21.G00.11.001")
+        if siren and check_siren(siren).ok:
+            self._keys(instance, "S21.G00.06.001", None, "S21.G00.11.001", nic, known_siren=siren)
+        if self.declaration is not None and siren and nic:
+            self.declaration.sirets.append(siren + nic)
+
+    def _keys(
+        self,
+        instance: BlockInstance,
+        siren_rubric: str,
+        siren: str | None,
+        nic_rubric: str | None,
+        nic: str | None,
+        *,
+        known_siren: str | None = None,
+    ) -> None:
+        if siren is not None and not check_siren(siren).ok:
+            self._add_norm(
+                instance.line,
+                siren_rubric,
+                ("clé SIREN", "NEODES-KEY"),
+                f"the SIREN {siren} fails its check digit",
+            )
+            return
+        siren = siren or known_siren
+        if nic_rubric is None or nic is None or siren is None:
+            return
+        if not check_siret(siren + nic).ok:
+            line = next((i.line for i in instance.lines if i.rubric == nic_rubric), instance.line)
+            self._add_norm(
+                line,
+                nic_rubric,
+                ("clé", "NEODES-KEY"),
+                f"the SIRET {siren}{nic} fails its check digit",
+            )
+
+    def _individual(self, instance: BlockInstance) -> None:
+        nir = instance.value("S21.G00.30.001")
+        if nir is None:
+            return
+        if nir in FORBIDDEN_NIRS:
+            forbidden = "this NIR is forbidden: declare a temporary number (S21.G00.30.020)"
+            self._add_norm(instance.line, "S21.G00.30.001", ("'9'", "CCH-13"), forbidden)
+        elif nir in self.nirs:
+            self._add_norm(
+                instance.line,
+                "S21.G00.30.001",
+                ("doublon", "CCH-14"),
+                "the same NIR is declared twice in this declaration",
+            )
+        else:
+            self.nirs.add(nir)
+
+    def _declaration(self, instance: BlockInstance) -> None:
+        nature = instance.value("S20.G00.05.001") or ""
+        kind = instance.value("S20.G00.05.002") or ""
+        declaration = self.declaration
+        if declaration is not None:
+            declaration.nature, declaration.type = nature, kind
+            declaration.month = instance.value("S20.G00.05.005") or ""
+        individuals = declaration.individuals if declaration is not None else 0
+        rubric = "S20.G00.05.002"
+        if kind == "04" and nature not in CANCEL_NATURES:
+            self._add_norm(
+                instance.line,
+                rubric,
+                ("04 - déclaration annule", "CCH-13"),
+                f"type 04 (cancels) is not allowed for nature {nature}",
+            )
+        elif kind in WITHOUT_INDIVIDUALS and nature != "01":
+            self._add_norm(
+                instance.line,
+                rubric,
+                ("sans individu", "CCH-14"),
+                f"type {kind} (no individuals) is only for monthly DSNs (nature 01)",
+            )
+        elif kind in WITHOUT_INDIVIDUALS and individuals:
+            self._add(
+                instance.line,
+                rubric,
+                "NEODES-INDIVIDUALS",
+                f"type {kind} declares no individual, this declaration has {individuals}",
+            )
+        elif kind in WITH_INDIVIDUALS and not individuals:
+            self._add_norm(
+                instance.line,
+                rubric,
+                ("aucun bloc", "CCH-16"),
+                f"type {kind} needs at least one individual (S21.G00.30)",
+            )
+        self.declaration = None
+
+    def _contract_end(self, instance: BlockInstance) -> None:
+        contract = instance.parent
+        start = date_key(contract.value("S21.G00.40.001")) if contract is not None else None
+        end = date_key(instance.value("S21.G00.62.001"))
+        if start is not None and end is not None and end < start:
+            self._add(
+                instance.line,
+                "S21.G00.62.001",
+                "NEODES-PERIOD",
+                "the contract ends before it starts (S21.G00.40.001)",
+            )
+
+    def _remuneration(self, instance: BlockInstance) -> None:
+        start = date_key(instance.value("S21.G00.51.001"))
+        end = date_key(instance.value("S21.G00.51.002"))
+        if start is not None and end is not None and end < start:
+            self._add(
+                instance.line,
+                "S21.G00.51.002",
+                "NEODES-PERIOD",
+                "the remuneration period ends before it starts",
+            )
+
+    def _totals(self, instance: BlockInstance) -> None:
+        declared_lines = instance.value("S90.G00.90.001")
+        declared_count = instance.value("S90.G00.90.002")
+        if declared_lines and declared_lines.isdigit() and int(declared_lines) != self.envoi_lines:
+            self._add(
+                instance.line,
+                "S90.G00.90.001",
+                "NEODES-TOTAL-LINES",
+                f"the envoi declares {int(declared_lines)} rubric lines, it has {self.envoi_lines}",
+            )
+        declarations = self.envoi_declarations
+        if declared_count and declared_count.isdigit() and int(declared_count) != declarations:
+            self._add(
+                instance.line,
+                "S90.G00.90.002",
+                "NEODES-TOTAL-DECLARATIONS",
+                f"the envoi declares {int(declared_count)} declarations, "
+                f"it has {self.envoi_declarations}",
+            )
+
+
+_BLOCK_CHECKS: dict[str, Callable[[Validator, BlockInstance], None]] = {
+    "S10.G00.01": Validator._emitter,
+    "S21.G00.06": Validator._company,
+    "S21.G00.11": Validator._establishment,
+    "S21.G00.30": Validator._individual,
+    "S20.G00.05": Validator._declaration,
+    "S21.G00.62": Validator._contract_end,
+    "S21.G00.51": Validator._remuneration,
+    "S90.G00.90": Validator._totals,
+}
+
+
+def validate(
+    stream: BinaryIO | Iterable[bytes], on_closed: Callable[[BlockInstance], None] | None = None
+) -> Report:
+    """Validates a whole file (`on_closed` sees each block instance once checked)."""
+    validator = Validator(on_closed)
+    for item in read_rubrics(stream):
+        validator.feed(item)
+    return validator.finish()
+
+
+def report_lines(report: Report) -> Iterator[str]:
+    """The report as text for people."""
+    verdict = (
+        "conformant: certificate of conformity (CCO)"
+        if report.conformant
+        else ("not conformant: anomaly report (BAN)")
+    )
+    yield f"{verdict}"
+    versions = ", ".join(report.versions) or "none"
+    yield (
+        f"{report.lines} lines, {report.envois} envoi(s), {len(report.declarations)} "
+        f"declaration(s), norm {versions}"
+    )
+    yield f"{report.blocking} blocking anomalies, {report.warnings} warnings"
+    for anomaly in report.anomalies:
+        grade = "BLOCKING" if anomaly.blocking else "warning "
+        where = f"line {anomaly.line:>7} {grade} {anomaly.rubric:<15} {anomaly.rule:<24}"
+        yield f"  {where} {anomaly.message}"
+    hidden = report.blocking + report.warnings - len(report.anomalies)
+    if hidden:
+        yield f"  ... and {hidden} more"

@@ -1,0 +1,692 @@
+"""Administrators, declarants, portfolios and habilitations of a company, every administrative
+act recorded with its author.
+
+A company (SIREN) is registered by its first administrator (Primo AD). Later administrators
+apply (Candidat AD) and become active when an active administrator validates them or when they
+give the activation key sent to the company. Only an active administrator creates declarants,
+strikes them off (optionally handing their habilitations to a successor), manages portfolios
+and grants habilitations; a habilitation needs the establishment in one of the company's
+portfolios to which the service was added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+
+from registry.habilitation.declarative_services import SERVICES
+from registry.habilitation.schema import (
+    admin_acts,
+    habilitations,
+    portfolio_establishments,
+    portfolio_services,
+    portfolios,
+)
+from registry.kernel.clock import now_ms
+from registry.rcd.schema import establishments
+from registry.trust.declarant_store import ACTIVE, CANDIDATE, STRUCK_OFF, account_row
+from registry.trust.schema import declarant_grants, declarants
+
+ADMIN, DECLARANT = "ADMIN", "DECLARANT"
+COMPANY_PORTFOLIO, CLIENTS_PORTFOLIO = "COMPANY", "CLIENTS"
+# Above this many establishments a portfolio gets hard to manage (the portal's advice).
+PORTFOLIO_ADVICE = 100
+
+
+class HabilitationRefused(Exception):
+    """An act that may not be done; `reason` is a stable code, `message` says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account as the habilitation rules see it."""
+
+    id: int
+    siret: str
+    role: str
+    status: str
+
+    @property
+    def siren(self) -> str:
+        """The account's company."""
+        return self.siret[:9]
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    """A portfolio: its establishments and the services added to it."""
+
+    name: str
+    kind: str
+    sirets: list[str]
+    services: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAct:
+    """An administrative act and its author."""
+
+    id: int
+    author: str
+    act: str
+    target: str
+    detail: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Habilitation:
+    """A declarant's right to use a service for an establishment."""
+
+    declarant_id: int
+    siret: str
+    service: str
+
+
+def _key_hash(key: str) -> bytes:
+    return hashlib.sha256(b"interops.activation.v1\0" + key.encode()).digest()
+
+
+class HabilitationStore:
+    """Every act checks its author and is recorded in admin_acts in the same transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def account(self, account_id: int, connection: Connection | None = None) -> Account | None:
+        """The account, or None."""
+        query = select(
+            declarants.c.id, declarants.c.siret, declarants.c.role, declarants.c.status
+        ).where(declarants.c.id == account_id)
+        if connection is not None:
+            row = connection.execute(query).first()
+        else:
+            with self.engine.connect() as own:
+                row = own.execute(query).first()
+        return Account(row.id, row.siret, row.role, row.status) if row is not None else None
+
+    def _admin(self, connection: Connection, author_id: int) -> Account:
+        author = self.account(author_id, connection)
+        if author is None or author.role != ADMIN or author.status != ACTIVE:
+            raise HabilitationRefused(
+                "NOT_AN_ADMINISTRATOR", "only an active administrator of the company may do this"
+            )
+        return author
+
+    def _member(self, connection: Connection, author: Account, account_id: int) -> Account:
+        account = self.account(account_id, connection)
+        if account is None or account.siren != author.siren:
+            raise HabilitationRefused(
+                "UNKNOWN_DECLARANT", f"no account {account_id} in company {author.siren}"
+            )
+        return account
+
+    def _act(
+        self,
+        connection: Connection,
+        siren: str,
+        author: str,
+        act: str,
+        target: str,
+        *,
+        detail: str = "",
+        request_id: str = "",
+    ) -> None:
+        try:
+            connection.execute(
+                insert(admin_acts).values(
+                    siren=siren,
+                    author=author,
+                    act=act,
+                    target=target[:64],
+                    detail=detail[:500],
+                    at=now_ms(),
+                    request_id=request_id or None,
+                )
+            )
+        except IntegrityError:  # the unique (siren, request_id): the whole act rolls back
+            raise HabilitationRefused(
+                "REQUEST_ID_REUSED",
+                "this request id was used for another act of the company, or by a retry "
+                "running at the same time",
+            ) from None
+
+    def replayed(
+        self, siren: str, act: str, request_id: str, connection: Connection | None = None
+    ) -> str | None:
+        """The target of the company's act of this kind made with this request id, or None:
+        a retried creation answers with what the first one made."""
+        if not request_id:
+            return None
+        query = select(admin_acts.c.target).where(
+            admin_acts.c.siren == siren,
+            admin_acts.c.request_id == request_id,
+            admin_acts.c.act == act,
+        )
+        if connection is not None:
+            found = connection.execute(query).scalar()
+        else:
+            with self.engine.connect() as own:
+                found = own.execute(query).scalar()
+        return None if found is None else str(found)
+
+    def _account_replayed(self, siren: str, act: str, request_id: str) -> int | None:
+        target = self.replayed(siren, act, request_id)
+        return None if target is None else int(target.removeprefix("account:"))
+
+    def _registered(self, connection: Connection, sirets: tuple[str, ...]) -> None:
+        """Refuses establishments that are not in the registry (RCD)."""
+        known = set(
+            connection.execute(
+                select(establishments.c.siret).where(establishments.c.siret.in_(sirets))
+            ).scalars()
+        )
+        unknown = [s for s in sirets if s not in known]
+        if unknown:
+            raise HabilitationRefused(
+                "UNKNOWN_SIRET", f"{unknown[0]} is not an establishment of the registry"
+            )
+
+    def _new_account(
+        self,
+        connection: Connection,
+        siret: str,
+        names: tuple[str, str],
+        password: str,
+        *,
+        role: str,
+        status: str,
+        activation_hash: bytes | None = None,
+    ) -> int:
+        try:
+            return int(
+                connection.execute(
+                    insert(declarants)
+                    .values(
+                        {
+                            **account_row(siret, *names, password),
+                            "role": role,
+                            "status": status,
+                            "activation_hash": activation_hash,
+                        }
+                    )
+                    .returning(declarants.c.id)
+                ).scalar_one()
+            )
+        except IntegrityError:
+            raise HabilitationRefused(
+                "ACCOUNT_EXISTS", "an account with this SIRET and name exists"
+            ) from None
+
+    def register_company(
+        self, siret: str, names: tuple[str, str], password: str, request_id: str = ""
+    ) -> int:
+        """The Primo AD of a company with no administrator yet; its company portfolio holds
+        the registering establishment, which must be in the registry."""
+        siren = siret[:9]
+        if (replay := self._account_replayed(siren, "REGISTER", request_id)) is not None:
+            return replay
+        with self.engine.begin() as connection:
+            self._registered(connection, (siret,))
+            admins = connection.execute(
+                select(func.count())
+                .select_from(declarants)
+                .where(
+                    declarants.c.siret.startswith(siren),
+                    declarants.c.role == ADMIN,
+                    declarants.c.status == ACTIVE,
+                )
+            ).scalar()
+            if admins:
+                raise HabilitationRefused(
+                    "ALREADY_REGISTERED",
+                    f"company {siren} has an administrator: apply as a candidate administrator",
+                )
+            account = self._new_account(
+                connection, siret, names, password, role=ADMIN, status=ACTIVE
+            )
+            portfolio = connection.execute(
+                insert(portfolios)
+                .values(siren=siren, name="Entreprise", kind=COMPANY_PORTFOLIO)
+                .returning(portfolios.c.id)
+            ).scalar_one()
+            connection.execute(
+                insert(portfolio_establishments).values(portfolio_id=portfolio, siret=siret)
+            )
+            self._act(connection, siren, "registration", "REGISTER", f"account:{account}",
+                      request_id=request_id)  # fmt: skip
+        return account
+
+    def apply_as_administrator(
+        self, siret: str, names: tuple[str, str], password: str, request_id: str = ""
+    ) -> tuple[int, str]:
+        """A Candidat AD and its activation key (to be sent to the company by letter)."""
+        if (replay := self._account_replayed(siret[:9], "APPLY", request_id)) is not None:
+            return replay, ""
+        key = secrets.token_urlsafe(12)
+        with self.engine.begin() as connection:
+            self._registered(connection, (siret,))
+            account = self._new_account(
+                connection,
+                siret,
+                names,
+                password,
+                role=ADMIN,
+                status=CANDIDATE,
+                activation_hash=_key_hash(key),
+            )
+            self._act(connection, siret[:9], f"account:{account}", "APPLY", f"account:{account}",
+                      request_id=request_id)  # fmt: skip
+        return account, key
+
+    def validate_candidate(self, author_id: int, candidate_id: int) -> None:
+        """An active administrator validates a candidate of its company."""
+        with self.engine.begin() as connection:
+            author = self._admin(connection, author_id)
+            candidate = self._member(connection, author, candidate_id)
+            if candidate.status != CANDIDATE:
+                raise HabilitationRefused(
+                    "NOT_A_CANDIDATE", f"account {candidate_id} is not a candidate administrator"
+                )
+            self._activate(connection, candidate_id)
+            self._act(
+                connection,
+                author.siren,
+                f"declarant:{author_id}",
+                "VALIDATE_ADMIN",
+                f"account:{candidate_id}",
+            )
+
+    def activate_with_key(self, key: str) -> int:
+        """A candidate activates itself with the key the company received; its id."""
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(declarants.c.id, declarants.c.siret).where(
+                    declarants.c.activation_hash == _key_hash(key), declarants.c.status == CANDIDATE
+                )
+            ).first()
+            if row is None:
+                raise HabilitationRefused("BAD_ACTIVATION_KEY", "this activation key is not valid")
+            self._activate(connection, row.id)
+            self._act(
+                connection, row.siret[:9], "activation-key", "ACTIVATE_ADMIN", f"account:{row.id}"
+            )
+        return int(row.id)
+
+    def _activate(self, connection: Connection, account_id: int) -> None:
+        connection.execute(
+            update(declarants)
+            .where(declarants.c.id == account_id)
+            .values(status=ACTIVE, activation_hash=None)
+        )
+
+    def create_declarant(
+        self,
+        author_id: int,
+        siret: str,
+        names: tuple[str, str],
+        password: str,
+        request_id: str = "",
+    ) -> int:
+        """A declarant of the author's company, created by an administrator only."""
+        replay = self._account_replayed(siret[:9], "CREATE_DECLARANT", request_id)
+        if replay is not None:
+            return replay
+        with self.engine.begin() as connection:
+            author = self._admin(connection, author_id)
+            if siret[:9] != author.siren:
+                raise HabilitationRefused(
+                    "NOT_YOUR_COMPANY", f"{siret} is not an establishment of {author.siren}"
+                )
+            account = self._new_account(
+                connection, siret, names, password, role=DECLARANT, status=ACTIVE
+            )
+            self._act(
+                connection,
+                author.siren,
+                f"declarant:{author_id}",
+                "CREATE_DECLARANT",
+                f"account:{account}",
+                request_id=request_id,
+            )
+        return account
+
+    def strike_off(self, author_id: int, declarant_id: int, successor_id: int = 0) -> int:
+        """Strikes a declarant off; its habilitations go to the successor when one is named.
+        Returns how many habilitations were transferred."""
+        with self.engine.begin() as connection:
+            author = self._admin(connection, author_id)
+            target = self._member(connection, author, declarant_id)
+            if target.status == STRUCK_OFF:
+                raise HabilitationRefused(
+                    "ALREADY_STRUCK_OFF", f"account {declarant_id} is already struck off"
+                )
+            moved = 0
+            if successor_id:
+                successor = self._member(connection, author, successor_id)
+                if successor.status != ACTIVE or successor.id == declarant_id:
+                    raise HabilitationRefused(
+                        "BAD_SUCCESSOR",
+                        "the successor must be another active account of the company",
+                    )
+                held = self._held(connection, declarant_id)
+                mine = set(self._held(connection, successor_id))
+                new = [h for h in held if h not in mine]
+                if new:
+                    connection.execute(
+                        insert(habilitations),
+                        [
+                            {
+                                "declarant_id": successor_id,
+                                "siret": s,
+                                "service": v,
+                                "granted_by": author_id,
+                                "granted_at": now_ms(),
+                            }
+                            for s, v in new
+                        ],
+                    )
+                moved = len(new)
+            connection.execute(
+                delete(habilitations).where(habilitations.c.declarant_id == declarant_id)
+            )
+            connection.execute(
+                delete(declarant_grants).where(declarant_grants.c.declarant_id == declarant_id)
+            )
+            connection.execute(
+                update(declarants).where(declarants.c.id == declarant_id).values(status=STRUCK_OFF)
+            )
+            detail = (
+                f"successor account:{successor_id}, {moved} transferred" if successor_id else ""
+            )
+            self._act(
+                connection,
+                author.siren,
+                f"declarant:{author_id}",
+                "STRIKE_OFF",
+                f"account:{declarant_id}",
+                detail=detail,
+            )
+        return moved
+
+    # -- portfolios ------------------------------------------------------------------------
+
+    def create_portfolio(self, author_id: int, name: str, request_id: str = "") -> int:
+        """A client portfolio of the author's company (the same one again for a retried
+        request id)."""
+        with self.engine.begin() as connection:
+            author = self._admin(connection, author_id)
+            if self.replayed(author.siren, "CREATE_PORTFOLIO", request_id, connection) == name:
+                return self._portfolio(connection, author, name)
+            try:
+                portfolio = connection.execute(
+                    insert(portfolios)
+                    .values(siren=author.siren, name=name, kind=CLIENTS_PORTFOLIO)
+                    .returning(portfolios.c.id)
+                ).scalar_one()
+            except IntegrityError:
+                raise HabilitationRefused(
+                    "PORTFOLIO_EXISTS", f"a portfolio is named {name!r}"
+                ) from None
+            self._act(connection, author.siren, f"declarant:{author_id}", "CREATE_PORTFOLIO", name,
+                      request_id=request_id)  # fmt: skip
+        return int(portfolio)
+
+    def _portfolio(self, connection: Connection, author: Account, name: str) -> int:
+        found = connection.execute(
+            select(portfolios.c.id).where(
+                portfolios.c.siren == author.siren, portfolios.c.name == name
+            )
+        ).scalar()
+        if found is None:
+            raise HabilitationRefused("UNKNOWN_PORTFOLIO", f"no portfolio named {name!r}")
+        return int(found)
+
+    def change_portfolio(
+        self,
+        author_id: int,
+        name: str,
+        *,
+        add: bool,
+        sirets: tuple[str, ...] = (),
+        services: tuple[str, ...] = (),
+    ) -> tuple[int, str]:
+        """Adds or removes establishments or services; (rows changed, warning)."""
+        unknown = [s for s in services if s not in SERVICES]
+        if unknown:
+            raise HabilitationRefused("UNKNOWN_SERVICE", f"no service {unknown[0]!r}")
+        with self.engine.begin() as connection:
+            author = self._admin(connection, author_id)
+            portfolio = self._portfolio(connection, author, name)
+            if add and sirets:
+                self._registered(connection, sirets)
+            changed = 0
+            for table, column, values in (
+                (portfolio_establishments, "siret", sirets),
+                (portfolio_services, "service", services),
+            ):
+                present = set(
+                    connection.execute(
+                        select(table.c[column]).where(table.c.portfolio_id == portfolio)
+                    ).scalars()
+                )
+                todo = [v for v in dict.fromkeys(values) if (v in present) != add]
+                if not todo:
+                    continue
+                if add:
+                    connection.execute(
+                        insert(table), [{"portfolio_id": portfolio, column: v} for v in todo]
+                    )
+                else:
+                    connection.execute(
+                        delete(table).where(
+                            table.c.portfolio_id == portfolio, table.c[column].in_(todo)
+                        )
+                    )
+                changed += len(todo)
+                act = ("ADD_" if add else "REMOVE_") + column.upper()
+                self._act(
+                    connection,
+                    author.siren,
+                    f"declarant:{author_id}",
+                    act,
+                    name,
+                    detail=",".join(todo),
+                )
+            size = (
+                connection.execute(
+                    select(func.count())
+                    .select_from(portfolio_establishments)
+                    .where(portfolio_establishments.c.portfolio_id == portfolio)
+                ).scalar()
+                or 0
+            )
+        warning = (
+            (
+                f"portfolio {name!r} holds {size} establishments: above {PORTFOLIO_ADVICE} "
+                "it gets hard to manage"
+            )
+            if size > PORTFOLIO_ADVICE
+            else ""
+        )
+        return changed, warning
+
+    def portfolios_of(
+        self, siren: str, limit: int | None = None, after: str = ""
+    ) -> list[Portfolio]:
+        """The company's portfolios by name, after the name `after`."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(portfolios)
+                .where(portfolios.c.siren == siren, portfolios.c.name > after)
+                .order_by(portfolios.c.name)
+                .limit(limit)
+            ).all()
+            found = []
+            for row in rows:
+                sirets = connection.execute(
+                    select(portfolio_establishments.c.siret)
+                    .where(portfolio_establishments.c.portfolio_id == row.id)
+                    .order_by(portfolio_establishments.c.siret)
+                ).scalars()
+                services = connection.execute(
+                    select(portfolio_services.c.service)
+                    .where(portfolio_services.c.portfolio_id == row.id)
+                    .order_by(portfolio_services.c.service)
+                ).scalars()
+                found.append(Portfolio(row.name, row.kind, list(sirets), list(services)))
+        return found
+
+    # -- habilitations ---------------------------------------------------------------------
+
+    def _held(self, connection: Connection, declarant_id: int) -> list[tuple[str, str]]:
+        return [
+            (r.siret, r.service)
+            for r in connection.execute(
+                select(habilitations.c.siret, habilitations.c.service).where(
+                    habilitations.c.declarant_id == declarant_id
+                )
+            )
+        ]
+
+    def grant(self, author_id: int, declarant_id: int, siret: str, service: str) -> bool:
+        """Grants a habilitation; False when it was already held."""
+        with self.engine.begin() as connection:
+            author = self._admin(connection, author_id)
+            target = self._member(connection, author, declarant_id)
+            if target.status != ACTIVE:
+                raise HabilitationRefused(
+                    "ACCOUNT_INACTIVE", f"account {declarant_id} is {target.status.lower()}"
+                )
+            if service not in SERVICES:
+                raise HabilitationRefused("UNKNOWN_SERVICE", f"no service {service!r}")
+            offered = connection.execute(
+                select(func.count())
+                .select_from(
+                    portfolio_establishments.join(
+                        portfolio_services,
+                        portfolio_services.c.portfolio_id
+                        == portfolio_establishments.c.portfolio_id,
+                    ).join(portfolios, portfolios.c.id == portfolio_establishments.c.portfolio_id)
+                )
+                .where(
+                    portfolios.c.siren == author.siren,
+                    portfolio_establishments.c.siret == siret,
+                    portfolio_services.c.service == service,
+                )
+            ).scalar()
+            if not offered:
+                raise HabilitationRefused(
+                    "NOT_IN_A_PORTFOLIO",
+                    f"{siret} is in no portfolio of the company with the service {service}",
+                )
+            if (siret, service) in set(self._held(connection, declarant_id)):
+                return False
+            connection.execute(
+                insert(habilitations).values(
+                    declarant_id=declarant_id,
+                    siret=siret,
+                    service=service,
+                    granted_by=author_id,
+                    granted_at=now_ms(),
+                )
+            )
+            self._act(
+                connection,
+                author.siren,
+                f"declarant:{author_id}",
+                "GRANT",
+                f"account:{declarant_id}",
+                detail=f"{service} {siret}",
+            )
+        return True
+
+    def revoke(self, author_id: int, declarant_id: int, siret: str, service: str) -> bool:
+        """Revokes a habilitation; False when it was not held."""
+        with self.engine.begin() as connection:
+            author = self._admin(connection, author_id)
+            self._member(connection, author, declarant_id)
+            done = connection.execute(
+                delete(habilitations).where(
+                    habilitations.c.declarant_id == declarant_id,
+                    habilitations.c.siret == siret,
+                    habilitations.c.service == service,
+                )
+            ).rowcount
+            if done:
+                self._act(
+                    connection,
+                    author.siren,
+                    f"declarant:{author_id}",
+                    "REVOKE",
+                    f"account:{declarant_id}",
+                    detail=f"{service} {siret}",
+                )
+        return bool(done)
+
+    def habilitations_of(self, declarant_id: int) -> list[Habilitation]:
+        """The declarant's habilitations."""
+        with self.engine.connect() as connection:
+            return [
+                Habilitation(declarant_id, s, v)
+                for s, v in sorted(self._held(connection, declarant_id))
+            ]
+
+    def company_habilitations(
+        self,
+        siren: str,
+        limit: int | None = None,
+        after: tuple[int, str, str] = (0, "", ""),
+        declarant_id: int = 0,
+    ) -> list[Habilitation]:
+        """Habilitations of the company's accounts (or of one), by account, SIRET and service,
+        after the key `after`."""
+        key = tuple_(habilitations.c.declarant_id, habilitations.c.siret, habilitations.c.service)
+        query = (
+            select(habilitations.c.declarant_id, habilitations.c.siret, habilitations.c.service)
+            .join(declarants, declarants.c.id == habilitations.c.declarant_id)
+            .where(declarants.c.siret.startswith(siren), key > tuple_(*after))
+            .order_by(habilitations.c.declarant_id, habilitations.c.siret, habilitations.c.service)
+            .limit(limit)
+        )
+        if declarant_id:
+            query = query.where(habilitations.c.declarant_id == declarant_id)
+        with self.engine.connect() as connection:
+            return [Habilitation(r.declarant_id, r.siret, r.service)
+                    for r in connection.execute(query)]  # fmt: skip
+
+    def accounts_of(self, siren: str, limit: int | None = None, after: int = 0) -> list[Account]:
+        """The company's accounts by id, after the id `after`."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(declarants.c.id, declarants.c.siret, declarants.c.role,
+                       declarants.c.status)
+                .where(declarants.c.siret.startswith(siren), declarants.c.id > after)
+                .order_by(declarants.c.id)
+                .limit(limit)
+            )  # fmt: skip
+            return [Account(r.id, r.siret, r.role, r.status) for r in rows]
+
+    def acts(self, siren: str, limit: int = 1000, after: int = 0) -> list[AdminAct]:
+        """The company's administrative acts, oldest first, after the act id `after`."""
+        with self.engine.connect() as connection:
+            return [
+                AdminAct(r.id, r.author, r.act, r.target, r.detail, r.at)
+                for r in connection.execute(
+                    select(admin_acts)
+                    .where(admin_acts.c.siren == siren, admin_acts.c.id > after)
+                    .order_by(admin_acts.c.id)
+                    .limit(limit)
+                )
+            ]

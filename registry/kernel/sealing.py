@@ -1,0 +1,174 @@
+"""Sealing at rest with AES-256-GCM, the one place it is written: values (a row's payload, a
+NIR) and files (deposited DSNs and the shares routed from them hold NIRs and names, so they never
+touch the disk in clear).
+
+A sealed value is a random 12-byte nonce, then the ciphertext with its tag; its associated data
+binds it to its place (a return's id, a NIR's row), so it cannot be moved unnoticed.
+
+A sealed file is MAGIC, then chunks of at most CHUNK_BYTES of plaintext, each written as its
+ciphertext length (4 bytes, big-endian), a random 12-byte nonce and the ciphertext with its tag.
+Each chunk's associated data binds the file's name, the chunk's index and whether it is the
+last, so chunks cannot be swapped, reordered, moved to another file or cut off unnoticed.
+A writer writes to NAME.part and renames on close: a file either is whole or is not there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+MAGIC = b"IOPSEAL1"
+CHUNK_BYTES = 1 << 20
+_LENGTH = struct.Struct(">I")
+
+
+NONCE_BYTES = 12
+
+
+class SealError(ValueError):
+    """A sealed file was altered, cut, or sealed with another key."""
+
+
+def seal(aead: AESGCM, plain: bytes, associated: bytes) -> bytes:
+    """`plain` sealed under a fresh random nonce, bound to `associated`: nonce || ciphertext."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + aead.encrypt(nonce, plain, associated)
+
+
+def unseal(aead: AESGCM, sealed: bytes, associated: bytes) -> bytes:
+    """The plaintext of a sealed value; raises cryptography's InvalidTag when it was altered,
+    moved (other associated data) or sealed under another key."""
+    return aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
+
+
+def _associated(name: str, index: int, last: bool) -> bytes:
+    return name.encode() + b"\0" + index.to_bytes(8, "big") + (b"\1" if last else b"\0")
+
+
+class SealedWriter:
+    """Writes a sealed file; `sha256` and `size` describe the plaintext written."""
+
+    def __init__(self, path: Path, key: bytes) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".part")
+        self.aead = AESGCM(key)
+        self.name = path.name
+        self.buffer = bytearray()
+        self.index = 0
+        self.size = 0
+        self.hash = hashlib.sha256()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.out = self.partial.open("wb")
+        self.out.write(MAGIC)
+
+    def write(self, data: bytes) -> int:
+        """Appends plaintext."""
+        self.buffer += data
+        self.size += len(data)
+        self.hash.update(data)
+        while len(self.buffer) > CHUNK_BYTES:
+            self._seal(bytes(self.buffer[:CHUNK_BYTES]), last=False)
+            del self.buffer[:CHUNK_BYTES]
+        return len(data)
+
+    def _seal(self, plain: bytes, last: bool) -> None:
+        sealed = seal(self.aead, plain, _associated(self.name, self.index, last))
+        self.out.write(_LENGTH.pack(len(sealed) - NONCE_BYTES) + sealed)
+        self.index += 1
+
+    @property
+    def sha256(self) -> bytes:
+        """SHA-256 of the plaintext written so far."""
+        return self.hash.digest()
+
+    def close(self) -> None:
+        """Seals the last chunk and puts the file in place."""
+        self._seal(bytes(self.buffer), last=True)
+        self.buffer.clear()
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        self.partial.replace(self.path)
+
+    def discard(self) -> None:
+        """Drops what was written."""
+        self.out.close()
+        self.partial.unlink(missing_ok=True)
+
+    def __enter__(self) -> SealedWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.discard()
+
+
+def read_sealed(path: Path, key: bytes) -> Iterator[bytes]:
+    """The plaintext of a sealed file, chunk by chunk; raises SealError at the first chunk that
+    does not open, or if the file ends before its last chunk."""
+    aead = AESGCM(key)
+    with path.open("rb") as stream:
+        if stream.read(len(MAGIC)) != MAGIC:
+            raise SealError(f"{path.name} is not a sealed file")
+        index = 0
+        while True:
+            header = stream.read(_LENGTH.size)
+            if len(header) < _LENGTH.size:
+                raise SealError(f"{path.name} ends before its last chunk")
+            (length,) = _LENGTH.unpack(header)
+            if length > CHUNK_BYTES + 16:
+                raise SealError(f"{path.name}: chunk {index} is too long")
+            sealed = stream.read(NONCE_BYTES + length)
+            for last in (False, True):
+                try:
+                    plain = unseal(aead, sealed, _associated(path.name, index, last))
+                except InvalidTag:
+                    continue
+                yield plain
+                if last:
+                    return
+                break
+            else:
+                raise SealError(f"{path.name}: chunk {index} was altered or has another key")
+            index += 1
+
+
+def sealed_lines(path: Path, key: bytes) -> Iterator[bytes]:
+    """The plaintext of a sealed file, line by line (each with its end of line)."""
+    rest = b""
+    for chunk in read_sealed(path, key):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line + b"\n"
+    if rest:
+        yield rest
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The 32-byte data key in `path`, created (mode 0600) when absent."""
+    if path.exists():
+        key = path.read_bytes()
+        if len(key) != 32:
+            raise SealError(f"{path} does not hold a 32-byte key")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = AESGCM.generate_key(bit_length=256)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(key)
+    return key

@@ -1,0 +1,1 @@
+"""Nomenclatures: versioned reference tables."""

@@ -1,0 +1,1 @@
+"""Notifications: subscriptions, contacts, templates, sending, the outbox and acknowledgements."""

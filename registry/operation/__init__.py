@@ -1,0 +1,1 @@
+"""Long-running operations: state, progress, result and error."""

@@ -1,0 +1,149 @@
+"""Storage of long-running operations: their state, progress, result and error.
+
+Results and errors are kept as opaque bytes (serialized protobuf messages chosen by the server),
+so this layer knows nothing of the contracts.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from registry.operation.schema import operations
+
+
+class OperationState(enum.IntEnum):
+    """Where an operation stands; the numbers are those of interops.operation.v1."""
+
+    PENDING = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRecord:
+    """One operation as stored."""
+
+    id: str
+    kind: str
+    state: OperationState
+    done_units: int
+    total_units: int
+    unit: str
+    result: bytes | None
+    error: bytes | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def done(self) -> bool:
+        """True once the operation succeeded or failed."""
+        return self.state in (OperationState.SUCCEEDED, OperationState.FAILED)
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time stored here is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _record(row: tuple[object, ...]) -> OperationRecord:
+    (id_, kind, state, done, total, unit, result, error, created, updated) = row
+    assert isinstance(created, datetime) and isinstance(updated, datetime)
+    return OperationRecord(
+        str(id_), str(kind), OperationState(int(str(state))),
+        int(str(done)), int(str(total)), str(unit),
+        result if isinstance(result, bytes) else None,
+        error if isinstance(error, bytes) else None,
+        _utc(created), _utc(updated),
+    )  # fmt: skip
+
+
+_COLUMNS = [
+    operations.c[name]
+    for name in (
+        "id", "kind", "state", "done_units", "total_units", "unit", "result", "error",
+        "created_at", "updated_at",
+    )
+]  # fmt: skip
+
+
+class OperationStore:
+    """Operations in the database, shared by every replica of the server."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(
+        self, kind: str, unit: str, total_units: int, request_id: str = ""
+    ) -> tuple[OperationRecord, bool]:
+        """Creates a PENDING operation; returns it and True, or the one of the same request id
+        and False."""
+        request_key = f"{kind}:{request_id}" if request_id else None
+        now = datetime.now(UTC)
+        values = {
+            "id": uuid.uuid4().hex, "kind": kind, "state": OperationState.PENDING,
+            "done_units": 0, "total_units": total_units, "unit": unit,
+            "request_key": request_key, "created_at": now, "updated_at": now,
+        }  # fmt: skip
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(operations).values(values))
+        except IntegrityError:
+            if request_key is None:
+                raise
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    select(*_COLUMNS).where(operations.c.request_key == request_key)
+                ).one()
+            return _record(tuple(row)), False
+        found = self.get(str(values["id"]))
+        assert found is not None
+        return found, True
+
+    def get(self, operation_id: str) -> OperationRecord | None:
+        """The operation with this id, or None."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(*_COLUMNS).where(operations.c.id == operation_id)
+            ).first()
+        return _record(tuple(row)) if row is not None else None
+
+    def progress(self, operation_id: str, done_units: int) -> None:
+        """Records progress of a running operation."""
+        self._set(operation_id, state=OperationState.RUNNING, done_units=done_units)
+
+    def succeed(self, operation_id: str, result: bytes, done_units: int) -> None:
+        """Marks the operation SUCCEEDED with its serialized result."""
+        self._set(
+            operation_id, state=OperationState.SUCCEEDED, result=result, done_units=done_units
+        )
+
+    def fail(self, operation_id: str, error: bytes) -> None:
+        """Marks the operation FAILED with its serialized error."""
+        self._set(operation_id, state=OperationState.FAILED, error=error)
+
+    def unfinished(self, kind: str) -> list[OperationRecord]:
+        """Operations of a kind still PENDING or RUNNING: after a restart, those a crash
+        interrupted."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(*_COLUMNS).where(
+                    operations.c.kind == kind,
+                    operations.c.state.in_([OperationState.PENDING, OperationState.RUNNING]),
+                )
+            ).all()
+        return [_record(tuple(row)) for row in rows]
+
+    def _set(self, operation_id: str, **values: object) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(operations)
+                .where(operations.c.id == operation_id)
+                .values(updated_at=datetime.now(UTC), **values)
+            )

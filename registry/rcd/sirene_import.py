@@ -1,0 +1,233 @@
+"""Bulk import of a Sirene stock file into the RCD, in atomic batches of idempotent upserts.
+
+Each batch is one transaction: it is applied whole or not at all, so an interrupted import leaves
+only complete batches behind, and running the same file again applies nothing twice (unchanged
+rows are left alone). Rejected lines are reported with their line number and reason and never stop
+the file.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from registry.rcd.records import CompanyRecord, EstablishmentRecord
+from registry.rcd.sirene_stock import Rejection, StockKind, read_stock
+from registry.rcd.store import PreparedRows, RcdStore, prepare_rows
+
+MAX_LISTED_REJECTIONS = 1000
+DEFAULT_BATCH_SIZE = 5000
+# From this size on, lines are parsed in worker processes while this one writes: parsing is
+# pure Python and the slowest part. Smaller files are not worth starting the workers.
+PARALLEL_FROM_BYTES = 32 * 1024 * 1024
+
+
+class ImportInterrupted(RuntimeError):
+    """The import was asked to stop; the batches applied so far are kept."""
+
+
+@dataclass
+class ImportOutcome:
+    """Counts of an import so far, and its first rejected lines."""
+
+    kind: StockKind
+    lines_read: int = 0
+    lines_applied: int = 0
+    lines_changed: int = 0
+    lines_rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def reject(self, rejection: Rejection) -> None:
+        """Counts a rejected line, keeping the first ones for the report."""
+        self.lines_rejected += 1
+        if len(self.rejections) < MAX_LISTED_REJECTIONS:
+            self.rejections.append(rejection)
+
+
+def _committed(
+    outcome: ImportOutcome,
+    changed: int,
+    applied: int,
+    position: int,
+    *,
+    on_batch: Callable[[int, ImportOutcome], None] | None,
+    should_stop: Callable[[], bool],
+) -> None:
+    """Counts a committed batch, reports progress, and stops here if asked to."""
+    outcome.lines_changed += changed
+    outcome.lines_applied += applied
+    if on_batch is not None:
+        on_batch(position, outcome)
+    if should_stop():
+        raise ImportInterrupted("the import was stopped; the batches applied are kept")
+
+
+def _decoded(raw: Iterable[bytes], unreadable: dict[int, str]) -> Iterator[str]:
+    # Decoding line by line lets one bad byte reject its line, not the file. A NUL character
+    # cannot be stored in a text column of PostgreSQL.
+    for number, read in enumerate(raw, start=1):
+        line = read
+        if b"\0" in line:
+            unreadable[number] = "the line holds a NUL character"
+            line = line.replace(b"\0", b"")
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError:
+            unreadable[number] = "the line is not valid UTF-8"
+            yield line.decode("utf-8", "replace")
+
+
+def import_stock(
+    engine: Engine,
+    path: Path,
+    *,
+    expected: StockKind | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: Callable[[int, ImportOutcome], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    workers: int | None = None,
+) -> ImportOutcome:
+    """Imports a stock file; calls on_batch(bytes read, outcome) after each committed batch.
+
+    Raises StockFormatError before applying anything when the file is not a stock file, and
+    ImportInterrupted between batches once should_stop() is true. `workers` parse processes
+    are used (by default: two for a large file on a machine with several cores, none
+    otherwise); with workers, a CSV record must fit on one line, as in INSEE's files (a record
+    split across lines is rejected, never half-read).
+    """
+    if workers is None:
+        large = path.stat().st_size >= PARALLEL_FROM_BYTES
+        workers = 2 if large and (multiprocessing.cpu_count() or 1) > 1 else 0
+    if workers:
+        return _import_in_parallel(
+            engine, path, expected=expected, batch_size=batch_size, on_batch=on_batch,
+            should_stop=should_stop, workers=workers,
+        )  # fmt: skip
+    return _import_here(
+        engine, path, expected=expected, batch_size=batch_size, on_batch=on_batch,
+        should_stop=should_stop,
+    )  # fmt: skip
+
+
+def _import_here(
+    engine: Engine,
+    path: Path,
+    *,
+    expected: StockKind | None,
+    batch_size: int,
+    on_batch: Callable[[int, ImportOutcome], None] | None,
+    should_stop: Callable[[], bool],
+) -> ImportOutcome:
+    store = RcdStore(engine)
+    unreadable: dict[int, str] = {}
+    with path.open("rb") as raw:
+        kind, lines = read_stock(_decoded(raw, unreadable), expected)
+        outcome = ImportOutcome(kind)
+        batch: list[CompanyRecord | EstablishmentRecord] = []
+
+        def flush() -> None:
+            changed, applied = store.upsert(batch), len(batch)
+            batch.clear()
+            _committed(
+                outcome, changed, applied, raw.tell(), on_batch=on_batch, should_stop=should_stop
+            )
+
+        for line_number, item in lines:
+            outcome.lines_read += 1
+            if line_number in unreadable:
+                outcome.reject(Rejection(line_number, unreadable.pop(line_number)))
+            elif isinstance(item, Rejection):
+                outcome.reject(item)
+            else:
+                batch.append(item)
+                if len(batch) >= batch_size:
+                    flush()
+        flush()
+    return outcome
+
+
+ParsedChunk = tuple[PreparedRows, list[Rejection], int]
+
+
+def parse_chunk(
+    header: str, kind: str, first_line: int, raw_lines: list[bytes], *, dialect: str
+) -> ParsedChunk:
+    """In a worker: the rows, rejections and count of lines read of a chunk of data lines,
+    the first of which is line `first_line` of the file, prepared for a database of `dialect`."""
+    unreadable: dict[int, str] = {}
+    text = list(_decoded(raw_lines, unreadable))  # numbers from 1 within the chunk
+    _, items = read_stock([header, *text], StockKind(kind))
+    records: list[CompanyRecord | EstablishmentRecord] = []
+    rejections: list[Rejection] = []
+    read = 0
+    for number, item in items:  # the header is line 1, the chunk's first line is 2
+        read += 1
+        line = first_line + number - 2
+        if number - 1 in unreadable:
+            rejections.append(Rejection(line, unreadable[number - 1]))
+        elif isinstance(item, Rejection):
+            rejections.append(Rejection(line, item.reason))
+        else:
+            records.append(item)
+    return prepare_rows(records, dialect), rejections, read
+
+
+def _import_in_parallel(
+    engine: Engine,
+    path: Path,
+    *,
+    expected: StockKind | None,
+    batch_size: int,
+    on_batch: Callable[[int, ImportOutcome], None] | None,
+    should_stop: Callable[[], bool],
+    workers: int,
+) -> ImportOutcome:
+    store = RcdStore(engine)
+    with path.open("rb") as raw:
+        header = raw.readline().decode("utf-8", "replace")
+        kind, _ = read_stock([header], expected)
+        outcome = ImportOutcome(kind)
+        # "spawn": the import may run inside the gRPC server, which must not be forked.
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        pending: deque[tuple[Future[ParsedChunk], int]] = deque()
+
+        def apply_oldest() -> None:
+            parsed, position = pending.popleft()
+            parsed_rows, rejections, read = parsed.result()
+            outcome.lines_read += read
+            for rejection in rejections:
+                outcome.reject(rejection)
+            changed, applied = store.upsert_prepared(parsed_rows), len(parsed_rows)
+            _committed(
+                outcome, changed, applied, position, on_batch=on_batch, should_stop=should_stop
+            )
+
+        def submit(chunk: list[bytes], first_line: int) -> None:
+            future = pool.submit(
+                parse_chunk, header, kind.value, first_line, chunk, dialect=engine.dialect.name
+            )
+            pending.append((future, raw.tell()))
+
+        try:
+            first_line, chunk = 2, []
+            for line in raw:
+                chunk.append(line)
+                if len(chunk) >= batch_size:
+                    submit(chunk, first_line)
+                    first_line, chunk = first_line + len(chunk), []
+                    while len(pending) > 2 * workers:  # bounded read-ahead
+                        apply_oldest()
+            if chunk:
+                submit(chunk, first_line)
+            while pending:
+                apply_oldest()
+        finally:
+            pool.shutdown(cancel_futures=True)
+    return outcome

@@ -1,0 +1,1 @@
+"""interops.audit.v1 and the node's audit journal of every exchange."""

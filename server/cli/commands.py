@@ -1,0 +1,96 @@
+"""The server side of the `interops` command line: `serve` and `db upgrade`.
+
+The CLI in clients/ finds `register` through the "interops.commands" entry point, so that the
+client package never imports the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from registry.kernel.database import current_revision, open_engine, upgrade
+from server.cli.audit_commands import register as register_audit_commands
+from server.cli.demo_data import FIRM_SIRET, LA_POSTE_SIRET, load_demo_data
+from server.cli.demo_trust import ORGANISMS, load_demo_trust
+from server.cli.directory_commands import register as register_directory_commands
+from server.cli.relations_commands import register as register_relations_commands
+from server.config import ConfigError, Settings
+from server.node import PUBLIC_SERVICES, Node
+from server.web.app import WebServer
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds `serve` and `db` to the CLI."""
+    serve = commands.add_parser("serve", help="run the backbone node (gRPC)")
+    serve.add_argument(
+        "--demo-data", action="store_true", help="load a small synthetic registry if it is empty"
+    )
+    serve.set_defaults(handler=_serve)
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser(
+        "upgrade", help="migrate the schema to the newest revision"
+    ).set_defaults(handler=_db_upgrade)
+    register_directory_commands(commands)
+    register_audit_commands(commands)
+    register_relations_commands(commands)
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        sys.exit(f"configuration error: {error}")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    asyncio.run(_run(_settings(), demo_data=args.demo_data))
+    return 0
+
+
+async def _run(settings: Settings, *, demo_data: bool) -> None:
+    node = Node(settings)
+    await node.start()
+    if demo_data:
+        keys_dir = settings.data_dir / "demo-keys"
+        if await asyncio.to_thread(load_demo_data, node.engine):
+            print(f"demo data: companies and establishments, e.g. {FIRM_SIRET}, {LA_POSTE_SIRET}")
+        if await asyncio.to_thread(load_demo_trust, node.engine, keys_dir):
+            print(f"demo data: organisms {', '.join(ORGANISMS)}, keys in {keys_dir}; see README")
+    print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
+    web = None
+    if settings.http_address:
+        web = WebServer(settings, node.port, frozenset(PUBLIC_SERVICES),
+                        tracer_provider=node.tracer_provider)  # fmt: skip
+        try:
+            web_port = await web.start()
+        except OSError:
+            await node.stop()
+            raise
+        scheme = "https" if settings.http_tls_cert else "http"
+        host = settings.http_address.rpartition(":")[0]
+        print(f"interops: web adapter on {scheme}://{host}:{web_port}", flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    print("interops: draining in-flight calls", flush=True)
+    # Both drain at once, within the one grace period (the adapter's calls are the node's).
+    await asyncio.gather(*([web.stop()] if web is not None else []), node.stop())
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    engine = open_engine(_settings().effective_database_url)
+    upgrade(engine)
+    print(f"database at revision {current_revision(engine)}")
+    engine.dispose()
+    return 0

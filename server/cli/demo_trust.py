@@ -1,0 +1,90 @@
+"""Demo identities for a newcomer's first run: the organisms with keys on disk, a declarant of
+the accounting firm whose sign-in the README gives, managing three client companies, and the
+firm's first administrator (Primo AD) with a client portfolio."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from registry.habilitation.store import HabilitationRefused, HabilitationStore
+from registry.rcd.sirene_synth import siren_at, siret_of
+from registry.trust.declarant_store import DeclarantStore
+from registry.trust.directory_store import DirectoryError, DirectoryStore
+from server.cli.demo_data import FIRM_SIREN, FIRM_SIRET
+from server.token.trust import node_key
+from token_suite.keys import public_bytes
+
+# The README quotes these.
+DECLARANT = (FIRM_SIRET, "Martin", "Camille")
+ADMINISTRATOR = (FIRM_SIRET, "Durand", "Claire")
+PARTNER = ("PARTNER-DEMO", "Site partenaire de démonstration", "http://127.0.0.1:8090")
+DECLARANT_PASSWORD = "interops-demo"  # noqa: S105 -- demo data, printed in the README
+CLIENT_SIRENS = tuple(siren_at(index) for index in (1, 2, 4))
+DSN = "dsn.deliveries"
+# The routing rules in registry/dsn/routing_rules/ name the same codes.
+ORGANISMS = {
+    "URSSAF": ("Urssaf Île-de-France", "URSSAF", ("registry.read", "registry.import", DSN)),
+    "CNAV": ("Caisse nationale d'assurance vieillesse", "CNAV", ("registry.read",)),
+    "DGFIP": ("Direction générale des finances publiques", "DGFIP", (DSN,)),
+    "AGIRC-ARRCO": ("Agirc-Arrco", "AGIRC_ARRCO", (DSN,)),
+    "PREVOYANCE": ("Prévoyance exemple (organisme complémentaire)", "OC", (DSN,)),
+    "FRANCE-TRAVAIL": ("France Travail", "FRANCE_TRAVAIL", (DSN,)),
+    "CNAM": ("Caisse nationale de l'assurance maladie", "CNAM", (DSN,)),
+}
+
+log = logging.getLogger("interops.demo")
+
+
+def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
+    """Adds the demo organisms (keys in `keys_dir`), their rights and the declarant, each unless
+    present; True if anything was added."""
+    directory = DirectoryStore(engine)
+    declarants = DeclarantStore(engine)
+    added = False
+    for code, (name, kind, rights) in ORGANISMS.items():
+        key = node_key(keys_dir / f"{code}.pem")
+        with contextlib.suppress(DirectoryError):
+            directory.add_organism(code, name, kind, [f"grpc://{code.lower()}.example:443"])
+            added = True
+        held = directory.grants_of(code)
+        for right in rights:
+            if right not in held:
+                directory.grant(code, right)
+                added = True
+        with contextlib.suppress(DirectoryError):
+            directory.add_key(code, public_bytes(key), valid_from=0)
+    if not declarants.exists(*DECLARANT):
+        perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
+                     for right in ("registry.read", "dsn.deposit", "notify.read")]  # fmt: skip
+        declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter)
+        added = True
+    with contextlib.suppress(DirectoryError):  # `interops partner-demo` is this site
+        directory.add_organism(PARTNER[0], PARTNER[1], "PARTNER_SITE", [PARTNER[2]])
+        added = True
+    added = _demo_administrator(engine) or added
+    if added:
+        log.info("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
+                 ", ".join(ORGANISMS), keys_dir, FIRM_SIRET)  # fmt: skip
+    return added
+
+
+def _demo_administrator(engine: Engine) -> bool:
+    """The firm's Primo AD, with a portfolio of the client companies' head offices offering
+    ATMP; True if it was added."""
+    store = HabilitationStore(engine)
+    try:
+        admin = store.register_company(
+            FIRM_SIRET, ADMINISTRATOR[1:], DECLARANT_PASSWORD, request_id="demo-admin"
+        )
+    except HabilitationRefused:  # registered already, or the firm is not in the registry
+        return False
+    with contextlib.suppress(HabilitationRefused):
+        store.create_portfolio(admin, "Clients", request_id="demo-portfolio")
+        heads = tuple(siret_of(siren, 1) for siren in CLIENT_SIRENS)
+        store.change_portfolio(admin, "Clients", add=True, sirets=heads,
+                               services=("ATMP", "DUCS"))  # fmt: skip
+    return True

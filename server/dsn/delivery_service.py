@@ -1,0 +1,197 @@
+"""interops.dsn.v1.DeliveryService: organisms fetch their shares of deposits, acknowledge them
+with signed receipts and post their CRMs.
+
+The organism is the token chain's subject ("organism:CODE"); it sees only its own deliveries and
+posts returns only for deposits delivered to it, with the CRM codes of its kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator
+
+from interops.dsn.v1 import dsn_pb2 as pb
+from interops.dsn.v1 import dsn_pb2_grpc
+from interops.token.v1 import token_pb2
+from opentelemetry.trace import Tracer
+
+from clients.tracing import context_of, traceparent
+from registry.dsn.deposit_store import DeliveryRecord, DepositStore, delivery_id
+from registry.kernel.sealing import read_sealed
+from server.audit.journal import note
+from server.dsn.messages import delivery_message, return_message, return_payload
+from server.dsn.pipeline import DepositFiles
+from server.notify.topic_notices import NoticeTemplate, TopicNotices
+from server.rpc.auth_interceptor import current_principal
+from server.rpc.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from server.rpc.handler_wrapping import Context
+from server.token.trust import NodeTrust
+from token_suite.receipts import receipt_valid
+
+DELIVERY_RIGHT = "dsn.deliveries"
+DEFAULT_LEASE_SECONDS = 300
+MIN_LEASE_SECONDS = 10
+DEFAULT_BATCH = 10
+# The Net-CRM codes each kind of organism posts.
+CRM_CODES = {
+    token_pb2.ORGANISM_KIND_CNAM: ("30", "31"),
+    token_pb2.ORGANISM_KIND_FRANCE_TRAVAIL: ("40", "41"),
+    token_pb2.ORGANISM_KIND_OC: ("50", "51"),
+    token_pb2.ORGANISM_KIND_URSSAF: ("60", "61", "62"),
+    token_pb2.ORGANISM_KIND_AGIRC_ARRCO: ("70", "71"),
+    token_pb2.ORGANISM_KIND_DGFIP: ("92", "94"),
+}
+
+
+# The notice the declared companies receive when an organism posts a CRM about their deposit.
+CRM_NOTICE = NoticeTemplate(
+    "crm-posted",
+    "CRM",
+    "Compte rendu {code} de {organism}",
+    "{organism} a publié le compte rendu métier {code} sur la déclaration {deposit} "
+    "(période {month}). Il est consultable dans vos retours.",
+)
+
+
+def caller_organism() -> str:
+    """The calling organism's code; refuses a chain whose subject is not an organism."""
+    subject = current_principal().subject
+    kind, _, code = subject.partition(":")
+    if kind != "organism" or not code:
+        raise PermissionDenied("NOT_AN_ORGANISM", "deliveries are for organisms' systems")
+    return code
+
+
+class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
+    """Serves the outbox to the organisms."""
+
+    def __init__(
+        self, store: DepositStore, files: DepositFiles, trust: NodeTrust, poll_seconds: float,
+        tracer: Tracer, *, notices: TopicNotices,
+    ) -> None:  # fmt: skip
+        self.tracer = tracer
+        self.notices = notices
+        self.store = store
+        self.files = files
+        self.trust = trust
+        self.poll_seconds = poll_seconds
+
+    def _handed(self, record: DeliveryRecord) -> pb.Delivery:
+        """The delivery as handed over: a span in the deposit's trace marks it, and the
+        organism continues that trace from it."""
+        attributes = {
+            "interops.deposit_id": record.deposit_id,
+            "interops.organism": record.organism,
+            "interops.delivery_id": record.id,
+        }
+        with self.tracer.start_as_current_span(
+            "dsn.deliver", context_of(record.trace_parent), attributes=attributes
+        ):
+            return delivery_message(record, traceparent())
+
+    @staticmethod
+    def _lease_ms(seconds: int) -> int:
+        return max(seconds or DEFAULT_LEASE_SECONDS, MIN_LEASE_SECONDS) * 1000
+
+    async def FetchDeliveries(
+        self, request: pb.FetchDeliveriesRequest, context: Context
+    ) -> pb.FetchDeliveriesResponse:
+        organism = caller_organism()
+        leased = await asyncio.to_thread(
+            self.store.lease, organism, request.max_deliveries or DEFAULT_BATCH,
+            self._lease_ms(request.lease_seconds),
+        )  # fmt: skip
+        return pb.FetchDeliveriesResponse(deliveries=[self._handed(d) for d in leased])
+
+    async def StreamDeliveries(
+        self, request: pb.StreamDeliveriesRequest, context: Context
+    ) -> AsyncIterator[pb.StreamDeliveriesResponse]:
+        organism = caller_organism()
+        lease_ms = self._lease_ms(request.lease_seconds)
+        while True:
+            leased = await asyncio.to_thread(self.store.lease, organism, 1, lease_ms)
+            if leased:
+                yield pb.StreamDeliveriesResponse(delivery=self._handed(leased[0]))
+            else:
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _own(self, delivery: str) -> DeliveryRecord:
+        organism = caller_organism()
+        record = await asyncio.to_thread(self.store.delivery, delivery)
+        if record is None or record.organism != organism:
+            raise NotFound("DELIVERY_NOT_FOUND", f"no delivery {delivery} for {organism}")
+        note(resource=f"delivery:{record.id}")
+        return record
+
+    async def DownloadDelivery(
+        self, request: pb.DownloadDeliveryRequest, context: Context
+    ) -> AsyncIterator[pb.DownloadDeliveryResponse]:
+        record = await self._own(request.id)
+        chunks = read_sealed(self.files.share(record.id), self.files.key)
+        while True:
+            chunk = await asyncio.to_thread(next, chunks, None)
+            if chunk is None:
+                return
+            if chunk:
+                yield pb.DownloadDeliveryResponse(chunk=chunk)
+
+    async def AcknowledgeDelivery(
+        self, request: pb.AcknowledgeDeliveryRequest, context: Context
+    ) -> pb.AcknowledgeDeliveryResponse:
+        record = await self._own(request.id)
+        key = self.trust.keys.key(request.key_id)
+        if key is None or key.organism != record.organism:
+            raise PermissionDenied(
+                "UNKNOWN_RECEIPT_KEY", f"{request.key_id} is not a key of {record.organism}"
+            )
+        if not key.signs_at(time.time(), 0) or not receipt_valid(
+            key.public, record.id, record.sha256, request.signature
+        ):
+            raise InvalidArgument(
+                "BAD_RECEIPT",
+                "the receipt is not a signature of this delivery's id and SHA-256 by that key",
+                violations=[FieldViolation("signature", "does not verify")],
+            )
+        acknowledged = await asyncio.to_thread(
+            self.store.acknowledge, record.id, request.key_id, request.signature
+        )
+        return pb.AcknowledgeDeliveryResponse(delivery=delivery_message(acknowledged))
+
+    async def PostReturn(
+        self, request: pb.PostReturnRequest, context: Context
+    ) -> pb.PostReturnResponse:
+        organism = caller_organism()
+        delivered = await asyncio.to_thread(
+            self.store.delivery, delivery_id(request.deposit_id, organism)
+        )
+        if delivered is None:
+            raise NotFound(
+                "DEPOSIT_NOT_DELIVERED", f"deposit {request.deposit_id} was not delivered to you"
+            )
+        known = self.trust.keys.organism(organism)
+        allowed = CRM_CODES.get(known.kind, ()) if known is not None else ()
+        if request.code not in allowed:
+            raise InvalidArgument(
+                "CRM_CODE_NOT_YOURS",
+                f"{organism} posts CRM codes {', '.join(allowed) or '(none)'}, not {request.code}",
+                violations=[FieldViolation("code", "not a code of this kind of organism")],
+            )
+        payload = return_payload(request.content, request.content_type, list(request.pas_rates))
+        record, _ = await asyncio.to_thread(
+            functools.partial(
+                self.store.add_return, request.deposit_id, organism, code=request.code,
+                status=int(request.status), request_id=request.request_id or None,
+                payload=payload,
+            )
+        )  # fmt: skip
+        # Sent again with a retried CRM too: the notice's request id makes it once, and a
+        # retry after a failure here still sends it.
+        deposit = await asyncio.to_thread(self.store.get, request.deposit_id)
+        assert deposit is not None
+        values = {"organism": organism, "code": request.code, "deposit": deposit.id,
+                  "month": deposit.month}  # fmt: skip
+        companies = {siret[:9] for siret in deposit.sirets}
+        await self.notices.send(CRM_NOTICE, f"crm-{record.id}", values, companies)
+        return pb.PostReturnResponse(**{"return": return_message(record)})

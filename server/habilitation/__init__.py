@@ -1,0 +1,1 @@
+"""interops.habilitation.v1 and the worker applying bulk habilitation files."""

@@ -1,0 +1,401 @@
+"""interops.habilitation.v1.HabilitationService: administrators, declarants, portfolios and
+habilitations of the caller's company, bulk files as operations, and access decisions.
+
+The caller of a management method is the declarant its chain names ("declarant:<id>"), and the
+chain must hold habilitation.manage over that declarant's whole company; the habilitation rules
+(registry/habilitation/store.py) then check that it is an active administrator. A NIR named in
+CheckAccess is never written to a log, a span or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+from interops.habilitation.v1 import habilitation_pb2 as pb
+from interops.habilitation.v1 import habilitation_pb2_grpc
+
+from registry.habilitation.access_decision import decide
+from registry.habilitation.bulk_file import HEADER, MAX_LINES
+from registry.habilitation.bulk_file import write_lines as export_lines
+from registry.habilitation.declarant_rights import HABILITATION_MANAGE
+from registry.habilitation.store import (
+    ADMIN,
+    CLIENTS_PORTFOLIO,
+    COMPANY_PORTFOLIO,
+    DECLARANT,
+    Account,
+    HabilitationRefused,
+    HabilitationStore,
+)
+from registry.operation.store import OperationStore
+from registry.relations.store import RelationsStore
+from registry.trust.declarant_store import ACTIVE, CANDIDATE, STRUCK_OFF
+from server.audit.journal import note
+from server.habilitation.bulk_worker import KIND as BULK_KIND
+from server.habilitation.bulk_worker import BulkWorker
+from server.notify.topic_notices import NoticeTemplate, TopicNotices
+from server.operation.service import operation_message
+from server.rpc import page_tokens
+from server.rpc.auth_interceptor import current_principal
+from server.rpc.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+)
+from server.rpc.handler_wrapping import Context
+
+MANAGE_RIGHT = HABILITATION_MANAGE
+T = TypeVar("T")
+
+ACTIVATION_LETTER = NoticeTemplate(
+    "administrator-activation-key",
+    "OFFICIAL_LETTER",
+    "Clé d'activation d'un administrateur",
+    "Une demande d'accès administrateur a été faite pour l'établissement {siret} (compte "
+    "{account}). Si vous l'approuvez, remettez au demandeur cette clé d'activation : {key}\n"
+    "Sinon, ignorez ce courrier : le compte restera inactif.",
+)
+# How each rule's refusal is told.
+_REFUSALS: dict[str, type[ServiceError]] = {
+    "NOT_AN_ADMINISTRATOR": PermissionDenied,
+    "NOT_YOUR_COMPANY": PermissionDenied,
+    "BAD_ACTIVATION_KEY": PermissionDenied,
+    "UNKNOWN_DECLARANT": NotFound,
+    "UNKNOWN_PORTFOLIO": NotFound,
+    "ACCOUNT_EXISTS": AlreadyExists,
+    "PORTFOLIO_EXISTS": AlreadyExists,
+    "REQUEST_ID_REUSED": AlreadyExists,
+    "ALREADY_REGISTERED": AlreadyExists,
+    "UNKNOWN_SIRET": InvalidArgument,
+    "UNKNOWN_SERVICE": InvalidArgument,
+    "BAD_SUCCESSOR": InvalidArgument,
+}
+_ROLES = {ADMIN: pb.ROLE_ADMINISTRATOR, DECLARANT: pb.ROLE_DECLARANT}
+_STATUSES = {ACTIVE: pb.ACCOUNT_STATUS_ACTIVE, CANDIDATE: pb.ACCOUNT_STATUS_CANDIDATE,
+             STRUCK_OFF: pb.ACCOUNT_STATUS_STRUCK_OFF}  # fmt: skip
+_KINDS = {COMPANY_PORTFOLIO: pb.PORTFOLIO_KIND_COMPANY,
+          CLIENTS_PORTFOLIO: pb.PORTFOLIO_KIND_CLIENTS}  # fmt: skip
+EXPORT_CHUNK = 64 * 1024
+
+
+async def _ruled(call: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Runs a habilitation rule in a thread; its refusal becomes the matching status."""
+    try:
+        return await asyncio.to_thread(functools.partial(call, *args, **kwargs))
+    except HabilitationRefused as refused:
+        kind = _REFUSALS.get(refused.reason, FailedPrecondition)
+        raise kind(refused.reason, refused.message) from None
+
+
+def _declarant_id() -> int:
+    """The declarant the calling chain names."""
+    subject = current_principal().subject
+    kind, _, number = subject.partition(":")
+    if kind != "declarant" or not number.isdecimal():
+        raise PermissionDenied("NOT_A_DECLARANT", "this call is made by a declarant of the portal")
+    return int(number)
+
+
+def _names(identity: pb.Identity) -> tuple[str, str]:
+    return identity.last_name, identity.first_name
+
+
+class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
+    """Applies the habilitation rules for the caller's company."""
+
+    def __init__(
+        self,
+        store: HabilitationStore,
+        relations: RelationsStore,
+        operations: OperationStore,
+        worker: BulkWorker,
+        notices: TopicNotices,
+    ) -> None:
+        self.store = store
+        self.relations = relations
+        self.operations = operations
+        self.queue = worker.queue
+        self.worker = worker
+        self.notices = notices
+
+    async def _caller(self) -> Account:
+        """The calling account: an active administrator now (not only when its chain was
+        issued), whose chain holds habilitation.manage over its company."""
+        account = await asyncio.to_thread(self.store.account, _declarant_id())
+        if account is None or account.role != ADMIN or account.status != ACTIVE:
+            raise PermissionDenied(
+                "NOT_AN_ADMINISTRATOR", "only an active administrator of the company may do this"
+            )
+        scope = current_principal().grants.get(MANAGE_RIGHT)
+        if scope is None or not (scope.everything or account.siren in scope.sirens):
+            raise PermissionDenied(
+                "MISSING_GRANT", f"this chain does not hold {MANAGE_RIGHT} over the company"
+            )
+        note(resource=f"company:{account.siren}")
+        return account
+
+    # -- accounts (public) -----------------------------------------------------------------
+
+    async def RegisterCompany(
+        self, request: pb.RegisterCompanyRequest, context: Context
+    ) -> pb.RegisterCompanyResponse:
+        identity = request.identity
+        note(resource=f"company:{identity.siret[:9]}")
+        account = await _ruled(self.store.register_company, identity.siret, _names(identity),
+                               identity.password, request.request_id)  # fmt: skip
+        return pb.RegisterCompanyResponse(account_id=account)
+
+    async def ApplyAsAdministrator(
+        self, request: pb.ApplyAsAdministratorRequest, context: Context
+    ) -> pb.ApplyAsAdministratorResponse:
+        identity = request.identity
+        note(resource=f"company:{identity.siret[:9]}")
+        account, key = await _ruled(self.store.apply_as_administrator, identity.siret,
+                                    _names(identity), identity.password,
+                                    request.request_id)  # fmt: skip
+        sent = 0
+        if key:  # a retried request: the letter went the first time
+            values = {"siret": identity.siret, "account": str(account), "key": key}
+            sent = await self.notices.send(ACTIVATION_LETTER, f"activation:{account}", values,
+                                           [identity.siret[:9]])  # fmt: skip
+        return pb.ApplyAsAdministratorResponse(account_id=account, letters_sent=sent)
+
+    async def ActivateAdministrator(
+        self, request: pb.ActivateAdministratorRequest, context: Context
+    ) -> pb.ActivateAdministratorResponse:
+        account = await _ruled(self.store.activate_with_key, request.activation_key)
+        return pb.ActivateAdministratorResponse(account_id=account)
+
+    # -- accounts (administrators) ---------------------------------------------------------
+
+    async def ValidateCandidate(
+        self, request: pb.ValidateCandidateRequest, context: Context
+    ) -> pb.ValidateCandidateResponse:
+        author = await self._caller()
+        await _ruled(self.store.validate_candidate, author.id, request.account_id)
+        return pb.ValidateCandidateResponse()
+
+    async def CreateDeclarant(
+        self, request: pb.CreateDeclarantRequest, context: Context
+    ) -> pb.CreateDeclarantResponse:
+        author = await self._caller()
+        identity = request.identity
+        account = await _ruled(self.store.create_declarant, author.id, identity.siret,
+                               _names(identity), identity.password,
+                               request.request_id)  # fmt: skip
+        return pb.CreateDeclarantResponse(account_id=account)
+
+    async def StrikeOff(
+        self, request: pb.StrikeOffRequest, context: Context
+    ) -> pb.StrikeOffResponse:
+        author = await self._caller()
+        moved = await _ruled(self.store.strike_off, author.id, request.account_id,
+                             request.successor_id)  # fmt: skip
+        return pb.StrikeOffResponse(transferred=moved)
+
+    async def ListAccounts(
+        self, request: pb.ListAccountsRequest, context: Context
+    ) -> pb.ListAccountsResponse:
+        author = await self._caller()
+        query = ("accounts", author.siren)
+        after = page_tokens.decode(request.page_token, query, 1)
+        size = page_tokens.page_size(request.page_size)
+        found = await asyncio.to_thread(self.store.accounts_of, author.siren, size + 1,
+                                        int(after[0]) if after else 0)  # fmt: skip
+        found, token = page_tokens.cut(found, size, query, lambda a: [str(a.id)])
+        return pb.ListAccountsResponse(
+            accounts=[pb.Account(id=a.id, siret=a.siret, role=_ROLES[a.role],
+                                 status=_STATUSES[a.status]) for a in found],
+            next_page_token=token,
+        )  # fmt: skip
+
+    # -- portfolios ------------------------------------------------------------------------
+
+    async def CreatePortfolio(
+        self, request: pb.CreatePortfolioRequest, context: Context
+    ) -> pb.CreatePortfolioResponse:
+        author = await self._caller()
+        await _ruled(self.store.create_portfolio, author.id, request.name, request.request_id)
+        return pb.CreatePortfolioResponse(name=request.name)
+
+    async def UpdatePortfolio(
+        self, request: pb.UpdatePortfolioRequest, context: Context
+    ) -> pb.UpdatePortfolioResponse:
+        author = await self._caller()
+        changed, warning = 0, ""
+        for add, sirets, services in (
+            (False, request.remove_sirets, request.remove_services),
+            (True, request.add_sirets, request.add_services),
+        ):
+            if sirets or services:
+                done, warning = await _ruled(self.store.change_portfolio, author.id,
+                                             request.name, add=add, sirets=tuple(sirets),
+                                             services=tuple(services))  # fmt: skip
+                changed += done
+        return pb.UpdatePortfolioResponse(changed=changed, warning=warning)
+
+    async def ListPortfolios(
+        self, request: pb.ListPortfoliosRequest, context: Context
+    ) -> pb.ListPortfoliosResponse:
+        author = await self._caller()
+        query = ("portfolios", author.siren)
+        after = page_tokens.decode(request.page_token, query, 1)
+        size = page_tokens.page_size(min(request.page_size or 20, 100))
+        found = await asyncio.to_thread(self.store.portfolios_of, author.siren, size + 1,
+                                        after[0] if after else "")  # fmt: skip
+        found, token = page_tokens.cut(found, size, query, lambda p: [p.name])
+        return pb.ListPortfoliosResponse(
+            portfolios=[pb.Portfolio(name=p.name, kind=_KINDS[p.kind], sirets=p.sirets,
+                                     services=p.services) for p in found],
+            next_page_token=token,
+        )  # fmt: skip
+
+    # -- habilitations ---------------------------------------------------------------------
+
+    async def GrantHabilitation(
+        self, request: pb.GrantHabilitationRequest, context: Context
+    ) -> pb.GrantHabilitationResponse:
+        author = await self._caller()
+        h = request.habilitation
+        changed = await _ruled(self.store.grant, author.id, h.account_id, h.siret, h.service)
+        return pb.GrantHabilitationResponse(changed=changed)
+
+    async def RevokeHabilitation(
+        self, request: pb.RevokeHabilitationRequest, context: Context
+    ) -> pb.RevokeHabilitationResponse:
+        author = await self._caller()
+        h = request.habilitation
+        changed = await _ruled(self.store.revoke, author.id, h.account_id, h.siret, h.service)
+        return pb.RevokeHabilitationResponse(changed=changed)
+
+    async def ListHabilitations(
+        self, request: pb.ListHabilitationsRequest, context: Context
+    ) -> pb.ListHabilitationsResponse:
+        author = await self._caller()
+        query = ("habilitations", author.siren, request.account_id)
+        after = page_tokens.decode(request.page_token, query, 3)
+        size = page_tokens.page_size(request.page_size)
+        key = (int(after[0]), after[1], after[2]) if after else (0, "", "")
+        found = await asyncio.to_thread(
+            functools.partial(self.store.company_habilitations, author.siren, size + 1, key,
+                              declarant_id=request.account_id)
+        )  # fmt: skip
+        found, token = page_tokens.cut(
+            found, size, query, lambda h: [str(h.declarant_id), h.siret, h.service]
+        )
+        return pb.ListHabilitationsResponse(
+            habilitations=[pb.Habilitation(account_id=h.declarant_id, siret=h.siret,
+                                           service=h.service) for h in found],
+            next_page_token=token,
+        )  # fmt: skip
+
+    async def ListAdminActs(
+        self, request: pb.ListAdminActsRequest, context: Context
+    ) -> pb.ListAdminActsResponse:
+        author = await self._caller()
+        query = ("acts", author.siren)
+        after = page_tokens.decode(request.page_token, query, 1)
+        size = page_tokens.page_size(request.page_size)
+        found = await asyncio.to_thread(self.store.acts, author.siren, size + 1,
+                                        int(after[0]) if after else 0)  # fmt: skip
+        found, token = page_tokens.cut(found, size, query, lambda a: [str(a.id)])
+        return pb.ListAdminActsResponse(
+            acts=[pb.AdminAct(author=a.author, act=a.act, target=a.target, detail=a.detail,
+                              at=a.at) for a in found],
+            next_page_token=token,
+        )  # fmt: skip
+
+    # -- bulk files ------------------------------------------------------------------------
+
+    async def ImportHabilitations(
+        self, request: pb.ImportHabilitationsRequest, context: Context
+    ) -> pb.ImportHabilitationsResponse:
+        author = await self._caller()
+        lines = _counted_lines(request.content)
+        request_id = f"{author.siren}:{request.request_id}" if request.request_id else ""
+        record, created = await asyncio.to_thread(
+            self.operations.create, BULK_KIND, "lines", lines, request_id
+        )
+        if created:
+            await asyncio.to_thread(self.queue.enqueue, record.id, author.siren, author.id,
+                                    request.content)  # fmt: skip
+            self.worker.wake()
+        return pb.ImportHabilitationsResponse(operation=operation_message(record))
+
+    async def GetBulkOperation(
+        self, request: pb.GetBulkOperationRequest, context: Context
+    ) -> pb.GetBulkOperationResponse:
+        author = await self._caller()
+        operation_id = request.name.removeprefix("operations/")
+        siren = await asyncio.to_thread(self.queue.siren_of, operation_id)
+        record = await asyncio.to_thread(self.operations.get, operation_id)
+        if siren != author.siren or record is None:  # another company's is not told apart
+            raise NotFound("OPERATION_NOT_FOUND", f"no bulk operation {request.name}")
+        return pb.GetBulkOperationResponse(operation=operation_message(record))
+
+    async def ExportHabilitations(
+        self, request: pb.ExportHabilitationsRequest, context: Context
+    ) -> AsyncIterator[pb.ExportHabilitationsResponse]:
+        author = await self._caller()
+        portfolios = await asyncio.to_thread(self.store.portfolios_of, author.siren)
+        held = await asyncio.to_thread(self.store.company_habilitations, author.siren)
+        buffer: list[str] = []
+        size = 0
+        for line in export_lines(portfolios, held):
+            buffer.append(line)
+            size += len(line)
+            if size >= EXPORT_CHUNK:
+                yield pb.ExportHabilitationsResponse(chunk="".join(buffer).encode())
+                buffer, size = [], 0
+        if buffer:
+            yield pb.ExportHabilitationsResponse(chunk="".join(buffer).encode())
+
+    # -- access decisions ------------------------------------------------------------------
+
+    async def CheckAccess(
+        self, request: pb.CheckAccessRequest, context: Context
+    ) -> pb.CheckAccessResponse:
+        declarant = _declarant_id()
+        if request.employees and not request.date:
+            raise InvalidArgument(
+                "DATE_REQUIRED", "employees are checked on a date",
+                violations=[FieldViolation("date", "required with employees")],
+            )  # fmt: skip
+        note(resource=f"service:{request.service}")
+        decision = await asyncio.to_thread(
+            functools.partial(
+                decide, self.store, self.relations, declarant, request.service,
+                sirets=list(request.sirets),
+                employees=[(e.siret, e.nir) for e in request.employees], date=request.date,
+            )
+        )  # fmt: skip
+        return pb.CheckAccessResponse(
+            allowed=decision.allowed,
+            refusals=[pb.Refusal(subject=s, reason=r) for s, r in decision.refusals],
+        )
+
+
+def _counted_lines(content: bytes) -> int:
+    """The number of act lines of a file whose header is right; refuses any other file before
+    an operation exists."""
+    first, _, rest = content.partition(b"\n")
+    header = first.decode("utf-8-sig", "replace").strip().lower()
+    if tuple(part.strip() for part in header.split(",")) != HEADER:
+        raise InvalidArgument(
+            "MALFORMED_FILE", f"the first line must be {','.join(HEADER)}",
+            violations=[FieldViolation("content", "no header line")],
+        )  # fmt: skip
+    lines = sum(1 for line in rest.splitlines() if line.strip())
+    if lines > MAX_LINES:
+        raise InvalidArgument(
+            "TOO_MANY_LINES", f"a file holds at most {MAX_LINES} acts",
+            violations=[FieldViolation("content", f"more than {MAX_LINES} lines")],
+        )  # fmt: skip
+    return lines

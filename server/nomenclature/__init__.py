@@ -1,0 +1,1 @@
+"""interops.nomenclature.v1: versioned reference tables."""

@@ -1,0 +1,1 @@
+"""interops.notify.v1, the outbox dispatch and the notices the backbone sends on topics."""

@@ -1,0 +1,149 @@
+"""Delivery of notifications from the outbox: the API and dashboard channels hold them at once;
+e-mail goes through a real SMTP server (TLS as configured), with retries and exponential
+backoff, a dead state after the limit, and addresses that bounce flagged once (they receive no
+more mail until changed).
+
+An e-mail carries no token: an opaque single-use reference, stored only as its hash, that leads
+to sign-in. Its Message-ID is stable per delivery, so a crash between the SMTP server's
+acceptance and its recording, which sends it again, is recognised by mail clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
+from registry.notify.store import Due, NotifyStore
+from server.background_loop import BackgroundLoop
+
+log = logging.getLogger("interops.notify")
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Where and how e-mail is sent."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    # "none", "starttls" or "tls" (implicit TLS).
+    tls: str = "none"
+    # A CA bundle to trust instead of the system's (a private relay's certificate authority).
+    ca_file: str = ""
+    user: str = ""
+    password: str = ""
+    sender: str = "notifications@interops.invalid"
+    # Links in e-mails point here: <public_url>/n/<reference>.
+    public_url: str = "http://127.0.0.1:8080"
+    timeout_seconds: float = 10.0
+
+
+class NotifyDispatcher(BackgroundLoop):
+    """Works the outbox every poll interval."""
+
+    name = "notify-dispatch"
+
+    def __init__(
+        self,
+        store: NotifyStore,
+        mail: MailSettings,
+        poll_seconds: float,
+        *,
+        backoff_seconds: float = 30.0,
+        max_attempts: int = 6,
+        tracer: Tracer | None = None,
+    ) -> None:
+        self.tracer = tracer or trace.get_tracer("interops.notify")
+        self.store = store
+        self.mail = mail
+        super().__init__(poll_seconds)
+        self.backoff_ms = int(backoff_seconds * 1000)
+        self.max_attempts = max_attempts
+
+    async def round(self) -> None:
+        """Delivers what is due until nothing is."""
+        try:
+            while await asyncio.to_thread(self.run_once):
+                pass
+        except Exception:  # the database or the mail server away: next poll
+            log.exception("notification delivery failed; retrying")
+
+    def run_once(self) -> int:
+        """Attempts what is due now; returns how many deliveries were attempted. A round with
+        work is a span, whose trace id the delivered acknowledgements carry (an idle poll makes
+        none)."""
+        held = self.store.due(5_000, ("API", "DASHBOARD"))
+        mails = self.store.due(100, ("EMAIL",))
+        if not held and not mails:
+            return 0
+        with self.tracer.start_as_current_span("notify.dispatch") as span:
+            span.set_attribute("interops.deliveries", len(held) + len(mails))
+            trace_id = f"{span.get_span_context().trace_id:032x}"
+            self.store.delivered(held, trace_id=trace_id)
+            for item in mails:
+                self._email(item, trace_id)
+        return len(held) + len(mails)
+
+    def _email(self, item: Due, trace_id: str) -> None:
+        if not item.email or self.store.flagged(item.email):
+            self.store.failed(item, "no usable e-mail address (flagged or none)", retry_in_ms=None)
+            return
+        reference = secrets.token_urlsafe(32)
+        self.store.add_link(item.notification_id, reference)
+        message = EmailMessage()
+        message["From"] = self.mail.sender
+        message["To"] = item.email
+        message["Subject"] = item.subject
+        message["Message-ID"] = f"<notification-{item.id}@interops>"
+        link = f"{self.mail.public_url.rstrip('/')}/n/{reference}"
+        message.set_content(f"{item.body}\n\nRead it after signing in: {link}\n")
+        try:
+            self._send(message)
+        except smtplib.SMTPRecipientsRefused as refused:
+            reason = "; ".join(f"{code} {text!r}" for code, text in refused.recipients.values())
+            self._refused(item, reason, permanent=True)
+        except smtplib.SMTPResponseException as error:
+            self._refused(
+                item, f"{error.smtp_code} {error.smtp_error!r}", permanent=error.smtp_code >= 500
+            )
+        except (OSError, smtplib.SMTPException) as error:
+            self._retry(item, f"{type(error).__name__}: {error}")
+        else:
+            self.store.delivered([item], actor="smtp", trace_id=trace_id)
+
+    def _refused(self, item: Due, reason: str, *, permanent: bool) -> None:
+        if permanent:  # the address bounced: flag it once, for every sending
+            self.store.flag_contact(item.email, reason)
+            self.store.failed(item, f"address refused: {reason}", retry_in_ms=None)
+        else:
+            self._retry(item, reason)
+
+    def _retry(self, item: Due, error: str) -> None:
+        attempts = item.attempts + 1
+        if attempts >= self.max_attempts:
+            self.store.failed(item, f"gave up after {attempts} attempts: {error}", retry_in_ms=None)
+        else:
+            self.store.failed(item, error, retry_in_ms=self.backoff_ms * 2 ** (attempts - 1))
+
+    def _send(self, message: EmailMessage) -> None:
+        mail = self.mail
+        context = ssl.create_default_context(cafile=mail.ca_file or None)
+        if mail.tls == "tls":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                mail.host, mail.port, timeout=mail.timeout_seconds, context=context
+            )
+        else:
+            client = smtplib.SMTP(mail.host, mail.port, timeout=mail.timeout_seconds)
+        with client:
+            if mail.tls == "starttls":
+                client.starttls(context=context)
+            if mail.user:
+                client.login(mail.user, mail.password)
+            client.send_message(message)

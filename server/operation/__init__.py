@@ -1,0 +1,1 @@
+"""interops.operation.v1: reading and following long-running operations."""

@@ -1,0 +1,1 @@
+"""interops.relations.v1: declarant/declared links and employments."""

@@ -1,0 +1,160 @@
+"""Requires a verified token chain on every call of a protected service.
+
+The chain (metadata "interops-token-bin") must be meant for the called service, carry a proof
+of possession ("interops-proof-bin") when its profile asks for one, not be spent, and grant the
+right the method needs. The verified principal is then available to the service through
+`current_principal()`. Anything short ends the call with UNAUTHENTICATED (who are you?) or
+PERMISSION_DENIED (not this), with the precise reason in ErrorInfo.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from typing import Any, NoReturn
+
+import grpc
+from opentelemetry import trace
+
+from server.rpc.error_interceptor import fail, passes_through
+from server.rpc.errors import PermissionDenied, ServiceError, Unauthenticated, build_status
+from server.rpc.handler_wrapping import (
+    Context,
+    Handler,
+    WrappingInterceptor,
+    abort,
+    behaviour_of,
+    iterate,
+    rebuild,
+)
+from server.token.trust import NodeTrust
+from token_suite.errors import TokenError
+from token_suite.verify import VerifiedChain
+from token_suite.wire import PROOF_METADATA, TOKEN_METADATA, service_of
+
+# Reasons that mean "a valid chain, but not for this"; all others mean "not authenticated".
+_DENIALS = frozenset({"WRONG_AUDIENCE"})
+
+
+def refusal(error: TokenError) -> ServiceError:
+    """The error a refused chain or proof gives its caller: PERMISSION_DENIED for a valid chain
+    meant for something else, UNAUTHENTICATED otherwise; the block at fault in the metadata."""
+    metadata = {"block": str(error.block)} if error.block is not None else None
+    kind = PermissionDenied if error.reason in _DENIALS else Unauthenticated
+    return kind(error.reason, str(error), metadata=metadata)
+
+
+_principal: contextvars.ContextVar[VerifiedChain | None] = contextvars.ContextVar(
+    "interops_principal", default=None
+)
+
+
+def principal_or_none() -> VerifiedChain | None:
+    """The verified chain of the call being served, or None (public service, or refused)."""
+    return _principal.get()
+
+
+def current_principal() -> VerifiedChain:
+    """The verified chain of the call being served; raises if the call was not authenticated."""
+    principal = _principal.get()
+    if principal is None:
+        raise LookupError("this call carries no verified principal")
+    return principal
+
+
+def token_and_proof(context: Context) -> tuple[bytes | None, bytes | None]:
+    """The call's token chain and proof of possession, from its metadata (None if absent)."""
+    token = proof = None
+    for key, value in context.invocation_metadata() or ():
+        if key == TOKEN_METADATA:
+            token = value if isinstance(value, bytes) else None
+        elif key == PROOF_METADATA:
+            proof = value if isinstance(value, bytes) else None
+    return token, proof
+
+
+class AuthInterceptor(WrappingInterceptor):
+    """Authenticates every call of a service not listed as public."""
+
+    def __init__(
+        self, trust: NodeTrust, rights: Mapping[str, str], public_services: Collection[str]
+    ) -> None:
+        super().__init__()
+        self.trust = trust
+        self.rights = rights
+        self.public_services = frozenset(public_services)
+
+    def _right(self, method: str) -> str | None:
+        return self.rights.get(method) or self.rights.get(service_of(method))
+
+    async def authenticate(self, method: str, context: Context) -> VerifiedChain:
+        """The call's verified chain; ends the call with the reason otherwise (and with
+        INTERNAL if the check itself fails: this interceptor runs outside the error mapping)."""
+        try:
+            return await self._authenticate(method, context)
+        except Exception as error:
+            if passes_through(error):
+                raise
+            await fail(error, method, context)
+            raise AssertionError("unreachable: fail aborts") from error
+
+    async def _authenticate(self, method: str, context: Context) -> VerifiedChain:
+        token, proof = token_and_proof(context)
+        if token is None:
+            await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING",
+                          f"a token chain is required in {TOKEN_METADATA}")  # fmt: skip
+        service = service_of(method)
+        try:
+            chain, spent = self.trust.verifier.check_call(
+                token,
+                proof,
+                method=method,
+                audience=service,
+            )
+        except TokenError as error:
+            await abort(context, refusal(error).to_status())
+        if not await self.trust.spend(spent):
+            await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "REPLAYED",
+                          "this token or proof was used already")  # fmt: skip
+        _describe_span(chain)
+        right = self._right(method)
+        if right is None or not chain.allows(right):
+            await _refuse(context, grpc.StatusCode.PERMISSION_DENIED, "MISSING_GRANT",
+                          f"{method} needs the {right or 'unknown'} right")  # fmt: skip
+        return chain
+
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        if service_of(method) in self.public_services or method in self.public_services:
+            return handler
+        behaviour: Callable[..., Any] = behaviour_of(handler)
+        authenticate = self.authenticate
+        if handler.response_streaming:
+
+            async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
+                _principal.set(await authenticate(method, context))
+                async for response in iterate(behaviour, request, context):
+                    yield response
+
+            return rebuild(handler, streaming)
+
+        async def unary(request: Any, context: Context) -> Any:
+            _principal.set(await authenticate(method, context))
+            return await behaviour(request, context)
+
+        return rebuild(handler, unary)
+
+
+def _describe_span(chain: VerifiedChain) -> None:
+    """The call's span names the chain, its hops and organisms; never a person."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        parties = [chain.hops[0].delegator.organism, *(hop.holder.organism for hop in chain.hops)]
+        span.set_attributes({
+            "interops.chain_id": chain.chain_id.hex(), "interops.hops": len(chain.hops),
+            "interops.organisms": ">".join(parties),
+            "interops.subject_kind": chain.subject.split(":")[0],
+        })  # fmt: skip
+
+
+async def _refuse(context: Context, code: grpc.StatusCode, reason: str, message: str) -> NoReturn:
+    await abort(context, build_status(code, message, reason))

@@ -1,0 +1,147 @@
+"""The node's side of the token suite: its keys, the directory it publishes, the verifier it
+checks every call with, revocations followed from the database, and spent single-use keys.
+
+The node keeps two keys in its data directory: the root key, which signs the directory
+snapshots (verifiers pin its public half), and the issuer key of the identity provider
+(the portal organism), which signs root blocks. Both are created on first start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from interops.token.v1 import token_pb2
+from sqlalchemy import Engine
+
+from registry.trust.directory_store import DirectoryError, DirectoryStore
+from registry.trust.revocation_store import RevocationStore
+from registry.trust.spent_token_store import SpentTokenStore
+from server.config import Settings
+from server.rpc.coalescing import Coalescer
+from token_suite.chain import Signer
+from token_suite.directory import DirectoryCache, sign_directory
+from token_suite.keys import generate, key_id_of, public_bytes, read_private_key, write_private_key
+from token_suite.replay import MemoryReplayCache
+from token_suite.verify import TOKEN_KEY, Verifier
+
+log = logging.getLogger("interops.trust")
+
+
+def node_key(path: Path) -> Ed25519PrivateKey:
+    """The key in `path`, created there on first use."""
+    if not path.exists():
+        write_private_key(generate(), path)
+        log.info("created key %s", path)
+    return read_private_key(path)
+
+
+class NodeTrust:
+    """Everything the node needs to issue and verify chains."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.settings = settings
+        self.directory = DirectoryStore(engine)
+        self.revocations = RevocationStore(engine)
+        self.spent = SpentTokenStore(engine)
+        keys_dir = settings.data_dir / "keys"
+        self.root_key = node_key(keys_dir / "root.pem")
+        self.root_key_id = key_id_of(public_bytes(self.root_key))
+        issuer_key = node_key(keys_dir / "issuer.pem")
+        self.issuer = Signer(
+            settings.issuer_organism, key_id_of(public_bytes(issuer_key)), issuer_key
+        )
+        self.keys = DirectoryCache(
+            self.signed_directory,
+            {self.root_key_id: self.root_key.public_key()},
+            refetch_seconds=settings.directory_refetch_seconds,
+        )
+        self.revoked: set[bytes] = set()
+        self._revocation_position = 0
+        self._directory_serial = -1
+        self.verifier = Verifier(self.keys, leeway=settings.token_leeway_seconds,
+                                 revoked=self.revoked)  # fmt: skip
+        self._memory_spent = MemoryReplayCache()
+        # Calls spending keys at the same moment share one database transaction.
+        self._spending: Coalescer[tuple[bytes, float], bool] = Coalescer(self._spend_batch)
+        self._follower: asyncio.Task[None] | None = None
+
+    def publish_issuer(self) -> None:
+        """Makes sure the identity provider and its current key are in the directory."""
+        with contextlib.suppress(DirectoryError):
+            self.directory.add_organism(self.issuer.organism, "Identity provider", "PORTAL")
+        with contextlib.suppress(DirectoryError):
+            self.directory.add_key(
+                self.issuer.organism, public_bytes(self.issuer.key), valid_from=0
+            )
+
+    def signed_directory(self) -> bytes:
+        """The directory as it is now, signed by the root key (serialized SignedDirectory)."""
+        return self.signed_directory_message().SerializeToString()
+
+    def signed_directory_message(self) -> token_pb2.SignedDirectory:
+        """The same, as a message."""
+        return sign_directory(
+            self.directory.snapshot(int(self.settings.directory_lifetime_seconds)),
+            self.root_key, self.root_key_id,
+        )  # fmt: skip
+
+    def refresh(self) -> None:
+        """Takes in what any replica or operator changed: new revocations, and a changed
+        directory (a retired key stops verifying here at once, not when the snapshot expires)."""
+        ids, self._revocation_position = self.revocations.after(self._revocation_position)
+        self.revoked.update(ids)
+        serial = self.directory.serial()
+        if serial != self._directory_serial:
+            self._directory_serial = serial
+            self.keys.reload()  # here, in a worker thread, not in a call on the event loop
+
+    def revoke(self, revocation_id: bytes) -> None:
+        """Revokes a block for every replica, and at once on this one."""
+        self.revocations.revoke(revocation_id)
+        self.revoked.add(revocation_id)
+
+    async def spend(self, keys: Iterable[tuple[bytes, float]]) -> bool:
+        """Spends single-use keys; False when one was spent already.
+
+        Single-use tokens are spent in the database too, so that every replica refuses them
+        after their first use. Proof nonces are spent on this replica only: a proof lives a
+        minute at most and travels inside TLS, and a write per call would halve the node's
+        throughput (see README, "Token chains").
+        """
+        for key, until in keys:
+            if not self._memory_spent.first_use(key, until):
+                return False
+            if key.startswith(TOKEN_KEY) and not await self._spending.submit((key, until)):
+                return False
+        return True
+
+    def _spend_batch(self, entries: list[tuple[bytes, float]]) -> dict[tuple[bytes, float], bool]:
+        return dict(zip(entries, self.spent.first_uses(entries), strict=True))
+
+    async def start(self) -> None:
+        """Publishes the issuer, loads the revocations, and follows revocations and the
+        directory."""
+        await asyncio.to_thread(self.publish_issuer)
+        await asyncio.to_thread(self.refresh)
+        self._follower = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.feed_poll_seconds)
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception:  # the database may come back; keep following
+                log.exception("reading revocations and the directory failed")
+
+    async def stop(self) -> None:
+        """Stops following and spending keys."""
+        await self._spending.stop()
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower

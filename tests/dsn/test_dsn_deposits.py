@@ -1,0 +1,349 @@
+"""Deposits through a real node: AEE and ARE, idempotence, states, the CCO/BAN as first return,
+routing to each organism of exactly its share, leases, signed receipts, CRMs, and who sees what."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from interops.dsn.v1 import dsn_pb2 as pb
+
+from clients.client import Client
+from clients.errors import InvalidArgument, NotFound, PermissionDenied
+from clients.token_credentials import ChainCredentials
+from registry.dsn.deposit_store import delivery_id
+from registry.dsn.reader import read_rubrics
+from registry.dsn.routing import load_rules
+from registry.dsn.synth import DEMO_COMPANY, broken, company, generate
+from registry.rcd.sirene_synth import siren_at, siret_of
+from registry.trust.declarant_store import DeclarantStore
+from tests.running_node import RunningNode
+from token_suite.chain import Signer
+
+DEPOSIT = "interops.dsn.v1.DepositService"
+DELIVERY = "interops.dsn.v1.DeliveryService"
+ORGANISM_KINDS = {"URSSAF": "URSSAF", "DGFIP": "DGFIP", "AGIRC-ARRCO": "AGIRC_ARRCO",
+                  "PREVOYANCE": "OC", "FRANCE-TRAVAIL": "FRANCE_TRAVAIL",
+                  "CNAM": "CNAM"}  # fmt: skip
+OTHER_COMPANY = company(siret_of(siren_at(7), 1))
+
+
+@pytest.fixture(scope="module")
+def declarant(node: RunningNode) -> Iterator[Client]:
+    """A declarant of the demo firm, entitled to deposit for the demo company only."""
+    firm = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
+    DeclarantStore(node.node.engine).create(
+        firm, "Martin", "Camille", "deposit pw", [("dsn.deposit", DEMO_COMPANY.siren)]
+    )
+    with Client(node.address) as anonymous:
+        token = anonymous.sign_in(firm, "Martin", "Camille", "deposit pw", audience=[DEPOSIT])
+    with Client(node.address, credentials=ChainCredentials(token.token), timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def other_declarant(node: RunningNode) -> Iterator[Client]:
+    """A declarant of another company."""
+    DeclarantStore(node.node.engine).create(
+        OTHER_COMPANY.siret, "Roux", "Paul", "other pw", [("dsn.deposit", OTHER_COMPANY.siren)]
+    )
+    with Client(node.address) as anonymous:
+        token = anonymous.sign_in(OTHER_COMPANY.siret, "Roux", "Paul", "other pw",
+                                  audience=[DEPOSIT])  # fmt: skip
+    with Client(node.address, credentials=ChainCredentials(token.token)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def organisms(node: RunningNode) -> dict[str, Signer]:
+    return {code: node.organism(code, kind, rights=("dsn.deliveries",))
+            for code, kind in ORGANISM_KINDS.items()}  # fmt: skip
+
+
+def _as(node: RunningNode, signer: Signer) -> Client:
+    return Client(node.address, credentials=node.credentials(signer, audience=(DELIVERY,)))
+
+
+def _file(tmp_path: Path, data: bytes, name: str = "dsn.txt") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _settled(client: Client, deposit_id: str) -> pb.Deposit:
+    """The deposit once validated and routed (or rejected)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        deposit = client.get_deposit(deposit_id)
+        if deposit.state in (pb.DEPOSIT_STATE_ROUTED, pb.DEPOSIT_STATE_REJECTED):
+            return deposit
+        time.sleep(0.05)
+    raise AssertionError(f"deposit {deposit_id} did not settle")
+
+
+def test_a_monthly_dsn_gets_an_aee_then_a_cco_and_each_organism_only_its_share(
+    node: RunningNode, declarant: Client, organisms: dict[str, Signer], tmp_path: Path
+) -> None:
+    data = b"".join(generate(5, order=101))
+    deposit = declarant.submit_deposit(_file(tmp_path, data), request_id="month-101")
+    assert deposit.receipt == pb.RECEIPT_AEE and deposit.state == pb.DEPOSIT_STATE_RECEIVED
+    assert deposit.sha256 == hashlib.sha256(data).digest() and deposit.size == len(data)
+    assert deposit.sirets == [DEMO_COMPANY.siret] and deposit.nature == "01"
+    settled = _settled(declarant, deposit.id)
+    assert settled.state == pb.DEPOSIT_STATE_ROUTED and settled.validation.blocking == 0
+    assert {d.organism for d in settled.deliveries} == {
+        "URSSAF",
+        "DGFIP",
+        "AGIRC-ARRCO",
+        "PREVOYANCE",
+    }
+    (first,) = declarant.list_returns(deposit.id)
+    assert first.kind == pb.RETURN_KIND_CCO and first.organism == ""
+    rules = load_rules()
+    for organism in ("URSSAF", "DGFIP", "AGIRC-ARRCO", "PREVOYANCE"):
+        with _as(node, organisms[organism]) as system:
+            leased = [d for d in system.fetch_deliveries(max_deliveries=100)
+                      if d.deposit_id == deposit.id]  # fmt: skip
+            assert [d.id for d in leased] == [delivery_id(deposit.id, organism)]
+            share = system.download_delivery(leased[0].id)
+        assert hashlib.sha256(share).digest() == leased[0].sha256
+        lines = list(read_rubrics(io.BytesIO(share)))
+        # No rubric the organism is not entitled to reaches it.
+        assert [
+            line.rubric for line in lines if not rules[organism].allowed_rubric(line.rubric)
+        ] == []
+        payments = {line.value for line in lines if line.rubric == "S21.G00.20.001"}
+        assert len(payments) <= 1  # only its own payment, never another organism's
+        if organism != "DGFIP":
+            assert not any(line.rubric == "S21.G00.50.006" for line in lines)  # the PAS rate
+        if organism == "DGFIP":
+            assert not any(line.rubric.startswith(("S21.G00.81", "S21.G00.40")) for line in lines)
+            assert sum(line.rubric == "S21.G00.50.006" for line in lines) == 5
+
+
+def test_the_same_request_id_or_the_same_content_gives_the_same_deposit(
+    declarant: Client, tmp_path: Path
+) -> None:
+    data = b"".join(generate(2, order=102))
+    first = declarant.submit_deposit(_file(tmp_path, data), request_id="retry-102")
+    again = declarant.submit_deposit(_file(tmp_path, data, "other.txt"), request_id="retry-102")
+    same_bytes = declarant.submit_deposit(_file(tmp_path, data, "third.txt"))
+    assert first.id == again.id == same_bytes.id
+    assert sum(1 for d in declarant.list_deposits() if d.id == first.id) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "EMPTY_FILE"),
+        (b"hello, world\n", "NOT_A_DSN"),
+        (broken("unsupported-version"), "UNSUPPORTED_VERSION"),
+        (b"".join(generate(1, declared=OTHER_COMPANY)), "NOT_ENTITLED"),
+    ],
+)
+def test_a_file_refused_as_a_whole_gets_an_are_and_goes_nowhere(
+    declarant: Client, tmp_path: Path, data: bytes, code: str
+) -> None:
+    deposit = declarant.submit_deposit(_file(tmp_path, data))
+    assert deposit.receipt == pb.RECEIPT_ARE and deposit.state == pb.DEPOSIT_STATE_REJECTED
+    assert deposit.rejection_code == code and deposit.rejection_message
+    assert declarant.get_deposit(deposit.id).deliveries == []
+
+
+def test_a_non_conformant_file_gets_an_aee_then_its_ban_and_is_not_routed(
+    declarant: Client, tmp_path: Path
+) -> None:
+    deposit = declarant.submit_deposit(_file(tmp_path, broken("duplicate-nir")))
+    assert deposit.receipt == pb.RECEIPT_AEE
+    settled = _settled(declarant, deposit.id)
+    assert settled.state == pb.DEPOSIT_STATE_REJECTED and settled.deliveries == []
+    assert settled.rejection_code == "NOT_CONFORMANT" and settled.validation.blocking == 1
+    (ban,) = declarant.list_returns(deposit.id)
+    assert ban.kind == pb.RETURN_KIND_BAN and b"CCH-14" in ban.content
+    assert ban.content_type == "application/json"
+
+
+def test_events_are_routed_to_their_organism_and_offered_before_monthly_ones(
+    node: RunningNode, declarant: Client, organisms: dict[str, Signer], tmp_path: Path
+) -> None:
+    monthly = declarant.submit_deposit(_file(tmp_path, b"".join(generate(2, order=103)), "m"))
+    sick = declarant.submit_deposit(
+        _file(tmp_path, b"".join(generate(1, nature="04", order=104)), "s")
+    )
+    end = declarant.submit_deposit(
+        _file(tmp_path, b"".join(generate(1, nature="07", order=105)), "e")
+    )
+    assert {d.organism for d in _settled(declarant, sick.id).deliveries} == {"CNAM"}
+    assert "FRANCE-TRAVAIL" in {d.organism for d in _settled(declarant, end.id).deliveries}
+    _settled(declarant, monthly.id)
+    with _as(node, organisms["AGIRC-ARRCO"]) as system:
+        leased = system.fetch_deliveries(max_deliveries=100)
+    natures = [d.nature for d in leased]
+    assert natures.index("07") < natures.index("01")  # the event first
+
+
+def test_a_lease_that_runs_out_offers_the_delivery_again_under_the_same_id(
+    node: RunningNode, declarant: Client, organisms: dict[str, Signer], tmp_path: Path
+) -> None:
+    deposit = declarant.submit_deposit(
+        _file(tmp_path, b"".join(generate(1, nature="05", order=106)))
+    )
+    _settled(declarant, deposit.id)
+    wanted = delivery_id(deposit.id, "CNAM")
+    with _as(node, organisms["CNAM"]) as system:
+        first = [d for d in system.fetch_deliveries(lease_seconds=10) if d.id == wanted]
+        assert first and first[0].attempts == 1
+        # Leased: not offered again while the lease runs.
+        assert wanted not in {d.id for d in system.fetch_deliveries()}
+        node.run(_expire_leases(node))
+        again = [d for d in system.fetch_deliveries() if d.id == wanted]
+        assert again and again[0].attempts == 2 and again[0].sha256 == first[0].sha256
+
+
+async def _expire_leases(node: RunningNode) -> None:
+    from sqlalchemy import update
+
+    from registry.dsn.schema import deliveries
+
+    with node.node.engine.begin() as connection:
+        connection.execute(update(deliveries).where(deliveries.c.state == "SENT")
+                           .values(lease_until=1))  # fmt: skip
+
+
+def test_acknowledgement_needs_a_receipt_signed_by_the_organism_over_what_it_received(
+    node: RunningNode, declarant: Client, organisms: dict[str, Signer], tmp_path: Path
+) -> None:
+    deposit = declarant.submit_deposit(
+        _file(tmp_path, b"".join(generate(1, nature="04", order=107)))
+    )
+    _settled(declarant, deposit.id)
+    wanted = delivery_id(deposit.id, "CNAM")
+    with _as(node, organisms["CNAM"]) as system:
+        (delivery,) = [d for d in system.fetch_deliveries(max_deliveries=100) if d.id == wanted]
+        with pytest.raises(InvalidArgument) as wrong_digest:
+            system.acknowledge_delivery(delivery, organisms["CNAM"], sha256=b"\0" * 32)
+        assert wrong_digest.value.reason == "BAD_RECEIPT"
+        with pytest.raises(PermissionDenied) as foreign_key:
+            system.acknowledge_delivery(delivery, organisms["URSSAF"])
+        assert foreign_key.value.reason == "UNKNOWN_RECEIPT_KEY"
+        received = system.download_delivery(delivery.id)
+        done = system.acknowledge_delivery(
+            delivery, organisms["CNAM"], hashlib.sha256(received).digest()
+        )
+        assert done.state == pb.DELIVERY_STATE_ACKNOWLEDGED
+        assert done.receipt_key_id == organisms["CNAM"].key_id
+        assert system.acknowledge_delivery(delivery, organisms["CNAM"]).acknowledged_at == (
+            done.acknowledged_at
+        )
+        assert wanted not in {d.id for d in system.fetch_deliveries(max_deliveries=100)}
+    settled = declarant.get_deposit(deposit.id)
+    assert [d.state for d in settled.deliveries] == [pb.DELIVERY_STATE_ACKNOWLEDGED]
+    # Stored with the deposit: the receipt verifies offline with the organism's public key.
+    from token_suite.receipts import receipt_valid
+
+    row = node.node.deposits.delivery(wanted)
+    assert row is not None and row.receipt_signature is not None
+    public = organisms["CNAM"].key.public_key()
+    assert receipt_valid(public, wanted, row.sha256, row.receipt_signature)
+
+
+def test_crms_flow_back_to_the_declarant_only_from_organisms_it_was_delivered_to(
+    node: RunningNode, declarant: Client, organisms: dict[str, Signer], tmp_path: Path
+) -> None:
+    deposit = declarant.submit_deposit(_file(tmp_path, b"".join(generate(2, order=108))))
+    _settled(declarant, deposit.id)
+    rates = [pb.PasRate(nir="1600101001001", rate="7.50", rate_id="42", applies_from="01042026")]
+    with _as(node, organisms["DGFIP"]) as dgfip:
+        crm = {"content": b"taux PAS", "pas_rates": rates, "request_id": "crm-1"}
+        posted = dgfip.post_return(deposit.id, "92", pb.RETURN_STATUS_ACCEPTED, **crm)  # type: ignore[arg-type]
+        again = dgfip.post_return(deposit.id, "92", pb.RETURN_STATUS_ACCEPTED, **crm)  # type: ignore[arg-type]
+        assert posted.id == again.id
+        with pytest.raises(InvalidArgument) as not_its_code:
+            dgfip.post_return(deposit.id, "60", pb.RETURN_STATUS_ACCEPTED)
+        assert not_its_code.value.reason == "CRM_CODE_NOT_YOURS"
+    with _as(node, organisms["CNAM"]) as cnam, pytest.raises(NotFound):
+        cnam.post_return(deposit.id, "30", pb.RETURN_STATUS_ACCEPTED)  # nothing delivered to it
+    # The declared company is notified once (on its CRM topic), the retry sent nothing more.
+    notices = [n for n in node.node.notify_store.list_for(DEMO_COMPANY.siren, 500, None)
+               if n["template"] == "crm-posted" and deposit.id in n["body"]]  # fmt: skip
+    assert len(notices) == 1 and notices[0]["topic"] == "CRM"
+    assert "DGFIP" in notices[0]["subject"] and "92" in notices[0]["subject"]
+    returns = list(declarant.list_returns(deposit.id))
+    assert [r.kind for r in returns] == [pb.RETURN_KIND_CCO, pb.RETURN_KIND_CRM]
+    assert returns[1].pas_rates[0].rate == "7.50" and returns[1].organism == "DGFIP"
+    # Machine to machine: the stream of returns resumes after a position.
+    streamed = list(declarant.watch_returns(returns[0].position))
+    assert [r.id for r in streamed if r.deposit_id == deposit.id] == [returns[1].id]
+    # Sealed at rest: the PAS rate and NIR are not in the database in clear.
+    from sqlalchemy import select
+
+    from registry.dsn.schema import deposit_returns
+
+    with node.node.engine.connect() as connection:
+        sealed = connection.execute(select(deposit_returns.c.sealed)).scalars().all()
+    assert all(b"1600101001001" not in bytes(s) for s in sealed)
+
+
+def test_a_declarant_sees_only_its_own_deposits_and_returns(
+    node: RunningNode, declarant: Client, other_declarant: Client,
+    organisms: dict[str, Signer], tmp_path: Path,
+) -> None:  # fmt: skip
+    mine = declarant.submit_deposit(_file(tmp_path, b"".join(generate(1, order=109))))
+    theirs = other_declarant.submit_deposit(
+        _file(tmp_path, b"".join(generate(1, declared=OTHER_COMPANY)), "theirs")
+    )
+    assert theirs.receipt == pb.RECEIPT_AEE
+    for deposit_id in (mine.id,):
+        with pytest.raises(NotFound):
+            other_declarant.get_deposit(deposit_id)
+        with pytest.raises(NotFound):
+            other_declarant.list_returns(deposit_id).__next__()
+        with pytest.raises(NotFound):
+            next(other_declarant.watch_deposit(deposit_id))
+    assert mine.id not in {d.id for d in other_declarant.list_deposits()}
+    _settled(declarant, mine.id)
+    _settled(other_declarant, theirs.id)
+    assert {r.deposit_id for r in other_declarant.watch_returns()} == {theirs.id}
+    # An organism's chain cannot deposit, and a declarant's cannot fetch deliveries.
+    with _as(node, organisms["URSSAF"]) as system, pytest.raises(PermissionDenied):
+        system.list_deposits().__next__()
+
+
+def test_watch_follows_a_deposit_until_every_organism_acknowledged(
+    node: RunningNode, declarant: Client, organisms: dict[str, Signer], tmp_path: Path
+) -> None:
+    deposit = declarant.submit_deposit(
+        _file(tmp_path, b"".join(generate(1, nature="04", order=110)))
+    )
+    states = []
+    watch = declarant.watch_deposit(deposit.id)
+    for seen in watch:
+        states.append(seen.state)
+        if seen.state == pb.DEPOSIT_STATE_ROUTED:
+            break
+    with _as(node, organisms["CNAM"]) as system:
+        for delivery in system.fetch_deliveries(max_deliveries=100):
+            system.acknowledge_delivery(delivery, organisms["CNAM"])
+    # The stream ends by itself once every delivery is acknowledged.
+    last = list(watch)[-1]
+    order = [pb.DEPOSIT_STATE_RECEIVED, pb.DEPOSIT_STATE_VALIDATED, pb.DEPOSIT_STATE_ROUTED]
+    assert [order.index(s) for s in states] == sorted(order.index(s) for s in states)
+    assert [d.state for d in last.deliveries] == [pb.DELIVERY_STATE_ACKNOWLEDGED]
+
+
+def test_pages_of_deposits(declarant: Client) -> None:
+    everything = [d.id for d in declarant.list_deposits(page_size=100)]
+    paged = [d.id for d in declarant.list_deposits(page_size=2)]
+    assert paged == everything and len(everything) > 4
+
+
+def test_a_refused_file_may_be_sent_again_a_taken_one_not(
+    declarant: Client, tmp_path: Path
+) -> None:
+    refused = _file(tmp_path, b"".join(generate(1, declared=OTHER_COMPANY, order=111)))
+    first, second = declarant.submit_deposit(refused), declarant.submit_deposit(refused)
+    assert first.receipt == second.receipt == pb.RECEIPT_ARE and first.id != second.id

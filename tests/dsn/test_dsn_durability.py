@@ -1,0 +1,165 @@
+"""A node stopped at any step of a deposit's way picks it up on restart: nothing lost, nothing
+delivered twice (the same delivery ids, one CCO), and files at rest are sealed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from interops.dsn.v1 import dsn_pb2 as pb
+
+from clients.client import Client
+from clients.token_credentials import ChainCredentials
+from registry.dsn.deposit_store import DepositStore
+from registry.dsn.synth import DEMO_COMPANY, generate
+from registry.kernel.sealing import SealError, load_or_create_key, read_sealed
+from registry.trust.declarant_store import DeclarantStore
+from tests.running_node import RunningNode
+
+DEPOSIT = "interops.dsn.v1.DepositService"
+FIRM = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
+
+
+def _start(database_url: str, data_dir: Path, *, pipeline: bool) -> RunningNode:
+    node = RunningNode(database_url, data_dir)
+    if not pipeline:  # the state a crash leaves: the node took the deposit, did nothing more
+        node.run(node.node.pipeline.stop())
+    return node
+
+
+def _ensure_declarant(node: RunningNode) -> None:
+    store = DeclarantStore(node.node.engine)
+    if not store.exists(FIRM, "Martin", "Camille"):
+        store.create(FIRM, "Martin", "Camille", "pw", [("dsn.deposit", DEMO_COMPANY.siren)])
+
+
+def _declarant(node: RunningNode) -> Client:
+    with Client(node.address) as anonymous:
+        token = anonymous.sign_in(FIRM, "Martin", "Camille", "pw", audience=[DEPOSIT])
+    return Client(node.address, credentials=ChainCredentials(token.token))
+
+
+def _wait_routed(store: DepositStore, deposit_id: str) -> None:
+    async def wait() -> None:
+        for _ in range(600):
+            record = store.get(deposit_id)
+            if record is not None and record.state == "ROUTED":
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("not routed")
+
+    asyncio.run(wait())
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def test_deposits_left_at_each_step_are_finished_once_after_a_restart(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    first = _start(database_url, data_dir, pipeline=False)
+    _ensure_declarant(first)
+    received, validated = tmp_path / "received.dsn", tmp_path / "validated.dsn"
+    received.write_bytes(b"".join(generate(3, order=1)))
+    validated.write_bytes(b"".join(generate(3, order=2)))
+    with _declarant(first) as declarant:
+        left_received = declarant.submit_deposit(received)
+        left_validated = declarant.submit_deposit(validated)
+    # One deposit stops after validation; a share of the other was half written.
+    first.node.pipeline._validate(left_validated.id, ())
+    half = first.node.pipeline.files.share(f"{left_received.id}.URSSAF")
+    half.parent.mkdir(parents=True, exist_ok=True)
+    half.with_name(half.name + ".part").write_bytes(b"IOPSEAL1 cut short")
+    store = first.node.deposits
+    assert store.get(left_received.id).state == "RECEIVED"  # type: ignore[union-attr]
+    assert store.get(left_validated.id).state == "VALIDATED"  # type: ignore[union-attr]
+    first.stop()
+
+    second = _start(database_url, data_dir, pipeline=True)
+    try:
+        store = second.node.deposits
+        for deposit_id in (left_received.id, left_validated.id):
+            _wait_routed(store, deposit_id)
+        with _declarant(second) as declarant:
+            for deposit_id in (left_received.id, left_validated.id):
+                deposit = declarant.get_deposit(deposit_id)
+                assert {d.organism for d in deposit.deliveries} == {
+                    "URSSAF",
+                    "DGFIP",
+                    "AGIRC-ARRCO",
+                    "PREVOYANCE",
+                }
+                kinds = [r.kind for r in declarant.list_returns(deposit_id)]
+                assert kinds == [pb.RETURN_KIND_CCO]  # validated once, not twice
+        ids = {d.id for d in store.get(left_received.id).deliveries}  # type: ignore[union-attr]
+    finally:
+        second.stop()
+
+    # A third start changes nothing: same deliveries, still one CCO each.
+    third = _start(database_url, data_dir, pipeline=True)
+    try:
+        record = third.node.deposits.get(left_received.id)
+        assert record is not None and {d.id for d in record.deliveries} == ids
+        share = third.node.pipeline.files.share(f"{left_received.id}.URSSAF")
+        assert b"".join(read_sealed(share, third.node.pipeline.files.key)).startswith(b"S10")
+    finally:
+        third.stop()
+
+
+def test_deposits_and_shares_are_sealed_at_rest(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    node = _start(database_url, data_dir, pipeline=True)
+    try:
+        _ensure_declarant(node)
+        path = tmp_path / "clear.dsn"
+        path.write_bytes(b"".join(generate(2, order=3)))
+        with _declarant(node) as declarant:
+            deposit = declarant.submit_deposit(path)
+        _wait_routed(node.node.deposits, deposit.id)
+        stored = sorted((data_dir / "dsn").rglob("*.sealed"))
+        assert stored
+        names = (b"MARTIN", b"BERNARD", b"S21.G00.30.001")
+        assert all(not any(name in p.read_bytes() for name in names) for p in stored)
+        # Another key opens nothing; a flipped byte is found.
+        key = load_or_create_key(data_dir / "keys" / "data.key")
+        with pytest.raises(SealError):
+            b"".join(read_sealed(stored[0], bytes(32)))
+        tampered = tmp_path / stored[0].name
+        data = bytearray(stored[0].read_bytes())
+        data[40] ^= 1
+        tampered.write_bytes(bytes(data))
+        with pytest.raises(SealError):
+            b"".join(read_sealed(tampered, key))
+        cut = tmp_path / "cut" / stored[0].name
+        cut.parent.mkdir()
+        cut.write_bytes(stored[0].read_bytes()[:-10])
+        with pytest.raises(SealError):
+            b"".join(read_sealed(cut, key))
+    finally:
+        node.stop()
+
+
+def test_a_deposit_that_cannot_be_processed_does_not_hold_up_the_others(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    first = _start(database_url, data_dir, pipeline=False)
+    _ensure_declarant(first)
+    lost, fine = tmp_path / "lost.dsn", tmp_path / "fine.dsn"
+    lost.write_bytes(b"".join(generate(1, order=4)))
+    fine.write_bytes(b"".join(generate(1, order=5)))
+    with _declarant(first) as declarant:
+        broken = declarant.submit_deposit(lost)
+        healthy = declarant.submit_deposit(fine)
+    first.node.pipeline.files.deposit(broken.id).unlink()  # its file is gone (a disk fault)
+    first.stop()
+    second = _start(database_url, data_dir, pipeline=True)
+    try:
+        _wait_routed(second.node.deposits, healthy.id)
+        record = second.node.deposits.get(broken.id)
+        assert record is not None and record.state == "RECEIVED"  # kept, retried, not lost
+    finally:
+        second.stop()

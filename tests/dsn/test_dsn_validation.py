@@ -1,0 +1,286 @@
+"""DSN-VAL: generated files are conformant (CCO), each broken variant gets the anomaly its rule
+names at the line that breaks it (BAN), the real sample's findings, and `interops dsn validate`."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from interops.dsn.v1 import dsn_pb2 as pb
+
+from clients.client import Client
+from clients.dsn_cli import PROGRESS_FROM_BYTES
+from clients.token_credentials import ChainCredentials
+from registry.dsn.deposit_store import delivery_id
+from registry.dsn.routing import Router, load_rules
+from registry.dsn.synth import BROKEN, DEMO_COMPANY, NATURES, broken, generate
+from registry.dsn.validation import MAX_ANOMALIES, Report, report_lines, validate
+from registry.trust.declarant_store import DeclarantStore
+from tests.running_node import RunningNode
+
+SAMPLE = Path(__file__).parents[1] / "fixtures" / "dsn" / "sample_dsn_P25V01.dsn"
+
+
+def _validate(data: bytes):  # type: ignore[no-untyped-def]
+    return validate(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("nature", NATURES)
+def test_generated_declarations_of_every_nature_are_conformant(nature: str) -> None:
+    report = _validate(b"".join(generate(4, nature=NATURES[nature])))
+    assert report.kind == "CCO", report.anomalies
+    assert report.anomalies == [] and report.versions == ["P25V01"]
+    (declaration,) = report.declarations
+    assert declaration.nature == NATURES[nature]
+    assert declaration.individuals == (4 if nature == "monthly" else 1)
+    assert len(declaration.sirets) == 1 and declaration.sirets[0].startswith(declaration.siren)
+
+
+@pytest.mark.parametrize("variant", BROKEN)
+def test_each_broken_variant_is_reported_at_its_line_with_its_rule(variant: str) -> None:
+    data = broken(variant)
+    report = _validate(data)
+    _, rule = BROKEN[variant]
+    assert report.kind == "BAN"
+    found = [a for a in report.anomalies if a.rule == rule]
+    assert found, [(a.rule, a.message) for a in report.anomalies]
+    anomaly = found[0]
+    assert anomaly.blocking and anomaly.message
+    # The line number points into the file at the rubric (or its block) the anomaly names.
+    line = data.split(b"\r\n")[anomaly.line - 1].decode("iso-8859-1")
+    assert line.startswith(anomaly.rubric[:10]) or anomaly.rule in {
+        "NEODES-SYNTAX", "NEODES-CARDINALITY", "CCH-14", "CCH-13"
+    }  # fmt: skip
+
+
+def test_a_file_not_broken_has_none_of_those_rules() -> None:
+    """The variants' anomalies come from the breakage: the intact file reports none of them."""
+    report = _validate(b"".join(generate(3)))
+    assert {a.rule for a in report.anomalies} == set()
+
+
+def test_the_real_sample_reports_its_key_and_nir_errors_and_ignores_portal_rubrics() -> None:
+    with SAMPLE.open("rb") as stream:
+        report = validate(stream)
+    assert report.envois == 3 and report.versions == ["P25V01"] and report.lines == 443
+    assert [d.nature for d in report.declarations] == ["07", "07", "07"]
+    rules = {(a.rubric, a.rule) for a in report.anomalies if a.blocking}
+    # Synthetic identifiers: 123456789 and 987654321 fail the SIREN key, the NIR its format.
+    assert ("S10.G00.01.001", "CSL-11") in rules
+    assert ("S21.G00.06.001", "CSL-11") in rules
+    assert ("S21.G00.30.001", "NEODES-FORMAT") in rules
+    # The totals of each envoi are right; what the portal adds (S10.G00.95, 9xx) only warns.
+    assert not any(a.rule.startswith("NEODES-TOTAL") for a in report.anomalies)
+    warned = {a.rubric for a in report.anomalies if not a.blocking}
+    assert "S10.G00.95.001" in warned and "S21.G00.06.903" in warned
+    assert all(a.rule == "NEODES-UNKNOWN-RUBRIC" for a in report.anomalies if not a.blocking)
+
+
+def test_an_unknown_rubric_of_the_norm_s_range_blocks() -> None:
+    data = broken("unknown-rubric")
+    (anomaly,) = [a for a in _validate(data).anomalies if a.rule == "NEODES-UNKNOWN-RUBRIC"]
+    assert anomaly.rubric == "S21.G00.30.099" and anomaly.blocking
+
+
+def test_a_file_without_an_envoi_and_a_flood_of_anomalies_are_bounded() -> None:
+    assert _validate(b"").kind == "BAN"
+    flood = b"".join(b"garbage line\n" for _ in range(MAX_ANOMALIES + 50))
+    report = _validate(flood)
+    assert len(report.anomalies) == MAX_ANOMALIES
+    assert report.as_dict()["anomalies_not_listed"] == 51  # the 50 extra lines + no envoi
+
+
+def _edited(
+    rubric: str, value: bytes | None = None, *, line: bytes | None = None
+) -> tuple[bytes, int, bytes]:
+    """A generated monthly file of 3 employees whose first `rubric` line gets `value`, or is
+    replaced by `line` whole; the file, the line's number and the original value."""
+    lines = list(generate(3))
+    index = next(i for i, raw in enumerate(lines) if raw.startswith(rubric.encode() + b",'"))
+    original = lines[index][16:].removesuffix(b"\r\n")[:-1]
+    lines[index] = line if line is not None else b"%s,'%s'\r\n" % (rubric.encode(), value)
+    return b"".join(lines), index + 1, original
+
+
+def _charset_anomaly(report: Report, line: int, rubric: str) -> str:
+    """The one anomaly of the report, a blocking NEODES-CHARSET at `line` on `rubric`: its text."""
+    assert report.kind == "BAN"
+    assert [(a.line, a.rubric, a.rule, a.blocking) for a in report.anomalies] == [
+        (line, rubric, "NEODES-CHARSET", True)
+    ], report.anomalies
+    return report.anomalies[0].message
+
+
+@pytest.mark.parametrize(
+    ("rubric", "byte"),
+    [
+        ("S21.G00.30.002", 0x00),  # NUL in a last name
+        ("S21.G00.30.001", 0x00),  # NUL in a NIR
+        ("S21.G00.30.004", 0x01),  # a C0 control in first names
+        ("S21.G00.30.002", 0x09),  # TAB
+        ("S21.G00.30.002", 0x0D),  # CR inside a value
+        ("S21.G00.30.002", 0x1F),
+        ("S21.G00.40.006", 0x7F),  # DEL
+        ("S10.G00.01.003", 0x80),  # the euro sign of Windows-1252: no ISO-8859-1 character
+        ("S21.G00.30.004", 0x89),  # the second byte of a UTF-8 "É"
+        ("S21.G00.40.006", 0x9F),  # the last C1 control
+    ],
+)
+def test_a_byte_outside_the_norm_s_character_set_in_a_value_gets_a_ban_naming_line_and_rubric(
+    rubric: str, byte: int
+) -> None:
+    _, _, original = _edited(rubric, b"")
+    # The byte in the middle of the value, which stays otherwise as generated.
+    middle = len(original) // 2
+    data, line, _ = _edited(rubric, original[:middle] + bytes([byte]) + original[middle:])
+    report = _validate(data)
+    message = _charset_anomaly(report, line, rubric)
+    column = 16 + middle + 1
+    assert f"byte 0x{byte:02X}" in message and f"column {column}" in message
+    assert "the value" in message and "character set" in message
+    # The BAN names the place, never the value (a NIR, a name).
+    document = json.dumps(report.as_dict(), ensure_ascii=False)
+    text = "\n".join(report_lines(report))
+    assert original[:middle].decode() not in message and original[middle:].decode() not in message
+    for shown in (message, document, text):
+        assert original.decode() not in shown and chr(byte) not in shown
+
+
+NUL_OR_CONTROL_ANYWHERE = {
+    # the line in place of the first last name's, and the rubric the anomaly names
+    "a line of NULs": (b"\x00\x00\x00\r\n", ""),
+    "a NUL before the line end": (b"S21.G00.30.002,'MARTIN'\x00\r\n", "S21.G00.30.002"),
+    "a NUL in the rubric id": (b"S21.G00.30\x00002,'MARTIN'\r\n", ""),
+    "a NUL in the separator": (b"S21.G00.30.002,\x00'MARTIN'\r\n", ""),
+    "a line of a control that Python counts as blank": (b"\x1c\x1d\x0b\x0c\r\n", ""),
+    "a line of TABs": (b"\t\t\r\n", ""),
+    "a CR before the CRLF": (b"S21.G00.30.002,'MARTIN'\r\r\n", "S21.G00.30.002"),
+    "two lines parted by a lone CR": (
+        b"S21.G00.30.002,'MARTIN'\rS21.G00.30.004,'CAMILLE'\r\n",
+        "S21.G00.30.002",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NUL_OR_CONTROL_ANYWHERE)
+def test_a_nul_or_control_byte_anywhere_in_a_line_is_refused_not_dropped(case: str) -> None:
+    replacement, rubric = NUL_OR_CONTROL_ANYWHERE[case]
+    data, line, _ = _edited("S21.G00.30.002", line=replacement)
+    message = _charset_anomaly(_validate(data), line, rubric)
+    assert "holds byte 0x" in message and "MARTIN" not in message
+
+
+def test_a_line_of_control_bytes_is_not_skipped_as_a_blank_line() -> None:
+    """Python's str.strip() takes \\x1c-\\x1f for blanks: such a line used to vanish (CCO)."""
+    lines = list(generate(2))
+    lines.insert(1, b"\x1c\x1f\r\n")
+    anomalies = _validate(b"".join(lines)).anomalies
+    assert (2, "", "NEODES-CHARSET") in [(a.line, a.rubric, a.rule) for a in anomalies]
+
+
+def test_a_nul_in_the_last_line_without_a_line_end_is_refused() -> None:
+    data = b"".join(generate(2))
+    assert data.endswith(b"S90.G00.90.002,'1'\r\n")
+    _charset_anomaly(_validate(data[:-2] + b"\x00"), data.count(b"\n"), "S90.G00.90.002")
+
+
+def test_a_nul_in_a_value_is_routed_nowhere_either() -> None:
+    """The router reads the file as validation does: the NUL line is not read, routing stops."""
+    data, line, _ = _edited("S21.G00.30.002", b"MAR\x00TIN")
+
+    def open_share(organism: str) -> io.BytesIO:
+        return io.BytesIO()
+
+    with pytest.raises(ValueError, match=f"line {line}: .*byte 0x00"):
+        Router(load_rules().values()).route(io.BytesIO(data), open_share)
+
+
+def test_a_deposit_with_a_nul_in_a_name_gets_its_ban_and_no_organism_gets_anything(
+    node: RunningNode, tmp_path: Path
+) -> None:
+    firm = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
+    rights = [("dsn.deposit", DEMO_COMPANY.siren)]
+    DeclarantStore(node.node.engine).create(firm, "Lemaire", "Inès", "charset pw", rights)
+    with Client(node.address) as anonymous:
+        audience = ["interops.dsn.v1.DepositService"]
+        token = anonymous.sign_in(firm, "Lemaire", "Inès", "charset pw", audience=audience)
+    lines = list(generate(3))
+    index = next(i for i, raw in enumerate(lines) if raw.startswith(b"S21.G00.30.002,'"))
+    name = lines[index][16:-3]
+    lines[index] = b"S21.G00.30.002,'%s\x00%s'\r\n" % (name[:2], name[2:])
+    path = tmp_path / "nul.dsn"
+    path.write_bytes(b"".join(lines))
+    with Client(node.address, credentials=ChainCredentials(token.token), timeout=60) as declarant:
+        deposit = declarant.submit_deposit(path)
+        assert deposit.receipt == pb.RECEIPT_AEE  # the quick scan takes it; validation does not
+        deadline = time.monotonic() + 60
+        while deposit.state not in (pb.DEPOSIT_STATE_ROUTED, pb.DEPOSIT_STATE_REJECTED):
+            assert time.monotonic() < deadline, "the deposit did not settle"
+            time.sleep(0.05)
+            deposit = declarant.get_deposit(deposit.id)
+        assert deposit.state == pb.DEPOSIT_STATE_REJECTED and deposit.deliveries == []
+        assert deposit.rejection_code == "NOT_CONFORMANT" and deposit.validation.blocking == 1
+        (ban,) = declarant.list_returns(deposit.id)
+    assert ban.kind == pb.RETURN_KIND_BAN
+    (anomaly,) = json.loads(ban.content)["anomalies"]
+    assert (anomaly["line"], anomaly["rubric"], anomaly["rule"]) == (
+        index + 1, "S21.G00.30.002", "NEODES-CHARSET"
+    )  # fmt: skip
+    assert name not in ban.content and b"\\u0000" not in ban.content
+    files = node.node.pipeline.files
+    assert not any(files.share(delivery_id(deposit.id, code)).exists() for code in load_rules())
+
+
+def test_the_graphic_characters_of_iso_8859_1_are_conformant() -> None:
+    """Letters, digits, punctuation, accented letters, the no-break space: all of them pass."""
+    graphic = bytes(range(0x20, 0x7F)) + bytes(range(0xA0, 0x100))
+    assert len(graphic) == 191
+    for start in range(0, len(graphic), 60):  # S10.G00.01.003: 1 to 60 characters
+        data, _, _ = _edited("S10.G00.01.003", graphic[start : start + 60])
+        report = _validate(data)
+        assert report.kind == "CCO", report.anomalies
+    data, _, _ = _edited("S21.G00.30.002", "D'ÉTÉ-LOEUVRE ÇÀ ÿ".encode("latin-1"))
+    assert _validate(data).kind == "CCO"
+    # Lines ending in LF alone, and blank lines, are read as before.
+    assert _validate(data.replace(b"\r\n", b"\n") + b"\n  \r\n").kind == "CCO"
+
+
+def interops(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clients.cli", *args],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_the_validate_command_exits_0_for_a_cco_and_1_with_the_report_otherwise(
+    tmp_path: Path,
+) -> None:
+    good, bad = tmp_path / "good.dsn", tmp_path / "bad.dsn"
+    made = interops("dsn", "generate", "--out", str(good), "--employees", "5")
+    assert made.returncode == 0, made.stderr
+    assert (
+        interops("dsn", "generate", "--out", str(bad), "--broken", "forbidden-nir").returncode == 0
+    )
+    done = interops("dsn", "validate", str(good))
+    assert done.returncode == 0 and "CCO" in done.stdout
+    done = interops("dsn", "validate", str(bad))
+    assert done.returncode == 1 and "CCH-13" in done.stdout and "BAN" in done.stdout
+    done = interops("dsn", "validate", "--json", str(bad))
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and report["kind"] == "BAN"
+    assert [a["rule"] for a in report["anomalies"]] == ["CCH-13"]
+    missing = interops("dsn", "validate", str(tmp_path / "nowhere.dsn"))
+    assert missing.returncode == 2 and "nowhere.dsn" in missing.stderr
+
+
+def test_the_validate_command_shows_progress_on_large_files(tmp_path: Path) -> None:
+    large = tmp_path / "large.dsn"
+    assert interops("dsn", "generate", "--out", str(large), "--employees", "3000").returncode == 0
+    assert large.stat().st_size > PROGRESS_FROM_BYTES
+    done = interops("dsn", "validate", str(large))
+    assert done.returncode == 0 and "large.dsn" in done.stderr and "100%" in done.stderr
+    done = interops("dsn", "validate", "--quiet", str(large))
+    assert done.returncode == 0 and done.stderr == ""

@@ -1,0 +1,213 @@
+"""Habilitation rules on a real database: administrators (Primo AD, Candidat AD validated or
+activated by key), declarants created by administrators only, struck off with transfer,
+portfolios, habilitations, every act recorded with its author; the three cases of access; what
+a declarant's token carries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from registry.dsn.revealed_relations import Employment
+from registry.habilitation.access_decision import (
+    NOT_DECLARED,
+    NOT_EMPLOYED,
+    NOT_HABILITATED,
+    decide,
+)
+from registry.habilitation.declarant_rights import declarant_rights
+from registry.habilitation.store import HabilitationRefused, HabilitationStore
+from registry.kernel.database import open_engine, upgrade
+from registry.kernel.nir_keyring import NirKeyring
+from registry.rcd.sirene_synth import siren_at, siret_of
+from registry.relations.store import Link, RelationsStore
+from registry.trust.declarant_store import DeclarantStore, SignInRefused
+from tests.registry_rows import in_registry
+
+FIRM = siren_at(60)
+CLIENT, STRANGER = siren_at(61), siren_at(62)
+NIR = "1850575123456"
+
+
+@pytest.fixture(scope="module")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = open_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def store(engine: Engine) -> HabilitationStore:
+    in_registry(engine, [siret_of(siren, n) for siren in (FIRM, CLIENT, STRANGER)
+                         for n in (1, 2, 3)])  # fmt: skip
+    in_registry(engine, [siret_of(siren_at(100 + n), 1) for n in range(101)])
+    return HabilitationStore(engine)
+
+
+@pytest.fixture(scope="module")
+def relations(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> RelationsStore:
+    keyring = NirKeyring.load_or_create(Path(tmp_path_factory.mktemp("keys")) / "nir.keyring")
+    found = RelationsStore(engine, keyring)
+    # The firm declares two establishments of its client; one employee works in the first.
+    found.record_links([Link(siret_of(FIRM, 1), siret_of(CLIENT, n), "202501", "202510", "d1")
+                        for n in (1, 2)])  # fmt: skip
+    found.record_employments([Employment(siret_of(CLIENT, 1), NIR, "20200101", "")])
+    return found
+
+
+@pytest.fixture(scope="module")
+def primo(store: HabilitationStore) -> int:
+    return store.register_company(siret_of(FIRM, 1), ("Moreau", "Lina"), "primo pw")
+
+
+def _sign_in(engine: Engine, siret: str, names: tuple[str, str], password: str) -> int:
+    return DeclarantStore(engine).sign_in(siret, *names, password)
+
+
+def test_administrators_primo_then_candidates_validated_or_activated_by_key(
+    engine: Engine, store: HabilitationStore, primo: int
+) -> None:
+    assert _sign_in(engine, siret_of(FIRM, 1), ("Moreau", "Lina"), "primo pw") == primo
+    with pytest.raises(HabilitationRefused) as again:
+        store.register_company(siret_of(FIRM, 2), ("Autre", "Paul"), "pw")
+    assert again.value.reason == "ALREADY_REGISTERED"
+    first, _ = store.apply_as_administrator(siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw")
+    with pytest.raises(SignInRefused) as waiting:
+        _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw")
+    assert waiting.value.reason == "ACCOUNT_INACTIVE"
+    with pytest.raises(SignInRefused) as wrong:  # the state is told only with the password
+        _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "guess")
+    assert wrong.value.reason == "INVALID_CREDENTIALS"
+    with pytest.raises(HabilitationRefused) as not_admin:  # a candidate validates nobody
+        store.validate_candidate(first, first)
+    assert not_admin.value.reason == "NOT_AN_ADMINISTRATOR"
+    store.validate_candidate(primo, first)
+    assert _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw") == first
+    second, key = store.apply_as_administrator(siret_of(FIRM, 2), ("Petit", "Jo"), "jo pw")
+    with pytest.raises(HabilitationRefused):
+        store.activate_with_key(key + "x")
+    assert store.activate_with_key(key) == second
+    with pytest.raises(HabilitationRefused):  # single use
+        store.activate_with_key(key)
+    acts = [(a.author, a.act) for a in store.acts(FIRM)]
+    assert acts == [("registration", "REGISTER"), (f"account:{first}", "APPLY"),
+                    (f"declarant:{primo}", "VALIDATE_ADMIN"), (f"account:{second}", "APPLY"),
+                    ("activation-key", "ACTIVATE_ADMIN")]  # fmt: skip
+
+
+def test_declarants_are_created_by_an_administrator_of_their_company_only(
+    store: HabilitationStore, primo: int
+) -> None:
+    declarant = store.create_declarant(primo, siret_of(FIRM, 1), ("Roche", "Eva"), "pw")
+    with pytest.raises(HabilitationRefused) as by_declarant:
+        store.create_declarant(declarant, siret_of(FIRM, 1), ("Faure", "Max"), "pw")
+    assert by_declarant.value.reason == "NOT_AN_ADMINISTRATOR"
+    with pytest.raises(HabilitationRefused) as elsewhere:
+        store.create_declarant(primo, siret_of(STRANGER, 1), ("Faure", "Max"), "pw")
+    assert elsewhere.value.reason == "NOT_YOUR_COMPANY"
+    stranger_admin = store.register_company(siret_of(STRANGER, 1), ("Blanc", "Luc"), "pw")
+    with pytest.raises(HabilitationRefused) as not_mine:  # no acts on another company's people
+        store.grant(stranger_admin, declarant, siret_of(CLIENT, 1), "ATMP")
+    assert not_mine.value.reason == "UNKNOWN_DECLARANT"
+
+
+def test_habilitations_need_the_establishment_in_a_portfolio_with_the_service(
+    store: HabilitationStore, primo: int
+) -> None:
+    declarant = store.create_declarant(primo, siret_of(FIRM, 1), ("Noel", "Ines"), "pw")
+    store.create_portfolio(primo, "Clients Nord")
+    with pytest.raises(HabilitationRefused) as outside:
+        store.grant(primo, declarant, siret_of(CLIENT, 1), "ATMP")
+    assert outside.value.reason == "NOT_IN_A_PORTFOLIO"
+    changed, warning = store.change_portfolio(
+        primo, "Clients Nord", add=True, sirets=(siret_of(CLIENT, 1), siret_of(CLIENT, 3)),
+        services=("ATMP",),
+    )  # fmt: skip
+    assert changed == 3 and warning == ""
+    assert store.grant(primo, declarant, siret_of(CLIENT, 1), "ATMP")
+    assert not store.grant(primo, declarant, siret_of(CLIENT, 1), "ATMP")  # already held
+    many = tuple(siret_of(siren_at(100 + n), 1) for n in range(101))
+    _, warning = store.change_portfolio(primo, "Clients Nord", add=True, sirets=many)
+    assert "above 100" in warning
+    store.change_portfolio(primo, "Clients Nord", add=False, sirets=many)
+    assert store.revoke(primo, declarant, siret_of(CLIENT, 1), "ATMP")
+    assert not store.revoke(primo, declarant, siret_of(CLIENT, 1), "ATMP")
+
+
+def test_struck_off_with_a_successor_who_receives_the_habilitations(
+    engine: Engine, store: HabilitationStore, primo: int
+) -> None:
+    leaving = store.create_declarant(primo, siret_of(FIRM, 1), ("Dupuis", "Leo"), "pw")
+    successor = store.create_declarant(primo, siret_of(FIRM, 1), ("Lemoine", "Zoe"), "pw")
+    store.change_portfolio(primo, "Entreprise", add=True, sirets=(siret_of(CLIENT, 2),),
+                           services=("DUCS",))  # fmt: skip
+    store.grant(primo, leaving, siret_of(CLIENT, 2), "DUCS")
+    assert store.strike_off(primo, leaving, successor) == 1
+    assert [(h.siret, h.service) for h in store.habilitations_of(successor)] == [
+        (siret_of(CLIENT, 2), "DUCS")
+    ]
+    assert store.habilitations_of(leaving) == []
+    with pytest.raises(SignInRefused):
+        _sign_in(engine, siret_of(FIRM, 1), ("Dupuis", "Leo"), "pw")
+    with pytest.raises(HabilitationRefused):
+        store.grant(primo, leaving, siret_of(CLIENT, 2), "DUCS")
+    last = store.acts(FIRM)[-1]
+    assert (last.author, last.act, last.target) == (
+        f"declarant:{primo}",
+        "STRIKE_OFF",
+        f"account:{leaving}",
+    )
+    assert f"successor account:{successor}" in last.detail
+
+
+def test_the_three_cases_of_access_and_the_token_grants(
+    engine: Engine, store: HabilitationStore, relations: RelationsStore, primo: int
+) -> None:
+    declarant = store.create_declarant(primo, siret_of(FIRM, 1), ("Perrin", "Ada"), "pw")
+    store.change_portfolio(primo, "Entreprise", add=True, sirets=(siret_of(CLIENT, 1),
+                           siret_of(STRANGER, 1)), services=("ATMP", "BONUS-MALUS"))  # fmt: skip
+    declared, other = siret_of(CLIENT, 1), siret_of(STRANGER, 1)
+
+    def refusals(service: str, *sirets: str, **extra: Any) -> list[tuple[str, str]]:
+        return decide(store, relations, declarant, service, sirets=sirets, **extra).refusals
+
+    # 1. Tied to the payroll: exactly what the company declared, no habilitation.
+    assert refusals("DSN", declared) == []
+    assert refusals("DSN", other) == [(other, NOT_DECLARED)]
+    # 2. Operable by others: declared ones inherited, others need a habilitation.
+    assert refusals("BONUS-MALUS", declared) == []
+    assert refusals("BONUS-MALUS", other) == [(other, NOT_HABILITATED)]
+    store.grant(primo, declarant, other, "BONUS-MALUS")
+    assert refusals("BONUS-MALUS", other) == []
+    # 3. Specific: a habilitation, the establishment declared, the employees working there.
+    assert refusals("ATMP", declared) == [(declared, NOT_HABILITATED)]
+    store.grant(primo, declarant, declared, "ATMP")
+    store.grant(primo, declarant, other, "ATMP")
+    assert refusals("ATMP", declared, other) == [(other, NOT_DECLARED)]
+    assert refusals("ATMP", declared, employees=[(declared, NIR)], date="20250601") == []
+    late = refusals("ATMP", declared, employees=[(declared, NIR[:-1] + "9")], date="20250601")
+    assert late == [("employee #1", NOT_EMPLOYED)] and NIR[:-1] not in repr(late)
+    # The token: habilitations and DSN-inherited rights, relations over its own company.
+    grants = declarant_rights(engine, declarant)
+    assert grants["service.atmp"].sirets == {declared, other}
+    assert grants["dsn.deposit"].sirets == {siret_of(CLIENT, 1), siret_of(CLIENT, 2)}
+    assert grants["service.bonus-malus"].sirets >= {declared, other}
+    assert grants["relations.read"].sirens == {FIRM}
+
+
+def test_a_request_id_used_for_another_act_is_refused_and_changes_nothing(
+    store: HabilitationStore, primo: int
+) -> None:
+    """The same request id for a portfolio, then for a declarant (it answered INTERNAL)."""
+    store.create_portfolio(primo, "Reused id", request_id="shared-1")
+    before = store.accounts_of(FIRM)
+    with pytest.raises(HabilitationRefused) as reused:
+        store.create_declarant(primo, siret_of(FIRM, 1), ("Reuse", "Ida"), "pw",
+                               request_id="shared-1")  # fmt: skip
+    assert reused.value.reason == "REQUEST_ID_REUSED"
+    assert store.accounts_of(FIRM) == before  # the declarant was not created
