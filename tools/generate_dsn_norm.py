@@ -1,4 +1,4 @@
-"""Generates the DSN norm tables in registry/dsn/norm/ from the norm files in ../shared/norm/.
+"""Generates the DSN norm tables in registry/dsn/norm_tables/ from the norm files in ../shared/norm/.
 
     python tools/generate_dsn_norm.py [NORM_DIR]
 
@@ -9,7 +9,7 @@
   workbook knows keeps its data type's regex and minimum length.
 - V01R02.json: the lot envelope (S05, S06, S96, S95).
 
-The generated files are committed; tests/test_dsn_norm.py checks them against the norm files
+The generated files are committed; tests/dsn/test_dsn_reader.py checks them against the norm files
 when those are present.
 """
 
@@ -128,7 +128,7 @@ def generate(norm: Path) -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    """Writes registry/dsn/norm/<version>.json."""
+    """Writes registry/dsn/norm_tables/<version>.json."""
     norm = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_NORM
     OUT.mkdir(exist_ok=True)
     for version, tables in generate(norm).items():

@@ -1,6 +1,6 @@
 """The DSN norm as data: blocks (parent, cardinality), rubrics (data type: regex, lengths,
 allowed values) and control rule ids, per norm version, from the tables generated into
-registry/dsn/norm/ by tools/generate_dsn_norm.py."""
+registry/dsn/norm_tables/ by tools/generate_dsn_norm.py."""
 
 from __future__ import annotations
 
