@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 
 from clients.client import Client
 from registry.notify.schema import notify_deliveries
-from registry.notify.store import DELIVERED
+from registry.notify.store import DeliveryState
 from tests.databases import PG_URL, fresh_database
 from tests.running_node import RunningNode
 
@@ -67,9 +67,10 @@ def _run(backend: str, url: str, scratch: Path, companies: int) -> None:
             done = 0
             while done < companies:
                 with node.node.engine.connect() as connection:
+                    delivered_state = notify_deliveries.c.state == DeliveryState.DELIVERED
                     done = int(connection.execute(
                         select(func.count()).select_from(notify_deliveries)
-                        .where(notify_deliveries.c.state == DELIVERED)).scalar() or 0)  # fmt: skip
+                        .where(delivered_state)).scalar() or 0)  # fmt: skip
                 time.sleep(0.05)
             delivered = time.perf_counter() - started
             rows = companies * 3  # a notification, its delivery, its delivered acknowledgement

@@ -41,7 +41,7 @@ REGISTRY = "interops.registry.v1.RegistryService"
 
 async def _serve(data_dir: Path) -> None:
     from server.config import Settings
-    from server.node import PUBLIC_SERVICES, Node
+    from server.node import Node
     from server.web.app import WebServer
 
     settings = Settings(
@@ -50,7 +50,7 @@ async def _serve(data_dir: Path) -> None:
     )  # fmt: skip
     node = Node(settings)
     port = await node.start()
-    web = WebServer(settings, port, frozenset(PUBLIC_SERVICES))
+    web = WebServer(settings, port, node.rights)
     web_port = await web.start()
     print(f"ports {port} {web_port}", flush=True)
     await asyncio.to_thread(sys.stdin.read)  # until the parent closes our stdin

@@ -1,22 +1,18 @@
-"""The DSN calls of `Client`: deposits and returns for declarants, deliveries for organisms."""
+"""The DSN calls, written once for both clients (clients/calls.py): deposits and returns for
+declarants, deliveries for organisms."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-import grpc
 from interops.dsn.v1 import dsn_pb2 as pb
 
-from clients.errors import from_rpc_error
-from clients.paging import pages
+from clients.calls import Collect, Pages, Steps, Stream, Unary, Upload
 from token_suite.chain import Signer
 from token_suite.receipts import sign_receipt
 
 DEPOSIT_CHUNK = 1024 * 1024
-T = TypeVar("T")
 
 
 def deposit_requests(
@@ -35,118 +31,101 @@ def deposit_requests(
                 on_progress(sent, total)
 
 
-class DsnCalls:
-    """Mixed into Client, which provides the stubs and the call helpers."""
+# -- declarants ----------------------------------------------------------------------------
 
-    deposits: Any
-    deliveries: Any
-    _unary: Callable[..., Any]
-    _stream: Callable[..., Generator[Any, None, None]]
 
-    # -- declarants ------------------------------------------------------------------------
+def submit_deposit(
+    path: Path, *, request_id: str = "", on_progress: Callable[[int, int], None] | None = None
+) -> Steps[pb.Deposit]:
+    """Deposits a DSN file; the answer carries its AEE or ARE."""
+    requests = deposit_requests(path, request_id, on_progress)
+    answer: pb.SubmitDepositResponse = yield Upload(pb.SubmitDepositRequest, requests)
+    return answer.deposit
 
-    def submit_deposit(
-        self,
-        path: Path,
-        *,
-        request_id: str = "",
-        on_progress: Callable[[int, int], None] | None = None,
-    ) -> pb.Deposit:
-        """Deposits a DSN file; the answer carries its AEE or ARE."""
-        try:
-            response = self.deposits.SubmitDeposit(
-                deposit_requests(path, request_id, on_progress), timeout=None
-            )
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
-        deposit: pb.Deposit = response.deposit
-        return deposit
 
-    def get_deposit(self, deposit_id: str) -> pb.Deposit:
-        """One of the caller's deposits."""
-        request = pb.GetDepositRequest(id=deposit_id)
-        deposit: pb.Deposit = self._unary(self.deposits.GetDeposit, request).deposit
-        return deposit
+def get_deposit(deposit_id: str) -> Steps[pb.Deposit]:
+    """One of the caller's deposits."""
+    answer: pb.GetDepositResponse = yield Unary(pb.GetDepositRequest(id=deposit_id))
+    return answer.deposit
 
-    def list_deposits(self, *, page_size: int = 0) -> Iterator[pb.Deposit]:
-        """Every deposit of the caller, newest first, page after page."""
-        request = pb.ListDepositsRequest(page_size=page_size)
-        call = functools.partial(self._unary, self.deposits.ListDeposits)
-        yield from pages(call, request, "deposits")
 
-    def watch_deposit(self, deposit_id: str) -> Iterator[pb.Deposit]:
-        """The deposit now and at each change, until nothing more will change."""
-        request = pb.WatchDepositRequest(id=deposit_id)
-        for response in self._stream(self.deposits.WatchDeposit, request):
-            yield response.deposit
+def list_deposits(*, page_size: int = 0) -> Pages[pb.Deposit]:
+    """Every deposit of the caller, newest first, page after page."""
+    return Pages(pb.ListDepositsRequest(page_size=page_size), "deposits")
 
-    def list_returns(self, deposit_id: str = "", *, page_size: int = 0) -> Iterator[pb.Return]:
-        """The caller's returns (of one deposit when given), oldest first."""
-        request = pb.ListReturnsRequest(deposit_id=deposit_id, page_size=page_size)
-        call = functools.partial(self._unary, self.deposits.ListReturns)
-        yield from pages(call, request, "returns")
 
-    def watch_returns(
-        self, after_position: int = 0, *, follow: bool = False
-    ) -> Generator[pb.Return, None, None]:
-        """The caller's returns after a position; with follow, new ones as they come."""
-        request = pb.WatchReturnsRequest(after_position=after_position, follow=follow)
-        for response in self._stream(self.deposits.WatchReturns, request):
-            yield getattr(response, "return")
+def watch_deposit(deposit_id: str) -> Stream[pb.Deposit]:
+    """The deposit now and at each change, until nothing more will change."""
+    return Stream(pb.WatchDepositRequest(id=deposit_id), lambda response: response.deposit)
 
-    # -- organisms -------------------------------------------------------------------------
 
-    def fetch_deliveries(
-        self, *, max_deliveries: int = 0, lease_seconds: int = 0
-    ) -> list[pb.Delivery]:
-        """Leases the caller's pending deliveries."""
-        request = pb.FetchDeliveriesRequest(
-            max_deliveries=max_deliveries, lease_seconds=lease_seconds
-        )
-        return list(self._unary(self.deliveries.FetchDeliveries, request).deliveries)
+def list_returns(deposit_id: str = "", *, page_size: int = 0) -> Pages[pb.Return]:
+    """The caller's returns (of one deposit when given), oldest first."""
+    return Pages(pb.ListReturnsRequest(deposit_id=deposit_id, page_size=page_size), "returns")
 
-    def stream_deliveries(self, *, lease_seconds: int = 0) -> Generator[pb.Delivery, None, None]:
-        """Leases deliveries as they come, until the generator is closed."""
-        request = pb.StreamDeliveriesRequest(lease_seconds=lease_seconds)
-        for response in self._stream(self.deliveries.StreamDeliveries, request):
-            yield response.delivery
 
-    def download_delivery(self, delivery_id: str) -> bytes:
-        """The bytes of one of the caller's deliveries."""
-        request = pb.DownloadDeliveryRequest(id=delivery_id)
-        return b"".join(r.chunk for r in self._stream(self.deliveries.DownloadDelivery, request))
+def watch_returns(after_position: int = 0, *, follow: bool = False) -> Stream[pb.Return]:
+    """The caller's returns after a position; with follow, new ones as they come."""
+    request = pb.WatchReturnsRequest(after_position=after_position, follow=follow)
+    return Stream(request, lambda response: getattr(response, "return"))
 
-    def acknowledge_delivery(
-        self, delivery: pb.Delivery, signer: Signer, sha256: bytes | None = None
-    ) -> pb.Delivery:
-        """Acknowledges with a receipt signed over the SHA-256 of what was received (by default
-        the delivery's announced digest: pass the digest of the bytes actually received)."""
-        digest = sha256 if sha256 is not None else delivery.sha256
-        request = pb.AcknowledgeDeliveryRequest(
-            id=delivery.id, key_id=signer.key_id,
-            signature=sign_receipt(signer, delivery.id, digest),
-        )  # fmt: skip
-        acknowledged: pb.Delivery = self._unary(
-            self.deliveries.AcknowledgeDelivery, request
-        ).delivery
-        return acknowledged
 
-    def post_return(
-        self,
-        deposit_id: str,
-        code: str,
-        status: pb.ReturnStatus.ValueType,
-        *,
-        content: bytes = b"",
-        content_type: str = "",
-        pas_rates: list[pb.PasRate] | None = None,
-        request_id: str = "",
-    ) -> pb.Return:
-        """Posts a CRM for a deposit delivered to the caller."""
-        request = pb.PostReturnRequest(
-            deposit_id=deposit_id, code=code, status=status, content=content,
-            content_type=content_type, pas_rates=pas_rates or [], request_id=request_id,
-        )  # fmt: skip
-        response = self._unary(self.deliveries.PostReturn, request)
-        posted: pb.Return = getattr(response, "return")
-        return posted
+# -- organisms -----------------------------------------------------------------------------
+
+
+def fetch_deliveries(
+    *, max_deliveries: int = 0, lease_seconds: int = 0
+) -> Steps[list[pb.Delivery]]:
+    """Leases the caller's pending deliveries."""
+    answer: pb.FetchDeliveriesResponse = yield Unary(
+        pb.FetchDeliveriesRequest(max_deliveries=max_deliveries, lease_seconds=lease_seconds)
+    )
+    return list(answer.deliveries)
+
+
+def stream_deliveries(*, lease_seconds: int = 0) -> Stream[pb.Delivery]:
+    """Leases deliveries as they come, until the iterator is closed."""
+    request = pb.StreamDeliveriesRequest(lease_seconds=lease_seconds)
+    return Stream(request, lambda response: response.delivery)
+
+
+def download_delivery(delivery_id: str) -> Steps[bytes]:
+    """The bytes of one of the caller's deliveries."""
+    answers: list[pb.DownloadDeliveryResponse] = yield Collect(
+        pb.DownloadDeliveryRequest(id=delivery_id)
+    )
+    return b"".join(answer.chunk for answer in answers)
+
+
+def acknowledge_delivery(
+    delivery: pb.Delivery, signer: Signer, sha256: bytes | None = None
+) -> Steps[pb.Delivery]:
+    """Acknowledges with a receipt signed over the SHA-256 of what was received (by default
+    the delivery's announced digest: pass the digest of the bytes actually received)."""
+    digest = sha256 if sha256 is not None else delivery.sha256
+    request = pb.AcknowledgeDeliveryRequest(
+        id=delivery.id, key_id=signer.key_id,
+        signature=sign_receipt(signer, delivery.id, digest),
+    )  # fmt: skip
+    answer: pb.AcknowledgeDeliveryResponse = yield Unary(request)
+    return answer.delivery
+
+
+def post_return(
+    deposit_id: str,
+    code: str,
+    status: pb.ReturnStatus.ValueType,
+    *,
+    content: bytes = b"",
+    content_type: str = "",
+    pas_rates: list[pb.PasRate] | None = None,
+    request_id: str = "",
+) -> Steps[pb.Return]:
+    """Posts a CRM for a deposit delivered to the caller."""
+    request = pb.PostReturnRequest(
+        deposit_id=deposit_id, code=code, status=status, content=content,
+        content_type=content_type, pas_rates=pas_rates or [], request_id=request_id,
+    )  # fmt: skip
+    answer: pb.PostReturnResponse = yield Unary(request)
+    posted: pb.Return = getattr(answer, "return")
+    return posted

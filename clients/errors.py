@@ -1,4 +1,6 @@
-"""Typed exceptions built from the rich status (google.rpc.Status) of a failed call."""
+"""Typed exceptions built from the rich status (google.rpc.Status) of a failed call, and the
+reasons they carry: the ErrorReason enum of the contracts (interops.rpc.v1), shared with the
+server, whose value names without ERROR_REASON_ are the reasons on the wire."""
 
 from __future__ import annotations
 
@@ -7,6 +9,27 @@ from dataclasses import dataclass, field
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from interops.rpc.v1.error_reason_pb2 import ERROR_REASON_UNSPECIFIED, ErrorReason
+
+_PREFIX = "ERROR_REASON_"
+
+
+def reason_name(reason: ErrorReason.ValueType) -> str:
+    """The reason as ErrorInfo.reason carries it: its enum name without ERROR_REASON_."""
+    return ErrorReason.Name(reason).removeprefix(_PREFIX)
+
+
+def reason_value(name: str) -> ErrorReason.ValueType:
+    """The enum value of a reason read on the wire; ERROR_REASON_UNSPECIFIED for an empty one
+    or one newer than this client's contracts."""
+    try:
+        return ErrorReason.Value(_PREFIX + name) if name else ERROR_REASON_UNSPECIFIED
+    except ValueError:
+        return ERROR_REASON_UNSPECIFIED
+
+
+# Every reason a failed call may carry.
+REASONS = frozenset(reason_name(value) for value in ErrorReason.values() if value)
 
 
 @dataclass(frozen=True)
@@ -27,6 +50,11 @@ class InteropsError(Exception):
     domain: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     violations: list[FieldViolation] = field(default_factory=list)
+
+    @property
+    def reason_code(self) -> ErrorReason.ValueType:
+        """`reason` as an ErrorReason value, to compare with the enum's constants."""
+        return reason_value(self.reason)
 
     def __str__(self) -> str:
         text = f"{self.code.name}"

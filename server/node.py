@@ -29,10 +29,9 @@ from interops.relations.v1 import relations_pb2, relations_pb2_grpc
 from interops.token.v1 import token_service_pb2, token_service_pb2_grpc
 
 from registry.audit.store import AuditStore
-from registry.dsn.deposit_store import DepositStore
+from registry.dsn.deposit_store import DepositFiles, DepositStore
 from registry.dsn.routing import load_rules
 from registry.habilitation.bulk import BulkQueue
-from registry.habilitation.declarant_rights import HABILITATION_CHECK, HABILITATION_MANAGE
 from registry.habilitation.store import HabilitationStore
 from registry.kernel.database import open_engine, upgrade
 from registry.kernel.nir_keyring import NirKeyring
@@ -44,28 +43,23 @@ from registry.rcd.store import RcdStore
 from registry.relations.store import RelationsStore
 from registry.trust.declarant_store import DeclarantStore
 from server.audit.journal import AuditInterceptor, AuditJournal
-from server.audit.service import AUDIT_RIGHT, AuditService
+from server.audit.service import AuditService
 from server.config import Settings
-from server.dsn.delivery_service import DELIVERY_RIGHT, DeliveryService
-from server.dsn.deposit_service import DEPOSIT_RIGHT, DepositService
-from server.dsn.pipeline import DepositFiles, DsnPipeline
+from server.dsn.delivery_service import DeliveryService
+from server.dsn.deposit_service import DepositService
+from server.dsn.pipeline import DsnPipeline
 from server.habilitation.bulk_worker import BulkWorker
 from server.habilitation.service import HabilitationService
-from server.nomenclature.service import PUBLISH_RIGHT as NOMENCLATURE_PUBLISH
-from server.nomenclature.service import READ_RIGHT as NOMENCLATURE_READ
 from server.nomenclature.service import NomenclatureService
 from server.notify.dispatch import NotifyDispatcher
-from server.notify.service import READ_RIGHT as NOTIFY_READ
-from server.notify.service import SEND_RIGHT as NOTIFY_SEND
 from server.notify.service import NotificationService
 from server.notify.topic_notices import TopicNotices
 from server.operation.service import OperationService
 from server.rcd.establishment_cache import EstablishmentCache
 from server.rcd.import_jobs import ImportJobs
 from server.rcd.service import RegistryService
-from server.relations.service import READ_RIGHT as RELATIONS_READ
 from server.relations.service import RelationsService
-from server.rpc.auth_interceptor import AuthInterceptor
+from server.rpc.auth_interceptor import AuthInterceptor, method_rights
 from server.rpc.error_interceptor import ErrorInterceptor
 from server.rpc.health import NodeHealth
 from server.rpc.telemetry import instrument_engine, tracer_provider, tracing_interceptor
@@ -87,42 +81,11 @@ SERVICES = (
     relations_pb2.DESCRIPTOR.services_by_name["RelationsService"].full_name,
     habilitation_pb2.DESCRIPTOR.services_by_name["HabilitationService"].full_name,
 )
-# The right each protected service (or method) needs; a method in neither is refused.
-RIGHTS = {
-    "interops.registry.v1.RegistryService": "registry.read",
-    "/interops.registry.v1.RegistryService/ImportStock": "registry.import",
-    "interops.operation.v1.OperationService": "registry.import",
-    "interops.dsn.v1.DepositService": DEPOSIT_RIGHT,
-    "interops.dsn.v1.DeliveryService": DELIVERY_RIGHT,
-    "interops.audit.v1.AuditService": AUDIT_RIGHT,
-    "interops.notify.v1.NotificationService": NOTIFY_READ,
-    "/interops.notify.v1.NotificationService/PublishTemplate": NOTIFY_SEND,
-    "/interops.notify.v1.NotificationService/Send": NOTIFY_SEND,
-    "/interops.notify.v1.NotificationService/ListOverdue": NOTIFY_SEND,
-    "interops.nomenclature.v1.NomenclatureService": NOMENCLATURE_READ,
-    "/interops.nomenclature.v1.NomenclatureService/PublishVersion": NOMENCLATURE_PUBLISH,
-    "interops.relations.v1.RelationsService": RELATIONS_READ,
-    "interops.habilitation.v1.HabilitationService": HABILITATION_MANAGE,
-    "/interops.habilitation.v1.HabilitationService/CheckAccess": HABILITATION_CHECK,
-}
 # Services whose calls the audit journal does not record (no exchange between parties).
 UNAUDITED = (
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
     "grpc.reflection.v1.ServerReflection",
-)
-# Services that authenticate by what their calls carry, or that anyone may ask.
-PUBLIC_SERVICES = (
-    "interops.token.v1.TokenService",
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1alpha.ServerReflection",
-    "grpc.reflection.v1.ServerReflection",
-    # An e-mail link carries no token: it leads to sign-in, shows nothing.
-    "/interops.notify.v1.NotificationService/OpenLink",
-    # A company's first administrator and candidates have no account yet.
-    "/interops.habilitation.v1.HabilitationService/RegisterCompany",
-    "/interops.habilitation.v1.HabilitationService/ApplyAsAdministrator",
-    "/interops.habilitation.v1.HabilitationService/ActivateAdministrator",
 )
 # Room for a 1 MiB upload chunk and a 1,000-establishment batch answer.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -139,6 +102,10 @@ class Node:
         extra_unaudited: Sequence[str] = (),
     ) -> None:
         self.settings = settings
+        # The right each method needs, as its contract declares it: a method that declares
+        # none stops the node here (fail closed). `extra_rights` covers handlers outside the
+        # contracts (tests, benchmarks), by service or method.
+        self.rights = method_rights(SERVICES)
         self.engine = open_engine(settings.effective_database_url)
         self.trust = NodeTrust(self.engine, settings)
         self.tracer_provider = tracer_provider(settings.service_name, settings.tracing_exporter)
@@ -163,7 +130,7 @@ class Node:
         self.server = grpc.aio.server(
             interceptors=[
                 *interceptors,
-                AuthInterceptor(self.trust, {**RIGHTS, **(extra_rights or {})}, PUBLIC_SERVICES),
+                AuthInterceptor(self.trust, {**self.rights, **(extra_rights or {})}),
                 ValidationInterceptor(),
                 ErrorInterceptor(),
             ],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from server.node import PUBLIC_SERVICES
 from server.web.app import WebServer
 from tests.running_node import RunningNode
 
@@ -22,7 +21,7 @@ class RunningWeb:
         self.node = node
         configured = replace(node.settings, http_address="127.0.0.1:0",
                              http_tls_cert=http_tls_cert, http_tls_key=http_tls_key)  # fmt: skip
-        self.server = WebServer(configured, node.port, frozenset(PUBLIC_SERVICES),
+        self.server = WebServer(configured, node.port, node.node.rights,
                                 sign_in_attempts=sign_in_attempts)  # fmt: skip
         self.port = node.run(self.server.start())
         scheme = "https" if configured.http_tls_cert else "http"

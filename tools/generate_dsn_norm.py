@@ -1,4 +1,4 @@
-"""Generates the DSN norm tables in registry/dsn/norm_tables/ from the norm files in ../shared/norm/.
+"""Generates the DSN norm tables, registry/dsn/norm_tables/, from the files in ../shared/norm/.
 
     python tools/generate_dsn_norm.py [NORM_DIR]
 

@@ -1,8 +1,11 @@
-"""Storage of DSN deposits, of each organism's delivery (the outbox, with leases) and of the
-returns. Every change of a deposit or of one of its deliveries bumps the deposit's version, which
+"""Storage of DSN deposits: each deposit's file and its organisms' shares sealed on disk, the
+deposits, each organism's delivery (the outbox, with leases) and the returns in the database.
+Every change of a deposit or of one of its deliveries bumps the deposit's version, which
 WatchDeposit follows.
 
-A return's content is sealed in its row with the node's data key: CRMs name employees.
+The states, receipts and kinds below are stored by name; each is the interops.dsn.v1 enum value
+of the same name, and `to_proto` is the one place that says so. A return's body is stored as a
+serialized interops.dsn.v1 Return, sealed in its row with the node's data key: CRMs name employees.
 """
 
 from __future__ import annotations
@@ -10,18 +13,101 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.timestamp_pb2 import Timestamp
+from interops.dsn.v1 import dsn_pb2 as pb
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.dsn.schema import deliveries, deposit_returns, deposits
 from registry.kernel.clock import now_ms
-from registry.kernel.sealing import seal, unseal
+from registry.kernel.sealing import SealedWriter, seal, unseal
 
-RECEIVED, VALIDATED, REJECTED, ROUTED = "RECEIVED", "VALIDATED", "REJECTED", "ROUTED"
-PENDING, SENT, ACKNOWLEDGED = "PENDING", "SENT", "ACKNOWLEDGED"
+
+class DepositState(StrEnum):
+    """Where a deposit is: RECEIVED (taken, AEE) -> VALIDATED -> ROUTED, or REJECTED (an ARE at
+    once, or a BAN after validation). REJECTED and ROUTED are final."""
+
+    RECEIVED = "RECEIVED"
+    VALIDATED = "VALIDATED"
+    REJECTED = "REJECTED"
+    ROUTED = "ROUTED"
+
+    def to_proto(self) -> pb.DepositState.ValueType:
+        """The interops.dsn.v1.DepositState of the same name."""
+        return pb.DepositState.Value(f"DEPOSIT_STATE_{self}")
+
+
+class DeliveryState(StrEnum):
+    """Where an organism's delivery is: PENDING -> SENT (leased; leased again when its lease
+    runs out) -> ACKNOWLEDGED (a signed receipt; final)."""
+
+    PENDING = "PENDING"
+    SENT = "SENT"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+
+    def to_proto(self) -> pb.DeliveryState.ValueType:
+        """The interops.dsn.v1.DeliveryState of the same name."""
+        return pb.DeliveryState.Value(f"DELIVERY_STATE_{self}")
+
+
+class Receipt(StrEnum):
+    """The answer a deposit gets at once: AEE (taken) or ARE (refused as a whole)."""
+
+    AEE = "AEE"
+    ARE = "ARE"
+
+    def to_proto(self) -> pb.Receipt.ValueType:
+        """The interops.dsn.v1.Receipt of the same name."""
+        return pb.Receipt.Value(f"RECEIPT_{self}")
+
+
+class ReturnKind(StrEnum):
+    """A return: the validation's CCO (conformant) or BAN (anomalies), or an organism's CRM."""
+
+    CCO = "CCO"
+    BAN = "BAN"
+    CRM = "CRM"
+
+    def to_proto(self) -> pb.ReturnKind.ValueType:
+        """The interops.dsn.v1.ReturnKind of the same name."""
+        return pb.ReturnKind.Value(f"RETURN_KIND_{self}")
+
+
+# The statuses of the validation's own returns (interops.dsn.v1.ReturnStatus).
+_CCO_STATUS, _BAN_STATUS = pb.RETURN_STATUS_ACCEPTED, pb.RETURN_STATUS_REJECTED
+
+
+def _time(milliseconds: int) -> Timestamp | None:
+    if not milliseconds:
+        return None
+    stamp = Timestamp()
+    stamp.FromMilliseconds(milliseconds)
+    return stamp
+
+
+class DepositFiles:
+    """Where deposits and shares are sealed on disk."""
+
+    def __init__(self, root: Path, key: bytes) -> None:
+        self.root = root
+        self.key = key
+
+    def deposit(self, deposit_id: str) -> Path:
+        """The sealed file of a deposit."""
+        return self.root / "deposits" / f"{deposit_id}.dsn.sealed"
+
+    def share(self, delivery: str) -> Path:
+        """The sealed file of an organism's share."""
+        return self.root / "shares" / f"{delivery}.dsn.sealed"
+
+    def writer(self, path: Path) -> SealedWriter:
+        """A sealed writer with the node's key."""
+        return SealedWriter(path, self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +117,7 @@ class DeliveryRecord:
     id: str
     deposit_id: str
     organism: str
-    state: str
+    state: DeliveryState
     priority: int
     nature: str
     size: int
@@ -45,6 +131,18 @@ class DeliveryRecord:
     receipt_signature: bytes | None
     trace_parent: str
 
+    def to_proto(self, trace_parent: str = "") -> pb.Delivery:
+        """The delivery as its organism and the declarant see it (`trace_parent`: the span
+        that hands it over, which the organism continues)."""
+        sent = self.state == DeliveryState.SENT
+        return pb.Delivery(
+            id=self.id, deposit_id=self.deposit_id, organism=self.organism,
+            state=self.state.to_proto(), nature=self.nature, size=self.size, sha256=self.sha256,
+            attempts=self.attempts, lease_expires=_time(self.lease_until if sent else 0),
+            acknowledged_at=_time(self.acknowledged_at), receipt_key_id=self.receipt_key_id or "",
+            trace_parent=trace_parent,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class DepositRecord:
@@ -56,8 +154,8 @@ class DepositRecord:
     file_name: str
     size: int
     sha256: bytes
-    state: str
-    receipt: str
+    state: DepositState
+    receipt: Receipt
     rejection_code: str
     rejection_message: str
     norm_version: str
@@ -78,25 +176,58 @@ class DepositRecord:
     @property
     def finished(self) -> bool:
         """Rejected, or routed with every delivery acknowledged: nothing more will change."""
-        if self.state == REJECTED:
+        if self.state == DepositState.REJECTED:
             return True
-        return self.state == ROUTED and all(d.state == ACKNOWLEDGED for d in self.deliveries)
+        return self.state == DepositState.ROUTED and all(
+            d.state == DeliveryState.ACKNOWLEDGED for d in self.deliveries
+        )
+
+    def to_proto(self, trace_id: str = "") -> pb.Deposit:
+        """The deposit with its deliveries (`trace_id`: of the call that deposited it)."""
+        return pb.Deposit(
+            id=self.id, declarant=self.declarant, request_id=self.request_id or "",
+            file_name=self.file_name, size=self.size, sha256=self.sha256,
+            state=self.state.to_proto(), receipt=self.receipt.to_proto(),
+            rejection_code=self.rejection_code, rejection_message=self.rejection_message,
+            nature=self.nature, type=self.type, month=self.month, sirets=self.sirets,
+            individuals=self.individuals,
+            validation=pb.ValidationSummary(
+                blocking=self.blocking, warnings=self.warnings, norm_version=self.norm_version
+            ),
+            deliveries=[d.to_proto() for d in self.deliveries],
+            received_at=_time(self.received_at), updated_at=_time(self.updated_at),
+            version=self.version, trace_id=trace_id,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class ReturnRecord:
-    """A return; `payload` is the plaintext the server serialized (content and PAS rates)."""
+    """A return; `body` holds what its row seals: the content and the PAS rates."""
 
     position: int
     id: str
     deposit_id: str
     declarant: str
     organism: str
-    kind: str
+    kind: ReturnKind
     code: str
     status: int
-    payload: bytes
+    body: pb.Return
     created_at: int
+
+    def to_proto(self) -> pb.Return:
+        """The return as the declarant and its organism see it."""
+        message = pb.Return()
+        message.CopyFrom(self.body)
+        message.MergeFrom(
+            pb.Return(
+                id=self.id, deposit_id=self.deposit_id, organism=self.organism,
+                kind=self.kind.to_proto(), code=self.code,
+                status=self.status,  # type: ignore[arg-type]
+                created_at=_time(self.created_at), position=self.position,
+            )
+        )  # fmt: skip
+        return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +239,7 @@ class NewDeposit:
     file_name: str
     size: int
     sha256: bytes
-    receipt: str = "AEE"
+    receipt: Receipt = Receipt.AEE
     rejection_code: str = ""
     rejection_message: str = ""
     norm_version: str = ""
@@ -147,18 +278,20 @@ class RoutedShare:
 
 
 def _delivery(row: Sequence[object]) -> DeliveryRecord:
-    return DeliveryRecord(*row)  # type: ignore[arg-type]
+    record = DeliveryRecord(*row)  # type: ignore[arg-type]
+    return replace(record, state=DeliveryState(record.state))
 
 
 def _deposit(row: Sequence[object], found: tuple[DeliveryRecord, ...] = ()) -> DepositRecord:
     values = list(row)
+    values[6], values[7] = DepositState(str(values[6])), Receipt(str(values[7]))
     values[14] = tuple(json.loads(str(values[14])))
     return DepositRecord(*values, found)  # type: ignore[arg-type, call-arg]
 
 
 _DEPOSIT_COLUMNS = [deposits.c[f.name] for f in fields(DepositRecord) if f.name != "deliveries"]
 _DELIVERY_COLUMNS = [deliveries.c[f.name] for f in fields(DeliveryRecord)]
-_RETURN_COLUMNS = [deposit_returns.c[f.name] for f in fields(ReturnRecord) if f.name != "payload"]
+_RETURN_COLUMNS = [deposit_returns.c[f.name] for f in fields(ReturnRecord) if f.name != "body"]
 
 
 class DepositStore:
@@ -188,17 +321,30 @@ class DepositStore:
                 .where(
                     deposits.c.declarant == declarant,
                     deposits.c.sha256 == sha256,
-                    deposits.c.receipt == "AEE",
+                    deposits.c.receipt == Receipt.AEE,
                 )
                 .order_by(deposits.c.received_at)
                 .limit(1)
             ).first()
             return self._with_deliveries(connection, row) if row is not None else None
 
+    def receive(self, new: NewDeposit, file: SealedWriter) -> tuple[DepositRecord, bool]:
+        """Stores a deposit whose file `file` wrote, with its size and SHA-256: an ARE keeps no
+        file (nothing will read it), an AEE's is put in place for the pipeline. (The stored one,
+        False) when a concurrent retry stored it first, whose file is the one kept."""
+        if new.receipt == Receipt.ARE:
+            file.discard()
+        else:
+            file.close()
+        record, created = self.create(replace(new, size=file.size, sha256=file.sha256))
+        if not created:
+            file.path.unlink(missing_ok=True)
+        return record, created
+
     def create(self, new: NewDeposit) -> tuple[DepositRecord, bool]:
         """Stores a deposit; (the stored one, False) when a concurrent retry stored it first."""
         moment = now_ms()
-        state = REJECTED if new.receipt == "ARE" else RECEIVED
+        state = DepositState.REJECTED if new.receipt == Receipt.ARE else DepositState.RECEIVED
         values = {
             "id": new.id, "declarant": new.declarant, "request_id": new.request_id or None,
             "file_name": new.file_name, "size": new.size, "sha256": new.sha256, "state": state,
@@ -262,7 +408,7 @@ class DepositStore:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(deposits.c.id, deposits.c.state)
-                .where(deposits.c.state.in_((RECEIVED, VALIDATED)))
+                .where(deposits.c.state.in_((DepositState.RECEIVED, DepositState.VALIDATED)))
                 .order_by(deposits.c.priority, deposits.c.received_at)
             ).all()
         return [(str(row[0]), str(row[1])) for row in rows]
@@ -284,18 +430,19 @@ class DepositStore:
         )
 
     def record_validation(self, deposit_id: str, outcome: Validated, report: bytes) -> None:
-        """Stores the validation's outcome and its CCO or BAN as the first return, at once."""
+        """Stores the validation's outcome and its CCO or BAN (`report`, a JSON document) as the
+        first return, at once."""
         with self.engine.begin() as connection:
             row = connection.execute(
                 select(deposits.c.state, deposits.c.declarant)
                 .where(deposits.c.id == deposit_id)
                 .with_for_update()
             ).first()
-            if row is None or row[0] != RECEIVED:
+            if row is None or row[0] != DepositState.RECEIVED:
                 return  # done already (a retry after a crash between commit and the caller)
             self._bump(
                 connection, deposit_id,
-                state=VALIDATED if outcome.conformant else REJECTED,
+                state=DepositState.VALIDATED if outcome.conformant else DepositState.REJECTED,
                 norm_version=outcome.norm_version, nature=outcome.nature, type=outcome.type,
                 month=outcome.month, sirets=json.dumps(list(outcome.sirets)),
                 individuals=outcome.individuals, blocking=outcome.blocking,
@@ -305,8 +452,9 @@ class DepositStore:
             )  # fmt: skip
             self._insert_return(
                 connection, deposit_id, str(row[1]), "",
-                kind="CCO" if outcome.conformant else "BAN", code="",
-                status=1 if outcome.conformant else 4, request_id=None, payload=report,
+                kind=ReturnKind.CCO if outcome.conformant else ReturnKind.BAN, code="",
+                status=_CCO_STATUS if outcome.conformant else _BAN_STATUS, request_id=None,
+                body=pb.Return(content=report, content_type="application/json"),
             )  # fmt: skip
 
     def record_routing(self, deposit_id: str, shares: Sequence[RoutedShare]) -> None:
@@ -323,7 +471,7 @@ class DepositStore:
                 .where(deposits.c.id == deposit_id)
                 .with_for_update()
             ).first()
-            if row is None or row[0] != VALIDATED:
+            if row is None or row[0] != DepositState.VALIDATED:
                 return
             for share in shares:
                 connection.execute(
@@ -331,7 +479,7 @@ class DepositStore:
                         id=delivery_id(deposit_id, share.organism),
                         deposit_id=deposit_id,
                         organism=share.organism,
-                        state=PENDING,
+                        state=DeliveryState.PENDING,
                         priority=row[1],
                         nature=row[2],
                         size=share.size,
@@ -346,7 +494,7 @@ class DepositStore:
                         trace_parent=row[3],
                     )
                 )
-            self._bump(connection, deposit_id, state=ROUTED)
+            self._bump(connection, deposit_id, state=DepositState.ROUTED)
 
     # -- deliveries ------------------------------------------------------------------------
 
@@ -360,8 +508,11 @@ class DepositStore:
                 .where(
                     deliveries.c.organism == organism,
                     or_(
-                        deliveries.c.state == PENDING,
-                        and_(deliveries.c.state == SENT, deliveries.c.lease_until < moment),
+                        deliveries.c.state == DeliveryState.PENDING,
+                        and_(
+                            deliveries.c.state == DeliveryState.SENT,
+                            deliveries.c.lease_until < moment,
+                        ),
                     ),
                 )
                 .order_by(deliveries.c.priority, deliveries.c.created_at, deliveries.c.id)
@@ -373,7 +524,7 @@ class DepositStore:
                     update(deliveries)
                     .where(deliveries.c.id == delivery)
                     .values(
-                        state=SENT,
+                        state=DeliveryState.SENT,
                         lease_id=uuid.uuid4().hex,
                         lease_until=moment + lease_ms,
                         attempts=deliveries.c.attempts + 1,
@@ -406,12 +557,12 @@ class DepositStore:
                 .where(deliveries.c.id == delivery)
                 .with_for_update()
             ).first()
-            if row is not None and row[0] != ACKNOWLEDGED:
+            if row is not None and row[0] != DeliveryState.ACKNOWLEDGED:
                 connection.execute(
                     update(deliveries)
                     .where(deliveries.c.id == delivery)
                     .values(
-                        state=ACKNOWLEDGED,
+                        state=DeliveryState.ACKNOWLEDGED,
                         acknowledged_at=now_ms(),
                         lease_until=0,
                         receipt_key_id=key_id,
@@ -425,15 +576,15 @@ class DepositStore:
 
     # -- returns ---------------------------------------------------------------------------
 
-    def _seal(self, return_id: str, payload: bytes) -> bytes:
-        return seal(self.aead, payload, return_id.encode())
+    def _seal(self, return_id: str, body: pb.Return) -> bytes:
+        return seal(self.aead, body.SerializeToString(), return_id.encode())
 
-    def _open(self, return_id: str, sealed: bytes) -> bytes:
-        return unseal(self.aead, sealed, return_id.encode())
+    def _open(self, return_id: str, sealed: bytes) -> pb.Return:
+        return pb.Return.FromString(unseal(self.aead, sealed, return_id.encode()))
 
     def _insert_return(
         self, connection: Connection, deposit_id: str, declarant: str, organism: str, *,
-        kind: str, code: str, status: int, request_id: str | None, payload: bytes,
+        kind: ReturnKind, code: str, status: int, request_id: str | None, body: pb.Return,
     ) -> str:  # fmt: skip
         return_id = uuid.uuid4().hex
         connection.execute(
@@ -446,7 +597,7 @@ class DepositStore:
                 code=code,
                 status=status,
                 request_id=request_id,
-                sealed=self._seal(return_id, payload),
+                sealed=self._seal(return_id, body),
                 created_at=now_ms(),
             )
         )
@@ -454,9 +605,10 @@ class DepositStore:
 
     def add_return(
         self, deposit_id: str, organism: str, *, code: str, status: int, request_id: str | None,
-        payload: bytes,
+        content: bytes, content_type: str, pas_rates: Sequence[pb.PasRate],
     ) -> tuple[ReturnRecord, bool]:  # fmt: skip
         """Stores an organism's CRM; (the stored one, False) when the request id was used."""
+        body = pb.Return(content=content, content_type=content_type, pas_rates=pas_rates)
         if request_id:
             existing = self._return_by_request(organism, request_id)
             if existing is not None:
@@ -466,8 +618,8 @@ class DepositStore:
         try:
             with self.engine.begin() as connection:
                 return_id = self._insert_return(
-                    connection, deposit_id, declarant.declarant, organism, kind="CRM", code=code,
-                    status=status, request_id=request_id or None, payload=payload,
+                    connection, deposit_id, declarant.declarant, organism, kind=ReturnKind.CRM,
+                    code=code, status=status, request_id=request_id or None, body=body,
                 )  # fmt: skip
         except IntegrityError:
             existing = self._return_by_request(organism, request_id or "")
@@ -509,10 +661,10 @@ class DepositStore:
         for row in rows:
             *head, created, sealed = row
             position, return_id, deposit_id, declarant, organism, kind, code, status = head
-            payload = self._open(str(return_id), bytes(sealed))
+            body = self._open(str(return_id), bytes(sealed))
             found.append(ReturnRecord(
                 int(position), str(return_id), str(deposit_id), str(declarant), str(organism),
-                str(kind), str(code), int(status), payload, int(created),
+                ReturnKind(kind), str(code), int(status), body, int(created),
             ))  # fmt: skip
         return found
 

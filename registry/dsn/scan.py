@@ -1,10 +1,14 @@
 """A quick scan of a DSN as its bytes arrive: the facts a deposit is answered on at once (AEE or
 ARE) before the full validation: the norm version, the nature, type and month of the
-declaration, and every declared SIRET."""
+declaration, and every declared SIRET; and the rules that refuse a file as a whole (its ARE)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from registry.dsn.deposit_store import NewDeposit, Receipt
+from registry.dsn.norm import supported_versions
 
 _WATCHED = (b"S10.G00.00.006", b"S20.G00.05.001", b"S20.G00.05.002", b"S20.G00.05.005",
             b"S21.G00.06.001", b"S21.G00.11.001")  # fmt: skip
@@ -70,3 +74,49 @@ class DepositScan:
                     self.too_many_sirets = True
                 else:
                     self.sirets.append(siret)
+
+    def refusal(self, size: int, entitled: Callable[[str], bool], right: str) -> Refusal | None:
+        """Why the file of `size` bytes is refused as a whole (its ARE), or None when it is
+        taken (AEE); `entitled` says whether the depositor holds `right` over a SIRET."""
+        if size == 0:
+            return Refusal("EMPTY_FILE", "the file is empty")
+        if not self.starts_with_rubric or not self.versions:
+            return Refusal(
+                "NOT_A_DSN", "the file is not a NEODeS DSN (no S10.G00.00.006 norm version)"
+            )
+        unsupported = sorted(set(self.versions) - set(supported_versions()))
+        if unsupported:
+            return Refusal("UNSUPPORTED_VERSION", (
+                f"norm version {unsupported[0]} is not supported; one of "
+                f"{', '.join(supported_versions())}"
+            ))  # fmt: skip
+        if not self.sirets:
+            return Refusal(
+                "NO_ESTABLISHMENT", "the file declares no establishment (S21.G00.06/S21.G00.11)"
+            )
+        if self.too_many_sirets:
+            return Refusal("TOO_MANY_ESTABLISHMENTS", "the file declares too many establishments")
+        outside = [siret for siret in self.sirets if not entitled(siret)]
+        if outside:
+            return Refusal(
+                "NOT_ENTITLED", f"the token does not grant {right} over establishment {outside[0]}"
+            )
+        return None
+
+    def described(self, new: NewDeposit, refusal: Refusal | None) -> NewDeposit:
+        """The deposit as the scan found it, with its receipt: an ARE when refused."""
+        return replace(
+            new, receipt=Receipt.ARE if refusal else Receipt.AEE,
+            rejection_code=refusal.code if refusal else "",
+            rejection_message=refusal.message if refusal else "",
+            norm_version=self.versions[0] if self.versions else "", nature=self.nature,
+            type=self.type, month=self.month, sirets=tuple(self.sirets),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a file is refused as a whole: a stable code (the ARE's) and a sentence."""
+
+    code: str
+    message: str

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from registry.habilitation.declarative_services import PAYROLL, PAYROLL_OPERABLE, SERVICES, SPECIFIC
 from registry.habilitation.store import HabilitationStore
 from registry.relations.store import RelationsStore
-from registry.trust.declarant_store import ACTIVE
+from registry.trust.declarant_store import AccountStatus
 
 NOT_DECLARED = "NOT_DECLARED_BY_YOUR_COMPANY"
 NOT_HABILITATED = "NOT_HABILITATED"
@@ -49,7 +49,7 @@ def decide(
     if known is None:
         decision.refusals.append((service, "UNKNOWN_SERVICE"))
         return decision
-    if account is None or account.status != ACTIVE:
+    if account is None or account.status != AccountStatus.ACTIVE:
         decision.refusals.append((f"declarant:{declarant_id}", "ACCOUNT_INACTIVE"))
         return decision
     declared = relations.declared_by_company(account.siren)

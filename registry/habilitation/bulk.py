@@ -9,6 +9,7 @@ more.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,15 @@ from registry.habilitation.bulk_file import BadLine, BulkLine, read_lines
 from registry.habilitation.schema import bulk_files
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
 
-PENDING, RUNNING, DONE = "PENDING", "RUNNING", "DONE"
+
+class BulkFileState(enum.StrEnum):
+    """Where a queued file stands (its operation tells the caller); stored as its name."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+
+
 # Refused lines kept in a report; the count goes on.
 MAX_REPORTED = 1000
 
@@ -123,7 +132,7 @@ class BulkQueue:
                     last = connection.execute(select(func.max(bulk_files.c.position))).scalar()
                     connection.execute(insert(bulk_files).values(
                         operation_id=operation_id, position=(last or 0) + 1, siren=siren,
-                        author=author, content=content, state=PENDING, report="",
+                        author=author, content=content, state=BulkFileState.PENDING, report="",
                     ))  # fmt: skip
                 return
             except IntegrityError:
@@ -144,7 +153,7 @@ class BulkQueue:
             row = connection.execute(
                 select(bulk_files.c.operation_id, bulk_files.c.siren, bulk_files.c.author,
                        bulk_files.c.content)
-                .where(bulk_files.c.state == PENDING)
+                .where(bulk_files.c.state == BulkFileState.PENDING)
                 .order_by(bulk_files.c.position)
                 .limit(1)
             ).first()  # fmt: skip
@@ -153,8 +162,8 @@ class BulkQueue:
             claimed = connection.execute(
                 update(bulk_files)
                 .where(bulk_files.c.operation_id == row.operation_id,
-                       bulk_files.c.state == PENDING)
-                .values(state=RUNNING)
+                       bulk_files.c.state == BulkFileState.PENDING)
+                .values(state=BulkFileState.RUNNING)
             ).rowcount  # fmt: skip
         if not claimed:
             return None
@@ -166,7 +175,7 @@ class BulkQueue:
             connection.execute(
                 update(bulk_files)
                 .where(bulk_files.c.operation_id == operation_id)
-                .values(state=DONE, report=report.summary)
+                .values(state=BulkFileState.DONE, report=report.summary)
             )
 
     def resume_interrupted(self) -> int:
@@ -175,6 +184,8 @@ class BulkQueue:
         with self.engine.begin() as connection:
             return int(
                 connection.execute(
-                    update(bulk_files).where(bulk_files.c.state == RUNNING).values(state=PENDING)
+                    update(bulk_files)
+                    .where(bulk_files.c.state == BulkFileState.RUNNING)
+                    .values(state=BulkFileState.PENDING)
                 ).rowcount
             )

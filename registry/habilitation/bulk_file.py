@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from registry.habilitation.declarative_services import SERVICES
-from registry.habilitation.store import CLIENTS_PORTFOLIO, Habilitation, Portfolio
+from registry.habilitation.store import Habilitation, Portfolio, PortfolioKind
 from registry.rcd.identifiers import check_siret
 
 HEADER = ("action", "account", "siret", "service", "portfolio")
@@ -35,6 +35,36 @@ ACTIONS = {
     "REVOKE": ("account", "siret", "service"),
 }
 MAX_LINES = 100_000
+
+
+class BadBulkFile(ValueError):
+    """A file refused as a whole before any act of it is applied: `reason` is a stable code,
+    `message` says why, `detail` what is wrong with the content."""
+
+    def __init__(self, reason: str, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.detail = detail
+
+
+def counted_lines(content: bytes) -> int:
+    """The number of act lines of a file whose header is right; refuses any other file, and a
+    file of more than MAX_LINES acts."""
+    first, _, rest = content.partition(b"\n")
+    header = first.decode("utf-8-sig", "replace").strip().lower()
+    if tuple(part.strip() for part in header.split(",")) != HEADER:
+        raise BadBulkFile(
+            "MALFORMED_FILE", f"the first line must be {','.join(HEADER)}", "no header line"
+        )
+    lines = sum(1 for line in rest.splitlines() if line.strip())
+    if lines > MAX_LINES:
+        raise BadBulkFile(
+            "TOO_MANY_LINES",
+            f"a file holds at most {MAX_LINES} acts",
+            f"more than {MAX_LINES} lines",
+        )
+    return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +147,7 @@ def write_lines(portfolios: Iterable[Portfolio], held: Iterable[Habilitation]) -
 
     yield line(*HEADER)
     for portfolio in portfolios:
-        if portfolio.kind == CLIENTS_PORTFOLIO:
+        if portfolio.kind == PortfolioKind.CLIENTS:
             yield line("CREATE_PORTFOLIO", "", "", "", portfolio.name)
         for siret in portfolio.sirets:
             yield line("ADD_ESTABLISHMENT", "", siret, "", portfolio.name)

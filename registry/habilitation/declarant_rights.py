@@ -20,15 +20,18 @@ from sqlalchemy import Engine, select
 
 from registry.habilitation.declarative_services import PAYROLL, PAYROLL_OPERABLE, SERVICES
 from registry.habilitation.schema import habilitations
-from registry.habilitation.store import ADMIN
+from registry.habilitation.store import Role
+from registry.kernel.rights import (
+    HABILITATION_CHECK,
+    HABILITATION_MANAGE,
+    NOTIFY_READ,
+    RELATIONS_READ,
+)
 from registry.relations.store import declared_by_company
-from registry.trust.declarant_store import ACTIVE, DeclarantStore
+from registry.trust.declarant_store import AccountStatus, DeclarantStore
 from registry.trust.schema import declarants
 from token_suite.grants import Grants, Scope
 
-RELATIONS_READ = "relations.read"
-HABILITATION_CHECK, HABILITATION_MANAGE = "habilitation.check", "habilitation.manage"
-NOTIFY_READ = "notify.read"
 MAX_TOKEN_SIRETS = 200
 
 
@@ -58,7 +61,7 @@ def declarant_rights(engine: Engine, declarant_id: int) -> Grants:
     company = Scope(sirens=frozenset({siren}))
     _add(grants, RELATIONS_READ, company)
     _add(grants, HABILITATION_CHECK, company)
-    if account.role == ADMIN and account.status == ACTIVE:
+    if account.role == Role.ADMINISTRATOR and account.status == AccountStatus.ACTIVE:
         _add(grants, HABILITATION_MANAGE, company)
         _add(grants, NOTIFY_READ, company)
     for habilitated, service in held:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.kernel import rights
+
 PAYROLL, PAYROLL_OPERABLE, SPECIFIC = "PAYROLL", "PAYROLL_OPERABLE", "SPECIFIC"
 
 
@@ -30,11 +32,11 @@ class DeclarativeService:
 SERVICES = {
     service.code: service
     for service in (
-        DeclarativeService("DSN", "dsn.deposit", PAYROLL, "Déclaration sociale nominative"),
-        DeclarativeService("PASRAU", "service.pasrau", PAYROLL, "Revenus autres (PASRAU)"),
-        DeclarativeService("BONUS-MALUS", "service.bonus-malus", PAYROLL_OPERABLE,
+        DeclarativeService("DSN", rights.DSN_DEPOSIT, PAYROLL, "Déclaration sociale nominative"),
+        DeclarativeService("PASRAU", rights.SERVICE_PASRAU, PAYROLL, "Revenus autres (PASRAU)"),
+        DeclarativeService("BONUS-MALUS", rights.SERVICE_BONUS_MALUS, PAYROLL_OPERABLE,
                            "Simulateur bonus-malus assurance chômage"),
-        DeclarativeService("ATMP", "service.atmp", SPECIFIC, "Compte AT/MP"),
-        DeclarativeService("DUCS", "service.ducs", SPECIFIC, "Paiement des cotisations"),
+        DeclarativeService("ATMP", rights.SERVICE_ATMP, SPECIFIC, "Compte AT/MP"),
+        DeclarativeService("DUCS", rights.SERVICE_DUCS, SPECIFIC, "Paiement des cotisations"),
     )
 }  # fmt: skip

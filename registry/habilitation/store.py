@@ -11,11 +11,14 @@ portfolios to which the service was added.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, tuple_, update
+from interops.habilitation.v1 import habilitation_pb2
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.habilitation.declarative_services import SERVICES
@@ -28,11 +31,34 @@ from registry.habilitation.schema import (
 )
 from registry.kernel.clock import now_ms
 from registry.rcd.schema import establishments
-from registry.trust.declarant_store import ACTIVE, CANDIDATE, STRUCK_OFF, account_row
+from registry.trust.declarant_store import AccountStatus, account_row
 from registry.trust.schema import declarant_grants, declarants
 
-ADMIN, DECLARANT = "ADMIN", "DECLARANT"
-COMPANY_PORTFOLIO, CLIENTS_PORTFOLIO = "COMPANY", "CLIENTS"
+
+class Role(enum.StrEnum):
+    """What an account does for its company; stored as its value, sent as
+    interops.habilitation.v1.Role."""
+
+    ADMINISTRATOR = "ADMIN"
+    DECLARANT = "DECLARANT"
+
+    def to_proto(self) -> habilitation_pb2.Role.ValueType:
+        """The contract's number for this role."""
+        return habilitation_pb2.Role.Value(f"ROLE_{self.name}")
+
+
+class PortfolioKind(enum.StrEnum):
+    """The company's own portfolio (one, made at registration) or one of client companies;
+    stored as its value, sent as interops.habilitation.v1.PortfolioKind."""
+
+    COMPANY = "COMPANY"
+    CLIENTS = "CLIENTS"
+
+    def to_proto(self) -> habilitation_pb2.PortfolioKind.ValueType:
+        """The contract's number for this kind."""
+        return habilitation_pb2.PortfolioKind.Value(f"PORTFOLIO_KIND_{self.name}")
+
+
 # Above this many establishments a portfolio gets hard to manage (the portal's advice).
 PORTFOLIO_ADVICE = 100
 
@@ -52,8 +78,8 @@ class Account:
 
     id: int
     siret: str
-    role: str
-    status: str
+    role: Role
+    status: AccountStatus
 
     @property
     def siren(self) -> str:
@@ -66,7 +92,7 @@ class Portfolio:
     """A portfolio: its establishments and the services added to it."""
 
     name: str
-    kind: str
+    kind: PortfolioKind
     sirets: list[str]
     services: list[str]
 
@@ -92,6 +118,10 @@ class Habilitation:
     service: str
 
 
+def _account(row: Row[Any, Any, Any, Any]) -> Account:
+    return Account(row.id, row.siret, Role(row.role), AccountStatus(row.status))
+
+
 def _key_hash(key: str) -> bytes:
     return hashlib.sha256(b"interops.activation.v1\0" + key.encode()).digest()
 
@@ -114,11 +144,20 @@ class HabilitationStore:
         else:
             with self.engine.connect() as own:
                 row = own.execute(query).first()
-        return Account(row.id, row.siret, row.role, row.status) if row is not None else None
+        return _account(row) if row is not None else None
+
+    def administrator(self, account_id: int) -> Account:
+        """The account if it is an active administrator now; refuses any other."""
+        with self.engine.connect() as connection:
+            return self._admin(connection, account_id)
 
     def _admin(self, connection: Connection, author_id: int) -> Account:
         author = self.account(author_id, connection)
-        if author is None or author.role != ADMIN or author.status != ACTIVE:
+        if (
+            author is None
+            or author.role != Role.ADMINISTRATOR
+            or author.status != AccountStatus.ACTIVE
+        ):
             raise HabilitationRefused(
                 "NOT_AN_ADMINISTRATOR", "only an active administrator of the company may do this"
             )
@@ -244,8 +283,8 @@ class HabilitationStore:
                 .select_from(declarants)
                 .where(
                     declarants.c.siret.startswith(siren),
-                    declarants.c.role == ADMIN,
-                    declarants.c.status == ACTIVE,
+                    declarants.c.role == Role.ADMINISTRATOR,
+                    declarants.c.status == AccountStatus.ACTIVE,
                 )
             ).scalar()
             if admins:
@@ -254,11 +293,16 @@ class HabilitationStore:
                     f"company {siren} has an administrator: apply as a candidate administrator",
                 )
             account = self._new_account(
-                connection, siret, names, password, role=ADMIN, status=ACTIVE
+                connection,
+                siret,
+                names,
+                password,
+                role=Role.ADMINISTRATOR,
+                status=AccountStatus.ACTIVE,
             )
             portfolio = connection.execute(
                 insert(portfolios)
-                .values(siren=siren, name="Entreprise", kind=COMPANY_PORTFOLIO)
+                .values(siren=siren, name="Entreprise", kind=PortfolioKind.COMPANY)
                 .returning(portfolios.c.id)
             ).scalar_one()
             connection.execute(
@@ -282,8 +326,8 @@ class HabilitationStore:
                 siret,
                 names,
                 password,
-                role=ADMIN,
-                status=CANDIDATE,
+                role=Role.ADMINISTRATOR,
+                status=AccountStatus.CANDIDATE,
                 activation_hash=_key_hash(key),
             )
             self._act(connection, siret[:9], f"account:{account}", "APPLY", f"account:{account}",
@@ -295,7 +339,7 @@ class HabilitationStore:
         with self.engine.begin() as connection:
             author = self._admin(connection, author_id)
             candidate = self._member(connection, author, candidate_id)
-            if candidate.status != CANDIDATE:
+            if candidate.status != AccountStatus.CANDIDATE:
                 raise HabilitationRefused(
                     "NOT_A_CANDIDATE", f"account {candidate_id} is not a candidate administrator"
                 )
@@ -313,7 +357,8 @@ class HabilitationStore:
         with self.engine.begin() as connection:
             row = connection.execute(
                 select(declarants.c.id, declarants.c.siret).where(
-                    declarants.c.activation_hash == _key_hash(key), declarants.c.status == CANDIDATE
+                    declarants.c.activation_hash == _key_hash(key),
+                    declarants.c.status == AccountStatus.CANDIDATE,
                 )
             ).first()
             if row is None:
@@ -328,7 +373,7 @@ class HabilitationStore:
         connection.execute(
             update(declarants)
             .where(declarants.c.id == account_id)
-            .values(status=ACTIVE, activation_hash=None)
+            .values(status=AccountStatus.ACTIVE, activation_hash=None)
         )
 
     def create_declarant(
@@ -350,7 +395,7 @@ class HabilitationStore:
                     "NOT_YOUR_COMPANY", f"{siret} is not an establishment of {author.siren}"
                 )
             account = self._new_account(
-                connection, siret, names, password, role=DECLARANT, status=ACTIVE
+                connection, siret, names, password, role=Role.DECLARANT, status=AccountStatus.ACTIVE
             )
             self._act(
                 connection,
@@ -368,14 +413,14 @@ class HabilitationStore:
         with self.engine.begin() as connection:
             author = self._admin(connection, author_id)
             target = self._member(connection, author, declarant_id)
-            if target.status == STRUCK_OFF:
+            if target.status == AccountStatus.STRUCK_OFF:
                 raise HabilitationRefused(
                     "ALREADY_STRUCK_OFF", f"account {declarant_id} is already struck off"
                 )
             moved = 0
             if successor_id:
                 successor = self._member(connection, author, successor_id)
-                if successor.status != ACTIVE or successor.id == declarant_id:
+                if successor.status != AccountStatus.ACTIVE or successor.id == declarant_id:
                     raise HabilitationRefused(
                         "BAD_SUCCESSOR",
                         "the successor must be another active account of the company",
@@ -405,7 +450,9 @@ class HabilitationStore:
                 delete(declarant_grants).where(declarant_grants.c.declarant_id == declarant_id)
             )
             connection.execute(
-                update(declarants).where(declarants.c.id == declarant_id).values(status=STRUCK_OFF)
+                update(declarants)
+                .where(declarants.c.id == declarant_id)
+                .values(status=AccountStatus.STRUCK_OFF)
             )
             detail = (
                 f"successor account:{successor_id}, {moved} transferred" if successor_id else ""
@@ -432,7 +479,7 @@ class HabilitationStore:
             try:
                 portfolio = connection.execute(
                     insert(portfolios)
-                    .values(siren=author.siren, name=name, kind=CLIENTS_PORTFOLIO)
+                    .values(siren=author.siren, name=name, kind=PortfolioKind.CLIENTS)
                     .returning(portfolios.c.id)
                 ).scalar_one()
             except IntegrityError:
@@ -545,7 +592,9 @@ class HabilitationStore:
                     .where(portfolio_services.c.portfolio_id == row.id)
                     .order_by(portfolio_services.c.service)
                 ).scalars()
-                found.append(Portfolio(row.name, row.kind, list(sirets), list(services)))
+                found.append(
+                    Portfolio(row.name, PortfolioKind(row.kind), list(sirets), list(services))
+                )
         return found
 
     # -- habilitations ---------------------------------------------------------------------
@@ -565,7 +614,7 @@ class HabilitationStore:
         with self.engine.begin() as connection:
             author = self._admin(connection, author_id)
             target = self._member(connection, author, declarant_id)
-            if target.status != ACTIVE:
+            if target.status != AccountStatus.ACTIVE:
                 raise HabilitationRefused(
                     "ACCOUNT_INACTIVE", f"account {declarant_id} is {target.status.lower()}"
                 )
@@ -676,7 +725,7 @@ class HabilitationStore:
                 .order_by(declarants.c.id)
                 .limit(limit)
             )  # fmt: skip
-            return [Account(r.id, r.siret, r.role, r.status) for r in rows]
+            return [_account(r) for r in rows]
 
     def acts(self, siren: str, limit: int = 1000, after: int = 0) -> list[AdminAct]:
         """The company's administrative acts, oldest first, after the act id `after`."""

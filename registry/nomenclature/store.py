@@ -3,7 +3,8 @@ difference between two versions as data (added, removed, changed) and as a reada
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select
@@ -13,6 +14,21 @@ from registry.nomenclature.schema import nomenclature_codes, nomenclature_versio
 
 # Companies subscribed to this topic hear of every new version.
 NOMENCLATURE_TOPIC = "NOMENCLATURE"
+# The longest request id a notification sending holds (registry/notify/schema.py).
+_NOTICE_KEY_LENGTH = 64
+
+
+class DuplicateCode(ValueError):
+    """A version that gives a code twice."""
+
+
+def notice_key(table: str, version: int) -> str:
+    """The request id of the notice of a version: one notice per version, however often it is
+    announced; a long table name's digest, so that it fits."""
+    key = f"nomenclature-{table}-{version}"
+    if len(key) > _NOTICE_KEY_LENGTH:
+        key = f"nomenclature-{hashlib.sha256(key.encode()).hexdigest()[:48]}"
+    return key
 
 
 @dataclass(frozen=True)
@@ -96,8 +112,13 @@ class NomenclatureStore:
                 or 0
             )
 
-    def publish(self, table: str, codes: Mapping[str, str]) -> tuple[int, str]:
-        """Stores the next version; (version, note of the difference with the previous)."""
+    def publish(self, table: str, pairs: Iterable[tuple[str, str]]) -> tuple[int, str]:
+        """Stores the next version from its (code, label) pairs, each code once; (version, note
+        of the difference with the previous)."""
+        listed = list(pairs)
+        codes = dict(listed)
+        if len(codes) != len(listed):
+            raise DuplicateCode("a code appears twice in the version")
         previous = self.latest(table)
         old = self.codes(table, previous) if previous else {}
         version = previous + 1

@@ -8,6 +8,7 @@ a crash before the commit sends nothing; after it, every delivery is in the outb
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import re
 import string
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from interops.notify.v1 import notify_pb2
 from sqlalchemy import ColumnElement, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -31,9 +33,32 @@ from registry.notify.schema import (
     notify_templates,
 )
 
-PENDING, SENDING, RETRYING = "PENDING", "SENDING", "RETRYING"
-DELIVERED, DEAD = "DELIVERED", "DEAD"
-ACK_DELIVERED, ACK_RECEIVED, ACK_AUTHENTICATED = 1, 2, 3
+
+class DeliveryState(enum.StrEnum):
+    """Where one channel's delivery of a notification stands; stored as its name, sent as
+    interops.notify.v1.DeliveryState."""
+
+    PENDING = "PENDING"
+    # Claimed by a dispatcher, until its claim's lease ends.
+    SENDING = "SENDING"
+    RETRYING = "RETRYING"
+    DELIVERED = "DELIVERED"
+    DEAD = "DEAD"
+
+    def to_proto(self) -> notify_pb2.DeliveryState.ValueType:
+        """The contract's number for this state."""
+        return notify_pb2.DeliveryState.Value(f"DELIVERY_STATE_{self.name}")
+
+
+class AckKind(enum.IntEnum):
+    """An acknowledgement, weakest first (a notification's state is the strongest it got, 0
+    for none); stored and sent as the number of interops.notify.v1.AckKind."""
+
+    DELIVERED = notify_pb2.ACK_KIND_DELIVERED
+    RECEIVED = notify_pb2.ACK_KIND_RECEIVED
+    AUTHENTICATED = notify_pb2.ACK_KIND_AUTHENTICATED
+
+
 # notifications.fetched: not (yet) on the API channel, held there for fetching, fetched.
 NOT_HELD, FETCHABLE, FETCHED = 0, 1, 2
 _BATCH = 5_000
@@ -41,6 +66,17 @@ _BATCH = 5_000
 
 class TemplateError(ValueError):
     """A template that cannot be rendered with the values given."""
+
+
+class ContactRefused(ValueError):
+    """A subscription or contact change refused: `reason` is a stable code, `message` says
+    why, `detail` what is wrong with the address."""
+
+    def __init__(self, reason: str, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.detail = detail
 
 
 _PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -108,7 +144,12 @@ class NotifyStore:
     # -- subscriptions and contacts --------------------------------------------------------
 
     def subscribe(self, siren: str, topic: str, channels: Sequence[str], email: str) -> None:
-        """Creates or replaces a company's subscription to a topic."""
+        """Creates or replaces a company's subscription to a topic; the e-mail channel needs
+        an address."""
+        if "EMAIL" in channels and "@" not in email:
+            raise ContactRefused(
+                "EMAIL_REQUIRED", "the e-mail channel needs an address", "required"
+            )
         values = {"channels": ",".join(channels), "email": email}
         with self.engine.begin() as connection:
             done = connection.execute(
@@ -155,6 +196,10 @@ class NotifyStore:
     def change_contact(self, siren: str, email: str, new_email: str) -> tuple[int, int]:
         """Replaces a company's address in its subscriptions and its e-mails not yet sent;
         the same address again clears its flag. (subscriptions, pending e-mails) changed."""
+        if "@" not in new_email:
+            raise ContactRefused(
+                "NOT_AN_EMAIL", "the new address is not an e-mail address", "not an e-mail address"
+            )
         with self.engine.begin() as connection:
             subscriptions = connection.execute(
                 update(notify_subscriptions)
@@ -166,7 +211,7 @@ class NotifyStore:
                 update(notify_deliveries)
                 .where(
                     notify_deliveries.c.email == email,
-                    notify_deliveries.c.state.in_((PENDING, RETRYING)),
+                    notify_deliveries.c.state.in_((DeliveryState.PENDING, DeliveryState.RETRYING)),
                     notify_deliveries.c.notification_id.in_(company),
                 )
                 .values(email=new_email)
@@ -289,7 +334,9 @@ class NotifyStore:
                 )
                 channels, email = subscribed.get(siren, (["API", "DASHBOARD"], ""))
                 for channel in channels:
-                    deliveries.append((notification, channel, PENDING, 0, moment, "", email))
+                    deliveries.append(
+                        (notification, channel, DeliveryState.PENDING, 0, moment, "", email)
+                    )
             self._insert_many(
                 connection,
                 "notifications",
@@ -355,7 +402,11 @@ class NotifyStore:
         """Claims up to `limit` deliveries of those channels due now (for `lease_ms`): two
         dispatchers on one database never attempt the same delivery at once."""
         moment, token = now_ms(), uuid.uuid4().hex
-        waiting = or_(notify_deliveries.c.state.in_((PENDING, RETRYING, SENDING)))
+        waiting = or_(
+            notify_deliveries.c.state.in_(
+                (DeliveryState.PENDING, DeliveryState.RETRYING, DeliveryState.SENDING)
+            )
+        )
         with self.engine.begin() as connection:
             ids = list(
                 connection.execute(
@@ -379,7 +430,7 @@ class NotifyStore:
                     waiting,
                     notify_deliveries.c.next_attempt_at <= moment,
                 )
-                .values(state=SENDING, claim=token, next_attempt_at=moment + lease_ms)
+                .values(state=DeliveryState.SENDING, claim=token, next_attempt_at=moment + lease_ms)
             )
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -410,13 +461,13 @@ class NotifyStore:
             connection.execute(
                 update(notify_deliveries)
                 .where(notify_deliveries.c.id.in_([d.id for d in items]))
-                .values(state=DELIVERED, attempts=notify_deliveries.c.attempts + 1)
+                .values(state=DeliveryState.DELIVERED, attempts=notify_deliveries.c.attempts + 1)
             )
             self._insert_many(
                 connection,
                 "notify_acks",
                 [
-                    (d.notification_id, ACK_DELIVERED, d.channel, moment, actor, trace_id)
+                    (d.notification_id, AckKind.DELIVERED, d.channel, moment, actor, trace_id)
                     for d in items
                 ],
                 ("notification_id", "kind", "channel", "at", "actor", "trace_id"),
@@ -425,9 +476,9 @@ class NotifyStore:
                 update(notifications)
                 .where(
                     notifications.c.id.in_({d.notification_id for d in items}),
-                    notifications.c.state < ACK_DELIVERED,
+                    notifications.c.state < AckKind.DELIVERED,
                 )
-                .values(state=ACK_DELIVERED)
+                .values(state=AckKind.DELIVERED)
             )
             held = {d.notification_id for d in items if d.channel == "API"}
             if held:  # now the API channel may hand them over
@@ -444,7 +495,7 @@ class NotifyStore:
                 update(notify_deliveries)
                 .where(notify_deliveries.c.id == item.id)
                 .values(
-                    state=RETRYING if retry_in_ms is not None else DEAD,
+                    state=DeliveryState.RETRYING if retry_in_ms is not None else DeliveryState.DEAD,
                     attempts=notify_deliveries.c.attempts + 1,
                     last_error=error[:300],
                     next_attempt_at=now_ms() + (retry_in_ms or 0),
@@ -454,7 +505,7 @@ class NotifyStore:
     # -- acknowledgements ------------------------------------------------------------------
 
     def acknowledge(
-        self, notification_id: str, kind: int, channel: str, actor: str, trace_id: str
+        self, notification_id: str, kind: AckKind, channel: str, actor: str, trace_id: str
     ) -> None:
         """Records an acknowledgement (all are kept, in any order); the state is the
         strongest."""
@@ -476,7 +527,7 @@ class NotifyStore:
             )
 
     def acknowledge_many(
-        self, ids: Sequence[str], kind: int, channel: str, actor: str, trace_id: str
+        self, ids: Sequence[str], kind: AckKind, channel: str, actor: str, trace_id: str
     ) -> None:
         """Records the same acknowledgement of many notifications at once."""
         if not ids:
@@ -563,13 +614,13 @@ class NotifyStore:
             self._insert_many(
                 connection,
                 "notify_acks",
-                [(i, ACK_RECEIVED, "API", moment, actor[:128], trace_id) for i in found],
+                [(i, AckKind.RECEIVED, "API", moment, actor[:128], trace_id) for i in found],
                 ("notification_id", "kind", "channel", "at", "actor", "trace_id"),
             )
             connection.execute(
                 update(notifications)
-                .where(notifications.c.id.in_(found), notifications.c.state < ACK_RECEIVED)
-                .values(state=ACK_RECEIVED)
+                .where(notifications.c.id.in_(found), notifications.c.state < AckKind.RECEIVED)
+                .values(state=AckKind.RECEIVED)
             )
         return len(found)
 
@@ -631,7 +682,7 @@ class NotifyStore:
         """Official notifications not acknowledged (authenticated) past their deadline."""
         condition = and_(
             notifications.c.official == 1,
-            notifications.c.state < ACK_AUTHENTICATED,
+            notifications.c.state < AckKind.AUTHENTICATED,
             notifications.c.deadline > 0,
             notifications.c.deadline < now_ms(),
             notifications.c.id > after,

@@ -1,7 +1,7 @@
 """Storage of long-running operations: their state, progress, result and error.
 
-Results and errors are kept as opaque bytes (serialized protobuf messages chosen by the server),
-so this layer knows nothing of the contracts.
+A result is any message (kept packed in a google.protobuf.Any), an error a google.rpc.Status;
+the store serializes them, so its callers hand over messages and get messages back.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+from interops.operation.v1 import operation_pb2
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -18,12 +22,12 @@ from registry.operation.schema import operations
 
 
 class OperationState(enum.IntEnum):
-    """Where an operation stands; the numbers are those of interops.operation.v1."""
+    """Where an operation stands, stored and sent as the number of interops.operation.v1."""
 
-    PENDING = 1
-    RUNNING = 2
-    SUCCEEDED = 3
-    FAILED = 4
+    PENDING = operation_pb2.OPERATION_STATE_PENDING
+    RUNNING = operation_pb2.OPERATION_STATE_RUNNING
+    SUCCEEDED = operation_pb2.OPERATION_STATE_SUCCEEDED
+    FAILED = operation_pb2.OPERATION_STATE_FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +40,8 @@ class OperationRecord:
     done_units: int
     total_units: int
     unit: str
-    result: bytes | None
-    error: bytes | None
+    result: any_pb2.Any | None
+    error: status_pb2.Status | None
     created_at: datetime
     updated_at: datetime
 
@@ -58,8 +62,8 @@ def _record(row: tuple[object, ...]) -> OperationRecord:
     return OperationRecord(
         str(id_), str(kind), OperationState(int(str(state))),
         int(str(done)), int(str(total)), str(unit),
-        result if isinstance(result, bytes) else None,
-        error if isinstance(error, bytes) else None,
+        any_pb2.Any.FromString(result) if isinstance(result, bytes) and result else None,
+        status_pb2.Status.FromString(error) if isinstance(error, bytes) and error else None,
         _utc(created), _utc(updated),
     )  # fmt: skip
 
@@ -118,15 +122,18 @@ class OperationStore:
         """Records progress of a running operation."""
         self._set(operation_id, state=OperationState.RUNNING, done_units=done_units)
 
-    def succeed(self, operation_id: str, result: bytes, done_units: int) -> None:
-        """Marks the operation SUCCEEDED with its serialized result."""
+    def succeed(self, operation_id: str, result: Message, done_units: int) -> None:
+        """Marks the operation SUCCEEDED with its result (any message)."""
+        packed = any_pb2.Any()
+        packed.Pack(result)
         self._set(
-            operation_id, state=OperationState.SUCCEEDED, result=result, done_units=done_units
-        )
+            operation_id, state=OperationState.SUCCEEDED, result=packed.SerializeToString(),
+            done_units=done_units,
+        )  # fmt: skip
 
-    def fail(self, operation_id: str, error: bytes) -> None:
-        """Marks the operation FAILED with its serialized error."""
-        self._set(operation_id, state=OperationState.FAILED, error=error)
+    def fail(self, operation_id: str, error: status_pb2.Status) -> None:
+        """Marks the operation FAILED with its error."""
+        self._set(operation_id, state=OperationState.FAILED, error=error.SerializeToString())
 
     def unfinished(self, kind: str) -> list[OperationRecord]:
         """Operations of a kind still PENDING or RUNNING: after a restart, those a crash

@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from interops.registry.v1 import registry_pb2
+
 LA_POSTE_SIREN = "356000000"
 _ASCII_DIGITS = frozenset("0123456789")
 
@@ -20,6 +22,10 @@ class IdentifierProblem(enum.Enum):
     WRONG_LENGTH = "wrong length"
     NOT_DIGITS = "not only the digits 0-9"
     BAD_CHECKSUM = "wrong check digit"
+
+    def to_proto(self) -> registry_pb2.SiretProblem.ValueType:
+        """The contract's number for this problem."""
+        return registry_pb2.SiretProblem.Value(f"SIRET_PROBLEM_{self.name}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import re
 import unicodedata
@@ -10,7 +11,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
+from interops.registry.v1 import registry_pb2
+
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
+
+
+class AdministrativeState(enum.IntEnum):
+    """Whether a company or establishment is active; stored and sent as the number of
+    interops.registry.v1.AdministrativeState."""
+
+    ACTIVE = registry_pb2.ADMINISTRATIVE_STATE_ACTIVE
+    CEASED = registry_pb2.ADMINISTRATIVE_STATE_CEASED
 
 
 def name_key(name: str) -> str:

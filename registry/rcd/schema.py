@@ -25,9 +25,6 @@ from registry.kernel.metadata import metadata
 # a linguistic collation (en_US and the like ignore spaces at first level) would break.
 SEARCH_KEY = String(300).with_variant(String(300, collation="C"), "postgresql")
 
-STATE_ACTIVE = 1
-STATE_CEASED = 2
-
 companies = Table(
     "companies",
     metadata,

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from registry.rcd.identifiers import check_siren, check_siret
-from registry.rcd.records import CompanyRecord, EstablishmentRecord
-from registry.rcd.schema import STATE_ACTIVE, STATE_CEASED
+from registry.rcd.records import AdministrativeState, CompanyRecord, EstablishmentRecord
 
 WITHHELD = "[ND]"  # what INSEE shows for data a company asked not to publish ("non diffusible")
 
@@ -54,8 +53,8 @@ REQUIRED_COLUMNS = {
 }
 
 _STATES = {
-    StockKind.COMPANIES: {"A": STATE_ACTIVE, "C": STATE_CEASED},
-    StockKind.ESTABLISHMENTS: {"A": STATE_ACTIVE, "F": STATE_CEASED},
+    StockKind.COMPANIES: {"A": AdministrativeState.ACTIVE, "C": AdministrativeState.CEASED},
+    StockKind.ESTABLISHMENTS: {"A": AdministrativeState.ACTIVE, "F": AdministrativeState.CEASED},
 }
 _LIMITS = {"name": 300, "street_name": 200, "complement": 200, "city": 100, "country": 100}
 
@@ -101,7 +100,7 @@ def _date(value: str, column: str) -> date | None:
         raise LineRejected(f"{column} is not a date (YYYY-MM-DD): {value[:20]!r}") from None
 
 
-def _state(kind: StockKind, value: str, column: str) -> int:
+def _state(kind: StockKind, value: str, column: str) -> AdministrativeState:
     try:
         return _STATES[kind][value]
     except KeyError:

@@ -23,8 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from registry.rcd.records import CompanyRecord, CopyRows, EstablishmentRecord
-from registry.rcd.schema import STATE_ACTIVE, companies, establishments, registry_feed
+from registry.rcd.records import AdministrativeState, CompanyRecord, CopyRows, EstablishmentRecord
+from registry.rcd.schema import companies, establishments, registry_feed
 
 _COMPANY_COLUMNS = [companies.c[name] for name in CompanyRecord._fields]
 _ESTABLISHMENT_COLUMNS = [establishments.c[name] for name in EstablishmentRecord._fields]
@@ -98,7 +98,7 @@ class RcdStore:
             .limit(limit)
         )
         if active_only:
-            query = query.where(establishments.c.state == STATE_ACTIVE)
+            query = query.where(establishments.c.state == AdministrativeState.ACTIVE)
         with self.engine.connect() as connection:
             return [EstablishmentRecord(*row) for row in connection.execute(query)]
 

@@ -7,11 +7,13 @@ do not matter), so the database holds no declarant's name.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import time
 import unicodedata
 from collections.abc import Iterable
 
+from interops.habilitation.v1 import habilitation_pb2
 from sqlalchemy import Engine, insert, select, update
 
 from registry.trust.directory_store import read_grants
@@ -19,10 +21,22 @@ from registry.trust.passwords import check_password, dummy_hash, hash_password
 from registry.trust.schema import declarant_grants, declarants
 from token_suite.grants import Grants
 
-# Account statuses (registry/habilitation/store.py moves accounts between them).
-ACTIVE, CANDIDATE, STRUCK_OFF = "ACTIVE", "CANDIDATE", "STRUCK_OFF"
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
+
+
+class AccountStatus(enum.StrEnum):
+    """Where an account stands (registry/habilitation/store.py moves accounts between them);
+    stored as its name, sent as interops.habilitation.v1.AccountStatus."""
+
+    ACTIVE = "ACTIVE"
+    # A candidate administrator waiting for validation or its activation key.
+    CANDIDATE = "CANDIDATE"
+    STRUCK_OFF = "STRUCK_OFF"
+
+    def to_proto(self) -> habilitation_pb2.AccountStatus.ValueType:
+        """The contract's number for this status."""
+        return habilitation_pb2.AccountStatus.Value(f"ACCOUNT_STATUS_{self.name}")
 
 
 class SignInRefused(Exception):
@@ -104,7 +118,9 @@ class DeclarantStore:
         if row is None:
             check_password(password, dummy_hash())
             raise SignInRefused("INVALID_CREDENTIALS", "unknown account or wrong password")
-        if row.status != ACTIVE:  # a candidate administrator, or struck off: said only to
+        if (
+            row.status != AccountStatus.ACTIVE
+        ):  # a candidate administrator, or struck off: said only to
             if check_password(password, row.password_hash):  # whoever knows the password
                 raise SignInRefused("ACCOUNT_INACTIVE", "this account is not active")
             raise SignInRefused("INVALID_CREDENTIALS", "unknown account or wrong password")

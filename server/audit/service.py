@@ -13,7 +13,6 @@ from server.audit.journal import AuditJournal
 from server.rpc import page_tokens
 from server.rpc.handler_wrapping import Context
 
-AUDIT_RIGHT = "audit.read"
 DEFAULT_PAGE = 100
 
 

@@ -19,7 +19,7 @@ from server.cli.demo_trust import ORGANISMS, load_demo_trust
 from server.cli.directory_commands import register as register_directory_commands
 from server.cli.relations_commands import register as register_relations_commands
 from server.config import ConfigError, Settings
-from server.node import PUBLIC_SERVICES, Node
+from server.node import Node
 from server.web.app import WebServer
 
 
@@ -68,7 +68,7 @@ async def _run(settings: Settings, *, demo_data: bool) -> None:
     print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
     web = None
     if settings.http_address:
-        web = WebServer(settings, node.port, frozenset(PUBLIC_SERVICES),
+        web = WebServer(settings, node.port, node.rights,
                         tracer_provider=node.tracer_provider)  # fmt: skip
         try:
             web_port = await web.start()

@@ -11,6 +11,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
+from registry.kernel.rights import (
+    DSN_DELIVERIES,
+    DSN_DEPOSIT,
+    NOTIFY_READ,
+    REGISTRY_IMPORT,
+    REGISTRY_READ,
+)
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
 from registry.trust.directory_store import DirectoryError, DirectoryStore
@@ -24,16 +31,15 @@ ADMINISTRATOR = (FIRM_SIRET, "Durand", "Claire")
 PARTNER = ("PARTNER-DEMO", "Site partenaire de démonstration", "http://127.0.0.1:8090")
 DECLARANT_PASSWORD = "interops-demo"  # noqa: S105 -- demo data, printed in the README
 CLIENT_SIRENS = tuple(siren_at(index) for index in (1, 2, 4))
-DSN = "dsn.deliveries"
 # The routing rules in registry/dsn/routing_rules/ name the same codes.
 ORGANISMS = {
-    "URSSAF": ("Urssaf Île-de-France", "URSSAF", ("registry.read", "registry.import", DSN)),
-    "CNAV": ("Caisse nationale d'assurance vieillesse", "CNAV", ("registry.read",)),
-    "DGFIP": ("Direction générale des finances publiques", "DGFIP", (DSN,)),
-    "AGIRC-ARRCO": ("Agirc-Arrco", "AGIRC_ARRCO", (DSN,)),
-    "PREVOYANCE": ("Prévoyance exemple (organisme complémentaire)", "OC", (DSN,)),
-    "FRANCE-TRAVAIL": ("France Travail", "FRANCE_TRAVAIL", (DSN,)),
-    "CNAM": ("Caisse nationale de l'assurance maladie", "CNAM", (DSN,)),
+    "URSSAF": ("Urssaf Île-de-France", "URSSAF", (REGISTRY_READ, REGISTRY_IMPORT, DSN_DELIVERIES)),
+    "CNAV": ("Caisse nationale d'assurance vieillesse", "CNAV", (REGISTRY_READ,)),
+    "DGFIP": ("Direction générale des finances publiques", "DGFIP", (DSN_DELIVERIES,)),
+    "AGIRC-ARRCO": ("Agirc-Arrco", "AGIRC_ARRCO", (DSN_DELIVERIES,)),
+    "PREVOYANCE": ("Prévoyance exemple (organisme complémentaire)", "OC", (DSN_DELIVERIES,)),
+    "FRANCE-TRAVAIL": ("France Travail", "FRANCE_TRAVAIL", (DSN_DELIVERIES,)),
+    "CNAM": ("Caisse nationale de l'assurance maladie", "CNAM", (DSN_DELIVERIES,)),
 }
 
 log = logging.getLogger("interops.demo")
@@ -59,7 +65,7 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
             directory.add_key(code, public_bytes(key), valid_from=0)
     if not declarants.exists(*DECLARANT):
         perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
-                     for right in ("registry.read", "dsn.deposit", "notify.read")]  # fmt: skip
+                     for right in (REGISTRY_READ, DSN_DEPOSIT, NOTIFY_READ)]  # fmt: skip
         declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter)
         added = True
     with contextlib.suppress(DirectoryError):  # `interops partner-demo` is this site

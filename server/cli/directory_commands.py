@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from registry.kernel.database import open_engine, upgrade
+from registry.kernel.rights import REGISTRY_READ
 from registry.trust.declarant_store import DeclarantStore
 from registry.trust.directory_store import DirectoryError, DirectoryStore
 from server.config import Settings
@@ -81,7 +82,7 @@ def _root_key(args: argparse.Namespace) -> int:
 
 def _add_declarant(engine: Engine, args: argparse.Namespace) -> None:
     password = os.environ.get("INTEROPS_PASSWORD") or getpass.getpass("new password: ")
-    grants = [("registry.read", siren) for siren in args.siren]
+    grants = [(REGISTRY_READ, siren) for siren in args.siren]
     declarant = DeclarantStore(engine).create(
         args.siret, args.last_name, args.first_name, password, grants
     )

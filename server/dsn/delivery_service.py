@@ -14,36 +14,22 @@ from collections.abc import AsyncIterator
 
 from interops.dsn.v1 import dsn_pb2 as pb
 from interops.dsn.v1 import dsn_pb2_grpc
-from interops.token.v1 import token_pb2
 from opentelemetry.trace import Tracer
 
 from clients.tracing import context_of, traceparent
-from registry.dsn.deposit_store import DeliveryRecord, DepositStore, delivery_id
+from registry.dsn.deposit_store import DeliveryRecord, DepositFiles, DepositStore, delivery_id
+from registry.dsn.returns import ReceiptFault, crm_codes, receipt_fault
 from registry.kernel.sealing import read_sealed
 from server.audit.journal import note
-from server.dsn.messages import delivery_message, return_message, return_payload
-from server.dsn.pipeline import DepositFiles
 from server.notify.topic_notices import NoticeTemplate, TopicNotices
 from server.rpc.auth_interceptor import current_principal
 from server.rpc.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from server.rpc.handler_wrapping import Context
 from server.token.trust import NodeTrust
-from token_suite.receipts import receipt_valid
 
-DELIVERY_RIGHT = "dsn.deliveries"
 DEFAULT_LEASE_SECONDS = 300
 MIN_LEASE_SECONDS = 10
 DEFAULT_BATCH = 10
-# The Net-CRM codes each kind of organism posts.
-CRM_CODES = {
-    token_pb2.ORGANISM_KIND_CNAM: ("30", "31"),
-    token_pb2.ORGANISM_KIND_FRANCE_TRAVAIL: ("40", "41"),
-    token_pb2.ORGANISM_KIND_OC: ("50", "51"),
-    token_pb2.ORGANISM_KIND_URSSAF: ("60", "61", "62"),
-    token_pb2.ORGANISM_KIND_AGIRC_ARRCO: ("70", "71"),
-    token_pb2.ORGANISM_KIND_DGFIP: ("92", "94"),
-}
-
 
 # The notice the declared companies receive when an organism posts a CRM about their deposit.
 CRM_NOTICE = NoticeTemplate(
@@ -89,7 +75,7 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         with self.tracer.start_as_current_span(
             "dsn.deliver", context_of(record.trace_parent), attributes=attributes
         ):
-            return delivery_message(record, traceparent())
+            return record.to_proto(traceparent())
 
     @staticmethod
     def _lease_ms(seconds: int) -> int:
@@ -142,13 +128,12 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
     ) -> pb.AcknowledgeDeliveryResponse:
         record = await self._own(request.id)
         key = self.trust.keys.key(request.key_id)
-        if key is None or key.organism != record.organism:
+        fault = receipt_fault(key, record, request.signature, time.time())
+        if fault is ReceiptFault.NOT_ITS_KEY:
             raise PermissionDenied(
                 "UNKNOWN_RECEIPT_KEY", f"{request.key_id} is not a key of {record.organism}"
             )
-        if not key.signs_at(time.time(), 0) or not receipt_valid(
-            key.public, record.id, record.sha256, request.signature
-        ):
+        if fault is ReceiptFault.BAD_SIGNATURE:
             raise InvalidArgument(
                 "BAD_RECEIPT",
                 "the receipt is not a signature of this delivery's id and SHA-256 by that key",
@@ -157,7 +142,7 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         acknowledged = await asyncio.to_thread(
             self.store.acknowledge, record.id, request.key_id, request.signature
         )
-        return pb.AcknowledgeDeliveryResponse(delivery=delivery_message(acknowledged))
+        return pb.AcknowledgeDeliveryResponse(delivery=acknowledged.to_proto())
 
     async def PostReturn(
         self, request: pb.PostReturnRequest, context: Context
@@ -170,20 +155,19 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
             raise NotFound(
                 "DEPOSIT_NOT_DELIVERED", f"deposit {request.deposit_id} was not delivered to you"
             )
-        known = self.trust.keys.organism(organism)
-        allowed = CRM_CODES.get(known.kind, ()) if known is not None else ()
+        allowed = crm_codes(self.trust.keys.organism(organism))
         if request.code not in allowed:
             raise InvalidArgument(
                 "CRM_CODE_NOT_YOURS",
                 f"{organism} posts CRM codes {', '.join(allowed) or '(none)'}, not {request.code}",
                 violations=[FieldViolation("code", "not a code of this kind of organism")],
             )
-        payload = return_payload(request.content, request.content_type, list(request.pas_rates))
         record, _ = await asyncio.to_thread(
             functools.partial(
                 self.store.add_return, request.deposit_id, organism, code=request.code,
                 status=int(request.status), request_id=request.request_id or None,
-                payload=payload,
+                content=request.content, content_type=request.content_type,
+                pas_rates=request.pas_rates,
             )
         )  # fmt: skip
         # Sent again with a retried CRM too: the notice's request id makes it once, and a
@@ -194,4 +178,4 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
                   "month": deposit.month}  # fmt: skip
         companies = {siret[:9] for siret in deposit.sirets}
         await self.notices.send(CRM_NOTICE, f"crm-{record.id}", values, companies)
-        return pb.PostReturnResponse(**{"return": return_message(record)})
+        return pb.PostReturnResponse(**{"return": record.to_proto()})

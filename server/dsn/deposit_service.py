@@ -14,47 +14,25 @@ from collections.abc import AsyncIterator
 from interops.dsn.v1 import dsn_pb2 as pb
 from interops.dsn.v1 import dsn_pb2_grpc
 
-from clients.tracing import traceparent
-from registry.dsn.deposit_store import DepositRecord, DepositStore, NewDeposit
-from registry.dsn.norm import supported_versions
+from clients.tracing import trace_id_of, traceparent
+from registry.dsn.deposit_store import DepositFiles, DepositRecord, DepositStore, NewDeposit
 from registry.dsn.scan import DepositScan
+from registry.kernel.rights import DSN_DEPOSIT
 from registry.kernel.sealing import SealedWriter
 from server.audit.journal import note
-from server.dsn.messages import deposit_message, return_message
-from server.dsn.pipeline import DepositFiles, DsnPipeline
+from server.dsn.pipeline import DsnPipeline
 from server.rpc import page_tokens
 from server.rpc.auth_interceptor import current_principal
 from server.rpc.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from server.rpc.handler_wrapping import Context
 
-DEPOSIT_RIGHT = "dsn.deposit"
 DEFAULT_PAGE = 20
 RETURNS_BATCH = 100
 
 
-def _refusal(scan: DepositScan, size: int) -> tuple[str, str]:
-    """(code, message) of an ARE, or ("", "") when the file is taken."""
-    if size == 0:
-        return "EMPTY_FILE", "the file is empty"
-    if not scan.starts_with_rubric or not scan.versions:
-        return "NOT_A_DSN", "the file is not a NEODeS DSN (no S10.G00.00.006 norm version)"
-    unsupported = sorted(set(scan.versions) - set(supported_versions()))
-    if unsupported:
-        return "UNSUPPORTED_VERSION", (
-            f"norm version {unsupported[0]} is not supported; one of "
-            f"{', '.join(supported_versions())}"
-        )
-    if not scan.sirets:
-        return "NO_ESTABLISHMENT", "the file declares no establishment (S21.G00.06/S21.G00.11)"
-    if scan.too_many_sirets:
-        return "TOO_MANY_ESTABLISHMENTS", "the file declares too many establishments"
-    principal = current_principal()
-    outside = [siret for siret in scan.sirets if not principal.allows(DEPOSIT_RIGHT, siret)]
-    if outside:
-        return "NOT_ENTITLED", (
-            f"the token does not grant {DEPOSIT_RIGHT} over establishment {outside[0]}"
-        )
-    return "", ""
+def deposit_message(record: DepositRecord) -> pb.Deposit:
+    """A deposit as its declarant sees it, with the id of the trace that deposited it."""
+    return record.to_proto(trace_id_of(record.trace_parent))
 
 
 class DepositService(dsn_pb2_grpc.DepositServiceServicer):
@@ -89,7 +67,10 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             known = await asyncio.to_thread(self.store.find, declarant, header.request_id, b"")
             if known is not None:
                 return pb.SubmitDepositResponse(deposit=deposit_message(known))
-        new = NewDeposit(declarant, header.request_id or None, header.file_name, 0, b"")
+        new = NewDeposit(
+            declarant, header.request_id or None, header.file_name, 0, b"",
+            trace_parent=traceparent(),
+        )  # fmt: skip
         path = self.files.deposit(new.id)
         writer = self.files.writer(path)
         scan = DepositScan()
@@ -122,23 +103,15 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         if same is not None:  # the same content again: the same deposit
             writer.discard()
             return same
-        code, message = _refusal(scan, writer.size)
-        if code:
-            writer.discard()  # an ARE keeps no file: nothing will read it
-        else:
-            await asyncio.to_thread(writer.close)
-        stored = NewDeposit(
-            new.declarant, new.request_id, new.file_name, writer.size, writer.sha256,
-            receipt="ARE" if code else "AEE", rejection_code=code, rejection_message=message,
-            norm_version=scan.versions[0] if scan.versions else "", nature=scan.nature,
-            type=scan.type, month=scan.month, sirets=tuple(scan.sirets),
-            trace_parent=traceparent(), id=new.id,
-        )  # fmt: skip
-        record, created = await asyncio.to_thread(self.store.create, stored)
+        principal = current_principal()
+        refusal = scan.refusal(
+            writer.size, lambda siret: principal.allows(DSN_DEPOSIT, siret), DSN_DEPOSIT
+        )
+        record, created = await asyncio.to_thread(
+            self.store.receive, scan.described(new, refusal), writer
+        )
         note(resource=f"deposit:{record.id}", siret=record.sirets[0] if record.sirets else "")
-        if not created:
-            self.files.deposit(new.id).unlink(missing_ok=True)
-        elif not code:
+        if created and refusal is None:
             self.pipeline.wake()
         return record
 
@@ -194,9 +167,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             request.deposit_id,
         )  # fmt: skip
         page, token = page_tokens.cut(found, size, query, lambda r: [str(r.position)])
-        return pb.ListReturnsResponse(
-            returns=[return_message(r) for r in page], next_page_token=token
-        )
+        return pb.ListReturnsResponse(returns=[r.to_proto() for r in page], next_page_token=token)
 
     async def WatchReturns(
         self, request: pb.WatchReturnsRequest, context: Context
@@ -208,7 +179,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
                 self.store.returns_for, declarant, position, RETURNS_BATCH
             )
             for record in found:
-                yield pb.WatchReturnsResponse(**{"return": return_message(record)})
+                yield pb.WatchReturnsResponse(**{"return": record.to_proto()})
                 position = record.position
             if len(found) == RETURNS_BATCH:
                 continue

@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from pathlib import Path
 from typing import BinaryIO
 
 from opentelemetry.trace import Tracer
 
 from clients.tracing import context_of
 from registry.dsn.deposit_store import (
-    RECEIVED,
-    VALIDATED,
+    DepositFiles,
+    DepositState,
     DepositStore,
     RoutedShare,
     Validated,
@@ -33,29 +32,8 @@ from registry.dsn.validation import validate
 from registry.kernel.sealing import SealedWriter, sealed_lines
 from registry.relations.store import Link, RelationsStore
 from server.background_loop import BackgroundLoop
-from server.dsn.messages import return_payload
 
 log = logging.getLogger("interops.dsn")
-
-
-class DepositFiles:
-    """Where deposits and shares are sealed on disk."""
-
-    def __init__(self, root: Path, key: bytes) -> None:
-        self.root = root
-        self.key = key
-
-    def deposit(self, deposit_id: str) -> Path:
-        """The sealed file of a deposit."""
-        return self.root / "deposits" / f"{deposit_id}.dsn.sealed"
-
-    def share(self, delivery: str) -> Path:
-        """The sealed file of an organism's share."""
-        return self.root / "shares" / f"{delivery}.dsn.sealed"
-
-    def writer(self, path: Path) -> SealedWriter:
-        """A sealed writer with the node's key."""
-        return SealedWriter(path, self.key)
 
 
 class DsnPipeline(BackgroundLoop):
@@ -101,11 +79,11 @@ class DsnPipeline(BackgroundLoop):
         # The deposit's own trace: these spans join the call that deposited it.
         parent = context_of(record.trace_parent)
         attributes = {"interops.deposit_id": deposit_id}
-        if record.state == RECEIVED:
+        if record.state == DepositState.RECEIVED:
             with self.tracer.start_as_current_span("dsn.validate", parent, attributes=attributes):
                 self._validate(deposit_id, record.sirets)
             record = self.store.get(deposit_id)
-        if record is not None and record.state == VALIDATED:
+        if record is not None and record.state == DepositState.VALIDATED:
             with self.tracer.start_as_current_span("dsn.route", parent, attributes=attributes):
                 self._route(deposit_id)
 
@@ -134,9 +112,7 @@ class DsnPipeline(BackgroundLoop):
             rejection_message="" if report.conformant else (
                 f"{report.blocking} blocking anomalies: see the BAN"),
         )  # fmt: skip
-        self.store.record_validation(
-            deposit_id, outcome, return_payload(document, "application/json", [])
-        )
+        self.store.record_validation(deposit_id, outcome, document)
         log.info("deposit %s validated: %s", deposit_id, report.kind)
 
     def _route(self, deposit_id: str) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import logging
 
 import grpc
-from google.protobuf import any_pb2
 from interops.habilitation.v1 import habilitation_pb2 as pb
 
 from registry.habilitation.bulk import BulkFile, BulkQueue, BulkReport, apply_file
@@ -20,21 +19,17 @@ KIND = "habilitation.import"
 log = logging.getLogger("interops.habilitation.bulk")
 
 
-def result_message(report: BulkReport) -> bytes:
-    """The operation's result: an ImportHabilitationsResult packed in an Any."""
-    packed = any_pb2.Any()
-    packed.Pack(
-        pb.ImportHabilitationsResult(
-            lines_read=report.lines_read,
-            lines_changed=report.lines_changed,
-            lines_rejected=report.lines_rejected,
-            rejected_lines=[pb.LineReport(line_number=bad.number, reason=bad.reason,
-                                          message=bad.message)
-                            for bad in report.rejected],
-            warnings=report.warnings,
-        )
+def result_message(report: BulkReport) -> pb.ImportHabilitationsResult:
+    """The operation's result."""
+    return pb.ImportHabilitationsResult(
+        lines_read=report.lines_read,
+        lines_changed=report.lines_changed,
+        lines_rejected=report.lines_rejected,
+        rejected_lines=[pb.LineReport(line_number=bad.number, reason=bad.reason,
+                                      message=bad.message)
+                        for bad in report.rejected],
+        warnings=report.warnings,
     )  # fmt: skip
-    return packed.SerializeToString()
 
 
 class BulkWorker(BackgroundLoop):
@@ -81,7 +76,7 @@ class BulkWorker(BackgroundLoop):
             status = build_status(grpc.StatusCode.INTERNAL,
                                   "the file could not be applied; acts applied are kept",
                                   "INTERNAL")  # fmt: skip
-            self.operations.fail(operation, status.SerializeToString())
+            self.operations.fail(operation, status)
             self.queue.finish(operation, BulkReport())
             return
         self.queue.finish(operation, report)

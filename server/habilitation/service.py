@@ -18,21 +18,12 @@ from interops.habilitation.v1 import habilitation_pb2 as pb
 from interops.habilitation.v1 import habilitation_pb2_grpc
 
 from registry.habilitation.access_decision import decide
-from registry.habilitation.bulk_file import HEADER, MAX_LINES
+from registry.habilitation.bulk_file import BadBulkFile, counted_lines
 from registry.habilitation.bulk_file import write_lines as export_lines
-from registry.habilitation.declarant_rights import HABILITATION_MANAGE
-from registry.habilitation.store import (
-    ADMIN,
-    CLIENTS_PORTFOLIO,
-    COMPANY_PORTFOLIO,
-    DECLARANT,
-    Account,
-    HabilitationRefused,
-    HabilitationStore,
-)
+from registry.habilitation.store import Account, HabilitationRefused, HabilitationStore
+from registry.kernel.rights import HABILITATION_MANAGE
 from registry.operation.store import OperationStore
 from registry.relations.store import RelationsStore
-from registry.trust.declarant_store import ACTIVE, CANDIDATE, STRUCK_OFF
 from server.audit.journal import note
 from server.habilitation.bulk_worker import KIND as BULK_KIND
 from server.habilitation.bulk_worker import BulkWorker
@@ -51,7 +42,6 @@ from server.rpc.errors import (
 )
 from server.rpc.handler_wrapping import Context
 
-MANAGE_RIGHT = HABILITATION_MANAGE
 T = TypeVar("T")
 
 ACTIVATION_LETTER = NoticeTemplate(
@@ -77,11 +67,6 @@ _REFUSALS: dict[str, type[ServiceError]] = {
     "UNKNOWN_SERVICE": InvalidArgument,
     "BAD_SUCCESSOR": InvalidArgument,
 }
-_ROLES = {ADMIN: pb.ROLE_ADMINISTRATOR, DECLARANT: pb.ROLE_DECLARANT}
-_STATUSES = {ACTIVE: pb.ACCOUNT_STATUS_ACTIVE, CANDIDATE: pb.ACCOUNT_STATUS_CANDIDATE,
-             STRUCK_OFF: pb.ACCOUNT_STATUS_STRUCK_OFF}  # fmt: skip
-_KINDS = {COMPANY_PORTFOLIO: pb.PORTFOLIO_KIND_COMPANY,
-          CLIENTS_PORTFOLIO: pb.PORTFOLIO_KIND_CLIENTS}  # fmt: skip
 EXPORT_CHUNK = 64 * 1024
 
 
@@ -128,15 +113,11 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
     async def _caller(self) -> Account:
         """The calling account: an active administrator now (not only when its chain was
         issued), whose chain holds habilitation.manage over its company."""
-        account = await asyncio.to_thread(self.store.account, _declarant_id())
-        if account is None or account.role != ADMIN or account.status != ACTIVE:
-            raise PermissionDenied(
-                "NOT_AN_ADMINISTRATOR", "only an active administrator of the company may do this"
-            )
-        scope = current_principal().grants.get(MANAGE_RIGHT)
+        account = await _ruled(self.store.administrator, _declarant_id())
+        scope = current_principal().grants.get(HABILITATION_MANAGE)
         if scope is None or not (scope.everything or account.siren in scope.sirens):
             raise PermissionDenied(
-                "MISSING_GRANT", f"this chain does not hold {MANAGE_RIGHT} over the company"
+                "MISSING_GRANT", f"this chain does not hold {HABILITATION_MANAGE} over the company"
             )
         note(resource=f"company:{account.siren}")
         return account
@@ -211,8 +192,8 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
                                         int(after[0]) if after else 0)  # fmt: skip
         found, token = page_tokens.cut(found, size, query, lambda a: [str(a.id)])
         return pb.ListAccountsResponse(
-            accounts=[pb.Account(id=a.id, siret=a.siret, role=_ROLES[a.role],
-                                 status=_STATUSES[a.status]) for a in found],
+            accounts=[pb.Account(id=a.id, siret=a.siret, role=a.role.to_proto(),
+                                 status=a.status.to_proto()) for a in found],
             next_page_token=token,
         )  # fmt: skip
 
@@ -252,7 +233,7 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
                                         after[0] if after else "")  # fmt: skip
         found, token = page_tokens.cut(found, size, query, lambda p: [p.name])
         return pb.ListPortfoliosResponse(
-            portfolios=[pb.Portfolio(name=p.name, kind=_KINDS[p.kind], sirets=p.sirets,
+            portfolios=[pb.Portfolio(name=p.name, kind=p.kind.to_proto(), sirets=p.sirets,
                                      services=p.services) for p in found],
             next_page_token=token,
         )  # fmt: skip
@@ -318,7 +299,12 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         self, request: pb.ImportHabilitationsRequest, context: Context
     ) -> pb.ImportHabilitationsResponse:
         author = await self._caller()
-        lines = _counted_lines(request.content)
+        try:
+            lines = counted_lines(request.content)
+        except BadBulkFile as bad:
+            raise InvalidArgument(
+                bad.reason, bad.message, violations=[FieldViolation("content", bad.detail)]
+            ) from None
         request_id = f"{author.siren}:{request.request_id}" if request.request_id else ""
         record, created = await asyncio.to_thread(
             self.operations.create, BULK_KIND, "lines", lines, request_id
@@ -380,22 +366,3 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
             allowed=decision.allowed,
             refusals=[pb.Refusal(subject=s, reason=r) for s, r in decision.refusals],
         )
-
-
-def _counted_lines(content: bytes) -> int:
-    """The number of act lines of a file whose header is right; refuses any other file before
-    an operation exists."""
-    first, _, rest = content.partition(b"\n")
-    header = first.decode("utf-8-sig", "replace").strip().lower()
-    if tuple(part.strip() for part in header.split(",")) != HEADER:
-        raise InvalidArgument(
-            "MALFORMED_FILE", f"the first line must be {','.join(HEADER)}",
-            violations=[FieldViolation("content", "no header line")],
-        )  # fmt: skip
-    lines = sum(1 for line in rest.splitlines() if line.strip())
-    if lines > MAX_LINES:
-        raise InvalidArgument(
-            "TOO_MANY_LINES", f"a file holds at most {MAX_LINES} acts",
-            violations=[FieldViolation("content", f"more than {MAX_LINES} lines")],
-        )  # fmt: skip
-    return lines

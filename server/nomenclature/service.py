@@ -4,19 +4,22 @@ version notifies the companies subscribed to nomenclature updates."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from interops.nomenclature.v1 import nomenclature_pb2 as pb
 from interops.nomenclature.v1 import nomenclature_pb2_grpc
 
-from registry.nomenclature.store import NOMENCLATURE_TOPIC, NomenclatureStore, difference
+from registry.nomenclature.store import (
+    NOMENCLATURE_TOPIC,
+    DuplicateCode,
+    NomenclatureStore,
+    difference,
+    notice_key,
+)
 from server.notify.topic_notices import NoticeTemplate, TopicNotices
 from server.rpc.errors import FieldViolation, InvalidArgument, NotFound
 from server.rpc.handler_wrapping import Context
 
-READ_RIGHT = "nomenclature.read"
-PUBLISH_RIGHT = "nomenclature.publish"
 NOTICE = NoticeTemplate(
     "nomenclature-update",
     NOMENCLATURE_TOPIC,
@@ -35,20 +38,17 @@ class NomenclatureService(nomenclature_pb2_grpc.NomenclatureServiceServicer):
     async def PublishVersion(
         self, request: pb.PublishVersionRequest, context: Context
     ) -> pb.PublishVersionResponse:
-        codes = {code.code: code.label for code in request.codes}
-        if len(codes) != len(request.codes):
+        pairs = [(code.code, code.label) for code in request.codes]
+        try:
+            version, note = await asyncio.to_thread(self.store.publish, request.table, pairs)
+        except DuplicateCode as duplicate:
             raise InvalidArgument(
                 "DUPLICATE_CODE",
-                "a code appears twice in the version",
+                str(duplicate),
                 violations=[FieldViolation("codes", "a code appears twice")],
-            )
-        version, note = await asyncio.to_thread(self.store.publish, request.table, codes)
+            ) from None
         values = {"table": request.table, "version": str(version), "note": note[:15000]}
-        request_id = f"nomenclature-{request.table}-{version}"
-        if len(request_id) > 64:  # what a send's request id holds: a long table name's digest
-            digest = hashlib.sha256(request_id.encode()).hexdigest()[:48]
-            request_id = f"nomenclature-{digest}"
-        notified = await self.notices.send(NOTICE, request_id, values)
+        notified = await self.notices.send(NOTICE, notice_key(request.table, version), values)
         return pb.PublishVersionResponse(version=version, note=note, notified=notified)
 
     async def _codes(self, table: str, version: int) -> tuple[int, dict[str, str]]:

@@ -21,9 +21,11 @@ from interops.notify.v1 import notify_pb2 as pb
 from interops.notify.v1 import notify_pb2_grpc
 
 from registry.kernel.clock import now_ms
+from registry.kernel.rights import NOTIFY_READ
 from registry.notify.store import (
-    ACK_AUTHENTICATED,
-    ACK_RECEIVED,
+    AckKind,
+    ContactRefused,
+    DeliveryState,
     NotifyStore,
     TemplateError,
 )
@@ -35,8 +37,6 @@ from server.rpc.handler_wrapping import Context
 from server.rpc.telemetry import current_trace_id
 from token_suite import profiles
 
-READ_RIGHT = "notify.read"
-SEND_RIGHT = "notify.send"
 DEFAULT_PAGE = 20
 _DAY_MS = 86_400_000
 # How long a caller of the API channel has to acknowledge what it was handed, unless it says.
@@ -55,7 +55,7 @@ def notification_message(row: dict[str, Any]) -> pb.Notification:
     """A stored notification as its message."""
     acks = [
         pb.Acknowledgement(
-            kind=int(str(a["kind"])),  # type: ignore[arg-type]
+            kind=pb.AckKind.ValueType(int(str(a["kind"]))),
             channel=pb.Channel.Value(f"CHANNEL_{a['channel']}")
             if a["channel"]
             else pb.CHANNEL_UNSPECIFIED,
@@ -68,7 +68,7 @@ def notification_message(row: dict[str, Any]) -> pb.Notification:
     deliveries = [
         pb.ChannelDelivery(
             channel=pb.Channel.Value(f"CHANNEL_{d['channel']}"),
-            state=pb.DeliveryState.Value(f"DELIVERY_STATE_{d['state']}"),
+            state=DeliveryState(d["state"]).to_proto(),
             attempts=int(str(d["attempts"])),
             last_error=str(d["last_error"]),
         )
@@ -100,10 +100,16 @@ def _companies(right: str) -> frozenset[str] | None:
     return None if scope.everything else scope.sirens
 
 
-def _require_company(siren: str, right: str = READ_RIGHT) -> None:
+def _require_company(siren: str, right: str = NOTIFY_READ) -> None:
     covered = _companies(right)
     if covered is not None and siren not in covered:
         raise PermissionDenied("NOT_YOUR_COMPANY", f"the token does not grant {right} over {siren}")
+
+
+def _bad_contact(refused: ContactRefused, field: str) -> InvalidArgument:
+    return InvalidArgument(
+        refused.reason, refused.message, violations=[FieldViolation(field, refused.detail)]
+    )
 
 
 class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
@@ -120,29 +126,25 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
         wanted = request.subscription
         _require_company(wanted.siren)
         channels = [pb.Channel.Name(c).removeprefix("CHANNEL_") for c in wanted.channels]
-        if "EMAIL" in channels and "@" not in wanted.email:
-            raise InvalidArgument(
-                "EMAIL_REQUIRED",
-                "the e-mail channel needs an address",
-                violations=[FieldViolation("subscription.email", "required")],
-            )
         topic = pb.Topic.Name(wanted.topic).removeprefix("TOPIC_")
-        await asyncio.to_thread(self.store.subscribe, wanted.siren, topic, channels, wanted.email)
+        try:
+            await asyncio.to_thread(
+                self.store.subscribe, wanted.siren, topic, channels, wanted.email
+            )
+        except ContactRefused as refused:
+            raise _bad_contact(refused, "subscription.email") from None
         return pb.SubscribeResponse(subscription=wanted)
 
     async def ChangeContact(
         self, request: pb.ChangeContactRequest, context: Context
     ) -> pb.ChangeContactResponse:
         _require_company(request.siren)
-        if "@" not in request.new_email:
-            raise InvalidArgument(
-                "NOT_AN_EMAIL",
-                "the new address is not an e-mail address",
-                violations=[FieldViolation("new_email", "not an e-mail address")],
+        try:
+            subscriptions, pending = await asyncio.to_thread(
+                self.store.change_contact, request.siren, request.email, request.new_email
             )
-        subscriptions, pending = await asyncio.to_thread(
-            self.store.change_contact, request.siren, request.email, request.new_email
-        )
+        except ContactRefused as refused:
+            raise _bad_contact(refused, "new_email") from None
         if not subscriptions:
             raise NotFound("CONTACT_NOT_FOUND", f"no subscription of {request.siren} uses it")
         self.dispatcher.wake()
@@ -243,7 +245,7 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
 
     async def _own(self, notification_id: str) -> dict[str, Any]:
         row = await asyncio.to_thread(self.store.notification, notification_id)
-        covered = _companies(READ_RIGHT)
+        covered = _companies(NOTIFY_READ)
         if row is None or (covered is not None and row["siren"] not in covered):
             raise NotFound("NOTIFICATION_NOT_FOUND", f"no notification {notification_id} of yours")
         return row
@@ -257,7 +259,7 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
             await asyncio.to_thread(
                 self.store.acknowledge,
                 request.id,
-                ACK_AUTHENTICATED,
+                AckKind.AUTHENTICATED,
                 "DASHBOARD",
                 principal.subject,
                 current_trace_id(),
@@ -267,7 +269,7 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
 
     async def _lease(self, limit: int, lease_seconds: int) -> list[pb.Notification]:
         """Leases up to `limit` held notifications of the caller's companies."""
-        covered = _companies(READ_RIGHT)
+        covered = _companies(NOTIFY_READ)
         if covered == frozenset():
             return []
         ids = await asyncio.to_thread(
@@ -306,7 +308,7 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
     async def AcknowledgeNotifications(
         self, request: pb.AcknowledgeNotificationsRequest, context: Context
     ) -> pb.AcknowledgeNotificationsResponse:
-        covered = _companies(READ_RIGHT)
+        covered = _companies(NOTIFY_READ)
         if covered == frozenset():
             return pb.AcknowledgeNotificationsResponse()
         acknowledged = await asyncio.to_thread(
@@ -325,7 +327,7 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
         await asyncio.to_thread(
             self.store.acknowledge,
             notification_id,
-            ACK_RECEIVED,
+            AckKind.RECEIVED,
             "EMAIL",
             "link",
             current_trace_id(),

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from google.protobuf import any_pb2, timestamp_pb2
-from google.rpc import status_pb2
+from google.protobuf import timestamp_pb2
 from interops.operation.v1 import operation_pb2 as pb
 from interops.operation.v1 import operation_pb2_grpc
 
@@ -23,15 +22,15 @@ def operation_message(record: OperationRecord) -> pb.Operation:
     return pb.Operation(
         name=f"operations/{record.id}",
         kind=record.kind,
-        state=pb.OperationState.Value(f"OPERATION_STATE_{record.state.name}"),
+        state=pb.OperationState.ValueType(record.state),
         done=record.done,
         done_units=record.done_units,
         total_units=record.total_units,
         unit=record.unit,
         create_time=created,
         update_time=updated,
-        result=any_pb2.Any.FromString(record.result) if record.result else None,
-        error=status_pb2.Status.FromString(record.error) if record.error else None,
+        result=record.result,
+        error=record.error,
     )
 
 

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
-from google.protobuf import any_pb2
 from interops.registry.v1 import registry_pb2 as pb
 from sqlalchemy import Engine
 
@@ -31,22 +30,17 @@ KIND = "registry.import_stock"
 log = logging.getLogger("interops.registry.import")
 
 
-def _result(outcome: ImportOutcome) -> bytes:
-    packed = any_pb2.Any()
-    packed.Pack(
-        pb.ImportStockResult(
-            kind=STOCK_KIND_MESSAGES[outcome.kind],
-            lines_read=outcome.lines_read,
-            lines_applied=outcome.lines_applied,
-            lines_changed=outcome.lines_changed,
-            lines_rejected=outcome.lines_rejected,
-            rejected_lines=[
-                pb.RejectedLine(line_number=r.line_number, reason=r.reason)
-                for r in outcome.rejections
-            ],
-        )
+def _result(outcome: ImportOutcome) -> pb.ImportStockResult:
+    return pb.ImportStockResult(
+        kind=STOCK_KIND_MESSAGES[outcome.kind],
+        lines_read=outcome.lines_read,
+        lines_applied=outcome.lines_applied,
+        lines_changed=outcome.lines_changed,
+        lines_rejected=outcome.lines_rejected,
+        rejected_lines=[
+            pb.RejectedLine(line_number=r.line_number, reason=r.reason) for r in outcome.rejections
+        ],
     )
-    return packed.SerializeToString()
 
 
 def _first_line_kind(path: Path, expected: StockKind | None) -> StockKind:
@@ -81,7 +75,7 @@ class ImportJobs:
                 "upload the file again to finish",
                 "OPERATION_INTERRUPTED",
             )
-            self.operations.fail(record.id, status.SerializeToString())
+            self.operations.fail(record.id, status)
 
     async def receive(self, requests: AsyncIterator[pb.ImportStockRequest]) -> OperationRecord:
         """Takes an upload (header, then chunks) and starts its import; returns the operation."""
@@ -152,10 +146,10 @@ class ImportJobs:
             self.operations.succeed(operation_id, _result(outcome), path.stat().st_size)
         except ImportInterrupted as error:
             status = build_status(grpc.StatusCode.ABORTED, str(error), "OPERATION_INTERRUPTED")
-            self.operations.fail(operation_id, status.SerializeToString())
+            self.operations.fail(operation_id, status)
         except StockFormatError as error:
             status = build_status(grpc.StatusCode.INVALID_ARGUMENT, str(error), "NOT_A_STOCK_FILE")
-            self.operations.fail(operation_id, status.SerializeToString())
+            self.operations.fail(operation_id, status)
         except Exception:
             trace_id = current_trace_id()
             log.exception("import %s failed (trace %s)", operation_id, trace_id)
@@ -165,7 +159,7 @@ class ImportJobs:
                 "INTERNAL",
             )
             with contextlib.suppress(Exception):
-                self.operations.fail(operation_id, status.SerializeToString())
+                self.operations.fail(operation_id, status)
         finally:
             path.unlink(missing_ok=True)
 

@@ -8,13 +8,8 @@ from google.type import date_pb2
 from interops.registry.v1 import registry_pb2 as pb
 
 from registry.rcd.records import CompanyRecord, EstablishmentRecord
-from registry.rcd.schema import STATE_ACTIVE, STATE_CEASED
 from registry.rcd.sirene_stock import StockKind
 
-_STATES = {
-    STATE_ACTIVE: pb.ADMINISTRATIVE_STATE_ACTIVE,
-    STATE_CEASED: pb.ADMINISTRATIVE_STATE_CEASED,
-}
 STOCK_KINDS = {
     pb.STOCK_KIND_COMPANIES: StockKind.COMPANIES,
     pb.STOCK_KIND_ESTABLISHMENTS: StockKind.ESTABLISHMENTS,
@@ -35,7 +30,7 @@ def company_message(record: CompanyRecord) -> pb.Company:
         name=record.name,
         naf_code=record.naf_code,
         legal_category=record.legal_category,
-        state=_STATES.get(record.state, pb.ADMINISTRATIVE_STATE_UNSPECIFIED),
+        state=pb.AdministrativeState.ValueType(record.state),
         creation_date=_date(record.creation_date),
         state_since=_date(record.state_since),
         head_office_nic=record.head_office_nic,
@@ -63,7 +58,7 @@ def establishment_message(record: EstablishmentRecord) -> pb.Establishment:
             country=record.country,
         ),
         head_office=record.head_office,
-        state=_STATES.get(record.state, pb.ADMINISTRATIVE_STATE_UNSPECIFIED),
+        state=pb.AdministrativeState.ValueType(record.state),
         creation_date=_date(record.creation_date),
         state_since=_date(record.state_since),
         diffusion_restricted=record.diffusion_restricted,

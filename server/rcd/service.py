@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
 
-from registry.rcd.identifiers import IdentifierProblem, check_siren, check_siret
-from registry.rcd.records import CompanyRecord, name_key
-from registry.rcd.schema import STATE_CEASED
+from registry.rcd.identifiers import check_siren, check_siret
+from registry.rcd.records import AdministrativeState, CompanyRecord, name_key
 from registry.rcd.store import RcdStore
 from server.operation.service import operation_message
 from server.rcd.establishment_cache import EstablishmentCache
@@ -21,11 +20,6 @@ from server.rpc.errors import FieldViolation, InvalidArgument, NotFound
 from server.rpc.handler_wrapping import Context
 
 FEED_BATCH = 500
-_PROBLEMS = {
-    IdentifierProblem.WRONG_LENGTH: pb.SIRET_PROBLEM_WRONG_LENGTH,
-    IdentifierProblem.NOT_DIGITS: pb.SIRET_PROBLEM_NOT_DIGITS,
-    IdentifierProblem.BAD_CHECKSUM: pb.SIRET_PROBLEM_BAD_CHECKSUM,
-}
 
 
 def _require_key(value: str, field: str, kind: str) -> None:
@@ -136,7 +130,7 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         check = check_siret(request.siret)
         if check.problem is not None:
             return pb.ValidateSiretResponse(
-                valid=False, problem=_PROBLEMS[check.problem], message=check.message
+                valid=False, problem=check.problem.to_proto(), message=check.message
             )
         found = await asyncio.to_thread(self.store.get_establishments, [request.siret])
         record = found.get(request.siret)
@@ -147,7 +141,7 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
                 message="well formed, but no establishment has this SIRET in the registry",
             )
         establishment = establishment_message(record)
-        if record.state == STATE_CEASED:
+        if record.state == AdministrativeState.CEASED:
             return pb.ValidateSiretResponse(
                 valid=False,
                 problem=pb.SIRET_PROBLEM_CEASED,

@@ -3,8 +3,8 @@ scoped by the caller's token chain.
 
 An establishment is in the caller's perimeter when its relations.read grant covers it, or, for a
 declarant of the portal (subject "declarant:..."), when a SIRET its grant covers declared it in
-DSN: the implicit mandate. Organisms see exactly what their grant covers. A NIR asked about is
-never written to a log, a span or an error message.
+DSN: the implicit mandate (the rules: registry/relations/perimeter.py). Organisms see exactly
+what their grant covers. A NIR asked about is never written to a log, a span or an error message.
 """
 
 from __future__ import annotations
@@ -15,6 +15,13 @@ import functools
 from interops.relations.v1 import relations_pb2 as pb
 from interops.relations.v1 import relations_pb2_grpc
 
+from registry.kernel.rights import RELATIONS_READ
+from registry.relations.perimeter import (
+    linked_in,
+    sees_declared_by,
+    sees_establishment,
+    sees_link,
+)
 from registry.relations.store import Link, RelationsStore
 from server.audit.journal import note
 from server.rpc import page_tokens
@@ -23,13 +30,11 @@ from server.rpc.errors import PermissionDenied
 from server.rpc.handler_wrapping import Context
 from token_suite.grants import Scope
 
-READ_RIGHT = "relations.read"
-
 
 def _scope() -> tuple[Scope, bool]:
     """The caller's relations.read perimeter, and whether the implicit mandate applies."""
     principal = current_principal()
-    return principal.grants.get(READ_RIGHT, Scope()), principal.subject.startswith("declarant:")
+    return principal.grants.get(RELATIONS_READ, Scope()), principal.subject.startswith("declarant:")
 
 
 def _refused(siret: str) -> PermissionDenied:
@@ -55,19 +60,16 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
     async def _require_visible(self, siret: str) -> None:
         """Refuses an establishment outside the caller's perimeter."""
         scope, mandate = _scope()
-        if scope.includes_siret(siret):
-            return
-        if mandate:
-            declarants = await asyncio.to_thread(self.store.declarants_of, siret)
-            if any(scope.includes_siret(declarant) for declarant in declarants):
-                return
-        raise _refused(siret)
+        if not await asyncio.to_thread(
+            functools.partial(sees_establishment, self.store, scope, siret, declarant=mandate)
+        ):
+            raise _refused(siret)
 
     async def ListDeclaredEstablishments(
         self, request: pb.ListDeclaredEstablishmentsRequest, context: Context
     ) -> pb.ListDeclaredEstablishmentsResponse:
         scope, _ = _scope()
-        if not scope.includes_siret(request.declarant_siret):
+        if not sees_declared_by(scope, request.declarant_siret):
             raise _refused(request.declarant_siret)
         note(resource=request.declarant_siret)
         query = ("declared", request.declarant_siret)
@@ -86,14 +88,15 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
     ) -> pb.CheckDeclarationLinkResponse:
         scope, _ = _scope()
         declarant, declared = request.declarant_siret, request.declared_siret
-        if not (scope.includes_siret(declarant) or scope.includes_siret(declared)):
+        if not sees_link(scope, declarant, declared):
             raise _refused(declarant)
         note(resource=declared)
         link = await asyncio.to_thread(self.store.link, declarant, declared)
         if link is None:
             return pb.CheckDeclarationLinkResponse(linked=False)
-        linked = link.first_period <= request.period <= link.last_period
-        return pb.CheckDeclarationLinkResponse(linked=linked, link=_link_message(link))
+        return pb.CheckDeclarationLinkResponse(
+            linked=linked_in(link, request.period), link=_link_message(link)
+        )
 
     async def ListEmployees(
         self, request: pb.ListEmployeesRequest, context: Context

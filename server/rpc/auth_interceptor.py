@@ -2,20 +2,26 @@
 
 The chain (metadata "interops-token-bin") must be meant for the called service, carry a proof
 of possession ("interops-proof-bin") when its profile asks for one, not be spent, and grant the
-right the method needs. The verified principal is then available to the service through
-`current_principal()`. Anything short ends the call with UNAUTHENTICATED (who are you?) or
-PERMISSION_DENIED (not this), with the precise reason in ErrorInfo.
+right the method needs, as its contract declares it (the `interops.auth.v1.access` method
+option, read from the descriptors once, when the node starts). The verified principal is then
+available to the service through `current_principal()`. Anything short ends the call with
+UNAUTHENTICATED (who are you?) or PERMISSION_DENIED (not this), with the precise reason in
+ErrorInfo.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import MethodDescriptor
+from interops.auth.v1 import auth_pb2
 from opentelemetry import trace
 
+from registry.kernel.rights import right_name
 from server.rpc.error_interceptor import fail, passes_through
 from server.rpc.errors import PermissionDenied, ServiceError, Unauthenticated, build_status
 from server.rpc.handler_wrapping import (
@@ -34,6 +40,42 @@ from token_suite.wire import PROOF_METADATA, TOKEN_METADATA, service_of
 
 # Reasons that mean "a valid chain, but not for this"; all others mean "not authenticated".
 _DENIALS = frozenset({"WRONG_AUDIENCE"})
+# grpc's own services are not our contracts and declare no access: anyone may ask whether the
+# node serves (health) and what it serves (reflection), as load balancers and gRPC tools do.
+GRPC_PUBLIC_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
+
+
+class UndeclaredAccess(LookupError):
+    """A method whose contract declares no access: the node refuses to start (fail closed)."""
+
+
+def declared_access(method: MethodDescriptor) -> str | None:
+    """The right a method needs, from its `interops.auth.v1.access` option; None when the
+    contract declares it public. Raises UndeclaredAccess when it declares neither."""
+    access = method.GetOptions().Extensions[auth_pb2.access]
+    kind = access.WhichOneof("access")
+    if kind == "public" and access.public:
+        return None
+    if kind == "right" and access.right != auth_pb2.RIGHT_UNSPECIFIED:
+        return right_name(access.right)
+    raise UndeclaredAccess(f"/{method.containing_service.full_name}/{method.name} declares no "
+                           "access (option (interops.auth.v1.access) in its contract)")  # fmt: skip
+
+
+def method_rights(services: Iterable[str]) -> dict[str, str | None]:
+    """The right each method of the named services (of our contracts) needs, by its path
+    "/<service>/<method>"; None for a public method. Raises UndeclaredAccess for a method
+    that declares no access."""
+    pool = descriptor_pool.Default()
+    return {
+        f"/{service.full_name}/{method.name}": declared_access(method)
+        for service in map(pool.FindServiceByName, services)
+        for method in service.methods
+    }
 
 
 def refusal(error: TokenError) -> ServiceError:
@@ -74,15 +116,17 @@ def token_and_proof(context: Context) -> tuple[bytes | None, bytes | None]:
 
 
 class AuthInterceptor(WrappingInterceptor):
-    """Authenticates every call of a service not listed as public."""
+    """Authenticates every call of a method that is not public.
 
-    def __init__(
-        self, trust: NodeTrust, rights: Mapping[str, str], public_services: Collection[str]
-    ) -> None:
+    `rights` gives the right each method (by path) or service (by full name) needs, None for a
+    public one; grpc's health and reflection services are public; anything else is refused."""
+
+    def __init__(self, trust: NodeTrust, rights: Mapping[str, str | None]) -> None:
         super().__init__()
         self.trust = trust
-        self.rights = rights
-        self.public_services = frozenset(public_services)
+        self.rights = {name: right for name, right in rights.items() if right is not None}
+        public = (name for name, right in rights.items() if right is None)
+        self.public = frozenset((*public, *GRPC_PUBLIC_SERVICES))
 
     def _right(self, method: str) -> str | None:
         return self.rights.get(method) or self.rights.get(service_of(method))
@@ -124,7 +168,7 @@ class AuthInterceptor(WrappingInterceptor):
         return chain
 
     def wrap(self, handler: Handler, method: str) -> Handler:
-        if service_of(method) in self.public_services or method in self.public_services:
+        if service_of(method) in self.public or method in self.public:
             return handler
         behaviour: Callable[..., Any] = behaviour_of(handler)
         authenticate = self.authenticate

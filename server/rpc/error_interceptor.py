@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from interops.rpc.v1.error_reason_pb2 import ERROR_REASON_INTERNAL, ERROR_REASON_UNIMPLEMENTED
 
 from server.rpc.errors import ServiceError, build_status
 from server.rpc.handler_wrapping import (
@@ -35,7 +36,9 @@ async def fail(error: Exception, method: str, context: Context) -> None:
         await abort(context, error.to_status())
     if isinstance(error, NotImplementedError):  # a generated servicer's default method
         status = build_status(
-            grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented", "UNIMPLEMENTED"
+            grpc.StatusCode.UNIMPLEMENTED,
+            f"{method} is not implemented",
+            ERROR_REASON_UNIMPLEMENTED,
         )
         await abort(context, status)
     trace_id = current_trace_id()
@@ -46,7 +49,7 @@ async def fail(error: Exception, method: str, context: Context) -> None:
     status = build_status(
         grpc.StatusCode.INTERNAL,
         f"internal error; give this trace id to the operator: {trace_id}",
-        "INTERNAL",
+        ERROR_REASON_INTERNAL,
         metadata={"trace_id": trace_id},
     )
     await abort(context, status)

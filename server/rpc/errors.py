@@ -1,16 +1,31 @@
 """Errors a service raises on purpose, each knowing its gRPC code and HTTP status, and their
-translation into a google.rpc.Status with ErrorInfo and, for bad input, BadRequest details."""
+translation into a google.rpc.Status with ErrorInfo and, for bad input, BadRequest details.
+
+Reasons are the ErrorReason enum of the contracts (interops.rpc.v1), the one list the client SDK
+reads too; a reason is given as an enum value or as its wire string (the name without
+ERROR_REASON_), which tests/clients/test_error_reasons.py checks is in the enum."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from interops.rpc.v1.error_reason_pb2 import ErrorReason
+
+from clients.errors import reason_name
 
 DOMAIN = "interops"
+# An ErrorReason value, or its wire string.
+Reason: TypeAlias = "ErrorReason.ValueType | str"
+
+
+def reason_text(reason: Reason) -> str:
+    """The wire string of a reason."""
+    return reason if isinstance(reason, str) else reason_name(reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +45,14 @@ class ServiceError(Exception):
 
     def __init__(
         self,
-        reason: str,
+        reason: Reason,
         message: str,
         *,
         violations: Sequence[FieldViolation] = (),
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason = reason_text(reason)
         self.message = message
         self.violations = tuple(violations)
         self.metadata = dict(metadata or {})
@@ -106,13 +121,17 @@ class Unavailable(ServiceError):
 def build_status(
     code: grpc.StatusCode,
     message: str,
-    reason: str,
+    reason: Reason,
     violations: Sequence[FieldViolation] = (),
     metadata: Mapping[str, str] | None = None,
 ) -> status_pb2.Status:
     """A google.rpc.Status with ErrorInfo, plus BadRequest when there are field violations."""
     info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata or {}))
+    info.Pack(
+        error_details_pb2.ErrorInfo(
+            reason=reason_text(reason), domain=DOMAIN, metadata=metadata or {}
+        )
+    )
     details = [info]
     if violations:
         bad_request = any_pb2.Any()

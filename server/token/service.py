@@ -5,21 +5,28 @@ the signed directory."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator
 
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 
 from registry.habilitation.declarant_rights import declarant_rights
 from registry.trust.declarant_store import DeclarantStore, SignInRefused
+from registry.trust.issuance import (
+    IssueRefused,
+    asked_grants,
+    check_extendable,
+    check_lifetime,
+    check_profile,
+)
 from server.rpc.auth_interceptor import refusal, token_and_proof
-from server.rpc.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from server.rpc.errors import InvalidArgument, PermissionDenied, ServiceError, Unauthenticated
 from server.rpc.handler_wrapping import Context
 from server.token.trust import NodeTrust
-from token_suite import profiles
 from token_suite.chain import Terms, delegate, inspect, issue_root
 from token_suite.errors import TokenError
-from token_suite.grants import Grants, grants_from, grants_to_messages, widening
+from token_suite.grants import Grants, grants_to_messages
 from token_suite.verify import Party, VerifiedChain
 from token_suite.wire import PROOF_METADATA
 
@@ -27,6 +34,22 @@ SERVICE = "interops.token.v1.TokenService"
 _ISSUE = f"/{SERVICE}/IssueToken"
 _REVOKE = f"/{SERVICE}/RevokeToken"
 _EMPTY_HASH = hashlib.sha256(b"").digest()
+# How each issuing rule's refusal is told (any other: INVALID_ARGUMENT).
+_REFUSALS: dict[str, type[ServiceError]] = {
+    "NO_GRANTS": PermissionDenied,
+    "GRANT_NOT_HELD": PermissionDenied,
+    "NOT_HOLDER": PermissionDenied,
+}
+
+
+@contextlib.contextmanager
+def _ruled() -> Iterator[None]:
+    """An issuing rule's refusal becomes the matching status."""
+    try:
+        yield
+    except IssueRefused as refused:
+        kind = _REFUSALS.get(refused.reason, InvalidArgument)
+        raise kind(refused.reason, refused.message) from None
 
 
 def _proof(context: Context) -> bytes:
@@ -62,22 +85,6 @@ def principal_message(chain: VerifiedChain) -> token_service_pb2.Principal:
     )  # fmt: skip
 
 
-def _asked(held: Grants, asked: Sequence[token_pb2.Grant]) -> Grants:
-    """The grants asked for, which must be covered by those held; all held when none asked."""
-    if not asked:
-        if not held:
-            raise PermissionDenied("NO_GRANTS", "the subject holds no right")
-        return held
-    try:
-        wanted = grants_from(asked)
-    except TokenError as error:
-        raise InvalidArgument("BAD_GRANT", error.message) from None
-    right = widening(held, wanted)
-    if right is not None:
-        raise PermissionDenied("GRANT_NOT_HELD", f"the subject does not hold {right} so widely")
-    return wanted
-
-
 class TokenService(token_service_pb2_grpc.TokenServiceServicer):
     """The token service of the node."""
 
@@ -91,32 +98,25 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
         """Signs a root block after authenticating the subject."""
         if request.HasField("declarant"):
             subject, held, holder = await self._sign_in_declarant(request.declarant)
-            allowed = {profiles.PORTAL, profiles.NAVIGATION}
         else:
             subject, held, holder = await self._sign_in_organism(request.organism.organism, context)
-            allowed = {profiles.APPLICATION}
-        if request.profile not in allowed:
-            kind = subject.split(":")[0]
-            names = " or ".join(sorted(profiles.name(p) for p in allowed))
-            raise InvalidArgument("PROFILE_NOT_ALLOWED", f"a {kind} gets {names} chains")
-        terms = self._terms(request, held, holder)
+        with _ruled():
+            check_profile(subject, request.profile)
+            terms = self._terms(request, held, holder)
         token = issue_root(self.trust.issuer, subject, terms)
         return token_service_pb2.IssueTokenResponse(token=token, expires=_expiry(token))
 
     def _terms(
         self, request: token_service_pb2.IssueTokenRequest, held: Grants, holder: Party
     ) -> Terms:
-        longest = profiles.MAX_LIFETIME[request.profile]
-        if request.lifetime_seconds > longest:
-            name = profiles.name(request.profile)
-            raise InvalidArgument("LIFETIME_TOO_LONG", f"a {name} chain lives at most {longest} s")
+        check_lifetime(request.profile, request.lifetime_seconds)
         if request.HasField("holder") and request.holder.organism:
             holder = Party(request.holder.organism, request.holder.key_id)
             if self.trust.keys.organism(holder.organism) is None:
                 raise InvalidArgument("UNKNOWN_HOLDER", f"no organism {holder.organism}")
         return Terms(
             holder=holder, profile=request.profile, audience=tuple(request.audience),
-            grants=_asked(held, request.grants), lifetime=request.lifetime_seconds,
+            grants=asked_grants(held, request.grants), lifetime=request.lifetime_seconds,
             max_hops=request.max_hops, purpose=request.purpose,
         )  # fmt: skip
 
@@ -152,17 +152,15 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
     ) -> token_service_pb2.DelegateTokenResponse:
         """Appends a hop signed by the identity provider, which must hold the chain."""
         chain = self._verified(request.token)
-        if chain.holder.organism != self.trust.issuer.organism or chain.profile != profiles.PORTAL:
-            raise PermissionDenied(
-                "NOT_HOLDER", "the backbone appends hops only to portal chains it holds"
-            )
-        terms = Terms(
-            holder=Party(request.holder.organism, request.holder.key_id),
-            profile=request.profile, audience=tuple(request.audience),
-            grants=_asked(chain.grants, request.grants) if request.grants else {},
-            lifetime=request.lifetime_seconds,
-            max_hops=request.max_hops if request.max_hops else None, purpose=request.purpose,
-        )  # fmt: skip
+        with _ruled():
+            check_extendable(chain.holder.organism, chain.profile, self.trust.issuer.organism)
+            terms = Terms(
+                holder=Party(request.holder.organism, request.holder.key_id),
+                profile=request.profile, audience=tuple(request.audience),
+                grants=asked_grants(chain.grants, request.grants) if request.grants else {},
+                lifetime=request.lifetime_seconds,
+                max_hops=request.max_hops if request.max_hops else None, purpose=request.purpose,
+            )  # fmt: skip
         if self.trust.keys.organism(terms.holder.organism) is None:
             raise InvalidArgument("UNKNOWN_HOLDER", f"no organism {terms.holder.organism}")
         token = delegate(request.token, self.trust.issuer, terms)

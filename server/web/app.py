@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 import uvicorn
@@ -37,20 +37,21 @@ MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 def build_app(
     node_address: str,
-    public_methods: frozenset[str],
+    method_rights: Mapping[str, str | None],
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     sign_in_attempts: int = 10,
     tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
     """The application, calling the node at `node_address` over gRPC; at most
-    `sign_in_attempts` sign-ins a minute from one address. With a tracer provider, each
-    request is a server span whose trace the node's calls continue."""
+    `sign_in_attempts` sign-ins a minute from one address; `method_rights` is the right each
+    RPC needs by path (the node's map, None when public), for the OpenAPI document. With a
+    tracer provider, each request is a server span whose trace the node's calls continue."""
     node = NodeCalls(node_address, tracer_provider=tracer_provider)
     sessions = Sessions()
     pages = Pages(sessions)
     sign_in = SignInPages(node, pages, sessions, sign_in_attempts)
     dashboard = DashboardPages(node, pages, sign_in, max_upload_bytes)
-    rest = RestGateway(node, public_methods)
+    rest = RestGateway(node, method_rights)
 
     async def home(request: Request) -> Response:
         session = sessions.of(request)
@@ -127,7 +128,7 @@ class WebServer:
         self,
         settings: Settings,
         node_port: int,
-        public: frozenset[str],
+        method_rights: Mapping[str, str | None],
         sign_in_attempts: int = 10,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
@@ -135,7 +136,8 @@ class WebServer:
         node_host = settings.grpc_address.rpartition(":")[0]
         if node_host in ("0.0.0.0", "[::]", ""):  # noqa: S104 -- reach a wildcard bind on loopback
             node_host = "127.0.0.1"
-        app = build_app(f"{node_host}:{node_port}", public, sign_in_attempts=sign_in_attempts,
+        app = build_app(f"{node_host}:{node_port}", method_rights,
+                        sign_in_attempts=sign_in_attempts,
                         tracer_provider=tracer_provider)  # fmt: skip
         config = uvicorn.Config(
             app, host=host, port=int(port), log_level="warning", access_log=False,

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from clients.errors import InteropsError
+from registry.kernel.rights import AUDIT_READ, DSN_DEPOSIT, HABILITATION_MANAGE, NOTIFY_READ
 from server.web.node_calls import NodeCalls
 from server.web.rendering import Pages
 from server.web.sessions import Session
@@ -71,22 +72,22 @@ class DashboardPages:
     async def _blocks(self, session: Session) -> dict[str, Any]:
         values: dict[str, Any] = {"deposits": None, "returns": None, "notifications": None,
                                   "accounts": None, "habilitations": None}  # fmt: skip
-        if session.holds("dsn.deposit"):
+        if session.holds(DSN_DEPOSIT):
             values["deposits"] = (await self._call(
                 session, f"{DEPOSITS}/ListDeposits", dsn_pb2.ListDepositsRequest(page_size=20),
                 dsn_pb2.ListDepositsResponse)).deposits  # fmt: skip
             values["returns"] = (await self._call(
                 session, f"{DEPOSITS}/ListReturns", dsn_pb2.ListReturnsRequest(page_size=20),
                 dsn_pb2.ListReturnsResponse)).returns  # fmt: skip
-        if session.companies("notify.read"):
+        if session.companies(NOTIFY_READ):
             found: list[notify_pb2.Notification] = []
-            for siren in session.companies("notify.read"):
+            for siren in session.companies(NOTIFY_READ):
                 found.extend((await self._call(
                     session, f"{NOTIFY}/ListNotifications",
                     notify_pb2.ListNotificationsRequest(siren=siren, page_size=20),
                     notify_pb2.ListNotificationsResponse)).notifications)  # fmt: skip
             values["notifications"] = found
-        if session.holds("habilitation.manage"):
+        if session.holds(HABILITATION_MANAGE):
             values["accounts"] = (await self._call(
                 session, f"{HABILITATIONS}/ListAccounts",
                 habilitation_pb2.ListAccountsRequest(page_size=100),
@@ -163,7 +164,7 @@ class DashboardPages:
         session = self.pages.signed_in(request)
         if isinstance(session, Response):
             return session
-        if not session.holds("audit.read"):
+        if not session.holds(AUDIT_READ):
             return self.pages.error(request, 403, "Cette page est réservée aux opérateurs.")
         trace_id = request.query_params.get("trace_id", "").strip().lower()
         deposit_id = request.query_params.get("deposit_id", "").strip()

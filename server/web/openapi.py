@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 document of the REST declination, made from the contracts' descriptors: one
 POST operation per unary RPC, request and response schemas in the protobuf JSON mapping
 (lowerCamelCase names, 64-bit integers as strings or numbers, enums by name, bytes in base64,
-Timestamp as RFC 3339), errors as google.rpc.Status."""
+Timestamp as RFC 3339), errors as google.rpc.Status. Each operation names the right its chain must
+grant, as the contract declares it (x-interops-right, and the role of its security requirement),
+or needs no chain (public)."""
 
 from __future__ import annotations
 
@@ -87,16 +89,27 @@ def _upload_parameters(schemas: _Schemas, method: MethodDescriptor) -> list[dict
             for f in header.fields]  # fmt: skip
 
 
+def _access(operation: dict[str, Any], right: str | None) -> None:
+    """The operation's right, or that it is public, for readers and for tools."""
+    if right is None:
+        operation["description"] = "Public: needs no token chain."
+        operation["security"] = []
+    else:
+        operation["description"] = f"Needs a chain granting the {right} right."
+        operation["x-interops-right"] = right
+        operation["security"] = [{"chain": [right]}]
+
+
 def document(
-    methods: Iterable[tuple[str, MethodDescriptor, str, bool]], title: str
+    methods: Iterable[tuple[str, MethodDescriptor, str, str | None]], title: str
 ) -> dict[str, Any]:
-    """The OpenAPI document for (path, method, how it is offered, public) entries: "unary"
-    (JSON in, JSON out), "upload" (query parameters and a raw body in, JSON out) or "stream"
-    (JSON in, NDJSON out)."""
+    """The OpenAPI document for (path, method, how it is offered, right) entries, the right
+    None for a public method; offered as "unary" (JSON in, JSON out), "upload" (query
+    parameters and a raw body in, JSON out) or "stream" (JSON in, NDJSON out)."""
     schemas = _Schemas()
     status = schemas.message(status_pb2.Status.DESCRIPTOR)
     paths: dict[str, Any] = {}
-    for path, method, kind, public in methods:
+    for path, method, kind, right in methods:
         output = schemas.message(method.output_type)
         operation: dict[str, Any] = {
             "operationId": f"{method.containing_service.full_name}.{method.name}",
@@ -120,8 +133,7 @@ def document(
                 "description": "one response message a line (NDJSON); a failure after the "
                 "first line is a last line {\"error\": <google.rpc.Status>}",
                 "content": {"application/x-ndjson": {"schema": output}}}  # fmt: skip
-        if public:
-            operation["security"] = []
+        _access(operation, right)
         paths[path] = {"post": operation}
     return {
         "openapi": "3.1.0",

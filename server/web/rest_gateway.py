@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -123,10 +123,12 @@ class FollowedStream(StreamingResponse):
 class RestGateway:
     """Turns HTTP requests into the node's gRPC calls and their answers back into JSON."""
 
-    def __init__(self, node: NodeCalls, public: frozenset[str]) -> None:
+    def __init__(self, node: NodeCalls, method_rights: Mapping[str, str | None]) -> None:
         self.node = node
         self.methods = rest_methods()
-        self.public = public
+        # The right each RPC needs by its gRPC path, None when public: for the OpenAPI document
+        # (the node decides, whatever the document says).
+        self.method_rights = method_rights
         self._document: dict[str, Any] | None = None
 
     def routes(self) -> list[Route]:
@@ -136,15 +138,14 @@ class RestGateway:
             Route("/v1/{service}/{method}", self.call, methods=["POST"]),
         ]
 
-    def _is_public(self, method: MethodDescriptor) -> bool:
-        service = method.containing_service.full_name
-        return service in self.public or f"/{service}/{method.name}" in self.public
+    def _right(self, method: MethodDescriptor) -> str | None:
+        return self.method_rights[f"/{method.containing_service.full_name}/{method.name}"]
 
     async def openapi(self, request: Request) -> JSONResponse:
         """The OpenAPI document."""
         if self._document is None:
             self._document = openapi.document(
-                ((path, m, kind, self._is_public(m))
+                ((path, m, kind, self._right(m))
                  for path, (m, kind) in sorted(self.methods.items())),
                 "InterOPS backbone REST",
             )  # fmt: skip

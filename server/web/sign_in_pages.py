@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from clients.errors import InteropsError
+from registry.kernel.rights import HABILITATION_CHECK
 from server.web.node_calls import NodeCalls
 from server.web.rendering import Pages
 from server.web.security import AttemptLimit
@@ -199,7 +200,7 @@ class SignInPages:
         hop = token_service_pb2.DelegateTokenRequest(
             token=session.token, holder=token_pb2.Party(organism=site.code),
             profile=token_pb2.PROFILE_NAVIGATION, audience=[site.code],
-            grants=[token_pb2.Grant(right="habilitation.check", sirens=[siren])],
+            grants=[token_pb2.Grant(right=HABILITATION_CHECK, sirens=[siren])],
             lifetime_seconds=NAVIGATION_SECONDS, purpose=f"navigation to {site.code}",
         )  # fmt: skip
         try:

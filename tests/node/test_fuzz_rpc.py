@@ -38,7 +38,6 @@ from clients.client import Client
 from clients.credentials import Metadata
 from clients.token_credentials import ChainCredentials
 from registry.rcd.sirene_synth import siren_at, siret_of
-from server.node import PUBLIC_SERVICES, RIGHTS
 from tests.node.fuzz_messages import Strategies, bad_requests, message_class, show
 from tests.registry_rows import in_registry
 from tests.running_node import RunningNode
@@ -387,6 +386,12 @@ def discover(channel: grpc.Channel) -> list[Target]:
     return targets
 
 
+def _protected(node: RunningNode) -> dict[str, str]:
+    """The right each method that needs one requires, by path: the node's map, from the
+    contracts."""
+    return {path: right for path, right in node.node.rights.items() if right is not None}
+
+
 def _administrator(node: RunningNode, services: Sequence[str]) -> ChainCredentials:
     """A company's first administrator, registered through the public call, signed in."""
     identity = habilitation_pb2.Identity(
@@ -418,8 +423,10 @@ def fuzzer(node: RunningNode) -> Iterator[Fuzzer]:
     )
     try:
         targets = discover(channel)
-        services = sorted({t.path.split("/")[1] for t in targets} - set(PUBLIC_SERVICES))
-        everything = node.organism("FUZZER", rights=sorted(set(RIGHTS.values())))
+        rights = _protected(node)
+        protected = {path.split("/")[1] for path in rights}
+        services = sorted({t.path.split("/")[1] for t in targets} & protected)
+        everything = node.organism("FUZZER", rights=sorted(set(rights.values())))
         credentials = node.credentials(everything, services)
         administrator = _administrator(node, services)
         callers = {
@@ -438,8 +445,9 @@ def fuzzer(node: RunningNode) -> Iterator[Fuzzer]:
 
 def test_reflection_lists_every_service_with_its_methods(fuzzer: Fuzzer) -> None:
     services = {t.path.split("/")[1] for t in fuzzer.targets}
-    assert set(RIGHTS) - services <= {r for r in RIGHTS if r.startswith("/")}
-    assert {r for r in RIGHTS if r.startswith("/")} <= {t.path for t in fuzzer.targets}
+    rights = _protected(fuzzer.node)
+    assert {path.split("/")[1] for path in rights} <= services
+    assert set(rights) <= {t.path for t in fuzzer.targets}
     assert "grpc.health.v1.Health" in services
 
 

@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from registry.kernel.database import open_engine, upgrade
-from registry.rcd.records import CompanyRecord
-from registry.rcd.schema import STATE_ACTIVE
+from registry.rcd.records import AdministrativeState, CompanyRecord
 from registry.rcd.store import RcdStore
 from tests.databases import PG_URL
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.skipif(not PG_URL, reason="INTEROPS_TEST_DATABASE_URL i
 
 def _company(siren: str, name: str) -> CompanyRecord:
     return CompanyRecord(
-        siren, name, "69.20Z", "5710", STATE_ACTIVE, date(2001, 1, 1), None, "", False
+        siren, name, "69.20Z", "5710", AdministrativeState.ACTIVE, date(2001, 1, 1), None, "", False
     )
 
 

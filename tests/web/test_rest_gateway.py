@@ -68,6 +68,10 @@ def test_the_document_is_valid_and_names_every_unary_rpc(document: dict[str, Any
     assert "application/x-ndjson" in watch["responses"]["200"]["content"]
     public = document["paths"]["/v1/interops.token.v1.TokenService/GetDirectory"]["post"]
     assert public["security"] == []
+    imports = document["paths"][f"/v1/{REGISTRY}/ImportStock"]["post"]
+    assert imports["x-interops-right"] == "registry.import"
+    assert imports["security"] == [{"chain": ["registry.import"]}]
+    assert "registry.import" in imports["description"]
 
 
 def test_calls_answer_as_the_document_says(

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from interops.auth.v1 import auth_pb2 as interops_dot_auth_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dinterops/audit/v1/audit.proto\x12\x11interops.audit.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n\x0b\x41uditRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x11\n\torganisms\x18\x06 \x03(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x0e\n\x06method\x18\x08 \x01(\t\x12\x10\n\x08resource\x18\t \x01(\t\x12\r\n\x05siret\x18\n \x01(\t\x12\x0f\n\x07outcome\x18\x0b \x01(\t\x12\x16\n\x0erequest_digest\x18\x0c \x01(\t\x12\x17\n\x0fresponse_digest\x18\r \x01(\t\x12\r\n\x05\x66lags\x18\x0e \x03(\t\x12\x0c\n\x04hash\x18\x0f \x01(\x0c\x12\x0f\n\x07journal\x18\x10 \x01(\t\"\xc1\x03\n\x12ListRecordsRequest\x12*\n\x08trace_id\x18\x01 \x01(\tB\x18\xbaH\x15r\x13\x32\x11^([0-9a-f]{32})?$\x12,\n\x08\x63hain_id\x18\x02 \x01(\tB\x1a\xbaH\x17r\x15\x32\x13^([0-9a-f]{2,64})?$\x12$\n\x05siret\x18\x03 \x01(\tB\x15\xbaH\x12r\x10\x32\x0e^([0-9]{14})?$\x12.\n\x08organism\x18\x04 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^[^\\x00-\\x1f\\x7f]*$\x12<\n\x05\x61\x66ter\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x11\xbaH\x0e\xb2\x01\x0b\"\x07\x08\xff\x82\xd1\xff\xaf\x07\x32\x00\x12=\n\x06\x62\x65\x66ore\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x11\xbaH\x0e\xb2\x01\x0b\"\x07\x08\xff\x82\xd1\xff\xaf\x07\x32\x00\x12\x1d\n\tpage_size\x18\x07 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12.\n\npage_token\x18\x08 \x01(\tB\x1a\xbaH\x17r\x15\x18\x80\x04\x32\x10^[A-Za-z0-9_-]*$\x12/\n\x08resource\x18\t \x01(\tB\x1d\xbaH\x1ar\x18\x18\xc8\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$\"_\n\x13ListRecordsResponse\x12/\n\x07records\x18\x01 \x03(\x0b\x32\x1e.interops.audit.v1.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2l\n\x0c\x41uditService\x12\\\n\x0bListRecords\x12%.interops.audit.v1.ListRecordsRequest\x1a&.interops.audit.v1.ListRecordsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dinterops/audit/v1/audit.proto\x12\x11interops.audit.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1binterops/auth/v1/auth.proto\"\xbc\x02\n\x0b\x41uditRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x11\n\torganisms\x18\x06 \x03(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x0e\n\x06method\x18\x08 \x01(\t\x12\x10\n\x08resource\x18\t \x01(\t\x12\r\n\x05siret\x18\n \x01(\t\x12\x0f\n\x07outcome\x18\x0b \x01(\t\x12\x16\n\x0erequest_digest\x18\x0c \x01(\t\x12\x17\n\x0fresponse_digest\x18\r \x01(\t\x12\r\n\x05\x66lags\x18\x0e \x03(\t\x12\x0c\n\x04hash\x18\x0f \x01(\x0c\x12\x0f\n\x07journal\x18\x10 \x01(\t\"\xc1\x03\n\x12ListRecordsRequest\x12*\n\x08trace_id\x18\x01 \x01(\tB\x18\xbaH\x15r\x13\x32\x11^([0-9a-f]{32})?$\x12,\n\x08\x63hain_id\x18\x02 \x01(\tB\x1a\xbaH\x17r\x15\x32\x13^([0-9a-f]{2,64})?$\x12$\n\x05siret\x18\x03 \x01(\tB\x15\xbaH\x12r\x10\x32\x0e^([0-9]{14})?$\x12.\n\x08organism\x18\x04 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^[^\\x00-\\x1f\\x7f]*$\x12<\n\x05\x61\x66ter\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x11\xbaH\x0e\xb2\x01\x0b\"\x07\x08\xff\x82\xd1\xff\xaf\x07\x32\x00\x12=\n\x06\x62\x65\x66ore\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x11\xbaH\x0e\xb2\x01\x0b\"\x07\x08\xff\x82\xd1\xff\xaf\x07\x32\x00\x12\x1d\n\tpage_size\x18\x07 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12.\n\npage_token\x18\x08 \x01(\tB\x1a\xbaH\x17r\x15\x18\x80\x04\x32\x10^[A-Za-z0-9_-]*$\x12/\n\x08resource\x18\t \x01(\tB\x1d\xbaH\x1ar\x18\x18\xc8\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$\"_\n\x13ListRecordsResponse\x12/\n\x07records\x18\x01 \x03(\x0b\x32\x1e.interops.audit.v1.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2t\n\x0c\x41uditService\x12\x64\n\x0bListRecords\x12%.interops.audit.v1.ListRecordsRequest\x1a&.interops.audit.v1.ListRecordsResponse\"\x06\xaa\xbb\x18\x02\x08\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,12 +52,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTRECORDSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\027r\025\030\200\0042\020^[A-Za-z0-9_-]*$'
   _globals['_LISTRECORDSREQUEST'].fields_by_name['resource']._loaded_options = None
   _globals['_LISTRECORDSREQUEST'].fields_by_name['resource']._serialized_options = b'\272H\032r\030\030\310\0012\023^[^\\x00-\\x1f\\x7f]*$'
-  _globals['_AUDITRECORD']._serialized_start=115
-  _globals['_AUDITRECORD']._serialized_end=431
-  _globals['_LISTRECORDSREQUEST']._serialized_start=434
-  _globals['_LISTRECORDSREQUEST']._serialized_end=883
-  _globals['_LISTRECORDSRESPONSE']._serialized_start=885
-  _globals['_LISTRECORDSRESPONSE']._serialized_end=980
-  _globals['_AUDITSERVICE']._serialized_start=982
-  _globals['_AUDITSERVICE']._serialized_end=1090
+  _globals['_AUDITSERVICE'].methods_by_name['ListRecords']._loaded_options = None
+  _globals['_AUDITSERVICE'].methods_by_name['ListRecords']._serialized_options = b'\252\273\030\002\010\005'
+  _globals['_AUDITRECORD']._serialized_start=144
+  _globals['_AUDITRECORD']._serialized_end=460
+  _globals['_LISTRECORDSREQUEST']._serialized_start=463
+  _globals['_LISTRECORDSREQUEST']._serialized_end=912
+  _globals['_LISTRECORDSRESPONSE']._serialized_start=914
+  _globals['_LISTRECORDSRESPONSE']._serialized_end=1009
+  _globals['_AUDITSERVICE']._serialized_start=1011
+  _globals['_AUDITSERVICE']._serialized_end=1127
 # @@protoc_insertion_point(module_scope)

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from interops.auth.v1 import auth_pb2 as interops_dot_auth_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+interops/nomenclature/v1/nomenclature.proto\x12\x18interops.nomenclature.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"b\n\x04\x43ode\x12,\n\x04\x63ode\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18@2\x13^[^\\x00-\\x1f\\x7f]*$\x12,\n\x05label\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x18\x18\xf4\x03\x32\x13^[^\\x00-\\x1f\\x7f]*$\"\x8f\x01\n\x0cTableVersion\x12\r\n\x05table\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x05\x63odes\x18\x04 \x03(\x0b\x32\x1e.interops.nomenclature.v1.Code\"A\n\x0b\x43hangedCode\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\told_label\x18\x02 \x01(\t\x12\x11\n\tnew_label\x18\x03 \x01(\t\"\x8d\x01\n\x15PublishVersionRequest\x12\x37\n\x05table\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$\x12;\n\x05\x63odes\x18\x02 \x03(\x0b\x32\x1e.interops.nomenclature.v1.CodeB\x0c\xbaH\t\x92\x01\x06\x08\x01\x10\xa0\x8d\x06\"I\n\x16PublishVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x0c\n\x04note\x18\x02 \x01(\t\x12\x10\n\x08notified\x18\x03 \x01(\x05\"d\n\x0fGetTableRequest\x12\x37\n\x05table\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$\x12\x18\n\x07version\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\"I\n\x10GetTableResponse\x12\x35\n\x05table\x18\x01 \x01(\x0b\x32&.interops.nomenclature.v1.TableVersion\"\x82\x01\n\x0b\x44iffRequest\x12\x37\n\x05table\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$\x12\x1d\n\x0c\x66rom_version\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1b\n\nto_version\x18\x03 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x01\"\xb4\x01\n\x0c\x44iffResponse\x12-\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x1e.interops.nomenclature.v1.Code\x12/\n\x07removed\x18\x02 \x03(\x0b\x32\x1e.interops.nomenclature.v1.Code\x12\x36\n\x07\x63hanged\x18\x03 \x03(\x0b\x32%.interops.nomenclature.v1.ChangedCode\x12\x0c\n\x04note\x18\x04 \x01(\t2\xc4\x02\n\x13NomenclatureService\x12s\n\x0ePublishVersion\x12/.interops.nomenclature.v1.PublishVersionRequest\x1a\x30.interops.nomenclature.v1.PublishVersionResponse\x12\x61\n\x08GetTable\x12).interops.nomenclature.v1.GetTableRequest\x1a*.interops.nomenclature.v1.GetTableResponse\x12U\n\x04\x44iff\x12%.interops.nomenclature.v1.DiffRequest\x1a&.interops.nomenclature.v1.DiffResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+interops/nomenclature/v1/nomenclature.proto\x12\x18interops.nomenclature.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1binterops/auth/v1/auth.proto\"b\n\x04\x43ode\x12,\n\x04\x63ode\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18@2\x13^[^\\x00-\\x1f\\x7f]*$\x12,\n\x05label\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x18\x18\xf4\x03\x32\x13^[^\\x00-\\x1f\\x7f]*$\"\x8f\x01\n\x0cTableVersion\x12\r\n\x05table\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x05\x63odes\x18\x04 \x03(\x0b\x32\x1e.interops.nomenclature.v1.Code\"A\n\x0b\x43hangedCode\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x11\n\told_label\x18\x02 \x01(\t\x12\x11\n\tnew_label\x18\x03 \x01(\t\"\x8d\x01\n\x15PublishVersionRequest\x12\x37\n\x05table\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$\x12;\n\x05\x63odes\x18\x02 \x03(\x0b\x32\x1e.interops.nomenclature.v1.CodeB\x0c\xbaH\t\x92\x01\x06\x08\x01\x10\xa0\x8d\x06\"I\n\x16PublishVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x0c\n\x04note\x18\x02 \x01(\t\x12\x10\n\x08notified\x18\x03 \x01(\x05\"d\n\x0fGetTableRequest\x12\x37\n\x05table\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$\x12\x18\n\x07version\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\"I\n\x10GetTableResponse\x12\x35\n\x05table\x18\x01 \x01(\x0b\x32&.interops.nomenclature.v1.TableVersion\"\x82\x01\n\x0b\x44iffRequest\x12\x37\n\x05table\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$\x12\x1d\n\x0c\x66rom_version\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1b\n\nto_version\x18\x03 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x01\"\xb4\x01\n\x0c\x44iffResponse\x12-\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x1e.interops.nomenclature.v1.Code\x12/\n\x07removed\x18\x02 \x03(\x0b\x32\x1e.interops.nomenclature.v1.Code\x12\x36\n\x07\x63hanged\x18\x03 \x03(\x0b\x32%.interops.nomenclature.v1.ChangedCode\x12\x0c\n\x04note\x18\x04 \x01(\t2\xdc\x02\n\x13NomenclatureService\x12{\n\x0ePublishVersion\x12/.interops.nomenclature.v1.PublishVersionRequest\x1a\x30.interops.nomenclature.v1.PublishVersionResponse\"\x06\xaa\xbb\x18\x02\x08\t\x12i\n\x08GetTable\x12).interops.nomenclature.v1.GetTableRequest\x1a*.interops.nomenclature.v1.GetTableResponse\"\x06\xaa\xbb\x18\x02\x08\x08\x12]\n\x04\x44iff\x12%.interops.nomenclature.v1.DiffRequest\x1a&.interops.nomenclature.v1.DiffResponse\"\x06\xaa\xbb\x18\x02\x08\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,24 +52,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DIFFREQUEST'].fields_by_name['from_version']._serialized_options = b'\272H\004\032\002(\000'
   _globals['_DIFFREQUEST'].fields_by_name['to_version']._loaded_options = None
   _globals['_DIFFREQUEST'].fields_by_name['to_version']._serialized_options = b'\272H\004\032\002(\001'
-  _globals['_CODE']._serialized_start=135
-  _globals['_CODE']._serialized_end=233
-  _globals['_TABLEVERSION']._serialized_start=236
-  _globals['_TABLEVERSION']._serialized_end=379
-  _globals['_CHANGEDCODE']._serialized_start=381
-  _globals['_CHANGEDCODE']._serialized_end=446
-  _globals['_PUBLISHVERSIONREQUEST']._serialized_start=449
-  _globals['_PUBLISHVERSIONREQUEST']._serialized_end=590
-  _globals['_PUBLISHVERSIONRESPONSE']._serialized_start=592
-  _globals['_PUBLISHVERSIONRESPONSE']._serialized_end=665
-  _globals['_GETTABLEREQUEST']._serialized_start=667
-  _globals['_GETTABLEREQUEST']._serialized_end=767
-  _globals['_GETTABLERESPONSE']._serialized_start=769
-  _globals['_GETTABLERESPONSE']._serialized_end=842
-  _globals['_DIFFREQUEST']._serialized_start=845
-  _globals['_DIFFREQUEST']._serialized_end=975
-  _globals['_DIFFRESPONSE']._serialized_start=978
-  _globals['_DIFFRESPONSE']._serialized_end=1158
-  _globals['_NOMENCLATURESERVICE']._serialized_start=1161
-  _globals['_NOMENCLATURESERVICE']._serialized_end=1485
+  _globals['_NOMENCLATURESERVICE'].methods_by_name['PublishVersion']._loaded_options = None
+  _globals['_NOMENCLATURESERVICE'].methods_by_name['PublishVersion']._serialized_options = b'\252\273\030\002\010\t'
+  _globals['_NOMENCLATURESERVICE'].methods_by_name['GetTable']._loaded_options = None
+  _globals['_NOMENCLATURESERVICE'].methods_by_name['GetTable']._serialized_options = b'\252\273\030\002\010\010'
+  _globals['_NOMENCLATURESERVICE'].methods_by_name['Diff']._loaded_options = None
+  _globals['_NOMENCLATURESERVICE'].methods_by_name['Diff']._serialized_options = b'\252\273\030\002\010\010'
+  _globals['_CODE']._serialized_start=164
+  _globals['_CODE']._serialized_end=262
+  _globals['_TABLEVERSION']._serialized_start=265
+  _globals['_TABLEVERSION']._serialized_end=408
+  _globals['_CHANGEDCODE']._serialized_start=410
+  _globals['_CHANGEDCODE']._serialized_end=475
+  _globals['_PUBLISHVERSIONREQUEST']._serialized_start=478
+  _globals['_PUBLISHVERSIONREQUEST']._serialized_end=619
+  _globals['_PUBLISHVERSIONRESPONSE']._serialized_start=621
+  _globals['_PUBLISHVERSIONRESPONSE']._serialized_end=694
+  _globals['_GETTABLEREQUEST']._serialized_start=696
+  _globals['_GETTABLEREQUEST']._serialized_end=796
+  _globals['_GETTABLERESPONSE']._serialized_start=798
+  _globals['_GETTABLERESPONSE']._serialized_end=871
+  _globals['_DIFFREQUEST']._serialized_start=874
+  _globals['_DIFFREQUEST']._serialized_end=1004
+  _globals['_DIFFRESPONSE']._serialized_start=1007
+  _globals['_DIFFRESPONSE']._serialized_end=1187
+  _globals['_NOMENCLATURESERVICE']._serialized_start=1190
+  _globals['_NOMENCLATURESERVICE']._serialized_end=1538
 # @@protoc_insertion_point(module_scope)

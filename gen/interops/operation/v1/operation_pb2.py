@@ -26,9 +26,10 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
+from interops.auth.v1 import auth_pb2 as interops_dot_auth_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%interops/operation/v1/operation.proto\x12\x15interops.operation.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xcd\x02\n\tOperation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x34\n\x05state\x18\x03 \x01(\x0e\x32%.interops.operation.v1.OperationState\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\x12\n\ndone_units\x18\x05 \x01(\x03\x12\x13\n\x0btotal_units\x18\x06 \x01(\x03\x12\x0c\n\x04unit\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06result\x18\n \x01(\x0b\x32\x14.google.protobuf.Any\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\"E\n\x13GetOperationRequest\x12.\n\x04name\x18\x01 \x01(\tB \xbaH\x1dr\x1b\x32\x19^operations/[0-9a-f]{32}$\"K\n\x14GetOperationResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .interops.operation.v1.Operation\"G\n\x15WatchOperationRequest\x12.\n\x04name\x18\x01 \x01(\tB \xbaH\x1dr\x1b\x32\x19^operations/[0-9a-f]{32}$\"M\n\x16WatchOperationResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .interops.operation.v1.Operation*\xa6\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x04\x32\xec\x01\n\x10OperationService\x12g\n\x0cGetOperation\x12*.interops.operation.v1.GetOperationRequest\x1a+.interops.operation.v1.GetOperationResponse\x12o\n\x0eWatchOperation\x12,.interops.operation.v1.WatchOperationRequest\x1a-.interops.operation.v1.WatchOperationResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%interops/operation/v1/operation.proto\x12\x15interops.operation.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1binterops/auth/v1/auth.proto\"\xcd\x02\n\tOperation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x34\n\x05state\x18\x03 \x01(\x0e\x32%.interops.operation.v1.OperationState\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\x12\n\ndone_units\x18\x05 \x01(\x03\x12\x13\n\x0btotal_units\x18\x06 \x01(\x03\x12\x0c\n\x04unit\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06result\x18\n \x01(\x0b\x32\x14.google.protobuf.Any\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\"E\n\x13GetOperationRequest\x12.\n\x04name\x18\x01 \x01(\tB \xbaH\x1dr\x1b\x32\x19^operations/[0-9a-f]{32}$\"K\n\x14GetOperationResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .interops.operation.v1.Operation\"G\n\x15WatchOperationRequest\x12.\n\x04name\x18\x01 \x01(\tB \xbaH\x1dr\x1b\x32\x19^operations/[0-9a-f]{32}$\"M\n\x16WatchOperationResponse\x12\x33\n\toperation\x18\x01 \x01(\x0b\x32 .interops.operation.v1.Operation*\xa6\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x04\x32\xfc\x01\n\x10OperationService\x12o\n\x0cGetOperation\x12*.interops.operation.v1.GetOperationRequest\x1a+.interops.operation.v1.GetOperationResponse\"\x06\xaa\xbb\x18\x02\x08\x02\x12w\n\x0eWatchOperation\x12,.interops.operation.v1.WatchOperationRequest\x1a-.interops.operation.v1.WatchOperationResponse\"\x06\xaa\xbb\x18\x02\x08\x02\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,18 +40,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\272H\035r\0332\031^operations/[0-9a-f]{32}$'
   _globals['_WATCHOPERATIONREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_WATCHOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\272H\035r\0332\031^operations/[0-9a-f]{32}$'
-  _globals['_OPERATIONSTATE']._serialized_start=815
-  _globals['_OPERATIONSTATE']._serialized_end=981
-  _globals['_OPERATION']._serialized_start=179
-  _globals['_OPERATION']._serialized_end=512
-  _globals['_GETOPERATIONREQUEST']._serialized_start=514
-  _globals['_GETOPERATIONREQUEST']._serialized_end=583
-  _globals['_GETOPERATIONRESPONSE']._serialized_start=585
-  _globals['_GETOPERATIONRESPONSE']._serialized_end=660
-  _globals['_WATCHOPERATIONREQUEST']._serialized_start=662
-  _globals['_WATCHOPERATIONREQUEST']._serialized_end=733
-  _globals['_WATCHOPERATIONRESPONSE']._serialized_start=735
-  _globals['_WATCHOPERATIONRESPONSE']._serialized_end=812
-  _globals['_OPERATIONSERVICE']._serialized_start=984
-  _globals['_OPERATIONSERVICE']._serialized_end=1220
+  _globals['_OPERATIONSERVICE'].methods_by_name['GetOperation']._loaded_options = None
+  _globals['_OPERATIONSERVICE'].methods_by_name['GetOperation']._serialized_options = b'\252\273\030\002\010\002'
+  _globals['_OPERATIONSERVICE'].methods_by_name['WatchOperation']._loaded_options = None
+  _globals['_OPERATIONSERVICE'].methods_by_name['WatchOperation']._serialized_options = b'\252\273\030\002\010\002'
+  _globals['_OPERATIONSTATE']._serialized_start=844
+  _globals['_OPERATIONSTATE']._serialized_end=1010
+  _globals['_OPERATION']._serialized_start=208
+  _globals['_OPERATION']._serialized_end=541
+  _globals['_GETOPERATIONREQUEST']._serialized_start=543
+  _globals['_GETOPERATIONREQUEST']._serialized_end=612
+  _globals['_GETOPERATIONRESPONSE']._serialized_start=614
+  _globals['_GETOPERATIONRESPONSE']._serialized_end=689
+  _globals['_WATCHOPERATIONREQUEST']._serialized_start=691
+  _globals['_WATCHOPERATIONREQUEST']._serialized_end=762
+  _globals['_WATCHOPERATIONRESPONSE']._serialized_start=764
+  _globals['_WATCHOPERATIONRESPONSE']._serialized_end=841
+  _globals['_OPERATIONSERVICE']._serialized_start=1013
+  _globals['_OPERATIONSERVICE']._serialized_end=1265
 # @@protoc_insertion_point(module_scope)

@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from interops.auth.v1 import auth_pb2 as interops_dot_auth_dot_v1_dot_auth__pb2
 from interops.token.v1 import token_pb2 as interops_dot_token_dot_v1_dot_token__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%interops/token/v1/token_service.proto\x12\x11interops.token.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1dinterops/token/v1/token.proto\"\xce\x01\n\x0f\x44\x65\x63larantSignIn\x12!\n\x05siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\x31\n\tlast_name\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x32\n\nfirst_name\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x31\n\x08password\x18\x04 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\"B\n\x0eOrganismSignIn\x12\x30\n\x08organism\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18@2\x13^[^\\x00-\\x1f\\x7f]*$\"\xda\x03\n\x11IssueTokenRequest\x12\x37\n\tdeclarant\x18\x01 \x01(\x0b\x32\".interops.token.v1.DeclarantSignInH\x00\x12\x35\n\x08organism\x18\x02 \x01(\x0b\x32!.interops.token.v1.OrganismSignInH\x00\x12\x37\n\x07profile\x18\x03 \x01(\x0e\x32\x1a.interops.token.v1.ProfileB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12:\n\x08\x61udience\x18\x04 \x03(\tB(\xbaH%\x92\x01\"\x08\x01\x10\x10\"\x1cr\x1a\x10\x01\x18\x80\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x32\n\x06grants\x18\x05 \x03(\x0b\x32\x18.interops.token.v1.GrantB\x08\xbaH\x05\x92\x01\x02\x10 \x12(\n\x06holder\x18\x06 \x01(\x0b\x32\x18.interops.token.v1.Party\x12\"\n\x10lifetime_seconds\x18\x07 \x01(\rB\x08\xbaH\x05*\x03\x18\x90\x1c\x12\x19\n\x08max_hops\x18\x08 \x01(\rB\x07\xbaH\x04*\x02\x18\x07\x12.\n\x07purpose\x18\t \x01(\tB\x1d\xbaH\x1ar\x18\x18\xc8\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$B\x13\n\ncredential\x12\x05\xbaH\x02\x08\x01\"4\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\x03\"\xf5\x02\n\x14\x44\x65legateTokenRequest\x12\x19\n\x05token\x18\x01 \x01(\x0c\x42\n\xbaH\x07z\x05\x10\x01\x18\x80 \x12\x30\n\x06holder\x18\x02 \x01(\x0b\x32\x18.interops.token.v1.PartyB\x06\xbaH\x03\xc8\x01\x01\x12\x35\n\x07profile\x18\x03 \x01(\x0e\x32\x1a.interops.token.v1.ProfileB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x36\n\x08\x61udience\x18\x04 \x03(\tB$\xbaH!\x92\x01\x1e\x10\x10\"\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x32\n\x06grants\x18\x05 \x03(\x0b\x32\x18.interops.token.v1.GrantB\x08\xbaH\x05\x92\x01\x02\x10 \x12\"\n\x10lifetime_seconds\x18\x06 \x01(\rB\x08\xbaH\x05*\x03\x18\x90\x1c\x12\x19\n\x08max_hops\x18\x07 \x01(\rB\x07\xbaH\x04*\x02\x18\x07\x12.\n\x07purpose\x18\x08 \x01(\tB\x1d\xbaH\x1ar\x18\x18\xc8\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$\"7\n\x15\x44\x65legateTokenResponse\x12\r\n\x05token\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\x03\"c\n\x12VerifyTokenRequest\x12\x1a\n\x05token\x18\x01 \x01(\x0c\x42\x0b\xbaH\x08z\x06\x10\x01\x18\x80\x80\x04\x12\x31\n\x08\x61udience\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\x80\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$\"\xe5\x01\n\x03Hop\x12\r\n\x05index\x18\x01 \x01(\r\x12+\n\tdelegator\x18\x02 \x01(\x0b\x32\x18.interops.token.v1.Party\x12(\n\x06holder\x18\x03 \x01(\x0b\x32\x18.interops.token.v1.Party\x12+\n\x07profile\x18\x04 \x01(\x0e\x32\x1a.interops.token.v1.Profile\x12\x12\n\nnot_before\x18\x05 \x01(\x03\x12\x0f\n\x07\x65xpires\x18\x06 \x01(\x03\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x12\x15\n\rrevocation_id\x18\x08 \x01(\x0c\"\xce\x01\n\tPrincipal\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x0c\x12+\n\x07profile\x18\x03 \x01(\x0e\x32\x1a.interops.token.v1.Profile\x12\x10\n\x08\x61udience\x18\x04 \x03(\t\x12(\n\x06grants\x18\x05 \x03(\x0b\x32\x18.interops.token.v1.Grant\x12\x0f\n\x07\x65xpires\x18\x06 \x01(\x03\x12$\n\x04hops\x18\x07 \x03(\x0b\x32\x16.interops.token.v1.Hop\"F\n\x13VerifyTokenResponse\x12/\n\tprincipal\x18\x01 \x01(\x0b\x32\x1c.interops.token.v1.Principal\"H\n\x12RevokeTokenRequest\x12\x1a\n\x05token\x18\x01 \x01(\x0c\x42\x0b\xbaH\x08z\x06\x10\x01\x18\x80\x80\x04\x12\x16\n\x05\x62lock\x18\x02 \x01(\rB\x07\xbaH\x04*\x02\x18?\",\n\x13RevokeTokenResponse\x12\x15\n\rrevocation_id\x18\x01 \x01(\x0c\"\x15\n\x13GetDirectoryRequest\"M\n\x14GetDirectoryResponse\x12\x35\n\tdirectory\x18\x01 \x01(\x0b\x32\".interops.token.v1.SignedDirectory2\xea\x03\n\x0cTokenService\x12Y\n\nIssueToken\x12$.interops.token.v1.IssueTokenRequest\x1a%.interops.token.v1.IssueTokenResponse\x12\x62\n\rDelegateToken\x12\'.interops.token.v1.DelegateTokenRequest\x1a(.interops.token.v1.DelegateTokenResponse\x12\\\n\x0bVerifyToken\x12%.interops.token.v1.VerifyTokenRequest\x1a&.interops.token.v1.VerifyTokenResponse\x12\\\n\x0bRevokeToken\x12%.interops.token.v1.RevokeTokenRequest\x1a&.interops.token.v1.RevokeTokenResponse\x12_\n\x0cGetDirectory\x12&.interops.token.v1.GetDirectoryRequest\x1a\'.interops.token.v1.GetDirectoryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%interops/token/v1/token_service.proto\x12\x11interops.token.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1binterops/auth/v1/auth.proto\x1a\x1dinterops/token/v1/token.proto\"\xce\x01\n\x0f\x44\x65\x63larantSignIn\x12!\n\x05siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\x31\n\tlast_name\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x32\n\nfirst_name\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x31\n\x08password\x18\x04 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\"B\n\x0eOrganismSignIn\x12\x30\n\x08organism\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18@2\x13^[^\\x00-\\x1f\\x7f]*$\"\xda\x03\n\x11IssueTokenRequest\x12\x37\n\tdeclarant\x18\x01 \x01(\x0b\x32\".interops.token.v1.DeclarantSignInH\x00\x12\x35\n\x08organism\x18\x02 \x01(\x0b\x32!.interops.token.v1.OrganismSignInH\x00\x12\x37\n\x07profile\x18\x03 \x01(\x0e\x32\x1a.interops.token.v1.ProfileB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12:\n\x08\x61udience\x18\x04 \x03(\tB(\xbaH%\x92\x01\"\x08\x01\x10\x10\"\x1cr\x1a\x10\x01\x18\x80\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x32\n\x06grants\x18\x05 \x03(\x0b\x32\x18.interops.token.v1.GrantB\x08\xbaH\x05\x92\x01\x02\x10 \x12(\n\x06holder\x18\x06 \x01(\x0b\x32\x18.interops.token.v1.Party\x12\"\n\x10lifetime_seconds\x18\x07 \x01(\rB\x08\xbaH\x05*\x03\x18\x90\x1c\x12\x19\n\x08max_hops\x18\x08 \x01(\rB\x07\xbaH\x04*\x02\x18\x07\x12.\n\x07purpose\x18\t \x01(\tB\x1d\xbaH\x1ar\x18\x18\xc8\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$B\x13\n\ncredential\x12\x05\xbaH\x02\x08\x01\"4\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\x03\"\xf5\x02\n\x14\x44\x65legateTokenRequest\x12\x19\n\x05token\x18\x01 \x01(\x0c\x42\n\xbaH\x07z\x05\x10\x01\x18\x80 \x12\x30\n\x06holder\x18\x02 \x01(\x0b\x32\x18.interops.token.v1.PartyB\x06\xbaH\x03\xc8\x01\x01\x12\x35\n\x07profile\x18\x03 \x01(\x0e\x32\x1a.interops.token.v1.ProfileB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x36\n\x08\x61udience\x18\x04 \x03(\tB$\xbaH!\x92\x01\x1e\x10\x10\"\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x32\n\x06grants\x18\x05 \x03(\x0b\x32\x18.interops.token.v1.GrantB\x08\xbaH\x05\x92\x01\x02\x10 \x12\"\n\x10lifetime_seconds\x18\x06 \x01(\rB\x08\xbaH\x05*\x03\x18\x90\x1c\x12\x19\n\x08max_hops\x18\x07 \x01(\rB\x07\xbaH\x04*\x02\x18\x07\x12.\n\x07purpose\x18\x08 \x01(\tB\x1d\xbaH\x1ar\x18\x18\xc8\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$\"7\n\x15\x44\x65legateTokenResponse\x12\r\n\x05token\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65xpires\x18\x02 \x01(\x03\"c\n\x12VerifyTokenRequest\x12\x1a\n\x05token\x18\x01 \x01(\x0c\x42\x0b\xbaH\x08z\x06\x10\x01\x18\x80\x80\x04\x12\x31\n\x08\x61udience\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\x80\x01\x32\x13^[^\\x00-\\x1f\\x7f]*$\"\xe5\x01\n\x03Hop\x12\r\n\x05index\x18\x01 \x01(\r\x12+\n\tdelegator\x18\x02 \x01(\x0b\x32\x18.interops.token.v1.Party\x12(\n\x06holder\x18\x03 \x01(\x0b\x32\x18.interops.token.v1.Party\x12+\n\x07profile\x18\x04 \x01(\x0e\x32\x1a.interops.token.v1.Profile\x12\x12\n\nnot_before\x18\x05 \x01(\x03\x12\x0f\n\x07\x65xpires\x18\x06 \x01(\x03\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x12\x15\n\rrevocation_id\x18\x08 \x01(\x0c\"\xce\x01\n\tPrincipal\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x0c\x12+\n\x07profile\x18\x03 \x01(\x0e\x32\x1a.interops.token.v1.Profile\x12\x10\n\x08\x61udience\x18\x04 \x03(\t\x12(\n\x06grants\x18\x05 \x03(\x0b\x32\x18.interops.token.v1.Grant\x12\x0f\n\x07\x65xpires\x18\x06 \x01(\x03\x12$\n\x04hops\x18\x07 \x03(\x0b\x32\x16.interops.token.v1.Hop\"F\n\x13VerifyTokenResponse\x12/\n\tprincipal\x18\x01 \x01(\x0b\x32\x1c.interops.token.v1.Principal\"H\n\x12RevokeTokenRequest\x12\x1a\n\x05token\x18\x01 \x01(\x0c\x42\x0b\xbaH\x08z\x06\x10\x01\x18\x80\x80\x04\x12\x16\n\x05\x62lock\x18\x02 \x01(\rB\x07\xbaH\x04*\x02\x18?\",\n\x13RevokeTokenResponse\x12\x15\n\rrevocation_id\x18\x01 \x01(\x0c\"\x15\n\x13GetDirectoryRequest\"M\n\x14GetDirectoryResponse\x12\x35\n\tdirectory\x18\x01 \x01(\x0b\x32\".interops.token.v1.SignedDirectory2\xc0\x06\n\x0cTokenService\x12\xa8\x01\n\nIssueToken\x12$.interops.token.v1.IssueTokenRequest\x1a%.interops.token.v1.IssueTokenResponse\"M\xaa\xbb\x18I\x10\x01\x1a\x45\x61 root token is issued on a sign-in or a proof of possession of a key\x12\x96\x01\n\rDelegateToken\x12\'.interops.token.v1.DelegateTokenRequest\x1a(.interops.token.v1.DelegateTokenResponse\"2\xaa\xbb\x18.\x10\x01\x1a*the chain to extend travels in the request\x12\x90\x01\n\x0bVerifyToken\x12%.interops.token.v1.VerifyTokenRequest\x1a&.interops.token.v1.VerifyTokenResponse\"2\xaa\xbb\x18.\x10\x01\x1a*the chain to verify travels in the request\x12\xa3\x01\n\x0bRevokeToken\x12%.interops.token.v1.RevokeTokenRequest\x1a&.interops.token.v1.RevokeTokenResponse\"E\xaa\xbb\x18\x41\x10\x01\x1a=the caller proves possession of the key that signed the block\x12\xb2\x01\n\x0cGetDirectory\x12&.interops.token.v1.GetDirectoryRequest\x1a\'.interops.token.v1.GetDirectoryResponse\"Q\xaa\xbb\x18M\x10\x01\x1aIthe trust directory is signed by the root key, for anyone to check chainsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -81,34 +82,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKETOKENREQUEST'].fields_by_name['token']._serialized_options = b'\272H\010z\006\020\001\030\200\200\004'
   _globals['_REVOKETOKENREQUEST'].fields_by_name['block']._loaded_options = None
   _globals['_REVOKETOKENREQUEST'].fields_by_name['block']._serialized_options = b'\272H\004*\002\030?'
-  _globals['_DECLARANTSIGNIN']._serialized_start=121
-  _globals['_DECLARANTSIGNIN']._serialized_end=327
-  _globals['_ORGANISMSIGNIN']._serialized_start=329
-  _globals['_ORGANISMSIGNIN']._serialized_end=395
-  _globals['_ISSUETOKENREQUEST']._serialized_start=398
-  _globals['_ISSUETOKENREQUEST']._serialized_end=872
-  _globals['_ISSUETOKENRESPONSE']._serialized_start=874
-  _globals['_ISSUETOKENRESPONSE']._serialized_end=926
-  _globals['_DELEGATETOKENREQUEST']._serialized_start=929
-  _globals['_DELEGATETOKENREQUEST']._serialized_end=1302
-  _globals['_DELEGATETOKENRESPONSE']._serialized_start=1304
-  _globals['_DELEGATETOKENRESPONSE']._serialized_end=1359
-  _globals['_VERIFYTOKENREQUEST']._serialized_start=1361
-  _globals['_VERIFYTOKENREQUEST']._serialized_end=1460
-  _globals['_HOP']._serialized_start=1463
-  _globals['_HOP']._serialized_end=1692
-  _globals['_PRINCIPAL']._serialized_start=1695
-  _globals['_PRINCIPAL']._serialized_end=1901
-  _globals['_VERIFYTOKENRESPONSE']._serialized_start=1903
-  _globals['_VERIFYTOKENRESPONSE']._serialized_end=1973
-  _globals['_REVOKETOKENREQUEST']._serialized_start=1975
-  _globals['_REVOKETOKENREQUEST']._serialized_end=2047
-  _globals['_REVOKETOKENRESPONSE']._serialized_start=2049
-  _globals['_REVOKETOKENRESPONSE']._serialized_end=2093
-  _globals['_GETDIRECTORYREQUEST']._serialized_start=2095
-  _globals['_GETDIRECTORYREQUEST']._serialized_end=2116
-  _globals['_GETDIRECTORYRESPONSE']._serialized_start=2118
-  _globals['_GETDIRECTORYRESPONSE']._serialized_end=2195
-  _globals['_TOKENSERVICE']._serialized_start=2198
-  _globals['_TOKENSERVICE']._serialized_end=2688
+  _globals['_TOKENSERVICE'].methods_by_name['IssueToken']._loaded_options = None
+  _globals['_TOKENSERVICE'].methods_by_name['IssueToken']._serialized_options = b'\252\273\030I\020\001\032Ea root token is issued on a sign-in or a proof of possession of a key'
+  _globals['_TOKENSERVICE'].methods_by_name['DelegateToken']._loaded_options = None
+  _globals['_TOKENSERVICE'].methods_by_name['DelegateToken']._serialized_options = b'\252\273\030.\020\001\032*the chain to extend travels in the request'
+  _globals['_TOKENSERVICE'].methods_by_name['VerifyToken']._loaded_options = None
+  _globals['_TOKENSERVICE'].methods_by_name['VerifyToken']._serialized_options = b'\252\273\030.\020\001\032*the chain to verify travels in the request'
+  _globals['_TOKENSERVICE'].methods_by_name['RevokeToken']._loaded_options = None
+  _globals['_TOKENSERVICE'].methods_by_name['RevokeToken']._serialized_options = b'\252\273\030A\020\001\032=the caller proves possession of the key that signed the block'
+  _globals['_TOKENSERVICE'].methods_by_name['GetDirectory']._loaded_options = None
+  _globals['_TOKENSERVICE'].methods_by_name['GetDirectory']._serialized_options = b'\252\273\030M\020\001\032Ithe trust directory is signed by the root key, for anyone to check chains'
+  _globals['_DECLARANTSIGNIN']._serialized_start=150
+  _globals['_DECLARANTSIGNIN']._serialized_end=356
+  _globals['_ORGANISMSIGNIN']._serialized_start=358
+  _globals['_ORGANISMSIGNIN']._serialized_end=424
+  _globals['_ISSUETOKENREQUEST']._serialized_start=427
+  _globals['_ISSUETOKENREQUEST']._serialized_end=901
+  _globals['_ISSUETOKENRESPONSE']._serialized_start=903
+  _globals['_ISSUETOKENRESPONSE']._serialized_end=955
+  _globals['_DELEGATETOKENREQUEST']._serialized_start=958
+  _globals['_DELEGATETOKENREQUEST']._serialized_end=1331
+  _globals['_DELEGATETOKENRESPONSE']._serialized_start=1333
+  _globals['_DELEGATETOKENRESPONSE']._serialized_end=1388
+  _globals['_VERIFYTOKENREQUEST']._serialized_start=1390
+  _globals['_VERIFYTOKENREQUEST']._serialized_end=1489
+  _globals['_HOP']._serialized_start=1492
+  _globals['_HOP']._serialized_end=1721
+  _globals['_PRINCIPAL']._serialized_start=1724
+  _globals['_PRINCIPAL']._serialized_end=1930
+  _globals['_VERIFYTOKENRESPONSE']._serialized_start=1932
+  _globals['_VERIFYTOKENRESPONSE']._serialized_end=2002
+  _globals['_REVOKETOKENREQUEST']._serialized_start=2004
+  _globals['_REVOKETOKENREQUEST']._serialized_end=2076
+  _globals['_REVOKETOKENRESPONSE']._serialized_start=2078
+  _globals['_REVOKETOKENRESPONSE']._serialized_end=2122
+  _globals['_GETDIRECTORYREQUEST']._serialized_start=2124
+  _globals['_GETDIRECTORYREQUEST']._serialized_end=2145
+  _globals['_GETDIRECTORYRESPONSE']._serialized_start=2147
+  _globals['_GETDIRECTORYRESPONSE']._serialized_end=2224
+  _globals['_TOKENSERVICE']._serialized_start=2227
+  _globals['_TOKENSERVICE']._serialized_end=3059
 # @@protoc_insertion_point(module_scope)
