@@ -18,13 +18,13 @@ from enum import StrEnum
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from google.protobuf.timestamp_pb2 import Timestamp
 from interops.dsn.v1 import dsn_pb2 as pb
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.dsn.schema import deliveries, deposit_returns, deposits
-from registry.kernel.clock import now_ms
+from registry.kernel.clock import now_ms, timestamp
+from registry.kernel.contract_enums import contract_value
 from registry.kernel.sealing import SealedWriter, seal, unseal
 
 
@@ -39,7 +39,7 @@ class DepositState(StrEnum):
 
     def to_proto(self) -> pb.DepositState.ValueType:
         """The interops.dsn.v1.DepositState of the same name."""
-        return pb.DepositState.Value(f"DEPOSIT_STATE_{self}")
+        return contract_value(pb.DepositState, self.name)
 
 
 class DeliveryState(StrEnum):
@@ -52,7 +52,7 @@ class DeliveryState(StrEnum):
 
     def to_proto(self) -> pb.DeliveryState.ValueType:
         """The interops.dsn.v1.DeliveryState of the same name."""
-        return pb.DeliveryState.Value(f"DELIVERY_STATE_{self}")
+        return contract_value(pb.DeliveryState, self.name)
 
 
 class Receipt(StrEnum):
@@ -63,7 +63,7 @@ class Receipt(StrEnum):
 
     def to_proto(self) -> pb.Receipt.ValueType:
         """The interops.dsn.v1.Receipt of the same name."""
-        return pb.Receipt.Value(f"RECEIPT_{self}")
+        return contract_value(pb.Receipt, self.name)
 
 
 class ReturnKind(StrEnum):
@@ -75,19 +75,11 @@ class ReturnKind(StrEnum):
 
     def to_proto(self) -> pb.ReturnKind.ValueType:
         """The interops.dsn.v1.ReturnKind of the same name."""
-        return pb.ReturnKind.Value(f"RETURN_KIND_{self}")
+        return contract_value(pb.ReturnKind, self.name)
 
 
 # The statuses of the validation's own returns (interops.dsn.v1.ReturnStatus).
 _CCO_STATUS, _BAN_STATUS = pb.RETURN_STATUS_ACCEPTED, pb.RETURN_STATUS_REJECTED
-
-
-def _time(milliseconds: int) -> Timestamp | None:
-    if not milliseconds:
-        return None
-    stamp = Timestamp()
-    stamp.FromMilliseconds(milliseconds)
-    return stamp
 
 
 class DepositFiles:
@@ -138,9 +130,9 @@ class DeliveryRecord:
         return pb.Delivery(
             id=self.id, deposit_id=self.deposit_id, organism=self.organism,
             state=self.state.to_proto(), nature=self.nature, size=self.size, sha256=self.sha256,
-            attempts=self.attempts, lease_expires=_time(self.lease_until if sent else 0),
-            acknowledged_at=_time(self.acknowledged_at), receipt_key_id=self.receipt_key_id or "",
-            trace_parent=trace_parent,
+            attempts=self.attempts, lease_expires=timestamp(self.lease_until if sent else 0),
+            acknowledged_at=timestamp(self.acknowledged_at),
+            receipt_key_id=self.receipt_key_id or "", trace_parent=trace_parent,
         )  # fmt: skip
 
 
@@ -195,7 +187,7 @@ class DepositRecord:
                 blocking=self.blocking, warnings=self.warnings, norm_version=self.norm_version
             ),
             deliveries=[d.to_proto() for d in self.deliveries],
-            received_at=_time(self.received_at), updated_at=_time(self.updated_at),
+            received_at=timestamp(self.received_at), updated_at=timestamp(self.updated_at),
             version=self.version, trace_id=trace_id,
         )  # fmt: skip
 
@@ -224,7 +216,7 @@ class ReturnRecord:
                 id=self.id, deposit_id=self.deposit_id, organism=self.organism,
                 kind=self.kind.to_proto(), code=self.code,
                 status=self.status,  # type: ignore[arg-type]
-                created_at=_time(self.created_at), position=self.position,
+                created_at=timestamp(self.created_at), position=self.position,
             )
         )  # fmt: skip
         return message

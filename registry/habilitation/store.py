@@ -30,6 +30,7 @@ from registry.habilitation.schema import (
     portfolios,
 )
 from registry.kernel.clock import now_ms
+from registry.kernel.contract_enums import contract_value
 from registry.rcd.schema import establishments
 from registry.trust.declarant_store import AccountStatus, account_row
 from registry.trust.schema import declarant_grants, declarants
@@ -44,7 +45,7 @@ class Role(enum.StrEnum):
 
     def to_proto(self) -> habilitation_pb2.Role.ValueType:
         """The contract's number for this role."""
-        return habilitation_pb2.Role.Value(f"ROLE_{self.name}")
+        return contract_value(habilitation_pb2.Role, self.name)
 
 
 class PortfolioKind(enum.StrEnum):
@@ -56,7 +57,7 @@ class PortfolioKind(enum.StrEnum):
 
     def to_proto(self) -> habilitation_pb2.PortfolioKind.ValueType:
         """The contract's number for this kind."""
-        return habilitation_pb2.PortfolioKind.Value(f"PORTFOLIO_KIND_{self.name}")
+        return contract_value(habilitation_pb2.PortfolioKind, self.name)
 
 
 # Above this many establishments a portfolio gets hard to manage (the portal's advice).

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.kernel.clock import now_ms
+from registry.kernel.contract_enums import contract_value
 from registry.notify.schema import (
     notifications,
     notify_acks,
@@ -47,7 +48,7 @@ class DeliveryState(enum.StrEnum):
 
     def to_proto(self) -> notify_pb2.DeliveryState.ValueType:
         """The contract's number for this state."""
-        return notify_pb2.DeliveryState.Value(f"DELIVERY_STATE_{self.name}")
+        return contract_value(notify_pb2.DeliveryState, self.name)
 
 
 class AckKind(enum.IntEnum):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from interops.registry.v1 import registry_pb2
 
+from registry.kernel.contract_enums import contract_value
+
 LA_POSTE_SIREN = "356000000"
 _ASCII_DIGITS = frozenset("0123456789")
 
@@ -25,7 +27,7 @@ class IdentifierProblem(enum.Enum):
 
     def to_proto(self) -> registry_pb2.SiretProblem.ValueType:
         """The contract's number for this problem."""
-        return registry_pb2.SiretProblem.Value(f"SIRET_PROBLEM_{self.name}")
+        return contract_value(registry_pb2.SiretProblem, self.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from interops.habilitation.v1 import habilitation_pb2
 from sqlalchemy import Engine, insert, select, update
 
+from registry.kernel.contract_enums import contract_value
 from registry.trust.directory_store import read_grants
 from registry.trust.passwords import check_password, dummy_hash, hash_password
 from registry.trust.schema import declarant_grants, declarants
@@ -36,7 +37,7 @@ class AccountStatus(enum.StrEnum):
 
     def to_proto(self) -> habilitation_pb2.AccountStatus.ValueType:
         """The contract's number for this status."""
-        return habilitation_pb2.AccountStatus.Value(f"ACCOUNT_STATUS_{self.name}")
+        return contract_value(habilitation_pb2.AccountStatus, self.name)
 
 
 class SignInRefused(Exception):

@@ -16,11 +16,10 @@ import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from interops.notify.v1 import notify_pb2 as pb
 from interops.notify.v1 import notify_pb2_grpc
 
-from registry.kernel.clock import now_ms
+from registry.kernel.clock import now_ms, timestamp
 from registry.kernel.rights import NOTIFY_READ
 from registry.notify.store import (
     AckKind,
@@ -43,14 +42,6 @@ _DAY_MS = 86_400_000
 DEFAULT_LEASE_SECONDS = 60
 
 
-def _time(milliseconds: int) -> Timestamp | None:
-    if not milliseconds:
-        return None
-    stamp = Timestamp()
-    stamp.FromMilliseconds(milliseconds)
-    return stamp
-
-
 def notification_message(row: dict[str, Any]) -> pb.Notification:
     """A stored notification as its message."""
     acks = [
@@ -59,7 +50,7 @@ def notification_message(row: dict[str, Any]) -> pb.Notification:
             channel=pb.Channel.Value(f"CHANNEL_{a['channel']}")
             if a["channel"]
             else pb.CHANNEL_UNSPECIFIED,
-            at=_time(int(str(a["at"]))),
+            at=timestamp(int(str(a["at"]))),
             actor=str(a["actor"]),
             trace_id=str(a["trace_id"]),
         )
@@ -83,8 +74,8 @@ def notification_message(row: dict[str, Any]) -> pb.Notification:
         subject=str(row["subject"]),
         body=str(row["body"]),
         official=bool(row["official"]),
-        deadline=_time(int(str(row["deadline"]))),
-        created_at=_time(int(str(row["created_at"]))),
+        deadline=timestamp(int(str(row["deadline"]))),
+        created_at=timestamp(int(str(row["created_at"]))),
         state=pb.AckKind.ValueType(int(str(row["state"]))),
         acknowledgements=acks,
         deliveries=deliveries,
