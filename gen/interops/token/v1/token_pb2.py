@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dinterops/token/v1/token.proto\x12\x11interops.token.v1\x1a\x1b\x62uf/validate/validate.proto\"g\n\x05Party\x12/\n\x08organism\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12-\n\x06key_id\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\"\xbd\x01\n\x05Grant\x12,\n\x05right\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x1a\n\x12\x61ll_establishments\x18\x02 \x01(\x08\x12\x34\n\x06sirens\x18\x03 \x03(\tB$\xbaH!\x92\x01\x1e\x10\x64\"\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x34\n\x06sirets\x18\x04 \x03(\tB$\xbaH!\x92\x01\x1e\x10\x64\"\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\"\xc4\x02\n\x05\x42lock\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x0c\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12+\n\x07profile\x18\x03 \x01(\x0e\x32\x1a.interops.token.v1.Profile\x12+\n\tdelegator\x18\x04 \x01(\x0b\x32\x18.interops.token.v1.Party\x12(\n\x06holder\x18\x05 \x01(\x0b\x32\x18.interops.token.v1.Party\x12\x10\n\x08\x61udience\x18\x06 \x03(\t\x12(\n\x06grants\x18\x07 \x03(\x0b\x32\x18.interops.token.v1.Grant\x12\x12\n\nnot_before\x18\x08 \x01(\x03\x12\x0f\n\x07\x65xpires\x18\t \x01(\x03\x12\x10\n\x08max_hops\x18\n \x01(\r\x12\x0f\n\x07purpose\x18\x0b \x01(\t\x12\x10\n\x08token_id\x18\x0c \x01(\x0c\"A\n\x0bSignedBlock\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"M\n\nTokenChain\x12\x0f\n\x07version\x18\x01 \x01(\r\x12.\n\x06\x62locks\x18\x02 \x03(\x0b\x32\x1e.interops.token.v1.SignedBlock\"K\n\tCallProof\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04time\x18\x02 \x01(\x03\x12\r\n\x05nonce\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"h\n\x08Organism\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12-\n\x04kind\x18\x03 \x01(\x0e\x32\x1f.interops.token.v1.OrganismKind\x12\x11\n\tendpoints\x18\x04 \x03(\t\"j\n\tPublicKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x10\n\x08organism\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x12\n\nvalid_from\x18\x04 \x01(\x03\x12\x13\n\x0bvalid_until\x18\x05 \x01(\x03\"\x9b\x01\n\tDirectory\x12\x0e\n\x06serial\x18\x01 \x01(\x04\x12\x11\n\tissued_at\x18\x02 \x01(\x03\x12\x0f\n\x07\x65xpires\x18\x03 \x01(\x03\x12.\n\torganisms\x18\x04 \x03(\x0b\x32\x1b.interops.token.v1.Organism\x12*\n\x04keys\x18\x05 \x03(\x0b\x32\x1c.interops.token.v1.PublicKey\"E\n\x0fSignedDirectory\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c*g\n\x07Profile\x12\x17\n\x13PROFILE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePROFILE_PORTAL\x10\x01\x12\x17\n\x13PROFILE_APPLICATION\x10\x02\x12\x16\n\x12PROFILE_NAVIGATION\x10\x03*\xa1\x02\n\x0cOrganismKind\x12\x1d\n\x19ORGANISM_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14ORGANISM_KIND_URSSAF\x10\x01\x12\x16\n\x12ORGANISM_KIND_CNAV\x10\x02\x12\x16\n\x12ORGANISM_KIND_CNAM\x10\x03\x12 \n\x1cORGANISM_KIND_FRANCE_TRAVAIL\x10\x04\x12\x1d\n\x19ORGANISM_KIND_AGIRC_ARRCO\x10\x05\x12\x17\n\x13ORGANISM_KIND_DGFIP\x10\x06\x12\x14\n\x10ORGANISM_KIND_OC\x10\x07\x12\x18\n\x14ORGANISM_KIND_PORTAL\x10\x08\x12\x1e\n\x1aORGANISM_KIND_PARTNER_SITE\x10\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dinterops/token/v1/token.proto\x12\x11interops.token.v1\x1a\x1b\x62uf/validate/validate.proto\"\x84\x01\n\x05Party\x12/\n\x08organism\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12-\n\x06key_id\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x1b\n\npublic_key\x18\x03 \x01(\x0c\x42\x07\xbaH\x04z\x02\x18 \"\xbd\x01\n\x05Grant\x12,\n\x05right\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x1a\n\x12\x61ll_establishments\x18\x02 \x01(\x08\x12\x34\n\x06sirens\x18\x03 \x03(\tB$\xbaH!\x92\x01\x1e\x10\x64\"\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\x12\x34\n\x06sirets\x18\x04 \x03(\tB$\xbaH!\x92\x01\x1e\x10\x64\"\x1ar\x18\x18\x80\x02\x32\x13^[^\\x00-\\x1f\\x7f]*$\"\xc4\x02\n\x05\x42lock\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x0c\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12+\n\x07profile\x18\x03 \x01(\x0e\x32\x1a.interops.token.v1.Profile\x12+\n\tdelegator\x18\x04 \x01(\x0b\x32\x18.interops.token.v1.Party\x12(\n\x06holder\x18\x05 \x01(\x0b\x32\x18.interops.token.v1.Party\x12\x10\n\x08\x61udience\x18\x06 \x03(\t\x12(\n\x06grants\x18\x07 \x03(\x0b\x32\x18.interops.token.v1.Grant\x12\x12\n\nnot_before\x18\x08 \x01(\x03\x12\x0f\n\x07\x65xpires\x18\t \x01(\x03\x12\x10\n\x08max_hops\x18\n \x01(\r\x12\x0f\n\x07purpose\x18\x0b \x01(\t\x12\x10\n\x08token_id\x18\x0c \x01(\x0c\"A\n\x0bSignedBlock\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"M\n\nTokenChain\x12\x0f\n\x07version\x18\x01 \x01(\r\x12.\n\x06\x62locks\x18\x02 \x03(\x0b\x32\x1e.interops.token.v1.SignedBlock\"K\n\tCallProof\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04time\x18\x02 \x01(\x03\x12\r\n\x05nonce\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"h\n\x08Organism\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12-\n\x04kind\x18\x03 \x01(\x0e\x32\x1f.interops.token.v1.OrganismKind\x12\x11\n\tendpoints\x18\x04 \x03(\t\"j\n\tPublicKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x10\n\x08organism\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x12\n\nvalid_from\x18\x04 \x01(\x03\x12\x13\n\x0bvalid_until\x18\x05 \x01(\x03\"\x9b\x01\n\tDirectory\x12\x0e\n\x06serial\x18\x01 \x01(\x04\x12\x11\n\tissued_at\x18\x02 \x01(\x03\x12\x0f\n\x07\x65xpires\x18\x03 \x01(\x03\x12.\n\torganisms\x18\x04 \x03(\x0b\x32\x1b.interops.token.v1.Organism\x12*\n\x04keys\x18\x05 \x03(\x0b\x32\x1c.interops.token.v1.PublicKey\"E\n\x0fSignedDirectory\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"0\n\rSubjectCutoff\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x02 \x01(\x03\"\xa4\x01\n\x0eRevocationList\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x11\n\tissued_at\x18\x02 \x01(\x03\x12\x0f\n\x07\x65xpires\x18\x03 \x01(\x03\x12\x18\n\x10\x64irectory_serial\x18\x04 \x01(\x04\x12\x0e\n\x06\x62locks\x18\x05 \x03(\x0c\x12\x32\n\x08subjects\x18\x06 \x03(\x0b\x32 .interops.token.v1.SubjectCutoff\"G\n\x11SignedRevocations\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c*g\n\x07Profile\x12\x17\n\x13PROFILE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePROFILE_PORTAL\x10\x01\x12\x17\n\x13PROFILE_APPLICATION\x10\x02\x12\x16\n\x12PROFILE_NAVIGATION\x10\x03*\xa1\x02\n\x0cOrganismKind\x12\x1d\n\x19ORGANISM_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14ORGANISM_KIND_URSSAF\x10\x01\x12\x16\n\x12ORGANISM_KIND_CNAV\x10\x02\x12\x16\n\x12ORGANISM_KIND_CNAM\x10\x03\x12 \n\x1cORGANISM_KIND_FRANCE_TRAVAIL\x10\x04\x12\x1d\n\x19ORGANISM_KIND_AGIRC_ARRCO\x10\x05\x12\x17\n\x13ORGANISM_KIND_DGFIP\x10\x06\x12\x14\n\x10ORGANISM_KIND_OC\x10\x07\x12\x18\n\x14ORGANISM_KIND_PORTAL\x10\x08\x12\x1e\n\x1aORGANISM_KIND_PARTNER_SITE\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +36,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARTY'].fields_by_name['organism']._serialized_options = b'\272H\032r\030\030\200\0022\023^[^\\x00-\\x1f\\x7f]*$'
   _globals['_PARTY'].fields_by_name['key_id']._loaded_options = None
   _globals['_PARTY'].fields_by_name['key_id']._serialized_options = b'\272H\032r\030\030\200\0022\023^[^\\x00-\\x1f\\x7f]*$'
+  _globals['_PARTY'].fields_by_name['public_key']._loaded_options = None
+  _globals['_PARTY'].fields_by_name['public_key']._serialized_options = b'\272H\004z\002\030 '
   _globals['_GRANT'].fields_by_name['right']._loaded_options = None
   _globals['_GRANT'].fields_by_name['right']._serialized_options = b'\272H\032r\030\030\200\0022\023^[^\\x00-\\x1f\\x7f]*$'
   _globals['_GRANT'].fields_by_name['sirens']._loaded_options = None
   _globals['_GRANT'].fields_by_name['sirens']._serialized_options = b'\272H!\222\001\036\020d\"\032r\030\030\200\0022\023^[^\\x00-\\x1f\\x7f]*$'
   _globals['_GRANT'].fields_by_name['sirets']._loaded_options = None
   _globals['_GRANT'].fields_by_name['sirets']._serialized_options = b'\272H!\222\001\036\020d\"\032r\030\030\200\0022\023^[^\\x00-\\x1f\\x7f]*$'
-  _globals['_PROFILE']._serialized_start=1371
-  _globals['_PROFILE']._serialized_end=1474
-  _globals['_ORGANISMKIND']._serialized_start=1477
-  _globals['_ORGANISMKIND']._serialized_end=1766
-  _globals['_PARTY']._serialized_start=81
-  _globals['_PARTY']._serialized_end=184
-  _globals['_GRANT']._serialized_start=187
-  _globals['_GRANT']._serialized_end=376
-  _globals['_BLOCK']._serialized_start=379
-  _globals['_BLOCK']._serialized_end=703
-  _globals['_SIGNEDBLOCK']._serialized_start=705
-  _globals['_SIGNEDBLOCK']._serialized_end=770
-  _globals['_TOKENCHAIN']._serialized_start=772
-  _globals['_TOKENCHAIN']._serialized_end=849
-  _globals['_CALLPROOF']._serialized_start=851
-  _globals['_CALLPROOF']._serialized_end=926
-  _globals['_ORGANISM']._serialized_start=928
-  _globals['_ORGANISM']._serialized_end=1032
-  _globals['_PUBLICKEY']._serialized_start=1034
-  _globals['_PUBLICKEY']._serialized_end=1140
-  _globals['_DIRECTORY']._serialized_start=1143
-  _globals['_DIRECTORY']._serialized_end=1298
-  _globals['_SIGNEDDIRECTORY']._serialized_start=1300
-  _globals['_SIGNEDDIRECTORY']._serialized_end=1369
+  _globals['_PROFILE']._serialized_start=1691
+  _globals['_PROFILE']._serialized_end=1794
+  _globals['_ORGANISMKIND']._serialized_start=1797
+  _globals['_ORGANISMKIND']._serialized_end=2086
+  _globals['_PARTY']._serialized_start=82
+  _globals['_PARTY']._serialized_end=214
+  _globals['_GRANT']._serialized_start=217
+  _globals['_GRANT']._serialized_end=406
+  _globals['_BLOCK']._serialized_start=409
+  _globals['_BLOCK']._serialized_end=733
+  _globals['_SIGNEDBLOCK']._serialized_start=735
+  _globals['_SIGNEDBLOCK']._serialized_end=800
+  _globals['_TOKENCHAIN']._serialized_start=802
+  _globals['_TOKENCHAIN']._serialized_end=879
+  _globals['_CALLPROOF']._serialized_start=881
+  _globals['_CALLPROOF']._serialized_end=956
+  _globals['_ORGANISM']._serialized_start=958
+  _globals['_ORGANISM']._serialized_end=1062
+  _globals['_PUBLICKEY']._serialized_start=1064
+  _globals['_PUBLICKEY']._serialized_end=1170
+  _globals['_DIRECTORY']._serialized_start=1173
+  _globals['_DIRECTORY']._serialized_end=1328
+  _globals['_SIGNEDDIRECTORY']._serialized_start=1330
+  _globals['_SIGNEDDIRECTORY']._serialized_end=1399
+  _globals['_SUBJECTCUTOFF']._serialized_start=1401
+  _globals['_SUBJECTCUTOFF']._serialized_end=1449
+  _globals['_REVOCATIONLIST']._serialized_start=1452
+  _globals['_REVOCATIONLIST']._serialized_end=1616
+  _globals['_SIGNEDREVOCATIONS']._serialized_start=1618
+  _globals['_SIGNEDREVOCATIONS']._serialized_end=1689
 # @@protoc_insertion_point(module_scope)

@@ -99,19 +99,29 @@ class Party(_message.Message):
 
     ORGANISM_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     organism: _builtins.str
     """Directory code of the organism or site."""
     key_id: _builtins.str
-    """Key id; for a holder, empty means any key the directory lists for the organism."""
+    """Key id: a key the directory lists for the organism. In v2 a holder names exactly one key:
+    this, or `public_key`.
+    """
+    public_key: _builtins.bytes
+    """A holder's own Ed25519 public key (32 bytes), not in the directory: the key of a signed-in
+    person's session, which the portal side holds and never hands out. Allowed only when the
+    holder's organism has a root kind (the portal, which signs the next hop after a proof by
+    this key).
+    """
     def __init__(
         self,
         *,
         organism: _builtins.str = ...,
         key_id: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "organism", b"organism"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "organism", b"organism", "public_key", b"public_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -451,3 +461,109 @@ class SignedDirectory(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignedDirectory: _TypeAlias = SignedDirectory  # noqa: Y015
+
+@_typing.final
+class SubjectCutoff(_message.Message):
+    """A cutoff of every block whose subject is `subject` and whose not_before is before `before`:
+    how a strike-off, a removed habilitation or the end of a mandate ends every live chain of a
+    person at once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    BEFORE_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    before: _builtins.int
+    """Unix seconds."""
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        before: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["before", b"before", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubjectCutoff: _TypeAlias = SubjectCutoff  # noqa: Y015
+
+@_typing.final
+class RevocationList(_message.Message):
+    """The revoked blocks and subject cutoffs, published for offline verifiers; refused after
+    `expires` (a verifier that cannot refresh fails closed).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_FIELD_NUMBER: _builtins.int
+    DIRECTORY_SERIAL_FIELD_NUMBER: _builtins.int
+    BLOCKS_FIELD_NUMBER: _builtins.int
+    SUBJECTS_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Grows with every change; a verifier refuses a list older than the one it holds."""
+    issued_at: _builtins.int
+    """Unix seconds."""
+    expires: _builtins.int
+    """Unix seconds."""
+    directory_serial: _builtins.int
+    """The serial of the directory current when the list was signed: a verifier that sees it move
+    fetches the directory again.
+    """
+    @_builtins.property
+    def blocks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Revocation ids (SHA-256 of a block's signature), in ascending byte order."""
+
+    @_builtins.property
+    def subjects(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubjectCutoff]:
+        """In ascending order of subject."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        issued_at: _builtins.int = ...,
+        expires: _builtins.int = ...,
+        directory_serial: _builtins.int = ...,
+        blocks: _abc.Iterable[_builtins.bytes] | None = ...,
+        subjects: _abc.Iterable[Global___SubjectCutoff] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocks", b"blocks", "directory_serial", b"directory_serial", "expires", b"expires", "issued_at", b"issued_at", "sequence", b"sequence", "subjects", b"subjects"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevocationList: _TypeAlias = RevocationList  # noqa: Y015
+
+@_typing.final
+class SignedRevocations(_message.Message):
+    """A RevocationList signed by the same root key as the directory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    payload: _builtins.bytes
+    """A canonical encoding of RevocationList."""
+    key_id: _builtins.str
+    signature: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        payload: _builtins.bytes = ...,
+        key_id: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "payload", b"payload", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedRevocations: _TypeAlias = SignedRevocations  # noqa: Y015

@@ -61,6 +61,11 @@ class TokenServiceStub:
                 request_serializer=interops_dot_token_dot_v1_dot_token__service__pb2.GetDirectoryRequest.SerializeToString,
                 response_deserializer=interops_dot_token_dot_v1_dot_token__service__pb2.GetDirectoryResponse.FromString,
                 _registered_method=True)
+        self.GetRevocations = channel.unary_unary(
+                '/interops.token.v1.TokenService/GetRevocations',
+                request_serializer=interops_dot_token_dot_v1_dot_token__service__pb2.GetRevocationsRequest.SerializeToString,
+                response_deserializer=interops_dot_token_dot_v1_dot_token__service__pb2.GetRevocationsResponse.FromString,
+                _registered_method=True)
 
 
 class TokenServiceServicer:
@@ -107,6 +112,13 @@ class TokenServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRevocations(self, request, context):
+        """The revocation list, signed by the backbone's root key, for offline verifiers to refresh.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +146,11 @@ def add_TokenServiceServicer_to_server(servicer, server):
                     servicer.GetDirectory,
                     request_deserializer=interops_dot_token_dot_v1_dot_token__service__pb2.GetDirectoryRequest.FromString,
                     response_serializer=interops_dot_token_dot_v1_dot_token__service__pb2.GetDirectoryResponse.SerializeToString,
+            ),
+            'GetRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRevocations,
+                    request_deserializer=interops_dot_token_dot_v1_dot_token__service__pb2.GetRevocationsRequest.FromString,
+                    response_serializer=interops_dot_token_dot_v1_dot_token__service__pb2.GetRevocationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +290,33 @@ class TokenService:
             '/interops.token.v1.TokenService/GetDirectory',
             interops_dot_token_dot_v1_dot_token__service__pb2.GetDirectoryRequest.SerializeToString,
             interops_dot_token_dot_v1_dot_token__service__pb2.GetDirectoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interops.token.v1.TokenService/GetRevocations',
+            interops_dot_token_dot_v1_dot_token__service__pb2.GetRevocationsRequest.SerializeToString,
+            interops_dot_token_dot_v1_dot_token__service__pb2.GetRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,8 @@ class TokenServiceStub:
     """
     GetDirectory: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.GetDirectoryRequest, _token_service_pb2.GetDirectoryResponse]
     """The trust directory, signed by the backbone's root key."""
+    GetRevocations: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.GetRevocationsRequest, _token_service_pb2.GetRevocationsResponse]
+    """The revocation list, signed by the backbone's root key, for offline verifiers to refresh."""
 
 @_typing.type_check_only
 class TokenServiceAsyncStub(TokenServiceStub):
@@ -79,6 +81,8 @@ class TokenServiceAsyncStub(TokenServiceStub):
     """
     GetDirectory: _aio.UnaryUnaryMultiCallable[_token_service_pb2.GetDirectoryRequest, _token_service_pb2.GetDirectoryResponse]  # type: ignore[assignment]
     """The trust directory, signed by the backbone's root key."""
+    GetRevocations: _aio.UnaryUnaryMultiCallable[_token_service_pb2.GetRevocationsRequest, _token_service_pb2.GetRevocationsResponse]  # type: ignore[assignment]
+    """The revocation list, signed by the backbone's root key, for offline verifiers to refresh."""
 
 class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
     """Issues, extends, verifies and revokes token chains, and publishes the signed trust directory.
@@ -132,5 +136,13 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_token_service_pb2.GetDirectoryResponse, _abc.Awaitable[_token_service_pb2.GetDirectoryResponse]]:
         """The trust directory, signed by the backbone's root key."""
+
+    @_abc_1.abstractmethod
+    def GetRevocations(
+        self,
+        request: _token_service_pb2.GetRevocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_token_service_pb2.GetRevocationsResponse, _abc.Awaitable[_token_service_pb2.GetRevocationsResponse]]:
+        """The revocation list, signed by the backbone's root key, for offline verifiers to refresh."""
 
 def add_TokenServiceServicer_to_server(servicer: TokenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
