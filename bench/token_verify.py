@@ -1,8 +1,13 @@
-"""Benchmark: token chain verification against raw Ed25519 verification of the same bytes,
-PyJWT and biscuit-python, per hop count (1, 3, 5), plus the prefix cache and issuance rate.
+"""Benchmark: token chain verification (cold: no prefix cache) against raw Ed25519
+verification of the same bytes by the fastest Ed25519 from PyPI (PyNaCl, libsodium) and by
+`cryptography` (OpenSSL), PyJWT and biscuit-python, per hop count (1, 3, 5), plus the prefix
+cache and issuance rate. The chain's verification is what `Verifier.verify` does; the call's
+proof of possession (one more signature, the same for every hop count) is not counted.
 
-Targets: a chain within 1.15x of (raw verification x hop count); a 5-hop chain whose 4-hop
-prefix is cached within 1.3x of one raw verification.
+What each side does is printed with the table (SIDES).
+
+Targets (issue 17): ours faster than biscuit at 1, 3 and 5 hops, and ours within 1.15 x hops x
+raw PyNaCl; a 5-hop chain whose 4-hop prefix is cached within 1.3x of one raw verification.
 
 Each measure is taken in many short bursts, interleaved with the others', and its fastest burst
 is kept: this machine's noise only ever slows things down.
@@ -22,12 +27,26 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from interops.token.v1 import token_pb2 as t
 
+from token_suite import verify as verify_module
 from token_suite.chain import Signer, Terms, delegate, grant, issue_root
 from token_suite.directory import TrustDirectory
-from token_suite.keys import key_id_of, public_bytes
+from token_suite.keys import key_id_of, public_bytes, verify_signature
 from token_suite.verify import Party, Verifier
 from token_suite.wire import block_input
 
+SIDES = """What each side does, per verification:
+- raw PyNaCl: one libsodium Ed25519 verification per block over bytes prepared in advance, by
+  `token_suite.keys.verify_signature` (the call ours makes), on one thread: the floor.
+- ours: `Verifier.verify` with no prefix cache: parses and checks the canonical encoding of the
+  chain and of every block, verifies every block's signature, and checks every rule (signer is
+  the previous holder, key windows, lifetimes, time, holder keys, narrowing of profile,
+  audience, expiry, hops and grants; revocation; the audience asked for). From 3 blocks on,
+  a helper thread checks the blocks' content and the first signatures while the calling
+  thread verifies the others (libsodium releases the GIL): two cores for one verification.
+  "ours 1 thr" is the same on the calling thread alone.
+- biscuit: `Biscuit.from_bytes`: parses the token and verifies every block's signature; its
+  Datalog checks are not run (that needs an authorizer), so it does less than ours.
+"""
 HOLDERS = ["URSSAF", "CNAV", "SITE", "URSSAF", "CNAV"]
 SIRENS = ("123456782", "732829320", "552100554")
 
@@ -47,15 +66,19 @@ DIRECTORY = TrustDirectory.build(
 )  # fmt: skip
 
 
+def _holder(organism: str) -> Party:
+    return SIGNERS[organism].as_holder()
+
+
 def chain(hops: int, now: float) -> bytes:
     """A chain of `hops` signed blocks, the root by the portal."""
-    terms = Terms(holder=Party("URSSAF"), profile=t.PROFILE_PORTAL, audience=("svc.a", "svc.b"),
+    terms = Terms(holder=_holder("URSSAF"), profile=t.PROFILE_PORTAL, audience=("svc.a", "svc.b"),
                   grants=grant("registry.read", sirens=SIRENS), max_hops=7,
                   purpose="sign-in")  # fmt: skip
     token = issue_root(SIGNERS["PORTAL"], "declarant:42", terms, now)
     for index in range(1, hops):
         by, to = HOLDERS[index - 1], HOLDERS[index]
-        token = delegate(token, SIGNERS[by], Terms(holder=Party(to), purpose=f"hop {index}"), now)
+        token = delegate(token, SIGNERS[by], Terms(holder=_holder(to), purpose=f"hop {index}"), now)
     return token
 
 
@@ -68,12 +91,12 @@ def narrowing_chain(now: float) -> bytes:
     ]  # fmt: skip
     for index, perimeter in enumerate(perimeters, start=1):
         by, to = HOLDERS[index - 1], HOLDERS[index]
-        terms = Terms(holder=Party(to), grants=grant("registry.read", **perimeter))
+        terms = Terms(holder=_holder(to), grants=grant("registry.read", **perimeter))
         token = delegate(token, SIGNERS[by], terms, now)
     return token
 
 
-def raw_inputs(token: bytes) -> list[tuple[Ed25519PublicKey, bytes, bytes]]:
+def raw_inputs(token: bytes) -> list[tuple[bytes, bytes, bytes]]:
     """(public key, signature, signed bytes) of every block: what raw verification checks."""
     parsed = t.TokenChain()
     parsed.ParseFromString(token)
@@ -147,8 +170,14 @@ def _hops_row(hops: int, now: float, rounds: int) -> tuple[float, dict[str, floa
     biscuit, biscuit_key = biscuit_token(hops)
     uncached = Verifier(DIRECTORY, prefix_cache_size=0, clock=lambda: now)
 
+    objects = [(Ed25519PublicKey.from_public_bytes(p), s, m) for p, s, m in inputs]
+
     def raw() -> None:
         for public, signature, message in inputs:
+            verify_signature(public, signature, message)
+
+    def raw_cryptography() -> None:
+        for public, signature, message in objects:
             public.verify(signature, message)
 
     def pyjwt() -> None:
@@ -160,15 +189,25 @@ def _hops_row(hops: int, now: float, rounds: int) -> tuple[float, dict[str, floa
     # not sit between a floor burst and ours (it evicts the caches either side needs).
     ours = best({"raw Ed25519": raw, "token chain": lambda: uncached.verify(token, "svc.a")},
                 rounds)  # fmt: skip
-    others = best({"PyJWT EdDSA": pyjwt,
-                   "biscuit": lambda: biscuit_auth.Biscuit.from_bytes(biscuit, biscuit_key)},
+    helpers, verify_module._HELPERS = verify_module._HELPERS, None
+    try:
+        one_thread = best({"ours 1 thread": lambda: uncached.verify(token, "svc.a")},
+                          max(1, rounds // 2))  # fmt: skip
+    finally:
+        verify_module._HELPERS = helpers
+    # Biscuit is ours' target: measured as often as ours, alternating with it.
+    against = best({"token chain": lambda: uncached.verify(token, "svc.a"),
+                    "biscuit": lambda: biscuit_auth.Biscuit.from_bytes(biscuit, biscuit_key)},
+                   rounds)  # fmt: skip
+    others = best({"PyJWT EdDSA": pyjwt, "raw cryptography": raw_cryptography},
                   max(1, rounds // 3))  # fmt: skip
-    return len(token), {**ours, **others}
+    ours["token chain"] = min(ours["token chain"], against["token chain"])
+    return len(token), {**ours, **one_thread, **others, "biscuit": against["biscuit"]}
 
 
 def _cached_row(now: float, rounds: int) -> dict[str, float]:
     prefix = chain(4, now)
-    fifths = [delegate(prefix, SIGNERS[HOLDERS[3]], Terms(holder=Party(HOLDERS[4])), now)
+    fifths = [delegate(prefix, SIGNERS[HOLDERS[3]], Terms(holder=_holder(HOLDERS[4])), now)
               for _ in range(64)]  # fmt: skip
     verifier = Verifier(DIRECTORY, prefix_cache_size=100_000, clock=lambda: now)
     verifier.verify(prefix)
@@ -176,7 +215,7 @@ def _cached_row(now: float, rounds: int) -> dict[str, float]:
     pool = itertools.cycle(fifths)
 
     def raw_one() -> None:
-        single[0].verify(single[1], single[2])
+        verify_signature(*single)
 
     def cached() -> None:
         verifier.verify(next(pool), "svc.a")
@@ -193,34 +232,48 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     now = time.time()
-    print(f"{'hops':>4} {'bytes':>6} {'raw Ed25519':>12} {'token chain':>12} {'ratio':>6} "
-          f"{'PyJWT EdDSA':>12} {'biscuit':>10}   (microseconds per verification)")  # fmt: skip
+    print(SIDES)
+    print(
+        f"{'hops':>4} {'bytes':>6} {'raw PyNaCl':>11} {'ours':>8} {'ours 1 thr':>11} "
+        f"{'biscuit':>8} {'raw crypto':>11} {'PyJWT':>8}   (microseconds per verification)"
+    )
+    ratios = []
     for hops in (1, 3, 5):
         size, row = _hops_row(hops, now, args.rounds)
-        ratio = row["token chain"] / row["raw Ed25519"]
-        print(f"{hops:>4} {size:>6} {row['raw Ed25519']:>12.1f} {row['token chain']:>12.1f} "
-              f"{ratio:>6.2f} {row['PyJWT EdDSA']:>12.1f} {row['biscuit']:>10.1f}")  # fmt: skip
+        ours = row["token chain"]
+        print(f"{hops:>4} {size:>6} {row['raw Ed25519']:>11.1f} {ours:>8.1f} "
+              f"{row['ours 1 thread']:>11.1f} {row['biscuit']:>8.1f} "
+              f"{row['raw cryptography']:>11.1f} {row['PyJWT EdDSA']:>8.1f}")  # fmt: skip
+        ratios.append((hops, ours / row["raw Ed25519"], ours / row["biscuit"],
+                       row["ours 1 thread"] / row["raw Ed25519"]))  # fmt: skip
+    print("\nratios (targets: ours/raw <= 1.15, raw being hops x PyNaCl; ours/biscuit < 1):")
+    for hops, to_raw, to_biscuit, one_thread in ratios:
+        print(f"  {hops} hops: ours/raw {to_raw:.2f} {'ok' if to_raw <= 1.15 else 'MISSED'}, "
+              f"ours/biscuit {to_biscuit:.2f} {'ok' if to_biscuit < 1 else 'MISSED'}, "
+              f"ours on 1 thread/raw {one_thread:.2f}")  # fmt: skip
     narrowing = narrowing_chain(now)
     inputs = raw_inputs(narrowing)
     uncached = Verifier(DIRECTORY, prefix_cache_size=0, clock=lambda: now)
 
     def raw5() -> None:
         for public, signature, message in inputs:
-            public.verify(signature, message)
+            verify_signature(public, signature, message)
 
     row = best({"raw": raw5, "chain": lambda: uncached.verify(narrowing, "svc.a")}, args.rounds)
-    print(f"   5 {len(narrowing):>6} {row['raw']:>12.1f} {row['chain']:>12.1f} "
-          f"{row['chain'] / row['raw']:>6.2f}   (every hop narrowing its grants)")  # fmt: skip
-    print("target: token chain / (raw x hops) <= 1.15 (the ratio column)")
+    print(f"5 hops, every hop narrowing its grants ({len(narrowing)} bytes): raw PyNaCl "
+          f"{row['raw']:.1f} us, ours {row['chain']:.1f} us, ours/raw "
+          f"{row['chain'] / row['raw']:.2f}")  # fmt: skip
     cached = _cached_row(now, args.rounds)
     ratio = cached["5 hops, 4 cached"] / cached["raw Ed25519 x1"]
     print(f"5-hop chain with its 4-hop prefix cached: {cached['5 hops, 4 cached']:.1f} us, "
           f"{ratio:.2f}x one raw verification (target <= 1.3)")  # fmt: skip
-    terms = Terms(holder=Party("URSSAF"), profile=t.PROFILE_PORTAL, audience=("svc.a",),
+    terms = Terms(holder=_holder("URSSAF"), profile=t.PROFILE_PORTAL, audience=("svc.a",),
                   grants=grant("registry.read", sirens=SIRENS), max_hops=3)  # fmt: skip
     issue = per_call(lambda: issue_root(SIGNERS["PORTAL"], "declarant:42", terms, now), 1.0)
     root = issue_root(SIGNERS["PORTAL"], "declarant:42", terms, now)
-    hop = per_call(lambda: delegate(root, SIGNERS["URSSAF"], Terms(holder=Party("CNAV")), now), 1.0)
+    hop = per_call(
+        lambda: delegate(root, SIGNERS["URSSAF"], Terms(holder=_holder("CNAV")), now), 1.0
+    )
     print(f"issuance: {1e6 / issue:,.0f} root tokens/s, {1e6 / hop:,.0f} delegations/s")
 
 

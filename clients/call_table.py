@@ -54,6 +54,7 @@ class CallTable:
     verify_token = Call(token_calls.verify_token)
     revoke_token = Call(token_calls.revoke_token)
     get_directory = Call(token_calls.get_directory)
+    get_revocations = Call(token_calls.get_revocations)
 
     # -- interops.dsn.v1.DepositService, DeliveryService ------------------------------------
     submit_deposit = Call(dsn_calls.submit_deposit)

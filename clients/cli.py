@@ -29,7 +29,7 @@ from clients.habilitation_cli import register as register_habilitation_commands
 from clients.nomenclature_cli import register as register_nomenclature_commands
 from clients.partner_demo import register as register_partner_demo
 from clients.sample_organism import register as register_organism_commands
-from clients.token_cli import load_signer, read_token
+from clients.token_cli import load_signer, prover_of, read_token
 from clients.token_cli import register as register_token_commands
 from clients.token_credentials import ChainCredentials, OrganismCredentials
 from clients.tracing import provider_from_env
@@ -60,11 +60,11 @@ def _print(message: Message) -> None:
 
 
 def _credentials(args: argparse.Namespace) -> CallCredentials | None:
-    signer = load_signer(args.organism, args.key) if args.organism and args.key else None
-    if args.token:
-        return ChainCredentials(read_token(args.token), signer)
-    if signer is not None:
-        return OrganismCredentials(args.address, signer, CLIENT_AUDIENCE)
+    if args.token:  # every call proves with the key the chain names
+        return ChainCredentials(read_token(args.token), prover_of(args))
+    if args.organism and args.key:
+        return OrganismCredentials(args.address, load_signer(args.organism, args.key),
+                                   CLIENT_AUDIENCE)  # fmt: skip
     return None
 
 
@@ -180,6 +180,13 @@ def parser() -> argparse.ArgumentParser:
         "--token",
         default=os.environ.get("INTEROPS_TOKEN", ""),
         help="a token chain to call with (base64url or @FILE): $INTEROPS_TOKEN",
+    )
+    root.add_argument(
+        "--holder-key",
+        type=Path,
+        default=os.environ.get("INTEROPS_HOLDER_KEY") or None,
+        help="the holder key a declarant's chain names (PEM; made by token issue "
+        "--declarant): $INTEROPS_HOLDER_KEY",
     )
     commands = root.add_subparsers(dest="command", required=True)
     for entry in entry_points(group="interops.commands"):

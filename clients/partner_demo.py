@@ -1,7 +1,10 @@
 """`interops partner-demo`: a small partner site that sends its users to the portal's sign-in
-page (MAG) and takes them back carried by a single-use NAVIGATION chain, verified offline
-against the signed trust directory (pinned root key): it shows who the user is and the chain of
-responsibility, and refuses a chain presented twice.
+page (MAG) and takes them back carried by a single-use NAVIGATION chain whose last block names
+the site's own key as holder. The site accepts it offline as that holder (Verifier.accept)
+against the signed trust directory and the signed revocation list (both pinned to the root key;
+the list fetched again every --revocations-seconds, at most 60): it shows who the user is and
+the chain of responsibility, and refuses a chain presented twice, a chain held by someone else
+(a prefix of its chain: WRONG_HOLDER) and a revoked one (after a sign-out: REVOKED).
 
     interops partner-demo --root-key <hex> [--listen 127.0.0.1:8090] [--portal URL]
 """
@@ -27,6 +30,7 @@ from token_suite.errors import TokenError
 from token_suite.keys import key_id_of
 from token_suite.profiles import name as profile_name
 from token_suite.replay import MemoryReplayCache
+from token_suite.revocations import RevocationCache
 from token_suite.verify import VerifiedChain, Verifier
 from token_suite.wire import from_text
 
@@ -76,10 +80,7 @@ def partner_app(verifier: Verifier, code: str, portal: str, own_url: str) -> Sta
     async def callback(request: Request) -> Response:
         form = await request.form()
         try:
-            chain = verifier.verify(from_text(str(form.get("token", ""))), code)
-            for key, until in verifier.single_use_keys(chain, None):
-                if not replays.first_use(key, until):
-                    raise TokenError("REPLAYED", "this navigation token was used already")
+            chain = verifier.accept(from_text(str(form.get("token", ""))), code, replays=replays)
         except TokenError as error:
             return _page("Connexion refusée",
                          f'<p class="bad" id="reason">{html.escape(str(error))}</p>',
@@ -95,19 +96,30 @@ def partner_app(verifier: Verifier, code: str, portal: str, own_url: str) -> Sta
     return Starlette(routes=[Route("/", home), Route("/callback", callback, methods=["POST"])])
 
 
-def verifier_for(node_address: str, root_key_hex: str) -> Verifier:
-    """A verifier of chains against the node's directory, pinned to the root key."""
+def verifier_for(
+    node_address: str, root_key_hex: str, revocations_seconds: float = 30.0
+) -> Verifier:
+    """A verifier of chains against the node's directory and revocation list, both pinned to
+    the root key; the list is fetched again when older than `revocations_seconds`."""
     public = bytes.fromhex(root_key_hex)
     root = {key_id_of(public): Ed25519PublicKey.from_public_bytes(public)}
 
-    def fetch() -> bytes:
+    def fetch_directory() -> bytes:
         with Client(node_address, timeout=10) as client:
             signed: bytes = client.get_directory().SerializeToString()
         return signed
 
-    cache = DirectoryCache(fetch, root)
-    cache.current()  # fails now if the node or the root key is wrong
-    return Verifier(cache)
+    def fetch_revocations() -> bytes:
+        with Client(node_address, timeout=10) as client:
+            signed: bytes = client.get_revocations().SerializeToString()
+        return signed
+
+    directory = DirectoryCache(fetch_directory, root)
+    directory.current()  # fails now if the node or the root key is wrong
+    revocations = RevocationCache(fetch_revocations, {key_id_of(public): public},
+                                  refresh_seconds=revocations_seconds)  # fmt: skip
+    revocations.current()
+    return Verifier(directory, revocations=revocations.current)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -117,7 +129,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("give --root-key (interops directory root-key prints it)")
     host, _, port = args.listen.rpartition(":")
     own = args.public_url or f"http://{args.listen}"
-    app = partner_app(verifier_for(args.address, args.root_key), args.code,
+    verifier = verifier_for(args.address, args.root_key, args.revocations_seconds)
+    app = partner_app(verifier, args.code,
                       args.portal.rstrip("/"), own.rstrip("/"))  # fmt: skip
     print(f"partner-demo: {own} (portal {args.portal}); sign in from {own}/", flush=True)
     uvicorn.run(app, host=host, port=int(port), log_level="warning")
@@ -137,4 +150,6 @@ def register(
     demo.add_argument("--public-url", default="", help="its own address as browsers see it")
     demo.add_argument("--portal", default="http://127.0.0.1:8080", help="the web adapter")
     demo.add_argument("--code", default=CODE, help="its code in the trust directory")
+    demo.add_argument("--revocations-seconds", type=float, default=30.0,
+                      help="fetch the revocation list again after this (at most 60)")  # fmt: skip
     demo.set_defaults(handler=_run)

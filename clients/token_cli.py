@@ -1,6 +1,10 @@
 """`interops keys ...` and `interops token ...`: keys and token chains from the command line.
 
-Tokens are shown and read as base64url text; `@FILE` reads one from a file.
+Tokens are shown and read as base64url text; `@FILE` reads one from a file. A chain is of use
+only with a proof by the key its last block names: a declarant's chain names the holder key of
+`--holder-key FILE` (made at `token issue --declarant`, readable by its owner only), and every
+later call with `--token` signs its proof with that key; `token proof` prints the proof header
+a REST caller sends (curl -H "interops-proof: ...").
 """
 
 from __future__ import annotations
@@ -9,16 +13,18 @@ import argparse
 import getpass
 import os
 import sys
+import time
 from pathlib import Path
 
 from interops.token.v1 import token_pb2
 
 from clients.client import Client
+from clients.token_calls import current_key
 from token_suite import keys, profiles
-from token_suite.chain import Signer, Terms, delegate, inspect
+from token_suite.chain import Signer, Terms, delegate, inspect, sign_proof
 from token_suite.grants import grants_from
 from token_suite.verify import Party
-from token_suite.wire import from_text, to_text
+from token_suite.wire import from_text, service_of, to_text
 
 PROFILES = {"portal": profiles.PORTAL, "application": profiles.APPLICATION,
             "navigation": profiles.NAVIGATION}  # fmt: skip
@@ -34,6 +40,37 @@ def load_signer(organism: str, key_file: Path | str) -> Signer:
     """The organism's signer from its PEM private key file."""
     key = keys.read_private_key(Path(key_file))
     return Signer(organism, keys.key_id_of(keys.public_bytes(key)), key)
+
+
+def holder_signer(key_file: Path | str, create: bool = False) -> Signer:
+    """The signer of a holder key file (a declarant's own key, named by its chain); `create`
+    makes the file (0600) when it does not exist."""
+    path = Path(key_file)
+    if create and not path.exists():
+        keys.write_private_key(keys.generate(), path)
+    key = keys.read_private_key(path)
+    return Signer("", keys.key_id_of(keys.public_bytes(key)), key)
+
+
+def prover_of(args: argparse.Namespace) -> Signer | None:
+    """Who signs the proofs of a command's chain: the holder key (--holder-key), else the
+    organism's key (--organism with --key), else nobody."""
+    if getattr(args, "holder_key", None):
+        return holder_signer(args.holder_key)
+    if getattr(args, "organism", "") and getattr(args, "key", None):
+        return load_signer(args.organism, args.key)
+    return None
+
+
+def next_holder(client: Client, organism: str, key_id: str = "") -> token_pb2.Party:
+    """The next holder of a hop: the organism with the given key, else with its key in use in
+    the directory (read unverified: the node or the verifier checks the hop)."""
+    if not key_id:
+        directory = token_pb2.Directory.FromString(client.get_directory().payload)
+        key_id = current_key(directory, organism, time.time())
+        if not key_id:
+            raise ValueError(f"{organism} has no key in use in the directory")
+    return token_pb2.Party(organism=organism, key_id=key_id)
 
 
 def parse_grant(text: str) -> token_pb2.Grant:
@@ -81,9 +118,13 @@ def _token_issue(args: argparse.Namespace, client: Client) -> int:
         "audience": args.audience, "grants": [parse_grant(g) for g in args.grant],
         "lifetime_seconds": args.lifetime, "max_hops": args.max_hops, "purpose": args.purpose,
     }  # fmt: skip
-    if args.holder:
-        terms["holder"] = token_pb2.Party(organism=args.holder)
     if args.declarant:
+        if not args.holder_key:
+            print("error: a declarant's chain names its holder key: give --holder-key FILE "
+                  "(made when absent)", file=sys.stderr)  # fmt: skip
+            return 2
+        holder = holder_signer(args.holder_key, create=True)
+        terms["holder"] = token_pb2.Party(public_key=keys.public_bytes(holder.key))
         password = os.environ.get("INTEROPS_PASSWORD") or getpass.getpass("password: ")
         profile = PROFILES[args.profile or "portal"]
         answer = client.sign_in(args.declarant, args.last_name, args.first_name, password,
@@ -92,6 +133,8 @@ def _token_issue(args: argparse.Namespace, client: Client) -> int:
         if not (args.organism and args.key):
             print("error: give --declarant SIRET or --organism CODE --key FILE", file=sys.stderr)
             return 2
+        if args.holder:
+            terms["holder"] = token_pb2.Party(organism=args.holder)
         answer = client.issue_organism_token(load_signer(args.organism, args.key), **terms)
     print(to_text(answer.token))
     return 0
@@ -100,17 +143,19 @@ def _token_issue(args: argparse.Namespace, client: Client) -> int:
 def _token_delegate(args: argparse.Namespace, client: Client) -> int:
     token = read_token(args.token)
     profile = PROFILES[args.profile] if args.profile else 0
+    holder = next_holder(client, args.to, args.to_key)
     if args.key:  # offline, signed by the current holder
         grants = grants_from(parse_grant(g) for g in args.grant)
         terms = Terms(
-            holder=Party(args.to), profile=profile, audience=tuple(args.audience),
+            holder=Party(holder.organism, holder.key_id), profile=profile,
+            audience=tuple(args.audience),
             grants=grants, lifetime=args.lifetime, max_hops=args.max_hops or None,
             purpose=args.purpose,
         )  # fmt: skip
         print(to_text(delegate(token, load_signer(args.organism, args.key), terms)))
         return 0
     answer = client.delegate_token(
-        token, holder=token_pb2.Party(organism=args.to), profile=profile,
+        token, prover_of(args), holder=holder, profile=profile,
         audience=args.audience, grants=[parse_grant(g) for g in args.grant],
         lifetime_seconds=args.lifetime, max_hops=args.max_hops, purpose=args.purpose,
     )  # fmt: skip
@@ -119,7 +164,7 @@ def _token_delegate(args: argparse.Namespace, client: Client) -> int:
 
 
 def _token_verify(args: argparse.Namespace, client: Client) -> int:
-    principal = client.verify_token(read_token(args.token), args.audience)
+    principal = client.verify_token(read_token(args.token), args.audience, prover_of(args))
     print(f"valid for {args.audience}: subject {principal.subject}, "
           f"{profiles.name(principal.profile)}, expires {principal.expires}")  # fmt: skip
     print("chain of responsibility, from the root:")
@@ -132,6 +177,23 @@ def _token_verify(args: argparse.Namespace, client: Client) -> int:
             "everything" if grant.all_establishments else ",".join([*grant.sirens, *grant.sirets])
         )
         print(f"grant {grant.right}: {scope}")  # fmt: skip
+    return 0
+
+
+def _token_proof(args: argparse.Namespace) -> int:
+    if not args.token:
+        print("error: give the chain: --token T (base64url or @FILE)", file=sys.stderr)
+        return 2
+    prover = prover_of(args)
+    if prover is None:
+        print("error: give the key the chain names: --holder-key FILE, or --organism CODE "
+              "--key FILE", file=sys.stderr)  # fmt: skip
+        return 2
+    method = "/" + args.method.strip("/")
+    if method.count("/") != 2:
+        print("error: --method is a gRPC path: /package.Service/Method", file=sys.stderr)
+        return 2
+    print(to_text(sign_proof(prover, method, service_of(method), read_token(args.token))))
     return 0
 
 
@@ -157,6 +219,13 @@ def _terms_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--purpose", default="")  # fmt: skip
 
 
+def _holder_key_option(parser: argparse.ArgumentParser) -> None:
+    """--holder-key after the command too; SUPPRESS: given before it (or from
+    $INTEROPS_HOLDER_KEY), the interops option keeps its value."""
+    parser.add_argument("--holder-key", type=Path, default=argparse.SUPPRESS,
+                        help="the holder key (PEM) a declarant's chain names")  # fmt: skip
+
+
 def register(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     with_client: object,
@@ -175,13 +244,17 @@ def register(
     issue.add_argument("--declarant", metavar="SIRET")
     issue.add_argument("--last-name", default="")
     issue.add_argument("--first-name", default="")
-    issue.add_argument("--holder", help="the first holder (default: the portal or the organism)")
+    _holder_key_option(issue)
+    issue.add_argument("--holder", help="an organism's chain: the first holder (default: the "
+                       "organism itself)")  # fmt: skip
     _terms_options(issue)
     issue.set_defaults(handler=with_client(_token_issue))  # type: ignore[operator]
     hop = sub.add_parser("delegate", help="append a hop: offline with --organism/--key (the "
                          "holder's), else by the backbone")  # fmt: skip
     hop.add_argument("token", help="base64url text or @FILE")
     hop.add_argument("--to", required=True, help="the next holder's organism code")
+    hop.add_argument("--to-key", default="", help="the next holder's key id (default: its key "
+                     "in use in the directory)")  # fmt: skip
     _terms_options(hop)
     hop.set_defaults(handler=with_client(_token_delegate))  # type: ignore[operator]
     verify = sub.add_parser("verify", help="verify with the node; show the chain of "
@@ -189,6 +262,14 @@ def register(
     verify.add_argument("token")
     verify.add_argument("--audience", required=True)
     verify.set_defaults(handler=with_client(_token_verify))  # type: ignore[operator]
+    proof = sub.add_parser("proof", help="print a proof of possession for one call (the "
+                           "interops-proof header of a REST call)")  # fmt: skip
+    # SUPPRESS: given before `token proof`, the interops option keeps its value.
+    proof.add_argument("--token", default=argparse.SUPPRESS, help="base64url text or @FILE")
+    _holder_key_option(proof)
+    proof.add_argument("--method", required=True, help="the gRPC path: /package.Service/Method "
+                       "(REST /v1/package.Service/Method)")  # fmt: skip
+    proof.set_defaults(handler=_token_proof)
     look = sub.add_parser("inspect", help="show the blocks without verifying them")
     look.add_argument("token")
     look.set_defaults(handler=_token_inspect)

@@ -1,9 +1,10 @@
 """Credentials that fill the client's slot with token chains (clients.credentials).
 
-`ChainCredentials` attaches a chain you hold, with a proof of possession when you give the
-holder's key. `OrganismCredentials` is what an organism's system uses: it issues itself an
-APPLICATION chain with its own key, renews it before it expires, and proves possession on
-every call.
+`ChainCredentials` attaches a chain you hold, with a proof of possession by the key its last
+block names (without that key, every protected call is refused: PROOF_REQUIRED).
+`OrganismCredentials` is what an organism's system uses: it issues itself an APPLICATION chain
+with its own key, which the chain then names as its holder, renews it before it expires, and
+proves possession with that key on every call.
 """
 
 from __future__ import annotations

@@ -43,6 +43,9 @@ class Settings:
     token_leeway_seconds: float = 30.0
     directory_lifetime_seconds: float = 3600.0
     directory_refetch_seconds: float = 30.0
+    # How long a published revocation list is valid: an offline verifier that cannot refresh
+    # it refuses every chain after that (fail closed).
+    revocation_list_seconds: float = 90.0
     max_deposit_bytes: int = 2 * 1024**3
     # A directory of routing rule files (one JSON per organism); empty: the packaged ones.
     routing_rules_dir: str = ""
@@ -130,6 +133,9 @@ class Settings:
             ),
             directory_refetch_seconds=number(
                 "INTEROPS_DIRECTORY_REFETCH_SECONDS", cls.directory_refetch_seconds
+            ),
+            revocation_list_seconds=number(
+                "INTEROPS_REVOCATION_LIST_SECONDS", cls.revocation_list_seconds
             ),
             max_deposit_bytes=int(number("INTEROPS_MAX_DEPOSIT_BYTES", cls.max_deposit_bytes)),
             routing_rules_dir=env.get("INTEROPS_ROUTING_RULES_DIR", ""),

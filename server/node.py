@@ -198,7 +198,8 @@ class Node:
         )
         habilitation_pb2_grpc.add_HabilitationServiceServicer_to_server(
             HabilitationService(habilitations, self.relations, self.operations,
-                                self.bulk_worker, notices),
+                                self.bulk_worker, notices,
+                                revocations_changed=self.trust.refresh),
             self.server,
         )  # fmt: skip
         audit_pb2_grpc.add_AuditServiceServicer_to_server(

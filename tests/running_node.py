@@ -10,16 +10,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from interops.token.v1 import token_pb2
 from sqlalchemy import Engine
 
+from clients.client import Client
 from clients.token_credentials import ChainCredentials, OrganismCredentials
 from registry.trust.directory_store import DirectoryStore
 from server.config import Settings
 from server.node import Node
-from token_suite.chain import Signer, Terms, grant, issue_root
+from token_suite.chain import Signer, Terms, grant, issue_root, session_holder, session_signer
 from token_suite.keys import generate, key_id_of, public_bytes, write_private_key
 from token_suite.profiles import PORTAL
-from token_suite.verify import Party
 
 SERVICES = ("interops.registry.v1.RegistryService", "interops.operation.v1.OperationService")
 
@@ -71,12 +72,24 @@ class RunningNode:
         """An organism in the node's directory (see `provision_organism`)."""
         return provision_organism(self.node.engine, code, kind, rights)
 
-    def bearer_credentials(self, audience: Sequence[str] = SERVICES) -> ChainCredentials:
-        """A PORTAL chain issued by the node's identity provider to the operator, read right
-        only: a bearer token, with no proof of possession nor single-use record per call."""
-        terms = Terms(holder=Party("OPERATOR"), profile=PORTAL, audience=tuple(audience),
+    def session_credentials(self, audience: Sequence[str] = SERVICES) -> ChainCredentials:
+        """A PORTAL chain issued by the node's identity provider to a session key of its own
+        (made here, as the web adapter makes one per signed-in person), read right only, with
+        that key to prove every call."""
+        issuer = self.node.trust.issuer
+        session = session_signer(issuer.organism)
+        terms = Terms(holder=session_holder(session), profile=PORTAL, audience=tuple(audience),
                       grants=grant("registry.read"))  # fmt: skip
-        return ChainCredentials(issue_root(self.node.trust.issuer, "organism:OPERATOR", terms))
+        return ChainCredentials(issue_root(issuer, "organism:OPERATOR", terms), session)
+
+    def sign_in(
+        self, siret: str, last_name: str, first_name: str, password: str, **terms: Any
+    ) -> ChainCredentials:
+        """A declarant's chain (IssueTokenRequest `terms`: audience, profile...), held by a new
+        session key of the node's identity provider, as the web adapter signs a person in, with
+        that key to prove every call."""
+        return declarant_chain(self.address, siret, last_name, first_name, password,
+                               portal=self.node.trust.issuer.organism, **terms)  # fmt: skip
 
     def credentials(
         self, signer: Signer | None = None, audience: Sequence[str] = SERVICES
@@ -94,6 +107,29 @@ class RunningNode:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+
+
+def declarant_chain(
+    address: str,
+    siret: str,
+    last_name: str,
+    first_name: str,
+    password: str,
+    portal: str = "NET-ENTREPRISES",
+    **terms: Any,
+) -> ChainCredentials:
+    """`RunningNode.sign_in` against any node at `address` whose identity provider is
+    `portal`."""
+    session = session_signer(portal)
+    with Client(address, timeout=30) as anonymous:
+        issued = anonymous.sign_in(siret, last_name, first_name, password,
+                                   holder=session_party(session), **terms)  # fmt: skip
+    return ChainCredentials(issued.token, session)
+
+
+def session_party(session: Signer) -> token_pb2.Party:
+    """The IssueTokenRequest or DelegateTokenRequest holder naming a session key."""
+    return token_pb2.Party(organism=session.organism, public_key=public_bytes(session.key))
 
 
 def provision_organism(

@@ -1,6 +1,7 @@
 """Making chains: a root block signed by an identity provider, then hops appended by each
-holder in turn, offline. Also the holder's per-call proof of possession, and a look inside a
-token without verifying it."""
+holder in turn, offline. Every block names its holder's key: a directory key, or a session key
+(a key pair a portal makes for a signed-in person, held in its memory, never listed). Also the
+holder's proof of possession for each use, and a look inside a token without verifying it."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from interops.token.v1 import token_pb2
 
 from token_suite import profiles
-from token_suite.errors import TokenError
+from token_suite.errors import Reason, TokenError
 from token_suite.grants import Grants, grants_from, grants_to_messages
+from token_suite.keys import generate, key_id_of, public_bytes
 from token_suite.verify import ID_BYTES, NONCE_BYTES, Party
 from token_suite.wire import VERSION, block_input, encode, parse_canonical, proof_input
 
@@ -28,11 +30,27 @@ class Signer:
     key_id: str
     key: Ed25519PrivateKey
 
+    def as_holder(self) -> Party:
+        """The Party naming this directory key as holder."""
+        return Party(self.organism, self.key_id)
+
+
+def session_signer(organism: str) -> Signer:
+    """A new session key for a signed-in person, held by `organism` (the portal): no directory
+    entry; its key id is `key_id_of` its public key, which a proof by it names."""
+    key = generate()
+    return Signer(organism, key_id_of(public_bytes(key)), key)
+
+
+def session_holder(session: Signer) -> Party:
+    """The Party naming a session key as holder (its raw public key)."""
+    return Party(session.organism, public_key=public_bytes(session.key))
+
 
 @dataclass(frozen=True)
 class Terms:
     """What a block says beyond its signer. Empty fields of a hop take the previous block's
-    terms; lifetime 0 means the profile's longest."""
+    terms; lifetime 0 means the profile's longest. The holder names exactly one key."""
 
     holder: Party
     profile: int = 0
@@ -41,6 +59,12 @@ class Terms:
     lifetime: int = 0
     max_hops: int | None = None
     purpose: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.holder.key_id) == bool(self.holder.public_key):
+            raise TokenError(
+                Reason.HOLDER_KEY_REQUIRED, "the holder names one key: key_id or public_key"
+            )
 
 
 def _block(
@@ -62,7 +86,11 @@ def _block(
         subject=subject,
         profile=profile,  # type: ignore[arg-type]
         delegator=token_pb2.Party(organism=signer.organism, key_id=signer.key_id),
-        holder=token_pb2.Party(organism=terms.holder.organism, key_id=terms.holder.key_id),
+        holder=token_pb2.Party(
+            organism=terms.holder.organism,
+            key_id=terms.holder.key_id,
+            public_key=terms.holder.public_key,
+        ),
         audience=sorted(terms.audience or (previous.audience if previous else ())),
         grants=grants_to_messages(grants),
         not_before=not_before,
@@ -118,7 +146,8 @@ def inspect(token: bytes) -> list[token_pb2.Block]:
 def sign_proof(
     signer: Signer, method: str, audience: str, token: bytes, now: float | None = None
 ) -> bytes:
-    """A proof of possession of the signer's key for one call of `method` on `audience`."""
+    """A proof of possession of the signer's key (a directory key or a session key) for one use:
+    a call of `method` on `audience` with `token` (SPEC.md lists each use's inputs)."""
     moment = int(time.time() if now is None else now)
     nonce = os.urandom(NONCE_BYTES)
     token_hash = hashlib.sha256(token).digest()

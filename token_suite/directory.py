@@ -13,24 +13,26 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from interops.token.v1 import token_pb2
 
-from token_suite.errors import TokenError
-from token_suite.keys import SIGNATURE_BYTES, load_public_key
+from token_suite.errors import Reason, TokenError
+from token_suite.keys import SIGNATURE_BYTES, raw_public, verify_signature
 from token_suite.wire import directory_input, encode, parse_canonical
 
 MAX_DIRECTORY_BYTES = 4 * 1024 * 1024
+# Pinned root keys: key id -> public key, raw 32 bytes or a key object.
+RootKeys = Mapping[str, bytes | Ed25519PublicKey]
 
 
 @dataclass(frozen=True, slots=True)
 class KeyEntry:
-    """A public key of an organism and the window in which it may sign (valid_until 0: open)."""
+    """A public key of an organism (raw 32 bytes, checked) and the window in which it may sign
+    (valid_until 0: open; set: the key is retired)."""
 
     key_id: str
     organism: str
-    public: Ed25519PublicKey
+    public: bytes
     valid_from: int
     valid_until: int
 
@@ -39,6 +41,10 @@ class KeyEntry:
         if moment < self.valid_from - leeway:
             return False
         return self.valid_until == 0 or moment <= self.valid_until
+
+    def proves_at(self, moment: float, leeway: float) -> bool:
+        """True when the key may sign a proof dated `moment`: in its window and not retired."""
+        return self.valid_until == 0 and moment >= self.valid_from - leeway
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +72,7 @@ class TrustDirectory:
             if key.organism not in by_code:
                 raise TokenError("MALFORMED", f"key {key.key_id} names an unknown organism")
             entries[key.key_id] = KeyEntry(
-                key.key_id, key.organism, load_public_key(key.public_key),
+                key.key_id, key.organism, raw_public(key.public_key),
                 key.valid_from, key.valid_until,
             )  # fmt: skip
         return cls(serial, expires, by_code, entries)
@@ -83,6 +89,11 @@ class TrustDirectory:
         """This snapshot (a verifier compares snapshots to know when keys changed)."""
         return self
 
+    def current_key(self, organism: str) -> KeyEntry | None:
+        """The organism's newest key in use (not retired): the one to name as a holder."""
+        live = [e for e in self.keys.values() if e.organism == organism and not e.valid_until]
+        return max(live, key=lambda e: (e.valid_from, e.key_id), default=None)
+
 
 def sign_directory(
     snapshot: token_pb2.Directory, root_key: Ed25519PrivateKey, key_id: str
@@ -94,22 +105,25 @@ def sign_directory(
 
 
 def open_directory(
-    signed: bytes, root_keys: Mapping[str, Ed25519PublicKey], now: float | None = None
+    signed: bytes,
+    root_keys: RootKeys,
+    now: float | None = None,
+    *,
+    max_bytes: int = MAX_DIRECTORY_BYTES,
 ) -> TrustDirectory:
     """Checks a serialized SignedDirectory against the pinned root keys and opens it."""
     now = time.time() if now is None else now
-    if len(signed) > MAX_DIRECTORY_BYTES:
-        raise TokenError("TOO_LARGE", "the directory snapshot is too large")
+    if len(signed) > max_bytes:
+        raise TokenError(Reason.TOO_LARGE, f"the directory snapshot is over {max_bytes} bytes")
     envelope = parse_canonical(token_pb2.SignedDirectory(), signed, "the directory envelope")
     root = root_keys.get(envelope.key_id)
     if root is None:
         raise TokenError("UNTRUSTED_ROOT", f"the directory is signed by {envelope.key_id!r}")
     if len(envelope.signature) != SIGNATURE_BYTES:
         raise TokenError("BAD_SIGNATURE", "the directory signature is not 64 bytes")
-    try:
-        root.verify(envelope.signature, directory_input(envelope.key_id, envelope.payload))
-    except InvalidSignature:
-        raise TokenError("BAD_SIGNATURE", "the directory signature does not verify") from None
+    message = directory_input(envelope.key_id, envelope.payload)
+    if not verify_signature(raw_public(root), envelope.signature, message):
+        raise TokenError("BAD_SIGNATURE", "the directory signature does not verify")
     snapshot = parse_canonical(token_pb2.Directory(), envelope.payload, "the directory")
     if snapshot.expires <= now:
         raise TokenError("EXPIRED", "the directory snapshot has expired")
@@ -125,7 +139,7 @@ class DirectoryCache:
     def __init__(
         self,
         fetch: Callable[[], bytes],
-        root_keys: Mapping[str, Ed25519PublicKey],
+        root_keys: RootKeys,
         *,
         refetch_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -165,6 +179,10 @@ class DirectoryCache:
         if organism is None and self._clock() - self._fetched_at >= self.refetch_seconds:
             organism = self._refresh().organism(code)
         return organism
+
+    def current_key(self, organism: str) -> KeyEntry | None:
+        """The organism's newest key in use (see TrustDirectory.current_key)."""
+        return self.current().current_key(organism)
 
     def reload(self) -> TrustDirectory:
         """Fetches the directory now (a holder that learns of a change need not wait)."""

@@ -1,4 +1,5 @@
-"""Ed25519 keys: generation, key ids, PEM files, and the checks every public key must pass.
+"""Ed25519 keys: generation, key ids, PEM files, the checks every public key must pass, and
+signature verification (libsodium, through PyNaCl: about twice as fast as OpenSSL here).
 
 OpenSSL verifies a signature under a small-order public key (the identity point, say) for
 messages its holder never signed, so such keys, and keys of the wrong length or with a
@@ -12,11 +13,18 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl import _sodium  # type: ignore[attr-defined]  # PyNaCl's cffi binding of libsodium
 
 from token_suite.errors import TokenError
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
+# libsodium's crypto_sign_open with no output buffer (m and mlen_p NULL, which it allows) is a
+# detached verification of `signature || message`: PyNaCl's wrapper would allocate and copy the
+# message out, and PyNaCl exposes no crypto_sign_verify_detached. cffi releases the GIL around
+# the call, so signatures can be verified on several threads at once.
+_sign_open = _sodium.lib.crypto_sign_open
+_NULL = _sodium.ffi.NULL
 _P = 2**255 - 19
 # The encodings of the eight points of small order, with the sign bit cleared (libsodium's
 # list): 0 (order 4), 1 (order 1), two points of order 8, p-1 (order 2); p and p+1 are
@@ -42,6 +50,26 @@ def check_public_key(raw: bytes) -> None:
         raise TokenError("BAD_KEY", "the public key is a point of small order")
     if int.from_bytes(cleared, "little") >= _P:
         raise TokenError("BAD_KEY", "the public key is not canonically encoded")
+
+
+def verify_signature(public_raw: bytes, signature: bytes, message: bytes) -> bool:
+    """True when `signature` is an Ed25519 signature of `message` by the raw public key.
+
+    libsodium also refuses small-order R, non-canonical S and small-order or non-canonical
+    keys; callers still run `check_public_key` first so that a bad key gets its own reason.
+    """
+    # libsodium reads 32 bytes of key and 64 of signature without knowing their lengths.
+    if len(signature) != SIGNATURE_BYTES or len(public_raw) != PUBLIC_KEY_BYTES:
+        return False
+    signed = signature + message
+    return _sign_open(_NULL, _NULL, signed, len(signed), public_raw) == 0  # type: ignore[no-any-return]
+
+
+def raw_public(key: bytes | Ed25519PublicKey) -> bytes:
+    """The raw 32 bytes of a public key given as bytes or as a key object, checked."""
+    raw = key if isinstance(key, bytes) else public_bytes(key)
+    check_public_key(raw)
+    return raw
 
 
 def load_public_key(raw: bytes) -> Ed25519PublicKey:

@@ -15,10 +15,12 @@ from google.protobuf.message import DecodeError, Message
 
 from token_suite.errors import TokenError
 
-VERSION = 1
-BLOCK_TAG = b"interops.token.v1/block\x00"
-PROOF_TAG = b"interops.token.v1/proof\x00"
-DIRECTORY_TAG = b"interops.token.v1/directory\x00"
+VERSION = 2
+BLOCK_TAG = b"interops.token.v2/block\x00"
+PROOF_TAG = b"interops.token.v2/proof\x00"
+DIRECTORY_TAG = b"interops.token.v2/directory\x00"
+REVOCATIONS_TAG = b"interops.token.v2/revocations\x00"
+RECEIPT_TAG = b"interops.token.v2/receipt\x00"
 _BLOCK_HEAD = BLOCK_TAG + bytes([VERSION])
 MAX_KEY_ID = 64
 # gRPC metadata keys of a call's token chain and proof of possession.
@@ -71,17 +73,34 @@ def proof_input(  # noqa: PLR0917 -- the fields in their signed order, as SPEC.m
     )
 
 
+def _root_signed_input(tag: bytes, key_id: str, payload: bytes) -> bytes:
+    return b"".join(
+        (tag, bytes([VERSION]), _short(key_id.encode(), "a key id"),
+         struct.pack(">I", len(payload)), payload)
+    )  # fmt: skip
+
+
 def directory_input(key_id: str, payload: bytes) -> bytes:
     """What the root key signs for a directory snapshot."""
+    return _root_signed_input(DIRECTORY_TAG, key_id, payload)
+
+
+def revocations_input(key_id: str, payload: bytes) -> bytes:
+    """What the root key signs for a revocation list."""
+    return _root_signed_input(REVOCATIONS_TAG, key_id, payload)
+
+
+def receipt_input(key_id: str, delivery_id: str, sha256: bytes) -> bytes:
+    """What an organism's key signs to acknowledge a delivery of bytes with this SHA-256."""
+    if len(sha256) != 32:
+        raise ValueError("a receipt signs a 32-byte SHA-256")
+    delivery = delivery_id.encode()
+    if len(delivery) > 0xFFFF:
+        raise ValueError("a delivery id is at most 65535 bytes")
     return b"".join(
-        (
-            DIRECTORY_TAG,
-            bytes([VERSION]),
-            _short(key_id.encode(), "a key id"),
-            struct.pack(">I", len(payload)),
-            payload,
-        )
-    )
+        (RECEIPT_TAG, bytes([VERSION]), _short(key_id.encode(), "a key id"),
+         struct.pack(">H", len(delivery)), delivery, sha256)
+    )  # fmt: skip
 
 
 def parse_canonical(message: M, raw: bytes, what: str, block: int | None = None) -> M:

@@ -33,6 +33,8 @@ from registry.kernel.clock import now_ms
 from registry.kernel.contract_enums import contract_value
 from registry.rcd.schema import establishments
 from registry.trust.declarant_store import AccountStatus, account_row
+from registry.trust.issuance import declarant_subject
+from registry.trust.revocation_store import cut_off
 from registry.trust.schema import declarant_grants, declarants
 
 
@@ -455,6 +457,7 @@ class HabilitationStore:
                 .where(declarants.c.id == declarant_id)
                 .values(status=AccountStatus.STRUCK_OFF)
             )
+            cut_off(connection, [declarant_subject(declarant_id)])  # its live chains end now
             detail = (
                 f"successor account:{successor_id}, {moved} transferred" if successor_id else ""
             )
@@ -537,6 +540,7 @@ class HabilitationStore:
                         insert(table), [{"portfolio_id": portfolio, column: v} for v in todo]
                     )
                 else:
+                    self._end_mandate(connection, author.siren, portfolio, column, todo)
                     connection.execute(
                         delete(table).where(
                             table.c.portfolio_id == portfolio, table.c[column].in_(todo)
@@ -569,6 +573,33 @@ class HabilitationStore:
             else ""
         )
         return changed, warning
+
+    @staticmethod
+    def _end_mandate(
+        connection: Connection, siren: str, portfolio: int, column: str, removed: list[str]
+    ) -> None:
+        """When a client's establishments or services leave a CLIENTS portfolio (the firm's
+        mandate ends), the live chains of the firm's declarants habilitated through them end
+        in the same transaction: they carried the rights."""
+        kind = connection.execute(
+            select(portfolios.c.kind).where(portfolios.c.id == portfolio)
+        ).scalar()
+        if kind != PortfolioKind.CLIENTS:
+            return
+        through = [habilitations.c[column].in_(removed)]
+        if column == "service":  # over the establishments of this portfolio
+            through.append(habilitations.c.siret.in_(
+                select(portfolio_establishments.c.siret).where(
+                    portfolio_establishments.c.portfolio_id == portfolio
+                )
+            ))  # fmt: skip
+        holders = connection.execute(
+            select(habilitations.c.declarant_id)
+            .distinct()
+            .join(declarants, declarants.c.id == habilitations.c.declarant_id)
+            .where(*through, func.substr(declarants.c.siret, 1, 9) == siren)
+        ).scalars()
+        cut_off(connection, [declarant_subject(declarant_id) for declarant_id in holders])
 
     def portfolios_of(
         self, siren: str, limit: int | None = None, after: str = ""
@@ -675,6 +706,7 @@ class HabilitationStore:
                 )
             ).rowcount
             if done:
+                cut_off(connection, [declarant_subject(declarant_id)])  # chains carry the right
                 self._act(
                     connection,
                     author.siren,

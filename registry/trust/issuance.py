@@ -61,8 +61,19 @@ def asked_grants(held: Grants, asked: Sequence[token_pb2.Grant]) -> Grants:
     return wanted
 
 
-def check_extendable(holder_organism: str, profile: int, identity_provider: str) -> None:
+def check_extendable(
+    holder_organism: str, holder_public_key: bytes, profile: int, identity_provider: str
+) -> None:
     """Refuses to append a hop as the identity provider to a chain other than a portal chain
-    the identity provider holds."""
-    if holder_organism != identity_provider or profile != profiles.PORTAL:
-        raise IssueRefused("NOT_HOLDER", "the backbone appends hops only to portal chains it holds")
+    held by one of its sessions (a holder naming a session key of the identity provider; the
+    caller has checked the session's proof)."""
+    session = holder_organism == identity_provider and bool(holder_public_key)
+    if not session or profile != profiles.PORTAL:
+        raise IssueRefused(
+            "NOT_HOLDER", "the backbone appends hops only to portal chains of its sessions"
+        )
+
+
+def declarant_subject(declarant_id: int) -> str:
+    """The subject a declarant's chains name, which its cutoffs name too."""
+    return f"declarant:{declarant_id}"

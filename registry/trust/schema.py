@@ -1,5 +1,5 @@
 """Tables of the trust directory and of identity: organisms and sites with their keys and
-rights, declarants, revoked blocks and spent single-use tokens.
+rights, declarants, revocations (blocks and subjects' cutoffs) and spent single-use tokens.
 
 Declarants' names are not stored: the portal triplet (SIRET, last name, first name) is kept only
 as a digest, enough to find the account at sign-in.
@@ -85,13 +85,20 @@ declarant_grants = Table(
     UniqueConstraint("declarant_id", "right_name", "siren", name="uq_declarant_grants"),
 )
 
+# A revoked block (revocation_id) or a subject's cutoff (subject, before: every block of the
+# subject that starts before it is revoked), kept until `until` (Unix seconds), after which no
+# chain it revokes can still be valid (migration 0011).
 revocations = Table(
     "revocations",
     metadata,
-    # Read in this order by every replica to follow new revocations.
+    # Read in this order by every replica to follow new revocations; the greatest is the
+    # published list's sequence.
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("revocation_id", LargeBinary(32), nullable=False, unique=True),
+    Column("revocation_id", LargeBinary(32), nullable=True, unique=True),
     Column("revoked_at", BigInteger, nullable=False),
+    Column("subject", String(128), nullable=True, index=True),
+    Column("before", BigInteger, nullable=True),
+    Column("until", BigInteger, nullable=False, server_default="0", index=True),
 )
 
 spent_tokens = Table(

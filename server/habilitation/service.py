@@ -102,8 +102,14 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         operations: OperationStore,
         worker: BulkWorker,
         notices: TopicNotices,
+        *,
+        revocations_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        # A strike-off, a removed habilitation or an ended mandate cuts the declarants' live
+        # chains in the store's transaction; this makes the node refuse them at once (other
+        # replicas follow within their poll interval).
+        self.revocations_changed = revocations_changed
         self.relations = relations
         self.operations = operations
         self.queue = worker.queue
@@ -179,6 +185,7 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         author = await self._caller()
         moved = await _ruled(self.store.strike_off, author.id, request.account_id,
                              request.successor_id)  # fmt: skip
+        await asyncio.to_thread(self.revocations_changed)
         return pb.StrikeOffResponse(transferred=moved)
 
     async def ListAccounts(
@@ -220,6 +227,8 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
                                              request.name, add=add, sirets=tuple(sirets),
                                              services=tuple(services))  # fmt: skip
                 changed += done
+        if request.remove_sirets or request.remove_services:
+            await asyncio.to_thread(self.revocations_changed)
         return pb.UpdatePortfolioResponse(changed=changed, warning=warning)
 
     async def ListPortfolios(
@@ -254,6 +263,8 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         author = await self._caller()
         h = request.habilitation
         changed = await _ruled(self.store.revoke, author.id, h.account_id, h.siret, h.service)
+        if changed:
+            await asyncio.to_thread(self.revocations_changed)
         return pb.RevokeHabilitationResponse(changed=changed)
 
     async def ListHabilitations(

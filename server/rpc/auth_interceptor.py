@@ -1,7 +1,8 @@
 """Requires a verified token chain on every call of a protected service.
 
 The chain (metadata "interops-token-bin") must be meant for the called service, carry a proof
-of possession ("interops-proof-bin") when its profile asks for one, not be spent, and grant the
+of possession ("interops-proof-bin") by the key its last block names as holder (whatever its
+profile: a prefix of someone else's chain is of no use), not be revoked nor spent, and grant the
 right the method needs, as its contract declares it (the `interops.auth.v1.access` method
 option, read from the descriptors once, when the node starts). The verified principal is then
 available to the service through `current_principal()`. Anything short ends the call with
@@ -39,7 +40,7 @@ from token_suite.verify import VerifiedChain
 from token_suite.wire import PROOF_METADATA, TOKEN_METADATA, service_of
 
 # Reasons that mean "a valid chain, but not for this"; all others mean "not authenticated".
-_DENIALS = frozenset({"WRONG_AUDIENCE"})
+_DENIALS = frozenset({"WRONG_AUDIENCE", "WRONG_HOLDER"})
 # grpc's own services are not our contracts and declare no access: anyone may ask whether the
 # node serves (health) and what it serves (reflection), as load balancers and gRPC tools do.
 GRPC_PUBLIC_SERVICES = (

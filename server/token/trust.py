@@ -1,5 +1,6 @@
 """The node's side of the token suite: its keys, the directory it publishes, the verifier it
-checks every call with, revocations followed from the database, and spent single-use keys.
+checks every call with, revocations followed from the database (and the signed list it
+publishes of them), and spent single-use keys.
 
 The node keeps two keys in its data directory: the root key, which signs the directory
 snapshots (verifiers pin its public half), and the issuer key of the identity provider
@@ -10,16 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
+from types import MappingProxyType
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from interops.token.v1 import token_pb2
 from sqlalchemy import Engine
 
 from registry.trust.directory_store import DirectoryError, DirectoryStore
-from registry.trust.revocation_store import RevocationStore
+from registry.trust.revocation_store import Revocation, RevocationStore
 from registry.trust.spent_token_store import SpentTokenStore
 from server.config import Settings
 from server.rpc.coalescing import Coalescer
@@ -27,9 +32,15 @@ from token_suite.chain import Signer
 from token_suite.directory import DirectoryCache, sign_directory
 from token_suite.keys import generate, key_id_of, public_bytes, read_private_key, write_private_key
 from token_suite.replay import MemoryReplayCache
+from token_suite.revocations import Revocations, sign_revocations
 from token_suite.verify import TOKEN_KEY, Verifier
 
 log = logging.getLogger("interops.trust")
+# How often a replica deletes the revocations that revoke no valid chain any more.
+_PRUNE_SECONDS = 60.0
+# Revocations read again at every poll below the greatest id seen: ids are given at insertion
+# and transactions commit in any order, so a row may appear below one read already.
+_REREAD_ROWS = 256
 
 
 def node_key(path: Path) -> Ed25519PrivateKey:
@@ -46,7 +57,7 @@ class NodeTrust:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.settings = settings
         self.directory = DirectoryStore(engine)
-        self.revocations = RevocationStore(engine)
+        self.revocation_store = RevocationStore(engine)
         self.spent = SpentTokenStore(engine)
         keys_dir = settings.data_dir / "keys"
         self.root_key = node_key(keys_dir / "root.pem")
@@ -60,11 +71,19 @@ class NodeTrust:
             {self.root_key_id: self.root_key.public_key()},
             refetch_seconds=settings.directory_refetch_seconds,
         )
-        self.revoked: set[bytes] = set()
+        # The root key belongs to no organism: verifiers pin it.
+        self.root_signer = Signer("", self.root_key_id, self.root_key)
+        # The live revocations: block ids and subjects' cutoffs, each with its `until`.
+        self._blocks: dict[bytes, int] = {}
+        self._cutoffs: dict[str, tuple[int, int]] = {}
+        self._revocations = Revocations.none()
         self._revocation_position = 0
+        self._revocation_lock = threading.Lock()
+        self._pruned_at = 0.0
+        self._signed_revocations: tuple[Revocations, float, bytes] | None = None
         self._directory_serial = -1
         self.verifier = Verifier(self.keys, leeway=settings.token_leeway_seconds,
-                                 revoked=self.revoked)  # fmt: skip
+                                 revocations=self.revocations)  # fmt: skip
         self._memory_spent = MemoryReplayCache()
         # Calls spending keys at the same moment share one database transaction.
         self._spending: Coalescer[tuple[bytes, float], bool] = Coalescer(self._spend_batch)
@@ -93,17 +112,82 @@ class NodeTrust:
     def refresh(self) -> None:
         """Takes in what any replica or operator changed: new revocations, and a changed
         directory (a retired key stops verifying here at once, not when the snapshot expires)."""
-        ids, self._revocation_position = self.revocations.after(self._revocation_position)
-        self.revoked.update(ids)
+        now = time.time()
+        if now - self._pruned_at >= _PRUNE_SECONDS:
+            self._pruned_at = now
+            self.revocation_store.prune(now)
         serial = self.directory.serial()
         if serial != self._directory_serial:
             self._directory_serial = serial
             self.keys.reload()  # here, in a worker thread, not in a call on the event loop
+        with self._revocation_lock:
+            position = self._revocation_position
+            found, last = self.revocation_store.after(max(position - _REREAD_ROWS, 0))
+            self._revocation_position = max(position, last)
+            self._take(found, now)
 
-    def revoke(self, revocation_id: bytes) -> None:
-        """Revokes a block for every replica, and at once on this one."""
-        self.revocations.revoke(revocation_id)
-        self.revoked.add(revocation_id)
+    def _take(self, found: list[Revocation], now: float) -> None:
+        """The live view with these revocations added and the outdated ones dropped (called
+        with the lock held)."""
+        changed = self._add(found) | self._drop_outdated(now)
+        view, serial = self._revocations, max(self._directory_serial, 0)
+        sequence = self._revocation_position
+        if changed or (view.sequence, view.directory_serial) != (sequence, serial):
+            cutoffs = {subject: before for subject, (before, _) in self._cutoffs.items()}
+            self._revocations = dataclasses.replace(
+                view, sequence=sequence, directory_serial=serial,
+                blocks=frozenset(self._blocks), cutoffs=MappingProxyType(cutoffs),
+            )  # fmt: skip
+
+    def _add(self, found: list[Revocation]) -> bool:
+        """Adds revocations (a subject keeps its latest cutoff); True when one was new."""
+        blocks, cutoffs = self._blocks, self._cutoffs
+        changed = False
+        for revocation in found:
+            if revocation.revocation_id is not None and revocation.revocation_id not in blocks:
+                blocks[revocation.revocation_id] = revocation.until
+                changed = True
+            elif revocation.subject is not None:
+                cutoff = cutoffs.get(revocation.subject)
+                if cutoff is None or cutoff[0] < revocation.before:
+                    cutoffs[revocation.subject] = (revocation.before, revocation.until)
+                    changed = True
+        return changed
+
+    def _drop_outdated(self, now: float) -> bool:
+        """Drops the revocations that revoke no valid chain any more; True when one was."""
+        outdated = [key for key, until in self._blocks.items() if until < now]
+        ended = [key for key, (_, until) in self._cutoffs.items() if until < now]
+        for key in outdated:
+            del self._blocks[key]
+        for subject in ended:
+            del self._cutoffs[subject]
+        return bool(outdated or ended)
+
+    def revocations(self) -> Revocations:
+        """The revocations in force on this node now (its verifier checks every block
+        against them)."""
+        return self._revocations
+
+    def revoke(self, revocation_id: bytes, expires: int) -> None:
+        """Revokes a block of a chain that expires at `expires`, for every replica, and at
+        once on this one."""
+        self.revocation_store.revoke(revocation_id, expires)
+        self.refresh()
+
+    def signed_revocations(self) -> bytes:
+        """The revocations in force, as a list signed by the root key (a serialized
+        SignedRevocations) valid INTEROPS_REVOCATION_LIST_SECONDS; signed again when they
+        change, and at most once a second otherwise."""
+        view, now = self._revocations, time.time()
+        signed = self._signed_revocations
+        if signed is not None and signed[0] is view and now - signed[1] < 1.0:
+            return signed[2]
+        issued_at = int(now)
+        listing = view.to_list(issued_at, issued_at + int(self.settings.revocation_list_seconds))
+        data = sign_revocations(self.root_signer, listing)
+        self._signed_revocations = (view, now, data)
+        return data
 
     async def spend(self, keys: Iterable[tuple[bytes, float]]) -> bool:
         """Spends single-use keys; False when one was spent already.
@@ -125,7 +209,7 @@ class NodeTrust:
 
     async def start(self) -> None:
         """Publishes the issuer, loads the revocations, and follows revocations and the
-        directory."""
+        directory (every feed_poll_seconds: each replica sees another's within a second)."""
         await asyncio.to_thread(self.publish_issuer)
         await asyncio.to_thread(self.refresh)
         self._follower = asyncio.create_task(self._follow())

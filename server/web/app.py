@@ -105,6 +105,7 @@ def build_app(
         exception_handlers={HTTPException: not_found, Exception: failed},
         lifespan=lifespan,
     )
+    app.state.sessions = sessions  # for tests that look at a session from outside
     app.add_middleware(SecurityHeaders)
     if tracer_provider is not None:  # outermost: the span covers the whole request
         app.add_middleware(OpenTelemetryMiddleware, tracer_provider=tracer_provider,

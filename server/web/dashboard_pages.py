@@ -1,7 +1,8 @@
 """The dashboard (tableau de bord) of a signed-in declarant: its deposits and their returns, a
 DSN upload, the notifications of its companies with an acknowledge button, for administrators
 their accounts and habilitations, and the operator page. Each block is the answer of a gRPC call
-made with the session's chain; a block the chain gives no right to is not shown."""
+made with the session's chain and a proof by the session's key; a block the chain gives no right
+to is not shown."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ class DashboardPages:
         self.max_upload_bytes = max_upload_bytes
 
     async def _call(self, session: Session, method: str, request: Any, response: Any) -> Any:
-        return await self.node.unary(method, request, response, session.token)
+        return await self.node.unary(method, request, response, session.token,
+                                     session.proof(method))  # fmt: skip
 
     async def dashboard(self, request: Request) -> Response:
         """GET /dashboard."""
@@ -134,9 +136,10 @@ class DashboardPages:
             if not isinstance(upload, UploadFile) or not upload.filename:
                 return self.pages.error(request, 400, "Choisissez un fichier DSN à déposer.")
             try:
+                submit = f"{DEPOSITS}/SubmitDeposit"
                 answer = await self.node.client_stream(
-                    f"{DEPOSITS}/SubmitDeposit", _deposit_requests(upload),
-                    dsn_pb2.SubmitDepositResponse, session.token,
+                    submit, _deposit_requests(upload), dsn_pb2.SubmitDepositResponse,
+                    session.token, session.proof(submit),
                 )  # fmt: skip
             except InteropsError as error:
                 return self.pages.call_failed(request, error)

@@ -1,6 +1,6 @@
 """The web adapter's one channel to the node: pages and REST calls go through the gRPC services
-with the caller's chain in the metadata, so that validation, authorization, audit and tracing
-happen once, in the node."""
+with the caller's chain and its proof of possession in the metadata, so that validation,
+authorization, audit and tracing happen once, in the node."""
 
 from __future__ import annotations
 
@@ -83,8 +83,9 @@ class NodeCalls:
         return answer, None
 
     async def client_stream(
-        self, method: str, requests: AsyncIterator[Message], response: type[M], token: bytes
-    ) -> M:
+        self, method: str, requests: AsyncIterator[Message], response: type[M], token: bytes,
+        proof: bytes | None = None,
+    ) -> M:  # fmt: skip
         """A client-streaming call (an upload); a failure raises as `unary` does."""
 
         async def serialized() -> AsyncIterator[bytes]:
@@ -92,7 +93,7 @@ class NodeCalls:
                 yield request.SerializeToString()
 
         answer, failure = await self.raw_client_stream(
-            method, serialized(), token, None, seconds=self.timeout
+            method, serialized(), token, proof, seconds=self.timeout
         )
         if failure is not None:
             raise from_rpc_error(failure)

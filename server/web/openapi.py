@@ -3,7 +3,8 @@ POST operation per unary RPC, request and response schemas in the protobuf JSON 
 (lowerCamelCase names, 64-bit integers as strings or numbers, enums by name, bytes in base64,
 Timestamp as RFC 3339), errors as google.rpc.Status. Each operation names the right its chain must
 grant, as the contract declares it (x-interops-right, and the role of its security requirement),
-or needs no chain (public)."""
+or needs no chain (public). A chain always travels with its proof of possession (the "proof"
+security scheme, the interops-proof header): both are required together."""
 
 from __future__ import annotations
 
@@ -95,9 +96,10 @@ def _access(operation: dict[str, Any], right: str | None) -> None:
         operation["description"] = "Public: needs no token chain."
         operation["security"] = []
     else:
-        operation["description"] = f"Needs a chain granting the {right} right."
+        operation["description"] = (f"Needs a chain granting the {right} right, with a proof "
+                                    "by the key its last block names.")  # fmt: skip
         operation["x-interops-right"] = right
-        operation["security"] = [{"chain": [right]}]
+        operation["security"] = [{"chain": [right], "proof": []}]
 
 
 def document(
@@ -144,10 +146,21 @@ def document(
         "paths": paths,
         "components": {
             "schemas": schemas.schemas,
-            "securitySchemes": {"chain": {
-                "type": "http", "scheme": "bearer",
-                "description": "A token chain, base64url; a chain that needs a proof of "
-                "possession sends it, base64url, in the Interops-Proof header."}},
+            "securitySchemes": {
+                "chain": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "A token chain (TokenChain v2), base64url. Never enough "
+                    "alone: every call sends the proof header too."},
+                "proof": {
+                    "type": "apiKey", "in": "header", "name": "interops-proof",
+                    "description": "A CallProof, base64url, signed for this one call by the "
+                    "key that the chain's last block names as holder: over the gRPC path "
+                    "(/<service>/<method>, the REST path without /v1), the service as audience, "
+                    "the time, a fresh nonce and the SHA-256 of the chain. Without it: "
+                    "PROOF_REQUIRED; by another key (a prefix of someone else's chain): "
+                    "BAD_PROOF. `interops token proof --token T --holder-key K --method "
+                    "/<service>/<method>` prints one."},
+            },
         },
-        "security": [{"chain": []}],
+        "security": [{"chain": [], "proof": []}],
     }  # fmt: skip

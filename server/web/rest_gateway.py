@@ -1,6 +1,9 @@
 """The REST declination of the public RPCs: POST /v1/<service>/<method>, forwarded to the node
-as the gRPC call it stands for, with the caller's chain from the Authorization header; GET
-/v1/openapi.json describes every operation.
+as the gRPC call it stands for, with the caller's chain from the Authorization header and its
+proof of possession from the interops-proof header (a CallProof, base64url, signed by the key the
+chain's last block names, over the gRPC path /<service>/<method>); a chain without a proof is
+refused here (PROOF_REQUIRED): no chain is a bearer token. GET /v1/openapi.json describes every
+operation.
 
 - A unary RPC takes its request as JSON and answers with its response as JSON.
 - An upload (a client stream of a header, then chunks: SubmitDeposit, ImportStock) takes the
@@ -41,7 +44,7 @@ from starlette.types import Receive, Scope, Send
 from server.rpc.errors import build_status, http_status_of
 from server.web import openapi
 from server.web.node_calls import NodeCalls
-from token_suite.errors import TokenError
+from token_suite.errors import Reason, TokenError
 from token_suite.wire import from_text
 
 PROOF_HEADER = "interops-proof"
@@ -162,6 +165,10 @@ class RestGateway:
             token, proof = self._credentials(request)
         except ValueError as error:
             return _refused(grpc.StatusCode.UNAUTHENTICATED, "BAD_AUTHORIZATION", str(error))
+        if token is not None and proof is None:
+            return _refused(grpc.StatusCode.UNAUTHENTICATED, Reason.PROOF_REQUIRED,
+                            f"a chain needs its proof of possession in the {PROOF_HEADER} "
+                            "header (interops token proof prints one)")  # fmt: skip
         path = f"/{method.containing_service.full_name}/{method.name}"
         if kind == UPLOAD:
             return await self._upload(request, method, path, token, proof)

@@ -1,6 +1,9 @@
 """Browser sessions of the web adapter, kept in the adapter's memory: the cookie holds only a
-random id; the session holds the signed-in declarant's portal chain and the form token (CSRF)
-every form must send back. A sign-in starts a new session (its id changes)."""
+random id; the session holds the signed-in declarant's portal chain, the session's own Ed25519
+key that the chain names as its holder (made at sign-in, in memory only: never in the cookie,
+never logged, never handed out) and the form token (CSRF) every form must send back. A sign-in
+starts a new session (its id changes). Every call made for the session carries a proof by its
+key: the chain alone is of no use to anyone."""
 
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from token_suite.chain import Signer, sign_proof
+from token_suite.wire import service_of
 
 COOKIE = "interops_session"
 # A signed-in session ends with its chain (at most an hour); an anonymous one after this.
@@ -26,6 +32,8 @@ class Session:
     csrf: str
     expires: float
     token: bytes = b""
+    # The key the chain's root names as holder; repr=False: a session is never printed with it.
+    signer: Signer | None = field(default=None, repr=False)
     subject: str = ""
     siret: str = ""
     # Right -> the SIRENs and SIRETs of its perimeter (empty tuple with everything: "*").
@@ -35,6 +43,14 @@ class Session:
     def signed_in(self) -> bool:
         """True once a declarant signed in (and its chain has not expired)."""
         return bool(self.token) and self.expires > time.time()
+
+    def proof(self, method: str, token: bytes | None = None) -> bytes:
+        """A proof by the session's key for one call of `method` ("/pkg.Service/Method") about
+        `token` (by default the session's chain)."""
+        if self.signer is None:
+            raise ValueError("a session proves nothing before its sign-in")
+        chain = self.token if token is None else token
+        return sign_proof(self.signer, method, service_of(method), chain)
 
     def holds(self, right: str) -> bool:
         """True when the session's chain carries this right."""
@@ -73,8 +89,9 @@ class Sessions:
         return session
 
     def end(self, session: Session) -> None:
-        """Forgets a session (sign-out)."""
+        """Forgets a session (sign-out), and its key with it."""
         self._sessions.pop(session.id, None)
+        session.signer = None
 
     @staticmethod
     def set_cookie(request: Request, response: Response, session: Session) -> None:

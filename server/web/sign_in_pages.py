@@ -3,11 +3,17 @@
 A partner site sends its user to /signin?partner=CODE&return_to=URL (the URL must start with one
 of the partner's endpoints in the trust directory). After sign-in, or at once for a user signed
 in already, the user goes back to the partner carried by a single-use NAVIGATION chain in a POST
-form (never in a URL): the portal chain with one hop to the partner, which verifies it offline.
+form (never in a URL): the portal chain with one hop to the partner's current directory key, which
+the partner accepts offline as its holder (token_suite Verifier.accept).
+
+Each sign-in makes the session its own Ed25519 key, which the portal chain names as its holder;
+the key never leaves the adapter's memory, and every call made for the session (VerifyToken,
+DelegateToken, the dashboard's) carries a proof by it. Sign-out revokes the chain's root block.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -17,12 +23,17 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from clients.errors import InteropsError
+from clients.token_calls import current_key
 from registry.kernel.rights import HABILITATION_CHECK
+from server.rpc.attempt_limit import AttemptLimit
 from server.web.node_calls import NodeCalls
 from server.web.rendering import Pages
-from server.web.security import AttemptLimit
 from server.web.sessions import COOKIE, Session, Sessions
+from token_suite import keys
+from token_suite.chain import Signer, inspect
 from token_suite.wire import to_text
+
+log = logging.getLogger("interops.web")
 
 TOKEN_SERVICE = "/interops.token.v1.TokenService"  # noqa: S105 -- a service name
 # What the portal chain of a signed-in user is for; partner sites are added to it.
@@ -44,6 +55,8 @@ class Partner:
     code: str
     name: str
     endpoints: tuple[str, ...]
+    # The site's key in use in the directory: the holder its hand-backs name ("" when none).
+    key_id: str = ""
 
     def accepts(self, url: str) -> bool:
         """True when the URL is one of the site's (starts with one of its endpoints)."""
@@ -79,8 +92,9 @@ class SignInPages:
                                        token_service_pb2.GetDirectoryRequest(),
                                        token_service_pb2.GetDirectoryResponse)  # fmt: skip
         directory = token_pb2.Directory.FromString(answer.directory.payload)
+        now = time.time()
         known = {
-            o.code: Partner(o.code, o.name, tuple(o.endpoints))
+            o.code: Partner(o.code, o.name, tuple(o.endpoints), current_key(directory, o.code, now))
             for o in directory.organisms
             if o.kind == token_pb2.ORGANISM_KIND_PARTNER_SITE and o.endpoints
         }
@@ -154,25 +168,33 @@ class SignInPages:
         return response
 
     async def _sign_in(self, values: dict[str, str], password: str) -> Session:
-        """A new session for the declarant, once TokenService issued its portal chain."""
+        """A new session for the declarant, once TokenService issued its portal chain to the
+        session's own key."""
         partners = sorted(await self.partners())[:10]
+        key = keys.generate()
+        public = keys.public_bytes(key)
         request = token_service_pb2.IssueTokenRequest(
             declarant=token_service_pb2.DeclarantSignIn(
                 siret=values["siret"], last_name=values["last_name"],
                 first_name=values["first_name"], password=password),
             profile=token_pb2.PROFILE_PORTAL, audience=[*PORTAL_AUDIENCE, *partners],
+            holder=token_pb2.Party(public_key=public),
             lifetime_seconds=3600, max_hops=1,  # one hop: to a partner site
         )  # fmt: skip
         issued = await self.node.unary(f"{TOKEN_SERVICE}/IssueToken", request,
                                        token_service_pb2.IssueTokenResponse)  # fmt: skip
-        verified = await self.node.unary(
-            f"{TOKEN_SERVICE}/VerifyToken",
-            token_service_pb2.VerifyTokenRequest(token=issued.token, audience=PORTAL_AUDIENCE[0]),
-            token_service_pb2.VerifyTokenResponse,
-        )
-        principal = verified.principal
+        portal = inspect(issued.token)[0].holder.organism
         session = self.sessions.new(max(1.0, issued.expires - time.time()))
-        session.token, session.subject = issued.token, principal.subject
+        session.token = issued.token
+        session.signer = Signer(portal, keys.key_id_of(public), key)
+        verify = f"{TOKEN_SERVICE}/VerifyToken"
+        verified = await self.node.unary(
+            verify,
+            token_service_pb2.VerifyTokenRequest(token=issued.token, audience=PORTAL_AUDIENCE[0]),
+            token_service_pb2.VerifyTokenResponse, proof=session.proof(verify),
+        )  # fmt: skip
+        principal = verified.principal
+        session.subject = principal.subject
         session.siret = values["siret"]
         session.grants = {g.right: ("*",) if g.all_establishments else (*g.sirens, *g.sirets)
                           for g in principal.grants}  # fmt: skip
@@ -195,17 +217,20 @@ class SignInPages:
     async def _hand_back(
         self, request: Request, session: Session, site: Partner, return_to: str
     ) -> Response:
-        """The page that posts a single-use NAVIGATION chain to the partner."""
+        """The page that posts a single-use NAVIGATION chain, held by the partner's current
+        directory key, to the partner."""
         siren = session.siret[:9]
         hop = token_service_pb2.DelegateTokenRequest(
-            token=session.token, holder=token_pb2.Party(organism=site.code),
+            token=session.token, holder=token_pb2.Party(organism=site.code, key_id=site.key_id),
             profile=token_pb2.PROFILE_NAVIGATION, audience=[site.code],
             grants=[token_pb2.Grant(right=HABILITATION_CHECK, sirens=[siren])],
             lifetime_seconds=NAVIGATION_SECONDS, purpose=f"navigation to {site.code}",
         )  # fmt: skip
         try:
-            delegated = await self.node.unary(f"{TOKEN_SERVICE}/DelegateToken", hop,
-                                              token_service_pb2.DelegateTokenResponse)  # fmt: skip
+            delegate = f"{TOKEN_SERVICE}/DelegateToken"
+            delegated = await self.node.unary(delegate, hop,
+                                              token_service_pb2.DelegateTokenResponse,
+                                              proof=session.proof(delegate))  # fmt: skip
         except InteropsError as error:
             return self.pages.call_failed(request, error)
         request.state.form_action = _origin(return_to)
@@ -214,13 +239,30 @@ class SignInPages:
                                  return_to=return_to, token=token)  # fmt: skip
 
     async def sign_out(self, request: Request) -> Response:
-        """POST /signout."""
+        """POST /signout: revokes the session's chain (its root block, so every hop handed on
+        from it too), then forgets the session and its key."""
         session = self.sessions.of(request)
         if session is not None:
             form = await self.pages.checked_form(request, session)
             if form is None:
                 return self.pages.forbidden_form(request)
+            if session.signed_in:
+                await self._revoke(session)
             self.sessions.end(session)
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
+
+    async def _revoke(self, session: Session) -> None:
+        """RevokeToken on the root block with a proof by the session's key. A failure does not
+        keep the user signed in: the key is forgotten anyway, which leaves the chain usable by
+        nobody; it is logged (without the chain)."""
+        revoke = f"{TOKEN_SERVICE}/RevokeToken"
+        try:
+            await self.node.unary(
+                revoke, token_service_pb2.RevokeTokenRequest(token=session.token, block=0),
+                token_service_pb2.RevokeTokenResponse, proof=session.proof(revoke),
+            )  # fmt: skip
+        except InteropsError as error:
+            log.warning("sign-out of %s: the chain was not revoked (%s)", session.subject,
+                        error.reason)  # fmt: skip

@@ -96,7 +96,7 @@ def test_concurrent_misses_are_read_together_and_each_gets_its_answer(
     event.listen(node.node.engine, "before_cursor_execute", count_reads)
 
     async def scenario() -> list[str | None]:
-        async with AsyncClient(node.address, credentials=node.bearer_credentials()) as client:
+        async with AsyncClient(node.address, credentials=node.credentials()) as client:
 
             async def one(siret: str) -> str | None:
                 try:

@@ -14,7 +14,6 @@ from interops.dsn.v1 import dsn_pb2 as pb
 
 from clients.client import Client
 from clients.errors import InvalidArgument, NotFound, PermissionDenied
-from clients.token_credentials import ChainCredentials
 from registry.dsn.deposit_store import delivery_id
 from registry.dsn.reader import read_rubrics
 from registry.dsn.routing import load_rules
@@ -39,9 +38,8 @@ def declarant(node: RunningNode) -> Iterator[Client]:
     DeclarantStore(node.node.engine).create(
         firm, "Martin", "Camille", "deposit pw", [("dsn.deposit", DEMO_COMPANY.siren)]
     )
-    with Client(node.address) as anonymous:
-        token = anonymous.sign_in(firm, "Martin", "Camille", "deposit pw", audience=[DEPOSIT])
-    with Client(node.address, credentials=ChainCredentials(token.token), timeout=60) as client:
+    chain = node.sign_in(firm, "Martin", "Camille", "deposit pw", audience=[DEPOSIT])
+    with Client(node.address, credentials=chain, timeout=60) as client:
         yield client
 
 
@@ -51,10 +49,8 @@ def other_declarant(node: RunningNode) -> Iterator[Client]:
     DeclarantStore(node.node.engine).create(
         OTHER_COMPANY.siret, "Roux", "Paul", "other pw", [("dsn.deposit", OTHER_COMPANY.siren)]
     )
-    with Client(node.address) as anonymous:
-        token = anonymous.sign_in(OTHER_COMPANY.siret, "Roux", "Paul", "other pw",
-                                  audience=[DEPOSIT])  # fmt: skip
-    with Client(node.address, credentials=ChainCredentials(token.token)) as client:
+    chain = node.sign_in(OTHER_COMPANY.siret, "Roux", "Paul", "other pw", audience=[DEPOSIT])
+    with Client(node.address, credentials=chain) as client:
         yield client
 
 

@@ -10,7 +10,6 @@ import pytest
 from interops.dsn.v1 import dsn_pb2 as pb
 
 from clients.client import Client
-from clients.token_credentials import ChainCredentials
 from registry.dsn.deposit_store import DepositStore
 from registry.dsn.synth import DEMO_COMPANY, generate
 from registry.kernel.sealing import SealError, load_or_create_key, read_sealed
@@ -35,9 +34,8 @@ def _ensure_declarant(node: RunningNode) -> None:
 
 
 def _declarant(node: RunningNode) -> Client:
-    with Client(node.address) as anonymous:
-        token = anonymous.sign_in(FIRM, "Martin", "Camille", "pw", audience=[DEPOSIT])
-    return Client(node.address, credentials=ChainCredentials(token.token))
+    return Client(node.address, credentials=node.sign_in(FIRM, "Martin", "Camille", "pw",
+                                                         audience=[DEPOSIT]))  # fmt: skip
 
 
 def _wait_routed(store: DepositStore, deposit_id: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 from interops.dsn.v1 import dsn_pb2 as pb
 
 from clients.client import Client
+from clients.token_cli import holder_signer
 from clients.token_credentials import ChainCredentials
 from server.cli.demo_trust import DECLARANT, DECLARANT_PASSWORD
 
@@ -94,6 +95,8 @@ def test_a_deposit_flows_to_two_organism_processes_and_their_crms_come_back(
                         "organism", "run", "--out", str(tmp_path / organism))  # fmt: skip
     # The payroll software: sign in, generate this month's DSN, deposit it.
     processes.env["INTEROPS_PASSWORD"] = DECLARANT_PASSWORD
+    holder_key = tmp_path / "declarant.key"  # the key the declarant's chain names
+    processes.env["INTEROPS_HOLDER_KEY"] = str(holder_key)
     siret, last, first = DECLARANT
     issued = processes.run("token", "issue", "--declarant", siret, "--last-name", last,
                            "--first-name", first, "--audience", DEPOSIT)  # fmt: skip
@@ -108,7 +111,8 @@ def test_a_deposit_flows_to_two_organism_processes_and_their_crms_come_back(
 
     from token_suite.wire import from_text
 
-    with Client(address, credentials=ChainCredentials(from_text(token))) as declarant:
+    chain = ChainCredentials(from_text(token), holder_signer(holder_key))
+    with Client(address, credentials=chain) as declarant:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             returns = list(declarant.list_returns(deposit_id))

@@ -15,7 +15,6 @@ from interops.dsn.v1 import dsn_pb2 as pb
 
 from clients.client import Client
 from clients.dsn_cli import PROGRESS_FROM_BYTES
-from clients.token_credentials import ChainCredentials
 from registry.dsn.deposit_store import delivery_id
 from registry.dsn.routing import Router, load_rules
 from registry.dsn.synth import BROKEN, DEMO_COMPANY, NATURES, broken, generate
@@ -206,16 +205,15 @@ def test_a_deposit_with_a_nul_in_a_name_gets_its_ban_and_no_organism_gets_anythi
     firm = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
     rights = [("dsn.deposit", DEMO_COMPANY.siren)]
     DeclarantStore(node.node.engine).create(firm, "Lemaire", "Inès", "charset pw", rights)
-    with Client(node.address) as anonymous:
-        audience = ["interops.dsn.v1.DepositService"]
-        token = anonymous.sign_in(firm, "Lemaire", "Inès", "charset pw", audience=audience)
+    chain = node.sign_in(firm, "Lemaire", "Inès", "charset pw",
+                         audience=["interops.dsn.v1.DepositService"])  # fmt: skip
     lines = list(generate(3))
     index = next(i for i, raw in enumerate(lines) if raw.startswith(b"S21.G00.30.002,'"))
     name = lines[index][16:-3]
     lines[index] = b"S21.G00.30.002,'%s\x00%s'\r\n" % (name[:2], name[2:])
     path = tmp_path / "nul.dsn"
     path.write_bytes(b"".join(lines))
-    with Client(node.address, credentials=ChainCredentials(token.token), timeout=60) as declarant:
+    with Client(node.address, credentials=chain, timeout=60) as declarant:
         deposit = declarant.submit_deposit(path)
         assert deposit.receipt == pb.RECEIPT_AEE  # the quick scan takes it; validation does not
         deadline = time.monotonic() + 60

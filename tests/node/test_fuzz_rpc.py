@@ -401,9 +401,8 @@ def _administrator(node: RunningNode, services: Sequence[str]) -> ChainCredentia
         anonymous.habilitations.RegisterCompany(
             habilitation_pb2.RegisterCompanyRequest(identity=identity, request_id="fuzz")
         )
-        token = anonymous.sign_in(ADMIN_SIRET, "Fuzz", "Alex", "fuzzing password",
-                                  audience=list(services), lifetime_seconds=3600).token  # fmt: skip
-    return ChainCredentials(token)
+    return node.sign_in(ADMIN_SIRET, "Fuzz", "Alex", "fuzzing password",
+                        audience=list(services), lifetime_seconds=3600)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

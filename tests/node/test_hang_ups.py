@@ -27,13 +27,14 @@ from interops.registry.v1 import registry_pb2, registry_pb2_grpc
 from sqlalchemy import select
 
 from clients.client import Client
-from clients.token_credentials import OrganismCredentials
+from clients.token_credentials import ChainCredentials, OrganismCredentials
 from registry.audit.schema import audit_records
 from registry.kernel.database import open_engine
 from server.cli.demo_trust import DECLARANT, DECLARANT_PASSWORD
-from token_suite.chain import Signer
+from tests.running_node import session_party
+from token_suite.chain import Signer, session_signer, sign_proof
 from token_suite.keys import key_id_of, public_bytes, read_private_key
-from token_suite.wire import TOKEN_METADATA, to_text
+from token_suite.wire import service_of, to_text
 
 pytestmark = pytest.mark.slow
 
@@ -89,11 +90,13 @@ def served(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         process.wait()
 
 
-def _declarant_token(node: ServedNode) -> bytes:
+def _declarant_chain(node: ServedNode) -> ChainCredentials:
+    """The declarant's chain, held by a session key that proves each call."""
+    session = session_signer("NET-ENTREPRISES")
     with Client(node.address) as anonymous:
-        issued = anonymous.sign_in(*DECLARANT, DECLARANT_PASSWORD,
+        issued = anonymous.sign_in(*DECLARANT, DECLARANT_PASSWORD, holder=session_party(session),
                                    audience=[REGISTRY, DEPOSIT, NOTIFY])  # fmt: skip
-    return issued.token
+    return ChainCredentials(issued.token, session)
 
 
 def _urssaf(node: ServedNode) -> OrganismCredentials:
@@ -127,8 +130,7 @@ def _settled(node: ServedNode) -> int:
     return max(at for _, _, at in records)
 
 
-def _hang_up_grpc(node: ServedNode, token: bytes) -> None:
-    declarant = ((TOKEN_METADATA, token),)
+def _hang_up_grpc(node: ServedNode, declarant: ChainCredentials) -> None:
     with grpc.insecure_channel(node.address) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
         deposits = dsn_pb2_grpc.DepositServiceStub(channel)
@@ -146,10 +148,12 @@ def _hang_up_grpc(node: ServedNode, token: bytes) -> None:
                 metadata=tuple(urssaf.metadata(f"/{DELIVERY}/StreamDeliveries")),
             ),
             lambda: deposits.WatchReturns(
-                dsn_pb2.WatchReturnsRequest(follow=True), metadata=declarant
+                dsn_pb2.WatchReturnsRequest(follow=True),
+                metadata=tuple(declarant.metadata(f"/{DEPOSIT}/WatchReturns")),
             ),
             lambda: notify.StreamNotifications(
-                notify_pb2.StreamNotificationsRequest(), metadata=declarant
+                notify_pb2.StreamNotificationsRequest(),
+                metadata=tuple(declarant.metadata(f"/{NOTIFY}/StreamNotifications")),
             ),
             lambda: health.Watch(health_pb2.HealthCheckRequest()),
         ]
@@ -161,7 +165,7 @@ def _hang_up_grpc(node: ServedNode, token: bytes) -> None:
                 call.cancel()
 
 
-def _hang_up_rest(node: ServedNode, token: bytes) -> None:
+def _hang_up_rest(node: ServedNode, declarant: ChainCredentials) -> None:
     """HTTP clients that ask for a stream and go away, before its first line or after."""
     streams = [
         (f"/v1/{DEPOSIT}/WatchReturns", b'{"follow": true}'),
@@ -170,15 +174,21 @@ def _hang_up_rest(node: ServedNode, token: bytes) -> None:
     ]
     for path, body in streams:
         for number in range(HANG_UPS):
-            with _rest_stream(node, token, path, body):
+            with _rest_stream(node, declarant, path, body):
                 time.sleep(0.01 * (number % 5))
 
 
 @contextlib.contextmanager
-def _rest_stream(node: ServedNode, token: bytes, path: str, body: bytes) -> Iterator[None]:
+def _rest_stream(
+    node: ServedNode, declarant: ChainCredentials, path: str, body: bytes
+) -> Iterator[None]:
+    method, token = path.removeprefix("/v1"), declarant.token
+    assert declarant.holder is not None
+    proof = sign_proof(declarant.holder, method, service_of(method), token)
     request = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer {to_text(token)}\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Authorization: Bearer {to_text(token)}\r\ninterops-proof: {to_text(proof)}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     with socket.create_connection(("127.0.0.1", node.web_port), timeout=10) as connection:
         connection.sendall(request)
@@ -189,9 +199,9 @@ FOLLOWED = ("WatchChanges", "StreamDeliveries", "WatchReturns", "StreamNotificat
 
 
 def test_hang_ups_on_followed_streams_then_sigterm(served: ServedNode) -> None:
-    token = _declarant_token(served)
-    _hang_up_grpc(served, token)
-    _hang_up_rest(served, token)
+    declarant = _declarant_chain(served)
+    _hang_up_grpc(served, declarant)
+    _hang_up_rest(served, declarant)
     with Client(served.address) as anonymous:
         assert anonymous.check_health()
     settled = _settled(served)
@@ -201,10 +211,11 @@ def test_hang_ups_on_followed_streams_then_sigterm(served: ServedNode) -> None:
     # Two streams left open, over gRPC and over REST, do not hold the stop back.
     with (
         grpc.insecure_channel(served.address) as channel,
-        _rest_stream(served, token, f"/v1/{DEPOSIT}/WatchReturns", b'{"follow": true}'),
+        _rest_stream(served, declarant, f"/v1/{DEPOSIT}/WatchReturns", b'{"follow": true}'),
     ):
         follow: Any = dsn_pb2_grpc.DepositServiceStub(channel).WatchReturns(
-            dsn_pb2.WatchReturnsRequest(follow=True), metadata=((TOKEN_METADATA, token),)
+            dsn_pb2.WatchReturnsRequest(follow=True),
+            metadata=tuple(declarant.metadata(f"/{DEPOSIT}/WatchReturns")),
         )
         time.sleep(0.5)
         served.process.send_signal(signal.SIGTERM)

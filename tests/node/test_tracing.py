@@ -18,6 +18,7 @@ from interops.dsn.v1 import dsn_pb2 as pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from clients.client import Client
+from clients.token_cli import holder_signer
 from clients.token_credentials import ChainCredentials
 from registry.dsn.synth import _LAST_NAMES, nir
 from server.cli.demo_trust import DECLARANT, DECLARANT_PASSWORD
@@ -81,6 +82,8 @@ def test_one_trace_joins_the_deposit_routing_and_both_organisms(
                             str(keys / f"{organism}.pem"), "organism", "run")  # fmt: skip
         processes.env["OTEL_SERVICE_NAME"] = "payroll-software"
         processes.env["INTEROPS_PASSWORD"] = DECLARANT_PASSWORD
+        holder_key = tmp_path / "declarant.key"  # the key the declarant's chain names
+        processes.env["INTEROPS_HOLDER_KEY"] = str(holder_key)
         siret, last, first = DECLARANT
         issued = processes.run("token", "issue", "--declarant", siret, "--last-name", last,
                                "--first-name", first, "--audience", DEPOSIT)  # fmt: skip
@@ -92,7 +95,8 @@ def test_one_trace_joins_the_deposit_routing_and_both_organisms(
         submitted = processes.run("--token", token, "dsn", "submit", str(dsn))
         assert submitted.returncode == 0, submitted.stderr
         deposit_id = submitted.stdout.split()[0]
-        with Client(address, credentials=ChainCredentials(from_text(token))) as declarant:
+        chain = ChainCredentials(from_text(token), holder_signer(holder_key))
+        with Client(address, credentials=chain) as declarant:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 deposit = declarant.get_deposit(deposit_id)

@@ -26,12 +26,12 @@ from sqlalchemy import func, select
 from clients.client import Client
 from clients.errors import InteropsError
 from clients.paging import pages
-from clients.token_credentials import ChainCredentials, OrganismCredentials
+from clients.token_credentials import OrganismCredentials
 from registry.kernel.database import open_engine, upgrade
 from registry.notify.schema import notifications
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
-from tests.running_node import provision_organism
+from tests.running_node import declarant_chain, provision_organism
 from token_suite.chain import Signer
 
 pytestmark = pytest.mark.slow
@@ -117,10 +117,9 @@ def node(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def _company(node: Node) -> Client:
-    with Client(node.address) as anonymous:
-        token = anonymous.sign_in(siret_of(COMPANY, 1), "Moreau", "Alex", "pw",
-                                  audience=[NOTIFY]).token  # fmt: skip
-    return Client(node.address, credentials=ChainCredentials(token), timeout=30)
+    chain = declarant_chain(node.address, siret_of(COMPANY, 1), "Moreau", "Alex", "pw",
+                            audience=[NOTIFY])  # fmt: skip
+    return Client(node.address, credentials=chain, timeout=30)
 
 
 def _sender(node: Node) -> Client:

@@ -21,7 +21,6 @@ from sqlalchemy import update
 
 from clients.client import Client
 from clients.errors import InvalidArgument, NotFound, PermissionDenied
-from clients.token_credentials import ChainCredentials
 from registry.notify.schema import notifications
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
@@ -85,9 +84,8 @@ def _declarant(node: RunningNode, siren: str, name: str) -> Client:
     store = DeclarantStore(node.node.engine)
     if not store.exists(siret, name, "Alex"):
         store.create(siret, name, "Alex", "pw", [("notify.read", siren)])
-    with Client(node.address) as anonymous:
-        token = anonymous.sign_in(siret, name, "Alex", "pw", audience=[NOTIFY]).token
-    return Client(node.address, credentials=ChainCredentials(token))
+    return Client(node.address, credentials=node.sign_in(siret, name, "Alex", "pw",
+                                                         audience=[NOTIFY]))  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -30,10 +30,9 @@ from registry.relations.schema import employments
 from registry.relations.store import RelationsStore
 from registry.trust.declarant_store import DeclarantStore
 from tests.running_node import RunningNode
-from token_suite.chain import Terms, issue_root
+from token_suite.chain import Terms, issue_root, session_holder, session_signer
 from token_suite.grants import Scope
 from token_suite.profiles import PORTAL
-from token_suite.verify import Party
 
 DEPOSIT = "interops.dsn.v1.DepositService"
 RELATIONS = "interops.relations.v1.RelationsService"
@@ -42,12 +41,11 @@ OTHER = company(siret_of(siren_at(7), 1))
 EMPLOYEES = 12
 
 
-def _signed_in(node: RunningNode, siret: str, name: str, grants: list[Any]) -> bytes:
+def _signed_in(node: RunningNode, siret: str, name: str, grants: list[Any]) -> ChainCredentials:
     store = DeclarantStore(node.node.engine)
     if not store.exists(siret, name, "Alex"):
         store.create(siret, name, "Alex", "pw", grants)
-    with Client(node.address) as anonymous:
-        return anonymous.sign_in(siret, name, "Alex", "pw", audience=[DEPOSIT, RELATIONS]).token
+    return node.sign_in(siret, name, "Alex", "pw", audience=[DEPOSIT, RELATIONS])
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +54,8 @@ def declared(node: RunningNode, tmp_path_factory: pytest.TempPathFactory) -> dic
     data = b"".join(generate(EMPLOYEES, order=501))
     path = tmp_path_factory.mktemp("dsn") / "dsn.txt"
     path.write_bytes(data)
-    token = _signed_in(node, FIRM, "Martin", [("dsn.deposit", DEMO_COMPANY.siren)])
-    with Client(node.address, credentials=ChainCredentials(token), timeout=60) as firm:
+    chain = _signed_in(node, FIRM, "Martin", [("dsn.deposit", DEMO_COMPANY.siren)])
+    with Client(node.address, credentials=chain, timeout=60) as firm:
         deposit = firm.submit_deposit(path)
         deadline = time.monotonic() + 60
         while firm.get_deposit(deposit.id).state != dsn_pb2.DEPOSIT_STATE_ROUTED:
@@ -83,25 +81,24 @@ def _organism(node: RunningNode, code: str, siren: str | None, right: bool = Tru
 @pytest.fixture(scope="module")
 def callers(node: RunningNode, declared: dict[str, Any]) -> Iterator[dict[str, Client]]:
     issuer = node.node.trust.issuer
-    company_token = _signed_in(node, siret_of(DEMO_COMPANY.siren, 1), "Leroy", [])
-    terms = Terms(holder=Party(issuer.organism), profile=PORTAL, audience=(RELATIONS,),
+    company_chain = _signed_in(node, siret_of(DEMO_COMPANY.siren, 1), "Leroy", [])
+    session = session_signer(issuer.organism)
+    terms = Terms(holder=session_holder(session), profile=PORTAL, audience=(RELATIONS,),
                   grants={"relations.read": Scope(everything=True)}, lifetime=60)  # fmt: skip
     expired = issue_root(issuer, "organism:OLD", terms, now=time.time() - 3600)
     revoked = _signed_in(node, FIRM, "Blanc", [])
     clients = {
-        "firm": Client(node.address, credentials=ChainCredentials(
-            _signed_in(node, FIRM, "Martin", []))),
-        "other firm": Client(node.address, credentials=ChainCredentials(
-            _signed_in(node, OTHER.siret, "Roux", []))),
-        "company": Client(node.address, credentials=ChainCredentials(company_token)),
+        "firm": Client(node.address, credentials=_signed_in(node, FIRM, "Martin", [])),
+        "other firm": Client(node.address, credentials=_signed_in(node, OTHER.siret, "Roux", [])),
+        "company": Client(node.address, credentials=company_chain),
         "organism granted": _organism(node, "URSSAF-IDF", None),
         "organism granted elsewhere": _organism(node, "URSSAF-NORD", OTHER.siren),
         "organism without grant": _organism(node, "CNAV-X", None, right=False),
-        "expired chain": Client(node.address, credentials=ChainCredentials(expired)),
+        "expired chain": Client(node.address, credentials=ChainCredentials(expired, session)),
     }  # fmt: skip
-    revoked_client = Client(node.address, credentials=ChainCredentials(revoked))
+    revoked_client = Client(node.address, credentials=revoked)
     with Client(node.address) as anonymous:
-        anonymous.revoke_token(revoked, 0, issuer)
+        anonymous.revoke_token(revoked.token, 0, issuer)
     clients["revoked chain"] = revoked_client
     yield clients
     for client in clients.values():

@@ -8,11 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from interops.token.v1 import token_pb2 as t
 
-from tests.token.token_world import NOW, World, hop, signer
+from tests.token.token_world import NOW, World, holder_of, hop, signer
 from token_suite.chain import Terms, issue_root
 from token_suite.errors import TokenError
 from token_suite.grants import Grants, Scope, grants_from
-from token_suite.verify import Party
 
 SIRENS = ("111111118", "222222226", "333333334")
 SIRETS = tuple(siren + nic for siren in SIRENS for nic in ("00011", "00029"))
@@ -56,7 +55,7 @@ def messages(grants: Grants) -> list[t.Grant]:
 @settings(max_examples=150, deadline=None)
 @given(parent=grant_sets, child=grant_sets)
 def test_a_hop_is_accepted_exactly_when_its_grants_narrow(parent: Grants, child: Grants) -> None:
-    terms = Terms(holder=Party("URSSAF"), profile=t.PROFILE_PORTAL, audience=("svc.a",),
+    terms = Terms(holder=holder_of("URSSAF"), profile=t.PROFILE_PORTAL, audience=("svc.a",),
                   grants=grants_from(messages(parent)), max_hops=3)  # fmt: skip
     root = issue_root(signer("PORTAL"), "declarant:1", terms, NOW)
     # An empty child list would mean "the parent's grants"; use a right nobody holds instead.
@@ -77,7 +76,7 @@ def test_whatever_each_hop_asks_the_chain_never_exceeds_any_ancestor(
 ) -> None:
     holders = ["URSSAF", "CNAV", "SITE", "URSSAF", "CNAV"]
     start = grants_from(messages({"registry.read": Scope(False, frozenset(SIRENS[:2]))}))
-    terms = Terms(holder=Party("URSSAF"), profile=t.PROFILE_PORTAL, audience=("svc.a", "svc.b"),
+    terms = Terms(holder=holder_of("URSSAF"), profile=t.PROFILE_PORTAL, audience=("svc.a", "svc.b"),
                   grants=start, max_hops=6)  # fmt: skip
     token = issue_root(signer("PORTAL"), "declarant:1", terms, NOW)
     accepted = [WORLD.verifier().verify(token)]

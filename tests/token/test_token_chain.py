@@ -12,6 +12,7 @@ from tests.token.token_world import (
     READ,
     World,
     five_hops,
+    holder_of,
     hop,
     portal_root,
     public_key,
@@ -20,8 +21,9 @@ from tests.token.token_world import (
 from token_suite.chain import Signer, Terms, delegate, grant, issue_root, sign_proof
 from token_suite.errors import TokenError
 from token_suite.replay import MemoryReplayCache
-from token_suite.verify import Party, Verifier
-from token_suite.wire import block_input, encode
+from token_suite.revocations import Revocations
+from token_suite.verify import Verifier
+from token_suite.wire import VERSION, block_input, encode
 
 WORLD = World()
 
@@ -99,34 +101,43 @@ def test_a_renumbered_block_is_refused() -> None:
     # Block 2 presented as block 1, its predecessor dropped: the signature covers the index and
     # the previous signature.
     _, chain = _three_blocks()
-    renumbered = t.TokenChain(version=1, blocks=[chain.blocks[0], chain.blocks[2]])
+    renumbered = t.TokenChain(version=VERSION, blocks=[chain.blocks[0], chain.blocks[2]])
     assert verdict(encode(renumbered)) in {"WRONG_SIGNER", "BAD_SIGNATURE"}
     # Even when the dropped hop's holder signed the next one (same organism twice).
     same = hop(hop(portal_root(), "URSSAF", "URSSAF"), "URSSAF", "CNAV")
     blocks = parsed(same).blocks
-    assert verdict(encode(t.TokenChain(version=1, blocks=[blocks[0], blocks[2]]))) == (
+    assert verdict(encode(t.TokenChain(version=VERSION, blocks=[blocks[0], blocks[2]]))) == (
         "BAD_SIGNATURE"
     )
 
 
-def test_dropping_blocks_from_the_end_gives_the_earlier_holder_nothing_new() -> None:
+def test_a_prefix_is_refused_without_its_holders_key() -> None:
     token = hop(portal_root(), "URSSAF", "CNAV")
-    truncated = t.TokenChain(version=1, blocks=[parsed(token).blocks[0]])
-    chain = WORLD.verifier().verify(encode(truncated))
-    # A prefix is a valid chain, but held by the earlier holder: whoever drops the last hop
-    # must still prove possession of URSSAF's key to use it.
-    assert chain.holder == Party("URSSAF")
+    truncated = encode(t.TokenChain(version=VERSION, blocks=[parsed(token).blocks[0]]))
+    # The prefix's signatures still verify, but its last holder is URSSAF's key: CNAV, who cut
+    # its own block off, can prove only its own key, and without a proof nothing is usable.
+    assert WORLD.verifier().verify(truncated).holder == holder_of("URSSAF")
+    call = {"method": "/svc.a/Get", "audience": "svc.a", "replays": MemoryReplayCache()}
+    with pytest.raises(TokenError, match="PROOF_REQUIRED"):
+        WORLD.verifier().verify_call(truncated, None, **call)  # type: ignore[arg-type]
+    by_cnav = sign_proof(signer("CNAV"), "/svc.a/Get", "svc.a", truncated, NOW)
+    with pytest.raises(TokenError, match="BAD_PROOF"):
+        WORLD.verifier().verify_call(truncated, by_cnav, **call)  # type: ignore[arg-type]
+    by_urssaf = sign_proof(signer("URSSAF"), "/svc.a/Get", "svc.a", truncated, NOW)
+    assert WORLD.verifier().verify_call(truncated, by_urssaf, **call).hops[-1].position == 0  # type: ignore[arg-type]
 
 
 def test_a_block_spliced_from_another_chain_by_the_same_key_is_refused() -> None:
     first = hop(portal_root(), "URSSAF", "CNAV")
     other = hop(portal_root(sirens=("123456782",)), "URSSAF", "CNAV")
-    spliced = t.TokenChain(version=1, blocks=[parsed(first).blocks[0], parsed(other).blocks[1]])
+    spliced = t.TokenChain(
+        version=VERSION, blocks=[parsed(first).blocks[0], parsed(other).blocks[1]]
+    )
     assert verdict(encode(spliced)) == "BAD_SIGNATURE"
 
 
 def test_a_root_signed_by_an_organism_that_is_no_identity_provider_is_refused() -> None:
-    terms = Terms(holder=Party("CNAV"), profile=t.PROFILE_PORTAL, audience=("svc.a",),
+    terms = Terms(holder=holder_of("CNAV"), profile=t.PROFILE_PORTAL, audience=("svc.a",),
                   grants=grant(READ))  # fmt: skip
     token = issue_root(signer("URSSAF"), "declarant:42", terms, NOW)
     assert verdict(token) == "UNTRUSTED_ROOT"
@@ -134,7 +145,7 @@ def test_a_root_signed_by_an_organism_that_is_no_identity_provider_is_refused() 
 
 def test_a_root_signed_by_a_key_not_in_the_directory_is_refused() -> None:
     rogue = signer("PORTAL", generation=99)
-    token = issue_root(rogue, "declarant:42", Terms(holder=Party("URSSAF"),
+    token = issue_root(rogue, "declarant:42", Terms(holder=holder_of("URSSAF"),
                        profile=t.PROFILE_PORTAL, audience=("svc.a",)), NOW)  # fmt: skip
     assert verdict(token) == "UNKNOWN_KEY"
 
@@ -158,11 +169,11 @@ def test_a_holder_named_with_one_key_refuses_the_organisms_other_key() -> None:
     second = signer("URSSAF", generation=2)
     world = World(extra_keys=[public_key(second)])
     root = issue_root(signer("PORTAL"), "declarant:42", Terms(
-        holder=Party("URSSAF", signer("URSSAF").key_id), profile=t.PROFILE_PORTAL,
+        holder=holder_of("URSSAF"), profile=t.PROFILE_PORTAL,
         audience=("svc.a",), max_hops=2), NOW)  # fmt: skip
     token = hop(root, "URSSAF", "CNAV")
     world.verifier().verify(token)
-    other = delegate(root, second, Terms(holder=Party("CNAV")), NOW)
+    other = delegate(root, second, Terms(holder=holder_of("CNAV")), NOW)
     with pytest.raises(TokenError) as refused:
         world.verifier().verify(other)
     assert refused.value.reason == "WRONG_SIGNER"
@@ -299,17 +310,18 @@ def test_an_oversize_token_is_refused() -> None:
 def test_trailing_bytes_are_refused() -> None:
     token = portal_root()
     assert verdict(token + b"\x00") == "MALFORMED"
-    assert verdict(token + encode(t.TokenChain(version=1))) == "MALFORMED"
+    assert verdict(token + encode(t.TokenChain(version=VERSION))) == "MALFORMED"
 
 
 def test_unknown_fields_in_the_envelope_are_refused() -> None:
     assert verdict(portal_root() + b"\xa0\x06\x01") == "MALFORMED"  # field 100, varint 1
 
 
-def test_an_unknown_version_is_refused() -> None:
+def test_an_unknown_version_and_a_v1_chain_are_refused() -> None:
     chain = parsed(portal_root())
-    chain.version = 2
-    assert verdict(encode(chain)) == "UNSUPPORTED_VERSION"
+    for version in (1, 3):
+        chain.version = version
+        assert verdict(encode(chain)) == "UNSUPPORTED_VERSION"
 
 
 def test_a_signature_that_is_not_64_bytes_is_refused() -> None:
@@ -324,9 +336,17 @@ def test_a_navigation_token_is_accepted_once() -> None:
     token = hop(portal_root(), "URSSAF", "SITE", profile=t.PROFILE_NAVIGATION)
     verifier, replays = WORLD.verifier(), MemoryReplayCache(clock=lambda: NOW)
     call = {"method": "/svc.a/Open", "audience": "svc.a", "replays": replays}
-    assert verifier.verify_call(token, None, **call).profile == t.PROFILE_NAVIGATION  # type: ignore[arg-type]
+    first = sign_proof(signer("SITE"), "/svc.a/Open", "svc.a", token, NOW)
+    assert verifier.verify_call(token, first, **call).profile == t.PROFILE_NAVIGATION  # type: ignore[arg-type]
+    second = sign_proof(signer("SITE"), "/svc.a/Open", "svc.a", token, NOW)
     with pytest.raises(TokenError, match="REPLAYED"):
-        verifier.verify_call(token, None, **call)  # type: ignore[arg-type]
+        verifier.verify_call(token, second, **call)  # type: ignore[arg-type]
+    # Handed back to the site itself, which holds it: accepted once, without a proof.
+    back = hop(portal_root(audience=("svc.a", "SITE")), "URSSAF", "SITE",
+               profile=t.PROFILE_NAVIGATION, audience=("SITE",))  # fmt: skip
+    assert verifier.accept(back, "SITE", replays=replays).holder == holder_of("SITE")
+    with pytest.raises(TokenError, match="REPLAYED"):
+        verifier.accept(back, "SITE", replays=replays)
 
 
 def test_a_proof_is_accepted_once_and_only_for_its_call() -> None:
@@ -368,13 +388,13 @@ def test_revoking_an_ancestor_refuses_every_chain_below_it() -> None:
     token = hop(hop(root, "URSSAF", "CNAV"), "CNAV", "SITE")
     verifier = WORLD.verifier()
     chain = verifier.verify(token)
-    revoked = {chain.hops[1].revocation_id}
+    view = Revocations(1, NOW + 90, 0, frozenset({chain.hops[1].revocation_id}))
     with pytest.raises(TokenError) as refused:
-        WORLD.verifier(revoked=revoked).verify(token)
+        WORLD.verifier(revocations=lambda: view).verify(token)
     assert (refused.value.reason, refused.value.block) == ("REVOKED", 1)
-    assert WORLD.verifier(revoked=revoked).verify(root).hops[0].position == 0
+    assert WORLD.verifier(revocations=lambda: view).verify(root).hops[0].position == 0
     # A verifier that cached the prefix before the revocation refuses it too.
-    verifier.revoked = revoked
+    verifier.revocations = lambda: view
     with pytest.raises(TokenError, match="REVOKED"):
         verifier.verify(token)
 

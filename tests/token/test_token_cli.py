@@ -7,7 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from interops.token.v1.token_pb2 import CallProof
+
+from clients.token_cli import load_signer
 from tests.running_node import RunningNode
+from token_suite.chain import sign_proof
+from token_suite.keys import generate, write_private_key
+from token_suite.wire import from_text, service_of, to_text
 
 REGISTRY = "interops.registry.v1.RegistryService"
 
@@ -56,18 +62,36 @@ def test_a_declarant_issues_delegates_verifies_and_inspects_a_chain(
                      "--first-name", "Léa", "--siren", "443061841", **on_db)  # fmt: skip
     assert added.returncode == 0, added.stderr
     at = ("--address", node.address)
+    holder_key = tmp_path / "lea.pem"
+    keyless = interops(*at, "token", "issue", "--declarant", "44306184100047", "--last-name",
+                       "DURAND", "--first-name", "Lea", "--audience", REGISTRY,
+                       INTEROPS_PASSWORD="s3cret-enough")  # fmt: skip
+    assert keyless.returncode == 2 and "--holder-key" in keyless.stderr
     issued = interops(*at, "token", "issue", "--declarant", "44306184100047", "--last-name",
                       "DURAND", "--first-name", "Lea", "--audience", REGISTRY, "--max-hops", "2",
-                      "--purpose", "sign-in", INTEROPS_PASSWORD="s3cret-enough")  # fmt: skip
+                      "--purpose", "sign-in", "--holder-key", str(holder_key),
+                      INTEROPS_PASSWORD="s3cret-enough")  # fmt: skip
     assert issued.returncode == 0, issued.stderr
+    assert holder_key.stat().st_mode & 0o077 == 0  # made for the chain, its owner's only
     token = issued.stdout.strip()
-    node.organism("CNAV-CLI", "CNAV")
-    handed = interops(*at, "token", "delegate", token, "--to", "CNAV-CLI", "--profile",
+    as_lea = (*at, "--holder-key", str(holder_key))
+    # The chain alone is nothing: its uses are proven with the holder key.
+    unproven = interops(*at, "token", "verify", token, "--audience", REGISTRY)
+    assert unproven.returncode == 1 and "PROOF_REQUIRED" in unproven.stderr
+    read = interops(*as_lea, "--token", token, "registry", "validate", "44306184100047")
+    assert read.returncode in (0, 1) and "44306184100047:" in read.stdout, read.stderr
+    cnav = node.organism("CNAV-CLI", "CNAV")
+    handed = interops(*as_lea, "token", "delegate", token, "--to", "CNAV-CLI", "--profile",
                       "application", "--purpose", "pension file")  # fmt: skip
     assert handed.returncode == 0, handed.stderr
     token_file = tmp_path / "token.txt"
     token_file.write_text(handed.stdout)
-    verified = interops(*at, "token", "verify", f"@{token_file}", "--audience", REGISTRY)
+    cnav_key = tmp_path / "cnav.pem"
+    write_private_key(cnav.key, cnav_key)
+    as_cnav = (*at, "--organism", "CNAV-CLI", "--key", str(cnav_key))
+    not_cnav = interops(*as_lea, "token", "verify", f"@{token_file}", "--audience", REGISTRY)
+    assert not_cnav.returncode == 1 and "BAD_PROOF" in not_cnav.stderr  # CNAV's now
+    verified = interops(*as_cnav, "token", "verify", f"@{token_file}", "--audience", REGISTRY)
     assert verified.returncode == 0, verified.stderr
     assert "chain of responsibility" in verified.stdout
     assert "handed it to CNAV-CLI for 'pension file'" in verified.stdout
@@ -77,10 +101,32 @@ def test_a_declarant_issues_delegates_verifies_and_inspects_a_chain(
         inspected.stdout.startswith("NOT VERIFIED")
         and "block 1: NET-ENTREPRISES -> CNAV-CLI" in inspected.stdout
     )
-    wrong = interops(*at, "token", "verify", token, "--audience", "interops.other.v1.Other")
+    wrong = interops(*as_lea, "token", "verify", token, "--audience", "interops.other.v1.Other")
     assert wrong.returncode == 1 and "WRONG_AUDIENCE" in wrong.stderr
-    garbage = interops(*at, "token", "verify", "not!base64", "--audience", REGISTRY)
+    garbage = interops(*as_lea, "token", "verify", "not!base64", "--audience", REGISTRY)
     assert garbage.returncode == 1 and "MALFORMED" in garbage.stderr
+
+
+def test_token_proof_prints_the_header_a_rest_call_sends(tmp_path: Path) -> None:
+    holder_key = tmp_path / "holder.pem"
+    write_private_key(generate(), holder_key)
+    token = to_text(b"any chain")  # a proof signs the chain's hash, whatever the chain
+    method = "/interops.registry.v1.RegistryService/GetCompany"
+    printed = interops("token", "proof", "--token", token, "--holder-key", str(holder_key),
+                       "--method", method)  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    proof = CallProof.FromString(from_text(printed.stdout.strip()))
+    signer = load_signer("", holder_key)
+    assert proof.key_id == signer.key_id and len(proof.signature) == 64
+    assert (
+        proof.signature
+        != CallProof.FromString(
+            sign_proof(signer, method, service_of(method), b"any chain")
+        ).signature
+    )  # nonce
+    keyless = interops("token", "proof", "--token", token, "--method", method,
+                       INTEROPS_HOLDER_KEY="")  # fmt: skip
+    assert keyless.returncode == 2 and "--holder-key" in keyless.stderr
 
 
 def test_the_root_key_to_pin_is_shown(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
-"""TokenService and the auth interceptor on a real node: sign-in, lockout, organisms' proofs,
-delegation, verification with the chain of responsibility, revocation, single use across
-replicas, and the signed directory."""
+"""TokenService and the auth interceptor on a real node: sign-in (held by a session key),
+lockout, organisms' proofs, delegation and verification on the last holder's proof, the chain
+of responsibility, revocation by a block's signer or holder, single use across replicas, and
+the signed directory."""
 
 from __future__ import annotations
 
@@ -14,20 +15,32 @@ from interops.token.v1 import token_pb2 as t
 from sqlalchemy import select, text
 
 from clients.client import Client
-from clients.errors import Internal, InvalidArgument, PermissionDenied, Unauthenticated
+from clients.errors import (
+    Internal,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from clients.token_credentials import ChainCredentials
 from registry.trust.declarant_store import DeclarantStore
 from registry.trust.directory_store import DirectoryStore
 from registry.trust.schema import declarants
-from tests.running_node import RunningNode, provision_organism
-from token_suite.chain import Signer, Terms, delegate, grant
+from tests.running_node import RunningNode, provision_organism, session_party
+from token_suite.chain import Signer, Terms, delegate, grant, session_signer
 from token_suite.directory import DirectoryCache, open_directory
 from token_suite.keys import key_id_of, public_bytes, read_private_key
-from token_suite.verify import Party
 
 REGISTRY = "interops.registry.v1.RegistryService"
 FIRM_SIRET = "73282932000074"
 CLIENT_SIREN = "552100554"
+PORTAL = "NET-ENTREPRISES"
+
+
+@pytest.fixture
+def session() -> Signer:
+    """A session key of the portal, as the web adapter makes one per signed-in person."""
+    return session_signer(PORTAL)
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +65,31 @@ def anonymous(node: RunningNode) -> Iterator[Client]:
 
 
 def test_a_declarant_signs_in_and_the_chain_verifies_with_its_perimeter(
-    anonymous: Client, declarant: tuple[str, str, str, str]
+    anonymous: Client, declarant: tuple[str, str, str, str], session: Signer
 ) -> None:
     # Accents, case and hyphens of the names do not matter.
     issued = anonymous.sign_in(FIRM_SIRET, "LEFEVRE", "anne sophie", declarant[3],
-                               audience=[REGISTRY])  # fmt: skip
-    principal = anonymous.verify_token(issued.token, REGISTRY)
+                               audience=[REGISTRY], holder=session_party(session))  # fmt: skip
+    principal = anonymous.verify_token(issued.token, REGISTRY, session)
     assert principal.subject.startswith("declarant:")
     assert principal.profile == t.PROFILE_PORTAL
     assert {s for g in principal.grants for s in g.sirens} == {FIRM_SIRET[:9], CLIENT_SIREN}
     assert [(h.delegator.organism, h.holder.organism) for h in principal.hops] == [
         ("NET-ENTREPRISES", "NET-ENTREPRISES")
     ]
+    assert principal.hops[0].holder.public_key == public_bytes(session.key)
+
+
+def test_a_declarant_chain_names_its_session_key(
+    anonymous: Client, declarant: tuple[str, str, str, str], cnav: Signer
+) -> None:
+    for holder in (None, t.Party(organism="NET-ENTREPRISES"),
+                   t.Party(organism="CNAV", key_id=cnav.key_id),
+                   t.Party(public_key=b"\x00" * 32)):  # fmt: skip
+        with pytest.raises(InvalidArgument) as refused:
+            anonymous.sign_in(*declarant, audience=[REGISTRY], holder=holder)
+        assert refused.value.reason in {"HOLDER_KEY_REQUIRED", "BAD_KEY"}
+    assert refused.value.reason == "BAD_KEY"  # a small-order key: anyone could "prove" with it
 
 
 def test_the_database_holds_no_declarant_name(
@@ -78,29 +104,32 @@ def test_the_database_holds_no_declarant_name(
 
 
 def test_a_declarant_may_not_ask_beyond_its_perimeter(
-    anonymous: Client, declarant: tuple[str, str, str, str]
+    anonymous: Client, declarant: tuple[str, str, str, str], session: Signer
 ) -> None:
     wider = t.Grant(right="registry.read", sirens=["999999990"])
+    holder = session_party(session)
     with pytest.raises(PermissionDenied) as refused:
-        anonymous.sign_in(*declarant, audience=[REGISTRY], grants=[wider])
+        anonymous.sign_in(*declarant, audience=[REGISTRY], grants=[wider], holder=holder)
     assert refused.value.reason == "GRANT_NOT_HELD"
     with pytest.raises(InvalidArgument) as refused_profile:
-        anonymous.sign_in(*declarant, audience=[REGISTRY], profile=t.PROFILE_APPLICATION)
+        anonymous.sign_in(*declarant, audience=[REGISTRY], profile=t.PROFILE_APPLICATION,
+                          holder=holder)  # fmt: skip
     assert refused_profile.value.reason == "PROFILE_NOT_ALLOWED"
 
 
 def test_repeated_failures_lock_the_account_and_unknown_accounts_look_the_same(
-    node: RunningNode, anonymous: Client
+    node: RunningNode, anonymous: Client, session: Signer
 ) -> None:
     DeclarantStore(node.node.engine).create("35600000000048", "Roux", "Paul", "right one")
+    terms = {"audience": [REGISTRY], "holder": session_party(session)}
     with pytest.raises(Unauthenticated) as unknown:
-        anonymous.sign_in("35600000000048", "Roux", "Pierre", "right one", audience=[REGISTRY])
+        anonymous.sign_in("35600000000048", "Roux", "Pierre", "right one", **terms)
     for _ in range(5):
         with pytest.raises(Unauthenticated) as wrong:
-            anonymous.sign_in("35600000000048", "Roux", "Paul", "wrong", audience=[REGISTRY])
+            anonymous.sign_in("35600000000048", "Roux", "Paul", "wrong", **terms)
         assert wrong.value.reason == unknown.value.reason == "INVALID_CREDENTIALS"
     with pytest.raises(Unauthenticated) as locked:
-        anonymous.sign_in("35600000000048", "Roux", "Paul", "right one", audience=[REGISTRY])
+        anonymous.sign_in("35600000000048", "Roux", "Paul", "right one", **terms)
     assert locked.value.reason == "ACCOUNT_LOCKED"
 
 
@@ -180,22 +209,27 @@ class _ReplayingCredentials(ChainCredentials):
 
 
 def test_a_chain_walks_through_portal_organisms_and_back_to_its_root(
-    node: RunningNode, anonymous: Client, declarant: tuple[str, str, str, str], cnav: Signer
+    node: RunningNode,
+    anonymous: Client,
+    declarant: tuple[str, str, str, str],
+    cnav: Signer,
+    session: Signer,
 ) -> None:
     urssaf = node.organism("URSSAF-IDF", "URSSAF")
-    root = anonymous.sign_in(*declarant, audience=[REGISTRY], max_hops=3, purpose="sign-in")
-    # The portal, which holds the chain, hands it to CNAV (by the backbone) ...
+    root = anonymous.sign_in(*declarant, audience=[REGISTRY], max_hops=3, purpose="sign-in",
+                             holder=session_party(session))  # fmt: skip
+    # The portal's session hands the chain to CNAV's key (by the backbone) ...
     to_cnav = anonymous.delegate_token(
-        root.token, holder=t.Party(organism="CNAV"), profile=t.PROFILE_APPLICATION,
-        purpose="pension file",
+        root.token, session, holder=t.Party(organism="CNAV", key_id=cnav.key_id),
+        profile=t.PROFILE_APPLICATION, purpose="pension file",
     )  # fmt: skip
-    # ... CNAV narrows it offline for URSSAF, which calls the registry with it.
+    # ... CNAV narrows it offline for URSSAF's key, which calls the registry with it.
     to_urssaf = delegate(to_cnav.token, cnav, Terms(
-        holder=Party("URSSAF-IDF"), grants=grant("registry.read", sirens=[CLIENT_SIREN]),
+        holder=urssaf.as_holder(), grants=grant("registry.read", sirens=[CLIENT_SIREN]),
         purpose="contributions check"))  # fmt: skip
     with Client(node.address, credentials=ChainCredentials(to_urssaf, urssaf)) as client:
         assert client.validate_siret("73282932000074").message
-    principal = anonymous.verify_token(to_urssaf, REGISTRY)
+    principal = anonymous.verify_token(to_urssaf, REGISTRY, urssaf)
     walk = [(h.delegator.organism, h.holder.organism, h.purpose) for h in principal.hops]
     assert walk == [
         ("NET-ENTREPRISES", "NET-ENTREPRISES", "sign-in"),
@@ -205,9 +239,21 @@ def test_a_chain_walks_through_portal_organisms_and_back_to_its_root(
     assert [g.sirens for g in principal.grants] == [[CLIENT_SIREN]]
     # Widening through the backbone is refused with the library's reason.
     everything = t.Grant(right="registry.import", all_establishments=True)
+    to_cnav_key = t.Party(organism="CNAV", key_id=cnav.key_id)
     with pytest.raises(PermissionDenied) as wider:
-        anonymous.delegate_token(root.token, holder=t.Party(organism="CNAV"), grants=[everything])
+        anonymous.delegate_token(root.token, session, holder=to_cnav_key, grants=[everything])
     assert wider.value.reason == "GRANT_NOT_HELD"
+    # The next holder names its key; only the session's chains are extended by the backbone.
+    with pytest.raises(InvalidArgument) as keyless:
+        anonymous.delegate_token(root.token, session, holder=t.Party(organism="CNAV"))
+    assert keyless.value.reason == "HOLDER_KEY_REQUIRED"
+    with pytest.raises(InvalidArgument) as not_its_key:
+        anonymous.delegate_token(root.token, session,
+                                 holder=t.Party(organism="CNAV", key_id=urssaf.key_id))  # fmt: skip
+    assert not_its_key.value.reason == "UNKNOWN_KEY"
+    with pytest.raises(PermissionDenied) as not_held:
+        anonymous.delegate_token(to_cnav.token, cnav, holder=to_cnav_key)
+    assert not_held.value.reason == "NOT_HOLDER"
 
 
 def test_the_signer_of_a_block_revokes_it_and_every_chain_below_is_refused(
@@ -215,17 +261,47 @@ def test_the_signer_of_a_block_revokes_it_and_every_chain_below_is_refused(
 ) -> None:
     root = anonymous.issue_organism_token(cnav, audience=[REGISTRY], max_hops=2)
     urssaf = node.organism("URSSAF-NORD", "URSSAF")
-    below = delegate(root.token, cnav, Terms(holder=Party("URSSAF-NORD")))
+    below = delegate(root.token, cnav, Terms(holder=urssaf.as_holder()))
     with Client(node.address, credentials=ChainCredentials(below, urssaf)) as client:
         assert client.validate_siret("73282932000074").message
         with pytest.raises(PermissionDenied) as not_signer:
-            anonymous.revoke_token(below, 1, urssaf)
+            anonymous.revoke_token(below, 1, node.operator)
         assert not_signer.value.reason == "BAD_PROOF"
         revoked = anonymous.revoke_token(below, 1, cnav)
         assert len(revoked) == 32
         with pytest.raises(Unauthenticated) as refused:
             client.validate_siret("73282932000074")
     assert refused.value.reason == "REVOKED"
+
+
+def test_the_holder_a_block_names_revokes_it(
+    node: RunningNode, anonymous: Client, cnav: Signer
+) -> None:
+    urssaf = node.organism("URSSAF-EST", "URSSAF")
+    root = anonymous.issue_organism_token(cnav, audience=[REGISTRY], max_hops=2)
+    below = delegate(root.token, cnav, Terms(holder=urssaf.as_holder()))
+    with pytest.raises(PermissionDenied) as not_its_holder:
+        anonymous.revoke_token(below, 0, urssaf)  # block 0 is held by CNAV's key
+    assert not_its_holder.value.reason == "BAD_PROOF"
+    anonymous.revoke_token(below, 1, urssaf)
+    assert _refused(node, ChainCredentials(below, urssaf), Unauthenticated) == "REVOKED"
+
+
+def test_one_key_cannot_flood_the_revocation_list(node: RunningNode, anonymous: Client) -> None:
+    """Revoking blocks made for the purpose would grow the published list past what offline
+    verifiers take (they would then fail closed for everyone): one key revokes 60 a minute."""
+    flooder = node.organism("FLOODER", "URSSAF")
+    root = anonymous.issue_organism_token(flooder, audience=[REGISTRY], max_hops=2)
+    made = [delegate(root.token, flooder, Terms(holder=flooder.as_holder())) for _ in range(61)]
+    for block in made[:60]:
+        anonymous.revoke_token(block, 1, flooder)
+    with pytest.raises(ResourceExhausted) as flood:
+        anonymous.revoke_token(made[60], 1, flooder)
+    assert flood.value.reason == "TOO_MANY_REVOCATIONS"
+    # Another key is not held back by the flooder's.
+    cnav = node.organism("CNAV-FLOOD", "CNAV")
+    other = anonymous.issue_organism_token(cnav, audience=[REGISTRY], max_hops=2)
+    anonymous.revoke_token(delegate(other.token, cnav, Terms(holder=cnav.as_holder())), 1, cnav)
 
 
 def test_the_principal_reaches_the_service(tmp_path: Path, database_url: str) -> None:
@@ -258,12 +334,13 @@ def test_a_navigation_chain_is_single_use_across_replicas(
     try:
         DeclarantStore(first.node.engine).create("44306184100047", "Nav", "Igator", "pw",
                                                  [("registry.read", "443061841")])  # fmt: skip
+        navigation = first.sign_in("44306184100047", "Nav", "Igator", "pw",
+                                   profile=t.PROFILE_NAVIGATION, audience=["SITE-B"])  # fmt: skip
+        token, session = navigation.token, navigation.holder
         with Client(first.address) as one, Client(second.address) as other:
-            issued = one.sign_in("44306184100047", "Nav", "Igator", "pw",
-                                 profile=t.PROFILE_NAVIGATION, audience=["SITE-B"])  # fmt: skip
-            assert one.verify_token(issued.token, "SITE-B").profile == t.PROFILE_NAVIGATION
+            assert one.verify_token(token, "SITE-B", session).profile == t.PROFILE_NAVIGATION
             with pytest.raises(Unauthenticated) as replayed:
-                other.verify_token(issued.token, "SITE-B")
+                other.verify_token(token, "SITE-B", session)
             assert replayed.value.reason == "REPLAYED"
     finally:
         first.stop()
@@ -331,12 +408,17 @@ def test_keys_rotate_and_a_retired_key_stops_signing_at_once(
     time.sleep(0.3)  # the node follows the directory every poll interval (0.05 s in tests)
     with pytest.raises(Unauthenticated) as refused:
         anonymous.issue_organism_token(old, audience=[REGISTRY])
-    assert refused.value.reason == "BAD_PROOF"
-    # The chain the backbone signed before stays valid; proofs by the retired key do not.
+    assert refused.value.reason == "KEY_NOT_VALID"
+    # A chain is held by the key that signed its sign-in: a retired key proves nothing any more
+    # and another key of the organism is not its holder; a new sign-in with the new key works.
     assert _refused(node, ChainCredentials(issued_before.token, old), Unauthenticated) == (
+        "KEY_NOT_VALID"
+    )
+    assert _refused(node, ChainCredentials(issued_before.token, new), Unauthenticated) == (
         "BAD_PROOF"
     )
-    with Client(node.address, credentials=ChainCredentials(issued_before.token, new)) as client:
+    issued_after = anonymous.issue_organism_token(new, audience=[REGISTRY])
+    with Client(node.address, credentials=ChainCredentials(issued_after.token, new)) as client:
         assert client.validate_siret("73282932000074").message
 
 
@@ -345,12 +427,10 @@ def test_a_failure_inside_authentication_is_internal_with_no_internals(tmp_path:
     try:
         DeclarantStore(running.node.engine).create("44306184100047", "Nav", "Igator", "pw",
                                                    [("registry.read", "443061841")])  # fmt: skip
-        with Client(running.address) as plain:
-            issued = plain.sign_in("44306184100047", "Nav", "Igator", "pw",
-                                   profile=t.PROFILE_NAVIGATION, audience=[REGISTRY])  # fmt: skip
+        navigation = running.sign_in("44306184100047", "Nav", "Igator", "pw",
+                                     profile=t.PROFILE_NAVIGATION, audience=[REGISTRY])  # fmt: skip
         with running.node.engine.begin() as connection:
             connection.execute(text("DROP TABLE spent_tokens"))
-        navigation = ChainCredentials(issued.token)
         with (
             Client(running.address, credentials=navigation) as client,
             pytest.raises(Internal) as caught,

@@ -1,5 +1,6 @@
 """A small trust world for token tests and vectors: a portal (the identity provider), two
-organisms, a partner site, each with a key derived from a fixed seed, and a fixed clock."""
+organisms, a partner site, each with a key derived from a fixed seed, a session key of a
+signed-in person held by the portal, and a fixed clock."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from interops.token.v1 import token_pb2 as t
 
 from token_suite import keys
-from token_suite.chain import Signer, Terms, delegate, grant, issue_root
+from token_suite.chain import Signer, Terms, delegate, grant, issue_root, session_holder
 from token_suite.directory import TrustDirectory
 from token_suite.verify import Party, Verifier
 
@@ -33,6 +34,17 @@ def signer(organism: str, generation: int = 1) -> Signer:
     """The organism's key of that generation."""
     key = seeded_key(f"{organism}-{generation}")
     return Signer(organism, keys.key_id_of(keys.public_bytes(key)), key)
+
+
+def session() -> Signer:
+    """The portal's session key for declarant 42 (fixed seed; no directory entry)."""
+    key = seeded_key("session-42")
+    return Signer("PORTAL", keys.key_id_of(keys.public_bytes(key)), key)
+
+
+def holder_of(organism: str) -> Party:
+    """`organism` as holder, naming its directory key (generation 1)."""
+    return signer(organism).as_holder()
 
 
 def public_key(s: Signer, valid_from: int = 1, valid_until: int = 0) -> t.PublicKey:
@@ -71,9 +83,11 @@ def portal_root(
     profile: int = t.PROFILE_PORTAL,
     now: float = NOW,
 ) -> bytes:
-    """A root block issued by the portal to `holder` for declarant 42."""
+    """A root block issued by the portal to `holder` for declarant 42 (holder "PORTAL": the
+    person's session key)."""
+    party = session_holder(session()) if holder == "PORTAL" else holder_of(holder)
     terms = Terms(
-        holder=Party(holder), profile=profile, audience=audience,
+        holder=party, profile=profile, audience=audience,
         grants=grant(READ, sirens=sirens), max_hops=max_hops, purpose="sign-in",
     )  # fmt: skip
     return issue_root(signer("PORTAL"), "declarant:42", terms, now)
@@ -81,7 +95,7 @@ def portal_root(
 
 def hop(token: bytes, by: str, to: str, now: float = NOW, **terms: object) -> bytes:
     """The token with one more hop from `by` to `to`."""
-    return delegate(token, signer(by), Terms(holder=Party(to), **terms), now)  # type: ignore[arg-type]
+    return delegate(token, signer(by), Terms(holder=holder_of(to), **terms), now)  # type: ignore[arg-type]
 
 
 def five_hops() -> bytes:

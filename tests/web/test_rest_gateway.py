@@ -1,6 +1,7 @@
 """The REST declination against its OpenAPI document, through a real node and web adapter: the
 document is valid OpenAPI 3.1 and names every unary RPC; answers and errors match its schemas;
-chains travel in the Authorization header and are checked by the node as on gRPC."""
+chains travel in the Authorization header, always with a proof by their holder's key in the
+interops-proof header, and are checked by the node as on gRPC."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from interops.token.v1 import token_pb2
 from openapi_spec_validator import validate
 
 from clients.client import Client
@@ -21,7 +23,9 @@ from server.web.rest_gateway import rest_methods, unary_methods
 from tests.registry_rows import in_registry
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
-from token_suite.wire import to_text
+from token_suite.chain import Signer, session_signer, sign_proof
+from token_suite.keys import public_bytes
+from token_suite.wire import service_of, to_text
 
 REGISTRY = "interops.registry.v1.RegistryService"
 SIRET = siret_of(siren_at(80), 1)
@@ -56,6 +60,19 @@ def _bearer(token: bytes) -> dict[str, str]:
     return {"Authorization": f"Bearer {to_text(token)}"}
 
 
+def _proven(token: bytes, holder: Signer, path: str) -> dict[str, str]:
+    """The headers of one REST call: the chain, and a fresh proof by its holder over the gRPC
+    path the REST path stands for."""
+    method = path.removeprefix("/v1")
+    proof = sign_proof(holder, method, service_of(method), token)
+    return {**_bearer(token), "interops-proof": to_text(proof)}
+
+
+def _operator_chain(node: RunningNode) -> bytes:
+    """An APPLICATION chain of the operator (read right), held by its key."""
+    return node.credentials(audience=[REGISTRY]).token()
+
+
 def test_the_document_is_valid_and_names_every_unary_rpc(document: dict[str, Any]) -> None:
     validate(document)
     assert set(document["paths"]) == set(rest_methods())
@@ -70,16 +87,19 @@ def test_the_document_is_valid_and_names_every_unary_rpc(document: dict[str, Any
     assert public["security"] == []
     imports = document["paths"][f"/v1/{REGISTRY}/ImportStock"]["post"]
     assert imports["x-interops-right"] == "registry.import"
-    assert imports["security"] == [{"chain": ["registry.import"]}]
+    assert imports["security"] == [{"chain": ["registry.import"], "proof": []}]
     assert "registry.import" in imports["description"]
+    proof = document["components"]["securitySchemes"]["proof"]
+    assert (proof["type"], proof["in"], proof["name"]) == ("apiKey", "header", "interops-proof")
 
 
 def test_calls_answer_as_the_document_says(
     web: RunningWeb, node: RunningNode, document: dict[str, Any]
 ) -> None:
     path = f"/v1/{REGISTRY}/GetEstablishment"
-    token = node.bearer_credentials([REGISTRY]).token
-    answer = httpx.post(web.url + path, json={"siret": SIRET}, headers=_bearer(token))
+    token = _operator_chain(node)
+    answer = httpx.post(web.url + path, json={"siret": SIRET},
+                        headers=_proven(token, node.operator, path))  # fmt: skip
     assert answer.status_code == 200, answer.text
     _check(document, path, 200, answer.json())
     assert answer.json()["establishment"]["siret"] == SIRET
@@ -94,17 +114,26 @@ def test_errors_are_rich_statuses_with_the_http_status_of_their_code(
     web: RunningWeb, node: RunningNode, document: dict[str, Any]
 ) -> None:
     path = f"/v1/{REGISTRY}/GetEstablishment"
-    token = node.bearer_credentials([REGISTRY]).token
+    token = _operator_chain(node)
+    stranger = node.organism("REST-STRANGER")
+
+    def proven() -> dict[str, str]:
+        return _proven(token, node.operator, path)
+
     cases = [
         (httpx.post(web.url + path, json={"siret": SIRET}), 401, "TOKEN_MISSING"),
-        (httpx.post(web.url + path, json={"siret": "123"}, headers=_bearer(token)), 400,
+        (httpx.post(web.url + path, json={"siret": SIRET}, headers=_bearer(token)), 401,
+         "PROOF_REQUIRED"),
+        (httpx.post(web.url + path, json={"siret": SIRET},
+                    headers=_proven(token, stranger, path)), 401, "BAD_PROOF"),
+        (httpx.post(web.url + path, json={"siret": "123"}, headers=proven()), 400,
          "INVALID_ARGUMENT"),
-        (httpx.post(web.url + path, content=b"{not json", headers=_bearer(token)), 400,
+        (httpx.post(web.url + path, content=b"{not json", headers=proven()), 400,
          "BAD_JSON"),
         (httpx.post(web.url + path, json={"siret": SIRET},
                     headers={"Authorization": "Basic abc"}), 401, "BAD_AUTHORIZATION"),
         (httpx.post(web.url + path, json={"siret": siret_of(siren_at(81), 1)},
-                    headers=_bearer(token)), 404, "ESTABLISHMENT_NOT_FOUND"),
+                    headers=proven()), 404, "ESTABLISHMENT_NOT_FOUND"),
     ]  # fmt: skip
     for answer, status, reason in cases:
         assert answer.status_code == status, (reason, answer.text)
@@ -112,7 +141,7 @@ def test_errors_are_rich_statuses_with_the_http_status_of_their_code(
         _check(document, path, status, body)
         reasons = [d.get("reason") for d in body["details"]]
         assert reason in reasons or reason == "INVALID_ARGUMENT", (reason, body)
-    invalid = cases[1][0].json()
+    invalid = cases[3][0].json()
     assert any("fieldViolations" in d for d in invalid["details"])  # BadRequest, field named
     missing = httpx.post(f"{web.url}/v1/{REGISTRY}/NoSuchMethod", json={})
     assert missing.status_code == 404
@@ -126,12 +155,15 @@ def test_a_deposit_over_rest_and_its_state_as_an_ndjson_stream(
     if not declarants.exists(firm, "Rest", "Ana"):
         declarants.create(firm, "Rest", "Ana", "rest password",
                           [("dsn.deposit", DEMO_COMPANY.siren)])  # fmt: skip
+    session = session_signer("")  # the REST caller's own holder key
+    holder = token_pb2.Party(public_key=public_bytes(session.key))
     with Client(node.address) as anonymous:
-        token = anonymous.sign_in(firm, "Rest", "Ana", "rest password",
+        token = anonymous.sign_in(firm, "Rest", "Ana", "rest password", holder=holder,
                                   audience=["interops.dsn.v1.DepositService"]).token  # fmt: skip
     content = b"".join(generate(30, order=801))  # several upload chunks of the HTTP body
     path = "/v1/interops.dsn.v1.DepositService/SubmitDeposit"
-    submitted = httpx.post(web.url + path, content=content, headers=_bearer(token),
+    submitted = httpx.post(web.url + path, content=content,
+                           headers=_proven(token, session, path),
                            params={"fileName": "rest.dsn", "requestId": "rest-1"})  # fmt: skip
     assert submitted.status_code == 200, submitted.text
     _check(document, path, 200, submitted.json())
@@ -141,7 +173,7 @@ def test_a_deposit_over_rest_and_its_state_as_an_ndjson_stream(
     watch = "/v1/interops.dsn.v1.DepositService/WatchDeposit"
     states = []
     with httpx.stream("POST", web.url + watch, json={"id": deposit["id"]},
-                      headers=_bearer(token), timeout=60) as stream:  # fmt: skip
+                      headers=_proven(token, session, watch), timeout=60) as stream:  # fmt: skip
         assert stream.headers["content-type"].startswith("application/x-ndjson")
         for line in stream.iter_lines():
             states.append(json.loads(line)["deposit"]["state"])

@@ -64,6 +64,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         DirectoryStore(node.node.engine).add_organism(
             "PARTNER-DEMO", "Site partenaire de démonstration", "PARTNER_SITE", [partner_url]
         )
+        node.organism("PARTNER-DEMO", "PARTNER_SITE", rights=())  # the key hand-backs name
         declarants = DeclarantStore(node.node.engine)
         declarant = declarants.create(FIRM, "Martin", "Camille", PASSWORD,
                                       [("dsn.deposit", DEMO_COMPANY.siren),

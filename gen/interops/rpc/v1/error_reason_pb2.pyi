@@ -148,6 +148,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_BODY_TOO_LARGE: _ErrorReason.ValueType  # 98
     ERROR_REASON_BAD_JSON: _ErrorReason.ValueType  # 99
     ERROR_REASON_BAD_QUERY: _ErrorReason.ValueType  # 100
+    ERROR_REASON_HOLDER_KEY_REQUIRED: _ErrorReason.ValueType  # 101
+    """Token chains v2: a holder names exactly one key; a hand-back is accepted only by the site
+    it names as holder; an offline verifier whose revocation list expired refuses every chain.
+    """
+    ERROR_REASON_WRONG_HOLDER: _ErrorReason.ValueType  # 102
+    ERROR_REASON_REVOCATIONS_STALE: _ErrorReason.ValueType  # 103
+    ERROR_REASON_TOO_MANY_REVOCATIONS: _ErrorReason.ValueType  # 104
+    """RevokeToken: one key revoked too many blocks in the last minute."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed, as a program tests it. A failed call's google.rpc.Status carries an
@@ -282,4 +290,12 @@ ERROR_REASON_BAD_AUTHORIZATION: ErrorReason.ValueType  # 97
 ERROR_REASON_BODY_TOO_LARGE: ErrorReason.ValueType  # 98
 ERROR_REASON_BAD_JSON: ErrorReason.ValueType  # 99
 ERROR_REASON_BAD_QUERY: ErrorReason.ValueType  # 100
+ERROR_REASON_HOLDER_KEY_REQUIRED: ErrorReason.ValueType  # 101
+"""Token chains v2: a holder names exactly one key; a hand-back is accepted only by the site
+it names as holder; an offline verifier whose revocation list expired refuses every chain.
+"""
+ERROR_REASON_WRONG_HOLDER: ErrorReason.ValueType  # 102
+ERROR_REASON_REVOCATIONS_STALE: ErrorReason.ValueType  # 103
+ERROR_REASON_TOO_MANY_REVOCATIONS: ErrorReason.ValueType  # 104
+"""RevokeToken: one key revoked too many blocks in the last minute."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -103,8 +103,11 @@ class IssueTokenRequest(_message.Message):
 
     @_builtins.property
     def holder(self) -> _token_pb2.Party:
-        """The first holder; empty: the backbone's identity provider for a declarant, the organism
-        itself for an organism.
+        """The first holder. For a declarant, required: a session key of the backbone's identity
+        provider (public_key: the 32-byte Ed25519 key of the portal side that signs the declarant
+        in, which proves every use of the chain; organism empty or the identity provider), else
+        INVALID_ARGUMENT HOLDER_KEY_REQUIRED. For an organism, ignored: the chain is held by the key
+        that signed the sign-in proof.
         """
 
     def __init__(

@@ -82,16 +82,21 @@ class TokenServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DelegateToken(self, request, context):
-        """Appends a hop signed by the backbone, when the chain's last holder is the backbone's
-        identity provider. Any other holder appends its hop offline with token_suite.
+        """Appends a hop signed by the backbone, when the chain's last holder is a session key of the
+        backbone's identity provider (a portal chain), on that session key's proof (metadata
+        "interops-proof-bin", signed for this method over the SHA-256 of the token). The new holder
+        names its key (a partner site: its current directory key). Any other holder appends its
+        hop offline with token_suite.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def VerifyToken(self, request, context):
-        """Verifies a chain for a thin client and walks back its chain of responsibility. A
-        single-use chain is spent by its verification.
+        """Verifies a chain for a thin client and walks back its chain of responsibility, on a proof
+        by the key the chain's last block names as holder (metadata "interops-proof-bin", signed
+        for this method over the SHA-256 of the token). A single-use chain is spent by its
+        verification.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -99,7 +104,9 @@ class TokenServiceServicer:
 
     def RevokeToken(self, request, context):
         """Revokes one block of a chain, and so every chain that contains it. The caller proves
-        possession of the key that signed the block (metadata "interops-proof-bin").
+        possession (metadata "interops-proof-bin", signed for this method over the SHA-256 of the
+        token) of the key that signed the block, or of the key the block names as its holder (a
+        session signing out revokes its root block so).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

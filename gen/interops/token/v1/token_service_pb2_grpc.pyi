@@ -40,16 +40,23 @@ class TokenServiceStub:
     (metadata "interops-proof-bin", signed for this method with an empty token).
     """
     DelegateToken: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.DelegateTokenRequest, _token_service_pb2.DelegateTokenResponse]
-    """Appends a hop signed by the backbone, when the chain's last holder is the backbone's
-    identity provider. Any other holder appends its hop offline with token_suite.
+    """Appends a hop signed by the backbone, when the chain's last holder is a session key of the
+    backbone's identity provider (a portal chain), on that session key's proof (metadata
+    "interops-proof-bin", signed for this method over the SHA-256 of the token). The new holder
+    names its key (a partner site: its current directory key). Any other holder appends its
+    hop offline with token_suite.
     """
     VerifyToken: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.VerifyTokenRequest, _token_service_pb2.VerifyTokenResponse]
-    """Verifies a chain for a thin client and walks back its chain of responsibility. A
-    single-use chain is spent by its verification.
+    """Verifies a chain for a thin client and walks back its chain of responsibility, on a proof
+    by the key the chain's last block names as holder (metadata "interops-proof-bin", signed
+    for this method over the SHA-256 of the token). A single-use chain is spent by its
+    verification.
     """
     RevokeToken: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.RevokeTokenRequest, _token_service_pb2.RevokeTokenResponse]
     """Revokes one block of a chain, and so every chain that contains it. The caller proves
-    possession of the key that signed the block (metadata "interops-proof-bin").
+    possession (metadata "interops-proof-bin", signed for this method over the SHA-256 of the
+    token) of the key that signed the block, or of the key the block names as its holder (a
+    session signing out revokes its root block so).
     """
     GetDirectory: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.GetDirectoryRequest, _token_service_pb2.GetDirectoryResponse]
     """The trust directory, signed by the backbone's root key."""
@@ -68,16 +75,23 @@ class TokenServiceAsyncStub(TokenServiceStub):
     (metadata "interops-proof-bin", signed for this method with an empty token).
     """
     DelegateToken: _aio.UnaryUnaryMultiCallable[_token_service_pb2.DelegateTokenRequest, _token_service_pb2.DelegateTokenResponse]  # type: ignore[assignment]
-    """Appends a hop signed by the backbone, when the chain's last holder is the backbone's
-    identity provider. Any other holder appends its hop offline with token_suite.
+    """Appends a hop signed by the backbone, when the chain's last holder is a session key of the
+    backbone's identity provider (a portal chain), on that session key's proof (metadata
+    "interops-proof-bin", signed for this method over the SHA-256 of the token). The new holder
+    names its key (a partner site: its current directory key). Any other holder appends its
+    hop offline with token_suite.
     """
     VerifyToken: _aio.UnaryUnaryMultiCallable[_token_service_pb2.VerifyTokenRequest, _token_service_pb2.VerifyTokenResponse]  # type: ignore[assignment]
-    """Verifies a chain for a thin client and walks back its chain of responsibility. A
-    single-use chain is spent by its verification.
+    """Verifies a chain for a thin client and walks back its chain of responsibility, on a proof
+    by the key the chain's last block names as holder (metadata "interops-proof-bin", signed
+    for this method over the SHA-256 of the token). A single-use chain is spent by its
+    verification.
     """
     RevokeToken: _aio.UnaryUnaryMultiCallable[_token_service_pb2.RevokeTokenRequest, _token_service_pb2.RevokeTokenResponse]  # type: ignore[assignment]
     """Revokes one block of a chain, and so every chain that contains it. The caller proves
-    possession of the key that signed the block (metadata "interops-proof-bin").
+    possession (metadata "interops-proof-bin", signed for this method over the SHA-256 of the
+    token) of the key that signed the block, or of the key the block names as its holder (a
+    session signing out revokes its root block so).
     """
     GetDirectory: _aio.UnaryUnaryMultiCallable[_token_service_pb2.GetDirectoryRequest, _token_service_pb2.GetDirectoryResponse]  # type: ignore[assignment]
     """The trust directory, signed by the backbone's root key."""
@@ -105,8 +119,11 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _token_service_pb2.DelegateTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_token_service_pb2.DelegateTokenResponse, _abc.Awaitable[_token_service_pb2.DelegateTokenResponse]]:
-        """Appends a hop signed by the backbone, when the chain's last holder is the backbone's
-        identity provider. Any other holder appends its hop offline with token_suite.
+        """Appends a hop signed by the backbone, when the chain's last holder is a session key of the
+        backbone's identity provider (a portal chain), on that session key's proof (metadata
+        "interops-proof-bin", signed for this method over the SHA-256 of the token). The new holder
+        names its key (a partner site: its current directory key). Any other holder appends its
+        hop offline with token_suite.
         """
 
     @_abc_1.abstractmethod
@@ -115,8 +132,10 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _token_service_pb2.VerifyTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_token_service_pb2.VerifyTokenResponse, _abc.Awaitable[_token_service_pb2.VerifyTokenResponse]]:
-        """Verifies a chain for a thin client and walks back its chain of responsibility. A
-        single-use chain is spent by its verification.
+        """Verifies a chain for a thin client and walks back its chain of responsibility, on a proof
+        by the key the chain's last block names as holder (metadata "interops-proof-bin", signed
+        for this method over the SHA-256 of the token). A single-use chain is spent by its
+        verification.
         """
 
     @_abc_1.abstractmethod
@@ -126,7 +145,9 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_token_service_pb2.RevokeTokenResponse, _abc.Awaitable[_token_service_pb2.RevokeTokenResponse]]:
         """Revokes one block of a chain, and so every chain that contains it. The caller proves
-        possession of the key that signed the block (metadata "interops-proof-bin").
+        possession (metadata "interops-proof-bin", signed for this method over the SHA-256 of the
+        token) of the key that signed the block, or of the key the block names as its holder (a
+        session signing out revokes its root block so).
         """
 
     @_abc_1.abstractmethod
