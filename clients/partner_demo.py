@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from google.protobuf.message import Message
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -104,20 +105,19 @@ def verifier_for(
     public = bytes.fromhex(root_key_hex)
     root = {key_id_of(public): Ed25519PublicKey.from_public_bytes(public)}
 
-    def fetch_directory() -> bytes:
-        with Client(node_address, timeout=10) as client:
-            signed: bytes = client.get_directory().SerializeToString()
+    def fetch(call: Callable[[Client], Message]) -> Callable[[], bytes]:
+        def signed() -> bytes:
+            with Client(node_address, timeout=10) as client:
+                return call(client).SerializeToString()
+
         return signed
 
-    def fetch_revocations() -> bytes:
-        with Client(node_address, timeout=10) as client:
-            signed: bytes = client.get_revocations().SerializeToString()
-        return signed
-
-    directory = DirectoryCache(fetch_directory, root)
+    directory = DirectoryCache(fetch(lambda client: client.get_directory()), root)
     directory.current()  # fails now if the node or the root key is wrong
-    revocations = RevocationCache(fetch_revocations, {key_id_of(public): public},
-                                  refresh_seconds=revocations_seconds)  # fmt: skip
+    revocations = RevocationCache(
+        fetch(lambda client: client.get_revocations()), {key_id_of(public): public},
+        refresh_seconds=revocations_seconds,
+    )  # fmt: skip
     revocations.current()
     return Verifier(directory, revocations=revocations.current)
 

@@ -48,8 +48,7 @@ def holder_signer(key_file: Path | str, create: bool = False) -> Signer:
     path = Path(key_file)
     if create and not path.exists():
         keys.write_private_key(keys.generate(), path)
-    key = keys.read_private_key(path)
-    return Signer("", keys.key_id_of(keys.public_bytes(key)), key)
+    return load_signer("", path)
 
 
 def prover_of(args: argparse.Namespace) -> Signer | None:

@@ -4,7 +4,7 @@ is the node's own return, stored with the validation.)"""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, auto
 
 from interops.token.v1 import token_pb2
 
@@ -29,10 +29,12 @@ def crm_codes(organism: token_pb2.Organism | None) -> tuple[str, ...]:
 
 
 class ReceiptFault(Enum):
-    """Why a receipt does not acknowledge a delivery."""
+    """Why a receipt does not acknowledge a delivery (the service words each refusal)."""
 
-    NOT_ITS_KEY = "not a key of the delivery's organism"
-    BAD_SIGNATURE = "not a signature of the delivery's id and SHA-256 by that key in its window"
+    # A key that is not one of the delivery's organism's.
+    NOT_ITS_KEY = auto()
+    # Not a signature of the delivery's id and SHA-256 by that key, in the key's window.
+    BAD_SIGNATURE = auto()
 
 
 def receipt_fault(

@@ -4,6 +4,7 @@ the mapping is a rule, written here once, not a table per enum."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, TypeVar
 
@@ -15,5 +16,10 @@ V = TypeVar("V", bound=int)
 
 def contract_value(enum: _EnumTypeWrapper[V], name: str) -> V:
     """The value of the contract's `enum` named after a domain member `name`."""
-    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.DESCRIPTOR.name).upper()
-    return enum.Value(f"{prefix}_{name}")
+    return enum.Value(f"{_prefix(enum.DESCRIPTOR.name)}_{name}")
+
+
+@functools.cache
+def _prefix(enum_name: str) -> str:
+    """DepositState -> DEPOSIT_STATE (computed once per enum: rows are converted one by one)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum_name).upper()

@@ -121,6 +121,12 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
         self.declarants = declarants
         self.revocations = AttemptLimit(limit=REVOCATIONS_A_MINUTE, seconds=60)
 
+    async def _spend(self, keys: list[tuple[bytes, float]], used: str) -> None:
+        """Spends a call's single-use keys (a proof's nonce, a navigation chain); REPLAYED when
+        one was spent already."""
+        if not await self.trust.spend(keys):
+            raise Unauthenticated("REPLAYED", used)
+
     async def IssueToken(
         self, request: token_service_pb2.IssueTokenRequest, context: Context
     ) -> token_service_pb2.IssueTokenResponse:
@@ -196,8 +202,7 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
             )  # fmt: skip
         except TokenError as error:
             raise refusal(error) from None
-        if not await self.trust.spend(verifier.single_use_keys(None, proof)):
-            raise Unauthenticated("REPLAYED", "this proof was used already")
+        await self._spend(verifier.single_use_keys(None, proof), "this proof was used already")
         held = await asyncio.to_thread(self.trust.directory.grants_of, organism)
         # The chain is held by the key that proved the sign-in: only it proves its uses.
         return f"organism:{organism}", held, Party(organism, proof.key_id)
@@ -262,8 +267,7 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
         except TokenError as error:
             raise refusal(error) from None
         spent = verifier.single_use_keys(chain if method == _VERIFY else None, parsed)
-        if not await self.trust.spend(spent):
-            raise Unauthenticated("REPLAYED", "this token or proof was used already")
+        await self._spend(spent, "this token or proof was used already")
         return chain
 
     async def VerifyToken(
@@ -284,8 +288,9 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
             raise InvalidArgument("NO_SUCH_BLOCK", f"the chain has {len(chain.hops)} blocks")
         hop = chain.hops[request.block]
         proof = self._proof_by_either(_proof(context), (hop.delegator, hop.holder), chain)
-        if not await self.trust.spend(self.trust.verifier.single_use_keys(None, proof)):
-            raise Unauthenticated("REPLAYED", "this proof was used already")
+        await self._spend(
+            self.trust.verifier.single_use_keys(None, proof), "this proof was used already"
+        )
         # Each revocation is published until its block expires: a party revoking blocks it
         # makes for the purpose could grow the list past what offline verifiers take, and
         # they would then fail closed for everyone. Per revoking key (an organism's key, or a

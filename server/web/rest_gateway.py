@@ -165,6 +165,8 @@ class RestGateway:
             token, proof = self._credentials(request)
         except ValueError as error:
             return _refused(grpc.StatusCode.UNAUTHENTICATED, "BAD_AUTHORIZATION", str(error))
+        # The node refuses it too on a protected method; here also on a public one, and with the
+        # HTTP header's name, which the node does not know: a chain never travels bare.
         if token is not None and proof is None:
             return _refused(grpc.StatusCode.UNAUTHENTICATED, Reason.PROOF_REQUIRED,
                             f"a chain needs its proof of possession in the {PROOF_HEADER} "

@@ -44,13 +44,12 @@ class Session:
         """True once a declarant signed in (and its chain has not expired)."""
         return bool(self.token) and self.expires > time.time()
 
-    def proof(self, method: str, token: bytes | None = None) -> bytes:
-        """A proof by the session's key for one call of `method` ("/pkg.Service/Method") about
-        `token` (by default the session's chain)."""
+    def proof(self, method: str) -> bytes:
+        """A proof by the session's key for one call of `method` ("/pkg.Service/Method") with
+        the session's chain."""
         if self.signer is None:
             raise ValueError("a session proves nothing before its sign-in")
-        chain = self.token if token is None else token
-        return sign_proof(self.signer, method, service_of(method), chain)
+        return sign_proof(self.signer, method, service_of(method), self.token)
 
     def holds(self, right: str) -> bool:
         """True when the session's chain carries this right."""
