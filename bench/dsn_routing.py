@@ -33,7 +33,7 @@ from registry.dsn.validation import validate
 from registry.kernel.database import open_engine, upgrade
 from registry.trust.declarant_store import DeclarantStore
 from tests.databases import PG_URL, fresh_database
-from tests.running_node import provision_organism
+from tests.running_node import provision_organism, provision_routing_encryption_keys
 from token_suite.chain import Signer
 
 ORGANISMS = {"URSSAF": "URSSAF", "DGFIP": "DGFIP", "AGIRC-ARRCO": "AGIRC_ARRCO",
@@ -43,18 +43,22 @@ DELIVERY = "interops.dsn.v1.DeliveryService"
 FIRM = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
 
 
-def _provision(url: str) -> dict[str, Signer]:
+def _provision(url: str) -> tuple[dict[str, Signer], dict[str, bytes]]:
+    """The organisms' signers, and every routed organism's encryption key (private)."""
     engine = open_engine(url)
     upgrade(engine)
     DeclarantStore(engine).create(FIRM, "Bench", "Mark", "bench",
                                   [("dsn.deposit", DEMO_COMPANY.siren)])  # fmt: skip
     signers = {code: provision_organism(engine, code, kind, ("dsn.deliveries",))
                for code, kind in ORGANISMS.items()}  # fmt: skip
+    sealing = provision_routing_encryption_keys(engine)
     engine.dispose()
-    return signers
+    return signers, sealing
 
 
-def _organism_loop(address: str, signer: Signer, expected: int, done: list[int]) -> None:
+def _organism_loop(
+    address: str, signer: Signer, encryption_key: bytes, expected: int, done: list[int]
+) -> None:
     credentials = OrganismCredentials(address, signer, (DELIVERY,))
     with Client(address, credentials=credentials) as client:
         while done[0] < expected:
@@ -63,13 +67,13 @@ def _organism_loop(address: str, signer: Signer, expected: int, done: list[int])
                 time.sleep(0.05)
                 continue
             for delivery in batch:
-                client.download_delivery(delivery.id)
+                client.download_share(delivery.id, encryption_key)
                 client.acknowledge_delivery(delivery, signer)
                 done[0] += 1
 
 
 def _run(backend: str, url: str, files: list[Path], scratch: Path) -> float:
-    signers = _provision(url)
+    signers, sealing = _provision(url)
     env = {**os.environ, "INTEROPS_GRPC_ADDRESS": "127.0.0.1:0",
            "INTEROPS_DATA_DIR": str(scratch / f"node-{backend}"), "INTEROPS_DATABASE_URL": url,
            "INTEROPS_TRACING_EXPORTER": "none", "INTEROPS_FEED_POLL_SECONDS": "0.05",
@@ -92,7 +96,8 @@ def _run(backend: str, url: str, files: list[Path], scratch: Path) -> float:
         started = time.perf_counter()
         workers = [
             threading.Thread(target=_organism_loop,
-                             args=(address, signer, len(files), counters[code]), daemon=True)
+                             args=(address, signer, sealing[code], len(files), counters[code]),
+                             daemon=True)
             for code, signer in signers.items()
         ]  # fmt: skip
         for worker in workers:

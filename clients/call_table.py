@@ -66,6 +66,7 @@ class CallTable:
     fetch_deliveries = Call(dsn_calls.fetch_deliveries)
     stream_deliveries = ItemsCall(dsn_calls.stream_deliveries)
     download_delivery = Call(dsn_calls.download_delivery)
+    download_share = Call(dsn_calls.download_share)
     acknowledge_delivery = Call(dsn_calls.acknowledge_delivery)
     post_return = Call(dsn_calls.post_return)
 

@@ -177,6 +177,14 @@ def parser() -> argparse.ArgumentParser:
         help="the organism's private key (PEM): $INTEROPS_KEY_FILE",
     )
     root.add_argument(
+        "--encryption-key",
+        type=Path,
+        default=os.environ.get("INTEROPS_ENCRYPTION_KEY_FILE") or None,
+        help="the organism's X25519 private key (PEM) that opens its DSN shares: "
+        "$INTEROPS_ENCRYPTION_KEY_FILE, else the file beside --key (URSSAF.pem: "
+        "URSSAF.x25519.pem)",
+    )
+    root.add_argument(
         "--token",
         default=os.environ.get("INTEROPS_TOKEN", ""),
         help="a token chain to call with (base64url or @FILE): $INTEROPS_TOKEN",

@@ -11,6 +11,7 @@ from interops.dsn.v1 import dsn_pb2 as pb
 from clients.calls import Collect, Pages, Steps, Stream, Unary, Upload
 from token_suite.chain import Signer
 from token_suite.receipts import sign_receipt
+from token_suite.sealed_share import MAGIC, open_share
 
 DEPOSIT_CHUNK = 1024 * 1024
 
@@ -90,11 +91,28 @@ def stream_deliveries(*, lease_seconds: int = 0) -> Stream[pb.Delivery]:
 
 
 def download_delivery(delivery_id: str) -> Steps[bytes]:
-    """The bytes of one of the caller's deliveries."""
+    """The bytes of one of the caller's deliveries as the node stores them: sealed to the
+    organism's encryption key (see `download_share`, which opens them)."""
     answers: list[pb.DownloadDeliveryResponse] = yield Collect(
         pb.DownloadDeliveryRequest(id=delivery_id)
     )
     return b"".join(answer.chunk for answer in answers)
+
+
+def download_share(delivery_id: str, encryption_key: bytes) -> Steps[bytes]:
+    """The plaintext of one of the caller's deliveries: downloaded, then opened with the
+    organism's raw X25519 private key (the one Delivery.sealed_for_key_id names); raises
+    token_suite.sealed_share.ShareError when it does not open (another key, altered, cut short,
+    another delivery's). A share routed before shares were sealed to organisms comes in clear."""
+    stored = yield from download_delivery(delivery_id)
+    return open_stored_share(stored, delivery_id, encryption_key)
+
+
+def open_stored_share(stored: bytes, delivery_id: str, encryption_key: bytes) -> bytes:
+    """The plaintext of a share as DownloadDelivery streams it (see `download_share`)."""
+    if not stored.startswith(MAGIC):  # a DSN starts with S10: routed before shares were sealed
+        return stored
+    return b"".join(open_share([stored], delivery_id, encryption_key))
 
 
 def acknowledge_delivery(

@@ -1,10 +1,12 @@
 """`interops dsn ...`: validate and generate DSN files offline; deposit them and follow their
-returns on a node."""
+returns on a node; as an organism, lease deliveries and download (open) their shares."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,9 +18,13 @@ from interops.dsn.v1 import dsn_pb2 as pb
 from tqdm import tqdm
 
 from clients.client import Client
-from registry.dsn.synth import BROKEN, NATURES, company, generate
+from clients.token_cli import load_signer
+from registry.dsn.synth import BROKEN, DEMO_COMPANY, NATURES, company, generate
+from registry.dsn.synth_scenario import NATURES as SCENARIO_NATURES
+from registry.dsn.synth_scenario import scenario_file
 from registry.dsn.validation import report_lines as validation_lines
 from registry.dsn.validation import validate
+from token_suite.encryption_keys import beside, read_encryption_key
 
 Handler = Callable[[argparse.Namespace], int]
 # Files larger than this show a progress bar on standard error while they are read.
@@ -53,6 +59,18 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    if args.scenario:
+        who = company(args.siret, args.emitter) if args.siret else DEMO_COMPANY
+        scenario = scenario_file(args.scenario, employees=args.employees, seed=args.seed,
+                                 declared=who, month=args.month, lot=args.lot,
+                                 order=args.order)  # fmt: skip
+        count = 0
+        with args.out.open("wb") as out:
+            for line in scenario.lines():  # streamed: no list of the lines
+                out.write(line)
+                count += 1
+        print(f"{args.out}: {count} lines", file=sys.stderr)
+        return 0
     if args.broken:
         edit, _ = BROKEN[args.broken]
         lines = edit(list(generate(args.employees)))
@@ -91,6 +109,10 @@ def register(
     make.add_argument("--order", type=int, default=1, help="the declaration's order number")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--broken", choices=BROKEN, help="break the file this way")
+    make.add_argument("--scenario", choices=SCENARIO_NATURES, help="a scenario declaration of "
+                      "that nature code (two OCs, Agirc-Arrco and IRCANTEC employees, PAS, an "
+                      "exit, a sick leave; registry/dsn/synth_scenario.py), streamed")  # fmt: skip
+    make.add_argument("--lot", action="store_true", help="with --scenario: in a lot envelope")
     make.set_defaults(handler=_generate)
 
 
@@ -163,6 +185,45 @@ def _returns(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def encryption_key_of(args: argparse.Namespace) -> bytes:
+    """The organism's raw X25519 private key that opens its shares: --encryption-key (or
+    $INTEROPS_ENCRYPTION_KEY_FILE), else the file beside its signing key (--key URSSAF.pem:
+    URSSAF.x25519.pem)."""
+    path = args.encryption_key or (beside(args.key) if args.key else None)
+    if path is None:
+        raise ValueError("give --encryption-key FILE (or --key, beside which it is kept)")
+    return read_encryption_key(Path(path))
+
+
+def write_share(path: Path, share: bytes) -> None:
+    """Writes an opened share (it names employees) readable by its owner only."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(share)
+
+
+def _deliveries(args: argparse.Namespace, client: Client) -> int:
+    leased = client.fetch_deliveries(max_deliveries=args.max, lease_seconds=args.lease_seconds)
+    for delivery in leased:
+        sealed_for = delivery.sealed_for_key_id or "-"
+        print(f"{delivery.id}  {delivery.nature}  {delivery.size} bytes  "
+              f"sha256 {delivery.sha256.hex()}  sealed for {sealed_for}")  # fmt: skip
+    return 0
+
+
+def _download(args: argparse.Namespace, client: Client) -> int:
+    share = client.download_share(args.id, encryption_key_of(args))
+    digest = hashlib.sha256(share).digest()
+    write_share(args.out, share)
+    print(f"{args.out}: {len(share)} bytes, sha256 {digest.hex()}")
+    if args.acknowledge:
+        signer = load_signer(args.organism, args.key)
+        done = client.acknowledge_delivery(pb.Delivery(id=args.id), signer, digest)
+        state = pb.DeliveryState.Name(done.state).removeprefix("DELIVERY_STATE_")
+        print(f"{done.id}: {state}, receipt by {done.receipt_key_id}")
+    return 0
+
+
 def register_node_commands(
     dsn: argparse._SubParsersAction[argparse.ArgumentParser], with_client: Callable[..., Handler]
 ) -> None:
@@ -186,3 +247,15 @@ def register_node_commands(
     returns.add_argument("--follow", action="store_true", help="keep streaming new returns")
     returns.add_argument("--after", type=int, default=0, help="with --follow: after a position")
     returns.set_defaults(handler=with_client(_returns))
+    deliveries = dsn.add_parser("deliveries", help="as an organism (--organism/--key): lease "
+                                "your pending deliveries and list them")  # fmt: skip
+    deliveries.add_argument("--max", type=int, default=20, help="at most this many")
+    deliveries.add_argument("--lease-seconds", type=int, default=0)
+    deliveries.set_defaults(handler=with_client(_deliveries))
+    download = dsn.add_parser("download", help="as an organism: download one of your "
+                              "deliveries and open it with your encryption key")  # fmt: skip
+    download.add_argument("id", help="the delivery id, <deposit>.<organism>")
+    download.add_argument("--out", type=Path, required=True, help="the plaintext share (0600)")
+    download.add_argument("--acknowledge", action="store_true", help="then acknowledge it with "
+                          "a receipt signed by --key over what was received")  # fmt: skip
+    download.set_defaults(handler=with_client(_download))

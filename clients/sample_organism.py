@@ -1,10 +1,12 @@
-"""A small organism system: `interops organism run --organism URSSAF --key K`.
+"""A small organism system: `interops --organism URSSAF --key K organism run`.
 
 It leases its deliveries (FetchDeliveries with --once, else the StreamDeliveries stream),
-downloads each, checks the bytes against the announced SHA-256, posts a CRM (idempotent: its
-request id is derived from the delivery id) and then acknowledges with a receipt signed with its
-key over the digest of what it received. Posting before acknowledging means a crash in between
-leaves the delivery to be offered again and the CRM is not posted twice.
+downloads each and opens it with its encryption key (the share is sealed to it: see
+token_suite/sealed_share.py; --encryption-key, by default the file beside --key), checks the
+plaintext against the announced SHA-256, posts a CRM (idempotent: its request id is derived from
+the delivery id) and then acknowledges with a receipt signed with its key over the digest of
+what it received. Posting before acknowledging means a crash in between leaves the delivery to
+be offered again and the CRM is not posted twice.
 
 The CRM is the kind's usual one (60 Urssaf, 92 DGFiP with each employee's PAS rate taken from
 the share, 70 Agirc-Arrco, 50 an OC, 40 France Travail, 30 CNAM); its content counts what was
@@ -26,16 +28,18 @@ from interops.dsn.v1 import dsn_pb2 as pb
 from opentelemetry import context as otel_context
 
 from clients.client import Client
+from clients.dsn_cli import encryption_key_of, write_share
 from clients.token_cli import load_signer
 from clients.tracing import context_of
 from registry.dsn.reader import read_rubrics
 from token_suite.chain import Signer
+from token_suite.sealed_share import ShareError
 
 log = logging.getLogger("interops.organism")
 Handler = Callable[[argparse.Namespace], int]
 # The CRM code the sample posts, by organism code (the demo's) or kind.
 CRM_CODES = {"URSSAF": "60", "DGFIP": "92", "AGIRC-ARRCO": "70", "PREVOYANCE": "50",
-             "FRANCE-TRAVAIL": "40", "CNAM": "30"}  # fmt: skip
+             "MUTUELLE": "50", "FRANCE-TRAVAIL": "40", "CNAM": "30"}  # fmt: skip
 
 
 def pas_rates(share: bytes) -> list[pb.PasRate]:
@@ -56,17 +60,21 @@ def pas_rates(share: bytes) -> list[pb.PasRate]:
 
 
 class SampleOrganism:
-    """Handles deliveries for one organism."""
+    """Handles deliveries for one organism: `signer` signs its receipts, `encryption_key` (raw
+    X25519 private key) opens its shares."""
 
-    def __init__(self, client: Client, signer: Signer, out_dir: Path | None = None) -> None:
+    def __init__(
+        self, client: Client, signer: Signer, encryption_key: bytes, out_dir: Path | None = None
+    ) -> None:
         self.client = client
         self.signer = signer
+        self.encryption_key = encryption_key
         self.out_dir = out_dir
         self.code = CRM_CODES.get(signer.organism, "")
 
     def handle(self, delivery: pb.Delivery) -> bool:
-        """Processes one delivery in the deposit's trace; False when its bytes do not match
-        (left unacknowledged)."""
+        """Processes one delivery in the deposit's trace; False when its share does not open or
+        its bytes do not match (left unacknowledged)."""
         token = otel_context.attach(context_of(delivery.trace_parent))
         try:
             return self._handle(delivery)
@@ -74,7 +82,11 @@ class SampleOrganism:
             otel_context.detach(token)
 
     def _handle(self, delivery: pb.Delivery) -> bool:
-        share = self.client.download_delivery(delivery.id)
+        try:
+            share = self.client.download_share(delivery.id, self.encryption_key)
+        except ShareError as error:
+            log.warning("delivery %s: %s; not acknowledged", delivery.id, error)
+            return False
         digest = hashlib.sha256(share).digest()
         if digest != delivery.sha256:
             log.warning("delivery %s: the bytes do not match their SHA-256; not acknowledged",
@@ -82,7 +94,7 @@ class SampleOrganism:
             return False
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / f"{delivery.id}.dsn").write_bytes(share)
+            write_share(self.out_dir / f"{delivery.id}.dsn", share)
         individuals = share.count(b"S21.G00.30.001,")
         if self.code:
             rates = pas_rates(share) if self.code == "92" else []
@@ -114,7 +126,8 @@ def _run(args: argparse.Namespace, client: Client) -> int:
         print("error: interops organism run needs --organism and --key", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    organism = SampleOrganism(client, load_signer(args.organism, args.key), args.out)
+    organism = SampleOrganism(client, load_signer(args.organism, args.key),
+                              encryption_key_of(args), args.out)  # fmt: skip
     if args.once:
         print(f"{organism.run_once(args.lease_seconds)} deliveries handled")
         return 0
@@ -133,8 +146,8 @@ def register(
     """Adds `organism run`."""
     organism = commands.add_parser("organism", help="a sample organism system")
     sub = organism.add_subparsers(dest="organism_command", required=True)
-    run = sub.add_parser("run", help="fetch deliveries, post CRMs, acknowledge with receipts "
-                         "(as --organism with --key)")  # fmt: skip
+    run = sub.add_parser("run", help="fetch deliveries, open them (--encryption-key), post "
+                         "CRMs, acknowledge with receipts (as --organism with --key)")  # fmt: skip
     run.add_argument("--once", action="store_true", help="handle what is pending, then stop")
     run.add_argument("--out", type=Path, help="keep each share received in this directory")
     run.add_argument("--lease-seconds", type=int, default=0)

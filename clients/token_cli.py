@@ -22,6 +22,12 @@ from clients.client import Client
 from clients.token_calls import current_key
 from token_suite import keys, profiles
 from token_suite.chain import Signer, Terms, delegate, inspect, sign_proof
+from token_suite.encryption_keys import (
+    encryption_key_id,
+    generate_encryption_key,
+    public_of,
+    write_encryption_key,
+)
 from token_suite.grants import grants_from
 from token_suite.verify import Party
 from token_suite.wire import from_text, service_of, to_text
@@ -86,11 +92,16 @@ def _keys_generate(args: argparse.Namespace) -> int:
     if args.out.exists():
         print(f"error: {args.out} exists; not overwriting a key", file=sys.stderr)
         return 2
-    key = keys.generate()
-    keys.write_private_key(key, args.out)
-    public = keys.public_bytes(key)
+    if args.kind == "encryption":
+        private = generate_encryption_key()
+        write_encryption_key(private, args.out)
+        public, key_id = public_of(private), encryption_key_id(public_of(private))
+    else:
+        key = keys.generate()
+        keys.write_private_key(key, args.out)
+        public, key_id = keys.public_bytes(key), keys.key_id_of(keys.public_bytes(key))
     print(f"private key written to {args.out} (keep it secret)")
-    print(f"key id:     {keys.key_id_of(public)}")
+    print(f"key id:     {key_id}")
     print(f"public key: {public.hex()}")
     return 0
 
@@ -234,6 +245,9 @@ def register(
     keys_commands = keys_parser.add_subparsers(dest="keys_command", required=True)
     generate = keys_commands.add_parser("generate", help="a new private key in a PEM file")
     generate.add_argument("--out", type=Path, required=True)
+    generate.add_argument("--kind", choices=("signing", "encryption"), default="signing",
+                          help="signing (Ed25519, the default) or encryption (X25519: what "
+                          "your DSN shares are sealed to)")  # fmt: skip
     generate.set_defaults(handler=_keys_generate)
 
     token = commands.add_parser("token", help="token chains: issue, delegate, verify, inspect")

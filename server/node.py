@@ -154,7 +154,10 @@ class Node:
         # Seals deposited files, routed shares and returns at rest.
         data_key = load_or_create_key(settings.data_dir / "keys" / "data.key")
         self.deposits = DepositStore(self.engine, data_key)
-        files = DepositFiles(settings.data_dir / "dsn", data_key)
+        # Shares are sealed to their organism's current encryption key in the directory.
+        files = DepositFiles(
+            settings.data_dir / "dsn", data_key, self.trust.directory.current_encryption_key
+        )
         rules_dir = Path(settings.routing_rules_dir) if settings.routing_rules_dir else None
         tracer = self.tracer_provider.get_tracer("interops.dsn")
         self.relations = RelationsStore(
@@ -166,7 +169,7 @@ class Node:
         )  # fmt: skip
         dsn_pb2_grpc.add_DepositServiceServicer_to_server(
             DepositService(self.deposits, files, self.pipeline, settings.max_deposit_bytes,
-                           settings.feed_poll_seconds),
+                           settings.feed_poll_seconds, declarants=DeclarantStore(self.engine)),
             self.server,
         )  # fmt: skip
         self.notify_store = NotifyStore(self.engine)

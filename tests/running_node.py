@@ -15,10 +15,13 @@ from sqlalchemy import Engine
 
 from clients.client import Client
 from clients.token_credentials import ChainCredentials, OrganismCredentials
-from registry.trust.directory_store import DirectoryStore
+from registry.dsn.routing import load_rules
+from registry.trust.directory_store import DirectoryStore, KeyKind
+from server.cli.demo_trust import ORGANISMS as DEMO_ORGANISMS
 from server.config import Settings
 from server.node import Node
 from token_suite.chain import Signer, Terms, grant, issue_root, session_holder, session_signer
+from token_suite.encryption_keys import generate_encryption_key, public_of
 from token_suite.keys import generate, key_id_of, public_bytes, write_private_key
 from token_suite.profiles import PORTAL
 
@@ -71,6 +74,12 @@ class RunningNode:
     ) -> Signer:
         """An organism in the node's directory (see `provision_organism`)."""
         return provision_organism(self.node.engine, code, kind, rights)
+
+    def encryption_keys(self) -> dict[str, bytes]:
+        """Publishes a new encryption key for every organism the node routes shares to (see
+        `provision_routing_encryption_keys`), so that its deposits can be routed."""
+        rules = self.settings.routing_rules_dir
+        return provision_routing_encryption_keys(self.node.engine, Path(rules) if rules else None)
 
     def session_credentials(self, audience: Sequence[str] = SERVICES) -> ChainCredentials:
         """A PORTAL chain issued by the node's identity provider to a session key of its own
@@ -136,12 +145,37 @@ def provision_organism(
     engine: Engine, code: str, kind: str = "URSSAF", rights: Sequence[str] = ("registry.read",)
 ) -> Signer:
     """An organism in the directory with a new key and these rights (everywhere); an existing
-    organism gets one more key."""
+    organism gets one more key, and the rights it lacks."""
     store = DirectoryStore(engine)
     if code not in {organism.code for organism in store.snapshot(60).organisms}:
         store.add_organism(code, code.title(), kind)
-        for right in rights:
+    held = store.grants_of(code)
+    for right in rights:
+        if right not in held:
             store.grant(code, right)
     key = generate()
     store.add_key(code, public_bytes(key), valid_from=0)
     return Signer(code, key_id_of(public_bytes(key)), key)
+
+
+def provision_encryption_key(engine: Engine, code: str, kind: str = "URSSAF") -> bytes:
+    """A new encryption key published for the organism (added without rights when absent): its
+    shares are sealed to it from now on. Returns the raw X25519 private key."""
+    store = DirectoryStore(engine)
+    if code not in {organism.code for organism in store.snapshot(60).organisms}:
+        store.add_organism(code, code.title(), kind)
+    private = generate_encryption_key()
+    store.add_key(code, public_of(private), valid_from=0, kind=KeyKind.ENCRYPTION)
+    return private
+
+
+def provision_routing_encryption_keys(
+    engine: Engine, rules_dir: Path | None = None
+) -> dict[str, bytes]:
+    """A new encryption key for every organism of the routing rules (each added, without rights,
+    when absent, of the demo's kind): shares are sealed to them, and a deposit is routed only
+    once every organism concerned has one. The organism code -> its raw X25519 private key."""
+    return {
+        code: provision_encryption_key(engine, code, DEMO_ORGANISMS.get(code, ("", "OC"))[1])
+        for code in load_rules(rules_dir)
+    }

@@ -1,5 +1,6 @@
-"""The trust directory: organisms and sites with their public keys, published as a snapshot
-signed by the backbone's root key, and the verifier's cache of it.
+"""The trust directory: organisms and sites with their public keys (signing keys, and the
+encryption keys their DSN shares are sealed to), published as a snapshot signed by the
+backbone's root key, and the verifier's cache of it.
 
 A verifier pins the root public key, fetches the snapshot, checks it offline and keeps it until
 it expires. A key id it does not know makes it fetch again, at most once per `refetch_seconds`,
@@ -11,11 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from interops.token.v1 import token_pb2
 
+from token_suite.encryption_keys import check_encryption_key
 from token_suite.errors import Reason, TokenError
 from token_suite.keys import SIGNATURE_BYTES, raw_public, verify_signature
 from token_suite.wire import directory_input, encode, parse_canonical
@@ -27,8 +30,8 @@ RootKeys = Mapping[str, bytes | Ed25519PublicKey]
 
 @dataclass(frozen=True, slots=True)
 class KeyEntry:
-    """A public key of an organism (raw 32 bytes, checked) and the window in which it may sign
-    (valid_until 0: open; set: the key is retired)."""
+    """A public key of an organism (raw 32 bytes, checked) and the window in which it may sign,
+    or for an encryption key be sealed to (valid_until 0: open; set: the key is retired)."""
 
     key_id: str
     organism: str
@@ -49,12 +52,14 @@ class KeyEntry:
 
 @dataclass(frozen=True, slots=True)
 class TrustDirectory:
-    """One snapshot of the directory, checked and ready for lookups."""
+    """One snapshot of the directory, checked and ready for lookups. `keys` are the signing keys
+    (Ed25519), the only ones `key` finds; `encryption_keys` (X25519) never verify anything."""
 
     serial: int
     expires: int
     organisms: Mapping[str, token_pb2.Organism]
     keys: Mapping[str, KeyEntry]
+    encryption_keys: Mapping[str, KeyEntry] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def build(
@@ -64,18 +69,18 @@ class TrustDirectory:
         *,
         serial: int = 0,
         expires: int = 0,
+        encryption_keys: Iterable[token_pb2.PublicKey] = (),
     ) -> TrustDirectory:
         """Checks every key (length, small order) and indexes the snapshot."""
         by_code = {organism.code: organism for organism in organisms}
         entries: dict[str, KeyEntry] = {}
         for key in keys:
-            if key.organism not in by_code:
-                raise TokenError("MALFORMED", f"key {key.key_id} names an unknown organism")
-            entries[key.key_id] = KeyEntry(
-                key.key_id, key.organism, raw_public(key.public_key),
-                key.valid_from, key.valid_until,
-            )  # fmt: skip
-        return cls(serial, expires, by_code, entries)
+            entries[key.key_id] = _entry(key, by_code, raw_public(key.public_key))
+        sealing: dict[str, KeyEntry] = {}
+        for key in encryption_keys:
+            check_encryption_key(key.public_key)
+            sealing[key.key_id] = _entry(key, by_code, key.public_key)
+        return cls(serial, expires, by_code, entries, MappingProxyType(sealing))
 
     def key(self, key_id: str) -> KeyEntry | None:
         """The key with this id, if listed."""
@@ -93,6 +98,14 @@ class TrustDirectory:
         """The organism's newest key in use (not retired): the one to name as a holder."""
         live = [e for e in self.keys.values() if e.organism == organism and not e.valid_until]
         return max(live, key=lambda e: (e.valid_from, e.key_id), default=None)
+
+
+def _entry(
+    key: token_pb2.PublicKey, organisms: Mapping[str, token_pb2.Organism], public: bytes
+) -> KeyEntry:
+    if key.organism not in organisms:
+        raise TokenError("MALFORMED", f"key {key.key_id} names an unknown organism")
+    return KeyEntry(key.key_id, key.organism, public, key.valid_from, key.valid_until)
 
 
 def sign_directory(
@@ -128,8 +141,9 @@ def open_directory(
     if snapshot.expires <= now:
         raise TokenError("EXPIRED", "the directory snapshot has expired")
     return TrustDirectory.build(
-        snapshot.organisms, snapshot.keys, serial=snapshot.serial, expires=snapshot.expires
-    )
+        snapshot.organisms, snapshot.keys, serial=snapshot.serial, expires=snapshot.expires,
+        encryption_keys=snapshot.encryption_keys,
+    )  # fmt: skip
 
 
 class DirectoryCache:

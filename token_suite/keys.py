@@ -13,7 +13,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from nacl import _sodium  # type: ignore[attr-defined]  # PyNaCl's cffi binding of libsodium
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from nacl import _sodium  # type: ignore[attr-defined, unused-ignore]  # PyNaCl's cffi binding of libsodium
 
 from token_suite.errors import TokenError
 
@@ -97,8 +98,9 @@ def generate() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
-def write_private_key(key: Ed25519PrivateKey, path: Path) -> None:
-    """Writes the key as unencrypted PKCS#8 PEM, readable by its owner only."""
+def write_private_key(key: Ed25519PrivateKey | X25519PrivateKey, path: Path) -> None:
+    """Writes the key (a signing or an encryption one) as unencrypted PKCS#8 PEM, readable by
+    its owner only."""
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -1,5 +1,7 @@
-"""Storage of DSN deposits: each deposit's file and its organisms' shares sealed on disk, the
-deposits, each organism's delivery (the outbox, with leases) and the returns in the database.
+"""Storage of DSN deposits: each deposit's file sealed on disk with the node's key and each
+organism's share sealed on disk to that organism's encryption key (token_suite/sealed_share.py:
+the node cannot read a share back), the deposits, each organism's delivery (the outbox, with
+leases) and the returns in the database.
 Every change of a deposit or of one of its deliveries bumps the deposit's version, which
 WatchDeposit follows.
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +28,9 @@ from registry.dsn.schema import deliveries, deposit_returns, deposits
 from registry.kernel.clock import now_ms, timestamp
 from registry.kernel.contract_enums import contract_value
 from registry.kernel.sealing import SealedWriter, seal, unseal
+from registry.kernel.whole_files import WholeFile
+from token_suite.directory import KeyEntry
+from token_suite.sealed_share import ShareWriter
 
 
 class DepositState(StrEnum):
@@ -82,12 +87,64 @@ class ReturnKind(StrEnum):
 _CCO_STATUS, _BAN_STATUS = pb.RETURN_STATUS_ACCEPTED, pb.RETURN_STATUS_REJECTED
 
 
-class DepositFiles:
-    """Where deposits and shares are sealed on disk."""
+class NoEncryptionKey(LookupError):
+    """The organism has published no encryption key in use: its share cannot be sealed yet
+    (the deposit is routed again later, once it has)."""
 
-    def __init__(self, root: Path, key: bytes) -> None:
+    def __init__(self, organism: str) -> None:
+        super().__init__(f"{organism} has no encryption key in the directory")
+        self.organism = organism
+
+
+class ShareFile:
+    """An organism's share being written in place, sealed to its encryption key `key_id`: to
+    NAME.part, renamed on close, so a share either is whole or is not there. `size` and `sha256`
+    describe the plaintext (what the delivery announces and the receipt signs)."""
+
+    def __init__(self, path: Path, delivery_id: str, key: KeyEntry) -> None:
+        self.path = path
+        self.key_id = key.key_id
+        self.out = WholeFile(path)
+        try:
+            self.sealer = ShareWriter(self.out.out, delivery_id, key.key_id, key.public)
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, data: bytes) -> int:
+        """Appends plaintext."""
+        return self.sealer.write(data)
+
+    @property
+    def size(self) -> int:
+        """Plaintext bytes written so far."""
+        return self.sealer.size
+
+    @property
+    def sha256(self) -> bytes:
+        """SHA-256 of the plaintext written so far."""
+        return self.sealer.sha256
+
+    def close(self) -> None:
+        """Seals the last chunk and puts the share in place."""
+        self.sealer.close()
+        self.out.commit()
+
+    def discard(self) -> None:
+        """Drops what was written."""
+        self.out.discard()
+
+
+class DepositFiles:
+    """Where deposits (sealed with the node's key) and shares (sealed to their organisms'
+    encryption keys, as `encryption_key` finds them in the directory) are on disk."""
+
+    def __init__(
+        self, root: Path, key: bytes, encryption_key: Callable[[str], KeyEntry | None]
+    ) -> None:
         self.root = root
         self.key = key
+        self.encryption_key = encryption_key
 
     def deposit(self, deposit_id: str) -> Path:
         """The sealed file of a deposit."""
@@ -100,6 +157,14 @@ class DepositFiles:
     def writer(self, path: Path) -> SealedWriter:
         """A sealed writer with the node's key."""
         return SealedWriter(path, self.key)
+
+    def share_writer(self, delivery_id: str, organism: str) -> ShareFile:
+        """A writer of the share `delivery_id`, sealed to the organism's current encryption key;
+        raises NoEncryptionKey when it has none."""
+        key = self.encryption_key(organism)
+        if key is None:
+            raise NoEncryptionKey(organism)
+        return ShareFile(self.share(delivery_id), delivery_id, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +187,8 @@ class DeliveryRecord:
     receipt_key_id: str | None
     receipt_signature: bytes | None
     trace_parent: str
+    # The organism's encryption key its share is sealed to ("": sealed with the node's key).
+    sealed_for_key_id: str
 
     def to_proto(self, trace_parent: str = "") -> pb.Delivery:
         """The delivery as its organism and the declarant see it (`trace_parent`: the span
@@ -133,6 +200,7 @@ class DeliveryRecord:
             attempts=self.attempts, lease_expires=timestamp(self.lease_until if sent else 0),
             acknowledged_at=timestamp(self.acknowledged_at),
             receipt_key_id=self.receipt_key_id or "", trace_parent=trace_parent,
+            sealed_for_key_id=self.sealed_for_key_id,
         )  # fmt: skip
 
 
@@ -252,7 +320,6 @@ class Validated:
     nature: str
     type: str
     month: str
-    sirets: tuple[str, ...]
     individuals: int
     blocking: int
     warnings: int
@@ -262,11 +329,13 @@ class Validated:
 
 @dataclass(frozen=True, slots=True)
 class RoutedShare:
-    """One organism's share as written by the router."""
+    """One organism's share as written by the router: the plaintext's size and SHA-256, and
+    the encryption key it is sealed to (ShareFile.key_id)."""
 
     organism: str
     size: int
     sha256: bytes
+    key_id: str = ""
 
 
 def _delivery(row: Sequence[object]) -> DeliveryRecord:
@@ -423,7 +492,7 @@ class DepositStore:
 
     def record_validation(self, deposit_id: str, outcome: Validated, report: bytes) -> None:
         """Stores the validation's outcome and its CCO or BAN (`report`, a JSON document) as the
-        first return, at once."""
+        first return, at once. The deposit's SIRETs stay those its rights were checked on."""
         with self.engine.begin() as connection:
             row = connection.execute(
                 select(deposits.c.state, deposits.c.declarant)
@@ -436,8 +505,7 @@ class DepositStore:
                 connection, deposit_id,
                 state=DepositState.VALIDATED if outcome.conformant else DepositState.REJECTED,
                 norm_version=outcome.norm_version, nature=outcome.nature, type=outcome.type,
-                month=outcome.month, sirets=json.dumps(list(outcome.sirets)),
-                individuals=outcome.individuals, blocking=outcome.blocking,
+                month=outcome.month, individuals=outcome.individuals, blocking=outcome.blocking,
                 warnings=outcome.warnings, rejection_code=outcome.rejection_code,
                 rejection_message=outcome.rejection_message[:500],
                 priority=0 if outcome.nature in ("04", "05", "07") else 1,
@@ -484,6 +552,7 @@ class DepositStore:
                         receipt_key_id=None,
                         receipt_signature=None,
                         trace_parent=row[3],
+                        sealed_for_key_id=share.key_id,
                     )
                 )
             self._bump(connection, deposit_id, state=DepositState.ROUTED)

@@ -4,7 +4,10 @@ A file is ISO-8859-1 text, one rubric a line, `Sxx.Gxx.xx.xxx,'value'`, LF or CR
 inside a value are not escaped: a line splits on its first `,'` and loses only its final `'`.
 The hierarchy is implicit: a rubric opens a new instance of its block when its number is not
 greater than the previous rubric's of the same instance, or when the block was not open; opening
-a block closes every open block that is not one of its ancestors in the norm's block tree. The
+a block closes every open block that is not one of its ancestors in the norm's block tree.
+What cannot be placed without a guess (a block the norm does not know, a block whose parent is
+not open, a block out of the norm's order) is a fault, never attached to a neighbour: every step
+reads the file through `walk`, one parse whose faults every step refuses. The
 tree is the same for every supported norm version (the official workbook's), lot envelope
 blocks (S05, S06, S96, S95) included.
 
@@ -110,37 +113,84 @@ def _charset_problem(code: int, column: int, in_value: bool) -> str:
     )
 
 
-def read_rubrics(stream: BinaryIO | Iterable[bytes]) -> Iterator[RubricLine]:
-    """Every non-empty line as a RubricLine; malformed lines carry their problem, lines with a
-    byte outside the norm's character set too (with its column)."""
-    known: set[str] = set()  # rubric ids already seen well formed (a file uses a few hundred)
-    for number, raw in enumerate(stream, start=1):
+class RubricReader:
+    """Reads a file's lines one by one (`read`), numbering them; `read_rubrics` and a deposit's
+    scan as its bytes arrive both read through it, so they read every line alike."""
+
+    def __init__(self) -> None:
+        self.number = 0
+        # Rubric ids already seen well formed (a file uses a few hundred).
+        self.known: set[str] = set()
+
+    def read(self, raw: bytes) -> RubricLine | None:
+        """The next line (`raw` with its line end, if any) as a RubricLine, None when blank."""
+        self.number += 1
+        number = self.number
         if len(raw) > MAX_LINE_BYTES:
-            yield RubricLine(number, "", "", f"the line is longer than {MAX_LINE_BYTES} bytes")
-            continue
+            return RubricLine(number, "", "", f"the line is longer than {MAX_LINE_BYTES} bytes")
         # One line end, LF or CRLF: any other CR is a byte of the line.
         text = raw.decode("iso-8859-1").removesuffix("\n").removesuffix("\r")
         rubric, separator, rest = text.partition(",'")
         # A known rubric id holds none: only the rest of the line needs a look.
-        if separator and rest.endswith("'") and rubric in known and rest.isprintable():
-            yield RubricLine(number, rubric, rest[:-1])
-            continue
+        if separator and rest.endswith("'") and rubric in self.known and rest.isprintable():
+            return RubricLine(number, rubric, rest[:-1])
         column = outside_charset(text)
         if column:
             rubric = rubric if _RUBRIC.fullmatch(rubric) else ""
             in_value = bool(rubric) and len(rubric) + 2 < column < len(text) and text[-1] == "'"
             problem = _charset_problem(ord(text[column - 1]), column, in_value)
-            yield RubricLine(number, rubric, "", problem, column)
-        elif not text.strip():
-            continue
-        elif not _RUBRIC.fullmatch(rubric):
-            yield RubricLine(number, "", "", "the line does not start with a rubric id")
-        elif not separator or not rest.endswith("'"):
-            yield RubricLine(number, rubric, "", "the value is not written ,'value'")
-        else:
-            if len(known) < _KNOWN_RUBRICS:
-                known.add(rubric)
-            yield RubricLine(number, rubric, rest[:-1])
+            return RubricLine(number, rubric, "", problem, column)
+        if not text.strip():
+            return None
+        if not _RUBRIC.fullmatch(rubric):
+            return RubricLine(number, "", "", "the line does not start with a rubric id")
+        if not separator or not rest.endswith("'"):
+            return RubricLine(number, rubric, "", "the value is not written ,'value'")
+        if len(self.known) < _KNOWN_RUBRICS:
+            self.known.add(rubric)
+        return RubricLine(number, rubric, rest[:-1])
+
+
+class LineSplitter:
+    """Cuts a stream of chunks into lines, each with its LF (the last one may have none), as a
+    file is read line by line, but bounded: of a line longer than MAX_LINE_BYTES only its first
+    MAX_LINE_BYTES + 1 bytes are kept (enough for it to be read as too long). The deposit's scan
+    and the pipeline cut lines with it, so they see the same lines."""
+
+    def __init__(self) -> None:
+        self.rest = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines that this chunk completes."""
+        lines = (self.rest + chunk).split(b"\n")
+        self.rest = lines.pop()[: MAX_LINE_BYTES + 1]
+        return [line[: MAX_LINE_BYTES + 1] + b"\n" for line in lines]
+
+    def finish(self) -> bytes:
+        """The last line, when the file does not end with a line end (else b"")."""
+        rest, self.rest = self.rest, b""
+        return rest
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a stream of chunks (see LineSplitter)."""
+    splitter = LineSplitter()
+    for chunk in chunks:
+        yield from splitter.feed(chunk)
+    last = splitter.finish()
+    if last:
+        yield last
+
+
+def read_rubrics(stream: BinaryIO | Iterable[bytes]) -> Iterator[RubricLine]:
+    """Every non-empty line as a RubricLine; malformed lines carry their problem, lines with a
+    byte outside the norm's character set too (with its column)."""
+    reader = RubricReader()
+    read = reader.read
+    for raw in stream:
+        item = read(raw)
+        if item is not None:
+            yield item
 
 
 def _tree() -> dict[str, str | None]:
@@ -164,19 +214,59 @@ def _ancestors(block: str) -> tuple[str, ...]:
 
 
 _ANCESTORS = {block: _ancestors(block) for block in _PARENTS}
+
+
+def block_ancestors(block: str) -> tuple[str, ...] | None:
+    """The block's ancestors in the norm's tree, nearest first; None for a block not in it."""
+    return _ANCESTORS.get(block)
+
+
+# Blocks that may open a file: an envoi on its own, or a lot envelope.
+_ROOTS = frozenset({"S10.G00.00", "S05.G51.00"})
 _NOTHING: tuple[BlockInstance, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """One finding: where, which rule, how grave. The reading's own (a line it could not place
+    without a guess, attached to no block) always block."""
+
+    line: int
+    rubric: str
+    rule: str
+    blocking: bool
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data, for JSON."""
+        return {
+            "line": self.line,
+            "rubric": self.rubric,
+            "rule": self.rule,
+            "blocking": self.blocking,
+            "message": self.message,
+        }
+
+
 class BlockReader:
-    """Groups rubric lines into block instances; `unknown_blocks` collects lines of blocks the
-    norm does not know (they are kept in the block that was open)."""
+    """Groups rubric lines into block instances, the one reading of a file's structure that
+    every step (the deposit's scan, validation, relations, routing) uses.
+
+    The norm's rule: a rubric continues the open instance of its block when its number is
+    greater than that instance's last rubric; otherwise it opens a new instance. Nothing is
+    re-attached silently: a line of a block the norm does not know, a block opened where its
+    parent is not open, a block after a sibling the norm puts after it are `faults` (the line
+    of an unknown block is kept in no instance), and lines that could not be read (`problem`)
+    belong to no instance either."""
 
     def __init__(self) -> None:
         self.open: list[BlockInstance] = []
-        self.unknown: list[RubricLine] = []
+        self.faults: list[Anomaly] = []
 
     def feed(self, item: RubricLine) -> Sequence[BlockInstance]:
         """The block instances that this line closes (innermost first)."""
+        if item.problem:
+            return _NOTHING
         block = item.rubric[:10]
         current = self.open[-1] if self.open else None
         if (
@@ -187,31 +277,108 @@ class BlockReader:
             current.lines.append(item)
             return _NOTHING
         ancestors = _ANCESTORS.get(block)
-        if item.problem or ancestors is None:
-            if not item.problem:
-                self.unknown.append(item)
-            if current is not None:
-                current.lines.append(item)
+        if ancestors is None:
+            self._fault(item, "NEODES-UNKNOWN-BLOCK", f"block {block} is not in the norm")
             return _NOTHING
         # Close everything down to the nearest open ancestor (a new instance of the same block
         # closes the previous one too).
         closed = []
         while self.open and self.open[-1].block not in ancestors:
             closed.append(self.open.pop())
-        path = tuple(instance.block for instance in self.open)
-        instance = BlockInstance(block, path, [item])
-        if self.open:
-            instance.parent = self.open[-1]
-            siblings = instance.parent.children
-            instance.out_of_order = any(other > block for other in siblings)
+        parent = self.open[-1] if self.open else None
+        expected = _PARENTS[block]
+        if (parent.block if parent else None) != expected and not (
+            parent is None and block in _ROOTS
+        ):
+            where = f"under {parent.block}" if parent is not None else "at the top"
+            self._fault(item, "NEODES-PARENT", (
+                f"block {block} opens {where}, its parent in the norm is {expected}"
+            ))  # fmt: skip
+        instance = BlockInstance(block, tuple(i.block for i in self.open), [item])
+        if parent is not None:
+            instance.parent = parent
+            siblings = parent.children
+            if any(other > block for other in siblings):
+                instance.out_of_order = True
+                self._fault(item, "NEODES-ORDER", (
+                    f"block {block} comes after a block that the norm puts after it"
+                ))  # fmt: skip
             siblings[block] = siblings.get(block, 0) + 1
         self.open.append(instance)
         return closed
+
+    def _fault(self, item: RubricLine, rule: str, message: str) -> None:
+        self.faults.append(Anomaly(item.line, item.rubric, rule, True, message))
 
     def close(self) -> Iterator[BlockInstance]:
         """The blocks still open at the end of the file, innermost first."""
         while self.open:
             yield self.open.pop()
+
+
+class BlockListener:
+    """What a step of the file's reading sees, in this order for each line: the faults the line
+    makes, the instances it closes (innermost first), the instance it opens, the line itself;
+    at the end, the instances still open and `end`. Subclasses override what they need."""
+
+    def fault(self, fault: Anomaly) -> None:
+        """A line the reader could not place."""
+
+    def closed(self, instance: BlockInstance) -> None:
+        """An instance and all its children are read."""
+
+    def opened(self, instance: BlockInstance) -> None:
+        """An instance's first line is read (its parent's own lines are all read)."""
+
+    def line(self, item: RubricLine) -> None:
+        """A line of the file (read or not: `item.problem` says)."""
+
+    def end(self) -> None:
+        """The file is read."""
+
+
+class Walker:
+    """One reading of a file shown to every listener: `push` each line in order, then
+    `finish`. One parse for all of them, so no two steps can see different structures."""
+
+    def __init__(self, *listeners: BlockListener) -> None:
+        self.listeners = listeners
+        self.reader = BlockReader()
+
+    def push(self, item: RubricLine) -> None:
+        """The next line of the file."""
+        reader = self.reader
+        closed = reader.feed(item)
+        opened = reader.open[-1] if reader.open else None
+        if opened is not None and opened.lines[0] is not item:
+            opened = None
+        faults = reader.faults
+        for listener in self.listeners:
+            for fault in faults:
+                listener.fault(fault)
+            for instance in closed:
+                listener.closed(instance)
+            if opened is not None:
+                listener.opened(opened)
+            listener.line(item)
+        faults.clear()
+
+    def finish(self) -> None:
+        """The end of the file: closes what is open."""
+        for instance in self.reader.close():
+            for listener in self.listeners:
+                listener.closed(instance)
+        for listener in self.listeners:
+            listener.end()
+
+
+def walk(stream: BinaryIO | Iterable[bytes], *listeners: BlockListener) -> None:
+    """Reads a file once and shows it to every listener (see Walker)."""
+    walker = Walker(*listeners)
+    push = walker.push
+    for item in read_rubrics(stream):
+        push(item)
+    walker.finish()
 
 
 def read_blocks(stream: BinaryIO | Iterable[bytes]) -> Iterator[BlockInstance]:

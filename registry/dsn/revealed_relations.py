@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from registry.dsn.reader import BlockInstance
+from registry.dsn.reader import BlockInstance, BlockListener
 from registry.dsn.validation import date_key
 
 
@@ -49,8 +49,8 @@ def _siret(establishment: BlockInstance | None) -> str:
     return siren + nic if len(siren) == 9 and len(nic) == 5 else ""
 
 
-class RelationCollector:
-    """Feeds on closed block instances; `relations` holds what it found."""
+class RelationCollector(BlockListener):
+    """Listens to the file's reading (`walk`); `relations` holds what it found."""
 
     def __init__(self) -> None:
         self.relations = Relations()

@@ -1,181 +1,68 @@
-"""Routing a validated DSN: each organism gets its share, and only that.
+"""Routing a DSN: each organism gets its share, exactly what registry/dsn/entitlement.py's rules
+entitle it to, and nothing of anyone else's.
 
-Rules are data, one JSON file per organism (registry/dsn/routing_rules/ by default):
-- `natures`: the declaration natures it receives;
-- `when`: conditions of which at least one must hold for the organism to be concerned (a block
-  present, optionally with a rubric whose value is in a list);
-- `blocks`: the blocks it is entitled to, each optionally limited to the instances whose rubric
-  has one of the listed values (`rubric` + `in`) and to some of its rubrics (`rubrics`). A block
-  under a limited entitled block is entitled only under the instances that passed.
+The router listens to the file's one reading (registry/dsn/reader.py `walk`), alongside
+validation and relations, so it routes the very structure that was validated. It decides each
+instance outside an employee as soon as its own rubrics are read, and each employee (S21.G00.30
+with everything under it) once the employee is read whole, since who receives an employee
+depends on blocks that come after its identity (its affiliations, its pension scheme). Memory
+holds one employee, never the file.
 
-A share holds the entitled blocks' lines, each preceded by its ancestors reduced to their
-identifying rubrics (`IDENTIFICATION`): the envoi and declaration headers, the company and
-establishment ids, the employee's identity, the contract's start and number... An entitled
-block whose ancestors cannot be identified is left out. Each envoi of a share ends with S90
-totals counted on the share.
+A share holds, for each entitled instance, its ancestors up to the envoi reduced to their
+identifying rubrics, then the instance; each envoi of a share ends with S90 totals counted on
+the share. An organism that is entitled to nothing of a file gets no share at all.
 
-The router streams: it holds one individual's blocks, never the file.
+What the router refuses (its `anomalies`, blocking): a declaration of a nature nobody receives,
+an identifier (an adhesion's S21.G00.15.005, an affiliation's S21.G00.70.012...) given twice in
+its scope, so that a reference to it could name either, and a reference to an identifier that
+is not there, whose data would reach nobody.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import BinaryIO
 
-from registry.dsn.reader import BlockInstance, BlockReader, RubricLine, read_rubrics
+from registry.dsn.entitlement import (
+    ENVOI,
+    INDIVIDUAL,
+    Identification,
+    OrganismRules,
+    Required,
+    RoutingRuleError,
+    load_identification,
+    load_rules,
+    references,
+)
+from registry.dsn.reader import (
+    Anomaly,
+    BlockInstance,
+    BlockListener,
+    RubricLine,
+    block_ancestors,
+    walk,
+)
 
-# What an organism receives of an ancestor of an entitled block that it is not entitled to.
-IDENTIFICATION: dict[str, frozenset[str]] = {
-    block: frozenset(f"{block}.{number}" for number in numbers)
-    for block, numbers in {
-        "S10.G00.00": ("001", "002", "003", "004", "005", "006", "007", "008"),
-        "S20.G00.05": ("001", "002", "003", "004", "005", "006", "007", "008", "009", "010",
-                       "011", "012", "013"),
-        "S21.G00.06": ("001", "002"),
-        "S21.G00.11": ("001",),
-        "S21.G00.15": ("001", "002", "005"),
-        "S21.G00.20": ("001",),
-        "S21.G00.22": ("001",),
-        "S21.G00.30": ("001", "002", "004", "006"),
-        "S21.G00.40": ("001", "009"),
-        "S21.G00.50": ("001", "003"),
-        "S21.G00.51": ("001", "002", "011"),
-        "S21.G00.60": ("001", "002"),
-        "S21.G00.62": ("001",),
-        "S21.G00.70": ("012", "013"),
-        "S21.G00.71": ("002",),
-        "S21.G00.78": ("001", "002", "003"),
-    }.items()
-}  # fmt: skip
-_ENVOI = "S10.G00.00"
+__all__ = ["Router", "RoutingListener", "RoutingRuleError", "Share", "load_rules"]
 _DECLARATION = "S20.G00.05"
-
-
-class RoutingRuleError(ValueError):
-    """A rule file that cannot be used."""
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """A block, optionally with a rubric whose value must be in `values` (any value if None)."""
-
-    block: str
-    rubric: str | None = None
-    values: frozenset[str] | None = None
-
-    def holds(self, instance: BlockInstance) -> bool:
-        """True when the instance is of that block and passes the rubric test."""
-        if instance.block != self.block:
-            return False
-        if self.rubric is None:
-            return True
-        value = instance.value(self.rubric)
-        return value is not None and (self.values is None or value in self.values)
-
-
-@dataclass(frozen=True, slots=True)
-class BlockRule:
-    """An entitled block: which instances (`where`) and which of their rubrics (None: all)."""
-
-    where: Condition
-    rubrics: frozenset[str] | None
-
-
-@dataclass(frozen=True)
-class OrganismRules:
-    """One organism's rule set."""
-
-    organism: str
-    natures: frozenset[str]
-    when: tuple[Condition, ...]
-    blocks: dict[str, BlockRule]
-    description: str = ""
-
-    def allowed_rubric(self, rubric: str) -> bool:
-        """True when a share of this organism may hold the rubric (tests use it)."""
-        block = rubric[:10]
-        rule = self.blocks.get(block)
-        if rule is not None and (rule.rubrics is None or rubric in rule.rubrics):
-            return True
-        return rubric in IDENTIFICATION.get(block, ()) or block == "S90.G00.90"
-
-
-def _condition(data: dict[str, object], where: str) -> Condition:
-    block, rubric, values = data.get("block"), data.get("rubric"), data.get("in")
-    if not isinstance(block, str) or len(block) != 10:
-        raise RoutingRuleError(f"{where}: a condition names its block (Sxx.Gxx.xx)")
-    if rubric is not None and (not isinstance(rubric, str) or not rubric.startswith(block)):
-        raise RoutingRuleError(f"{where}: the rubric {rubric!r} is not one of block {block}")
-    if values is not None and not isinstance(values, list):
-        raise RoutingRuleError(f"{where}: 'in' is a list of values")
-    return Condition(block, rubric, frozenset(map(str, values)) if values is not None else None)
-
-
-def parse_rules(data: dict[str, object], where: str = "rules") -> OrganismRules:
-    """One organism's rules from their JSON form."""
-    organism = data.get("organism")
-    natures, when, blocks = data.get("natures"), data.get("when"), data.get("blocks")
-    if not isinstance(organism, str) or not organism:
-        raise RoutingRuleError(f"{where}: 'organism' names the organism's code")
-    if not isinstance(natures, list) or not isinstance(when, list) or not isinstance(blocks, dict):
-        raise RoutingRuleError(f"{where}: 'natures' and 'when' are lists, 'blocks' an object")
-    rules: dict[str, BlockRule] = {}
-    for block, spec in blocks.items():
-        if not isinstance(spec, dict):
-            raise RoutingRuleError(f"{where}: block {block} is an object")
-        rubrics = spec.get("rubrics")
-        rules[block] = BlockRule(
-            _condition({"block": block, **spec}, f"{where} {block}"),
-            frozenset(rubrics) if isinstance(rubrics, list) else None,
-        )
-    return OrganismRules(
-        organism,
-        frozenset(map(str, natures)),
-        tuple(_condition(c, f"{where} when") for c in when if isinstance(c, dict)),
-        rules,
-        str(data.get("description", "")),
-    )
-
-
-def load_rules(directory: Path | None = None) -> dict[str, OrganismRules]:
-    """Every organism's rules from a directory of JSON files (default: the packaged ones)."""
-    found: dict[str, OrganismRules] = {}
-    files = (
-        sorted(directory.glob("*.json"))
-        if directory is not None
-        else sorted(
-            (
-                p
-                for p in resources.files("registry.dsn").joinpath("routing_rules").iterdir()
-                if p.name.endswith(".json")
-            ),
-            key=lambda p: p.name,
-        )
-    )
-    for path in files:
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except ValueError as error:
-            raise RoutingRuleError(f"{path.name}: not JSON ({error})") from None
-        rules = parse_rules(data, path.name)
-        if rules.organism in found:
-            raise RoutingRuleError(f"{path.name}: a second rule set for {rules.organism}")
-        found[rules.organism] = rules
-    return found
+# What the router keeps of what it refuses (it counts the rest): a file of bad lines must not
+# cost memory in proportion.
+MAX_REFUSALS = 1000
+# The lines of one employee the router holds at most (an employee is decided once read whole):
+# more is refused, a bound on the memory one file can take.
+MAX_EMPLOYEE_LINES = 100_000
 
 
 @dataclass
 class Share:
-    """What one organism gets of one deposit, as it is written."""
+    """What one organism gets of one deposit, as it is written; its stream is opened with its
+    first line (an organism entitled to nothing gets no stream at all)."""
 
     organism: str
-    out: BinaryIO
-    concerned: bool = False
+    opener: Callable[[str], BinaryIO]
+    out: BinaryIO | None = None
     lines: int = 0
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
     size: int = 0
@@ -183,12 +70,19 @@ class Share:
     envoi_declarations: int = 0
     emitted: set[int] = field(default_factory=set)  # id() of the instances already written
 
+    @property
+    def concerned(self) -> bool:
+        """True when the organism is entitled to something of the file."""
+        return self.lines > 0
+
     def write(self, lines: list[RubricLine]) -> None:
         """Appends rubric lines."""
         if not lines:
             return
         data = "".join([f"{line.rubric},'{line.value}'\r\n" for line in lines])
         encoded = data.encode("iso-8859-1")
+        if self.out is None:
+            self.out = self.opener(self.organism)
         self.out.write(encoded)
         self.digest.update(encoded)
         self.size += len(encoded)
@@ -196,139 +90,331 @@ class Share:
         self.envoi_lines += len(lines)
 
 
-@dataclass
-class _Decision:
-    entitled: dict[str, bool] = field(default_factory=dict)  # organism -> entitled (absent: no)
+# Evaluates the conditions of `required` (none of them names an organism or refers).
+_NOBODY = OrganismRules("", frozenset(), frozenset(), None, {})
 
 
-_Interest = tuple[str, OrganismRules, tuple[Condition, ...], BlockRule | None]
+def _chain(block: str) -> tuple[str, ...]:
+    return (block, *(block_ancestors(block) or ()))
 
 
-class Router:
-    """Splits one DSN into shares; `open_share(organism)` gives the stream a share is written
-    to. `route` returns the shares of the organisms concerned (the others' streams were
-    written to and must be discarded)."""
-
-    def __init__(self, rules: Iterable[OrganismRules]) -> None:
-        self.rules = {r.organism: r for r in rules}
-
-    def route(
-        self, stream: BinaryIO | Iterable[bytes], open_share: Callable[[str], BinaryIO]
-    ) -> list[Share]:
-        """Writes each organism's share; returns those of the organisms concerned."""
-        shares = {code: Share(code, open_share(code)) for code in self.rules}
-        state = _RouteState(self.rules, shares)
-        reader = BlockReader()
-        for item in read_rubrics(stream):
-            if item.problem:
-                raise ValueError(f"line {item.line}: {item.problem}")
-            for closed in reader.feed(item):
-                state.closed(closed)
-            opened = reader.open[-1] if reader.open else None
-            if opened is not None and opened.lines[0] is item and opened.parent is not None:
-                state.complete(opened.parent)
-        for closed in reader.close():
-            state.closed(closed)
-        return [share for share in shares.values() if share.concerned]
+def _scope_block(referrer: str, target: str) -> str:
+    """The nearest block both are under (or are): where an identifier is unique."""
+    targets = _chain(target)
+    return next((block for block in _chain(referrer) if block in targets), "")
 
 
-class _RouteState:
-    """Decides each block instance once its own lines are known, and writes it where due."""
+def _ancestor(instance: BlockInstance, block: str) -> BlockInstance | None:
+    node: BlockInstance | None = instance
+    while node is not None and node.block != block:
+        node = node.parent
+    return node
 
-    def __init__(self, rules: dict[str, OrganismRules], shares: dict[str, Share]) -> None:
+
+def _inside_individual(instance: BlockInstance) -> bool:
+    return instance.block == INDIVIDUAL or INDIVIDUAL in instance.ancestors
+
+
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    """A rubric of `block` that names the identifier `target` unique within `scope`."""
+
+    rubric: str
+    target: str
+    scope: str
+
+
+class RoutingListener(BlockListener):
+    """Writes each organism's share as the file is read; `shares` are those of the organisms
+    concerned once the file is read, `anomalies` what the router refuses (`unread`: what the
+    reading could not read or place, which validation refuses too)."""
+
+    def __init__(
+        self,
+        rules: dict[str, OrganismRules],
+        identification: Identification,
+        open_share: Callable[[str], BinaryIO],
+    ) -> None:
         self.rules = rules
-        self.shares = shares
-        self.decided: dict[int, _Decision] = {}
+        self.identification = identification
+        self.all_shares = {code: Share(code, open_share) for code in rules}
+        self.anomalies: list[Anomaly] = []
+        # What the reading itself could not read or place (validation reports it too).
+        self.unread: list[Anomaly] = []
+        self.refusals_not_kept = 0
+        self.employee_lines = 0
+        self.required: dict[str, list[Required]] = {}
+        for required in identification.required:
+            self.required.setdefault(required.block, []).append(required)
         self.nature = ""
-        self.by_block: dict[str, list[_Interest]] = {}
+        # id(instance) -> organisms entitled to it (instances outside employees, while open).
+        self.decided: dict[int, frozenset[str]] = {}
+        # id(scope instance) -> (organism, target rubric) -> identifiers it is entitled to.
+        self.entitled_ids: dict[int, dict[tuple[str, str], set[str]]] = {}
+        # id(scope instance) -> target rubric -> identifier given -> the organisms entitled to
+        # the instance that gave it (None until decided).
+        self.given_ids: dict[int, dict[str, dict[str, frozenset[str] | None]]] = {}
+        self.employee: list[BlockInstance] | None = None
+        self.references: dict[str, list[_Reference]] = {}
+        self.targets: dict[str, set[str]] = {}  # block -> its rubrics that are referred to
+        self.scopes: dict[str, str] = {}  # target rubric -> its scope block
+        for organism in rules.values():
+            for rule in organism.blocks.values():
+                for where in references(rule.where):
+                    scope = _scope_block(rule.block, where.to[:10])
+                    reference = _Reference(where.rubric, where.to, scope)
+                    if reference not in self.references.setdefault(rule.block, []):
+                        self.references[rule.block].append(reference)
+                    self.targets.setdefault(where.to[:10], set()).add(where.to)
+                    if self.scopes.setdefault(where.to, scope) != scope:
+                        raise RoutingRuleError(f"{where.to} is referred to from two scopes")
 
-    def _interested(self, block: str) -> list[_Interest]:
-        """The organisms with a condition or a rule on that block (computed once per block)."""
-        found = self.by_block.get(block)
-        if found is None:
-            found = []
-            for code, rules in self.rules.items():
-                when = tuple(c for c in rules.when if c.block == block)
-                rule = rules.blocks.get(block)
-                if when or rule is not None:
-                    found.append((code, rules, when, rule))
-            self.by_block[block] = found
-        return found
+    @property
+    def shares(self) -> list[Share]:
+        """The shares of the organisms concerned."""
+        return [share for share in self.all_shares.values() if share.concerned]
 
-    def complete(self, instance: BlockInstance) -> None:
-        """The instance's own lines are all read (a child opened, or it closed)."""
-        key = id(instance)
-        if key in self.decided:
+    # The reading's events.
+
+    def _keep(self, into: list[Anomaly], anomaly: Anomaly) -> None:
+        if len(self.unread) + len(self.anomalies) < MAX_REFUSALS:
+            into.append(anomaly)
+        else:
+            self.refusals_not_kept += 1
+
+    def fault(self, fault: Anomaly) -> None:
+        """A line the reading could not place: the file is not routed."""
+        self._keep(self.unread, fault)
+
+    def line(self, item: RubricLine) -> None:
+        """A line that could not be read: the file is not routed. Counts an employee's lines."""
+        if item.problem:
+            problem = Anomaly(item.line, item.rubric, "NEODES-SYNTAX", True, item.problem)
+            self._keep(self.unread, problem)
+        if self.employee is not None:
+            self.employee_lines += 1
+            if self.employee_lines > MAX_EMPLOYEE_LINES:
+                self._keep(self.anomalies, Anomaly(
+                    item.line, item.rubric, "INTEROPS-ROUTING-EMPLOYEE-SIZE", True,
+                    f"an employee holds more than {MAX_EMPLOYEE_LINES} lines",
+                ))  # fmt: skip
+                self.employee = None  # forgotten: the file is refused
+
+    def opened(self, instance: BlockInstance) -> None:
+        """An instance's parent has all its own rubrics: decide the parent (outside employees);
+        gather an employee's instances."""
+        if instance.block == INDIVIDUAL:
+            self.employee = [instance]
+            self.employee_lines = 0
+        elif INDIVIDUAL in instance.ancestors:
+            if self.employee is None:  # an employee too large, already refused
+                return
+            self.employee.append(instance)
             return
-        if instance.block == _DECLARATION:
-            self.nature = instance.value("S20.G00.05.001") or ""
-        decision = _Decision()
-        parent = self.decided.get(id(instance.parent)) if instance.parent is not None else None
-        for code, rules, when, rule in self._interested(instance.block):
-            if self.nature not in rules.natures:
-                continue
-            if any(condition.holds(instance) for condition in when):
-                self.shares[code].concerned = True
-            entitled = rule is not None and rule.where.holds(instance)
-            # Under a limited entitled block, only below the instances that passed.
-            if (
-                entitled
-                and parent is not None
-                and instance.parent is not None
-                and instance.parent.block in rules.blocks
-                and not parent.entitled.get(code)
-            ):
-                entitled = False
-            decision.entitled[code] = entitled
-        self.decided[key] = decision
-        for code, entitled in decision.entitled.items():
-            if entitled:
-                self._write(self.shares[code], self.rules[code], instance)
+        if instance.parent is not None:
+            self._decide(instance.parent)
 
     def closed(self, instance: BlockInstance) -> None:
-        """The instance and its children are all read."""
-        self.complete(instance)
-        if instance.block == _ENVOI:
-            for share in self.shares.values():
-                if id(instance) in share.emitted:
+        """Decides what is still undecided, writes the envoi's totals, forgets the instance."""
+        if instance.block == INDIVIDUAL:
+            if self.employee is not None:
+                self._decide_employee(self.employee)
+            self.employee = None
+            return
+        if _inside_individual(instance):
+            return
+        self._decide(instance)
+        key = id(instance)
+        if instance.block == ENVOI:
+            for share in self.all_shares.values():
+                if key in share.emitted:
                     self._totals(share)
-            self.nature = ""
-        self.decided.pop(id(instance), None)
-        for share in self.shares.values():
-            share.emitted.discard(id(instance))
+        self._forget([instance])
+
+    # Decisions.
+
+    def _forget(self, instances: Iterable[BlockInstance]) -> None:
+        for instance in instances:
+            key = id(instance)
+            self.decided.pop(key, None)
+            self.entitled_ids.pop(key, None)
+            self.given_ids.pop(key, None)
+            for share in self.all_shares.values():
+                share.emitted.discard(key)
+
+    def _decide(self, instance: BlockInstance) -> None:
+        key = id(instance)
+        if key in self.decided or _inside_individual(instance):
+            return
+        if instance.block == _DECLARATION:
+            self._declaration(instance)
+        self._give_ids(instance)
+        entitled = frozenset(
+            code for code, rules in self.rules.items()
+            if self._entitled(rules, instance, self._decided_for(code))
+        )  # fmt: skip
+        self.decided[key] = entitled
+        self._given_to(instance, entitled)
+        for code in entitled:
+            self._remember(code, instance)
+            self._write(self.all_shares[code], self.rules[code], instance)
+
+    def _decide_employee(self, employee: list[BlockInstance]) -> None:
+        for instance in employee:
+            self._give_ids(instance)
+        entitled: dict[int, set[str]] = {id(instance): set() for instance in employee}
+        for code, rules in self.rules.items():
+            if INDIVIDUAL not in rules.blocks:
+                continue
+            passed: set[int] = set()
+            decided = self._decided_for(code)
+
+            def parent_passed(parent: BlockInstance) -> bool:
+                return id(parent) in passed or decided(parent)  # noqa: B023 -- used at once
+
+            for instance in employee:
+                if self._entitled(rules, instance, parent_passed):
+                    passed.add(id(instance))
+                    self._remember(code, instance)
+            having = rules.having
+            if having is not None and not any(
+                instance.block in having and id(instance) in passed for instance in employee
+            ):
+                continue  # not this organism's employee: what it remembered dies with him
+            for key in passed:
+                entitled[key].add(code)
+        for instance in employee:
+            self._given_to(instance, frozenset(entitled[id(instance)]))
+        for instance in employee:
+            for code in sorted(entitled[id(instance)]):
+                share = self.all_shares[code]
+                self._write(share, self.rules[code], instance)
+        self._forget(employee)
+
+    def _decided_for(self, organism: str) -> Callable[[BlockInstance], bool]:
+        """Whether an instance outside employees was found the organism's."""
+        return lambda instance: organism in self.decided.get(id(instance), ())
+
+    def _entitled(
+        self,
+        rules: OrganismRules,
+        instance: BlockInstance,
+        parent_passed: Callable[[BlockInstance], bool],
+    ) -> bool:
+        rule = rules.blocks.get(instance.block)
+        if rule is None or self.nature not in rules.natures:
+            return False
+        parent = instance.parent
+        if parent is not None and parent.block in rules.blocks and not parent_passed(parent):
+            return False
+        return rules.holds(rule.where, instance, self._lookup(rules.organism))
+
+    def _lookup(self, organism: str) -> Callable[[str, BlockInstance], Collection[str]]:
+        def found(target: str, instance: BlockInstance) -> Collection[str]:
+            scope = _ancestor(instance, self.scopes.get(target, ""))
+            if scope is None:
+                return ()
+            return self.entitled_ids.get(id(scope), {}).get((organism, target), ())
+
+        return found
+
+    def _remember(self, organism: str, instance: BlockInstance) -> None:
+        for target in self.targets.get(instance.block, ()):
+            value = instance.value(target)
+            scope = _ancestor(instance, self.scopes[target])
+            if value is not None and scope is not None:
+                ids = self.entitled_ids.setdefault(id(scope), {})
+                ids.setdefault((organism, target), set()).add(value)
+
+    def _give_ids(self, instance: BlockInstance) -> None:
+        """Notes the identifiers an instance gives; refuses its references to none given, and
+        an instance without a rubric it needs to reach its organism."""
+        self._check_required(instance)
+        for target in self.targets.get(instance.block, ()):
+            value = instance.value(target)
+            scope = _ancestor(instance, self.scopes[target])
+            if value is not None and scope is not None:
+                given = self.given_ids.setdefault(id(scope), {}).setdefault(target, {})
+                given.setdefault(value, None)
+        for reference in self.references.get(instance.block, ()):
+            value = instance.value(reference.rubric)
+            scope = _ancestor(instance, reference.scope)
+            if value is None or scope is None:
+                continue
+            if value not in self.given_ids.get(id(scope), {}).get(reference.target, {}):
+                self._refuse(instance, reference.rubric, "INTEROPS-ROUTING-REFERENCE", (
+                    f"{reference.rubric} refers to no {reference.target} given before it in "
+                    f"its {reference.scope}: its data would reach nobody"
+                ))  # fmt: skip
+
+    def _given_to(self, instance: BlockInstance, organisms: frozenset[str]) -> None:
+        """Refuses an identifier given twice in its scope by instances that go to different
+        organisms: what refers to it could be either's."""
+        for target in self.targets.get(instance.block, ()):
+            value = instance.value(target)
+            scope = _ancestor(instance, self.scopes[target])
+            if value is None or scope is None:
+                continue
+            given = self.given_ids[id(scope)][target]
+            earlier = given.get(value)
+            if earlier is not None and earlier != organisms:
+                self._refuse(instance, target, "INTEROPS-ROUTING-ID", (
+                    f"identifier {target} is given twice in the same {self.scopes[target]}, "
+                    "for different organisms: what refers to it could be either's"
+                ))  # fmt: skip
+            given[value] = organisms
+
+    def _declaration(self, instance: BlockInstance) -> None:
+        self.nature = instance.value("S20.G00.05.001") or ""
+        refused = self.identification.refused_natures.get(self.nature)
+        if refused is None and not any(self.nature in r.natures for r in self.rules.values()):
+            refused = "no organism receives it"
+        if refused is not None:
+            self._refuse(instance, "S20.G00.05.001", "INTEROPS-ROUTING-NATURE", (
+                f"a declaration of nature {self.nature} is not routed: {refused}"
+            ))  # fmt: skip
+
+    def _refuse(self, instance: BlockInstance, rubric: str, rule: str, message: str) -> None:
+        line = next((item.line for item in instance.lines if item.rubric == rubric), instance.line)
+        self._keep(self.anomalies, Anomaly(line, rubric, rule, True, message))
+
+    def _check_required(self, instance: BlockInstance) -> None:
+        for required in self.required.get(instance.block, ()):
+            if required.where is not None and not _NOBODY.holds(
+                required.where, instance, lambda target, scope: ()
+            ):
+                continue
+            for rubric in required.rubrics:
+                if instance.value(rubric) is None:
+                    self._refuse(instance, rubric, "INTEROPS-ROUTING-REQUIRED", (
+                        f"{rubric} is missing: {required.why}; without it, what the block "
+                        "carries would reach nobody"
+                    ))  # fmt: skip
+
+    # Writing.
 
     def _write(self, share: Share, rules: OrganismRules, instance: BlockInstance) -> None:
         path: list[BlockInstance] = []
-        node = instance.parent
-        while node is not None:
-            if id(node) in share.emitted:
-                break
-            if node.block not in IDENTIFICATION and node.block not in rules.blocks:
+        node = instance.parent if instance.block != ENVOI else None
+        identifying = self.identification.rubrics
+        while node is not None and id(node) not in share.emitted:
+            if node.block not in identifying:
                 return  # cannot be placed: an ancestor has nothing to identify it
             path.append(node)
-            node = node.parent
+            node = node.parent if node.block != ENVOI else None
         for ancestor in reversed(path):
-            self._emit(share, rules, ancestor)
-        self._emit(share, rules, instance)
+            self._emit(share, ancestor, identifying[ancestor.block])
+        rule = rules.blocks[instance.block]
+        self._emit(share, instance, rule.rubrics)
 
-    def _emit(self, share: Share, rules: OrganismRules, instance: BlockInstance) -> None:
-        if instance.block == _ENVOI:
+    def _emit(self, share: Share, instance: BlockInstance, allowed: frozenset[str] | None) -> None:
+        if instance.block == ENVOI:
             share.envoi_lines = 0
             share.envoi_declarations = 0
         elif instance.block == _DECLARATION:
             share.envoi_declarations += 1
-        rule = rules.blocks.get(instance.block)
-        decision = self.decided.get(id(instance))
-        allowed: frozenset[str] | None
-        if rule is not None and decision is not None and decision.entitled.get(rules.organism):
-            allowed = rule.rubrics  # None: every rubric of the block
-        else:
-            allowed = IDENTIFICATION.get(instance.block, frozenset())
-        block = instance.block
-        # Lines of blocks the norm does not know (kept in the open block) stay behind.
         share.write([
-            line for line in instance.lines
-            if line.rubric[:10] == block and (allowed is None or line.rubric in allowed)
+            line for line in instance.lines if allowed is None or line.rubric in allowed
         ])  # fmt: skip
         share.emitted.add(id(instance))
 
@@ -338,3 +424,31 @@ class _RouteState:
             RubricLine(0, "S90.G00.90.001", str(share.envoi_lines + 2)),
             RubricLine(0, "S90.G00.90.002", str(max(share.envoi_declarations, 1))),
         ])  # fmt: skip
+
+
+class Router:
+    """Splits a DSN on its own (the pipeline routes within the one reading of a deposit):
+    `open_share(organism)` gives the stream a share is written to, called for the organisms
+    concerned only; `route` returns their shares."""
+
+    def __init__(
+        self, rules: Iterable[OrganismRules], identification: Identification | None = None
+    ) -> None:
+        self.rules = {r.organism: r for r in rules}
+        self.identification = identification or load_identification()
+
+    def listener(self, open_share: Callable[[str], BinaryIO]) -> RoutingListener:
+        """A listener for one file's reading."""
+        return RoutingListener(self.rules, self.identification, open_share)
+
+    def route(
+        self, stream: BinaryIO | Iterable[bytes], open_share: Callable[[str], BinaryIO]
+    ) -> list[Share]:
+        """Reads the file and writes each organism's share; returns those concerned. Raises
+        ValueError when the router refuses the file (what it refuses: RoutingListener)."""
+        listener = self.listener(open_share)
+        walk(stream, listener)
+        refused = sorted([*listener.unread, *listener.anomalies], key=lambda a: a.line)
+        if refused:
+            raise ValueError(f"line {refused[0].line}: {refused[0].message}")
+        return listener.shares

@@ -1,6 +1,7 @@
-"""A quick scan of a DSN as its bytes arrive: the facts a deposit is answered on at once (AEE or
-ARE) before the full validation: the norm version, the nature, type and month of the
-declaration, and every declared SIRET; and the rules that refuse a file as a whole (its ARE)."""
+"""A scan of a DSN as its bytes arrive: the facts a deposit is answered on at once (AEE or ARE)
+before the full validation: the norm version, the nature, type and month of the declaration,
+and every declared SIRET; and the rules that refuse a file as a whole (its ARE), among them a
+structure the reading cannot place without a guess."""
 
 from __future__ import annotations
 
@@ -9,16 +10,28 @@ from dataclasses import dataclass, field, replace
 
 from registry.dsn.deposit_store import NewDeposit, Receipt
 from registry.dsn.norm import supported_versions
+from registry.dsn.reader import (
+    Anomaly,
+    BlockInstance,
+    BlockListener,
+    LineSplitter,
+    RubricLine,
+    RubricReader,
+    Walker,
+)
 
-_WATCHED = (b"S10.G00.00.006", b"S20.G00.05.001", b"S20.G00.05.002", b"S20.G00.05.005",
-            b"S21.G00.06.001", b"S21.G00.11.001")  # fmt: skip
 # More declared SIRETs than this and the scan stops collecting them (and says so).
 MAX_SIRETS = 10_000
+_COMPANY, _ESTABLISHMENT, _DECLARATION = "S21.G00.06", "S21.G00.11", "S20.G00.05"
+_EMITTER = "S10.G00.01"
 
 
 @dataclass
-class DepositScan:
-    """Feed it the file's chunks in order, then `finish`."""
+class DepositScan(BlockListener):
+    """Feed it the file's chunks in order, then `finish`. It reads them through the same reader
+    as validation, relations and routing (registry/dsn/reader.py), so the establishments whose
+    rights it checks are those the other steps see: a SIRET is the SIREN of the company block
+    an establishment block is under, never a line read on its own."""
 
     versions: list[str] = field(default_factory=list)
     nature: str = ""
@@ -28,56 +41,93 @@ class DepositScan:
     lines: int = 0
     starts_with_rubric: bool | None = None
     too_many_sirets: bool = False
-    _siren: str = ""
-    _rest: bytes = b""
+    # The first line the reading could not place, or a company block without exactly one
+    # establishment: the file is refused (a deposit's rights are checked on a clear structure).
+    ambiguity: str = ""
+    emitters: list[str] = field(default_factory=list)
+    _lines: LineSplitter = field(default_factory=LineSplitter)
+    _rubrics: RubricReader = field(default_factory=RubricReader)
+    _walker: Walker | None = None
 
     def feed(self, chunk: bytes) -> None:
         """Takes the next bytes of the file."""
-        lines = (self._rest + chunk).split(b"\n")
-        self._rest = lines.pop()
-        if len(self._rest) > 4096:  # no line is that long: not a DSN; keep memory bounded
-            self._rest = self._rest[-4096:]
-        for line in lines:
-            self._line(line)
+        if self._walker is None:
+            self._walker = Walker(self)
+        read, push = self._rubrics.read, self._walker.push
+        for line in self._lines.feed(chunk):
+            item = read(line)
+            if item is not None:
+                push(item)
 
     def finish(self) -> DepositScan:
         """Reads the last line; returns self."""
-        if self._rest:
-            self._line(self._rest)
-            self._rest = b""
+        if self._walker is None:
+            self._walker = Walker(self)
+        last = self._lines.finish()
+        if last:
+            item = self._rubrics.read(last)
+            if item is not None:
+                self._walker.push(item)
+        self._walker.finish()
         return self
 
-    def _line(self, line: bytes) -> None:
-        if not line.strip():
-            return
+    def fault(self, fault: Anomaly) -> None:
+        """A line the reading could not place."""
+        if not self.ambiguity:
+            self.ambiguity = f"line {fault.line}: {fault.message}"
+
+    def line(self, item: RubricLine) -> None:
+        """Counts lines; notes the norm versions."""
         self.lines += 1
         if self.starts_with_rubric is None:
-            self.starts_with_rubric = line[:1] == b"S" and line[14:16] == b",'"
-        prefix = line[:14]
-        if prefix not in _WATCHED:
-            return
-        value = line[16:].rstrip(b"\r\n")[:-1].decode("iso-8859-1")
-        if prefix == b"S10.G00.00.006":
-            self.versions.append(value)
-        elif prefix == b"S20.G00.05.001" and not self.nature:
-            self.nature = value
-        elif prefix == b"S20.G00.05.002" and not self.type:
-            self.type = value
-        elif prefix == b"S20.G00.05.005" and not self.month:
-            self.month = value
-        elif prefix == b"S21.G00.06.001":
-            self._siren = value
-        elif prefix == b"S21.G00.11.001":
-            siret = self._siren + value
+            self.starts_with_rubric = not item.problem
+        if item.rubric == "S10.G00.00.006" and not item.problem:
+            self.versions.append(item.value)
+
+    def closed(self, instance: BlockInstance) -> None:
+        """Takes the declaration's facts and each establishment's SIRET."""
+        block = instance.block
+        if block == _EMITTER:
+            siret = (instance.value("S10.G00.01.001") or "") + (
+                instance.value("S10.G00.01.002") or ""
+            )
+            if siret not in self.emitters and len(self.emitters) < MAX_SIRETS:
+                self.emitters.append(siret)
+        elif block == _DECLARATION and not self.nature:
+            self.nature = instance.value("S20.G00.05.001") or ""
+            self.type = instance.value("S20.G00.05.002") or ""
+            self.month = instance.value("S20.G00.05.005") or ""
+        elif block == _COMPANY and instance.children.get(_ESTABLISHMENT, 0) != 1:
+            if not self.ambiguity:
+                self.ambiguity = (
+                    f"line {instance.line}: the company block holds "
+                    f"{instance.children.get(_ESTABLISHMENT, 0)} establishment blocks, not one"
+                )
+        elif block == _ESTABLISHMENT:
+            company = instance.parent
+            siren = company.value("S21.G00.06.001") if company is not None else None
+            if company is None or company.block != _COMPANY or not siren:
+                if not self.ambiguity:
+                    self.ambiguity = f"line {instance.line}: an establishment without its company"
+                return
+            siret = siren + (instance.value("S21.G00.11.001") or "")
             if siret not in self.sirets:
                 if len(self.sirets) >= MAX_SIRETS:
                     self.too_many_sirets = True
                 else:
                     self.sirets.append(siret)
 
-    def refusal(self, size: int, entitled: Callable[[str], bool], right: str) -> Refusal | None:
+    def refusal(
+        self,
+        size: int,
+        entitled: Callable[[str], bool],
+        right: str,
+        own_emitter: Callable[[str], bool],
+    ) -> Refusal | None:
         """Why the file of `size` bytes is refused as a whole (its ARE), or None when it is
-        taken (AEE); `entitled` says whether the depositor holds `right` over a SIRET."""
+        taken (AEE); `entitled` says whether the depositor holds `right` over a SIRET,
+        `own_emitter` whether an émetteur SIRET (S10.G00.01) is the depositor's own (the links
+        a file reveals are recorded under its émetteur)."""
         if size == 0:
             return Refusal("EMPTY_FILE", "the file is empty")
         if not self.starts_with_rubric or not self.versions:
@@ -90,6 +140,10 @@ class DepositScan:
                 f"norm version {unsupported[0]} is not supported; one of "
                 f"{', '.join(supported_versions())}"
             ))  # fmt: skip
+        if self.ambiguity:
+            return Refusal(
+                "AMBIGUOUS_STRUCTURE", f"the file's structure is ambiguous: {self.ambiguity}"
+            )
         if not self.sirets:
             return Refusal(
                 "NO_ESTABLISHMENT", "the file declares no establishment (S21.G00.06/S21.G00.11)"
@@ -101,6 +155,12 @@ class DepositScan:
             return Refusal(
                 "NOT_ENTITLED", f"the token does not grant {right} over establishment {outside[0]}"
             )
+        foreign = [siret for siret in self.emitters if not own_emitter(siret)]
+        if foreign or not self.emitters:
+            shown = foreign[0] if foreign else "none"
+            return Refusal("EMITTER_NOT_YOURS", (
+                f"the émetteur (S10.G00.01) must be the depositor's own establishment, not {shown}"
+            ))  # fmt: skip
         return None
 
     def described(self, new: NewDeposit, refusal: Refusal | None) -> NewDeposit:

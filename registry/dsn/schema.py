@@ -83,6 +83,9 @@ deliveries = Table(
     Column("receipt_key_id", String(64), nullable=True),
     Column("receipt_signature", LargeBinary(64), nullable=True),
     Column("trace_parent", String(64), nullable=False, server_default=""),
+    # The organism's encryption key the share is sealed to; "" for a share sealed with the
+    # node's own key (routed before migration 0012).
+    Column("sealed_for_key_id", String(64), nullable=False, server_default=""),
     Index("ix_deliveries_offer", "organism", "state", "priority", "created_at"),
 )
 

@@ -9,6 +9,7 @@ the demo know them by these identifiers.
 
 from __future__ import annotations
 
+import calendar
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ DEMO_ORGANISM_IDS = {
     "DGFIP": "DGFIP",
     "AGIRC-ARRCO": "A0700",
     "PREVOYANCE": "P0942",
+    "MUTUELLE": "P0961",
 }
 NATURES = {"monthly": "01", "sick-leave": "04", "return-to-work": "05", "end-of-contract": "07"}
 _LAST_NAMES = ("MARTIN", "BERNARD", "THOMAS", "PETIT", "ROBERT", "RICHARD", "DURAND", "DUBOIS",
@@ -68,17 +70,77 @@ def nir(index: int) -> str:
     return f"{sex}{year:02d}{month:02d}{department:02d}{commune:03d}{order:03d}"
 
 
-def _money(cents: int) -> str:
-    return f"{cents // 100}.{cents % 100:02d}"
+def money(cents: int) -> str:
+    """Cents as the norm writes amounts: 1234.05, -12.50."""
+    sign, cents = ("-", -cents) if cents < 0 else ("", cents)
+    return f"{sign}{cents // 100}.{cents % 100:02d}"
 
 
-class _Writer:
+class LineWriter:
+    """Writes rubric lines and counts them, for the envoi's S90 total."""
+
     def __init__(self) -> None:
         self.count = 0
 
     def line(self, rubric: str, value: str) -> bytes:
+        """One line `rubric,'value'` (ISO-8859-1, CRLF)."""
         self.count += 1
         return f"{rubric},'{value}'\r\n".encode("iso-8859-1")
+
+    def totals(self, declarations: int = 1) -> Iterator[bytes]:
+        """The S90 block closing the envoi: its line count (the two S90 lines included)."""
+        total = self.count + 2
+        yield self.line("S90.G00.90.001", str(total))
+        yield self.line("S90.G00.90.002", str(declarations))
+
+
+def month_period(month: str) -> tuple[str, str]:
+    """The first and last days (DDMMYYYY) of a declared month given as 01MMYYYY."""
+    mm, yyyy = month[2:4], month[4:]
+    last_day = calendar.monthrange(int(yyyy), int(mm))[1]
+    return f"01{mm}{yyyy}", f"{last_day:02d}{mm}{yyyy}"
+
+
+def envoi_header(
+    w: LineWriter,
+    declared: Company,
+    *,
+    nature: str,
+    kind: str,
+    month: str,
+    order: int,
+    employees: int,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> Iterator[bytes]:
+    """An envoi's lines down to the declared establishment (S10, S20, S21.G00.06, S21.G00.11);
+    `extra` are rubrics of the declaration after S20.G00.05.010 (.011, .013...)."""
+    yield from (
+        w.line("S10.G00.00.001", "INTEROPS-SYNTH"), w.line("S10.G00.00.002", "INTEROPS"),
+        w.line("S10.G00.00.003", "1.0"), w.line("S10.G00.00.005", "02"),
+        w.line("S10.G00.00.006", NORM_VERSION), w.line("S10.G00.00.007", "01"),
+        w.line("S10.G00.00.008", "01"),
+        w.line("S10.G00.01.001", declared.emitter_siren),
+        w.line("S10.G00.01.002", declared.emitter_nic),
+        w.line("S10.G00.01.003", "CABINET EXEMPLE"), w.line("S10.G00.01.004", "12 RUE DES LILAS"),
+        w.line("S10.G00.01.005", "75011"), w.line("S10.G00.01.006", "PARIS"),
+        w.line("S10.G00.02.001", "01"), w.line("S10.G00.02.002", "PAIE SERVICE"),
+        w.line("S10.G00.02.004", "paie@cabinet.example"), w.line("S10.G00.02.005", "0102030405"),
+        w.line("S20.G00.05.001", nature), w.line("S20.G00.05.002", kind),
+        w.line("S20.G00.05.003", "11"), w.line("S20.G00.05.004", str(order)),
+        w.line("S20.G00.05.005", month), w.line("S20.G00.05.007", month_period(month)[1]),
+        w.line("S20.G00.05.008", "01"), w.line("S20.G00.05.010", "01"),
+    )  # fmt: skip
+    yield from (w.line(rubric, value) for rubric, value in extra)
+    yield from (
+        w.line("S21.G00.06.001", declared.siren), w.line("S21.G00.06.002", declared.nic),
+        w.line("S21.G00.06.003", "6201Z"), w.line("S21.G00.06.004", "3 AVENUE DU PORT"),
+        w.line("S21.G00.06.005", "69002"), w.line("S21.G00.06.006", "LYON"),
+        w.line("S21.G00.06.009", str(employees)),
+        w.line("S21.G00.11.001", declared.nic), w.line("S21.G00.11.002", "6201Z"),
+        w.line("S21.G00.11.003", "3 AVENUE DU PORT"), w.line("S21.G00.11.004", "69002"),
+        w.line("S21.G00.11.005", "LYON"), w.line("S21.G00.11.008", str(employees)),
+        w.line("S21.G00.11.017", "01"),
+    )  # fmt: skip
 
 
 def generate(
@@ -95,73 +157,49 @@ def generate(
     `month` is the declared month (01MMYYYY); `order` the declaration's order number (two
     deposits of the same company and month differ by it)."""
     rng = random.Random(seed)
-    w = _Writer()
-    mm, yyyy = month[2:4], month[4:]
-    last_day = {"02": "28", "04": "30", "06": "30", "09": "30", "11": "30"}.get(mm, "31")
-    start, end = f"01{mm}{yyyy}", f"{last_day}{mm}{yyyy}"
+    w = LineWriter()
+    start, end = month_period(month)
     kind = "01" if employees or nature != "01" else "02"
+    yield from envoi_header(
+        w, declared, nature=nature, kind=kind, month=month, order=order, employees=employees
+    )
+    # The adhesion every employee's affiliation (S21.G00.70.013) refers to, in every nature.
     yield from (
-        w.line("S10.G00.00.001", "INTEROPS-SYNTH"), w.line("S10.G00.00.002", "INTEROPS"),
-        w.line("S10.G00.00.003", "1.0"), w.line("S10.G00.00.005", "02"),
-        w.line("S10.G00.00.006", NORM_VERSION), w.line("S10.G00.00.007", "01"),
-        w.line("S10.G00.00.008", "01"),
-        w.line("S10.G00.01.001", declared.emitter_siren),
-        w.line("S10.G00.01.002", declared.emitter_nic),
-        w.line("S10.G00.01.003", "CABINET EXEMPLE"), w.line("S10.G00.01.004", "12 RUE DES LILAS"),
-        w.line("S10.G00.01.005", "75011"), w.line("S10.G00.01.006", "PARIS"),
-        w.line("S10.G00.02.001", "01"), w.line("S10.G00.02.002", "PAIE SERVICE"),
-        w.line("S10.G00.02.004", "paie@cabinet.example"), w.line("S10.G00.02.005", "0102030405"),
-        w.line("S20.G00.05.001", nature), w.line("S20.G00.05.002", kind),
-        w.line("S20.G00.05.003", "11"), w.line("S20.G00.05.004", str(order)),
-        w.line("S20.G00.05.005", month), w.line("S20.G00.05.007", end),
-        w.line("S20.G00.05.008", "01"), w.line("S20.G00.05.010", "01"),
-        w.line("S21.G00.06.001", declared.siren), w.line("S21.G00.06.002", declared.nic),
-        w.line("S21.G00.06.003", "6201Z"), w.line("S21.G00.06.004", "3 AVENUE DU PORT"),
-        w.line("S21.G00.06.005", "69002"), w.line("S21.G00.06.006", "LYON"),
-        w.line("S21.G00.06.009", str(employees)),
-        w.line("S21.G00.11.001", declared.nic), w.line("S21.G00.11.002", "6201Z"),
-        w.line("S21.G00.11.003", "3 AVENUE DU PORT"), w.line("S21.G00.11.004", "69002"),
-        w.line("S21.G00.11.005", "LYON"), w.line("S21.G00.11.008", str(employees)),
-        w.line("S21.G00.11.017", "01"),
+        w.line("S21.G00.15.001", "PREV-2024-001"),
+        w.line("S21.G00.15.002", DEMO_ORGANISM_IDS["PREVOYANCE"]),
+        w.line("S21.G00.15.004", "01"), w.line("S21.G00.15.005", "1"),
     )  # fmt: skip
     if nature == "01":
-        yield from (
-            w.line("S21.G00.15.001", "PREV-2024-001"),
-            w.line("S21.G00.15.002", DEMO_ORGANISM_IDS["PREVOYANCE"]),
-            w.line("S21.G00.15.004", "01"), w.line("S21.G00.15.005", "1"),
-        )  # fmt: skip
         gross = 320_000 * employees
         for organism, amount in (("URSSAF", gross * 42 // 100), ("DGFIP", gross * 5 // 100),
                                  ("AGIRC-ARRCO", gross * 12 // 100),
                                  ("PREVOYANCE", gross // 100)):  # fmt: skip
             yield from (
                 w.line("S21.G00.20.001", DEMO_ORGANISM_IDS[organism]),
-                w.line("S21.G00.20.005", _money(amount)), w.line("S21.G00.20.006", start),
+                w.line("S21.G00.20.005", money(amount)), w.line("S21.G00.20.006", start),
                 w.line("S21.G00.20.007", end), w.line("S21.G00.20.010", "05"),
             )  # fmt: skip
         yield from (
             w.line("S21.G00.22.001", URSSAF_SIRET), w.line("S21.G00.22.002", "URSSAF"),
             w.line("S21.G00.22.003", start), w.line("S21.G00.22.004", end),
-            w.line("S21.G00.22.005", _money(gross * 42 // 100)),
+            w.line("S21.G00.22.005", money(gross * 42 // 100)),
             w.line("S21.G00.23.001", "100"), w.line("S21.G00.23.002", "920"),
-            w.line("S21.G00.23.004", _money(gross)),
-            w.line("S21.G00.23.005", _money(gross * 42 // 100)),
+            w.line("S21.G00.23.004", money(gross)),
+            w.line("S21.G00.23.005", money(gross * 42 // 100)),
         )  # fmt: skip
     # An event (sick leave, return, end of contract) concerns one employee.
     for index in range(employees if nature == "01" else 1):
         yield from _individual(w, rng, index, nature, (start, end))
-    w.count += 2
-    yield f"S90.G00.90.001,'{w.count}'\r\n".encode("ascii")
-    yield b"S90.G00.90.002,'1'\r\n"
+    yield from w.totals()
 
 
-def _individual(
-    w: _Writer, rng: random.Random, index: int, nature: str, period: tuple[str, str]
-) -> Iterator[bytes]:
-    start, end = period
-    mm, yyyy = start[2:4], start[4:]
-    number = f"CT{index + 1:06d}"
-    hired_year = 2010 + index % 15
+def contract_number(index: int) -> str:
+    """The index-th employee's contract number (S21.G00.40.009)."""
+    return f"CT{index + 1:06d}"
+
+
+def identity(w: LineWriter, index: int) -> Iterator[bytes]:
+    """The index-th employee's S21.G00.30 block (NIR `nir(index)`)."""
     yield from (
         w.line("S21.G00.30.001", nir(index)),
         w.line("S21.G00.30.002", _LAST_NAMES[index % len(_LAST_NAMES)]),
@@ -173,11 +211,19 @@ def _individual(
         w.line("S21.G00.30.009", "69003"), w.line("S21.G00.30.010", "LYON"),
         w.line("S21.G00.30.014", "69"), w.line("S21.G00.30.015", "FR"),
         w.line("S21.G00.30.019", f"M{index + 1:05d}"),
+    )  # fmt: skip
+
+
+def contract(w: LineWriter, index: int, category: str = "04") -> Iterator[bytes]:
+    """The index-th employee's S21.G00.40 contract lines (open-ended, full time), with that
+    complementary-pension category (S21.G00.40.003: 04 non-cadre, 98 no such distinction...)."""
+    hired_year = 2010 + index % 15
+    yield from (
         w.line("S21.G00.40.001", f"01{1 + index % 12:02d}{hired_year}"),
-        w.line("S21.G00.40.002", "04"), w.line("S21.G00.40.003", "04"),
+        w.line("S21.G00.40.002", "04"), w.line("S21.G00.40.003", category),
         w.line("S21.G00.40.004", "388a"), w.line("S21.G00.40.006", "DEVELOPPEUR"),
         w.line("S21.G00.40.007", "01"), w.line("S21.G00.40.008", "99"),
-        w.line("S21.G00.40.009", number), w.line("S21.G00.40.011", "10"),
+        w.line("S21.G00.40.009", contract_number(index)), w.line("S21.G00.40.011", "10"),
         w.line("S21.G00.40.012", "151.67"), w.line("S21.G00.40.013", "151.67"),
         w.line("S21.G00.40.014", "10"), w.line("S21.G00.40.016", "99"),
         w.line("S21.G00.40.017", "1486"), w.line("S21.G00.40.018", "200"),
@@ -187,6 +233,16 @@ def _individual(
         w.line("S21.G00.40.039", "200"), w.line("S21.G00.40.040", "620ZD"),
         w.line("S21.G00.40.043", "1.20"),
     )  # fmt: skip
+
+
+def _individual(
+    w: LineWriter, rng: random.Random, index: int, nature: str, period: tuple[str, str]
+) -> Iterator[bytes]:
+    start, end = period
+    mm, yyyy = start[2:4], start[4:]
+    number = contract_number(index)
+    yield from identity(w, index)
+    yield from contract(w, index)
     if nature == "04":
         yield from (
             w.line("S21.G00.60.001", "01"), w.line("S21.G00.60.002", f"09{mm}{yyyy}"),
@@ -216,18 +272,18 @@ def _individual(
     rate = 500 + index % 900  # PAS rate, hundredths of a percent
     tax = net * rate // 10_000
     yield from (
-        w.line("S21.G00.50.001", end), w.line("S21.G00.50.002", _money(net)),
-        w.line("S21.G00.50.003", "01"), w.line("S21.G00.50.004", _money(net - tax)),
+        w.line("S21.G00.50.001", end), w.line("S21.G00.50.002", money(net)),
+        w.line("S21.G00.50.003", "01"), w.line("S21.G00.50.004", money(net - tax)),
         w.line("S21.G00.50.006", f"{rate // 100}.{rate % 100:02d}"), w.line("S21.G00.50.007", "01"),
-        w.line("S21.G00.50.008", str(100_000 + index)), w.line("S21.G00.50.009", _money(tax)),
-        w.line("S21.G00.50.013", _money(net)),
+        w.line("S21.G00.50.008", str(100_000 + index)), w.line("S21.G00.50.009", money(tax)),
+        w.line("S21.G00.50.013", money(net)),
     )  # fmt: skip
     for kind, amount, hours in (("001", gross, "151.67"), ("002", gross, "151.67"),
                                 ("003", gross, "151.67"), ("010", gross, "151.67")):  # fmt: skip
         yield from (
             w.line("S21.G00.51.001", start), w.line("S21.G00.51.002", end),
             w.line("S21.G00.51.010", number), w.line("S21.G00.51.011", kind),
-            w.line("S21.G00.51.012", hours), w.line("S21.G00.51.013", _money(amount)),
+            w.line("S21.G00.51.012", hours), w.line("S21.G00.51.013", money(amount)),
         )  # fmt: skip
     ceiling = min(gross, 386_400)
     for base, amount, contributions in (
@@ -238,14 +294,14 @@ def _individual(
     ):
         yield from (
             w.line("S21.G00.78.001", base), w.line("S21.G00.78.002", start),
-            w.line("S21.G00.78.003", end), w.line("S21.G00.78.004", _money(amount)),
+            w.line("S21.G00.78.003", end), w.line("S21.G00.78.004", money(amount)),
         )  # fmt: skip
         for code, organism, per_ten_thousand in contributions:
             yield from (
                 w.line("S21.G00.81.001", code),
                 w.line("S21.G00.81.002", DEMO_ORGANISM_IDS[organism]),
-                w.line("S21.G00.81.003", _money(amount)),
-                w.line("S21.G00.81.004", _money(amount * per_ten_thousand // 10_000)),
+                w.line("S21.G00.81.003", money(amount)),
+                w.line("S21.G00.81.004", money(amount * per_ten_thousand // 10_000)),
             )  # fmt: skip
 
 

@@ -9,8 +9,10 @@ Checked, streaming (memory holds one individual's blocks and one declaration's N
   line starts with one, and the byte and its column, never the value;
 - each envoi against the norm version it declares in S10.G00.00.006 (a lot envelope against
   V01R02); an unsupported version is a blocking anomaly and its rubrics go unchecked;
-- structure: unknown rubrics, blocks out of order, block cardinalities (the workbook's, which
-  are a monthly DSN's: below the individual, an event declaration only has its maximums checked);
+- structure, as the one reading of the file (registry/dsn/reader.py) finds it: unknown blocks
+  and rubrics, blocks out of order or opened where their parent is not, block cardinalities
+  (the workbook's, which are a monthly DSN's: below the individual, an event declaration only
+  has its maximums checked);
 - data types: lengths, the norm's regex, the allowed values, calendar dates;
 - SIREN and SIRET keys of the émetteur, the entreprise and each établissement;
 - NIRs: forbidden 1999999999999 / 2999999999999, each NIR once per declaration;
@@ -20,9 +22,10 @@ Checked, streaming (memory holds one individual's blocks and one declaration's N
   starts.
 
 Anomalies carry the line, the rubric, the rule id (the norm's, like CCH-14, where the norm
-has one; NEODES-* for the format's own rules) and whether they block. Blocks the norm does not
-know and rubrics numbered 900 and above (what the portal adds to the files it returns) are
-reported without blocking.
+has one; NEODES-* for the format's own rules) and whether they block. Blocks and rubrics the norm
+does not know block, whatever their number (the portal's own additions, S10.G00.95 or 9xx, are
+for the files it returns, never for a deposit): a line that one step could read one way and
+another step another way is how a file smuggles data past a check.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from registry.dsn.norm import ENVELOPE_VERSION, Norm, UnsupportedVersion, load
-from registry.dsn.reader import BlockInstance, BlockReader, RubricLine, read_rubrics
+from registry.dsn.reader import Anomaly, BlockInstance, BlockListener, RubricLine, walk
 from registry.rcd.identifiers import check_siren, check_siret
 
 # A report lists at most this many anomalies; the others are only counted.
@@ -45,29 +48,7 @@ CANCEL_NATURES = frozenset({"07", "08", "09"})
 WITHOUT_INDIVIDUALS = frozenset({"02", "05"})
 WITH_INDIVIDUALS = frozenset({"01", "03"})
 EVENT_NATURES = frozenset({"04", "05", "07"})
-_EXTENSION = 900
 _ENVELOPE = ("S05", "S06", "S95", "S96")
-
-
-@dataclass(frozen=True, slots=True)
-class Anomaly:
-    """One finding: where, which rule, how grave."""
-
-    line: int
-    rubric: str
-    rule: str
-    blocking: bool
-    message: str
-
-    def as_dict(self) -> dict[str, object]:
-        """Plain data, for JSON."""
-        return {
-            "line": self.line,
-            "rubric": self.rubric,
-            "rule": self.rule,
-            "blocking": self.blocking,
-            "message": self.message,
-        }
 
 
 @dataclass(slots=True)
@@ -162,14 +143,11 @@ def date_key(value: str | None) -> str | None:
     return value[4:] + value[2:4] + value[:2]
 
 
-class Validator:
-    """Feeds on rubric lines; `report` holds the outcome once `finish` has run."""
+class Validator(BlockListener):
+    """Listens to a file's reading (`walk`); `report` holds the outcome once the file is read."""
 
-    def __init__(self, on_closed: Callable[[BlockInstance], None] | None = None) -> None:
-        # Called with each block instance once it is closed and checked (relations use it).
-        self.on_closed = on_closed
+    def __init__(self) -> None:
         self.report = Report()
-        self.reader = BlockReader()
         self.norm: Norm | None = None
         self.envelope = load(ENVELOPE_VERSION)
         self.envoi_lines = 0
@@ -193,33 +171,27 @@ class Validator:
         fallback id rule[1] when the norm version has no such rule)."""
         self._add(line, rubric, self._rule(rubric, *rule), message)
 
-    def feed(self, item: RubricLine) -> None:
+    def fault(self, fault: Anomaly) -> None:
+        """A line the reading could not place: blocking, never re-attached."""
+        self.report.add(fault)
+
+    def line(self, item: RubricLine) -> None:
         """Takes the next line of the file."""
         self.report.lines += 1
+        self.envoi_lines += 1
         if item.problem:
             rule = "NEODES-CHARSET" if item.column else "NEODES-SYNTAX"
             self._add(item.line, item.rubric, rule, item.problem)
-        for closed in self.reader.feed(item):
-            self._closed(closed)
-        self.envoi_lines += 1
-        if item.problem:
-            return
-        opened = self.reader.open[-1] if self.reader.open else None
-        if opened is not None and opened.lines[0] is item:
-            self._opened(opened)
-        if item.rubric == "S10.G00.00.006":
+        elif item.rubric == "S10.G00.00.006":
             self._version(item)
         elif item.rubric == "S20.G00.05.001" and self.declaration is not None:
             self.declaration.nature = item.value
 
-    def finish(self) -> Report:
-        """Closes the file and returns the report."""
-        for closed in self.reader.close():
-            self._closed(closed)
+    def end(self) -> None:
+        """The file is read."""
         if self.report.envois == 0:
             self._add(1, "S10.G00.00", "NEODES-STRUCTURE", "the file holds no envoi (S10.G00.00)")
         self.report.anomalies.sort(key=lambda anomaly: anomaly.line)
-        return self.report
 
     def _version(self, item: RubricLine) -> None:
         try:
@@ -231,18 +203,12 @@ class Validator:
         if item.value not in self.report.versions:
             self.report.versions.append(item.value)
 
-    def _opened(self, instance: BlockInstance) -> None:
+    def opened(self, instance: BlockInstance) -> None:
+        """Counts envois, declarations and individuals as they open."""
         block = instance.block
-        if instance.out_of_order:
-            self._add(
-                instance.line,
-                block,
-                "NEODES-ORDER",
-                f"block {block} comes after a block that the norm puts after it",
-            )
         if block == "S10.G00.00":
             self.report.envois += 1
-            self.envoi_lines = 1
+            self.envoi_lines = 0
             self.envoi_declarations = 0
             self.norm = None
         elif block == "S20.G00.05":
@@ -253,7 +219,8 @@ class Validator:
         elif block == "S21.G00.30" and self.declaration is not None:
             self.declaration.individuals += 1
 
-    def _closed(self, instance: BlockInstance) -> None:
+    def closed(self, instance: BlockInstance) -> None:
+        """Checks an instance once it and its children are read."""
         envelope = instance.block.startswith(_ENVELOPE)
         norm = self.envelope if envelope else self.norm
         if norm is not None:
@@ -264,20 +231,16 @@ class Validator:
         check = _BLOCK_CHECKS.get(instance.block)
         if check is not None:
             check(self, instance)
-        if self.on_closed is not None:
-            self.on_closed(instance)
 
     def _check_type(self, item: RubricLine, norm: Norm) -> bool:
         """Checks a value against its rubric's data type; True when it passed."""
         spec = norm.rubrics.get(item.rubric)
-        if spec is None:
-            extension = item.block not in norm.blocks or int(item.rubric[11:]) >= _EXTENSION
+        if spec is None:  # never skipped: a line no step reads alike must not pass
             self._add(
                 item.line,
                 item.rubric,
                 "NEODES-UNKNOWN-RUBRIC",
                 f"rubric {item.rubric} is not in norm {norm.version}",
-                blocking=not extension,
             )
             return False
         value = item.value
@@ -319,11 +282,14 @@ class Validator:
             return
         # The workbook's minimums below the individual are those of a monthly DSN; an event
         # (sick leave, end of contract...) declares only what the event concerns.
-        event = self.declaration is not None and self.declaration.nature != "01"
-        relaxed = event and instance.block >= "S21.G00.30" and instance.block.startswith("S21")
+        nature = self.declaration.nature if self.declaration is not None else ""
+        relaxed = nature != "01" and instance.block >= "S21.G00.30" and instance.block < "S22"
         for child in norm.children(instance.block):
             count = instance.children.get(child.id, 0)
-            if count < child.min and not relaxed:
+            # The notice (S21.G00.63) is the end-of-contract declaration's: a monthly DSN
+            # declares an exit without it.
+            notice = child.id == "S21.G00.63" and nature != "07"
+            if count < child.min and not relaxed and not notice:
                 self._add(
                     instance.line,
                     child.id,
@@ -502,14 +468,11 @@ _BLOCK_CHECKS: dict[str, Callable[[Validator, BlockInstance], None]] = {
 }
 
 
-def validate(
-    stream: BinaryIO | Iterable[bytes], on_closed: Callable[[BlockInstance], None] | None = None
-) -> Report:
-    """Validates a whole file (`on_closed` sees each block instance once checked)."""
-    validator = Validator(on_closed)
-    for item in read_rubrics(stream):
-        validator.feed(item)
-    return validator.finish()
+def validate(stream: BinaryIO | Iterable[bytes]) -> Report:
+    """Validates a whole file on its own (the pipeline reads it once for every step: `walk`)."""
+    validator = Validator()
+    walk(stream, validator)
+    return validator.report
 
 
 def report_lines(report: Report) -> Iterator[str]:

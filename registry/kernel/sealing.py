@@ -1,6 +1,7 @@
-"""Sealing at rest with AES-256-GCM, the one place it is written: values (a row's payload, a
-NIR) and files (deposited DSNs and the shares routed from them hold NIRs and names, so they never
-touch the disk in clear).
+"""Sealing at rest with the node's AES-256-GCM key, the one place it is written: values (a row's
+payload, a NIR) and files (deposited DSNs hold NIRs and names, so they never touch the disk in
+clear). The shares routed from a deposit are not sealed here but to their organism's own key
+(token_suite/sealed_share.py): the node cannot read them back.
 
 A sealed value is a random 12-byte nonce, then the ciphertext with its tag; its associated data
 binds it to its place (a return's id, a NIR's row), so it cannot be moved unnoticed.
@@ -9,7 +10,8 @@ A sealed file is MAGIC, then chunks of at most CHUNK_BYTES of plaintext, each wr
 ciphertext length (4 bytes, big-endian), a random 12-byte nonce and the ciphertext with its tag.
 Each chunk's associated data binds the file's name, the chunk's index and whether it is the
 last, so chunks cannot be swapped, reordered, moved to another file or cut off unnoticed.
-A writer writes to NAME.part and renames on close: a file either is whole or is not there.
+A writer writes to NAME.part and renames on close (registry/kernel/whole_files.py): a file
+either is whole or is not there.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from types import TracebackType
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from registry.kernel.whole_files import WholeFile
 
 MAGIC = b"IOPSEAL1"
 CHUNK_BYTES = 1 << 20
@@ -57,15 +61,13 @@ class SealedWriter:
 
     def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
-        self.partial = path.with_name(path.name + ".part")
         self.aead = AESGCM(key)
         self.name = path.name
         self.buffer = bytearray()
         self.index = 0
         self.size = 0
         self.hash = hashlib.sha256()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.out = self.partial.open("wb")
+        self.out = WholeFile(path)
         self.out.write(MAGIC)
 
     def write(self, data: bytes) -> int:
@@ -92,15 +94,11 @@ class SealedWriter:
         """Seals the last chunk and puts the file in place."""
         self._seal(bytes(self.buffer), last=True)
         self.buffer.clear()
-        self.out.flush()
-        os.fsync(self.out.fileno())
-        self.out.close()
-        self.partial.replace(self.path)
+        self.out.commit()
 
     def discard(self) -> None:
         """Drops what was written."""
-        self.out.close()
-        self.partial.unlink(missing_ok=True)
+        self.out.discard()
 
     def __enter__(self) -> SealedWriter:
         return self
@@ -145,18 +143,6 @@ def read_sealed(path: Path, key: bytes) -> Iterator[bytes]:
             else:
                 raise SealError(f"{path.name}: chunk {index} was altered or has another key")
             index += 1
-
-
-def sealed_lines(path: Path, key: bytes) -> Iterator[bytes]:
-    """The plaintext of a sealed file, line by line (each with its end of line)."""
-    rest = b""
-    for chunk in read_sealed(path, key):
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            yield line + b"\n"
-    if rest:
-        yield rest
 
 
 def load_or_create_key(path: Path) -> bytes:

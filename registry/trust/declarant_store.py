@@ -96,6 +96,15 @@ class DeclarantStore:
                 connection.execute(insert(declarant_grants), rows)
         return int(declarant_id)
 
+    def siret_of(self, declarant_id: int) -> str | None:
+        """The SIRET of the establishment the declarant's account belongs to (None: no such
+        account)."""
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(declarants.c.siret).where(declarants.c.id == declarant_id)
+            ).scalar()
+        return None if found is None else str(found)
+
     def exists(self, siret: str, last_name: str, first_name: str) -> bool:
         """True when the triplet has an account."""
         digest = identity_digest(siret, last_name, first_name)

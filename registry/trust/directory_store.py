@@ -1,11 +1,13 @@
-"""The trust directory in the database: organisms and sites, their keys (with rotation), and
-the rights each may be granted; and the snapshot the backbone signs and publishes."""
+"""The trust directory in the database: organisms and sites, their keys (with rotation): signing
+keys and the encryption keys their DSN shares are sealed to, and the rights each may be
+granted; and the snapshot the backbone signs and publishes."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 from interops.token.v1 import token_pb2
@@ -14,10 +16,21 @@ from sqlalchemy.exc import IntegrityError
 
 from registry.kernel.clock import now_ms
 from registry.trust.schema import organism_grants, organism_keys, organisms
+from token_suite.directory import KeyEntry
+from token_suite.encryption_keys import check_encryption_key, encryption_key_id
 from token_suite.grants import Grants, grants_from
 from token_suite.keys import check_public_key, key_id_of
 
 KIND_PREFIX = "ORGANISM_KIND_"
+
+
+class KeyKind(StrEnum):
+    """What a published key is for: SIGNING (Ed25519: blocks, proofs, receipts; the snapshot's
+    `keys`) or ENCRYPTION (X25519: what the organism's shares are sealed to; its
+    `encryption_keys`). Stored by name."""
+
+    SIGNING = "SIGNING"
+    ENCRYPTION = "ENCRYPTION"
 
 
 class DirectoryError(ValueError):
@@ -52,14 +65,23 @@ class DirectoryStore:
         except IntegrityError:
             raise DirectoryError(f"organism {code} exists already") from None
 
-    def add_key(self, organism: str, public_key: bytes, valid_from: int | None = None) -> str:
-        """Publishes a public key of the organism; returns its key id. Publish a new key before
-        signing with it: verifiers fetch the directory again on an unknown key id."""
-        check_public_key(public_key)
-        key_id = key_id_of(public_key)
+    def add_key(
+        self, organism: str, public_key: bytes, valid_from: int | None = None,
+        kind: KeyKind = KeyKind.SIGNING,
+    ) -> str:  # fmt: skip
+        """Publishes a public key of the organism; returns its key id. Publish a new signing key
+        before signing with it: verifiers fetch the directory again on an unknown key id. A new
+        encryption key is the one shares are sealed to from `valid_from` on (retire the old one
+        once the organism has read what was sealed to it)."""
+        if kind == KeyKind.ENCRYPTION:
+            check_encryption_key(public_key)
+            key_id = encryption_key_id(public_key)
+        else:
+            check_public_key(public_key)
+            key_id = key_id_of(public_key)
         row = {"key_id": key_id, "organism": organism, "public_key": public_key,
                "valid_from": int(time.time()) if valid_from is None else valid_from,
-               "valid_until": 0, "changed_at": now_ms()}  # fmt: skip
+               "valid_until": 0, "changed_at": now_ms(), "kind": kind.value}  # fmt: skip
         with self.engine.begin() as connection:
             if (
                 connection.execute(
@@ -76,7 +98,8 @@ class DirectoryStore:
 
     def retire_key(self, key_id: str, at: int | None = None) -> None:
         """Retires a key: it signs nothing after `at`, and stays listed so that what it signed
-        before still verifies until it expires."""
+        before still verifies until it expires (an encryption key: nothing more is sealed to
+        it)."""
         moment = int(time.time()) if at is None else at
         with self.engine.begin() as connection:
             done = connection.execute(
@@ -86,6 +109,31 @@ class DirectoryStore:
             )
         if done.rowcount != 1:
             raise DirectoryError(f"no key {key_id} in use")
+
+    def current_encryption_key(self, organism: str) -> KeyEntry | None:
+        """The organism's encryption key to seal a share to now: the one in use (started, not
+        retired) that started last, of two the last published; None when it has none."""
+        now = int(time.time())
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(organism_keys)
+                .where(
+                    organism_keys.c.organism == organism,
+                    organism_keys.c.kind == KeyKind.ENCRYPTION,
+                    organism_keys.c.valid_until == 0,
+                    organism_keys.c.valid_from <= now,
+                )
+                .order_by(
+                    organism_keys.c.valid_from.desc(),
+                    organism_keys.c.changed_at.desc(),
+                    organism_keys.c.key_id.desc(),
+                )
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        return KeyEntry(row.key_id, row.organism, bytes(row.public_key), row.valid_from,
+                        row.valid_until)  # fmt: skip
 
     def grant(self, organism: str, right: str, siren: str | None = None) -> None:
         """Lets the organism be granted `right` over a company, or over everything."""
@@ -142,13 +190,15 @@ class DirectoryStore:
                                    endpoints=json.loads(r.endpoints))
                 for r in organism_rows
             ],
-            keys=[
-                token_pb2.PublicKey(key_id=r.key_id, organism=r.organism,
-                                    public_key=r.public_key, valid_from=r.valid_from,
-                                    valid_until=r.valid_until)
-                for r in key_rows
-            ],
+            keys=[_public_key(r) for r in key_rows if r.kind == KeyKind.SIGNING],
+            encryption_keys=[_public_key(r) for r in key_rows if r.kind == KeyKind.ENCRYPTION],
         )  # fmt: skip
+
+
+def _public_key(row: Any) -> token_pb2.PublicKey:
+    return token_pb2.PublicKey(key_id=row.key_id, organism=row.organism,
+                               public_key=row.public_key, valid_from=row.valid_from,
+                               valid_until=row.valid_until)  # fmt: skip
 
 
 def read_grants(engine: Engine, owner: ColumnElement[Any], value: object) -> Grants:

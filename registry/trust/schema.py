@@ -44,6 +44,8 @@ organism_keys = Table(
     # 0 while in use; the retirement moment (Unix seconds) afterwards.
     Column("valid_until", BigInteger, nullable=False),
     Column("changed_at", BigInteger, nullable=False),
+    # SIGNING (Ed25519) or ENCRYPTION (X25519, what shares are sealed to; migration 0012).
+    Column("kind", String(16), nullable=False, server_default="SIGNING"),
 )
 
 # What a subject may be granted. siren NULL: the whole perimeter.

@@ -1,4 +1,5 @@
-"""Demo identities for a newcomer's first run: the organisms with keys on disk, a declarant of
+"""Demo identities for a newcomer's first run: the organisms with keys on disk (a signing key,
+and beside it the encryption key their DSN shares are sealed to), a declarant of
 the accounting firm whose sign-in the README gives, managing three client companies, and the
 firm's first administrator (Primo AD) with a client portfolio."""
 
@@ -20,9 +21,10 @@ from registry.kernel.rights import (
 )
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
-from registry.trust.directory_store import DirectoryError, DirectoryStore
+from registry.trust.directory_store import DirectoryError, DirectoryStore, KeyKind
 from server.cli.demo_data import FIRM_SIREN, FIRM_SIRET
 from server.token.trust import node_key
+from token_suite.encryption_keys import beside, load_or_create_encryption_key, public_of
 from token_suite.keys import public_bytes
 
 # The README quotes these.
@@ -38,6 +40,7 @@ ORGANISMS = {
     "DGFIP": ("Direction générale des finances publiques", "DGFIP", (DSN_DELIVERIES,)),
     "AGIRC-ARRCO": ("Agirc-Arrco", "AGIRC_ARRCO", (DSN_DELIVERIES,)),
     "PREVOYANCE": ("Prévoyance exemple (organisme complémentaire)", "OC", (DSN_DELIVERIES,)),
+    "MUTUELLE": ("Mutuelle santé exemple (organisme complémentaire)", "OC", (DSN_DELIVERIES,)),
     "FRANCE-TRAVAIL": ("France Travail", "FRANCE_TRAVAIL", (DSN_DELIVERIES,)),
     "CNAM": ("Caisse nationale de l'assurance maladie", "CNAM", (DSN_DELIVERIES,)),
 }
@@ -52,7 +55,9 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
     declarants = DeclarantStore(engine)
     added = False
     for code, (name, kind, rights) in ORGANISMS.items():
-        key = node_key(keys_dir / f"{code}.pem")
+        key_file = keys_dir / f"{code}.pem"
+        key = node_key(key_file)
+        encryption_key = load_or_create_encryption_key(beside(key_file))
         with contextlib.suppress(DirectoryError):
             directory.add_organism(code, name, kind, [f"grpc://{code.lower()}.example:443"])
             added = True
@@ -63,6 +68,9 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
                 added = True
         with contextlib.suppress(DirectoryError):
             directory.add_key(code, public_bytes(key), valid_from=0)
+        with contextlib.suppress(DirectoryError):
+            directory.add_key(code, public_of(encryption_key), valid_from=0,
+                              kind=KeyKind.ENCRYPTION)  # fmt: skip
     if not declarants.exists(*DECLARANT):
         perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
                      for right in (REGISTRY_READ, DSN_DEPOSIT, NOTIFY_READ)]  # fmt: skip

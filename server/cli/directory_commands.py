@@ -15,9 +15,10 @@ from sqlalchemy import Engine
 from registry.kernel.database import open_engine, upgrade
 from registry.kernel.rights import REGISTRY_READ
 from registry.trust.declarant_store import DeclarantStore
-from registry.trust.directory_store import DirectoryError, DirectoryStore
+from registry.trust.directory_store import DirectoryError, DirectoryStore, KeyKind
 from server.config import Settings
 from server.token.trust import node_key
+from token_suite.encryption_keys import public_of, read_encryption_key
 from token_suite.errors import TokenError
 from token_suite.keys import key_id_of, public_bytes, read_private_key
 
@@ -44,13 +45,17 @@ def _add_organism(engine: Engine, args: argparse.Namespace) -> None:
 
 
 def _add_key(engine: Engine, args: argparse.Namespace) -> None:
-    if args.key_file:
+    kind = KeyKind(args.kind.upper())
+    if args.key_file and kind == KeyKind.ENCRYPTION:
+        public = public_of(read_encryption_key(args.key_file))
+    elif args.key_file:
         public = public_bytes(read_private_key(args.key_file))
     elif args.public_key:
         public = bytes.fromhex(args.public_key)
     else:
         raise ValueError("give --public-key HEX or --key-file PEM")
-    print(f"key {DirectoryStore(engine).add_key(args.organism, public)} published")
+    key_id = DirectoryStore(engine).add_key(args.organism, public, kind=kind)
+    print(f"{kind.lower()} key {key_id} published")
 
 
 def _retire_key(engine: Engine, args: argparse.Namespace) -> None:
@@ -67,7 +72,8 @@ def _show(engine: Engine, args: argparse.Namespace) -> None:
     snapshot = DirectoryStore(engine).snapshot(0)
     for organism in snapshot.organisms:
         print(f"{organism.code}  {organism.name}  {', '.join(organism.endpoints)}")
-        for key in (k for k in snapshot.keys if k.organism == organism.code):
+        keys = [*snapshot.keys, *snapshot.encryption_keys]
+        for key in (k for k in keys if k.organism == organism.code):
             state = f"retired {key.valid_until}" if key.valid_until else "in use"
             print(f"    {key.key_id}  {state}")
 
@@ -101,8 +107,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     organism.set_defaults(handler=_on_database(_add_organism))
     key = sub.add_parser("add-key", help="publish a public key of an organism")
     key.add_argument("organism")
-    key.add_argument("--public-key", help="raw Ed25519 public key, hex")
-    key.add_argument("--key-file", type=Path)
+    key.add_argument("--kind", choices=("signing", "encryption"), default="signing",
+                     help="signing (Ed25519, the default) or encryption (X25519: what the "
+                     "organism's DSN shares are sealed to)")  # fmt: skip
+    key.add_argument("--public-key", help="raw public key, hex")
+    key.add_argument("--key-file", type=Path, help="the private key (PEM) whose public half "
+                     "to publish")  # fmt: skip
     key.set_defaults(handler=_on_database(_add_key))
     retire = sub.add_parser("retire-key", help="stop a key signing; keep it listed")
     retire.add_argument("key_id")

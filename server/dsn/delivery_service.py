@@ -1,6 +1,11 @@
 """interops.dsn.v1.DeliveryService: organisms fetch their shares of deposits, acknowledge them
 with signed receipts and post their CRMs.
 
+A share is sealed to its organism's encryption key (token_suite/sealed_share.py): the node
+streams its bytes as stored, unable to read them, and the organism opens them; the receipt signs
+the SHA-256 of the plaintext, recorded at routing. A share routed before shares were sealed to
+organisms (no `sealed_for_key_id`) is sealed with the node's key: the node opens it.
+
 The organism is the token chain's subject ("organism:CODE"); it sees only its own deliveries and
 posts returns only for deposits delivered to it, with the CRM codes of its kind.
 """
@@ -10,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 from interops.dsn.v1 import dsn_pb2 as pb
 from interops.dsn.v1 import dsn_pb2_grpc
@@ -30,6 +36,8 @@ from server.token.trust import NodeTrust
 DEFAULT_LEASE_SECONDS = 300
 MIN_LEASE_SECONDS = 10
 DEFAULT_BATCH = 10
+# Bytes of a sealed share per DownloadDeliveryResponse.
+DOWNLOAD_CHUNK_BYTES = 1 << 20
 
 # The notice the declared companies receive when an organism posts a CRM about their deposit.
 CRM_NOTICE = NoticeTemplate(
@@ -48,6 +56,13 @@ def caller_organism() -> str:
     if kind != "organism" or not code:
         raise PermissionDenied("NOT_AN_ORGANISM", "deliveries are for organisms' systems")
     return code
+
+
+def _stored(path: Path) -> Iterator[bytes]:
+    """The bytes of a file as stored, in chunks."""
+    with path.open("rb") as stream:
+        while chunk := stream.read(DOWNLOAD_CHUNK_BYTES):
+            yield chunk
 
 
 class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
@@ -115,7 +130,8 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         self, request: pb.DownloadDeliveryRequest, context: Context
     ) -> AsyncIterator[pb.DownloadDeliveryResponse]:
         record = await self._own(request.id)
-        chunks = read_sealed(self.files.share(record.id), self.files.key)
+        path = self.files.share(record.id)
+        chunks = _stored(path) if record.sealed_for_key_id else read_sealed(path, self.files.key)
         while True:
             chunk = await asyncio.to_thread(next, chunks, None)
             if chunk is None:

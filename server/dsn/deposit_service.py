@@ -9,7 +9,7 @@ or an establishment the chain does not grant `dsn.deposit` over).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from interops.dsn.v1 import dsn_pb2 as pb
 from interops.dsn.v1 import dsn_pb2_grpc
@@ -19,12 +19,14 @@ from registry.dsn.deposit_store import DepositFiles, DepositRecord, DepositStore
 from registry.dsn.scan import DepositScan
 from registry.kernel.rights import DSN_DEPOSIT
 from registry.kernel.sealing import SealedWriter
+from registry.trust.declarant_store import DeclarantStore
 from server.audit.journal import note
 from server.dsn.pipeline import DsnPipeline
 from server.rpc import page_tokens
 from server.rpc.auth_interceptor import current_principal
 from server.rpc.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from server.rpc.handler_wrapping import Context
+from token_suite.verify import VerifiedChain
 
 DEFAULT_PAGE = 20
 RETURNS_BATCH = 100
@@ -45,7 +47,10 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         pipeline: DsnPipeline,
         max_bytes: int,
         poll_seconds: float,
+        *,
+        declarants: DeclarantStore,
     ) -> None:
+        self.declarants = declarants
         self.store = store
         self.files = files
         self.pipeline = pipeline
@@ -88,8 +93,9 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
                         metadata={"max_bytes": str(self.max_bytes)},
                     )
                 writer.write(request.chunk)
-                scan.feed(request.chunk)
-            scan.finish()
+                # The scan reads every line (the one reading): off the event loop.
+                await asyncio.to_thread(scan.feed, request.chunk)
+            await asyncio.to_thread(scan.finish)
         except BaseException:
             writer.discard()
             raise
@@ -104,8 +110,9 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             writer.discard()
             return same
         principal = current_principal()
+        own = await asyncio.to_thread(self._own_emitter, principal)
         refusal = scan.refusal(
-            writer.size, lambda siret: principal.allows(DSN_DEPOSIT, siret), DSN_DEPOSIT
+            writer.size, lambda siret: principal.allows(DSN_DEPOSIT, siret), DSN_DEPOSIT, own
         )
         record, created = await asyncio.to_thread(
             self.store.receive, scan.described(new, refusal), writer
@@ -114,6 +121,15 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         if created and refusal is None:
             self.pipeline.wake()
         return record
+
+    def _own_emitter(self, principal: VerifiedChain) -> Callable[[str], bool]:
+        """Whether an émetteur SIRET is the depositor's own: a declarant's, of the company of
+        its account (its SIREN); anyone else's, one it may deposit for."""
+        kind, _, subject = principal.subject.partition(":")
+        if kind == "declarant" and subject.isdigit():
+            siret = self.declarants.siret_of(int(subject)) or ""
+            return lambda emitter: len(siret) == 14 and emitter[:9] == siret[:9]
+        return lambda emitter: principal.allows(DSN_DEPOSIT, emitter)
 
     async def _own(self, deposit_id: str) -> DepositRecord:
         record = await asyncio.to_thread(self.store.get, deposit_id, current_principal().subject)

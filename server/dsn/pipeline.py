@@ -1,6 +1,9 @@
-"""After a deposit's AEE: validation (its CCO or BAN is the first return; a conformant file's
-declared links and employments are recorded in the same pass), then routing (each organism's
-share sealed on disk, then the outbox rows and ROUTED in one transaction).
+"""After a deposit's AEE: one reading of the file (registry/dsn/reader.py `walk`) heard by
+validation, relations and routing together, so no step can see the file otherwise than another;
+then validation's outcome (its CCO or BAN is the first return; a conformant file's declared links
+and employments are recorded with it), then, for a conformant file, routing's (each organism's
+share sealed to the organism's own encryption key on disk, then the outbox rows and ROUTED in
+one transaction). The establishments read must be those the deposit's rights were checked on.
 
 Each step reads the deposit's state from the database and moves it on in one transaction, so a
 crash at any point only makes the step run again on restart: shares are rewritten whole under
@@ -20,20 +23,33 @@ from opentelemetry.trace import Tracer
 from clients.tracing import context_of
 from registry.dsn.deposit_store import (
     DepositFiles,
+    DepositRecord,
     DepositState,
     DepositStore,
+    NoEncryptionKey,
     RoutedShare,
+    ShareFile,
     Validated,
     delivery_id,
 )
+from registry.dsn.entitlement import OrganismRules
+from registry.dsn.reader import Anomaly, split_lines, walk
 from registry.dsn.revealed_relations import RelationCollector
-from registry.dsn.routing import OrganismRules, Router
-from registry.dsn.validation import validate
-from registry.kernel.sealing import SealedWriter, sealed_lines
+from registry.dsn.routing import Router, RoutingListener
+from registry.dsn.validation import Report, Validator
+from registry.kernel.sealing import read_sealed
 from registry.relations.store import Link, RelationsStore
 from server.background_loop import BackgroundLoop
 
 log = logging.getLogger("interops.dsn")
+
+
+class _Dropped:
+    """Where the share of an organism without an encryption key goes while the deposit is
+    read: nowhere (the deposit is routed on a later round, once it has a key)."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
 
 
 class DsnPipeline(BackgroundLoop):
@@ -72,25 +88,69 @@ class DsnPipeline(BackgroundLoop):
                 log.exception("deposit %s: processing failed; retried later", deposit_id)
 
     def process(self, deposit_id: str) -> None:
-        """Moves one deposit on as far as it goes."""
+        """Reads one deposit once (validation, relations and routing see the same reading) and
+        moves it on as far as it goes."""
         record = self.store.get(deposit_id)
-        if record is None:
+        if record is None or record.state not in (DepositState.RECEIVED, DepositState.VALIDATED):
             return
         # The deposit's own trace: these spans join the call that deposited it.
         parent = context_of(record.trace_parent)
         attributes = {"interops.deposit_id": deposit_id}
-        if record.state == DepositState.RECEIVED:
-            with self.tracer.start_as_current_span("dsn.validate", parent, attributes=attributes):
-                self._validate(deposit_id, record.sirets)
-            record = self.store.get(deposit_id)
-        if record is not None and record.state == DepositState.VALIDATED:
-            with self.tracer.start_as_current_span("dsn.route", parent, attributes=attributes):
-                self._route(deposit_id)
+        with self.tracer.start_as_current_span("dsn.validate", parent, attributes=attributes):
+            files: dict[str, ShareFile] = {}
+            keyless: list[NoEncryptionKey] = []
+            try:
+                report, relations, routing = self._read(record, files, keyless)
+                if record.state == DepositState.RECEIVED:
+                    self._record_validation(deposit_id, report, relations)
+            except BaseException:
+                for file in files.values():
+                    file.discard()
+                raise
+        if not report.conformant or keyless:
+            for file in files.values():
+                file.discard()
+            if report.conformant:  # validated: routed on a later round, once it has a key
+                log.warning("deposit %s not routed yet: %s", deposit_id, keyless[0])
+            return
+        with self.tracer.start_as_current_span("dsn.route", parent, attributes=attributes):
+            self._record_routing(deposit_id, routing, files)
 
-    def _validate(self, deposit_id: str, sirets: tuple[str, ...]) -> None:
-        collector = RelationCollector()
-        lines = sealed_lines(self.files.deposit(deposit_id), self.files.key)
-        report = validate(lines, collector.closed)
+    def _read(
+        self, record: DepositRecord, files: dict[str, ShareFile], keyless: list[NoEncryptionKey]
+    ) -> tuple[Report, RelationCollector, RoutingListener]:
+        """The one reading of the deposit's file, heard by every step; the organisms concerned
+        that have no encryption key yet are in `keyless` (their share is written nowhere)."""
+
+        def open_share(organism: str) -> BinaryIO:
+            try:
+                file = self.files.share_writer(delivery_id(record.id, organism), organism)
+            except NoEncryptionKey as missing:
+                keyless.append(missing)
+                return _Dropped()  # type: ignore[return-value]  # write() is all it needs
+            files[organism] = file
+            return file  # type: ignore[return-value]  # write() is all the router uses
+
+        validator, relations = Validator(), RelationCollector()
+        routing = self.router.listener(open_share)
+        chunks = read_sealed(self.files.deposit(record.id), self.files.key)
+        walk(split_lines(chunks), validator, relations, routing)
+        report = validator.report
+        for anomaly in routing.anomalies:
+            report.add(anomaly)
+        report.blocking += routing.refusals_not_kept
+        read = {siret for declaration in report.declarations for siret in declaration.sirets}
+        if read != set(record.sirets):  # the deposit's rights were checked on record.sirets
+            report.add(Anomaly(
+                1, "S21.G00.11.001", "INTEROPS-DEPOSIT-SIRETS", True,
+                "the establishments read now are not those the deposit was taken for",
+            ))  # fmt: skip
+        report.anomalies.sort(key=lambda anomaly: anomaly.line)
+        return report, relations, routing
+
+    def _record_validation(
+        self, deposit_id: str, report: Report, collector: RelationCollector
+    ) -> None:
         if report.conformant:  # upserts: recorded again harmlessly if the next step is redone
             found = collector.relations
             self.relations.record_links(
@@ -105,7 +165,6 @@ class DsnPipeline(BackgroundLoop):
             norm_version=report.versions[0] if report.versions else "",
             nature=first.nature if first else "", type=first.type if first else "",
             month=first.month if first else "",
-            sirets=tuple(s for d in report.declarations for s in d.sirets) or sirets,
             individuals=sum(d.individuals for d in report.declarations),
             blocking=report.blocking, warnings=report.warnings,
             rejection_code="" if report.conformant else "NOT_CONFORMANT",
@@ -115,29 +174,20 @@ class DsnPipeline(BackgroundLoop):
         self.store.record_validation(deposit_id, outcome, document)
         log.info("deposit %s validated: %s", deposit_id, report.kind)
 
-    def _route(self, deposit_id: str) -> None:
-        writers: dict[str, SealedWriter] = {}
-
-        def open_share(organism: str) -> BinaryIO:
-            writer = self.files.writer(self.files.share(delivery_id(deposit_id, organism)))
-            writers[organism] = writer
-            return writer  # type: ignore[return-value]  # write() is all the router uses
-
+    def _record_routing(
+        self, deposit_id: str, routing: RoutingListener, files: dict[str, ShareFile]
+    ) -> None:
+        shares = routing.shares
         try:
-            lines = sealed_lines(self.files.deposit(deposit_id), self.files.key)
-            shares = self.router.route(lines, open_share)
+            for share in shares:
+                files[share.organism].close()
         except BaseException:
-            for writer in writers.values():
-                writer.discard()
+            for file in files.values():
+                file.discard()
             raise
-        concerned = {share.organism for share in shares}
-        for organism, writer in writers.items():
-            if organism in concerned:
-                writer.close()
-            else:
-                writer.discard()
-        self.store.record_routing(
-            deposit_id,
-            [RoutedShare(s.organism, s.size, s.digest.digest()) for s in shares],
-        )
-        log.info("deposit %s routed to %s", deposit_id, ", ".join(sorted(concerned)) or "nobody")
+        self.store.record_routing(deposit_id, [
+            RoutedShare(s.organism, s.size, s.digest.digest(), files[s.organism].key_id)
+            for s in shares
+        ])  # fmt: skip
+        concerned = ", ".join(sorted(share.organism for share in shares)) or "nobody"
+        log.info("deposit %s routed to %s", deposit_id, concerned)

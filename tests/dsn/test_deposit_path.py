@@ -29,10 +29,12 @@ STEPS = [
     "registry.dsn.deposit_store",
 ]
 # The files the steps read with, each placed after every file that uses it: what a validated
-# file reveals (links, employments), the DSN reader and its norm tables, the store's tables.
+# file reveals (links, employments), who is entitled to what (the routing rules), the DSN
+# reader and its norm tables, the store's tables.
 HELPERS_AFTER = {
     "registry.dsn.revealed_relations": "server.dsn.pipeline",
-    "registry.dsn.reader": "registry.dsn.routing",
+    "registry.dsn.entitlement": "registry.dsn.routing",
+    "registry.dsn.reader": "registry.dsn.entitlement",
     "registry.dsn.norm": "registry.dsn.reader",
     "registry.dsn.schema": "registry.dsn.deposit_store",
 }

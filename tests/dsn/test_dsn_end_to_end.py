@@ -136,6 +136,7 @@ def test_a_deposit_flows_to_two_organism_processes_and_their_crms_come_back(
     assert states == {
         "URSSAF": pb.DELIVERY_STATE_ACKNOWLEDGED, "DGFIP": pb.DELIVERY_STATE_ACKNOWLEDGED,
         "AGIRC-ARRCO": pb.DELIVERY_STATE_PENDING, "PREVOYANCE": pb.DELIVERY_STATE_PENDING,
+        "FRANCE-TRAVAIL": pb.DELIVERY_STATE_PENDING, "CNAM": pb.DELIVERY_STATE_PENDING,
     }  # fmt: skip
     # Each organism kept exactly its share; the DGFiP's holds no contribution line.
     (urssaf_share,) = (tmp_path / "URSSAF").iterdir()

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from registry.dsn import norm as dsn_norm
-from registry.dsn.reader import BlockReader, outside_charset, read_blocks, read_rubrics
+from registry.dsn.reader import (
+    MAX_LINE_BYTES,
+    BlockReader,
+    outside_charset,
+    read_blocks,
+    read_rubrics,
+    split_lines,
+)
 
 SAMPLE = Path(__file__).parents[1] / "fixtures" / "dsn" / "sample_dsn_P25V01.dsn"
 NORM_FILES = Path(__file__).resolve().parents[3] / "shared" / "norm"
@@ -37,7 +44,16 @@ def test_the_real_sample_reads_into_a_lot_of_three_envois_with_their_totals() ->
     }
     individuals = [b for b in blocks if b.block == "S21.G00.30"]
     assert len(individuals) == 3 and all(b.value("S21.G00.30.001") for b in individuals)
-    assert sum(len(b.lines) for b in blocks) == 443
+    # What the portal adds to the files it returns (S10.G00.95, S20.G00.96) is in no block:
+    # the reader does not guess where a block the norm does not know belongs.
+    reader = BlockReader()
+    with SAMPLE.open("rb") as again:
+        for line in read_rubrics(again):
+            reader.feed(line)
+    unplaced = [f.rubric for f in reader.faults]
+    assert {f.rule for f in reader.faults} == {"NEODES-UNKNOWN-BLOCK"}
+    assert {rubric[:10] for rubric in unplaced} == {"S10.G00.95", "S20.G00.96"}
+    assert sum(len(b.lines) for b in blocks) + len(unplaced) == 443
 
 
 def test_apostrophes_crlf_and_latin1_are_read_as_written() -> None:
@@ -117,12 +133,28 @@ def test_a_rubric_number_not_above_the_last_opens_a_new_instance() -> None:
     assert contracts == ["a", "c", "d"] and individuals == ["1", "2"]
 
 
-def test_unknown_blocks_are_collected_not_lost() -> None:
+def test_a_line_of_an_unknown_block_is_a_fault_attached_to_nothing() -> None:
+    """Kept in the open block, it used to glue two instances into one (two SIRENs in one
+    company block: the scan read the last, validation and routing the first)."""
     reader = BlockReader()
-    for line in read_rubrics([b"S21.G00.30.001,'1'\n", b"S21.G00.99.001,'x'\n"]):
-        list(reader.feed(line))
-    assert [u.rubric for u in reader.unknown] == ["S21.G00.99.001"]
-    assert [line.rubric for line in reader.open[-1].lines] == ["S21.G00.30.001", "S21.G00.99.001"]
+    lines = [b"S21.G00.06.001,'111111111'\n", b"S10.G00.95.001,'x'\n",
+             b"S21.G00.06.001,'222222222'\n"]  # fmt: skip
+    closed = [b for line in read_rubrics(lines) for b in reader.feed(line)]
+    assert [(f.line, f.rubric) for f in reader.faults if f.rule == "NEODES-UNKNOWN-BLOCK"] == [
+        (2, "S10.G00.95.001")
+    ]
+    companies = [*closed, *reader.close()]
+    assert [c.value("S21.G00.06.001") for c in companies] == ["111111111", "222222222"]
+    assert all(len(c.lines) == 1 for c in companies)
+
+
+def test_a_block_whose_parent_is_not_open_or_out_of_order_is_a_fault() -> None:
+    reader = BlockReader()
+    lines = [b"S10.G00.00.001,'x'\n", b"S20.G00.05.001,'01'\n", b"S21.G00.11.001,'00011'\n",
+             b"S21.G00.06.001,'111111111'\n"]  # fmt: skip
+    for line in read_rubrics(lines):
+        reader.feed(line)
+    assert [(f.line, f.rule) for f in reader.faults] == [(3, "NEODES-PARENT"), (4, "NEODES-ORDER")]
 
 
 def _many_individuals(count: int) -> Iterator[bytes]:
@@ -170,3 +202,14 @@ def test_the_committed_tables_are_what_the_generator_makes() -> None:
     for version, tables in generate(NORM_FILES).items():
         committed = json.loads((tables_dir / f"{version}.json").read_text(encoding="utf-8"))
         assert committed == json.loads(json.dumps(tables)), version
+
+
+def test_a_very_long_line_costs_no_more_than_the_longest_line_read() -> None:
+    """The scan and the pipeline cut lines alike, keeping at most MAX_LINE_BYTES + 1 bytes of a
+    line too long to read (a 2 GiB single line used to be copied whole, chunk after chunk)."""
+    chunk = b"S21.G00.30.002,'" + b"A" * (1 << 20)
+    lines = list(split_lines([b"S10.G00.00.006,'P25V01'\n", *[chunk] * 64, b"'\nS9"]))
+    assert [len(line) for line in lines] == [24, MAX_LINE_BYTES + 2, 2]
+    assert lines[1].endswith(b"A\n")
+    too_long = [item.line for item in read_rubrics(lines) if "longer than" in item.problem]
+    assert too_long == [2]

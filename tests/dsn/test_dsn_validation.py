@@ -63,7 +63,7 @@ def test_a_file_not_broken_has_none_of_those_rules() -> None:
     assert {a.rule for a in report.anomalies} == set()
 
 
-def test_the_real_sample_reports_its_key_and_nir_errors_and_ignores_portal_rubrics() -> None:
+def test_the_real_sample_reports_its_key_and_nir_errors_and_the_portal_s_additions() -> None:
     with SAMPLE.open("rb") as stream:
         report = validate(stream)
     assert report.envois == 3 and report.versions == ["P25V01"] and report.lines == 443
@@ -73,11 +73,12 @@ def test_the_real_sample_reports_its_key_and_nir_errors_and_ignores_portal_rubri
     assert ("S10.G00.01.001", "CSL-11") in rules
     assert ("S21.G00.06.001", "CSL-11") in rules
     assert ("S21.G00.30.001", "NEODES-FORMAT") in rules
-    # The totals of each envoi are right; what the portal adds (S10.G00.95, 9xx) only warns.
+    # The totals of each envoi are right. What the portal adds to the files it returns
+    # (S10.G00.95, 9xx rubrics) has no place in a deposit: it blocks, never skipped.
     assert not any(a.rule.startswith("NEODES-TOTAL") for a in report.anomalies)
-    warned = {a.rubric for a in report.anomalies if not a.blocking}
-    assert "S10.G00.95.001" in warned and "S21.G00.06.903" in warned
-    assert all(a.rule == "NEODES-UNKNOWN-RUBRIC" for a in report.anomalies if not a.blocking)
+    assert ("S10.G00.95.001", "NEODES-UNKNOWN-BLOCK") in rules
+    assert ("S21.G00.06.903", "NEODES-UNKNOWN-RUBRIC") in rules
+    assert report.warnings == 0
 
 
 def test_an_unknown_rubric_of_the_norm_s_range_blocks() -> None:

@@ -55,6 +55,7 @@ def declared(node: RunningNode, tmp_path_factory: pytest.TempPathFactory) -> dic
     path = tmp_path_factory.mktemp("dsn") / "dsn.txt"
     path.write_bytes(data)
     chain = _signed_in(node, FIRM, "Martin", [("dsn.deposit", DEMO_COMPANY.siren)])
+    node.encryption_keys()  # the organisms' keys the shares are sealed to: routing needs them
     with Client(node.address, credentials=chain, timeout=60) as firm:
         deposit = firm.submit_deposit(path)
         deadline = time.monotonic() + 60

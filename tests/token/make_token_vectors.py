@@ -36,6 +36,7 @@ from tests.token.token_world import (
 )
 from token_suite.chain import Terms, grant, issue_root, sign_proof
 from token_suite.directory import sign_directory
+from token_suite.encryption_keys import encryption_key_id, public_of
 from token_suite.errors import TokenError
 from token_suite.keys import public_bytes
 from token_suite.receipts import sign_receipt
@@ -55,6 +56,8 @@ EXTRA_KEYS = [
 ]
 WORLD = World(extra_keys=EXTRA_KEYS)
 SMALL_ORDER = "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"
+# An X25519 point of order 8: refused as an encryption key.
+SMALL_ORDER_X25519 = "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"
 GET = "/interops.registry.v1.RegistryService/GetCompany"
 
 
@@ -293,7 +296,11 @@ def _run_steps(token: bytes, steps: list[dict[str, Any]]) -> list[dict[str, Any]
     return done
 
 
-def _directory(expires: int = NOW + 3600, extra: tuple[t.PublicKey, ...] = ()) -> t.Directory:
+def _directory(
+    expires: int = NOW + 3600,
+    extra: tuple[t.PublicKey, ...] = (),
+    encryption: tuple[t.PublicKey, ...] = (),
+) -> t.Directory:
     directory = WORLD.directory()
     return t.Directory(
         serial=1, issued_at=NOW - 10, expires=expires,
@@ -301,7 +308,13 @@ def _directory(expires: int = NOW + 3600, extra: tuple[t.PublicKey, ...] = ()) -
         keys=[t.PublicKey(key_id=e.key_id, organism=e.organism, public_key=e.public,
                           valid_from=e.valid_from, valid_until=e.valid_until)
               for e in directory.keys.values()] + list(extra),
+        encryption_keys=encryption,
     )  # fmt: skip
+
+
+def _encryption_key(organism: str, public: bytes) -> t.PublicKey:
+    return t.PublicKey(key_id=encryption_key_id(public), organism=organism, public_key=public,
+                       valid_from=1)  # fmt: skip
 
 
 def _directory_cases() -> list[dict[str, Any]]:
@@ -312,6 +325,8 @@ def _directory_cases() -> list[dict[str, Any]]:
     small = t.PublicKey(key_id="small", organism="URSSAF", valid_from=1,
                         public_key=bytes.fromhex(SMALL_ORDER))  # fmt: skip
     other = signer("ROOT", 2)
+    sealing = _encryption_key("URSSAF", public_of(hashlib.sha256(b"URSSAF x25519").digest()))
+    small_sealing = _encryption_key("URSSAF", bytes.fromhex(SMALL_ORDER_X25519))
     cases = [
         ("valid", encode(good), {}),
         ("a small-order key listed", encode(sign_directory(_directory(extra=(small,)), ROOT.key,
@@ -322,6 +337,11 @@ def _directory_cases() -> list[dict[str, Any]]:
         ("expired", encode(sign_directory(_directory(NOW - 1), ROOT.key, ROOT.key_id)), {}),
         ("over the size cap", encode(good), {"max_bytes": 64}),
         ("trailing byte", encode(good) + b"\x00", {}),
+        ("with an encryption key", encode(sign_directory(_directory(encryption=(sealing,)),
+                                                         ROOT.key, ROOT.key_id)), {}),
+        ("a small-order encryption key listed",
+         encode(sign_directory(_directory(encryption=(small_sealing,)), ROOT.key,
+                               ROOT.key_id)), {}),
     ]  # fmt: skip
     from token_suite.directory import open_directory
 

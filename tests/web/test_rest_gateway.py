@@ -160,6 +160,7 @@ def test_a_deposit_over_rest_and_its_state_as_an_ndjson_stream(
     with Client(node.address) as anonymous:
         token = anonymous.sign_in(firm, "Rest", "Ana", "rest password", holder=holder,
                                   audience=["interops.dsn.v1.DepositService"]).token  # fmt: skip
+    node.encryption_keys()  # the organisms' keys the shares are sealed to: routing needs them
     content = b"".join(generate(30, order=801))  # several upload chunks of the HTTP body
     path = "/v1/interops.dsn.v1.DepositService/SubmitDeposit"
     submitted = httpx.post(web.url + path, content=content,

@@ -65,6 +65,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "PARTNER-DEMO", "Site partenaire de démonstration", "PARTNER_SITE", [partner_url]
         )
         node.organism("PARTNER-DEMO", "PARTNER_SITE", rights=())  # the key hand-backs name
+        node.encryption_keys()  # the organisms' keys its deposits' shares are sealed to
         declarants = DeclarantStore(node.node.engine)
         declarant = declarants.create(FIRM, "Martin", "Camille", PASSWORD,
                                       [("dsn.deposit", DEMO_COMPANY.siren),

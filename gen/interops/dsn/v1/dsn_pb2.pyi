@@ -174,6 +174,7 @@ class Delivery(_message.Message):
     ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
     RECEIPT_KEY_ID_FIELD_NUMBER: _builtins.int
     TRACE_PARENT_FIELD_NUMBER: _builtins.int
+    SEALED_FOR_KEY_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable: "<deposit id>.<organism>". Delivered again after a lost acknowledgement, never
     under another id.
@@ -184,7 +185,7 @@ class Delivery(_message.Message):
     nature: _builtins.str
     """The DSN nature (01 monthly; 04, 05, 07 events, offered first)."""
     size: _builtins.int
-    """Size and SHA-256 of the share, which the receipt signs."""
+    """Size and SHA-256 of the share's plaintext, which the receipt signs."""
     sha256: _builtins.bytes
     attempts: _builtins.int
     """How many times it was leased."""
@@ -193,6 +194,12 @@ class Delivery(_message.Message):
     trace_parent: _builtins.str
     """W3C traceparent to continue the deposit's trace with when handling this delivery
     (downloading, acknowledging, posting CRMs), so that one trace follows the exchange.
+    """
+    sealed_for_key_id: _builtins.str
+    """The id of the organism's encryption key (a directory `encryption_keys` entry) the share is
+    sealed to: DownloadDelivery streams the sealed share as stored (token_suite/SPEC.md,
+    "Sealed shares") and only that private key opens it. Empty for a share routed before shares
+    were sealed to organisms, which DownloadDelivery streams in clear.
     """
     @_builtins.property
     def lease_expires(self) -> _timestamp_pb2.Timestamp: ...
@@ -213,10 +220,11 @@ class Delivery(_message.Message):
         acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
         receipt_key_id: _builtins.str = ...,
         trace_parent: _builtins.str = ...,
+        sealed_for_key_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "lease_expires", b"lease_expires"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "attempts", b"attempts", "deposit_id", b"deposit_id", "id", b"id", "lease_expires", b"lease_expires", "nature", b"nature", "organism", b"organism", "receipt_key_id", b"receipt_key_id", "sha256", b"sha256", "size", b"size", "state", b"state", "trace_parent", b"trace_parent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "attempts", b"attempts", "deposit_id", b"deposit_id", "id", b"id", "lease_expires", b"lease_expires", "nature", b"nature", "organism", b"organism", "receipt_key_id", b"receipt_key_id", "sealed_for_key_id", b"sealed_for_key_id", "sha256", b"sha256", "size", b"size", "state", b"state", "trace_parent", b"trace_parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -828,6 +836,9 @@ class DownloadDeliveryResponse(_message.Message):
 
     CHUNK_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
+    """The next bytes of the share as stored: sealed to the organism's encryption key (see
+    Delivery.sealed_for_key_id); the chunks' boundaries carry no meaning.
+    """
     def __init__(
         self,
         *,

@@ -361,7 +361,9 @@ Global___Organism: _TypeAlias = Organism  # noqa: Y015
 
 @_typing.final
 class PublicKey(_message.Message):
-    """A public key of an organism and the window in which it may sign."""
+    """A public key of an organism and the window in which it may sign: a signing key (in
+    Directory.keys) or an encryption key (in Directory.encryption_keys).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -373,7 +375,7 @@ class PublicKey(_message.Message):
     key_id: _builtins.str
     organism: _builtins.str
     public_key: _builtins.bytes
-    """Raw Ed25519 public key, 32 bytes."""
+    """Raw 32 bytes: an Ed25519 public key for a signing key, an X25519 one for an encryption key."""
     valid_from: _builtins.int
     """Unix seconds; a block whose not_before falls outside [valid_from, valid_until] is refused."""
     valid_until: _builtins.int
@@ -408,6 +410,7 @@ class Directory(_message.Message):
     EXPIRES_FIELD_NUMBER: _builtins.int
     ORGANISMS_FIELD_NUMBER: _builtins.int
     KEYS_FIELD_NUMBER: _builtins.int
+    ENCRYPTION_KEYS_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """Grows with every change."""
     issued_at: _builtins.int
@@ -416,7 +419,16 @@ class Directory(_message.Message):
     @_builtins.property
     def organisms(self) -> _containers.RepeatedCompositeFieldContainer[Global___Organism]: ...
     @_builtins.property
-    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___PublicKey]: ...
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___PublicKey]:
+        """Signing keys (Ed25519): blocks, proofs, receipts. Key ids "ed25519:..."."""
+
+    @_builtins.property
+    def encryption_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___PublicKey]:
+        """Encryption keys (X25519), key ids "x25519:...": the backbone seals each DSN share to its
+        organism's newest one in use (token_suite/SPEC.md, "Sealed shares"); valid_from and
+        valid_until are its window of use, as for signing keys. Never used to verify a signature.
+        """
+
     def __init__(
         self,
         *,
@@ -425,10 +437,11 @@ class Directory(_message.Message):
         expires: _builtins.int = ...,
         organisms: _abc.Iterable[Global___Organism] | None = ...,
         keys: _abc.Iterable[Global___PublicKey] | None = ...,
+        encryption_keys: _abc.Iterable[Global___PublicKey] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires", b"expires", "issued_at", b"issued_at", "keys", b"keys", "organisms", b"organisms", "serial", b"serial"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encryption_keys", b"encryption_keys", "expires", b"expires", "issued_at", b"issued_at", "keys", b"keys", "organisms", b"organisms", "serial", b"serial"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
