@@ -27,17 +27,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from clients.client import Client
-from clients.token_credentials import ChainCredentials, OrganismCredentials
+from clients.token_credentials import OrganismCredentials
 from registry.dsn.synth import DEMO_COMPANY, generate
 from registry.dsn.validation import validate
 from registry.kernel.database import open_engine, upgrade
 from registry.trust.declarant_store import DeclarantStore
 from tests.databases import PG_URL, fresh_database
-from tests.running_node import provision_organism, provision_routing_encryption_keys
+from tests.running_node import (
+    declarant_chain,
+    provision_organism,
+    provision_routing_encryption_keys,
+)
 from token_suite.chain import Signer
 
+# Every organism a monthly declaration of the generator concerns.
 ORGANISMS = {"URSSAF": "URSSAF", "DGFIP": "DGFIP", "AGIRC-ARRCO": "AGIRC_ARRCO",
-             "PREVOYANCE": "OC"}  # fmt: skip
+             "PREVOYANCE": "OC", "FRANCE-TRAVAIL": "FRANCE_TRAVAIL", "CNAM": "CNAM"}  # fmt: skip
 DEPOSIT = "interops.dsn.v1.DepositService"
 DELIVERY = "interops.dsn.v1.DeliveryService"
 FIRM = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
@@ -90,8 +95,7 @@ def _run(backend: str, url: str, files: list[Path], scratch: Path) -> float:
             if node.poll() is not None:
                 raise RuntimeError(log.read_text())
             time.sleep(0.05)
-        with Client(address) as anonymous:
-            token = anonymous.sign_in(FIRM, "Bench", "Mark", "bench", audience=[DEPOSIT]).token
+        chain = declarant_chain(address, FIRM, "Bench", "Mark", "bench", audience=[DEPOSIT])
         counters = {code: [0] for code in signers}
         started = time.perf_counter()
         workers = [
@@ -104,7 +108,7 @@ def _run(backend: str, url: str, files: list[Path], scratch: Path) -> float:
             worker.start()
 
         def deposit(path: Path) -> None:
-            with Client(address, credentials=ChainCredentials(token)) as client:
+            with Client(address, credentials=chain) as client:
                 client.submit_deposit(path)
 
         with ThreadPoolExecutor(8) as pool:
