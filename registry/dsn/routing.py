@@ -21,7 +21,7 @@ is not there, whose data would reach nobody.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -318,30 +318,32 @@ class RoutingListener(BlockListener):
 
         return found
 
-    def _remember(self, organism: str, instance: BlockInstance) -> None:
+    def _ids(self, instance: BlockInstance) -> Iterator[tuple[str, str, BlockInstance]]:
+        """(target rubric, identifier, scope instance) of each identifier the instance gives."""
         for target in self.targets.get(instance.block, ()):
             value = instance.value(target)
             scope = _ancestor(instance, self.scopes[target])
             if value is not None and scope is not None:
-                ids = self.entitled_ids.setdefault(id(scope), {})
-                ids.setdefault((organism, target), set()).add(value)
+                yield target, value, scope
+
+    def _remember(self, organism: str, instance: BlockInstance) -> None:
+        for target, value, scope in self._ids(instance):
+            ids = self.entitled_ids.setdefault(id(scope), {})
+            ids.setdefault((organism, target), set()).add(value)
 
     def _give_ids(self, instance: BlockInstance) -> None:
         """Notes the identifiers an instance gives; refuses its references to none given, and
         an instance without a rubric it needs to reach its organism."""
         self._check_required(instance)
-        for target in self.targets.get(instance.block, ()):
-            value = instance.value(target)
-            scope = _ancestor(instance, self.scopes[target])
-            if value is not None and scope is not None:
-                given = self.given_ids.setdefault(id(scope), {}).setdefault(target, {})
-                given.setdefault(value, None)
+        for target, value, scope in self._ids(instance):
+            given = self.given_ids.setdefault(id(scope), {}).setdefault(target, {})
+            given.setdefault(value, None)
         for reference in self.references.get(instance.block, ()):
-            value = instance.value(reference.rubric)
-            scope = _ancestor(instance, reference.scope)
-            if value is None or scope is None:
+            named = instance.value(reference.rubric)
+            within = _ancestor(instance, reference.scope)
+            if named is None or within is None:
                 continue
-            if value not in self.given_ids.get(id(scope), {}).get(reference.target, {}):
+            if named not in self.given_ids.get(id(within), {}).get(reference.target, {}):
                 self._refuse(instance, reference.rubric, "INTEROPS-ROUTING-REFERENCE", (
                     f"{reference.rubric} refers to no {reference.target} given before it in "
                     f"its {reference.scope}: its data would reach nobody"
@@ -350,11 +352,7 @@ class RoutingListener(BlockListener):
     def _given_to(self, instance: BlockInstance, organisms: frozenset[str]) -> None:
         """Refuses an identifier given twice in its scope by instances that go to different
         organisms: what refers to it could be either's."""
-        for target in self.targets.get(instance.block, ()):
-            value = instance.value(target)
-            scope = _ancestor(instance, self.scopes[target])
-            if value is None or scope is None:
-                continue
+        for target, value, scope in self._ids(instance):
             given = self.given_ids[id(scope)][target]
             earlier = given.get(value)
             if earlier is not None and earlier != organisms:

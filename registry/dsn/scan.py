@@ -47,12 +47,13 @@ class DepositScan(BlockListener):
     emitters: list[str] = field(default_factory=list)
     _lines: LineSplitter = field(default_factory=LineSplitter)
     _rubrics: RubricReader = field(default_factory=RubricReader)
-    _walker: Walker | None = None
+    _walker: Walker = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._walker = Walker(self)
 
     def feed(self, chunk: bytes) -> None:
         """Takes the next bytes of the file."""
-        if self._walker is None:
-            self._walker = Walker(self)
         read, push = self._rubrics.read, self._walker.push
         for line in self._lines.feed(chunk):
             item = read(line)
@@ -61,8 +62,6 @@ class DepositScan(BlockListener):
 
     def finish(self) -> DepositScan:
         """Reads the last line; returns self."""
-        if self._walker is None:
-            self._walker = Walker(self)
         last = self._lines.finish()
         if last:
             item = self._rubrics.read(last)

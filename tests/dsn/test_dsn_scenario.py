@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 import tracemalloc
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -22,6 +21,7 @@ from registry.dsn.synth_scenario import (
     scenario_file,
 )
 from registry.dsn.validation import Report, validate
+from tests.dsn.by_employee import Employee, read_by_employee
 
 AGIRC_ARRCO_CODES = {"106", "109", "131", "132"}
 
@@ -44,33 +44,9 @@ def test_each_nature_passes_the_validator(nature: str, lot: bool) -> None:
     assert declaration.sirets == [scenario.truth.siret]
 
 
-@dataclass
-class _Person:
-    """One S21.G00.30 of the file and the blocks under it, as read back."""
-
-    nir: str = ""
-    blocks: dict[str, list[BlockInstance]] = field(default_factory=lambda: defaultdict(list))
-
-
-def _read(scenario: Scenario) -> tuple[dict[str, list[BlockInstance]], list[_Person]]:
+def _read(scenario: Scenario) -> tuple[dict[str, list[BlockInstance]], list[Employee]]:
     """The establishment-level blocks (by block id) and each individual's blocks."""
-    establishment: dict[str, list[BlockInstance]] = defaultdict(list)
-    people: list[_Person] = []
-    pending: dict[int, _Person] = {}
-    for instance in read_blocks(scenario.lines()):
-        owner = instance
-        while owner.parent is not None and owner.block != "S21.G00.30":
-            owner = owner.parent
-        if owner.block != "S21.G00.30":
-            establishment[instance.block].append(instance)
-            continue
-        person = pending.setdefault(id(owner), _Person())
-        if instance is owner:
-            person.nir = instance.value("S21.G00.30.001") or ""
-            people.append(pending.pop(id(owner)))
-        else:
-            person.blocks[instance.block].append(instance)
-    return establishment, people
+    return read_by_employee(scenario.lines())
 
 
 def _values(instances: list[BlockInstance], *rubrics: str) -> list[tuple[str | None, ...]]:
@@ -81,7 +57,7 @@ def _children(parent: BlockInstance, instances: list[BlockInstance]) -> list[Blo
     return [i for i in instances if i.parent is parent]
 
 
-def _check_person(person: _Person, truth: Individual) -> None:
+def _check_person(person: Employee, truth: Individual) -> None:
     blocks = person.blocks
     assert person.nir == truth.nir
     assert _values(blocks["S21.G00.40"], "S21.G00.40.009") == [(truth.contract,)]

@@ -9,15 +9,16 @@ share. The leaks and starvations found in real files are named where they are ch
 from __future__ import annotations
 
 import io
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 
-from registry.dsn.reader import BlockInstance, read_blocks
+from registry.dsn.reader import BlockInstance
 from registry.dsn.routing import Router, load_rules
 from registry.dsn.synth import DEMO_ORGANISM_IDS
 from registry.dsn.synth_scenario import NATURES, Individual, Truth, scenario_file
+from tests.dsn.by_employee import Employee, read_by_employee
 
 MONTHLY = {"01", "09"}
 OCS = ("PREVOYANCE", "MUTUELLE")
@@ -44,37 +45,15 @@ UNDER_EMPLOYEE = {
 
 
 @dataclass
-class _Person:
-    nir: str = ""
-    blocks: dict[str, list[BlockInstance]] = field(default_factory=lambda: defaultdict(list))
-
-    def values(self, rubric: str) -> list[str]:
-        return [v for b in self.blocks[rubric[:10]] if (v := b.value(rubric)) is not None]
-
-
-@dataclass
 class _Share:
     raw: bytes
-    top: dict[str, list[BlockInstance]] = field(default_factory=lambda: defaultdict(list))
-    people: dict[str, _Person] = field(default_factory=dict)
+    top: dict[str, list[BlockInstance]]
+    people: dict[str, Employee]
 
 
 def _read(raw: bytes) -> _Share:
-    share = _Share(raw)
-    pending: dict[int, _Person] = {}
-    for instance in read_blocks(io.BytesIO(raw)):
-        owner = instance
-        while owner.parent is not None and owner.block != "S21.G00.30":
-            owner = owner.parent
-        if owner.block != "S21.G00.30":
-            share.top[instance.block].append(instance)
-            continue
-        person = pending.setdefault(id(owner), _Person())
-        person.blocks[instance.block].append(instance)
-        if instance is owner:
-            person.nir = instance.value("S21.G00.30.001") or ""
-            share.people[person.nir] = pending.pop(id(owner))
-    return share
+    top, employees = read_by_employee(io.BytesIO(raw))
+    return _Share(raw, top, {employee.nir: employee for employee in employees})
 
 
 def _route(truth_lines: bytes) -> dict[str, _Share]:
