@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.notify_fanout
 	$(BIN)/python -m bench.relations_checks
 	$(BIN)/python -m bench.rest_overhead
+	$(BIN)/python -m bench.sign_in_timing
 
 clean:
 	rm -rf $(VENV) tools/buf/node_modules var

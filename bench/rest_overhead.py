@@ -50,7 +50,7 @@ async def _serve(data_dir: Path) -> None:
     )  # fmt: skip
     node = Node(settings)
     port = await node.start()
-    web = WebServer(settings, port, node.rights)
+    web = WebServer(settings, port, node.rights, door_secret=node.door_secret)
     web_port = await web.start()
     print(f"ports {port} {web_port}", flush=True)
     await asyncio.to_thread(sys.stdin.read)  # until the parent closes our stdin

@@ -9,6 +9,7 @@ A few calls more than one RPC (sign_in, wait_bulk_operation, check_health) sit b
 
 from __future__ import annotations
 
+from interops.habilitation.v1 import account_pb2 as account
 from interops.habilitation.v1 import habilitation_pb2 as habilitation
 from interops.nomenclature.v1 import nomenclature_pb2 as nomenclature
 from interops.notify.v1 import notify_pb2 as notify
@@ -80,6 +81,7 @@ class CallTable:
     activate_administrator = unary(
         habilitation.ActivateAdministratorRequest, habilitation.ActivateAdministratorResponse
     )
+    confirm_email = unary(habilitation.ConfirmEmailRequest, habilitation.ConfirmEmailResponse)
     validate_candidate = unary(
         habilitation.ValidateCandidateRequest, habilitation.ValidateCandidateResponse
     )
@@ -109,7 +111,32 @@ class CallTable:
     )
     wait_bulk_operation = Call(habilitation_calls.wait_bulk_operation)
     export_habilitations = Call(habilitation_calls.export_habilitations)
+    grant_firm_mandate = unary(
+        habilitation.GrantFirmMandateRequest, habilitation.GrantFirmMandateResponse
+    )
+    end_firm_mandate = unary(
+        habilitation.EndFirmMandateRequest, habilitation.EndFirmMandateResponse
+    )
+    list_firm_mandates = unary(
+        habilitation.ListFirmMandatesRequest, habilitation.ListFirmMandatesResponse
+    )
     check_access = unary(habilitation.CheckAccessRequest, habilitation.CheckAccessResponse)
+
+    # -- interops.habilitation.v1.AccountService (lost passwords) ----------------------------
+    set_secret_question = unary(account.SetSecretQuestionRequest, account.SetSecretQuestionResponse)
+    get_secret_question = unary(account.GetSecretQuestionRequest, account.GetSecretQuestionResponse)
+    answer_secret_question = unary(
+        account.AnswerSecretQuestionRequest, account.AnswerSecretQuestionResponse
+    )
+    request_password_reset = unary(
+        account.RequestPasswordResetRequest, account.RequestPasswordResetResponse
+    )
+    reset_password = unary(account.ResetPasswordRequest, account.ResetPasswordResponse)
+    issue_reset_code = unary(account.IssueResetCodeRequest, account.IssueResetCodeResponse)
+    support_password_reset = unary(
+        account.SupportPasswordResetRequest, account.SupportPasswordResetResponse
+    )
+    unlock_account = unary(account.UnlockAccountRequest, account.UnlockAccountResponse)
 
     # -- interops.nomenclature.v1.NomenclatureService ---------------------------------------
     publish_version = unary(nomenclature.PublishVersionRequest, nomenclature.PublishVersionResponse)

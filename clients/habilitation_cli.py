@@ -1,5 +1,6 @@
 """`interops habilitation ...` for a company's administrators: accounts, list, grant, revoke,
-import and export of bulk files, acts. Calls carry the administrator's chain (--token)."""
+import and export of bulk files, acts, and the mandates the company gives firms for its
+establishments (mandate grant|end, mandates). Calls carry the administrator's chain (--token)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,25 @@ def _export(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def _mandate(args: argparse.Namespace, client: Client) -> int:
+    mandate = pb.FirmMandate(client_siret=args.siret, firm_siren=args.firm)
+    if args.mandate_command == "grant":
+        done = client.grant_firm_mandate(pb.GrantFirmMandateRequest(mandate=mandate)).granted
+        print("granted" if done else "already held")
+    else:
+        done = client.end_firm_mandate(pb.EndFirmMandateRequest(mandate=mandate)).ended
+        print("ended" if done else "no mandate")
+    return 0
+
+
+def _mandates(args: argparse.Namespace, client: Client) -> int:
+    for listed in client.list_firm_mandates(pb.ListFirmMandatesRequest()).mandates:
+        state = f"ended {listed.ended_at}" if listed.ended_at else "lasting"
+        print(f"{listed.mandate.client_siret}\t{listed.mandate.firm_siren}\t"
+              f"{listed.granted_at}\t{state}")  # fmt: skip
+    return 0
+
+
 def _acts(args: argparse.Namespace, client: Client) -> int:
     for act in client.list_admin_acts():
         print(f"{act.at}\t{act.author}\t{act.act}\t{act.target}\t{act.detail}")
@@ -89,7 +109,7 @@ def register(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     with_client: Callable[..., Handler],
 ) -> None:
-    """Adds `habilitation accounts|list|grant|revoke|import|export|acts`."""
+    """Adds `habilitation accounts|list|grant|revoke|import|export|acts|mandate|mandates`."""
     habilitation = commands.add_parser(
         "habilitation", help="a company's accounts and habilitations (administrators)"
     )
@@ -117,3 +137,12 @@ def register(
     export.set_defaults(handler=with_client(_export))
     sub.add_parser("acts", help="the company's administrative acts, oldest first"
                    ).set_defaults(handler=with_client(_acts))  # fmt: skip
+    mandate = sub.add_parser(
+        "mandate", help="give a firm a mandate for an establishment, or end it"
+    )
+    mandate.add_argument("mandate_command", choices=("grant", "end"))
+    mandate.add_argument("siret", help="an establishment of your company")
+    mandate.add_argument("firm", help="the firm's SIREN")
+    mandate.set_defaults(handler=with_client(_mandate))
+    sub.add_parser("mandates", help="mandates given (for your establishments) and received"
+                   ).set_defaults(handler=with_client(_mandates))  # fmt: skip

@@ -37,10 +37,15 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     max_import_bytes: int = 16 * 1024**3
     feed_poll_seconds: float = 0.5
+    # A declared link with no DSN for more months than this has ended.
+    link_idle_months: int = 3
     cache_entries: int = 200_000
     log_level: str = "INFO"
     issuer_organism: str = "NET-ENTREPRISES"
     token_leeway_seconds: float = 30.0
+    # Sign-in attempts one client address may make in a minute, at every door and node together
+    # (registry/trust/sign_in_limits.py); a success gives its attempt back.
+    sign_in_attempts_a_minute: int = 20
     directory_lifetime_seconds: float = 3600.0
     directory_refetch_seconds: float = 30.0
     # How long a published revocation list is valid: an offline verifier that cannot refresh
@@ -124,10 +129,14 @@ class Settings:
             ),
             max_import_bytes=int(number("INTEROPS_MAX_IMPORT_BYTES", cls.max_import_bytes)),
             feed_poll_seconds=number("INTEROPS_FEED_POLL_SECONDS", cls.feed_poll_seconds),
+            link_idle_months=int(number("INTEROPS_LINK_IDLE_MONTHS", cls.link_idle_months)),
             cache_entries=int(number("INTEROPS_CACHE_ENTRIES", cls.cache_entries)),
             log_level=env.get("INTEROPS_LOG_LEVEL", cls.log_level).upper(),
             issuer_organism=env.get("INTEROPS_ISSUER_ORGANISM", cls.issuer_organism),
             token_leeway_seconds=number("INTEROPS_TOKEN_LEEWAY_SECONDS", cls.token_leeway_seconds),
+            sign_in_attempts_a_minute=max(
+                1, int(number("INTEROPS_SIGN_IN_ATTEMPTS_A_MINUTE", cls.sign_in_attempts_a_minute))
+            ),
             directory_lifetime_seconds=number(
                 "INTEROPS_DIRECTORY_LIFETIME_SECONDS", cls.directory_lifetime_seconds
             ),

@@ -8,6 +8,7 @@ of errors to rich statuses.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -16,11 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from interops.audit.v1 import audit_pb2, audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2, dsn_pb2_grpc
-from interops.habilitation.v1 import habilitation_pb2, habilitation_pb2_grpc
+from interops.habilitation.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    habilitation_pb2,
+    habilitation_pb2_grpc,
+)
 from interops.nomenclature.v1 import nomenclature_pb2, nomenclature_pb2_grpc
 from interops.notify.v1 import notify_pb2, notify_pb2_grpc
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
@@ -32,6 +39,7 @@ from registry.audit.store import AuditStore
 from registry.dsn.deposit_store import DepositFiles, DepositStore
 from registry.dsn.routing import load_rules
 from registry.habilitation.bulk import BulkQueue
+from registry.habilitation.recovery import AccountRecovery, decoy_key
 from registry.habilitation.store import HabilitationStore
 from registry.kernel.database import open_engine, upgrade
 from registry.kernel.nir_keyring import NirKeyring
@@ -42,17 +50,20 @@ from registry.operation.store import OperationStore
 from registry.rcd.store import RcdStore
 from registry.relations.store import RelationsStore
 from registry.trust.declarant_store import DeclarantStore
+from registry.trust.sign_in_limits import SignInLimits
 from server.audit.journal import AuditInterceptor, AuditJournal
 from server.audit.service import AuditService
 from server.config import Settings
 from server.dsn.delivery_service import DeliveryService
 from server.dsn.deposit_service import DepositService
 from server.dsn.pipeline import DsnPipeline
+from server.habilitation.account_service import AccountService
 from server.habilitation.bulk_worker import BulkWorker
 from server.habilitation.service import HabilitationService
 from server.nomenclature.service import NomenclatureService
 from server.notify.dispatch import NotifyDispatcher
 from server.notify.service import NotificationService
+from server.notify.smtp import mail_text
 from server.notify.topic_notices import TopicNotices
 from server.operation.service import OperationService
 from server.rcd.establishment_cache import EstablishmentCache
@@ -60,6 +71,7 @@ from server.rcd.import_jobs import ImportJobs
 from server.rcd.service import RegistryService
 from server.relations.service import RelationsService
 from server.rpc.auth_interceptor import AuthInterceptor, method_rights
+from server.rpc.client_address import new_door_secret
 from server.rpc.error_interceptor import ErrorInterceptor
 from server.rpc.health import NodeHealth
 from server.rpc.telemetry import instrument_engine, tracer_provider, tracing_interceptor
@@ -80,6 +92,7 @@ SERVICES = (
     nomenclature_pb2.DESCRIPTOR.services_by_name["NomenclatureService"].full_name,
     relations_pb2.DESCRIPTOR.services_by_name["RelationsService"].full_name,
     habilitation_pb2.DESCRIPTOR.services_by_name["HabilitationService"].full_name,
+    account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
 )
 # Services whose calls the audit journal does not record (no exchange between parties).
 UNAUDITED = (
@@ -107,6 +120,11 @@ class Node:
         # contracts (tests, benchmarks), by service or method.
         self.rights = method_rights(SERVICES)
         self.engine = open_engine(settings.effective_database_url)
+        # What the web adapter this process starts (server/web/app.py) sends with the address of
+        # each client it calls for; nobody else knows it (server/rpc/client_address.py).
+        self.door_secret = new_door_secret()
+        # Every sign-in door counts its attempts here (in the database: shared by every node).
+        self.sign_in_limits = SignInLimits(self.engine, settings.sign_in_attempts_a_minute)
         self.trust = NodeTrust(self.engine, settings)
         self.tracer_provider = tracer_provider(settings.service_name, settings.tracing_exporter)
         instrument_engine(self.engine, self.tracer_provider)
@@ -149,8 +167,10 @@ class Node:
             OperationService(self.operations, settings.feed_poll_seconds), self.server
         )
         token_service_pb2_grpc.add_TokenServiceServicer_to_server(
-            TokenService(self.trust, DeclarantStore(self.engine)), self.server
-        )
+            TokenService(self.trust, DeclarantStore(self.engine, self.sign_in_limits),
+                         self.door_secret, settings.link_idle_months),
+            self.server,
+        )  # fmt: skip
         # Seals deposited files, routed shares and returns at rest.
         data_key = load_or_create_key(settings.data_dir / "keys" / "data.key")
         self.deposits = DepositStore(self.engine, data_key)
@@ -161,8 +181,9 @@ class Node:
         rules_dir = Path(settings.routing_rules_dir) if settings.routing_rules_dir else None
         tracer = self.tracer_provider.get_tracer("interops.dsn")
         self.relations = RelationsStore(
-            self.engine, NirKeyring.load_or_create(settings.nir_keyring_path)
-        )
+            self.engine, NirKeyring.load_or_create(settings.nir_keyring_path),
+            settings.link_idle_months,
+        )  # fmt: skip
         self.pipeline = DsnPipeline(
             self.deposits, files, load_rules(rules_dir), settings.feed_poll_seconds, tracer,
             relations=self.relations,
@@ -195,16 +216,27 @@ class Node:
         relations_pb2_grpc.add_RelationsServiceServicer_to_server(
             RelationsService(self.relations), self.server
         )
-        habilitations = HabilitationStore(self.engine)
+        self.habilitations = habilitations = HabilitationStore(
+            self.engine, settings.link_idle_months, AESGCM(data_key)
+        )
         self.bulk_worker = BulkWorker(
             BulkQueue(self.engine), habilitations, self.operations, settings.feed_poll_seconds
         )
         habilitation_pb2_grpc.add_HabilitationServiceServicer_to_server(
             HabilitationService(habilitations, self.relations, self.operations,
-                                self.bulk_worker, notices,
+                                self.bulk_worker, limits=self.sign_in_limits,
+                                door_secret=self.door_secret,
+                                mailer=functools.partial(mail_text, settings.mail),
                                 revocations_changed=self.trust.refresh),
             self.server,
         )  # fmt: skip
+        # Lost passwords: secret questions, and codes by e-mail, administrator or letter.
+        recovery = AccountRecovery(self.engine, self.sign_in_limits, sealer=AESGCM(data_key),
+                                   decoys=decoy_key(data_key))  # fmt: skip
+        self.accounts = AccountService(recovery, functools.partial(mail_text, settings.mail),
+                                       self.door_secret,
+                                       revocations_changed=self.trust.refresh)  # fmt: skip
+        account_pb2_grpc.add_AccountServiceServicer_to_server(self.accounts, self.server)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditService(self.audit_store, self.journal), self.server
         )

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from registry.rcd.records import EstablishmentRecord
 from registry.rcd.store import RcdStore
+from registry.relations.store import live_since
 
 
 def in_registry(engine: Engine, sirets: Iterable[str]) -> None:
@@ -17,3 +18,8 @@ def in_registry(engine: Engine, sirets: Iterable[str]) -> None:
                             "75002", "PARIS", "75102", "", False, 1, None, None, False)
         for siret in sirets
     ])  # fmt: skip
+
+
+def recent_period(months_ago: int) -> str:
+    """The YYYYMM period `months_ago` months before this one (links live by the calendar)."""
+    return live_since(months_ago)

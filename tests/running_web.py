@@ -14,7 +14,6 @@ class RunningWeb:
     def __init__(
         self,
         node: RunningNode,
-        sign_in_attempts: int = 10,
         http_tls_cert: str = "",
         http_tls_key: str = "",
     ) -> None:
@@ -22,7 +21,7 @@ class RunningWeb:
         configured = replace(node.settings, http_address="127.0.0.1:0",
                              http_tls_cert=http_tls_cert, http_tls_key=http_tls_key)  # fmt: skip
         self.server = WebServer(configured, node.port, node.node.rights,
-                                sign_in_attempts=sign_in_attempts)  # fmt: skip
+                                door_secret=node.node.door_secret)  # fmt: skip
         self.port = node.run(self.server.start())
         scheme = "https" if configured.http_tls_cert else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"

@@ -5,7 +5,8 @@ structure the reading cannot place without a guess."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from registry.dsn.deposit_store import NewDeposit, Receipt
@@ -122,11 +123,14 @@ class DepositScan(BlockListener):
         entitled: Callable[[str], bool],
         right: str,
         own_emitter: Callable[[str], bool],
+        taken_over: Mapping[str, str] | None = None,
     ) -> Refusal | None:
         """Why the file of `size` bytes is refused as a whole (its ARE), or None when it is
         taken (AEE); `entitled` says whether the depositor holds `right` over a SIRET,
         `own_emitter` whether an émetteur SIRET (S10.G00.01) is the depositor's own (the links
-        a file reveals are recorded under its émetteur)."""
+        a file reveals are recorded under its émetteur), `taken_over` the declared
+        establishments another firm took over from the émetteur's company, with the period it
+        did (registry/habilitation/managed.py)."""
         if size == 0:
             return Refusal("EMPTY_FILE", "the file is empty")
         if not self.starts_with_rubric or not self.versions:
@@ -143,6 +147,11 @@ class DepositScan(BlockListener):
             return Refusal(
                 "AMBIGUOUS_STRUCTURE", f"the file's structure is ambiguous: {self.ambiguity}"
             )
+        if self.period() > _next_period():
+            return Refusal("PERIOD_IN_FUTURE", (
+                f"the declared month {self.month} is after next month: a DSN declares a month "
+                "that has begun"
+            ))  # fmt: skip
         if not self.sirets:
             return Refusal(
                 "NO_ESTABLISHMENT", "the file declares no establishment (S21.G00.06/S21.G00.11)"
@@ -160,7 +169,18 @@ class DepositScan(BlockListener):
             return Refusal("EMITTER_NOT_YOURS", (
                 f"the émetteur (S10.G00.01) must be the depositor's own establishment, not {shown}"
             ))  # fmt: skip
+        if taken_over:
+            siret, period = min(taken_over.items())
+            return Refusal("DECLARED_BY_ANOTHER_FIRM", (
+                f"establishment {siret} is declared by another firm since period {period}: only "
+                "a mandate from its company's administrator lets you declare it again"
+            ))  # fmt: skip
         return None
+
+    def period(self) -> str:
+        """The declared month as a YYYYMM period ("" when the file gives none readable)."""
+        month = self.month
+        return month[4:8] + month[2:4] if len(month) == 8 and month.isdigit() else ""
 
     def described(self, new: NewDeposit, refusal: Refusal | None) -> NewDeposit:
         """The deposit as the scan found it, with its receipt: an ARE when refused."""
@@ -171,6 +191,14 @@ class DepositScan(BlockListener):
             norm_version=self.versions[0] if self.versions else "", nature=self.nature,
             type=self.type, month=self.month, sirets=tuple(self.sirets),
         )  # fmt: skip
+
+
+def _next_period() -> str:
+    """Next month as a YYYYMM period (a declared month may not be later: it would end the link
+    of the firm that really declares the establishment)."""
+    today = datetime.datetime.now(datetime.UTC).date()
+    index = today.year * 12 + today.month  # next month, counted from month 0
+    return f"{index // 12:04d}{index % 12 + 1:02d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,9 @@
 """Whether a declarant may use a declarative service for establishments (and employees), by the
-service's case (registry.habilitation.declarative_services): DSN links, habilitations, employments.
+service's case (registry.habilitation.declarative_services), from what its company manages now
+(registry.habilitation.managed: live DSN links and mandates) and its habilitations. The same rule
+(`refusal`) decides CheckAccess and what a declarant's token chain carries
+(registry.habilitation.declarant_rights), so that a chain never holds a right CheckAccess
+refuses.
 
 Refusals name the establishment, or the employee by its position in the request: never a NIR.
 """
@@ -9,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
+
 from registry.habilitation.declarative_services import PAYROLL, PAYROLL_OPERABLE, SERVICES, SPECIFIC
-from registry.habilitation.store import HabilitationStore
+from registry.habilitation.managed import managed_among
+from registry.habilitation.schema import habilitations
 from registry.relations.store import RelationsStore
-from registry.trust.declarant_store import AccountStatus
+from registry.trust.declarant_store import AccountStatus, DeclarantStore
+from registry.trust.schema import declarants
 
 NOT_DECLARED = "NOT_DECLARED_BY_YOUR_COMPANY"
 NOT_HABILITATED = "NOT_HABILITATED"
@@ -31,9 +39,20 @@ class Decision:
         return not self.refusals
 
 
+def refusal(case: str, siret: str, managed: set[str], habilitated: set[str]) -> str | None:
+    """Why a declarant may not use a service of `case` for `siret` (None: it may), given what its
+    company manages now and the establishments it is habilitated for the service on."""
+    if case == PAYROLL:
+        return None if siret in managed else NOT_DECLARED
+    if case == PAYROLL_OPERABLE:
+        return None if siret in managed or siret in habilitated else NOT_HABILITATED
+    if siret not in habilitated:
+        return NOT_HABILITATED
+    return None if siret in managed else NOT_DECLARED
+
+
 def decide(
-    habilitations: HabilitationStore,
-    relations: RelationsStore,
+    store: RelationsStore,
     declarant_id: int,
     service: str,
     *,
@@ -42,32 +61,35 @@ def decide(
     date: str = "",
 ) -> Decision:
     """The decision for `sirets` and `employees` ((SIRET, NIR) pairs, checked on `date`,
-    YYYYMMDD, for SPECIFIC services)."""
+    YYYYMMDD, for SPECIFIC services). Explicit grants of the service's right (given by the
+    backbone's operators) allow too, as the declarant's chain carries them."""
     known = SERVICES.get(service)
-    account = habilitations.account(declarant_id)
     decision = Decision()
     if known is None:
         decision.refusals.append((service, "UNKNOWN_SERVICE"))
         return decision
-    if account is None or account.status != AccountStatus.ACTIVE:
-        decision.refusals.append((f"declarant:{declarant_id}", "ACCOUNT_INACTIVE"))
-        return decision
-    declared = relations.declared_by_company(account.siren)
-    habilitated = {
-        h.siret for h in habilitations.habilitations_of(declarant_id) if h.service == service
-    }
+    with store.engine.connect() as connection:
+        account = connection.execute(
+            select(declarants.c.siret, declarants.c.status).where(declarants.c.id == declarant_id)
+        ).first()
+        if account is None or account.status != AccountStatus.ACTIVE:
+            decision.refusals.append((f"declarant:{declarant_id}", "ACCOUNT_INACTIVE"))
+            return decision
+        siren = str(account.siret)[:9]
+        held = set(connection.execute(
+            select(habilitations.c.siret).where(
+                habilitations.c.declarant_id == declarant_id, habilitations.c.service == service
+            )
+        ).scalars())  # fmt: skip
+        managed = managed_among(connection, siren, {*sirets, *held}, store.since())
+    habilitated = {s for s in held if s[:9] == siren or s in managed}
+    explicit = DeclarantStore(store.engine).grants_of(declarant_id).get(known.right)
     for siret in dict.fromkeys(sirets):
-        if known.case == PAYROLL and siret not in declared:
-            decision.refusals.append((siret, NOT_DECLARED))
-        elif known.case == PAYROLL_OPERABLE and siret not in declared | habilitated:
-            decision.refusals.append((siret, NOT_HABILITATED))
-        elif known.case == SPECIFIC:
-            if siret not in habilitated:
-                decision.refusals.append((siret, NOT_HABILITATED))
-            elif siret not in declared:
-                decision.refusals.append((siret, NOT_DECLARED))
+        reason = refusal(known.case, siret, managed, habilitated)
+        if reason is not None and not (explicit is not None and explicit.includes_siret(siret)):
+            decision.refusals.append((siret, reason))
     if known.case == SPECIFIC:
         for index, (siret, nir) in enumerate(employees):
-            if siret not in sirets or relations.employed(siret, nir, date) is None:
+            if siret not in sirets or store.employed(siret, nir, date) is None:
                 decision.refusals.append((f"employee #{index + 1}", NOT_EMPLOYED))
     return decision

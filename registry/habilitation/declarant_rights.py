@@ -1,24 +1,26 @@
 """What a declarant's root token carries, from everything that gives it rights:
 
-- its explicit grants (declarant_grants);
+- its explicit grants (declarant_grants, given by the backbone's operators);
 - relations.read over its own company, through which the implicit mandate reaches what its
-  company declared (server/relations/service.py);
+  company declared while its links last (server/relations/service.py);
 - habilitation.check over its own company (a service holding its chain asks CheckAccess), and
-  for an active administrator habilitation.manage and notify.read over it (the company's
-  official letters, activation keys of candidate administrators included, go to its
-  administrators, not to every declarant);
-- each habilitation: the service's right over that establishment;
-- the DSN links: for each service that inherits the DSN rights (PAYROLL, PAYROLL_OPERABLE),
-  its right over every establishment a SIRET of the company declared, when they are at most
-  MAX_TOKEN_SIRETS (a token travels in call metadata). Above that the token carries none of
-  them and services ask CheckAccess, which decides from the links themselves.
+  for an active administrator habilitation.manage and notify.read over it;
+- for each declarative service, its right over exactly the establishments CheckAccess would
+  allow now (registry.habilitation.access_decision.refusal, from what the company manages:
+  live DSN links and mandates, and the declarant's habilitations), when the company manages at
+  most MAX_TOKEN_SIRETS establishments (a token travels in call metadata). Above that the token
+  carries only the habilitated ones, and services ask CheckAccess for the rest.
+
+An account that is not active (a candidate, struck off, or not yet proven) gets nothing.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from registry.habilitation.declarative_services import PAYROLL, PAYROLL_OPERABLE, SERVICES
+from registry.habilitation.access_decision import refusal
+from registry.habilitation.declarative_services import SERVICES
+from registry.habilitation.managed import managed_among, managed_by
 from registry.habilitation.schema import habilitations
 from registry.habilitation.store import Role
 from registry.kernel.rights import (
@@ -27,7 +29,7 @@ from registry.kernel.rights import (
     NOTIFY_READ,
     RELATIONS_READ,
 )
-from registry.relations.store import declared_by_company
+from registry.relations.store import IDLE_MONTHS, live_since
 from registry.trust.declarant_store import AccountStatus, DeclarantStore
 from registry.trust.schema import declarants
 from token_suite.grants import Grants, Scope
@@ -40,35 +42,38 @@ def _add(grants: dict[str, Scope], right: str, scope: Scope) -> None:
     grants[right] = scope if held is None else held.union(scope)
 
 
-def declarant_rights(engine: Engine, declarant_id: int) -> Grants:
-    """Every right the declarant may be granted, with its perimeter."""
-    grants = dict(DeclarantStore(engine).grants_of(declarant_id))
+def declarant_rights(engine: Engine, declarant_id: int, idle_months: int = IDLE_MONTHS) -> Grants:
+    """Every right the declarant may be granted now, with its perimeter."""
+    since = live_since(idle_months)
     with engine.connect() as connection:
         account = connection.execute(
             select(declarants.c.siret, declarants.c.role, declarants.c.status).where(
                 declarants.c.id == declarant_id
             )
         ).first()
-        if account is None:
-            return grants
+        if account is None or account.status != AccountStatus.ACTIVE:
+            return {}
         siren = str(account.siret)[:9]
         held = connection.execute(
             select(habilitations.c.siret, habilitations.c.service).where(
                 habilitations.c.declarant_id == declarant_id
             )
         ).all()
-        declared = declared_by_company(connection, siren, MAX_TOKEN_SIRETS + 1)
+        managed = managed_by(connection, siren, since, MAX_TOKEN_SIRETS + 1)
+        complete = len(managed) <= MAX_TOKEN_SIRETS
+        if not complete:
+            managed = managed_among(connection, siren, {siret for siret, _ in held}, since)
+    grants = dict(DeclarantStore(engine).grants_of(declarant_id))
     company = Scope(sirens=frozenset({siren}))
     _add(grants, RELATIONS_READ, company)
     _add(grants, HABILITATION_CHECK, company)
-    if account.role == Role.ADMINISTRATOR and account.status == AccountStatus.ACTIVE:
+    if account.role == Role.ADMINISTRATOR:
         _add(grants, HABILITATION_MANAGE, company)
         _add(grants, NOTIFY_READ, company)
-    for habilitated, service in held:
-        _add(grants, SERVICES[service].right, Scope(sirets=frozenset({habilitated})))
-    if declared and len(declared) <= MAX_TOKEN_SIRETS:
-        inherited = Scope(sirets=frozenset(declared))
-        for service in SERVICES.values():
-            if service.case in (PAYROLL, PAYROLL_OPERABLE):
-                _add(grants, service.right, inherited)
+    for code, service in SERVICES.items():
+        habilitated = {s for s, v in held if v == code and (s[:9] == siren or s in managed)}
+        candidates = (managed if complete else set()) | habilitated
+        allowed = {s for s in candidates if refusal(service.case, s, managed, habilitated) is None}
+        if allowed:
+            _add(grants, service.right, Scope(sirets=frozenset(allowed)))
     return grants

@@ -62,6 +62,21 @@ admin_acts = Table(
     Index("ix_admin_acts_request", "siren", "request_id", unique=True),
 )
 
+# A company's explicit mandate to a firm for one of its establishments (migration 0013): the firm
+# may put it in a portfolio and deposit for it even after another firm declared it.
+firm_mandates = Table(
+    "firm_mandates",
+    metadata,
+    Column("client_siret", String(14), primary_key=True),
+    Column("firm_siren", String(9), primary_key=True),
+    # The client company's administrator who granted it, and when (ms).
+    Column("granted_by", Integer, nullable=False),
+    Column("granted_at", BigInteger, nullable=False),
+    # 0 while it lasts; when it ended (ms).
+    Column("ended_at", BigInteger, nullable=False),
+    Index("ix_firm_mandates_firm", "firm_siren", "client_siret"),
+)
+
 # Bulk files: processed one after the other per company, in the order received.
 bulk_files = Table(
     "bulk_files",

@@ -1,12 +1,20 @@
 """Administrators, declarants, portfolios and habilitations of a company, every administrative
 act recorded with its author.
 
-A company (SIREN) is registered by its first administrator (Primo AD). Later administrators
-apply (Candidat AD) and become active when an active administrator validates them or when they
-give the activation key sent to the company. Only an active administrator creates declarants,
+A company (SIREN) is registered by its first administrator (Primo AD); later administrators
+apply (Candidat AD). Either is a CANDIDATE with no rights until its registration is proven (the
+key of a postal letter posted to the establishment's address in the RCD, registry/letters/, or,
+for a candidate, an active administrator's validation) and its e-mail confirmed (the code sent
+there); then it is ACTIVE. `register` answers the caller nothing that tells whether the triplet
+had an account. Only an active administrator creates declarants,
 strikes them off (optionally handing their habilitations to a successor), manages portfolios
 and grants habilitations; a habilitation needs the establishment in one of the company's
 portfolios to which the service was added.
+
+A portfolio holds only establishments the company may hold (registry/habilitation/managed.py):
+its own, those it declares in DSN while the link lasts, and those whose company gave it an
+explicit mandate (`grant_mandate`, by that company's administrator). A habilitation is granted
+only on those, and a mandate's end cuts the live chains of the firm's accounts at once.
 """
 
 from __future__ import annotations
@@ -14,16 +22,20 @@ from __future__ import annotations
 import enum
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from interops.habilitation.v1 import habilitation_pb2
 from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.habilitation.declarative_services import SERVICES
+from registry.habilitation.managed import may_hold
 from registry.habilitation.schema import (
     admin_acts,
+    firm_mandates,
     habilitations,
     portfolio_establishments,
     portfolio_services,
@@ -31,7 +43,10 @@ from registry.habilitation.schema import (
 )
 from registry.kernel.clock import now_ms
 from registry.kernel.contract_enums import contract_value
+from registry.letters.store import LetterStore
 from registry.rcd.schema import establishments
+from registry.relations.store import IDLE_MONTHS, live_since
+from registry.trust.account_email import open_email, seal_email
 from registry.trust.declarant_store import AccountStatus, account_row
 from registry.trust.issuance import declarant_subject
 from registry.trust.revocation_store import cut_off
@@ -113,6 +128,26 @@ class AdminAct:
 
 
 @dataclass(frozen=True, slots=True)
+class Registration:
+    """A registration made: the account, the code that confirms its e-mail (to send there),
+    and whether it is its company's first administrator."""
+
+    account: int
+    email_code: str
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FirmMandate:
+    """A company's mandate to a firm for one of its establishments; `ended_at` 0 while it lasts."""
+
+    client_siret: str
+    firm_siren: str
+    granted_at: int
+    ended_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class Habilitation:
     """A declarant's right to use a service for an establishment."""
 
@@ -132,8 +167,24 @@ def _key_hash(key: str) -> bytes:
 class HabilitationStore:
     """Every act checks its author and is recorded in admin_acts in the same transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, idle_months: int = IDLE_MONTHS, sealer: AESGCM | None = None
+    ) -> None:
         self.engine = engine
+        self.idle_months = idle_months
+        # The node's at-rest key: e-mail addresses and letters are sealed with it.
+        self.sealer = sealer
+
+    def _may_hold(self, connection: Connection, author: Account, sirets: tuple[str, ...]) -> None:
+        """Refuses establishments the author's company neither owns nor manages now."""
+        allowed = set(may_hold(connection, author.siren, sirets, live_since(self.idle_months)))
+        outside = [s for s in sirets if s not in allowed]
+        if outside:
+            raise HabilitationRefused(
+                "NOT_MANAGED",
+                f"{outside[0]} is not an establishment of {author.siren}, nor one it declares "
+                "in DSN or holds a mandate for",
+            )
 
     # -- accounts --------------------------------------------------------------------------
 
@@ -243,21 +294,20 @@ class HabilitationStore:
     def _new_account(
         self,
         connection: Connection,
-        siret: str,
-        names: tuple[str, str],
-        password: str,
+        row: Mapping[str, object],
         *,
         role: str,
         status: str,
         activation_hash: bytes | None = None,
     ) -> int:
+        """A new account from its sign-in columns (`account_row`)."""
         try:
             return int(
                 connection.execute(
                     insert(declarants)
                     .values(
                         {
-                            **account_row(siret, *names, password),
+                            **row,
                             "role": role,
                             "status": status,
                             "activation_hash": activation_hash,
@@ -274,8 +324,10 @@ class HabilitationStore:
     def register_company(
         self, siret: str, names: tuple[str, str], password: str, request_id: str = ""
     ) -> int:
-        """The Primo AD of a company with no administrator yet; its company portfolio holds
-        the registering establishment, which must be in the registry."""
+        """The Primo AD of a company with no administrator yet, active at once: out of band,
+        by the backbone's operators (demo data, tests, accounts proven elsewhere); no call
+        reaches it (a registration by call is proven by letter: `register`). Its company
+        portfolio holds the registering establishment, which must be in the registry."""
         siren = siret[:9]
         if (replay := self._account_replayed(siren, "REGISTER", request_id)) is not None:
             return replay
@@ -297,48 +349,94 @@ class HabilitationStore:
                 )
             account = self._new_account(
                 connection,
-                siret,
-                names,
-                password,
+                account_row(siret, *names, password),
                 role=Role.ADMINISTRATOR,
                 status=AccountStatus.ACTIVE,
             )
-            portfolio = connection.execute(
-                insert(portfolios)
-                .values(siren=siren, name="Entreprise", kind=PortfolioKind.COMPANY)
-                .returning(portfolios.c.id)
-            ).scalar_one()
-            connection.execute(
-                insert(portfolio_establishments).values(portfolio_id=portfolio, siret=siret)
-            )
+            self._company_portfolio(connection, siren, siret)
             self._act(connection, siren, "registration", "REGISTER", f"account:{account}",
                       request_id=request_id)  # fmt: skip
         return account
 
-    def apply_as_administrator(
-        self, siret: str, names: tuple[str, str], password: str, request_id: str = ""
-    ) -> tuple[int, str]:
-        """A Candidat AD and its activation key (to be sent to the company by letter)."""
-        if (replay := self._account_replayed(siret[:9], "APPLY", request_id)) is not None:
-            return replay, ""
-        key = secrets.token_urlsafe(12)
+    def register(
+        self,
+        siret: str,
+        names: tuple[str, str],
+        password: str,
+        email: str,
+        request_id: str = "",
+    ) -> Registration | None:
+        """An administrator's registration for the establishment's company, proven later: the
+        Primo AD of a company that has none, else a Candidat AD. The account is a CANDIDATE with
+        no rights until it gives the key of the postal letter posted here (in this transaction)
+        to the establishment's address in the RCD, or (a candidate) an active administrator
+        validates it; and it confirmed its e-mail with the code sent there. None when the
+        triplet has an account already, or a retry of a registration made: the caller answers
+        the same either way, so that nobody learns who has an account."""
+        siren = siret[:9]
+        row = account_row(siret, *names, password)  # the password's scrypt, in every case
+        if self.replayed(siren, "REGISTER", request_id) or self.replayed(
+            siren, "APPLY", request_id
+        ):
+            return None
+        key, code = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
         with self.engine.begin() as connection:
             self._registered(connection, (siret,))
+            exists = connection.execute(
+                select(declarants.c.id).where(
+                    declarants.c.identity_digest == row["identity_digest"]
+                )
+            ).first()
+            if exists is not None:
+                return None
+            first = not connection.execute(
+                select(func.count())
+                .select_from(declarants)
+                .where(
+                    declarants.c.siret.startswith(siren),
+                    declarants.c.role == Role.ADMINISTRATOR,
+                    declarants.c.status == AccountStatus.ACTIVE,
+                )
+            ).scalar()
             account = self._new_account(
-                connection,
-                siret,
-                names,
-                password,
-                role=Role.ADMINISTRATOR,
-                status=AccountStatus.CANDIDATE,
+                connection, row, role=Role.ADMINISTRATOR, status=AccountStatus.CANDIDATE,
                 activation_hash=_key_hash(key),
-            )
-            self._act(connection, siret[:9], f"account:{account}", "APPLY", f"account:{account}",
-                      request_id=request_id)  # fmt: skip
-        return account, key
+            )  # fmt: skip
+            connection.execute(
+                update(declarants)
+                .where(declarants.c.id == account)
+                .values(email_sealed=self._seal_email(account, email), email_verified=False,
+                        email_code_hash=_key_hash(code), proven=False)
+            )  # fmt: skip
+            self._act(connection, siren, f"account:{account}", "REGISTER" if first else "APPLY",
+                      f"account:{account}", request_id=request_id)  # fmt: skip
+            kind = "ADMIN_ACTIVATION" if first else "CANDIDATE_ACTIVATION"
+            self._letters().post(kind, siret, {"account": str(account), "key": key}, connection)
+        return Registration(account, code, first)
+
+    def _letters(self) -> LetterStore:
+        if self.sealer is None:
+            raise RuntimeError("registrations need the node's sealing key (HabilitationStore)")
+        return LetterStore(self.engine, self.sealer)
+
+    def _seal_email(self, account: int, email: str) -> bytes:
+        if self.sealer is None:
+            raise RuntimeError("registrations need the node's sealing key (HabilitationStore)")
+        return seal_email(self.sealer, account, email)
+
+    def email_of(self, account: int) -> str | None:
+        """The account's e-mail address, if it gave one."""
+        with self.engine.connect() as connection:
+            sealed = connection.execute(
+                select(declarants.c.email_sealed).where(declarants.c.id == account)
+            ).scalar()
+        if sealed is None or self.sealer is None:
+            return None
+        return open_email(self.sealer, account, bytes(sealed))
 
     def validate_candidate(self, author_id: int, candidate_id: int) -> None:
-        """An active administrator validates a candidate of its company."""
+        """An active administrator validates a candidate of its company (its registration is
+        proven; it becomes active once its e-mail is confirmed too)."""
         with self.engine.begin() as connection:
             author = self._admin(connection, author_id)
             candidate = self._member(connection, author, candidate_id)
@@ -346,7 +444,7 @@ class HabilitationStore:
                 raise HabilitationRefused(
                     "NOT_A_CANDIDATE", f"account {candidate_id} is not a candidate administrator"
                 )
-            self._activate(connection, candidate_id)
+            self._prove(connection, candidate_id, proven=True)
             self._act(
                 connection,
                 author.siren,
@@ -355,8 +453,9 @@ class HabilitationStore:
                 f"account:{candidate_id}",
             )
 
-    def activate_with_key(self, key: str) -> int:
-        """A candidate activates itself with the key the company received; its id."""
+    def activate_with_key(self, key: str) -> int | None:
+        """A candidate proves its registration with the postal letter's key (single use); its
+        id, or None for a key that is not valid now."""
         with self.engine.begin() as connection:
             row = connection.execute(
                 select(declarants.c.id, declarants.c.siret).where(
@@ -365,12 +464,66 @@ class HabilitationStore:
                 )
             ).first()
             if row is None:
-                raise HabilitationRefused("BAD_ACTIVATION_KEY", "this activation key is not valid")
-            self._activate(connection, row.id)
+                return None
+            self._prove(connection, row.id, proven=True)
             self._act(
                 connection, row.siret[:9], "activation-key", "ACTIVATE_ADMIN", f"account:{row.id}"
             )
         return int(row.id)
+
+    def confirm_email(self, code: str) -> int | None:
+        """An account confirms its e-mail with the code sent there (single use); its id, or
+        None for a code that is not valid now."""
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(declarants.c.id, declarants.c.siret).where(
+                    declarants.c.email_code_hash == _key_hash(code)
+                )
+            ).first()
+            if row is None:
+                return None
+            self._prove(connection, row.id, email=True)
+            self._act(connection, row.siret[:9], f"account:{row.id}", "CONFIRM_EMAIL",
+                      f"account:{row.id}")  # fmt: skip
+        return int(row.id)
+
+    def _prove(
+        self, connection: Connection, account_id: int, *, proven: bool = False, email: bool = False
+    ) -> None:
+        """Records a proof; a candidate whose registration is proven and whose e-mail is
+        confirmed becomes active (the first administrator of its company gets its company
+        portfolio)."""
+        values: dict[str, object] = {}
+        if proven:
+            values.update(proven=True, activation_hash=None)
+        if email:
+            values.update(email_verified=True, email_code_hash=None)
+        connection.execute(update(declarants).where(declarants.c.id == account_id).values(values))
+        row = connection.execute(
+            select(declarants.c.siret, declarants.c.status, declarants.c.proven,
+                   declarants.c.email_verified).where(declarants.c.id == account_id)
+        ).one()  # fmt: skip
+        if row.status != AccountStatus.CANDIDATE or not (row.proven and row.email_verified):
+            return
+        self._activate(connection, account_id)
+        siren = str(row.siret)[:9]
+        has_portfolio = connection.execute(
+            select(portfolios.c.id).where(
+                portfolios.c.siren == siren, portfolios.c.kind == PortfolioKind.COMPANY
+            )
+        ).first()
+        if has_portfolio is None:
+            self._company_portfolio(connection, siren, str(row.siret))
+
+    def _company_portfolio(self, connection: Connection, siren: str, siret: str) -> None:
+        portfolio = connection.execute(
+            insert(portfolios)
+            .values(siren=siren, name="Entreprise", kind=PortfolioKind.COMPANY)
+            .returning(portfolios.c.id)
+        ).scalar_one()
+        connection.execute(
+            insert(portfolio_establishments).values(portfolio_id=portfolio, siret=siret)
+        )
 
     def _activate(self, connection: Connection, account_id: int) -> None:
         connection.execute(
@@ -398,8 +551,9 @@ class HabilitationStore:
                     "NOT_YOUR_COMPANY", f"{siret} is not an establishment of {author.siren}"
                 )
             account = self._new_account(
-                connection, siret, names, password, role=Role.DECLARANT, status=AccountStatus.ACTIVE
-            )
+                connection, account_row(siret, *names, password), role=Role.DECLARANT,
+                status=AccountStatus.ACTIVE,
+            )  # fmt: skip
             self._act(
                 connection,
                 author.siren,
@@ -522,6 +676,7 @@ class HabilitationStore:
             portfolio = self._portfolio(connection, author, name)
             if add and sirets:
                 self._registered(connection, sirets)
+                self._may_hold(connection, author, sirets)
             changed = 0
             for table, column, values in (
                 (portfolio_establishments, "siret", sirets),
@@ -629,6 +784,70 @@ class HabilitationStore:
                 )
         return found
 
+    # -- mandates to firms ------------------------------------------------------------------
+
+    def grant_mandate(self, author_id: int, client_siret: str, firm_siren: str) -> bool:
+        """The author's company gives the firm a mandate for one of its establishments; False
+        when it held one already."""
+        with self.engine.begin() as connection:
+            author = self._admin(connection, author_id)
+            if client_siret[:9] != author.siren:
+                raise HabilitationRefused(
+                    "NOT_YOUR_COMPANY", f"{client_siret} is not an establishment of {author.siren}"
+                )
+            if firm_siren == author.siren:
+                raise HabilitationRefused("BAD_FIRM", "a company needs no mandate from itself")
+            self._registered(connection, (client_siret,))
+            key = (firm_mandates.c.client_siret == client_siret,
+                   firm_mandates.c.firm_siren == firm_siren)  # fmt: skip
+            ended = connection.execute(select(firm_mandates.c.ended_at).where(*key)).first()
+            if ended is not None and ended.ended_at == 0:
+                return False
+            values = {"granted_by": author_id, "granted_at": now_ms(), "ended_at": 0}
+            if ended is None:
+                connection.execute(insert(firm_mandates).values(
+                    client_siret=client_siret, firm_siren=firm_siren, **values))  # fmt: skip
+            else:
+                connection.execute(update(firm_mandates).where(*key).values(**values))
+            self._act(connection, author.siren, f"declarant:{author_id}", "GRANT_MANDATE",
+                      f"firm:{firm_siren}", detail=client_siret)  # fmt: skip
+        return True
+
+    def end_mandate(self, author_id: int, client_siret: str, firm_siren: str) -> bool:
+        """Ends the firm's mandate for one of the author's company's establishments, and the
+        live chains of the firm's accounts with it; False when there was none."""
+        with self.engine.begin() as connection:
+            author = self._admin(connection, author_id)
+            if client_siret[:9] != author.siren:
+                raise HabilitationRefused(
+                    "NOT_YOUR_COMPANY", f"{client_siret} is not an establishment of {author.siren}"
+                )
+            done = connection.execute(
+                update(firm_mandates)
+                .where(firm_mandates.c.client_siret == client_siret,
+                       firm_mandates.c.firm_siren == firm_siren, firm_mandates.c.ended_at == 0)
+                .values(ended_at=now_ms())
+            ).rowcount  # fmt: skip
+            if done:
+                accounts = connection.execute(
+                    select(declarants.c.id).where(declarants.c.siret.startswith(firm_siren))
+                ).scalars()
+                cut_off(connection, [declarant_subject(account) for account in accounts])
+                self._act(connection, author.siren, f"declarant:{author_id}", "END_MANDATE",
+                          f"firm:{firm_siren}", detail=client_siret)  # fmt: skip
+        return bool(done)
+
+    def mandates_of(self, siren: str) -> list[FirmMandate]:
+        """The mandates the company gave (for its establishments) and received (as a firm)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(firm_mandates)
+                .where((firm_mandates.c.firm_siren == siren)
+                       | firm_mandates.c.client_siret.startswith(siren))
+                .order_by(firm_mandates.c.client_siret, firm_mandates.c.firm_siren)
+            ).all()  # fmt: skip
+        return [FirmMandate(r.client_siret, r.firm_siren, r.granted_at, r.ended_at) for r in rows]
+
     # -- habilitations ---------------------------------------------------------------------
 
     def _held(self, connection: Connection, declarant_id: int) -> list[tuple[str, str]]:
@@ -672,6 +891,7 @@ class HabilitationStore:
                     "NOT_IN_A_PORTFOLIO",
                     f"{siret} is in no portfolio of the company with the service {service}",
                 )
+            self._may_hold(connection, author, (siret,))
             if (siret, service) in set(self._held(connection, declarant_id)):
                 return False
             connection.execute(

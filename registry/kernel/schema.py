@@ -7,6 +7,7 @@ from registry.audit import schema as audit_schema
 from registry.dsn import schema as dsn_schema
 from registry.habilitation import schema as habilitation_schema
 from registry.kernel.metadata import metadata
+from registry.letters import schema as letters_schema
 from registry.nomenclature import schema as nomenclature_schema
 from registry.notify import schema as notify_schema
 from registry.operation import schema as operation_schema
@@ -18,6 +19,7 @@ __all__ = [
     "audit_schema",
     "dsn_schema",
     "habilitation_schema",
+    "letters_schema",
     "metadata",
     "nomenclature_schema",
     "notify_schema",

@@ -16,15 +16,18 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    false,
     func,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
 from registry.rcd.records import AdministrativeState, CompanyRecord, CopyRows, EstablishmentRecord
 from registry.rcd.schema import companies, establishments, registry_feed
+from token_suite.grants import Scope
 
 _COMPANY_COLUMNS = [companies.c[name] for name in CompanyRecord._fields]
 _ESTABLISHMENT_COLUMNS = [establishments.c[name] for name in EstablishmentRecord._fields]
@@ -48,6 +51,22 @@ def _establishment_from_driver(row: Any) -> EstablishmentRecord:
 
 
 _GET_COMPANY = select(*_COMPANY_COLUMNS).where(companies.c.siren == bindparam("siren"))
+
+
+def _companies_within(scope: Scope) -> ColumnElement[bool]:
+    """The companies of a perimeter: those it names by SIREN, and those of the SIRETs it names."""
+    sirens = scope.sirens | {siret[:9] for siret in scope.sirets}
+    return companies.c.siren.in_(sorted(sirens))
+
+
+def _establishments_within(scope: Scope) -> ColumnElement[bool]:
+    """The establishments of a perimeter: all those of the SIRENs it names (a range of the
+    primary key each), and those it names by SIRET."""
+    siret = establishments.c.siret
+    parts = [siret.between(siren + "00000", siren + "99999") for siren in sorted(scope.sirens)]
+    if scope.sirets:
+        parts.append(siret.in_(sorted(scope.sirets)))
+    return or_(*parts) if parts else false()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +103,16 @@ class RcdStore:
         return {row[0]: _establishment_from_driver(row) for row in rows}
 
     def list_establishments(
-        self, siren: str, after_siret: str, limit: int, *, active_only: bool
+        self,
+        siren: str,
+        after_siret: str,
+        limit: int,
+        *,
+        active_only: bool,
+        within: Scope | None = None,
     ) -> list[EstablishmentRecord]:
-        """Establishments of a company in SIRET order, after a SIRET (exclusive)."""
+        """Establishments of a company in SIRET order, after a SIRET (exclusive); only those of
+        the perimeter `within` when one is given."""
         low = max(after_siret, siren + "00000")
         query = (
             select(*_ESTABLISHMENT_COLUMNS)
@@ -99,13 +125,20 @@ class RcdStore:
         )
         if active_only:
             query = query.where(establishments.c.state == AdministrativeState.ACTIVE)
+        if within is not None and not within.everything:
+            query = query.where(_establishments_within(within))
         with self.engine.connect() as connection:
             return [EstablishmentRecord(*row) for row in connection.execute(query)]
 
     def search_companies(
-        self, key_prefix: str, after: tuple[str, str] | None, limit: int
+        self,
+        key_prefix: str,
+        after: tuple[str, str] | None,
+        limit: int,
+        within: Scope | None = None,
     ) -> list[tuple[str, CompanyRecord]]:
-        """Companies whose name key starts with key_prefix, in (name key, SIREN) order.
+        """Companies whose name key starts with key_prefix, in (name key, SIREN) order; only
+        those of the perimeter `within` when one is given.
 
         Returns (name key, record) pairs so that the caller can resume after the last one.
         """
@@ -120,6 +153,8 @@ class RcdStore:
                     and_(companies.c.name_key == after[0], companies.c.siren > after[1]),
                 )
             )
+        if within is not None and not within.everything:
+            conditions.append(_companies_within(within))
         query = (
             select(companies.c.name_key, *_COMPANY_COLUMNS)
             .where(*conditions)
@@ -129,25 +164,29 @@ class RcdStore:
         with self.engine.connect() as connection:
             return [(row[0], CompanyRecord(*row[1:])) for row in connection.execute(query)]
 
-    def changes_after(self, position: int, limit: int) -> list[Change]:
-        """The next changes of the feed after a position, oldest first."""
+    def changes_after(self, position: int, limit: int, within: Scope | None = None) -> list[Change]:
+        """The next changes of the feed after a position, oldest first; only those of the
+        perimeter `within` when one is given."""
+        company_query = select(companies.c.position, *_COMPANY_COLUMNS).where(
+            companies.c.position > position
+        )
+        establishment_query = select(establishments.c.position, *_ESTABLISHMENT_COLUMNS).where(
+            establishments.c.position > position
+        )
+        if within is not None and not within.everything:
+            company_query = company_query.where(_companies_within(within))
+            establishment_query = establishment_query.where(_establishments_within(within))
         with self.engine.connect() as connection:
             found = [
                 Change(row[0], CompanyRecord(*row[1:]))
                 for row in connection.execute(
-                    select(companies.c.position, *_COMPANY_COLUMNS)
-                    .where(companies.c.position > position)
-                    .order_by(companies.c.position)
-                    .limit(limit)
+                    company_query.order_by(companies.c.position).limit(limit)
                 )
             ]
             found += [
                 Change(row[0], EstablishmentRecord(*row[1:]))
                 for row in connection.execute(
-                    select(establishments.c.position, *_ESTABLISHMENT_COLUMNS)
-                    .where(establishments.c.position > position)
-                    .order_by(establishments.c.position)
-                    .limit(limit)
+                    establishment_query.order_by(establishments.c.position).limit(limit)
                 )
             ]
         found.sort(key=lambda change: change.position)

@@ -1,19 +1,27 @@
 """Which establishments' relations a caller sees: those its relations.read grant covers and, for
-a declarant of the portal, those a SIRET its grant covers declared in DSN (the implicit mandate).
-Organisms see exactly what their grant covers."""
+a declarant of the portal, the employments a SIRET its grant covers declared in DSN, while that
+link lasts (the implicit mandate). Organisms see exactly what their grant covers."""
 
 from __future__ import annotations
 
 from registry.relations.store import Link, RelationsStore
 from token_suite.grants import Scope
 
+EVERYTHING: None = None
 
-def sees_establishment(store: RelationsStore, scope: Scope, siret: str, *, declarant: bool) -> bool:
-    """Whether the establishment's employments are in the perimeter; `declarant` says whether
-    the implicit mandate applies."""
+
+def readable_declarations(
+    store: RelationsStore, scope: Scope, siret: str, *, declarant: bool
+) -> list[str] | None:
+    """Whose declarations of the establishment's employments are in the perimeter: None for
+    all of them (the grant covers the establishment); else the SIRETs covered by the grant whose
+    link to it is live, for a declarant (the implicit mandate: "le déclarant n'accède qu'aux
+    retours résultant des dépôts qu'il a opérés"), and none (an empty list) for anyone else."""
     if scope.includes_siret(siret):
-        return True
-    return declarant and any(scope.includes_siret(d) for d in store.declarants_of(siret))
+        return EVERYTHING
+    if not declarant:
+        return []
+    return [d for d in store.live_declarants(siret) if scope.includes_siret(d)]
 
 
 def sees_declared_by(scope: Scope, declarant_siret: str) -> bool:

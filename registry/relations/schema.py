@@ -20,6 +20,10 @@ declared_links = Table(
     # The deposit that last declared it ("" when loaded from history).
     Column("last_deposit", String(32), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # The first period another firm declared the establishment for, after this link's last
+    # (migration 0013): the link ended there; "" while no successor declared it.
+    Column("ended_period", String(6), nullable=False, server_default=""),
+    Column("ended_by", String(14), nullable=False, server_default=""),
     Index("ix_declared_links_declared", "declared_siret", "declarant_siret"),
 )
 
@@ -39,4 +43,16 @@ employments = Table(
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_employments_nir", "nir_hash", "siret"),
     Index("ix_employments_siret", "siret", "id"),
+)
+
+# Who declared each employment (migration 0013): a firm reads only the employments it declared.
+employment_declarants = Table(
+    "employment_declarants",
+    metadata,
+    Column("employment_id", Integer, primary_key=True),
+    Column("declarant_siret", String(14), primary_key=True),
+    # YYYYMM: the first and last periods this declarant declared the contract for.
+    Column("first_period", String(6), nullable=False),
+    Column("last_period", String(6), nullable=False),
+    Index("ix_employment_declarants_declarant", "declarant_siret", "employment_id"),
 )

@@ -1,31 +1,55 @@
 """Declared links and employments: written from each valid DSN and from history files, read by
 the relations service. NIRs are sealed and looked up by keyed hash (registry/kernel/nir_keyring.py).
 
+A link lasts (is *live*) from the first period a firm declares an establishment until another
+firm (another SIREN) declares it for a later period (`ended_period`: the link ended there), or
+until `idle_months` months pass without a DSN of the firm for it. Each employment remembers the
+declarants that declared it (`employment_declarants`): a firm reads only what it declared, and
+only while its link is live. When a link ends because another firm declared the establishment,
+the live token chains of the old firm's accounts are cut in the same transaction: they carried
+rights inherited from that link.
+
 Writes are upserts, so a DSN processed twice (a crash between this and the deposit's state) or a
 history file loaded twice changes nothing the second time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import datetime
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from registry.dsn.revealed_relations import Employment
 from registry.kernel.clock import now_ms
 from registry.kernel.nir_keyring import NirKeyring
-from registry.relations.schema import declared_links, employments
+from registry.relations.schema import declared_links, employment_declarants, employments
+from registry.trust.issuance import declarant_subject
+from registry.trust.revocation_store import cut_off
+from registry.trust.schema import declarants
 
 BATCH = 2_000
+# A link with no DSN for more months than this has ended (settings: INTEROPS_LINK_IDLE_MONTHS).
+IDLE_MONTHS = 3
 T = TypeVar("T")
 # The two checks organisms' systems call most go straight to the driver (as the RCD's
 # establishment read does): a fraction of a compiled SQLAlchemy query's cost.
 _LINK_SQL = (
-    "SELECT declarant_siret, declared_siret, first_period, last_period, last_deposit "
-    "FROM declared_links WHERE declarant_siret = {m} AND declared_siret = {m}"
+    "SELECT declarant_siret, declared_siret, first_period, last_period, last_deposit, "
+    "ended_period FROM declared_links WHERE declarant_siret = {m} AND declared_siret = {m}"
 )
 _EMPLOYED_SQL = (
     "SELECT contract_start, contract_end FROM employments WHERE nir_hash IN ({hashes}) "
@@ -40,15 +64,38 @@ def _batches(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
         yield batch
 
 
+def month_index(period: str) -> int:
+    """A YYYYMM period as a count of months (periods compare by subtraction)."""
+    return int(period[:4]) * 12 + int(period[4:6]) - 1
+
+
+def period_of(index: int) -> str:
+    """The YYYYMM period of a count of months."""
+    return f"{index // 12:04d}{index % 12 + 1:02d}"
+
+
+def live_since(idle_months: int, today: datetime.date | None = None) -> str:
+    """The oldest last period a live link may have today: older ones went `idle_months` months
+    without a DSN."""
+    day = today or datetime.datetime.now(datetime.UTC).date()
+    return period_of(day.year * 12 + day.month - 1 - idle_months)
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
-    """A declarant/declared link: YYYYMM periods, the last deposit ("" from history)."""
+    """A declarant/declared link: YYYYMM periods, the last deposit ("" from history), and the
+    period another firm took the establishment over from ("" while nobody did)."""
 
     declarant_siret: str
     declared_siret: str
     first_period: str
     last_period: str
     last_deposit: str
+    ended_period: str = ""
+
+    def live(self, since: str) -> bool:
+        """Whether the link lasts: not taken over, and a DSN since the period `since`."""
+        return not self.ended_period and self.last_period >= since
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +112,21 @@ class EmploymentRecord:
 class RelationsStore:
     """Reads and writes relations."""
 
-    def __init__(self, engine: Engine, keyring: NirKeyring) -> None:
+    def __init__(self, engine: Engine, keyring: NirKeyring, idle_months: int = IDLE_MONTHS) -> None:
         self.engine = engine
         self.keyring = keyring
+        self.idle_months = idle_months
         self._marker = "%s" if engine.dialect.name == "postgresql" else "?"
 
     # -- writes ----------------------------------------------------------------------------
 
+    def since(self) -> str:
+        """The oldest last period of a live link today."""
+        return live_since(self.idle_months)
+
     def record_links(self, links: Iterable[Link]) -> int:
-        """Adds links or widens their periods; returns how many rows changed."""
+        """Adds links or widens their periods, and ends the links of other firms the new periods
+        take over (cutting their accounts' live chains); returns how many rows changed."""
         changed, moment = 0, now_ms()
         for batch in _batches(links):
             merged: dict[tuple[str, str], Link] = {}
@@ -121,11 +174,15 @@ class RelationsStore:
                 if new:
                     connection.execute(insert(declared_links), new)
                     changed += len(new)
+                changed += _take_over(connection, {d for _, d in pairs}, moment)
         return changed
 
-    def record_employments(self, items: Iterable[Employment]) -> int:
+    def record_employments(
+        self, items: Iterable[Employment], declared_by: tuple[str, str] | None = None
+    ) -> int:
         """Adds contracts or records their end; returns how many rows changed. A contract is
-        (establishment, NIR, start); found under any key of the ring."""
+        (establishment, NIR, start); found under any key of the ring. `declared_by` is
+        (declarant SIRET, YYYYMM period) of the DSN that declared them (None: a history file)."""
         changed, moment = 0, now_ms()
         for batch in _batches(items):
             hashed = [(item, self.keyring.hashes(item.nir)) for item in batch]
@@ -139,13 +196,14 @@ class RelationsStore:
                         .where(employments.c.nir_hash.in_(wanted))
                     )
                 }  # fmt: skip
-                new, seen = [], set()
+                new, seen, ids = [], set(), set()
                 for item, hashes in hashed:
                     row = next(
                         (r for h in hashes if (r := existing.get((item.siret, h, item.start)))),
                         None,
                     )
                     if row is not None:
+                        ids.add(row.id)
                         if item.end and item.end != row.contract_end:
                             connection.execute(
                                 update(employments).where(employments.c.id == row.id)
@@ -163,8 +221,12 @@ class RelationsStore:
                         "contract_end": item.end, "updated_at": moment,
                     })  # fmt: skip
                 if new:
-                    connection.execute(insert(employments), new)
+                    ids.update(connection.execute(
+                        insert(employments).returning(employments.c.id), new
+                    ).scalars())  # fmt: skip
                     changed += len(new)
+                if declared_by is not None:
+                    _declared(connection, ids, *declared_by)
         return changed
 
     def rekey(self, batch: int = BATCH) -> int:
@@ -202,6 +264,16 @@ class RelationsStore:
             ).all()  # fmt: skip
         return [_link(row) for row in rows]
 
+    def live_declarants(self, declared_siret: str) -> list[str]:
+        """The SIRETs whose link to this establishment is live."""
+        query = select(declared_links.c.declarant_siret).where(
+            declared_links.c.declared_siret == declared_siret,
+            declared_links.c.ended_period == "",
+            declared_links.c.last_period >= self.since(),
+        )
+        with self.engine.connect() as connection:
+            return list(connection.execute(query).scalars())
+
     def link(self, declarant_siret: str, declared_siret: str) -> Link | None:
         """The link between the two, if any."""
         with self.engine.connect() as connection:
@@ -210,44 +282,62 @@ class RelationsStore:
             ).first()
         return Link(*row) if row is not None else None
 
-    def declarants_of(self, declared_siret: str) -> list[str]:
-        """Every SIRET that declared this establishment."""
-        with self.engine.connect() as connection:
-            return list(
-                connection.execute(
-                    select(declared_links.c.declarant_siret).where(
-                        declared_links.c.declared_siret == declared_siret
-                    )
-                ).scalars()
-            )
-
     def declared_by_company(self, siren: str) -> set[str]:
-        """Every establishment any SIRET of the company declared."""
+        """The establishments to which a SIRET of the company has a live link."""
         with self.engine.connect() as connection:
-            return declared_by_company(connection, siren)
+            return declared_by_company(connection, siren, self.since())
 
     def employees(
-        self, siret: str, period_start: str, period_end: str, limit: int, after_id: int = 0
+        self,
+        siret: str,
+        period_start: str,
+        period_end: str,
+        limit: int,
+        after_id: int = 0,
+        *,
+        declared_by: Collection[str] | None = None,
     ) -> list[EmploymentRecord]:
-        """Contracts of the establishment overlapping [start, end] (YYYYMMDD), by id."""
+        """Contracts of the establishment overlapping [start, end] (YYYYMMDD), by id; only those
+        a SIRET of `declared_by` declared, unless it is None."""
+        query = (
+            select(employments)
+            .where(
+                employments.c.siret == siret,
+                employments.c.id > after_id,
+                employments.c.contract_start <= period_end,
+                or_(employments.c.contract_end == "", employments.c.contract_end >= period_start),
+            )
+            .order_by(employments.c.id)
+            .limit(limit)
+        )
+        if declared_by is not None:
+            query = query.where(_declared_by(declared_by))
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(employments)
-                .where(
-                    employments.c.siret == siret,
-                    employments.c.id > after_id,
-                    employments.c.contract_start <= period_end,
-                    or_(employments.c.contract_end == "",
-                        employments.c.contract_end >= period_start),
-                )
-                .order_by(employments.c.id).limit(limit)
-            ).all()  # fmt: skip
+            rows = connection.execute(query).all()
         return [self._employment(row) for row in rows]
 
-    def employed(self, siret: str, nir: str, date: str) -> tuple[str, str] | None:
+    def employed(
+        self, siret: str, nir: str, date: str, declared_by: Collection[str] | None = None
+    ) -> tuple[str, str] | None:
         """(contract start, contract end) of a contract that has this NIR working in this
-        establishment on `date` (YYYYMMDD), if any; the NIR is not unsealed."""
+        establishment on `date` (YYYYMMDD), if any, among those a SIRET of `declared_by`
+        declared unless it is None; the NIR is not unsealed."""
         hashes = self.keyring.hashes(nir)
+        if declared_by is not None:
+            query = (
+                select(employments.c.contract_start, employments.c.contract_end)
+                .where(
+                    employments.c.nir_hash.in_(hashes),
+                    employments.c.siret == siret,
+                    employments.c.contract_start <= date,
+                    or_(employments.c.contract_end == "", employments.c.contract_end >= date),
+                    _declared_by(declared_by),
+                )
+                .limit(1)
+            )
+            with self.engine.connect() as connection:
+                found = connection.execute(query).first()
+            return (found[0], found[1]) if found is not None else None
         sql = _EMPLOYED_SQL.format(m=self._marker, hashes=", ".join([self._marker] * len(hashes)))
         with self.engine.connect() as connection:
             row = connection.exec_driver_sql(sql, (*hashes, siret, date, date)).first()
@@ -272,12 +362,101 @@ def _widest(a: Link, b: Link) -> Link:
 
 def _link(row: Row[Any]) -> Link:
     return Link(row.declarant_siret, row.declared_siret, row.first_period, row.last_period,
-                row.last_deposit)  # fmt: skip
+                row.last_deposit, row.ended_period)  # fmt: skip
 
 
-def declared_by_company(connection: Connection, siren: str, limit: int | None = None) -> set[str]:
-    """The establishments any SIRET of the company declared (at most `limit` rows read)."""
+def _declared_by(sirets: Collection[str]) -> Any:
+    """The condition: a SIRET of `sirets` declared the employment row."""
+    return exists().where(
+        employment_declarants.c.employment_id == employments.c.id,
+        employment_declarants.c.declarant_siret.in_(list(sirets)),
+    )
+
+
+def _declared(connection: Connection, ids: set[int], declarant_siret: str, period: str) -> None:
+    """Records that `declarant_siret` declared the employments `ids` for `period`."""
+    if not ids or not declarant_siret:
+        return
+    known = {
+        row.employment_id: row
+        for row in connection.execute(
+            select(employment_declarants).where(
+                employment_declarants.c.declarant_siret == declarant_siret,
+                employment_declarants.c.employment_id.in_(ids),
+            )
+        )
+    }
+    fresh = []
+    for employment_id in sorted(ids):
+        row = known.get(employment_id)
+        if row is None:
+            fresh.append({"employment_id": employment_id, "declarant_siret": declarant_siret,
+                          "first_period": period, "last_period": period})  # fmt: skip
+        elif not row.first_period <= period <= row.last_period:
+            connection.execute(
+                update(employment_declarants)
+                .where(employment_declarants.c.employment_id == employment_id,
+                       employment_declarants.c.declarant_siret == declarant_siret)
+                .values(first_period=min(row.first_period, period),
+                        last_period=max(row.last_period, period))
+            )  # fmt: skip
+    if fresh:
+        connection.execute(insert(employment_declarants), fresh)
+
+
+def _take_over(connection: Connection, declared: set[str], moment: int) -> int:
+    """Recomputes, for each establishment, which links another firm took over: a link ends at
+    the first period after its last that a firm of another SIREN declared. Cuts the live chains
+    of every account of a firm whose link just ended; returns how many links changed."""
+    rows = connection.execute(
+        select(declared_links).where(declared_links.c.declared_siret.in_(declared))
+        .order_by(declared_links.c.declared_siret, declared_links.c.declarant_siret)
+        .with_for_update()
+    ).all()  # fmt: skip
+    by_establishment: dict[str, list[Row[Any]]] = {}
+    for row in rows:
+        by_establishment.setdefault(row.declared_siret, []).append(row)
+    changed, ended_firms = 0, set()
+    for links in by_establishment.values():
+        for link in links:
+            end, by = "", ""
+            after = period_of(month_index(link.last_period) + 1)
+            for other in links:
+                if other.declarant_siret[:9] == link.declarant_siret[:9]:
+                    continue
+                if other.last_period > link.last_period:
+                    start = max(other.first_period, after)
+                    if not end or start < end:
+                        end, by = start, other.declarant_siret
+            if (end, by) == (link.ended_period, link.ended_by):
+                continue
+            connection.execute(
+                update(declared_links)
+                .where(declared_links.c.declarant_siret == link.declarant_siret,
+                       declared_links.c.declared_siret == link.declared_siret)
+                .values(ended_period=end, ended_by=by, updated_at=moment)
+            )  # fmt: skip
+            changed += 1
+            if end and not link.ended_period:
+                ended_firms.add(link.declarant_siret[:9])
+    if ended_firms:
+        accounts = connection.execute(
+            select(declarants.c.id).where(
+                func.substr(declarants.c.siret, 1, 9).in_(sorted(ended_firms))
+            )
+        ).scalars()
+        cut_off(connection, [declarant_subject(account) for account in accounts])
+    return changed
+
+
+def declared_by_company(
+    connection: Connection, siren: str, since: str, limit: int | None = None
+) -> set[str]:
+    """The establishments to which a SIRET of the company has a live link (a DSN since the
+    period `since`, not taken over), at most `limit` rows read."""
     query = select(declared_links.c.declared_siret).where(
-        declared_links.c.declarant_siret.startswith(siren)
+        declared_links.c.declarant_siret.startswith(siren),
+        declared_links.c.ended_period == "",
+        declared_links.c.last_period >= since,
     )
     return set(connection.execute(query.limit(limit)).scalars())

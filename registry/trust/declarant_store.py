@@ -1,5 +1,11 @@
 """Declarants of the portal and their sign-in: the triplet SIRET + last name + first name and a
-password, with a lockout after repeated failures.
+password, within the sign-in limits shared by every door (registry/trust/sign_in_limits.py).
+
+A sign-in tells a guesser nothing about who has an account: the limit is asked first, by the
+identity's digest, whether an account has it or not; then exactly one scrypt check is made in
+every case (against a dummy hash when there is no account), and an unknown identity, a wrong
+password and an inactive account all get INVALID_CREDENTIALS; only whoever gives the right
+password of an inactive account learns that it is inactive.
 
 The names are kept only inside a digest of the normalized triplet (accents, case and spacing
 do not matter), so the database holds no declarant's name.
@@ -9,21 +15,21 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import time
+import math
 import unicodedata
 from collections.abc import Iterable
 
 from interops.habilitation.v1 import habilitation_pb2
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select
 
 from registry.kernel.contract_enums import contract_value
 from registry.trust.directory_store import read_grants
 from registry.trust.passwords import check_password, dummy_hash, hash_password
 from registry.trust.schema import declarant_grants, declarants
+from registry.trust.sign_in_limits import SignInLimits
 from token_suite.grants import Grants
 
-MAX_FAILURES = 5
-LOCKOUT_SECONDS = 15 * 60
+INVALID_CREDENTIALS = "unknown account or wrong password"
 
 
 class AccountStatus(enum.StrEnum):
@@ -41,12 +47,23 @@ class AccountStatus(enum.StrEnum):
 
 
 class SignInRefused(Exception):
-    """A refused sign-in; `reason` is INVALID_CREDENTIALS or ACCOUNT_LOCKED."""
+    """A refused sign-in; `reason` is INVALID_CREDENTIALS, TOO_MANY_ATTEMPTS (then
+    `retry_after` says in how many whole seconds) or ACCOUNT_INACTIVE."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, retry_after: int = 0) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
+
+
+def too_many_attempts(wait: float) -> SignInRefused:
+    """The refusal of an attempt the sign-in limits make wait `wait` seconds (any door's: its
+    wording depends on the wait only)."""
+    seconds = max(1, math.ceil(wait))
+    return SignInRefused(
+        "TOO_MANY_ATTEMPTS", f"too many sign-in attempts; retry in {seconds} s", seconds
+    )
 
 
 def _normalized(name: str) -> str:
@@ -63,18 +80,18 @@ def identity_digest(siret: str, last_name: str, first_name: str) -> bytes:
 
 
 def account_row(siret: str, last_name: str, first_name: str, password: str) -> dict[str, object]:
-    """The columns of a new account that sign-in reads: identity digest, SIRET, password hash,
-    no failure yet."""
+    """The columns of a new account that sign-in reads: identity digest, SIRET, password
+    hash."""
     return {"identity_digest": identity_digest(siret, last_name, first_name), "siret": siret,
-            "password_hash": hash_password(password), "failed_attempts": 0,
-            "locked_until": 0}  # fmt: skip
+            "password_hash": hash_password(password)}  # fmt: skip
 
 
 class DeclarantStore:
     """Creates declarants and signs them in."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limits: SignInLimits | None = None) -> None:
         self.engine = engine
+        self.limits = limits or SignInLimits(engine)
 
     def create(
         self,
@@ -115,53 +132,35 @@ class DeclarantStore:
         return found is not None
 
     def sign_in(
-        self, siret: str, last_name: str, first_name: str, password: str, now: float | None = None
+        self,
+        siret: str,
+        last_name: str,
+        first_name: str,
+        password: str,
+        *,
+        source: str,
+        now: float | None = None,
     ) -> int:
-        """The declarant's id; raises SignInRefused. The same answer for an unknown triplet and
-        a wrong password, so that sign-in does not tell who has an account."""
-        moment = int(time.time() if now is None else now)
+        """The declarant's id, for an attempt from `source` (the client's address); raises
+        SignInRefused, with the same answer for an unknown triplet, a wrong password and an
+        inactive account, so that sign-in does not tell who has an account."""
         digest = identity_digest(siret, last_name, first_name)
+        wait = self.limits.admit(digest, source, now)
+        if wait:
+            raise too_many_attempts(wait)
         with self.engine.connect() as connection:
             row = connection.execute(
-                select(declarants).where(declarants.c.identity_digest == digest)
-            ).first()
-        if row is None:
-            check_password(password, dummy_hash())
-            raise SignInRefused("INVALID_CREDENTIALS", "unknown account or wrong password")
-        if (
-            row.status != AccountStatus.ACTIVE
-        ):  # a candidate administrator, or struck off: said only to
-            if check_password(password, row.password_hash):  # whoever knows the password
-                raise SignInRefused("ACCOUNT_INACTIVE", "this account is not active")
-            raise SignInRefused("INVALID_CREDENTIALS", "unknown account or wrong password")
-        if row.locked_until > moment:
-            raise SignInRefused(
-                "ACCOUNT_LOCKED", f"too many failed sign-ins; try again after {row.locked_until}"
-            )
-        if not check_password(password, row.password_hash):
-            self._failed(row.id, moment)
-            raise SignInRefused("INVALID_CREDENTIALS", "unknown account or wrong password")
-        if row.failed_attempts:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    update(declarants).where(declarants.c.id == row.id)
-                    .values(failed_attempts=0, locked_until=0)
-                )  # fmt: skip
+                select(declarants.c.id, declarants.c.password_hash, declarants.c.status)
+                .where(declarants.c.identity_digest == digest)
+            ).first()  # fmt: skip
+        # The one scrypt check of every case, against a hash of the same cost when no account.
+        right = check_password(password, dummy_hash() if row is None else row.password_hash)
+        if row is None or not right:
+            raise SignInRefused("INVALID_CREDENTIALS", INVALID_CREDENTIALS)
+        self.limits.succeeded(digest, source)
+        if row.status != AccountStatus.ACTIVE:  # a candidate administrator, or struck off
+            raise SignInRefused("ACCOUNT_INACTIVE", "this account is not active")
         return int(row.id)
-
-    def _failed(self, declarant_id: int, moment: int) -> None:
-        with self.engine.begin() as connection:
-            failures = connection.execute(
-                update(declarants)
-                .where(declarants.c.id == declarant_id)
-                .values(failed_attempts=declarants.c.failed_attempts + 1)
-                .returning(declarants.c.failed_attempts)
-            ).scalar_one()
-            if failures >= MAX_FAILURES:
-                connection.execute(
-                    update(declarants).where(declarants.c.id == declarant_id)
-                    .values(failed_attempts=0, locked_until=moment + LOCKOUT_SECONDS)
-                )  # fmt: skip
 
     def grants_of(self, declarant_id: int) -> Grants:
         """The declarant's explicit grants (habilitation.declarant_rights adds the rest)."""

@@ -1,5 +1,6 @@
 """Tables of the trust directory and of identity: organisms and sites with their keys and
-rights, declarants, revocations (blocks and subjects' cutoffs) and spent single-use tokens.
+rights, declarants, revocations (blocks and subjects' cutoffs), spent single-use tokens and
+sign-in attempts.
 
 Declarants' names are not stored: the portal triplet (SIRET, last name, first name) is kept only
 as a digest, enough to find the account at sign-in.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Integer,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 
 from registry.kernel.metadata import metadata
@@ -67,14 +70,27 @@ declarants = Table(
     Column("identity_digest", LargeBinary(32), nullable=False, unique=True),
     Column("siret", String(14), nullable=False),
     Column("password_hash", String(200), nullable=False),
-    Column("failed_attempts", Integer, nullable=False),
-    Column("locked_until", BigInteger, nullable=False),
     # ADMIN or DECLARANT (migration 0008).
     Column("role", String(16), nullable=False, server_default="DECLARANT"),
     # ACTIVE, CANDIDATE (an administrator awaiting validation) or STRUCK_OFF.
     Column("status", String(16), nullable=False, server_default="ACTIVE"),
     # SHA-256 of a candidate administrator's activation key.
     Column("activation_hash", LargeBinary(32), nullable=True),
+    # Migration 0013. The account's e-mail, sealed with the node's key (bound to the account).
+    Column("email_sealed", LargeBinary, nullable=True),
+    # Whether the account confirmed its e-mail with the code sent there (SHA-256 of the code).
+    Column("email_verified", Boolean, nullable=False, server_default=true()),
+    Column("email_code_hash", LargeBinary(32), nullable=True),
+    # Whether its registration is proven: the key of a postal letter sent to the establishment's
+    # address in the RCD, or an active administrator's validation. An account acts only when
+    # proven and its e-mail confirmed.
+    Column("proven", Boolean, nullable=False, server_default=true()),
+    # A lost-password path: the question and the scrypt hash of the normalized answer.
+    Column("secret_question", String(200), nullable=False, server_default=""),
+    Column("secret_answer_hash", String(200), nullable=False, server_default=""),
+    # A pending password reset: SHA-256 of its one-time code and when it expires (s).
+    Column("reset_hash", LargeBinary(32), nullable=True),
+    Column("reset_expires", BigInteger, nullable=False, server_default="0"),
 )
 
 declarant_grants = Table(
@@ -101,6 +117,23 @@ revocations = Table(
     Column("subject", String(128), nullable=True, index=True),
     Column("before", BigInteger, nullable=True),
     Column("until", BigInteger, nullable=False, server_default="0", index=True),
+)
+
+# Sign-in attempts per identity and per source, shared by every door and every node (migration
+# 0014; registry/trust/sign_in_limits.py).
+sign_in_limits = Table(
+    "sign_in_limits",
+    metadata,
+    # SHA-256 of the key's kind and of an identity digest or a source: no address, no name.
+    Column("digest", LargeBinary(32), primary_key=True),
+    # An identity's attempts since its last success; a source's in its current window.
+    Column("attempts", Integer, nullable=False),
+    # The wait (s) an identity's last attempt imposed; 0 for a source.
+    Column("delay", Integer, nullable=False),
+    # Unix ms: an identity's next attempt is not checked before; a source's window ends.
+    Column("next_at", BigInteger, nullable=False),
+    # Unix seconds of the last attempt counted; a day later the row is pruned.
+    Column("seen_at", BigInteger, nullable=False, index=True),
 )
 
 spent_tokens = Table(

@@ -17,6 +17,7 @@ from server.cli.audit_commands import register as register_audit_commands
 from server.cli.demo_data import FIRM_SIRET, LA_POSTE_SIRET, load_demo_data
 from server.cli.demo_trust import ORGANISMS, load_demo_trust
 from server.cli.directory_commands import register as register_directory_commands
+from server.cli.letter_commands import register as register_letter_commands
 from server.cli.relations_commands import register as register_relations_commands
 from server.config import ConfigError, Settings
 from server.node import Node
@@ -38,6 +39,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     register_directory_commands(commands)
     register_audit_commands(commands)
     register_relations_commands(commands)
+    register_letter_commands(commands)
 
 
 def _settings() -> Settings:
@@ -68,7 +70,7 @@ async def _run(settings: Settings, *, demo_data: bool) -> None:
     print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
     web = None
     if settings.http_address:
-        web = WebServer(settings, node.port, node.rights,
+        web = WebServer(settings, node.port, node.rights, door_secret=node.door_secret,
                         tracer_provider=node.tracer_provider)  # fmt: skip
         try:
             web_port = await web.start()

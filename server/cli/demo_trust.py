@@ -30,6 +30,8 @@ from token_suite.keys import public_bytes
 # The README quotes these.
 DECLARANT = (FIRM_SIRET, "Martin", "Camille")
 ADMINISTRATOR = (FIRM_SIRET, "Durand", "Claire")
+# Each demo client company's administrator (SIRET: the company's head office).
+CLIENT_ADMINISTRATOR = ("Bernard", "Louis")
 PARTNER = ("PARTNER-DEMO", "Site partenaire de démonstration", "http://127.0.0.1:8090")
 DECLARANT_PASSWORD = "interops-demo"  # noqa: S105 -- demo data, printed in the README
 CLIENT_SIRENS = tuple(siren_at(index) for index in (1, 2, 4))
@@ -88,7 +90,7 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
 
 def _demo_administrator(engine: Engine) -> bool:
     """The firm's Primo AD, with a portfolio of the client companies' head offices offering
-    ATMP; True if it was added."""
+    ATMP, which their administrators gave the firm a mandate for; True if it was added."""
     store = HabilitationStore(engine)
     try:
         admin = store.register_company(
@@ -96,9 +98,13 @@ def _demo_administrator(engine: Engine) -> bool:
         )
     except HabilitationRefused:  # registered already, or the firm is not in the registry
         return False
+    heads = tuple(siret_of(siren, 1) for siren in CLIENT_SIRENS)
+    for head in heads:  # each client company's administrator gives the firm its mandate
+        with contextlib.suppress(HabilitationRefused):
+            client = store.register_company(head, CLIENT_ADMINISTRATOR, DECLARANT_PASSWORD)
+            store.grant_mandate(client, head, FIRM_SIRET[:9])
     with contextlib.suppress(HabilitationRefused):
         store.create_portfolio(admin, "Clients", request_id="demo-portfolio")
-        heads = tuple(siret_of(siren, 1) for siren in CLIENT_SIRENS)
         store.change_portfolio(admin, "Clients", add=True, sirets=heads,
                                services=("ATMP", "DUCS"))  # fmt: skip
     return True

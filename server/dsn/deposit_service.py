@@ -17,6 +17,7 @@ from interops.dsn.v1 import dsn_pb2_grpc
 from clients.tracing import trace_id_of, traceparent
 from registry.dsn.deposit_store import DepositFiles, DepositRecord, DepositStore, NewDeposit
 from registry.dsn.scan import DepositScan
+from registry.habilitation.managed import taken_over
 from registry.kernel.rights import DSN_DEPOSIT
 from registry.kernel.sealing import SealedWriter
 from registry.trust.declarant_store import DeclarantStore
@@ -51,6 +52,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         declarants: DeclarantStore,
     ) -> None:
         self.declarants = declarants
+        self.engine = declarants.engine
         self.store = store
         self.files = files
         self.pipeline = pipeline
@@ -111,9 +113,11 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             return same
         principal = current_principal()
         own = await asyncio.to_thread(self._own_emitter, principal)
+        taken = await asyncio.to_thread(self._taken_over, scan)
         refusal = scan.refusal(
-            writer.size, lambda siret: principal.allows(DSN_DEPOSIT, siret), DSN_DEPOSIT, own
-        )
+            writer.size, lambda siret: principal.allows(DSN_DEPOSIT, siret), DSN_DEPOSIT, own,
+            taken,
+        )  # fmt: skip
         record, created = await asyncio.to_thread(
             self.store.receive, scan.described(new, refusal), writer
         )
@@ -121,6 +125,18 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         if created and refusal is None:
             self.pipeline.wake()
         return record
+
+    def _taken_over(self, scan: DepositScan) -> dict[str, str]:
+        """The establishments of the file another firm took over from the émetteur's company
+        (its links ended at or before the file's period, and no mandate lets it go on)."""
+        period = scan.period()
+        if not scan.emitters or not period or not scan.sirets:
+            return {}
+        taken: dict[str, str] = {}
+        with self.engine.connect() as connection:
+            for siren in sorted({emitter[:9] for emitter in scan.emitters}):
+                taken.update(taken_over(connection, siren, scan.sirets, period))
+        return taken
 
     def _own_emitter(self, principal: VerifiedChain) -> Callable[[str], bool]:
         """Whether an émetteur SIRET is the depositor's own: a declarant's, of the company of

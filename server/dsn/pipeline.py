@@ -157,7 +157,8 @@ class DsnPipeline(BackgroundLoop):
                 Link(found.declarant_siret, siret, period, period, deposit_id)
                 for siret, period in sorted(found.links)
             )
-            self.relations.record_employments(found.employments)
+            period = max((period for _, period in found.links), default="")
+            self.relations.record_employments(found.employments, (found.declarant_siret, period))
         first = report.declarations[0] if report.declarations else None
         document = json.dumps(report.as_dict(), ensure_ascii=False).encode()
         outcome = Validated(

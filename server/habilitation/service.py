@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
@@ -22,15 +23,18 @@ from registry.habilitation.bulk_file import BadBulkFile, counted_lines
 from registry.habilitation.bulk_file import write_lines as export_lines
 from registry.habilitation.store import Account, HabilitationRefused, HabilitationStore
 from registry.kernel.rights import HABILITATION_MANAGE
+from registry.letters.store import LetterRefused
 from registry.operation.store import OperationStore
 from registry.relations.store import RelationsStore
+from registry.trust.declarant_store import identity_digest, too_many_attempts
+from registry.trust.sign_in_limits import SignInLimits
 from server.audit.journal import note
 from server.habilitation.bulk_worker import KIND as BULK_KIND
 from server.habilitation.bulk_worker import BulkWorker
-from server.notify.topic_notices import NoticeTemplate, TopicNotices
 from server.operation.service import operation_message
 from server.rpc import page_tokens
 from server.rpc.auth_interceptor import current_principal
+from server.rpc.client_address import client_address
 from server.rpc.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -41,17 +45,11 @@ from server.rpc.errors import (
     ServiceError,
 )
 from server.rpc.handler_wrapping import Context
+from server.token.service import sign_in_refusal
 
 T = TypeVar("T")
 
-ACTIVATION_LETTER = NoticeTemplate(
-    "administrator-activation-key",
-    "OFFICIAL_LETTER",
-    "Clé d'activation d'un administrateur",
-    "Une demande d'accès administrateur a été faite pour l'établissement {siret} (compte "
-    "{account}). Si vous l'approuvez, remettez au demandeur cette clé d'activation : {key}\n"
-    "Sinon, ignorez ce courrier : le compte restera inactif.",
-)
+log = logging.getLogger(__name__)
 # How each rule's refusal is told.
 _REFUSALS: dict[str, type[ServiceError]] = {
     "NOT_AN_ADMINISTRATOR": PermissionDenied,
@@ -65,6 +63,8 @@ _REFUSALS: dict[str, type[ServiceError]] = {
     "ALREADY_REGISTERED": AlreadyExists,
     "UNKNOWN_SIRET": InvalidArgument,
     "UNKNOWN_SERVICE": InvalidArgument,
+    "NOT_MANAGED": PermissionDenied,
+    "BAD_FIRM": InvalidArgument,
     "BAD_SUCCESSOR": InvalidArgument,
 }
 EXPORT_CHUNK = 64 * 1024
@@ -101,8 +101,10 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         relations: RelationsStore,
         operations: OperationStore,
         worker: BulkWorker,
-        notices: TopicNotices,
         *,
+        limits: SignInLimits,
+        door_secret: bytes,
+        mailer: Callable[[str, str, str], None],
         revocations_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
@@ -114,7 +116,12 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         self.operations = operations
         self.queue = worker.queue
         self.worker = worker
-        self.notices = notices
+        # The sign-in limits every door shares, and the secret of this node's web adapter.
+        self.limits = limits
+        self.door_secret = door_secret
+        # Sends an e-mail (to, subject, text); the confirmation codes of registrations.
+        self.mailer = mailer
+        self._mails: set[asyncio.Future[None]] = set()
 
     async def _caller(self) -> Account:
         """The calling account: an active administrator now (not only when its chain was
@@ -130,35 +137,91 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
 
     # -- accounts (public) -----------------------------------------------------------------
 
+    async def _admitted(self, identity: bytes, context: Context) -> str:
+        """Counts the attempt against the sign-in limits shared by every door; the caller's
+        source, or RESOURCE_EXHAUSTED when it must wait."""
+        source = client_address(context, self.door_secret)
+        wait = await asyncio.to_thread(self.limits.admit, identity, source)
+        if wait:
+            raise sign_in_refusal(too_many_attempts(wait))
+        return source
+
+    async def _register(self, identity: pb.Identity, request_id: str, context: Context) -> None:
+        """RegisterCompany and ApplyAsAdministrator: the same registration, the same answer
+        whether or not the triplet has an account (the e-mail goes off the answer's path)."""
+        if not identity.email:
+            raise InvalidArgument(
+                "EMAIL_REQUIRED", "an administrator registers with an e-mail address",
+                violations=[FieldViolation("identity.email", "required to register")],
+            )  # fmt: skip
+        digest = identity_digest(identity.siret, identity.last_name, identity.first_name)
+        await self._admitted(digest, context)
+        note(resource=f"company:{identity.siret[:9]}")
+        try:
+            made = await _ruled(self.store.register, identity.siret, _names(identity),
+                                identity.password, identity.email, request_id)  # fmt: skip
+        except LetterRefused as refused:
+            raise FailedPrecondition(refused.reason, str(refused)) from None
+        if made is not None:
+            self._mail_code(identity.email, made.email_code)
+
+    def _mail_code(self, email: str, code: str) -> None:
+        """Sends the e-mail confirmation code in the background: its time is not the answer's."""
+        text = (
+            "Vous avez demandé un accès administrateur sur le portail. Pour confirmer votre "
+            f"adresse électronique, donnez ce code : {code}\n"
+            "Votre compte sera actif quand vous aurez aussi donné la clé d'activation reçue par "
+            "courrier à l'adresse de votre établissement.\n"
+            "Si vous n'avez rien demandé, ignorez ce message."
+        )
+        task = asyncio.get_running_loop().run_in_executor(
+            None, self.mailer, email, "Confirmez votre adresse électronique", text
+        )
+        self._mails.add(task)
+        task.add_done_callback(self._mailed)
+
+    def _mailed(self, task: asyncio.Future[None]) -> None:
+        self._mails.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("an account's confirmation e-mail was not sent: %s",
+                        type(task.exception()).__name__)  # fmt: skip
+
     async def RegisterCompany(
         self, request: pb.RegisterCompanyRequest, context: Context
     ) -> pb.RegisterCompanyResponse:
-        identity = request.identity
-        note(resource=f"company:{identity.siret[:9]}")
-        account = await _ruled(self.store.register_company, identity.siret, _names(identity),
-                               identity.password, request.request_id)  # fmt: skip
-        return pb.RegisterCompanyResponse(account_id=account)
+        await self._register(request.identity, request.request_id, context)
+        return pb.RegisterCompanyResponse()
 
     async def ApplyAsAdministrator(
         self, request: pb.ApplyAsAdministratorRequest, context: Context
     ) -> pb.ApplyAsAdministratorResponse:
-        identity = request.identity
-        note(resource=f"company:{identity.siret[:9]}")
-        account, key = await _ruled(self.store.apply_as_administrator, identity.siret,
-                                    _names(identity), identity.password,
-                                    request.request_id)  # fmt: skip
-        sent = 0
-        if key:  # a retried request: the letter went the first time
-            values = {"siret": identity.siret, "account": str(account), "key": key}
-            sent = await self.notices.send(ACTIVATION_LETTER, f"activation:{account}", values,
-                                           [identity.siret[:9]])  # fmt: skip
-        return pb.ApplyAsAdministratorResponse(account_id=account, letters_sent=sent)
+        await self._register(request.identity, request.request_id, context)
+        return pb.ApplyAsAdministratorResponse()
+
+    async def _single_use(self, secret: str, use: Callable[[str], int | None], context: Context,
+                          refusal: str) -> int:  # fmt: skip
+        """Spends a letter's key or an e-mail's code: each guess counts against the caller's
+        address (the secret itself is the identity: no stranger's guesses delay anyone)."""
+        source = await self._admitted(secret.encode(), context)
+        account = await asyncio.to_thread(use, secret)
+        if account is None:
+            raise PermissionDenied(refusal, "this key or code is not valid")
+        await asyncio.to_thread(self.limits.succeeded, secret.encode(), source)
+        return account
 
     async def ActivateAdministrator(
         self, request: pb.ActivateAdministratorRequest, context: Context
     ) -> pb.ActivateAdministratorResponse:
-        account = await _ruled(self.store.activate_with_key, request.activation_key)
+        account = await self._single_use(request.activation_key, self.store.activate_with_key,
+                                         context, "BAD_ACTIVATION_KEY")  # fmt: skip
         return pb.ActivateAdministratorResponse(account_id=account)
+
+    async def ConfirmEmail(
+        self, request: pb.ConfirmEmailRequest, context: Context
+    ) -> pb.ConfirmEmailResponse:
+        account = await self._single_use(request.code, self.store.confirm_email, context,
+                                         "BAD_EMAIL_CODE")  # fmt: skip
+        return pb.ConfirmEmailResponse(account_id=account)
 
     # -- accounts (administrators) ---------------------------------------------------------
 
@@ -356,6 +419,39 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
 
     # -- access decisions ------------------------------------------------------------------
 
+    async def GrantFirmMandate(
+        self, request: pb.GrantFirmMandateRequest, context: Context
+    ) -> pb.GrantFirmMandateResponse:
+        author = await self._caller()
+        mandate = request.mandate
+        granted = await _ruled(self.store.grant_mandate, author.id, mandate.client_siret,
+                               mandate.firm_siren)  # fmt: skip
+        return pb.GrantFirmMandateResponse(granted=granted)
+
+    async def EndFirmMandate(
+        self, request: pb.EndFirmMandateRequest, context: Context
+    ) -> pb.EndFirmMandateResponse:
+        author = await self._caller()
+        mandate = request.mandate
+        ended = await _ruled(self.store.end_mandate, author.id, mandate.client_siret,
+                             mandate.firm_siren)  # fmt: skip
+        if ended:
+            await asyncio.to_thread(self.revocations_changed)
+        return pb.EndFirmMandateResponse(ended=ended)
+
+    async def ListFirmMandates(
+        self, request: pb.ListFirmMandatesRequest, context: Context
+    ) -> pb.ListFirmMandatesResponse:
+        author = await self._caller()
+        found = await asyncio.to_thread(self.store.mandates_of, author.siren)
+        return pb.ListFirmMandatesResponse(mandates=[
+            pb.ListedFirmMandate(
+                mandate=pb.FirmMandate(client_siret=m.client_siret, firm_siren=m.firm_siren),
+                granted_at=m.granted_at, ended_at=m.ended_at,
+            )
+            for m in found
+        ])  # fmt: skip
+
     async def CheckAccess(
         self, request: pb.CheckAccessRequest, context: Context
     ) -> pb.CheckAccessResponse:
@@ -368,7 +464,7 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         note(resource=f"service:{request.service}")
         decision = await asyncio.to_thread(
             functools.partial(
-                decide, self.store, self.relations, declarant, request.service,
+                decide, self.relations, declarant, request.service,
                 sirets=list(request.sirets),
                 employees=[(e.siret, e.nir) for e in request.employees], date=request.date,
             )

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import secrets
 import smtplib
-import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -23,6 +22,7 @@ from opentelemetry.trace import Tracer
 
 from registry.notify.store import Due, NotifyStore
 from server.background_loop import BackgroundLoop
+from server.notify.smtp import send_mail
 
 log = logging.getLogger("interops.notify")
 
@@ -133,17 +133,4 @@ class NotifyDispatcher(BackgroundLoop):
             self.store.failed(item, error, retry_in_ms=self.backoff_ms * 2 ** (attempts - 1))
 
     def _send(self, message: EmailMessage) -> None:
-        mail = self.mail
-        context = ssl.create_default_context(cafile=mail.ca_file or None)
-        if mail.tls == "tls":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                mail.host, mail.port, timeout=mail.timeout_seconds, context=context
-            )
-        else:
-            client = smtplib.SMTP(mail.host, mail.port, timeout=mail.timeout_seconds)
-        with client:
-            if mail.tls == "starttls":
-                client.starttls(context=context)
-            if mail.user:
-                client.login(mail.user, mail.password)
-            client.send_message(message)
+        send_mail(self.mail, message)

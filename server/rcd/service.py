@@ -1,4 +1,5 @@
-"""interops.registry.v1.RegistryService: the RCD over gRPC."""
+"""interops.registry.v1.RegistryService: the RCD over gRPC, within the caller's registry.read
+perimeter (server/rcd/perimeter.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from server.operation.service import operation_message
 from server.rcd.establishment_cache import EstablishmentCache
 from server.rcd.import_jobs import ImportJobs
 from server.rcd.messages import company_message, establishment_message
+from server.rcd.perimeter import covers_company, refused, registry_scope
 from server.rpc import page_tokens
 from server.rpc.errors import FieldViolation, InvalidArgument, NotFound
 from server.rpc.handler_wrapping import Context
@@ -52,6 +54,8 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         self, request: pb.GetCompanyRequest, context: Context
     ) -> pb.GetCompanyResponse:
         _require_key(request.siren, "siren", "SIREN")
+        if not covers_company(registry_scope(), request.siren):
+            raise refused(request.siren)
         record = await asyncio.to_thread(self.store.get_company, request.siren)
         if record is None:
             raise NotFound("COMPANY_NOT_FOUND", f"no company with SIREN {request.siren}")
@@ -61,6 +65,8 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         self, request: pb.GetEstablishmentRequest, context: Context
     ) -> pb.GetEstablishmentResponse:
         _require_key(request.siret, "siret", "SIRET")
+        if not registry_scope().includes_siret(request.siret):  # a dict lookup: the hot path
+            raise refused(request.siret)
         record = await self.cache.get(request.siret)
         if record is None:
             raise NotFound(
@@ -80,23 +86,36 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
             raise InvalidArgument(
                 "INVALID_SIRET", "some SIRETs are not valid", violations=violations
             )
-        found = await asyncio.to_thread(self.store.get_establishments, list(request.sirets))
         asked = list(dict.fromkeys(request.sirets))
+        scope = registry_scope()
+        inside, outside = asked, []
+        if not scope.everything:
+            inside = [s for s in asked if scope.includes_siret(s)]
+            outside = [s for s in asked if not scope.includes_siret(s)]
+        # Those outside are not read at all: the answer cannot tell whether they exist.
+        found = await asyncio.to_thread(self.store.get_establishments, inside) if inside else {}
         return pb.BatchGetEstablishmentsResponse(
-            establishments=[establishment_message(found[s]) for s in asked if s in found],
-            missing_sirets=[s for s in asked if s not in found],
+            establishments=[establishment_message(found[s]) for s in inside if s in found],
+            missing_sirets=[s for s in inside if s not in found],
+            outside_perimeter_sirets=outside,
         )
 
     async def ListEstablishments(
         self, request: pb.ListEstablishmentsRequest, context: Context
     ) -> pb.ListEstablishmentsResponse:
         _require_key(request.siren, "siren", "SIREN")
+        scope = registry_scope()
+        if not covers_company(scope, request.siren):
+            raise refused(request.siren)
+        # A company in the perimeter through some of its SIRETs only: they are filtered in the
+        # query, so that pages stay full and their tokens resume inside the perimeter.
+        within = None if request.siren in scope.sirens else scope
         query = ("ListEstablishments", request.siren, request.active_only)
         after = page_tokens.decode(request.page_token, query, 1)
         size = page_tokens.page_size(request.page_size)
         records = await asyncio.to_thread(
-            self.store.list_establishments,
-            request.siren, after[0] if after else "", size + 1, active_only=request.active_only,
+            self.store.list_establishments, request.siren, after[0] if after else "", size + 1,
+            active_only=request.active_only, within=within,
         )  # fmt: skip
         page, token = page_tokens.cut(records, size, query, lambda r: [r.siret])
         return pb.ListEstablishmentsResponse(
@@ -117,8 +136,9 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         after = page_tokens.decode(request.page_token, query, 2)
         size = page_tokens.page_size(request.page_size)
         found: list[tuple[str, CompanyRecord]] = await asyncio.to_thread(
-            self.store.search_companies, prefix, (after[0], after[1]) if after else None, size + 1
-        )
+            self.store.search_companies,
+            prefix, (after[0], after[1]) if after else None, size + 1, registry_scope(),
+        )  # fmt: skip
         page, token = page_tokens.cut(found, size, query, lambda r: [r[0], r[1].siren])
         return pb.SearchCompaniesResponse(
             companies=[company_message(record) for _, record in page], next_page_token=token
@@ -132,6 +152,8 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
             return pb.ValidateSiretResponse(
                 valid=False, problem=check.problem.to_proto(), message=check.message
             )
+        if not registry_scope().includes_siret(request.siret):
+            raise refused(request.siret)
         found = await asyncio.to_thread(self.store.get_establishments, [request.siret])
         record = found.get(request.siret)
         if record is None:
@@ -162,8 +184,9 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         self, request: pb.WatchChangesRequest, context: Context
     ) -> AsyncIterator[pb.WatchChangesResponse]:
         position = request.after_position
+        scope = registry_scope()
         while True:
-            changes = await asyncio.to_thread(self.store.changes_after, position, FEED_BATCH)
+            changes = await asyncio.to_thread(self.store.changes_after, position, FEED_BATCH, scope)
             for change in changes:
                 if isinstance(change.record, CompanyRecord):
                     yield pb.WatchChangesResponse(

@@ -18,8 +18,8 @@ from interops.relations.v1 import relations_pb2_grpc
 from registry.kernel.rights import RELATIONS_READ
 from registry.relations.perimeter import (
     linked_in,
+    readable_declarations,
     sees_declared_by,
-    sees_establishment,
     sees_link,
 )
 from registry.relations.store import Link, RelationsStore
@@ -41,13 +41,15 @@ def _refused(siret: str) -> PermissionDenied:
     return PermissionDenied("NOT_IN_YOUR_PERIMETER", f"{siret} is not in your perimeter")
 
 
-def _link_message(link: Link) -> pb.DeclaredLink:
+def _link_message(link: Link, since: str) -> pb.DeclaredLink:
     return pb.DeclaredLink(
         declarant_siret=link.declarant_siret,
         declared_siret=link.declared_siret,
         first_period=link.first_period,
         last_period=link.last_period,
         last_deposit_id=link.last_deposit,
+        ended_period=link.ended_period,
+        live=link.live(since),
     )
 
 
@@ -57,15 +59,18 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
     def __init__(self, store: RelationsStore) -> None:
         self.store = store
 
-    async def _require_visible(self, siret: str) -> None:
-        """Refuses an establishment outside the caller's perimeter."""
+    async def _readable(self, siret: str) -> list[str] | None:
+        """Whose declarations of the establishment the caller reads (None: all of them);
+        refuses an establishment outside the caller's perimeter."""
         scope, mandate = _scope()
         if scope.includes_siret(siret):  # the common case: no thread, no database
-            return
-        if not mandate or not await asyncio.to_thread(
-            functools.partial(sees_establishment, self.store, scope, siret, declarant=mandate)
-        ):
+            return None
+        found = None if not mandate else await asyncio.to_thread(
+            functools.partial(readable_declarations, self.store, scope, siret, declarant=mandate)
+        )  # fmt: skip
+        if not found:
             raise _refused(siret)
+        return found
 
     async def ListDeclaredEstablishments(
         self, request: pb.ListDeclaredEstablishmentsRequest, context: Context
@@ -82,7 +87,7 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
         )
         links, token = page_tokens.cut(links, size, query, lambda link: [link.declared_siret])
         return pb.ListDeclaredEstablishmentsResponse(
-            links=[_link_message(link) for link in links], next_page_token=token
+            links=[_link_message(link, self.store.since()) for link in links], next_page_token=token
         )
 
     async def CheckDeclarationLink(
@@ -97,13 +102,13 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
         if link is None:
             return pb.CheckDeclarationLinkResponse(linked=False)
         return pb.CheckDeclarationLinkResponse(
-            linked=linked_in(link, request.period), link=_link_message(link)
+            linked=linked_in(link, request.period), link=_link_message(link, self.store.since())
         )
 
     async def ListEmployees(
         self, request: pb.ListEmployeesRequest, context: Context
     ) -> pb.ListEmployeesResponse:
-        await self._require_visible(request.siret)
+        declared_by = await self._readable(request.siret)
         note(resource=request.siret)
         query = ("employees", request.siret, request.period_start, request.period_end)
         after = page_tokens.decode(request.page_token, query, 1)
@@ -111,7 +116,7 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
         found = await asyncio.to_thread(
             functools.partial(
                 self.store.employees, request.siret, request.period_start, request.period_end,
-                size + 1, int(after[0]) if after else 0,
+                size + 1, int(after[0]) if after else 0, declared_by=declared_by,
             )
         )  # fmt: skip
         found, token = page_tokens.cut(found, size, query, lambda e: [str(e.id)])
@@ -127,10 +132,10 @@ class RelationsService(relations_pb2_grpc.RelationsServiceServicer):
     async def CheckEmployment(
         self, request: pb.CheckEmploymentRequest, context: Context
     ) -> pb.CheckEmploymentResponse:
-        await self._require_visible(request.siret)
+        declared_by = await self._readable(request.siret)
         note(resource=request.siret)
         found = await asyncio.to_thread(
-            self.store.employed, request.siret, request.nir, request.date
+            self.store.employed, request.siret, request.nir, request.date, declared_by
         )
         if found is None:
             return pb.CheckEmploymentResponse(employed=False)

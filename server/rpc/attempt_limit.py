@@ -1,5 +1,6 @@
-"""A sliding-window limit of attempts per key: sign-in guesses per client address, revocations
-per revoking party."""
+"""A sliding-window limit of attempts per key, in one process's memory: revocations per revoking
+party. (Sign-in attempts are limited in the database, for every node: registry/trust/
+sign_in_limits.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import deque
 
 
 class AttemptLimit:
-    """At most `limit` attempts per key (a client address) in any `seconds`."""
+    """At most `limit` attempts per key in any `seconds`."""
 
     def __init__(self, limit: int = 10, seconds: float = 60.0, keys: int = 100_000) -> None:
         self.limit = limit

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 
 from registry.habilitation.declarant_rights import declarant_rights
+from registry.relations.store import IDLE_MONTHS
 from registry.trust.declarant_store import DeclarantStore, SignInRefused
 from registry.trust.issuance import (
     IssueRefused,
@@ -29,6 +30,7 @@ from registry.trust.issuance import (
 )
 from server.rpc.attempt_limit import AttemptLimit
 from server.rpc.auth_interceptor import refusal, token_and_proof
+from server.rpc.client_address import client_address
 from server.rpc.errors import (
     InvalidArgument,
     PermissionDenied,
@@ -116,9 +118,19 @@ REVOCATIONS_A_MINUTE = 60
 class TokenService(token_service_pb2_grpc.TokenServiceServicer):
     """The token service of the node."""
 
-    def __init__(self, trust: NodeTrust, declarants: DeclarantStore) -> None:
+    def __init__(
+        self,
+        trust: NodeTrust,
+        declarants: DeclarantStore,
+        door_secret: bytes = b"",
+        link_idle_months: int = IDLE_MONTHS,
+    ) -> None:
         self.trust = trust
         self.declarants = declarants
+        # How long a DSN link lasts without a DSN: a declarant's chain inherits only live ones.
+        self.link_idle_months = link_idle_months
+        # Whose sign-in the node's web adapter forwards (server/rpc/client_address.py).
+        self.door_secret = door_secret
         self.revocations = AttemptLimit(limit=REVOCATIONS_A_MINUTE, seconds=60)
 
     async def _spend(self, keys: list[tuple[bytes, float]], used: str) -> None:
@@ -133,7 +145,7 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
         """Signs a root block after authenticating the subject."""
         if request.HasField("declarant"):
             holder = self._session_holder(request.holder)
-            subject, held = await self._sign_in_declarant(request.declarant)
+            subject, held = await self._sign_in_declarant(request.declarant, context)
         else:
             subject, held, holder = await self._sign_in_organism(request.organism.organism, context)
         with _ruled():
@@ -170,19 +182,21 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
         return Party(portal, public_key=asked.public_key)
 
     async def _sign_in_declarant(
-        self, sign_in: token_service_pb2.DeclarantSignIn
+        self, sign_in: token_service_pb2.DeclarantSignIn, context: Context
     ) -> tuple[str, Grants]:
         try:
             declarant = await asyncio.to_thread(
                 self.declarants.sign_in, sign_in.siret, sign_in.last_name, sign_in.first_name,
-                sign_in.password,
+                sign_in.password, source=client_address(context, self.door_secret),
             )  # fmt: skip
         except SignInRefused as refused:
-            raise Unauthenticated(refused.reason, refused.message) from None
+            raise sign_in_refusal(refused) from None
         subject = declarant_subject(declarant)
         # Before the rights are read: a change committed meanwhile cuts this chain too.
         await self._after_cutoff(subject)
-        held = await asyncio.to_thread(declarant_rights, self.declarants.engine, declarant)
+        held = await asyncio.to_thread(
+            declarant_rights, self.declarants.engine, declarant, self.link_idle_months
+        )
         return subject, held
 
     async def _after_cutoff(self, subject: str) -> None:
@@ -336,6 +350,18 @@ class TokenService(token_service_pb2_grpc.TokenServiceServicer):
         """The revocations in force, signed by the root key, valid a short while."""
         signed = token_pb2.SignedRevocations.FromString(self.trust.signed_revocations())
         return token_service_pb2.GetRevocationsResponse(revocations=signed)
+
+
+def sign_in_refusal(refused: SignInRefused) -> ServiceError:
+    """How a refused sign-in is told: UNAUTHENTICATED, or RESOURCE_EXHAUSTED with the wait in
+    ErrorInfo's metadata "retry_after_seconds" (REST: Retry-After)."""
+    if refused.reason == "TOO_MANY_ATTEMPTS":
+        return ResourceExhausted(
+            refused.reason,
+            refused.message,
+            metadata={"retry_after_seconds": str(refused.retry_after)},
+        )
+    return Unauthenticated(refused.reason, refused.message)
 
 
 def _named_holder(holder: token_pb2.Party) -> Party:

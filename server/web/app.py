@@ -39,17 +39,18 @@ def build_app(
     node_address: str,
     method_rights: Mapping[str, str | None],
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
-    sign_in_attempts: int = 10,
+    door_secret: bytes = b"",
     tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
-    """The application, calling the node at `node_address` over gRPC; at most
-    `sign_in_attempts` sign-ins a minute from one address; `method_rights` is the right each
-    RPC needs by path (the node's map, None when public), for the OpenAPI document. With a
-    tracer provider, each request is a server span whose trace the node's calls continue."""
-    node = NodeCalls(node_address, tracer_provider=tracer_provider)
+    """The application, calling the node at `node_address` over gRPC with each HTTP client's
+    address under the node's `door_secret` (the node's sign-in limits count that client);
+    `method_rights` is the right each RPC needs by path (the node's map, None when public), for
+    the OpenAPI document. With a tracer provider, each request is a server span whose trace the
+    node's calls continue."""
+    node = NodeCalls(node_address, tracer_provider=tracer_provider, door_secret=door_secret)
     sessions = Sessions()
     pages = Pages(sessions)
-    sign_in = SignInPages(node, pages, sessions, sign_in_attempts)
+    sign_in = SignInPages(node, pages, sessions)
     dashboard = DashboardPages(node, pages, sign_in, max_upload_bytes)
     rest = RestGateway(node, method_rights)
 
@@ -130,15 +131,16 @@ class WebServer:
         settings: Settings,
         node_port: int,
         method_rights: Mapping[str, str | None],
-        sign_in_attempts: int = 10,
+        door_secret: bytes = b"",
         tracer_provider: TracerProvider | None = None,
     ) -> None:
+        """The adapter of the node at `node_port`, which gave it its `door_secret`
+        (server/rpc/client_address.py)."""
         host, _, port = settings.http_address.rpartition(":")
         node_host = settings.grpc_address.rpartition(":")[0]
         if node_host in ("0.0.0.0", "[::]", ""):  # noqa: S104 -- reach a wildcard bind on loopback
             node_host = "127.0.0.1"
-        app = build_app(f"{node_host}:{node_port}", method_rights,
-                        sign_in_attempts=sign_in_attempts,
+        app = build_app(f"{node_host}:{node_port}", method_rights, door_secret=door_secret,
                         tracer_provider=tracer_provider)  # fmt: skip
         config = uvicorn.Config(
             app, host=host, port=int(port), log_level="warning", access_log=False,

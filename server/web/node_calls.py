@@ -1,6 +1,8 @@
 """The web adapter's one channel to the node: pages and REST calls go through the gRPC services
 with the caller's chain and its proof of possession in the metadata, so that validation,
-authorization, audit and tracing happen once, in the node."""
+authorization, audit and tracing happen once, in the node; and with the HTTP client's address
+under the node's door secret, so that the node's sign-in limits count that client, not the
+adapter (server/rpc/client_address.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import grpc
 from google.protobuf.message import Message
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from opentelemetry.sdk.trace import TracerProvider
+from starlette.requests import Request
 
 from clients.errors import from_rpc_error
+from server.rpc.client_address import forwarding_metadata
 from token_suite.wire import PROOF_METADATA, TOKEN_METADATA
 
 M = TypeVar("M", bound=Message)
@@ -20,9 +24,9 @@ _OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.max_send_message_length", 8 * 1024 * 1024)]  # fmt: skip
 
 
-def call_metadata(token: bytes | None, proof: bytes | None = None) -> list[tuple[str, bytes]]:
+def call_metadata(token: bytes | None, proof: bytes | None = None) -> list[tuple[str, str | bytes]]:
     """The metadata that carries a chain (and its proof of possession)."""
-    entries = []
+    entries: list[tuple[str, str | bytes]] = []
     if token:
         entries.append((TOKEN_METADATA, token))
     if proof:
@@ -30,14 +34,25 @@ def call_metadata(token: bytes | None, proof: bytes | None = None) -> list[tuple
     return entries
 
 
+def client_of(request: Request) -> str:
+    """The address of an HTTP request's client, as uvicorn gives it (the TCP peer, or what a
+    reverse proxy on loopback names in X-Forwarded-For: uvicorn's forwarded_allow_ips)."""
+    return request.client.host if request.client else "unknown"
+
+
 class NodeCalls:
     """Calls any method of the node by its path ("/package.Service/Method")."""
 
     def __init__(
-        self, address: str, timeout: float = 30.0, tracer_provider: TracerProvider | None = None
+        self,
+        address: str,
+        timeout: float = 30.0,
+        tracer_provider: TracerProvider | None = None,
+        door_secret: bytes = b"",
     ) -> None:
         self.address = address.removeprefix("grpc://")
         self.timeout = timeout
+        self.door_secret = door_secret
         # Client spans, and the trace context carried to the node: one trace per page.
         self._interceptors = (
             aio_client_interceptors(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]
@@ -62,22 +77,32 @@ class NodeCalls:
         response: type[M],
         token: bytes | None = None,
         proof: bytes | None = None,
+        *,
+        client: str = "",
     ) -> M:
-        """One unary call; a failure raises the clients.errors exception of its status."""
-        answer, failure = await self.raw_unary(method, request.SerializeToString(), token, proof)
+        """One unary call (for the HTTP client at `client`); a failure raises the
+        clients.errors exception of its status."""
+        answer, failure = await self.raw_unary(method, request.SerializeToString(), token, proof,
+                                               client)  # fmt: skip
         if failure is not None:
             raise from_rpc_error(failure)
         return response.FromString(answer or b"")
 
+    def _metadata(
+        self, token: bytes | None, proof: bytes | None, client: str
+    ) -> list[tuple[str, str | bytes]]:
+        return [*call_metadata(token, proof), *forwarding_metadata(self.door_secret, client)]
+
     async def raw_unary(
-        self, method: str, request: bytes, token: bytes | None, proof: bytes | None
-    ) -> tuple[bytes | None, grpc.aio.AioRpcError | None]:
+        self, method: str, request: bytes, token: bytes | None, proof: bytes | None,
+        client: str = "",
+    ) -> tuple[bytes | None, grpc.aio.AioRpcError | None]:  # fmt: skip
         """A unary call with serialized messages: (response, None) or (None, the failure)."""
         call = self.channel.unary_unary(method, request_serializer=None,
                                         response_deserializer=None)  # fmt: skip
         try:
             answer: bytes = await call(request, timeout=self.timeout,
-                                       metadata=call_metadata(token, proof))  # fmt: skip
+                                       metadata=self._metadata(token, proof, client))  # fmt: skip
         except grpc.aio.AioRpcError as error:
             return None, error
         return answer, None
@@ -101,7 +126,7 @@ class NodeCalls:
 
     async def raw_client_stream(
         self, method: str, requests: AsyncIterator[bytes], token: bytes | None,
-        proof: bytes | None, seconds: float | None = None,
+        proof: bytes | None, seconds: float | None = None, *, client: str = "",
     ) -> tuple[bytes | None, grpc.aio.AioRpcError | None]:  # fmt: skip
         """A client-streaming call with serialized messages (an upload), given `seconds` in
         all (None: as long as it takes)."""
@@ -109,20 +134,22 @@ class NodeCalls:
                                          response_deserializer=None)  # fmt: skip
         try:
             answer: bytes = await call(requests, timeout=seconds,
-                                       metadata=call_metadata(token, proof))  # fmt: skip
+                                       metadata=self._metadata(token, proof, client))  # fmt: skip
         except grpc.aio.AioRpcError as error:
             return None, error
         return answer, None
 
     def raw_server_stream(
-        self, method: str, request: bytes, token: bytes | None, proof: bytes | None
-    ) -> AsyncIterable[bytes]:
+        self, method: str, request: bytes, token: bytes | None, proof: bytes | None,
+        client: str = "",
+    ) -> AsyncIterable[bytes]:  # fmt: skip
         """A server-streaming call with serialized messages; a failure raises AioRpcError
         while iterating."""
         call = self.channel.unary_stream(method, request_serializer=None,
                                          response_deserializer=None)  # fmt: skip
-        answers: AsyncIterable[bytes] = call(request, timeout=None,
-                                             metadata=call_metadata(token, proof))  # fmt: skip
+        answers: AsyncIterable[bytes] = call(
+            request, timeout=None, metadata=self._metadata(token, proof, client)
+        )
         return answers
 
     async def close(self) -> None:

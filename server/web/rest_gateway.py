@@ -10,6 +10,11 @@ operation.
   header's fields as query parameters and the file as the raw body, streamed to the node.
 - A server stream answers with NDJSON: one response message a line (a failure after the first
   message is a last line {"error": <google.rpc.Status>}).
+- A failure is its google.rpc.Status as JSON with the HTTP status of its code; one that says
+  how long to wait (TOO_MANY_ATTEMPTS) gives it in Retry-After too.
+
+Every call carries the HTTP client's address to the node, under the node's door secret, so that
+the node's sign-in limits count that client (server/rpc/client_address.py).
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ import grpc
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import DecodeError, Message
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from interops.audit.v1 import audit_pb2
 from interops.dsn.v1 import dsn_pb2
-from interops.habilitation.v1 import habilitation_pb2
+from interops.habilitation.v1 import account_pb2, habilitation_pb2
 from interops.nomenclature.v1 import nomenclature_pb2
 from interops.notify.v1 import notify_pb2
 from interops.operation.v1 import operation_pb2
@@ -43,14 +48,14 @@ from starlette.types import Receive, Scope, Send
 
 from server.rpc.errors import build_status, http_status_of
 from server.web import openapi
-from server.web.node_calls import NodeCalls
+from server.web.node_calls import NodeCalls, client_of
 from token_suite.errors import Reason, TokenError
 from token_suite.wire import from_text
 
 PROOF_HEADER = "interops-proof"
 MAX_BODY = 8 * 1024 * 1024
 _FILES = (registry_pb2, operation_pb2, token_service_pb2, dsn_pb2, audit_pb2, notify_pb2,
-          nomenclature_pb2, relations_pb2, habilitation_pb2)  # fmt: skip
+          nomenclature_pb2, relations_pb2, habilitation_pb2, account_pb2)  # fmt: skip
 
 
 UNARY, UPLOAD, STREAM = "unary", "upload", "stream"
@@ -85,7 +90,21 @@ def unary_methods() -> dict[str, MethodDescriptor]:
 
 
 def _status_response(status: status_pb2.Status, code: grpc.StatusCode) -> JSONResponse:
-    return JSONResponse(json_format.MessageToDict(status), status_code=http_status_of(code))
+    response = JSONResponse(json_format.MessageToDict(status), status_code=http_status_of(code))
+    wait = _retry_after(status)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and wait:
+        response.headers["Retry-After"] = wait
+    return response
+
+
+def _retry_after(status: status_pb2.Status) -> str:
+    """The whole seconds a refusal says to wait (ErrorInfo's "retry_after_seconds"), or ""."""
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            told = info.metadata.get("retry_after_seconds", "")
+            return told if told.isdigit() else ""
+    return ""
 
 
 def _refused(code: grpc.StatusCode, reason: str, message: str) -> JSONResponse:
@@ -187,8 +206,9 @@ class RestGateway:
             return await self._stream(
                 request, method, path, message.SerializeToString(), token=token, proof=proof
             )
+        # With the client's address: the node's sign-in limits count it, not the adapter.
         answer, failure = await self.node.raw_unary(path, message.SerializeToString(), token,
-                                                    proof)  # fmt: skip
+                                                    proof, client_of(request))  # fmt: skip
         return _answer(method, answer, failure)
 
     async def _upload(
@@ -217,7 +237,8 @@ class RestGateway:
             if pending:
                 yield message_class(chunk=pending).SerializeToString()
 
-        answer, failure = await self.node.raw_client_stream(path, parts(), token, proof)
+        answer, failure = await self.node.raw_client_stream(path, parts(), token, proof,
+                                                            client=client_of(request))  # fmt: skip
         return _answer(method, answer, failure)
 
     async def _stream(
@@ -228,7 +249,7 @@ class RestGateway:
         response starts, so that a refused call gets its HTTP status. A client that hangs up,
         before the first message or after, ends the gRPC stream."""
         response_class = message_factory.GetMessageClass(method.output_type)
-        call = self.node.raw_server_stream(path, request, token, proof)
+        call = self.node.raw_server_stream(path, request, token, proof, client_of(http))
         answers = aiter(call)
         waiting = asyncio.ensure_future(anext(answers, None))
         hung_up = asyncio.ensure_future(_hang_up(http))

@@ -6,6 +6,10 @@ in already, the user goes back to the partner carried by a single-use NAVIGATION
 form (never in a URL): the portal chain with one hop to the partner's current directory key, which
 the partner accepts offline as its holder (token_suite Verifier.accept).
 
+The node limits sign-in attempts, per identity and per client address, for every door at once
+(registry/trust/sign_in_limits.py): the form passes the client's address on with the node's door
+secret, and tells a client to wait (429, Retry-After) when the node says so.
+
 Each sign-in makes the session its own Ed25519 key, which the portal chain names as its holder;
 the key never leaves the adapter's memory, and every call made for the session (VerifyToken,
 DelegateToken, the dashboard's) carries a proof by it. Sign-out revokes the chain's root block.
@@ -25,8 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from clients.errors import InteropsError
 from clients.token_calls import current_key
 from registry.kernel.rights import HABILITATION_CHECK
-from server.rpc.attempt_limit import AttemptLimit
-from server.web.node_calls import NodeCalls
+from server.web.node_calls import NodeCalls, client_of
 from server.web.rendering import Pages
 from server.web.sessions import COOKIE, Session, Sessions
 from token_suite import keys
@@ -66,6 +69,23 @@ class Partner:
         )
 
 
+def _failure(error: InteropsError) -> tuple[int, str]:
+    """The HTTP status and the words of a refused sign-in."""
+    if error.reason == "TOO_MANY_ATTEMPTS":
+        return 429, f"Trop de tentatives : réessayez dans {_retry_after(error)} secondes."
+    if error.reason == "ACCOUNT_INACTIVE":
+        return 401, "Ce compte n'est pas encore actif."
+    if error.code.name == "INVALID_ARGUMENT":
+        return 401, "Renseignez un SIRET de 14 chiffres, vos nom, prénom et mot de passe."
+    return 401, "Identifiants incorrects."
+
+
+def _retry_after(error: InteropsError) -> str:
+    """The whole seconds the node says to wait (at least one)."""
+    told = error.metadata.get("retry_after_seconds", "")
+    return told if told.isdigit() and int(told) > 0 else "1"
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -74,13 +94,10 @@ def _origin(url: str) -> str:
 class SignInPages:
     """Sign-in, sign-out and the hand-back to partner sites."""
 
-    def __init__(
-        self, node: NodeCalls, pages: Pages, sessions: Sessions, attempts_a_minute: int = 10
-    ) -> None:
+    def __init__(self, node: NodeCalls, pages: Pages, sessions: Sessions) -> None:
         self.node = node
         self.pages = pages
         self.sessions = sessions
-        self.attempts = AttemptLimit(limit=attempts_a_minute, seconds=60)
         self._partners: tuple[float, dict[str, Partner]] = (0.0, {})
 
     async def partners(self) -> dict[str, Partner]:
@@ -137,27 +154,17 @@ class SignInPages:
             site = await self._destination(request, values["partner"], values["return_to"])
         except ValueError as error:
             return self.pages.error(request, 400, "Lien de connexion incorrect.", str(error))
-        client = request.client.host if request.client else "unknown"
-        if not self.attempts.allow(client):
-            limited = self.pages.render(
-                request, "signin.html", session, new, status=429, partner=site,
-                return_to=values["return_to"], siret=values["siret"],
-                failure="Trop de tentatives : réessayez dans une minute.",
-            )  # fmt: skip
-            limited.headers["Retry-After"] = str(self.attempts.retry_after(client))
-            return limited
         try:
-            signed_in = await self._sign_in(values, str(form.get("password", "")))
+            signed_in = await self._sign_in(values, str(form.get("password", "")),
+                                            client_of(request))  # fmt: skip
         except InteropsError as error:
-            failure = {"ACCOUNT_LOCKED": "Compte verrouillé après plusieurs échecs : "
-                       "réessayez dans 15 minutes.",
-                       "ACCOUNT_INACTIVE": "Ce compte n'est pas encore actif."}.get(
-                error.reason, "Identifiants incorrects.")  # fmt: skip
-            if error.code.name == "INVALID_ARGUMENT":
-                failure = "Renseignez un SIRET de 14 chiffres, vos nom, prénom et mot de passe."
-            return self.pages.render(request, "signin.html", session, new, status=401,
-                                     partner=site, return_to=values["return_to"],
-                                     siret=values["siret"], failure=failure)  # fmt: skip
+            status, failure = _failure(error)
+            refused = self.pages.render(request, "signin.html", session, new, status=status,
+                                        partner=site, return_to=values["return_to"],
+                                        siret=values["siret"], failure=failure)  # fmt: skip
+            if status == 429:
+                refused.headers["Retry-After"] = _retry_after(error)
+            return refused
         self.sessions.end(session)  # the signed-in session has a new id (no fixation)
         response: Response
         if site is not None:
@@ -167,9 +174,9 @@ class SignInPages:
         self.sessions.set_cookie(request, response, signed_in)
         return response
 
-    async def _sign_in(self, values: dict[str, str], password: str) -> Session:
+    async def _sign_in(self, values: dict[str, str], password: str, client: str) -> Session:
         """A new session for the declarant, once TokenService issued its portal chain to the
-        session's own key."""
+        session's own key (the node counts the attempt against `client`, an address)."""
         partners = sorted(await self.partners())[:10]
         key = keys.generate()
         public = keys.public_bytes(key)
@@ -182,7 +189,8 @@ class SignInPages:
             lifetime_seconds=3600, max_hops=1,  # one hop: to a partner site
         )  # fmt: skip
         issued = await self.node.unary(f"{TOKEN_SERVICE}/IssueToken", request,
-                                       token_service_pb2.IssueTokenResponse)  # fmt: skip
+                                       token_service_pb2.IssueTokenResponse,
+                                       client=client)  # fmt: skip
         portal = inspect(issued.token)[0].holder.organism
         session = self.sessions.new(max(1.0, issued.expires - time.time()))
         session.token = issued.token

@@ -168,3 +168,11 @@ def test_a_declarant_cannot_name_another_firm_as_emitter(declarant: Client, tmp_
     path.write_bytes(_file().replace(line, f"S10.G00.01.001,'{OTHER.siren}'\r\n".encode()))
     deposit = declarant.submit_deposit(path)
     assert deposit.receipt == pb.RECEIPT_ARE and deposit.rejection_code == "EMITTER_NOT_YOURS"
+
+
+def test_a_month_after_next_is_refused_it_would_end_the_real_firms_link() -> None:
+    """A DSN for a month to come would take the establishment over from the firm that declares
+    it (registry/relations/store.py ends a link when another firm declares a later month)."""
+    future = b"".join(generate(3, month="01012099"))
+    assert _scan(future, {DEMO_COMPANY.siret})[0] == "PERIOD_IN_FUTURE"
+    assert _scan(_file(), {DEMO_COMPANY.siret})[0] == "AEE"  # March 2026: a month begun

@@ -5,11 +5,14 @@ a declarant's token carries."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine
 
 from registry.dsn.revealed_relations import Employment
@@ -23,10 +26,11 @@ from registry.habilitation.declarant_rights import declarant_rights
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
 from registry.kernel.database import open_engine, upgrade
 from registry.kernel.nir_keyring import NirKeyring
+from registry.letters.store import LetterStore
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.relations.store import Link, RelationsStore
 from registry.trust.declarant_store import DeclarantStore, SignInRefused
-from tests.registry_rows import in_registry
+from tests.registry_rows import in_registry, recent_period
 
 FIRM = siren_at(60)
 CLIENT, STRANGER = siren_at(61), siren_at(62)
@@ -42,22 +46,25 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def store(engine: Engine) -> HabilitationStore:
+def relations(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> RelationsStore:
     in_registry(engine, [siret_of(siren, n) for siren in (FIRM, CLIENT, STRANGER)
                          for n in (1, 2, 3)])  # fmt: skip
     in_registry(engine, [siret_of(siren_at(100 + n), 1) for n in range(101)])
-    return HabilitationStore(engine)
+    keyring = NirKeyring.load_or_create(Path(tmp_path_factory.mktemp("keys")) / "nir.keyring")
+    found = RelationsStore(engine, keyring)
+    # The firm declares three establishments of its client (one employee works in the first)
+    # and one of each of 101 other companies.
+    declared = [*(siret_of(CLIENT, n) for n in (1, 2, 3)),
+                *(siret_of(siren_at(100 + n), 1) for n in range(101))]  # fmt: skip
+    found.record_links([Link(siret_of(FIRM, 1), siret, recent_period(12), recent_period(1), "d1")
+                        for siret in declared])  # fmt: skip
+    found.record_employments([Employment(siret_of(CLIENT, 1), NIR, "20200101", "")])
+    return found
 
 
 @pytest.fixture(scope="module")
-def relations(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> RelationsStore:
-    keyring = NirKeyring.load_or_create(Path(tmp_path_factory.mktemp("keys")) / "nir.keyring")
-    found = RelationsStore(engine, keyring)
-    # The firm declares two establishments of its client; one employee works in the first.
-    found.record_links([Link(siret_of(FIRM, 1), siret_of(CLIENT, n), "202501", "202510", "d1")
-                        for n in (1, 2)])  # fmt: skip
-    found.record_employments([Employment(siret_of(CLIENT, 1), NIR, "20200101", "")])
-    return found
+def store(engine: Engine, relations: RelationsStore) -> HabilitationStore:
+    return HabilitationStore(engine, sealer=AESGCM(AESGCM.generate_key(256)))
 
 
 @pytest.fixture(scope="module")
@@ -66,38 +73,73 @@ def primo(store: HabilitationStore) -> int:
 
 
 def _sign_in(engine: Engine, siret: str, names: tuple[str, str], password: str) -> int:
-    return DeclarantStore(engine).sign_in(siret, *names, password)
+    return DeclarantStore(engine).sign_in(siret, *names, password, source="127.0.0.1")
 
 
-def test_administrators_primo_then_candidates_validated_or_activated_by_key(
+def _letter_key(store: HabilitationStore, siret: str) -> str:
+    """The activation key of the latest letter posted to the establishment."""
+    assert store.sealer is not None
+    letters = LetterStore(store.engine, store.sealer).take_batch(f"b{time.monotonic_ns()}")
+    (letter,) = [letter for letter in letters if letter.siret == siret]
+    found = re.search(r"activation[^:]*: (\S+)", letter.body)
+    assert found is not None
+    return found.group(1)
+
+
+def test_administrators_primo_then_candidates_proven_by_validation_or_letter_and_email(
     engine: Engine, store: HabilitationStore, primo: int
 ) -> None:
     assert _sign_in(engine, siret_of(FIRM, 1), ("Moreau", "Lina"), "primo pw") == primo
-    with pytest.raises(HabilitationRefused) as again:
-        store.register_company(siret_of(FIRM, 2), ("Autre", "Paul"), "pw")
-    assert again.value.reason == "ALREADY_REGISTERED"
-    first, _ = store.apply_as_administrator(siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw")
+    first = store.register(siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw", "ana@firm.example")
+    assert first is not None and not first.first  # the company has an administrator
     with pytest.raises(SignInRefused) as waiting:
         _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw")
     assert waiting.value.reason == "ACCOUNT_INACTIVE"
+    assert declarant_rights(engine, first.account) == {}  # no rights until active
     with pytest.raises(SignInRefused) as wrong:  # the state is told only with the password
         _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "guess")
     assert wrong.value.reason == "INVALID_CREDENTIALS"
     with pytest.raises(HabilitationRefused) as not_admin:  # a candidate validates nobody
-        store.validate_candidate(first, first)
+        store.validate_candidate(first.account, first.account)
     assert not_admin.value.reason == "NOT_AN_ADMINISTRATOR"
-    store.validate_candidate(primo, first)
-    assert _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw") == first
-    second, key = store.apply_as_administrator(siret_of(FIRM, 2), ("Petit", "Jo"), "jo pw")
-    with pytest.raises(HabilitationRefused):
-        store.activate_with_key(key + "x")
-    assert store.activate_with_key(key) == second
-    with pytest.raises(HabilitationRefused):  # single use
-        store.activate_with_key(key)
+    store.validate_candidate(primo, first.account)
+    with pytest.raises(SignInRefused):  # proven, but its e-mail is not confirmed yet
+        _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw")
+    assert store.confirm_email(first.email_code + "x") is None
+    assert store.confirm_email(first.email_code) == first.account
+    assert _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw") == first.account
+    assert store.email_of(first.account) == "ana@firm.example"
+    # The same triplet again: nothing made (the caller answers the same either way).
+    assert store.register(siret_of(FIRM, 1), ("Garcia", "Ana"), "other pw", "x@y.example") is None
+    second = store.register(siret_of(FIRM, 2), ("Petit", "Jo"), "jo pw", "jo@firm.example")
+    assert second is not None
+    key = _letter_key(store, siret_of(FIRM, 2))
+    assert store.activate_with_key(key + "x") is None
+    assert store.confirm_email(second.email_code) == second.account
+    assert store.activate_with_key(key) == second.account
+    assert store.activate_with_key(key) is None  # single use
+    assert _sign_in(engine, siret_of(FIRM, 2), ("Petit", "Jo"), "jo pw") == second.account
     acts = [(a.author, a.act) for a in store.acts(FIRM)]
-    assert acts == [("registration", "REGISTER"), (f"account:{first}", "APPLY"),
-                    (f"declarant:{primo}", "VALIDATE_ADMIN"), (f"account:{second}", "APPLY"),
-                    ("activation-key", "ACTIVATE_ADMIN")]  # fmt: skip
+    assert acts == [
+        ("registration", "REGISTER"), (f"account:{first.account}", "APPLY"),
+        (f"declarant:{primo}", "VALIDATE_ADMIN"), (f"account:{first.account}", "CONFIRM_EMAIL"),
+        (f"account:{second.account}", "APPLY"), (f"account:{second.account}", "CONFIRM_EMAIL"),
+        ("activation-key", "ACTIVATE_ADMIN"),
+    ]  # fmt: skip
+
+
+def test_a_first_administrator_is_proven_by_the_letter_to_its_establishment(
+    engine: Engine, store: HabilitationStore
+) -> None:
+    made = store.register(siret_of(siren_at(150), 1), ("Primo", "Ad"), "primo pw", "p@s.example")
+    assert made is not None and made.first
+    assert store.confirm_email(made.email_code) == made.account
+    with pytest.raises(SignInRefused):  # the e-mail alone proves nothing
+        _sign_in(engine, siret_of(siren_at(150), 1), ("Primo", "Ad"), "primo pw")
+    assert store.activate_with_key(_letter_key(store, siret_of(siren_at(150), 1))) == made.account
+    assert _sign_in(engine, siret_of(siren_at(150), 1), ("Primo", "Ad"), "primo pw") == made.account
+    assert [p.name for p in store.portfolios_of(siren_at(150))] == ["Entreprise"]
+    assert "habilitation.manage" in declarant_rights(engine, made.account)
 
 
 def test_declarants_are_created_by_an_administrator_of_their_company_only(
@@ -169,12 +211,16 @@ def test_the_three_cases_of_access_and_the_token_grants(
     engine: Engine, store: HabilitationStore, relations: RelationsStore, primo: int
 ) -> None:
     declarant = store.create_declarant(primo, siret_of(FIRM, 1), ("Perrin", "Ada"), "pw")
+    with pytest.raises(HabilitationRefused) as not_managed:  # neither its own nor declared
+        store.change_portfolio(primo, "Entreprise", add=True, sirets=(siret_of(STRANGER, 1),))
+    assert not_managed.value.reason == "NOT_MANAGED"
+    # Its own establishment (not declared by it in DSN) and one it declares.
     store.change_portfolio(primo, "Entreprise", add=True, sirets=(siret_of(CLIENT, 1),
-                           siret_of(STRANGER, 1)), services=("ATMP", "BONUS-MALUS"))  # fmt: skip
-    declared, other = siret_of(CLIENT, 1), siret_of(STRANGER, 1)
+                           siret_of(FIRM, 2)), services=("ATMP", "BONUS-MALUS"))  # fmt: skip
+    declared, other = siret_of(CLIENT, 1), siret_of(FIRM, 2)
 
     def refusals(service: str, *sirets: str, **extra: Any) -> list[tuple[str, str]]:
-        return decide(store, relations, declarant, service, sirets=sirets, **extra).refusals
+        return decide(relations, declarant, service, sirets=sirets, **extra).refusals
 
     # 1. Tied to the payroll: exactly what the company declared, no habilitation.
     assert refusals("DSN", declared) == []
@@ -192,10 +238,12 @@ def test_the_three_cases_of_access_and_the_token_grants(
     assert refusals("ATMP", declared, employees=[(declared, NIR)], date="20250601") == []
     late = refusals("ATMP", declared, employees=[(declared, NIR[:-1] + "9")], date="20250601")
     assert late == [("employee #1", NOT_EMPLOYED)] and NIR[:-1] not in repr(late)
-    # The token: habilitations and DSN-inherited rights, relations over its own company.
+    # The token: exactly what CheckAccess allows (not ATMP on the undeclared establishment,
+    # although habilitated), relations over its own company.
     grants = declarant_rights(engine, declarant)
-    assert grants["service.atmp"].sirets == {declared, other}
-    assert grants["dsn.deposit"].sirets == {siret_of(CLIENT, 1), siret_of(CLIENT, 2)}
+    assert grants["service.atmp"].sirets == {declared}
+    assert grants["dsn.deposit"].sirets >= {siret_of(CLIENT, 1), siret_of(CLIENT, 2)}
+    assert not grants["dsn.deposit"].includes_siret(siret_of(STRANGER, 1))
     assert grants["service.bonus-malus"].sirets >= {declared, other}
     assert grants["relations.read"].sirens == {FIRM}
 

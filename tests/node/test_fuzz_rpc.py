@@ -32,11 +32,10 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 from hypothesis import HealthCheck, Phase, given, seed, settings
-from interops.habilitation.v1 import habilitation_pb2
 
-from clients.client import Client
 from clients.credentials import Metadata
 from clients.token_credentials import ChainCredentials
+from registry.habilitation.store import HabilitationStore
 from registry.rcd.sirene_synth import siren_at, siret_of
 from tests.node.fuzz_messages import Strategies, bad_requests, message_class, show
 from tests.registry_rows import in_registry
@@ -393,14 +392,11 @@ def _protected(node: RunningNode) -> dict[str, str]:
 
 
 def _administrator(node: RunningNode, services: Sequence[str]) -> ChainCredentials:
-    """A company's first administrator, registered through the public call, signed in."""
-    identity = habilitation_pb2.Identity(
-        siret=ADMIN_SIRET, last_name="Fuzz", first_name="Alex", password="fuzzing password"
+    """A company's first administrator (active at once: registered by the operators' path, a
+    registration by call waits for its letter), signed in."""
+    HabilitationStore(node.node.engine).register_company(
+        ADMIN_SIRET, ("Fuzz", "Alex"), "fuzzing password"
     )
-    with Client(node.address, timeout=30) as anonymous:
-        anonymous.habilitations.RegisterCompany(
-            habilitation_pb2.RegisterCompanyRequest(identity=identity, request_id="fuzz")
-        )
     return node.sign_in(ADMIN_SIRET, "Fuzz", "Alex", "fuzzing password",
                         audience=list(services), lifetime_seconds=3600)  # fmt: skip
 

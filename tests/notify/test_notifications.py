@@ -6,16 +6,12 @@ outbox and delivery, and a company seeing only its own notifications."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from interops.notify.v1 import notify_pb2 as pb
 from sqlalchemy import update
 
@@ -25,46 +21,18 @@ from registry.notify.schema import notifications
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
 from server.notify.dispatch import MailSettings
+from tests.mailbox import Mailbox, smtp_server
 from tests.running_node import RunningNode
 
 NOTIFY = "interops.notify.v1.NotificationService"
 COMPANY_A, COMPANY_B = siren_at(11), siren_at(12)
 
 
-@dataclass
-class Mailbox:
-    """What the SMTP server received; it answers 451 `fail_next` times, and 550 for `refuse`."""
-
-    messages: list[Any] = field(default_factory=list)
-    fail_next: int = 0
-    refuse: set[str] = field(default_factory=set)
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: Any) -> str:  # fmt: skip
-        if address in self.refuse:
-            return "550 5.1.1 mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            return "451 4.3.0 try again later"
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted"
-
-
 @pytest.fixture(scope="module")
 def mailbox(database_url: str) -> Iterator[tuple[Mailbox, int]]:
     """A fresh SMTP server for each backend's run of the module."""
-    box = Mailbox()
-    with socket.socket() as probe:  # a free port (the controller checks it by connecting)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
+    with smtp_server() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

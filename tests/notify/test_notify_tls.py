@@ -23,7 +23,8 @@ from interops.notify.v1 import notify_pb2 as pb
 from clients.client import Client
 from registry.rcd.sirene_synth import siren_at
 from server.notify.dispatch import MailSettings
-from tests.notify.test_notifications import NOTIFY, Mailbox, _declarant, _send, _settled, _subscribe
+from tests.mailbox import Mailbox
+from tests.notify.test_notifications import NOTIFY, _declarant, _send, _settled, _subscribe
 from tests.running_node import RunningNode
 
 

@@ -156,6 +156,7 @@ def test_a_valid_dsn_records_links_and_employments(
     (link,) = [l for l in links if l.declared_siret == declared["siret"]]  # noqa: E741
     assert link.first_period == link.last_period == declared["period"]
     assert link.last_deposit_id == declared["deposit"]
+    assert link.live and link.ended_period == ""
     before = firm.relations.CheckDeclarationLink(pb.CheckDeclarationLinkRequest(
         declarant_siret=FIRM, declared_siret=declared["siret"], period="200001"))  # fmt: skip
     assert not before.linked and before.link.declared_siret == declared["siret"]

@@ -21,6 +21,7 @@ from clients.errors import PermissionDenied, Unauthenticated
 from clients.token_credentials import ChainCredentials
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.revocation_store import RevocationStore
+from tests.habilitation.firms import firm_with_clients
 from tests.registry_rows import in_registry
 from tests.running_node import RunningNode
 from token_suite.chain import Signer, session_signer
@@ -68,10 +69,8 @@ class Company:
 @pytest.fixture(scope="module")
 def company(node: RunningNode) -> Iterator[Company]:
     in_registry(node.node.engine, [siret_of(s, n) for s in (FIRM, CLIENT) for n in (1, 2)])
-    identity = pb.Identity(siret=siret_of(FIRM, 1), last_name="Moreau", first_name="Lina",
-                           password=PASSWORD)  # fmt: skip
-    with Client(node.address, timeout=30) as anonymous:
-        anonymous.habilitations.RegisterCompany(pb.RegisterCompanyRequest(identity=identity))
+    firm_with_clients(node.node.engine, siret_of(FIRM, 1), ("Moreau", "Lina"), PASSWORD,
+                      [siret_of(CLIENT, 1), siret_of(CLIENT, 2)])  # fmt: skip
     chain = node.sign_in(siret_of(FIRM, 1), "Moreau", "Lina", PASSWORD, audience=[HABILITATION])
     with Client(node.address, credentials=chain, timeout=30) as admin:
         admin.habilitations.CreatePortfolio(pb.CreatePortfolioRequest(name="Clients"))

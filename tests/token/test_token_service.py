@@ -1,7 +1,7 @@
-"""TokenService and the auth interceptor on a real node: sign-in (held by a session key),
-lockout, organisms' proofs, delegation and verification on the last holder's proof, the chain
-of responsibility, revocation by a block's signer or holder, single use across replicas, and
-the signed directory."""
+"""TokenService and the auth interceptor on a real node: sign-in (held by a session key; no
+lockout: tests/token/test_sign_in_doors.py has the limits), organisms' proofs, delegation and
+verification on the last holder's proof, the chain of responsibility, revocation by a block's
+signer or holder, single use across replicas, and the signed directory."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_a_declarant_may_not_ask_beyond_its_perimeter(
     assert refused_profile.value.reason == "PROFILE_NOT_ALLOWED"
 
 
-def test_repeated_failures_lock_the_account_and_unknown_accounts_look_the_same(
+def test_repeated_failures_lock_nobody_out_and_unknown_accounts_look_the_same(
     node: RunningNode, anonymous: Client, session: Signer
 ) -> None:
     DeclarantStore(node.node.engine).create("35600000000048", "Roux", "Paul", "right one")
@@ -128,9 +128,9 @@ def test_repeated_failures_lock_the_account_and_unknown_accounts_look_the_same(
         with pytest.raises(Unauthenticated) as wrong:
             anonymous.sign_in("35600000000048", "Roux", "Paul", "wrong", **terms)
         assert wrong.value.reason == unknown.value.reason == "INVALID_CREDENTIALS"
-    with pytest.raises(Unauthenticated) as locked:
-        anonymous.sign_in("35600000000048", "Roux", "Paul", "right one", **terms)
-    assert locked.value.reason == "ACCOUNT_LOCKED"
+        assert wrong.value.message == unknown.value.message
+    # Five failures are free: the owner comes in (the next ones would make everyone wait).
+    assert anonymous.sign_in("35600000000048", "Roux", "Paul", "right one", **terms).token
 
 
 def test_the_registry_refuses_calls_without_a_valid_chain(
@@ -179,7 +179,7 @@ def test_a_read_right_reads_but_does_not_import(
     node: RunningNode, cnav: Signer, tmp_path: Path
 ) -> None:
     with Client(node.address, credentials=node.credentials(cnav)) as reader:
-        assert reader.validate_siret("73282932000074").message
+        assert reader.validate_siret("55210055400013").message
         stock = tmp_path / "StockUniteLegale.csv"
         stock.write_text("siren\n")
         with pytest.raises(PermissionDenied) as refused:
@@ -191,9 +191,9 @@ def test_a_proof_is_accepted_once(node: RunningNode, anonymous: Client, cnav: Si
     issued = anonymous.issue_organism_token(cnav, audience=[REGISTRY])
     replaying = _ReplayingCredentials(issued.token, cnav)
     with Client(node.address, credentials=replaying) as client:
-        assert client.validate_siret("73282932000074").message
+        assert client.validate_siret("55210055400013").message
         with pytest.raises(Unauthenticated) as replayed:
-            client.validate_siret("73282932000074")
+            client.validate_siret("55210055400013")
     assert replayed.value.reason == "REPLAYED"
 
 
@@ -228,7 +228,7 @@ def test_a_chain_walks_through_portal_organisms_and_back_to_its_root(
         holder=urssaf.as_holder(), grants=grant("registry.read", sirens=[CLIENT_SIREN]),
         purpose="contributions check"))  # fmt: skip
     with Client(node.address, credentials=ChainCredentials(to_urssaf, urssaf)) as client:
-        assert client.validate_siret("73282932000074").message
+        assert client.validate_siret("55210055400013").message
     principal = anonymous.verify_token(to_urssaf, REGISTRY, urssaf)
     walk = [(h.delegator.organism, h.holder.organism, h.purpose) for h in principal.hops]
     assert walk == [
@@ -263,14 +263,14 @@ def test_the_signer_of_a_block_revokes_it_and_every_chain_below_is_refused(
     urssaf = node.organism("URSSAF-NORD", "URSSAF")
     below = delegate(root.token, cnav, Terms(holder=urssaf.as_holder()))
     with Client(node.address, credentials=ChainCredentials(below, urssaf)) as client:
-        assert client.validate_siret("73282932000074").message
+        assert client.validate_siret("55210055400013").message
         with pytest.raises(PermissionDenied) as not_signer:
             anonymous.revoke_token(below, 1, node.operator)
         assert not_signer.value.reason == "BAD_PROOF"
         revoked = anonymous.revoke_token(below, 1, cnav)
         assert len(revoked) == 32
         with pytest.raises(Unauthenticated) as refused:
-            client.validate_siret("73282932000074")
+            client.validate_siret("55210055400013")
     assert refused.value.reason == "REVOKED"
 
 
@@ -401,7 +401,7 @@ def test_keys_rotate_and_a_retired_key_stops_signing_at_once(
     new = node.organism("MSA", "OC")  # a second key, published before it is used
     for signer in (old, new):
         with Client(node.address, credentials=node.credentials(signer)) as client:
-            assert client.validate_siret("73282932000074").message
+            assert client.validate_siret("55210055400013").message
     issued_before = anonymous.issue_organism_token(old, audience=[REGISTRY])
     # Retired a second ago: a key signs until its retirement second, inclusive.
     DirectoryStore(node.node.engine).retire_key(old.key_id, at=int(time.time()) - 1)
@@ -419,7 +419,7 @@ def test_keys_rotate_and_a_retired_key_stops_signing_at_once(
     )
     issued_after = anonymous.issue_organism_token(new, audience=[REGISTRY])
     with Client(node.address, credentials=ChainCredentials(issued_after.token, new)) as client:
-        assert client.validate_siret("73282932000074").message
+        assert client.validate_siret("55210055400013").message
 
 
 def test_a_failure_inside_authentication_is_internal_with_no_internals(tmp_path: Path) -> None:
@@ -435,7 +435,7 @@ def test_a_failure_inside_authentication_is_internal_with_no_internals(tmp_path:
             Client(running.address, credentials=navigation) as client,
             pytest.raises(Internal) as caught,
         ):
-            client.validate_siret("73282932000074")
+            client.validate_siret("55210055400013")
         assert caught.value.reason == "INTERNAL" and "trace id" in caught.value.message
         assert "spent_tokens" not in caught.value.message
     finally:

@@ -57,6 +57,10 @@ class _RightEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Right.ValueType
     RIGHT_SERVICE_BONUS_MALUS: _Right.ValueType  # 14
     RIGHT_SERVICE_ATMP: _Right.ValueType  # 15
     RIGHT_SERVICE_DUCS: _Right.ValueType  # 16
+    RIGHT_ACCOUNT_SUPPORT: _Right.ValueType  # 17
+    """The portal's user support: resetting a declarant's lost password by a postal letter to its
+    establishment (an organism, the operator of the portal).
+    """
 
 class Right(_Right, metaclass=_RightEnumTypeWrapper):
     """The rights a token chain grants (token.proto's Grant.right carries the name given by each
@@ -96,6 +100,10 @@ those services; no RPC of the backbone needs them.
 RIGHT_SERVICE_BONUS_MALUS: Right.ValueType  # 14
 RIGHT_SERVICE_ATMP: Right.ValueType  # 15
 RIGHT_SERVICE_DUCS: Right.ValueType  # 16
+RIGHT_ACCOUNT_SUPPORT: Right.ValueType  # 17
+"""The portal's user support: resetting a declarant's lost password by a postal letter to its
+establishment (an organism, the operator of the portal).
+"""
 Global___Right: _TypeAlias = Right  # noqa: Y015
 
 @_typing.final

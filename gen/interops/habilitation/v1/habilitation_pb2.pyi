@@ -18,6 +18,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _Role:
@@ -96,10 +101,15 @@ class Identity(_message.Message):
     LAST_NAME_FIELD_NUMBER: _builtins.int
     FIRST_NAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
     siret: _builtins.str
     last_name: _builtins.str
     first_name: _builtins.str
     password: _builtins.str
+    email: _builtins.str
+    """The person's e-mail address: required to register as an administrator (a code confirms
+    it), optional for a declarant (its lost-password path by e-mail). Kept sealed.
+    """
     def __init__(
         self,
         *,
@@ -107,10 +117,11 @@ class Identity(_message.Message):
         last_name: _builtins.str = ...,
         first_name: _builtins.str = ...,
         password: _builtins.str = ...,
+        email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_name", b"first_name", "last_name", b"last_name", "password", b"password", "siret", b"siret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "first_name", b"first_name", "last_name", b"last_name", "password", b"password", "siret", b"siret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -123,7 +134,7 @@ class RegisterCompanyRequest(_message.Message):
     IDENTITY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Retry key: the same id answers with the same account."""
+    """Retry key: a retry with the same id registers nothing more."""
     @_builtins.property
     def identity(self) -> Global___Identity: ...
     def __init__(
@@ -145,7 +156,20 @@ class RegisterCompanyResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
-    account_id: _builtins.int
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def account_id(self) -> _builtins.int:
+        """Always 0: an account number would tell whether the triplet had an account. The letter
+        names the account.
+        """
+
+    @account_id.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def account_id(self, value: _builtins.int) -> None:
+        """Always 0: an account number would tell whether the triplet had an account. The letter
+        names the account.
+        """
+
     def __init__(
         self,
         *,
@@ -188,11 +212,26 @@ class ApplyAsAdministratorResponse(_message.Message):
 
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     LETTERS_SENT_FIELD_NUMBER: _builtins.int
-    account_id: _builtins.int
-    letters_sent: _builtins.int
-    """How many subscriptions of the company the letter with the key went to (0: none yet; an
-    active administrator may still validate the candidate).
-    """
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def account_id(self) -> _builtins.int:
+        """Always 0, as in RegisterCompanyResponse."""
+
+    @account_id.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def account_id(self, value: _builtins.int) -> None:
+        """Always 0, as in RegisterCompanyResponse."""
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def letters_sent(self) -> _builtins.int:
+        """Always 0: the key goes by postal letter, never through notifications."""
+
+    @letters_sent.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def letters_sent(self, value: _builtins.int) -> None:
+        """Always 0: the key goes by postal letter, never through notifications."""
+
     def __init__(
         self,
         *,
@@ -244,6 +283,44 @@ class ActivateAdministratorResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ActivateAdministratorResponse: _TypeAlias = ActivateAdministratorResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmEmailRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmEmailRequest: _TypeAlias = ConfirmEmailRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmEmailResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmEmailResponse: _TypeAlias = ConfirmEmailResponse  # noqa: Y015
 
 @_typing.final
 class ValidateCandidateRequest(_message.Message):
@@ -1067,6 +1144,172 @@ class Employee(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Employee: _TypeAlias = Employee  # noqa: Y015
+
+@_typing.final
+class FirmMandate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_SIRET_FIELD_NUMBER: _builtins.int
+    FIRM_SIREN_FIELD_NUMBER: _builtins.int
+    client_siret: _builtins.str
+    """The establishment of the company that gave the mandate."""
+    firm_siren: _builtins.str
+    """The firm it was given to."""
+    def __init__(
+        self,
+        *,
+        client_siret: _builtins.str = ...,
+        firm_siren: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_siret", b"client_siret", "firm_siren", b"firm_siren"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FirmMandate: _TypeAlias = FirmMandate  # noqa: Y015
+
+@_typing.final
+class GrantFirmMandateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANDATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def mandate(self) -> Global___FirmMandate: ...
+    def __init__(
+        self,
+        *,
+        mandate: Global___FirmMandate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mandate", b"mandate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mandate", b"mandate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantFirmMandateRequest: _TypeAlias = GrantFirmMandateRequest  # noqa: Y015
+
+@_typing.final
+class GrantFirmMandateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANTED_FIELD_NUMBER: _builtins.int
+    granted: _builtins.bool
+    """False when the firm held this mandate already."""
+    def __init__(
+        self,
+        *,
+        granted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["granted", b"granted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantFirmMandateResponse: _TypeAlias = GrantFirmMandateResponse  # noqa: Y015
+
+@_typing.final
+class EndFirmMandateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANDATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def mandate(self) -> Global___FirmMandate: ...
+    def __init__(
+        self,
+        *,
+        mandate: Global___FirmMandate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mandate", b"mandate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mandate", b"mandate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndFirmMandateRequest: _TypeAlias = EndFirmMandateRequest  # noqa: Y015
+
+@_typing.final
+class EndFirmMandateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDED_FIELD_NUMBER: _builtins.int
+    ended: _builtins.bool
+    """False when there was no live mandate."""
+    def __init__(
+        self,
+        *,
+        ended: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ended", b"ended"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndFirmMandateResponse: _TypeAlias = EndFirmMandateResponse  # noqa: Y015
+
+@_typing.final
+class ListFirmMandatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFirmMandatesRequest: _TypeAlias = ListFirmMandatesRequest  # noqa: Y015
+
+@_typing.final
+class ListedFirmMandate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANDATE_FIELD_NUMBER: _builtins.int
+    GRANTED_AT_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    granted_at: _builtins.int
+    """Milliseconds since the epoch; ended_at is 0 while the mandate lasts."""
+    ended_at: _builtins.int
+    @_builtins.property
+    def mandate(self) -> Global___FirmMandate: ...
+    def __init__(
+        self,
+        *,
+        mandate: Global___FirmMandate | None = ...,
+        granted_at: _builtins.int = ...,
+        ended_at: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mandate", b"mandate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "granted_at", b"granted_at", "mandate", b"mandate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListedFirmMandate: _TypeAlias = ListedFirmMandate  # noqa: Y015
+
+@_typing.final
+class ListFirmMandatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANDATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def mandates(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListedFirmMandate]: ...
+    def __init__(
+        self,
+        *,
+        mandates: _abc.Iterable[Global___ListedFirmMandate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mandates", b"mandates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFirmMandatesResponse: _TypeAlias = ListFirmMandatesResponse  # noqa: Y015
 
 @_typing.final
 class CheckAccessRequest(_message.Message):

@@ -29,15 +29,19 @@ class HabilitationServiceStub:
     """Who may act for a company on the portal, and on which declarative service for which
     establishment.
 
-    A company (SIREN) is registered by its first administrator (Primo AD). Later administrators
-    apply (Candidat AD) and become active when an active administrator validates them, or with the
-    activation key sent to the company as an official letter. Declarants are created by an
+    A company (SIREN) is registered by its first administrator (Primo AD); later administrators
+    apply (Candidat AD). Either registration is proven before the account may do anything: by the
+    key of a postal letter sent to the establishment's address in the RCD (never readable through
+    any call, notification or page), or, for a candidate, by an active administrator's
+    validation; and its e-mail address is confirmed with the code sent there. Registration
+    answers the same whether or not the triplet already has an account. Declarants are created by an
     administrator only and struck off (radiés) by one, optionally handing their habilitations to a
     successor. A habilitation is a declarant's right to use a declarative service for an
     establishment; it needs the establishment in one of the company's portfolios to which the
     service was added. Every administrative act is recorded with its author.
 
-    RegisterCompany, ApplyAsAdministrator and ActivateAdministrator need no token. The management
+    RegisterCompany, ApplyAsAdministrator, ActivateAdministrator and ConfirmEmail need no token;
+    they count against the sign-in limits of the caller's address (and identity). The management
     methods need the right habilitation.manage, which an active administrator's chain carries over
     its company; they act on the caller's own company only. CheckAccess needs habilitation.check,
     which every declarant's chain carries: a declarative service holding a declarant's chain asks
@@ -64,6 +68,11 @@ class HabilitationServiceStub:
                 '/interops.habilitation.v1.HabilitationService/ActivateAdministrator',
                 request_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ActivateAdministratorRequest.SerializeToString,
                 response_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ActivateAdministratorResponse.FromString,
+                _registered_method=True)
+        self.ConfirmEmail = channel.unary_unary(
+                '/interops.habilitation.v1.HabilitationService/ConfirmEmail',
+                request_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ConfirmEmailRequest.SerializeToString,
+                response_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ConfirmEmailResponse.FromString,
                 _registered_method=True)
         self.ValidateCandidate = channel.unary_unary(
                 '/interops.habilitation.v1.HabilitationService/ValidateCandidate',
@@ -135,6 +144,21 @@ class HabilitationServiceStub:
                 request_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ExportHabilitationsRequest.SerializeToString,
                 response_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ExportHabilitationsResponse.FromString,
                 _registered_method=True)
+        self.GrantFirmMandate = channel.unary_unary(
+                '/interops.habilitation.v1.HabilitationService/GrantFirmMandate',
+                request_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.GrantFirmMandateRequest.SerializeToString,
+                response_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.GrantFirmMandateResponse.FromString,
+                _registered_method=True)
+        self.EndFirmMandate = channel.unary_unary(
+                '/interops.habilitation.v1.HabilitationService/EndFirmMandate',
+                request_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.EndFirmMandateRequest.SerializeToString,
+                response_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.EndFirmMandateResponse.FromString,
+                _registered_method=True)
+        self.ListFirmMandates = channel.unary_unary(
+                '/interops.habilitation.v1.HabilitationService/ListFirmMandates',
+                request_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ListFirmMandatesRequest.SerializeToString,
+                response_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ListFirmMandatesResponse.FromString,
+                _registered_method=True)
         self.CheckAccess = channel.unary_unary(
                 '/interops.habilitation.v1.HabilitationService/CheckAccess',
                 request_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.CheckAccessRequest.SerializeToString,
@@ -146,15 +170,19 @@ class HabilitationServiceServicer:
     """Who may act for a company on the portal, and on which declarative service for which
     establishment.
 
-    A company (SIREN) is registered by its first administrator (Primo AD). Later administrators
-    apply (Candidat AD) and become active when an active administrator validates them, or with the
-    activation key sent to the company as an official letter. Declarants are created by an
+    A company (SIREN) is registered by its first administrator (Primo AD); later administrators
+    apply (Candidat AD). Either registration is proven before the account may do anything: by the
+    key of a postal letter sent to the establishment's address in the RCD (never readable through
+    any call, notification or page), or, for a candidate, by an active administrator's
+    validation; and its e-mail address is confirmed with the code sent there. Registration
+    answers the same whether or not the triplet already has an account. Declarants are created by an
     administrator only and struck off (radiés) by one, optionally handing their habilitations to a
     successor. A habilitation is a declarant's right to use a declarative service for an
     establishment; it needs the establishment in one of the company's portfolios to which the
     service was added. Every administrative act is recorded with its author.
 
-    RegisterCompany, ApplyAsAdministrator and ActivateAdministrator need no token. The management
+    RegisterCompany, ApplyAsAdministrator, ActivateAdministrator and ConfirmEmail need no token;
+    they count against the sign-in limits of the caller's address (and identity). The management
     methods need the right habilitation.manage, which an active administrator's chain carries over
     its company; they act on the caller's own company only. CheckAccess needs habilitation.check,
     which every declarant's chain carries: a declarative service holding a declarant's chain asks
@@ -162,30 +190,41 @@ class HabilitationServiceServicer:
     """
 
     def RegisterCompany(self, request, context):
-        """Registers the first administrator (Primo AD) of a company that has none; the establishment
-        must be in the registry.
+        """An administrator's registration for the establishment's company (which must be in the
+        registry): its first administrator (Primo AD) if it has none, else a candidate. A letter
+        with the activation key goes to the establishment's postal address, a code to the e-mail
+        given. The same empty answer whether or not the triplet has an account.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ApplyAsAdministrator(self, request, context):
-        """A candidate administrator (Candidat AD); the activation key goes to the company as an
-        official letter (topic OFFICIAL_LETTER), never to the applicant.
+        """The same as RegisterCompany (kept for the portal's "apply as an administrator" page).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ActivateAdministrator(self, request, context):
-        """A candidate activates its account with the key the company received.
+        """A candidate proves its registration with the key of the postal letter its establishment
+        received; it becomes active once its e-mail is confirmed too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmEmail(self, request, context):
+        """An account confirms its e-mail address with the code sent there; a proven candidate becomes
+        active with it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ValidateCandidate(self, request, context):
-        """An active administrator validates a candidate of its company.
+        """An active administrator validates a candidate of its company (its registration is proven;
+        it becomes active once its e-mail is confirmed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -283,6 +322,29 @@ class HabilitationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GrantFirmMandate(self, request, context):
+        """The caller's company gives a firm (another company, by SIREN) a mandate for one of its
+        establishments: the firm may then put it in a portfolio, and keep depositing its DSN after
+        another firm declared it. Idempotent: an existing mandate is left as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndFirmMandate(self, request, context):
+        """Ends a firm's mandate; the live chains of the firm's accounts end with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFirmMandates(self, request, context):
+        """The mandates the caller's company gave for its establishments and received as a firm.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CheckAccess(self, request, context):
         """Whether the calling chain's declarant may use a service for establishments and employees.
         """
@@ -307,6 +369,11 @@ def add_HabilitationServiceServicer_to_server(servicer, server):
                     servicer.ActivateAdministrator,
                     request_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ActivateAdministratorRequest.FromString,
                     response_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ActivateAdministratorResponse.SerializeToString,
+            ),
+            'ConfirmEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmEmail,
+                    request_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ConfirmEmailRequest.FromString,
+                    response_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ConfirmEmailResponse.SerializeToString,
             ),
             'ValidateCandidate': grpc.unary_unary_rpc_method_handler(
                     servicer.ValidateCandidate,
@@ -378,6 +445,21 @@ def add_HabilitationServiceServicer_to_server(servicer, server):
                     request_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ExportHabilitationsRequest.FromString,
                     response_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ExportHabilitationsResponse.SerializeToString,
             ),
+            'GrantFirmMandate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantFirmMandate,
+                    request_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.GrantFirmMandateRequest.FromString,
+                    response_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.GrantFirmMandateResponse.SerializeToString,
+            ),
+            'EndFirmMandate': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndFirmMandate,
+                    request_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.EndFirmMandateRequest.FromString,
+                    response_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.EndFirmMandateResponse.SerializeToString,
+            ),
+            'ListFirmMandates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFirmMandates,
+                    request_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ListFirmMandatesRequest.FromString,
+                    response_serializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ListFirmMandatesResponse.SerializeToString,
+            ),
             'CheckAccess': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckAccess,
                     request_deserializer=interops_dot_habilitation_dot_v1_dot_habilitation__pb2.CheckAccessRequest.FromString,
@@ -395,15 +477,19 @@ class HabilitationService:
     """Who may act for a company on the portal, and on which declarative service for which
     establishment.
 
-    A company (SIREN) is registered by its first administrator (Primo AD). Later administrators
-    apply (Candidat AD) and become active when an active administrator validates them, or with the
-    activation key sent to the company as an official letter. Declarants are created by an
+    A company (SIREN) is registered by its first administrator (Primo AD); later administrators
+    apply (Candidat AD). Either registration is proven before the account may do anything: by the
+    key of a postal letter sent to the establishment's address in the RCD (never readable through
+    any call, notification or page), or, for a candidate, by an active administrator's
+    validation; and its e-mail address is confirmed with the code sent there. Registration
+    answers the same whether or not the triplet already has an account. Declarants are created by an
     administrator only and struck off (radiés) by one, optionally handing their habilitations to a
     successor. A habilitation is a declarant's right to use a declarative service for an
     establishment; it needs the establishment in one of the company's portfolios to which the
     service was added. Every administrative act is recorded with its author.
 
-    RegisterCompany, ApplyAsAdministrator and ActivateAdministrator need no token. The management
+    RegisterCompany, ApplyAsAdministrator, ActivateAdministrator and ConfirmEmail need no token;
+    they count against the sign-in limits of the caller's address (and identity). The management
     methods need the right habilitation.manage, which an active administrator's chain carries over
     its company; they act on the caller's own company only. CheckAccess needs habilitation.check,
     which every declarant's chain carries: a declarative service holding a declarant's chain asks
@@ -481,6 +567,33 @@ class HabilitationService:
             '/interops.habilitation.v1.HabilitationService/ActivateAdministrator',
             interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ActivateAdministratorRequest.SerializeToString,
             interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ActivateAdministratorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interops.habilitation.v1.HabilitationService/ConfirmEmail',
+            interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ConfirmEmailRequest.SerializeToString,
+            interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ConfirmEmailResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -859,6 +972,87 @@ class HabilitationService:
             '/interops.habilitation.v1.HabilitationService/ExportHabilitations',
             interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ExportHabilitationsRequest.SerializeToString,
             interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ExportHabilitationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantFirmMandate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interops.habilitation.v1.HabilitationService/GrantFirmMandate',
+            interops_dot_habilitation_dot_v1_dot_habilitation__pb2.GrantFirmMandateRequest.SerializeToString,
+            interops_dot_habilitation_dot_v1_dot_habilitation__pb2.GrantFirmMandateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndFirmMandate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interops.habilitation.v1.HabilitationService/EndFirmMandate',
+            interops_dot_habilitation_dot_v1_dot_habilitation__pb2.EndFirmMandateRequest.SerializeToString,
+            interops_dot_habilitation_dot_v1_dot_habilitation__pb2.EndFirmMandateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFirmMandates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interops.habilitation.v1.HabilitationService/ListFirmMandates',
+            interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ListFirmMandatesRequest.SerializeToString,
+            interops_dot_habilitation_dot_v1_dot_habilitation__pb2.ListFirmMandatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,15 +30,19 @@ class HabilitationServiceStub:
     """Who may act for a company on the portal, and on which declarative service for which
     establishment.
 
-    A company (SIREN) is registered by its first administrator (Primo AD). Later administrators
-    apply (Candidat AD) and become active when an active administrator validates them, or with the
-    activation key sent to the company as an official letter. Declarants are created by an
+    A company (SIREN) is registered by its first administrator (Primo AD); later administrators
+    apply (Candidat AD). Either registration is proven before the account may do anything: by the
+    key of a postal letter sent to the establishment's address in the RCD (never readable through
+    any call, notification or page), or, for a candidate, by an active administrator's
+    validation; and its e-mail address is confirmed with the code sent there. Registration
+    answers the same whether or not the triplet already has an account. Declarants are created by an
     administrator only and struck off (radiés) by one, optionally handing their habilitations to a
     successor. A habilitation is a declarant's right to use a declarative service for an
     establishment; it needs the establishment in one of the company's portfolios to which the
     service was added. Every administrative act is recorded with its author.
 
-    RegisterCompany, ApplyAsAdministrator and ActivateAdministrator need no token. The management
+    RegisterCompany, ApplyAsAdministrator, ActivateAdministrator and ConfirmEmail need no token;
+    they count against the sign-in limits of the caller's address (and identity). The management
     methods need the right habilitation.manage, which an active administrator's chain carries over
     its company; they act on the caller's own company only. CheckAccess needs habilitation.check,
     which every declarant's chain carries: a declarative service holding a declarant's chain asks
@@ -50,17 +54,25 @@ class HabilitationServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> HabilitationServiceAsyncStub: ...
     RegisterCompany: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.RegisterCompanyRequest, _habilitation_pb2.RegisterCompanyResponse]
-    """Registers the first administrator (Primo AD) of a company that has none; the establishment
-    must be in the registry.
+    """An administrator's registration for the establishment's company (which must be in the
+    registry): its first administrator (Primo AD) if it has none, else a candidate. A letter
+    with the activation key goes to the establishment's postal address, a code to the e-mail
+    given. The same empty answer whether or not the triplet has an account.
     """
     ApplyAsAdministrator: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.ApplyAsAdministratorRequest, _habilitation_pb2.ApplyAsAdministratorResponse]
-    """A candidate administrator (Candidat AD); the activation key goes to the company as an
-    official letter (topic OFFICIAL_LETTER), never to the applicant.
-    """
+    """The same as RegisterCompany (kept for the portal's "apply as an administrator" page)."""
     ActivateAdministrator: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.ActivateAdministratorRequest, _habilitation_pb2.ActivateAdministratorResponse]
-    """A candidate activates its account with the key the company received."""
+    """A candidate proves its registration with the key of the postal letter its establishment
+    received; it becomes active once its e-mail is confirmed too.
+    """
+    ConfirmEmail: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.ConfirmEmailRequest, _habilitation_pb2.ConfirmEmailResponse]
+    """An account confirms its e-mail address with the code sent there; a proven candidate becomes
+    active with it.
+    """
     ValidateCandidate: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.ValidateCandidateRequest, _habilitation_pb2.ValidateCandidateResponse]
-    """An active administrator validates a candidate of its company."""
+    """An active administrator validates a candidate of its company (its registration is proven;
+    it becomes active once its e-mail is confirmed).
+    """
     CreateDeclarant: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.CreateDeclarantRequest, _habilitation_pb2.CreateDeclarantResponse]
     """A declarant of the caller's company."""
     StrikeOff: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.StrikeOffRequest, _habilitation_pb2.StrikeOffResponse]
@@ -89,6 +101,15 @@ class HabilitationServiceStub:
     """A bulk operation of the caller's company (from ImportHabilitations)."""
     ExportHabilitations: _grpc.UnaryStreamMultiCallable[_habilitation_pb2.ExportHabilitationsRequest, _habilitation_pb2.ExportHabilitationsResponse]
     """The company's portfolios and habilitations as a bulk file; importing it changes nothing."""
+    GrantFirmMandate: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.GrantFirmMandateRequest, _habilitation_pb2.GrantFirmMandateResponse]
+    """The caller's company gives a firm (another company, by SIREN) a mandate for one of its
+    establishments: the firm may then put it in a portfolio, and keep depositing its DSN after
+    another firm declared it. Idempotent: an existing mandate is left as it is.
+    """
+    EndFirmMandate: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.EndFirmMandateRequest, _habilitation_pb2.EndFirmMandateResponse]
+    """Ends a firm's mandate; the live chains of the firm's accounts end with it."""
+    ListFirmMandates: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.ListFirmMandatesRequest, _habilitation_pb2.ListFirmMandatesResponse]
+    """The mandates the caller's company gave for its establishments and received as a firm."""
     CheckAccess: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.CheckAccessRequest, _habilitation_pb2.CheckAccessResponse]
     """Whether the calling chain's declarant may use a service for establishments and employees."""
 
@@ -97,15 +118,19 @@ class HabilitationServiceAsyncStub(HabilitationServiceStub):
     """Who may act for a company on the portal, and on which declarative service for which
     establishment.
 
-    A company (SIREN) is registered by its first administrator (Primo AD). Later administrators
-    apply (Candidat AD) and become active when an active administrator validates them, or with the
-    activation key sent to the company as an official letter. Declarants are created by an
+    A company (SIREN) is registered by its first administrator (Primo AD); later administrators
+    apply (Candidat AD). Either registration is proven before the account may do anything: by the
+    key of a postal letter sent to the establishment's address in the RCD (never readable through
+    any call, notification or page), or, for a candidate, by an active administrator's
+    validation; and its e-mail address is confirmed with the code sent there. Registration
+    answers the same whether or not the triplet already has an account. Declarants are created by an
     administrator only and struck off (radiés) by one, optionally handing their habilitations to a
     successor. A habilitation is a declarant's right to use a declarative service for an
     establishment; it needs the establishment in one of the company's portfolios to which the
     service was added. Every administrative act is recorded with its author.
 
-    RegisterCompany, ApplyAsAdministrator and ActivateAdministrator need no token. The management
+    RegisterCompany, ApplyAsAdministrator, ActivateAdministrator and ConfirmEmail need no token;
+    they count against the sign-in limits of the caller's address (and identity). The management
     methods need the right habilitation.manage, which an active administrator's chain carries over
     its company; they act on the caller's own company only. CheckAccess needs habilitation.check,
     which every declarant's chain carries: a declarative service holding a declarant's chain asks
@@ -114,17 +139,25 @@ class HabilitationServiceAsyncStub(HabilitationServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterCompany: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.RegisterCompanyRequest, _habilitation_pb2.RegisterCompanyResponse]  # type: ignore[assignment]
-    """Registers the first administrator (Primo AD) of a company that has none; the establishment
-    must be in the registry.
+    """An administrator's registration for the establishment's company (which must be in the
+    registry): its first administrator (Primo AD) if it has none, else a candidate. A letter
+    with the activation key goes to the establishment's postal address, a code to the e-mail
+    given. The same empty answer whether or not the triplet has an account.
     """
     ApplyAsAdministrator: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.ApplyAsAdministratorRequest, _habilitation_pb2.ApplyAsAdministratorResponse]  # type: ignore[assignment]
-    """A candidate administrator (Candidat AD); the activation key goes to the company as an
-    official letter (topic OFFICIAL_LETTER), never to the applicant.
-    """
+    """The same as RegisterCompany (kept for the portal's "apply as an administrator" page)."""
     ActivateAdministrator: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.ActivateAdministratorRequest, _habilitation_pb2.ActivateAdministratorResponse]  # type: ignore[assignment]
-    """A candidate activates its account with the key the company received."""
+    """A candidate proves its registration with the key of the postal letter its establishment
+    received; it becomes active once its e-mail is confirmed too.
+    """
+    ConfirmEmail: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.ConfirmEmailRequest, _habilitation_pb2.ConfirmEmailResponse]  # type: ignore[assignment]
+    """An account confirms its e-mail address with the code sent there; a proven candidate becomes
+    active with it.
+    """
     ValidateCandidate: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.ValidateCandidateRequest, _habilitation_pb2.ValidateCandidateResponse]  # type: ignore[assignment]
-    """An active administrator validates a candidate of its company."""
+    """An active administrator validates a candidate of its company (its registration is proven;
+    it becomes active once its e-mail is confirmed).
+    """
     CreateDeclarant: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.CreateDeclarantRequest, _habilitation_pb2.CreateDeclarantResponse]  # type: ignore[assignment]
     """A declarant of the caller's company."""
     StrikeOff: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.StrikeOffRequest, _habilitation_pb2.StrikeOffResponse]  # type: ignore[assignment]
@@ -153,6 +186,15 @@ class HabilitationServiceAsyncStub(HabilitationServiceStub):
     """A bulk operation of the caller's company (from ImportHabilitations)."""
     ExportHabilitations: _aio.UnaryStreamMultiCallable[_habilitation_pb2.ExportHabilitationsRequest, _habilitation_pb2.ExportHabilitationsResponse]  # type: ignore[assignment]
     """The company's portfolios and habilitations as a bulk file; importing it changes nothing."""
+    GrantFirmMandate: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.GrantFirmMandateRequest, _habilitation_pb2.GrantFirmMandateResponse]  # type: ignore[assignment]
+    """The caller's company gives a firm (another company, by SIREN) a mandate for one of its
+    establishments: the firm may then put it in a portfolio, and keep depositing its DSN after
+    another firm declared it. Idempotent: an existing mandate is left as it is.
+    """
+    EndFirmMandate: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.EndFirmMandateRequest, _habilitation_pb2.EndFirmMandateResponse]  # type: ignore[assignment]
+    """Ends a firm's mandate; the live chains of the firm's accounts end with it."""
+    ListFirmMandates: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.ListFirmMandatesRequest, _habilitation_pb2.ListFirmMandatesResponse]  # type: ignore[assignment]
+    """The mandates the caller's company gave for its establishments and received as a firm."""
     CheckAccess: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.CheckAccessRequest, _habilitation_pb2.CheckAccessResponse]  # type: ignore[assignment]
     """Whether the calling chain's declarant may use a service for establishments and employees."""
 
@@ -160,15 +202,19 @@ class HabilitationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Who may act for a company on the portal, and on which declarative service for which
     establishment.
 
-    A company (SIREN) is registered by its first administrator (Primo AD). Later administrators
-    apply (Candidat AD) and become active when an active administrator validates them, or with the
-    activation key sent to the company as an official letter. Declarants are created by an
+    A company (SIREN) is registered by its first administrator (Primo AD); later administrators
+    apply (Candidat AD). Either registration is proven before the account may do anything: by the
+    key of a postal letter sent to the establishment's address in the RCD (never readable through
+    any call, notification or page), or, for a candidate, by an active administrator's
+    validation; and its e-mail address is confirmed with the code sent there. Registration
+    answers the same whether or not the triplet already has an account. Declarants are created by an
     administrator only and struck off (radiés) by one, optionally handing their habilitations to a
     successor. A habilitation is a declarant's right to use a declarative service for an
     establishment; it needs the establishment in one of the company's portfolios to which the
     service was added. Every administrative act is recorded with its author.
 
-    RegisterCompany, ApplyAsAdministrator and ActivateAdministrator need no token. The management
+    RegisterCompany, ApplyAsAdministrator, ActivateAdministrator and ConfirmEmail need no token;
+    they count against the sign-in limits of the caller's address (and identity). The management
     methods need the right habilitation.manage, which an active administrator's chain carries over
     its company; they act on the caller's own company only. CheckAccess needs habilitation.check,
     which every declarant's chain carries: a declarative service holding a declarant's chain asks
@@ -181,8 +227,10 @@ class HabilitationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _habilitation_pb2.RegisterCompanyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_habilitation_pb2.RegisterCompanyResponse, _abc.Awaitable[_habilitation_pb2.RegisterCompanyResponse]]:
-        """Registers the first administrator (Primo AD) of a company that has none; the establishment
-        must be in the registry.
+        """An administrator's registration for the establishment's company (which must be in the
+        registry): its first administrator (Primo AD) if it has none, else a candidate. A letter
+        with the activation key goes to the establishment's postal address, a code to the e-mail
+        given. The same empty answer whether or not the triplet has an account.
         """
 
     @_abc_1.abstractmethod
@@ -191,9 +239,7 @@ class HabilitationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _habilitation_pb2.ApplyAsAdministratorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_habilitation_pb2.ApplyAsAdministratorResponse, _abc.Awaitable[_habilitation_pb2.ApplyAsAdministratorResponse]]:
-        """A candidate administrator (Candidat AD); the activation key goes to the company as an
-        official letter (topic OFFICIAL_LETTER), never to the applicant.
-        """
+        """The same as RegisterCompany (kept for the portal's "apply as an administrator" page)."""
 
     @_abc_1.abstractmethod
     def ActivateAdministrator(
@@ -201,7 +247,19 @@ class HabilitationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _habilitation_pb2.ActivateAdministratorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_habilitation_pb2.ActivateAdministratorResponse, _abc.Awaitable[_habilitation_pb2.ActivateAdministratorResponse]]:
-        """A candidate activates its account with the key the company received."""
+        """A candidate proves its registration with the key of the postal letter its establishment
+        received; it becomes active once its e-mail is confirmed too.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmEmail(
+        self,
+        request: _habilitation_pb2.ConfirmEmailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_habilitation_pb2.ConfirmEmailResponse, _abc.Awaitable[_habilitation_pb2.ConfirmEmailResponse]]:
+        """An account confirms its e-mail address with the code sent there; a proven candidate becomes
+        active with it.
+        """
 
     @_abc_1.abstractmethod
     def ValidateCandidate(
@@ -209,7 +267,9 @@ class HabilitationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _habilitation_pb2.ValidateCandidateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_habilitation_pb2.ValidateCandidateResponse, _abc.Awaitable[_habilitation_pb2.ValidateCandidateResponse]]:
-        """An active administrator validates a candidate of its company."""
+        """An active administrator validates a candidate of its company (its registration is proven;
+        it becomes active once its e-mail is confirmed).
+        """
 
     @_abc_1.abstractmethod
     def CreateDeclarant(
@@ -316,6 +376,33 @@ class HabilitationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_habilitation_pb2.ExportHabilitationsResponse], _abc.AsyncIterator[_habilitation_pb2.ExportHabilitationsResponse]]:
         """The company's portfolios and habilitations as a bulk file; importing it changes nothing."""
+
+    @_abc_1.abstractmethod
+    def GrantFirmMandate(
+        self,
+        request: _habilitation_pb2.GrantFirmMandateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_habilitation_pb2.GrantFirmMandateResponse, _abc.Awaitable[_habilitation_pb2.GrantFirmMandateResponse]]:
+        """The caller's company gives a firm (another company, by SIREN) a mandate for one of its
+        establishments: the firm may then put it in a portfolio, and keep depositing its DSN after
+        another firm declared it. Idempotent: an existing mandate is left as it is.
+        """
+
+    @_abc_1.abstractmethod
+    def EndFirmMandate(
+        self,
+        request: _habilitation_pb2.EndFirmMandateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_habilitation_pb2.EndFirmMandateResponse, _abc.Awaitable[_habilitation_pb2.EndFirmMandateResponse]]:
+        """Ends a firm's mandate; the live chains of the firm's accounts end with it."""
+
+    @_abc_1.abstractmethod
+    def ListFirmMandates(
+        self,
+        request: _habilitation_pb2.ListFirmMandatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_habilitation_pb2.ListFirmMandatesResponse, _abc.Awaitable[_habilitation_pb2.ListFirmMandatesResponse]]:
+        """The mandates the caller's company gave for its establishments and received as a firm."""
 
     @_abc_1.abstractmethod
     def CheckAccess(

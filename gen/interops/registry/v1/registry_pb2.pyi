@@ -364,23 +364,31 @@ class BatchGetEstablishmentsResponse(_message.Message):
 
     ESTABLISHMENTS_FIELD_NUMBER: _builtins.int
     MISSING_SIRETS_FIELD_NUMBER: _builtins.int
+    OUTSIDE_PERIMETER_SIRETS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def establishments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Establishment]:
         """The establishments found, in the order asked."""
 
     @_builtins.property
     def missing_sirets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The SIRETs asked that the registry does not hold."""
+        """The SIRETs asked, inside the caller's perimeter, that the registry does not hold."""
+
+    @_builtins.property
+    def outside_perimeter_sirets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The SIRETs asked outside the caller's perimeter, in the order asked: not read, so this says
+        nothing of whether the registry holds them. Empty for a grant over everything.
+        """
 
     def __init__(
         self,
         *,
         establishments: _abc.Iterable[Global___Establishment] | None = ...,
         missing_sirets: _abc.Iterable[_builtins.str] | None = ...,
+        outside_perimeter_sirets: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["establishments", b"establishments", "missing_sirets", b"missing_sirets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["establishments", b"establishments", "missing_sirets", b"missing_sirets", "outside_perimeter_sirets", b"outside_perimeter_sirets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,6 +27,21 @@ if _version_not_supported:
 
 class RegistryServiceStub:
     """The Répertoire Commun des Déclarants: the shared registry of companies and establishments.
+
+    What registry.read covers. The Sirene data itself is public open data (INSEE publishes it,
+    the companies that restricted its diffusion aside), but the RCD as served here is read within
+    the perimeter of the caller's registry.read grant, as every right of a chain is: the node
+    answers for what the chain was given, not for everything that is public elsewhere. Organisms
+    usually hold registry.read over everything; a declarant holds it over its firm's and its
+    clients' companies. A company is in the perimeter when the grant names its SIREN or one of its
+    SIRETs; an establishment, when the grant names its SIRET or its company's SIREN.
+
+    Outside the perimeter, a single read is refused with PERMISSION_DENIED, reason
+    NOT_IN_YOUR_PERIMETER, before the registry is consulted: the refusal is the same whether the
+    company or establishment exists or not. Batch reads answer the SIRETs inside and list the
+    others apart; listings, searches and the change feed hold only what is inside, filtered in the
+    query, so that every page is full and its token resumes inside the perimeter. A grant over
+    everything reads the whole registry.
     """
 
     def __init__(self, channel):
@@ -79,45 +94,66 @@ class RegistryServiceStub:
 
 class RegistryServiceServicer:
     """The Répertoire Commun des Déclarants: the shared registry of companies and establishments.
+
+    What registry.read covers. The Sirene data itself is public open data (INSEE publishes it,
+    the companies that restricted its diffusion aside), but the RCD as served here is read within
+    the perimeter of the caller's registry.read grant, as every right of a chain is: the node
+    answers for what the chain was given, not for everything that is public elsewhere. Organisms
+    usually hold registry.read over everything; a declarant holds it over its firm's and its
+    clients' companies. A company is in the perimeter when the grant names its SIREN or one of its
+    SIRETs; an establishment, when the grant names its SIRET or its company's SIREN.
+
+    Outside the perimeter, a single read is refused with PERMISSION_DENIED, reason
+    NOT_IN_YOUR_PERIMETER, before the registry is consulted: the refusal is the same whether the
+    company or establishment exists or not. Batch reads answer the SIRETs inside and list the
+    others apart; listings, searches and the change feed hold only what is inside, filtered in the
+    query, so that every page is full and its token resumes inside the perimeter. A grant over
+    everything reads the whole registry.
     """
 
     def GetCompany(self, request, context):
-        """Returns one company by SIREN.
+        """Returns one company by SIREN; NOT_IN_YOUR_PERIMETER outside the caller's perimeter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetEstablishment(self, request, context):
-        """Returns one establishment by SIRET.
+        """Returns one establishment by SIRET; NOT_IN_YOUR_PERIMETER outside the caller's perimeter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BatchGetEstablishments(self, request, context):
-        """Returns up to 1,000 establishments in one call; unknown SIRETs are listed as missing.
+        """Returns up to 1,000 establishments in one call; unknown SIRETs are listed as missing, and
+        those outside the caller's perimeter as outside it, whether they exist or not.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListEstablishments(self, request, context):
-        """Lists the establishments of a company, by SIRET order.
+        """Lists the establishments of a company, by SIRET order: all of them when the caller's
+        perimeter names the SIREN, only those it names when it names some of its SIRETs;
+        NOT_IN_YOUR_PERIMETER when it names neither.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SearchCompanies(self, request, context):
-        """Finds companies whose name starts with a prefix (case and accents ignored).
+        """Finds companies whose name starts with a prefix (case and accents ignored), among those of
+        the caller's perimeter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ValidateSiret(self, request, context):
-        """Checks a SIRET: format, check digit, existence in the registry, active state.
+        """Checks a SIRET: format, check digit, existence in the registry, active state. The format and
+        check digit are checked for any SIRET; a well-formed one outside the caller's perimeter is
+        then refused with NOT_IN_YOUR_PERIMETER.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,7 +170,8 @@ class RegistryServiceServicer:
 
     def WatchChanges(self, request, context):
         """Streams changes of the registry after a position, oldest first, so that an organism can keep
-        a local copy in sync. Each company or establishment appears once, in its latest state.
+        a local copy in sync. Each company or establishment appears once, in its latest state. Only
+        the changes inside the caller's perimeter are sent (positions then skip the others).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,6 +230,21 @@ def add_RegistryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RegistryService:
     """The Répertoire Commun des Déclarants: the shared registry of companies and establishments.
+
+    What registry.read covers. The Sirene data itself is public open data (INSEE publishes it,
+    the companies that restricted its diffusion aside), but the RCD as served here is read within
+    the perimeter of the caller's registry.read grant, as every right of a chain is: the node
+    answers for what the chain was given, not for everything that is public elsewhere. Organisms
+    usually hold registry.read over everything; a declarant holds it over its firm's and its
+    clients' companies. A company is in the perimeter when the grant names its SIREN or one of its
+    SIRETs; an establishment, when the grant names its SIRET or its company's SIREN.
+
+    Outside the perimeter, a single read is refused with PERMISSION_DENIED, reason
+    NOT_IN_YOUR_PERIMETER, before the registry is consulted: the refusal is the same whether the
+    company or establishment exists or not. Batch reads answer the SIRETs inside and list the
+    others apart; listings, searches and the change feed hold only what is inside, filtered in the
+    query, so that every page is full and its token resumes inside the perimeter. A grant over
+    everything reads the whole registry.
     """
 
     @staticmethod

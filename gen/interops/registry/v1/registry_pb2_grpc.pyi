@@ -27,24 +27,50 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RegistryServiceStub:
-    """The Répertoire Commun des Déclarants: the shared registry of companies and establishments."""
+    """The Répertoire Commun des Déclarants: the shared registry of companies and establishments.
+
+    What registry.read covers. The Sirene data itself is public open data (INSEE publishes it,
+    the companies that restricted its diffusion aside), but the RCD as served here is read within
+    the perimeter of the caller's registry.read grant, as every right of a chain is: the node
+    answers for what the chain was given, not for everything that is public elsewhere. Organisms
+    usually hold registry.read over everything; a declarant holds it over its firm's and its
+    clients' companies. A company is in the perimeter when the grant names its SIREN or one of its
+    SIRETs; an establishment, when the grant names its SIRET or its company's SIREN.
+
+    Outside the perimeter, a single read is refused with PERMISSION_DENIED, reason
+    NOT_IN_YOUR_PERIMETER, before the registry is consulted: the refusal is the same whether the
+    company or establishment exists or not. Batch reads answer the SIRETs inside and list the
+    others apart; listings, searches and the change feed hold only what is inside, filtered in the
+    query, so that every page is full and its token resumes inside the perimeter. A grant over
+    everything reads the whole registry.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RegistryServiceAsyncStub: ...
     GetCompany: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetCompanyRequest, _registry_pb2.GetCompanyResponse]
-    """Returns one company by SIREN."""
+    """Returns one company by SIREN; NOT_IN_YOUR_PERIMETER outside the caller's perimeter."""
     GetEstablishment: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetEstablishmentRequest, _registry_pb2.GetEstablishmentResponse]
-    """Returns one establishment by SIRET."""
+    """Returns one establishment by SIRET; NOT_IN_YOUR_PERIMETER outside the caller's perimeter."""
     BatchGetEstablishments: _grpc.UnaryUnaryMultiCallable[_registry_pb2.BatchGetEstablishmentsRequest, _registry_pb2.BatchGetEstablishmentsResponse]
-    """Returns up to 1,000 establishments in one call; unknown SIRETs are listed as missing."""
+    """Returns up to 1,000 establishments in one call; unknown SIRETs are listed as missing, and
+    those outside the caller's perimeter as outside it, whether they exist or not.
+    """
     ListEstablishments: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListEstablishmentsRequest, _registry_pb2.ListEstablishmentsResponse]
-    """Lists the establishments of a company, by SIRET order."""
+    """Lists the establishments of a company, by SIRET order: all of them when the caller's
+    perimeter names the SIREN, only those it names when it names some of its SIRETs;
+    NOT_IN_YOUR_PERIMETER when it names neither.
+    """
     SearchCompanies: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SearchCompaniesRequest, _registry_pb2.SearchCompaniesResponse]
-    """Finds companies whose name starts with a prefix (case and accents ignored)."""
+    """Finds companies whose name starts with a prefix (case and accents ignored), among those of
+    the caller's perimeter.
+    """
     ValidateSiret: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ValidateSiretRequest, _registry_pb2.ValidateSiretResponse]
-    """Checks a SIRET: format, check digit, existence in the registry, active state."""
+    """Checks a SIRET: format, check digit, existence in the registry, active state. The format and
+    check digit are checked for any SIRET; a well-formed one outside the caller's perimeter is
+    then refused with NOT_IN_YOUR_PERIMETER.
+    """
     ImportStock: _grpc.StreamUnaryMultiCallable[_registry_pb2.ImportStockRequest, _registry_pb2.ImportStockResponse]
     """Uploads an INSEE Sirene stock file (StockUniteLegale or StockEtablissement CSV) and starts
     importing it. The first message is the header, then chunks of the file in order. Answers
@@ -52,26 +78,53 @@ class RegistryServiceStub:
     """
     WatchChanges: _grpc.UnaryStreamMultiCallable[_registry_pb2.WatchChangesRequest, _registry_pb2.WatchChangesResponse]
     """Streams changes of the registry after a position, oldest first, so that an organism can keep
-    a local copy in sync. Each company or establishment appears once, in its latest state.
+    a local copy in sync. Each company or establishment appears once, in its latest state. Only
+    the changes inside the caller's perimeter are sent (positions then skip the others).
     """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
-    """The Répertoire Commun des Déclarants: the shared registry of companies and establishments."""
+    """The Répertoire Commun des Déclarants: the shared registry of companies and establishments.
+
+    What registry.read covers. The Sirene data itself is public open data (INSEE publishes it,
+    the companies that restricted its diffusion aside), but the RCD as served here is read within
+    the perimeter of the caller's registry.read grant, as every right of a chain is: the node
+    answers for what the chain was given, not for everything that is public elsewhere. Organisms
+    usually hold registry.read over everything; a declarant holds it over its firm's and its
+    clients' companies. A company is in the perimeter when the grant names its SIREN or one of its
+    SIRETs; an establishment, when the grant names its SIRET or its company's SIREN.
+
+    Outside the perimeter, a single read is refused with PERMISSION_DENIED, reason
+    NOT_IN_YOUR_PERIMETER, before the registry is consulted: the refusal is the same whether the
+    company or establishment exists or not. Batch reads answer the SIRETs inside and list the
+    others apart; listings, searches and the change feed hold only what is inside, filtered in the
+    query, so that every page is full and its token resumes inside the perimeter. A grant over
+    everything reads the whole registry.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCompany: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetCompanyRequest, _registry_pb2.GetCompanyResponse]  # type: ignore[assignment]
-    """Returns one company by SIREN."""
+    """Returns one company by SIREN; NOT_IN_YOUR_PERIMETER outside the caller's perimeter."""
     GetEstablishment: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetEstablishmentRequest, _registry_pb2.GetEstablishmentResponse]  # type: ignore[assignment]
-    """Returns one establishment by SIRET."""
+    """Returns one establishment by SIRET; NOT_IN_YOUR_PERIMETER outside the caller's perimeter."""
     BatchGetEstablishments: _aio.UnaryUnaryMultiCallable[_registry_pb2.BatchGetEstablishmentsRequest, _registry_pb2.BatchGetEstablishmentsResponse]  # type: ignore[assignment]
-    """Returns up to 1,000 establishments in one call; unknown SIRETs are listed as missing."""
+    """Returns up to 1,000 establishments in one call; unknown SIRETs are listed as missing, and
+    those outside the caller's perimeter as outside it, whether they exist or not.
+    """
     ListEstablishments: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListEstablishmentsRequest, _registry_pb2.ListEstablishmentsResponse]  # type: ignore[assignment]
-    """Lists the establishments of a company, by SIRET order."""
+    """Lists the establishments of a company, by SIRET order: all of them when the caller's
+    perimeter names the SIREN, only those it names when it names some of its SIRETs;
+    NOT_IN_YOUR_PERIMETER when it names neither.
+    """
     SearchCompanies: _aio.UnaryUnaryMultiCallable[_registry_pb2.SearchCompaniesRequest, _registry_pb2.SearchCompaniesResponse]  # type: ignore[assignment]
-    """Finds companies whose name starts with a prefix (case and accents ignored)."""
+    """Finds companies whose name starts with a prefix (case and accents ignored), among those of
+    the caller's perimeter.
+    """
     ValidateSiret: _aio.UnaryUnaryMultiCallable[_registry_pb2.ValidateSiretRequest, _registry_pb2.ValidateSiretResponse]  # type: ignore[assignment]
-    """Checks a SIRET: format, check digit, existence in the registry, active state."""
+    """Checks a SIRET: format, check digit, existence in the registry, active state. The format and
+    check digit are checked for any SIRET; a well-formed one outside the caller's perimeter is
+    then refused with NOT_IN_YOUR_PERIMETER.
+    """
     ImportStock: _aio.StreamUnaryMultiCallable[_registry_pb2.ImportStockRequest, _registry_pb2.ImportStockResponse]  # type: ignore[assignment]
     """Uploads an INSEE Sirene stock file (StockUniteLegale or StockEtablissement CSV) and starts
     importing it. The first message is the header, then chunks of the file in order. Answers
@@ -79,11 +132,28 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """
     WatchChanges: _aio.UnaryStreamMultiCallable[_registry_pb2.WatchChangesRequest, _registry_pb2.WatchChangesResponse]  # type: ignore[assignment]
     """Streams changes of the registry after a position, oldest first, so that an organism can keep
-    a local copy in sync. Each company or establishment appears once, in its latest state.
+    a local copy in sync. Each company or establishment appears once, in its latest state. Only
+    the changes inside the caller's perimeter are sent (positions then skip the others).
     """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The Répertoire Commun des Déclarants: the shared registry of companies and establishments."""
+    """The Répertoire Commun des Déclarants: the shared registry of companies and establishments.
+
+    What registry.read covers. The Sirene data itself is public open data (INSEE publishes it,
+    the companies that restricted its diffusion aside), but the RCD as served here is read within
+    the perimeter of the caller's registry.read grant, as every right of a chain is: the node
+    answers for what the chain was given, not for everything that is public elsewhere. Organisms
+    usually hold registry.read over everything; a declarant holds it over its firm's and its
+    clients' companies. A company is in the perimeter when the grant names its SIREN or one of its
+    SIRETs; an establishment, when the grant names its SIRET or its company's SIREN.
+
+    Outside the perimeter, a single read is refused with PERMISSION_DENIED, reason
+    NOT_IN_YOUR_PERIMETER, before the registry is consulted: the refusal is the same whether the
+    company or establishment exists or not. Batch reads answer the SIRETs inside and list the
+    others apart; listings, searches and the change feed hold only what is inside, filtered in the
+    query, so that every page is full and its token resumes inside the perimeter. A grant over
+    everything reads the whole registry.
+    """
 
     @_abc_1.abstractmethod
     def GetCompany(
@@ -91,7 +161,7 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.GetCompanyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetCompanyResponse, _abc.Awaitable[_registry_pb2.GetCompanyResponse]]:
-        """Returns one company by SIREN."""
+        """Returns one company by SIREN; NOT_IN_YOUR_PERIMETER outside the caller's perimeter."""
 
     @_abc_1.abstractmethod
     def GetEstablishment(
@@ -99,7 +169,7 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.GetEstablishmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetEstablishmentResponse, _abc.Awaitable[_registry_pb2.GetEstablishmentResponse]]:
-        """Returns one establishment by SIRET."""
+        """Returns one establishment by SIRET; NOT_IN_YOUR_PERIMETER outside the caller's perimeter."""
 
     @_abc_1.abstractmethod
     def BatchGetEstablishments(
@@ -107,7 +177,9 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.BatchGetEstablishmentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.BatchGetEstablishmentsResponse, _abc.Awaitable[_registry_pb2.BatchGetEstablishmentsResponse]]:
-        """Returns up to 1,000 establishments in one call; unknown SIRETs are listed as missing."""
+        """Returns up to 1,000 establishments in one call; unknown SIRETs are listed as missing, and
+        those outside the caller's perimeter as outside it, whether they exist or not.
+        """
 
     @_abc_1.abstractmethod
     def ListEstablishments(
@@ -115,7 +187,10 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.ListEstablishmentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ListEstablishmentsResponse, _abc.Awaitable[_registry_pb2.ListEstablishmentsResponse]]:
-        """Lists the establishments of a company, by SIRET order."""
+        """Lists the establishments of a company, by SIRET order: all of them when the caller's
+        perimeter names the SIREN, only those it names when it names some of its SIRETs;
+        NOT_IN_YOUR_PERIMETER when it names neither.
+        """
 
     @_abc_1.abstractmethod
     def SearchCompanies(
@@ -123,7 +198,9 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.SearchCompaniesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.SearchCompaniesResponse, _abc.Awaitable[_registry_pb2.SearchCompaniesResponse]]:
-        """Finds companies whose name starts with a prefix (case and accents ignored)."""
+        """Finds companies whose name starts with a prefix (case and accents ignored), among those of
+        the caller's perimeter.
+        """
 
     @_abc_1.abstractmethod
     def ValidateSiret(
@@ -131,7 +208,10 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.ValidateSiretRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ValidateSiretResponse, _abc.Awaitable[_registry_pb2.ValidateSiretResponse]]:
-        """Checks a SIRET: format, check digit, existence in the registry, active state."""
+        """Checks a SIRET: format, check digit, existence in the registry, active state. The format and
+        check digit are checked for any SIRET; a well-formed one outside the caller's perimeter is
+        then refused with NOT_IN_YOUR_PERIMETER.
+        """
 
     @_abc_1.abstractmethod
     def ImportStock(
@@ -151,7 +231,8 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_registry_pb2.WatchChangesResponse], _abc.AsyncIterator[_registry_pb2.WatchChangesResponse]]:
         """Streams changes of the registry after a position, oldest first, so that an organism can keep
-        a local copy in sync. Each company or establishment appears once, in its latest state.
+        a local copy in sync. Each company or establishment appears once, in its latest state. Only
+        the changes inside the caller's perimeter are sent (positions then skip the others).
         """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from interops.auth.v1 import auth_pb2 as interops_dot_auth_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%interops/relations/v1/relations.proto\x12\x15interops.relations.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1binterops/auth/v1/auth.proto\"\x83\x01\n\x0c\x44\x65\x63laredLink\x12\x17\n\x0f\x64\x65\x63larant_siret\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65\x63lared_siret\x18\x02 \x01(\t\x12\x14\n\x0c\x66irst_period\x18\x03 \x01(\t\x12\x13\n\x0blast_period\x18\x04 \x01(\t\x12\x17\n\x0flast_deposit_id\x18\x05 \x01(\t\"\x9f\x01\n!ListDeclaredEstablishmentsRequest\x12+\n\x0f\x64\x65\x63larant_siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12.\n\npage_token\x18\x03 \x01(\tB\x1a\xbaH\x17r\x15\x18\x80\x04\x32\x10^[A-Za-z0-9_-]*$\"q\n\"ListDeclaredEstablishmentsResponse\x12\x32\n\x05links\x18\x01 \x03(\x0b\x32#.interops.relations.v1.DeclaredLink\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x01\n\x1b\x43heckDeclarationLinkRequest\x12+\n\x0f\x64\x65\x63larant_siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12*\n\x0e\x64\x65\x63lared_siret\x18\x02 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\x30\n\x06period\x18\x03 \x01(\tB \xbaH\x1dr\x1b\x32\x19^[0-9]{4}(0[1-9]|1[0-2])$\"a\n\x1c\x43heckDeclarationLinkResponse\x12\x0e\n\x06linked\x18\x01 \x01(\x08\x12\x31\n\x04link\x18\x02 \x01(\x0b\x32#.interops.relations.v1.DeclaredLink\"V\n\nEmployment\x12\r\n\x05siret\x18\x01 \x01(\t\x12\x0b\n\x03nir\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontract_start\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontract_end\x18\x04 \x01(\t\"\xd8\x01\n\x14ListEmployeesRequest\x12!\n\x05siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\'\n\x0cperiod_start\x18\x02 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{8}$\x12%\n\nperiod_end\x18\x03 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{8}$\x12\x1d\n\tpage_size\x18\x04 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12.\n\npage_token\x18\x05 \x01(\tB\x1a\xbaH\x17r\x15\x18\x80\x04\x32\x10^[A-Za-z0-9_-]*$\"h\n\x15ListEmployeesResponse\x12\x36\n\x0b\x65mployments\x18\x01 \x03(\x0b\x32!.interops.relations.v1.Employment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x94\x01\n\x16\x43heckEmploymentRequest\x12!\n\x05siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\x36\n\x03nir\x18\x02 \x01(\tB)\xbaH&r$2\"^[0-9]{5}([0-9]{2}|2[AB])[0-9]{6}$\x12\x1f\n\x04\x64\x61te\x18\x03 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{8}$\"Y\n\x17\x43heckEmploymentResponse\x12\x10\n\x08\x65mployed\x18\x01 \x01(\x08\x12\x16\n\x0e\x63ontract_start\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontract_end\x18\x03 \x01(\t2\xa6\x04\n\x10RelationsService\x12\x99\x01\n\x1aListDeclaredEstablishments\x12\x38.interops.relations.v1.ListDeclaredEstablishmentsRequest\x1a\x39.interops.relations.v1.ListDeclaredEstablishmentsResponse\"\x06\xaa\xbb\x18\x02\x08\n\x12\x87\x01\n\x14\x43heckDeclarationLink\x12\x32.interops.relations.v1.CheckDeclarationLinkRequest\x1a\x33.interops.relations.v1.CheckDeclarationLinkResponse\"\x06\xaa\xbb\x18\x02\x08\n\x12r\n\rListEmployees\x12+.interops.relations.v1.ListEmployeesRequest\x1a,.interops.relations.v1.ListEmployeesResponse\"\x06\xaa\xbb\x18\x02\x08\n\x12x\n\x0f\x43heckEmployment\x12-.interops.relations.v1.CheckEmploymentRequest\x1a..interops.relations.v1.CheckEmploymentResponse\"\x06\xaa\xbb\x18\x02\x08\nb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%interops/relations/v1/relations.proto\x12\x15interops.relations.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1binterops/auth/v1/auth.proto\"\xa7\x01\n\x0c\x44\x65\x63laredLink\x12\x17\n\x0f\x64\x65\x63larant_siret\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65\x63lared_siret\x18\x02 \x01(\t\x12\x14\n\x0c\x66irst_period\x18\x03 \x01(\t\x12\x13\n\x0blast_period\x18\x04 \x01(\t\x12\x17\n\x0flast_deposit_id\x18\x05 \x01(\t\x12\x14\n\x0c\x65nded_period\x18\x06 \x01(\t\x12\x0c\n\x04live\x18\x07 \x01(\x08\"\x9f\x01\n!ListDeclaredEstablishmentsRequest\x12+\n\x0f\x64\x65\x63larant_siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12.\n\npage_token\x18\x03 \x01(\tB\x1a\xbaH\x17r\x15\x18\x80\x04\x32\x10^[A-Za-z0-9_-]*$\"q\n\"ListDeclaredEstablishmentsResponse\x12\x32\n\x05links\x18\x01 \x03(\x0b\x32#.interops.relations.v1.DeclaredLink\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x01\n\x1b\x43heckDeclarationLinkRequest\x12+\n\x0f\x64\x65\x63larant_siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12*\n\x0e\x64\x65\x63lared_siret\x18\x02 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\x30\n\x06period\x18\x03 \x01(\tB \xbaH\x1dr\x1b\x32\x19^[0-9]{4}(0[1-9]|1[0-2])$\"a\n\x1c\x43heckDeclarationLinkResponse\x12\x0e\n\x06linked\x18\x01 \x01(\x08\x12\x31\n\x04link\x18\x02 \x01(\x0b\x32#.interops.relations.v1.DeclaredLink\"V\n\nEmployment\x12\r\n\x05siret\x18\x01 \x01(\t\x12\x0b\n\x03nir\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontract_start\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontract_end\x18\x04 \x01(\t\"\xd8\x01\n\x14ListEmployeesRequest\x12!\n\x05siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\'\n\x0cperiod_start\x18\x02 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{8}$\x12%\n\nperiod_end\x18\x03 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{8}$\x12\x1d\n\tpage_size\x18\x04 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12.\n\npage_token\x18\x05 \x01(\tB\x1a\xbaH\x17r\x15\x18\x80\x04\x32\x10^[A-Za-z0-9_-]*$\"h\n\x15ListEmployeesResponse\x12\x36\n\x0b\x65mployments\x18\x01 \x03(\x0b\x32!.interops.relations.v1.Employment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x94\x01\n\x16\x43heckEmploymentRequest\x12!\n\x05siret\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{14}$\x12\x36\n\x03nir\x18\x02 \x01(\tB)\xbaH&r$2\"^[0-9]{5}([0-9]{2}|2[AB])[0-9]{6}$\x12\x1f\n\x04\x64\x61te\x18\x03 \x01(\tB\x11\xbaH\x0er\x0c\x32\n^[0-9]{8}$\"Y\n\x17\x43heckEmploymentResponse\x12\x10\n\x08\x65mployed\x18\x01 \x01(\x08\x12\x16\n\x0e\x63ontract_start\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontract_end\x18\x03 \x01(\t2\xa6\x04\n\x10RelationsService\x12\x99\x01\n\x1aListDeclaredEstablishments\x12\x38.interops.relations.v1.ListDeclaredEstablishmentsRequest\x1a\x39.interops.relations.v1.ListDeclaredEstablishmentsResponse\"\x06\xaa\xbb\x18\x02\x08\n\x12\x87\x01\n\x14\x43heckDeclarationLink\x12\x32.interops.relations.v1.CheckDeclarationLinkRequest\x1a\x33.interops.relations.v1.CheckDeclarationLinkResponse\"\x06\xaa\xbb\x18\x02\x08\n\x12r\n\rListEmployees\x12+.interops.relations.v1.ListEmployeesRequest\x1a,.interops.relations.v1.ListEmployeesResponse\"\x06\xaa\xbb\x18\x02\x08\n\x12x\n\x0f\x43heckEmployment\x12-.interops.relations.v1.CheckEmploymentRequest\x1a..interops.relations.v1.CheckEmploymentResponse\"\x06\xaa\xbb\x18\x02\x08\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -70,25 +70,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELATIONSSERVICE'].methods_by_name['CheckEmployment']._loaded_options = None
   _globals['_RELATIONSSERVICE'].methods_by_name['CheckEmployment']._serialized_options = b'\252\273\030\002\010\n'
   _globals['_DECLAREDLINK']._serialized_start=123
-  _globals['_DECLAREDLINK']._serialized_end=254
-  _globals['_LISTDECLAREDESTABLISHMENTSREQUEST']._serialized_start=257
-  _globals['_LISTDECLAREDESTABLISHMENTSREQUEST']._serialized_end=416
-  _globals['_LISTDECLAREDESTABLISHMENTSRESPONSE']._serialized_start=418
-  _globals['_LISTDECLAREDESTABLISHMENTSRESPONSE']._serialized_end=531
-  _globals['_CHECKDECLARATIONLINKREQUEST']._serialized_start=534
-  _globals['_CHECKDECLARATIONLINKREQUEST']._serialized_end=702
-  _globals['_CHECKDECLARATIONLINKRESPONSE']._serialized_start=704
-  _globals['_CHECKDECLARATIONLINKRESPONSE']._serialized_end=801
-  _globals['_EMPLOYMENT']._serialized_start=803
-  _globals['_EMPLOYMENT']._serialized_end=889
-  _globals['_LISTEMPLOYEESREQUEST']._serialized_start=892
-  _globals['_LISTEMPLOYEESREQUEST']._serialized_end=1108
-  _globals['_LISTEMPLOYEESRESPONSE']._serialized_start=1110
-  _globals['_LISTEMPLOYEESRESPONSE']._serialized_end=1214
-  _globals['_CHECKEMPLOYMENTREQUEST']._serialized_start=1217
-  _globals['_CHECKEMPLOYMENTREQUEST']._serialized_end=1365
-  _globals['_CHECKEMPLOYMENTRESPONSE']._serialized_start=1367
-  _globals['_CHECKEMPLOYMENTRESPONSE']._serialized_end=1456
-  _globals['_RELATIONSSERVICE']._serialized_start=1459
-  _globals['_RELATIONSSERVICE']._serialized_end=2009
+  _globals['_DECLAREDLINK']._serialized_end=290
+  _globals['_LISTDECLAREDESTABLISHMENTSREQUEST']._serialized_start=293
+  _globals['_LISTDECLAREDESTABLISHMENTSREQUEST']._serialized_end=452
+  _globals['_LISTDECLAREDESTABLISHMENTSRESPONSE']._serialized_start=454
+  _globals['_LISTDECLAREDESTABLISHMENTSRESPONSE']._serialized_end=567
+  _globals['_CHECKDECLARATIONLINKREQUEST']._serialized_start=570
+  _globals['_CHECKDECLARATIONLINKREQUEST']._serialized_end=738
+  _globals['_CHECKDECLARATIONLINKRESPONSE']._serialized_start=740
+  _globals['_CHECKDECLARATIONLINKRESPONSE']._serialized_end=837
+  _globals['_EMPLOYMENT']._serialized_start=839
+  _globals['_EMPLOYMENT']._serialized_end=925
+  _globals['_LISTEMPLOYEESREQUEST']._serialized_start=928
+  _globals['_LISTEMPLOYEESREQUEST']._serialized_end=1144
+  _globals['_LISTEMPLOYEESRESPONSE']._serialized_start=1146
+  _globals['_LISTEMPLOYEESRESPONSE']._serialized_end=1250
+  _globals['_CHECKEMPLOYMENTREQUEST']._serialized_start=1253
+  _globals['_CHECKEMPLOYMENTREQUEST']._serialized_end=1401
+  _globals['_CHECKEMPLOYMENTRESPONSE']._serialized_start=1403
+  _globals['_CHECKEMPLOYMENTRESPONSE']._serialized_end=1492
+  _globals['_RELATIONSSERVICE']._serialized_start=1495
+  _globals['_RELATIONSSERVICE']._serialized_end=2045
 # @@protoc_insertion_point(module_scope)

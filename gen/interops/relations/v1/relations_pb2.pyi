@@ -27,6 +27,8 @@ class DeclaredLink(_message.Message):
     FIRST_PERIOD_FIELD_NUMBER: _builtins.int
     LAST_PERIOD_FIELD_NUMBER: _builtins.int
     LAST_DEPOSIT_ID_FIELD_NUMBER: _builtins.int
+    ENDED_PERIOD_FIELD_NUMBER: _builtins.int
+    LIVE_FIELD_NUMBER: _builtins.int
     declarant_siret: _builtins.str
     declared_siret: _builtins.str
     first_period: _builtins.str
@@ -34,6 +36,15 @@ class DeclaredLink(_message.Message):
     last_period: _builtins.str
     last_deposit_id: _builtins.str
     """The last deposit that declared it (empty when loaded from history)."""
+    ended_period: _builtins.str
+    """YYYYMM: the period another firm declared the establishment for after this link's last one:
+    the link ended there (empty while no other firm took it over). Who took it over is not told.
+    """
+    live: _builtins.bool
+    """Whether the link lasts now: not taken over, and a DSN within the node's idle limit
+    (INTEROPS_LINK_IDLE_MONTHS, 3 by default). A firm reads the employments it declared for an
+    establishment only while its link lasts.
+    """
     def __init__(
         self,
         *,
@@ -42,10 +53,12 @@ class DeclaredLink(_message.Message):
         first_period: _builtins.str = ...,
         last_period: _builtins.str = ...,
         last_deposit_id: _builtins.str = ...,
+        ended_period: _builtins.str = ...,
+        live: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["declarant_siret", b"declarant_siret", "declared_siret", b"declared_siret", "first_period", b"first_period", "last_deposit_id", b"last_deposit_id", "last_period", b"last_period"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declarant_siret", b"declarant_siret", "declared_siret", b"declared_siret", "ended_period", b"ended_period", "first_period", b"first_period", "last_deposit_id", b"last_deposit_id", "last_period", b"last_period", "live", b"live"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -78,7 +78,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_NOT_HOLDER: _ErrorReason.ValueType  # 41
     ERROR_REASON_NO_SUCH_BLOCK: _ErrorReason.ValueType  # 42
     ERROR_REASON_INVALID_CREDENTIALS: _ErrorReason.ValueType  # 43
-    """A declarant's sign-in: wrong identifiers, too many failures, account not active."""
+    """A declarant's sign-in: wrong identifiers, account not active (told only to whoever gives
+    its password). ACCOUNT_LOCKED is no longer raised: sign-in doors wait (TOO_MANY_ATTEMPTS).
+    """
     ERROR_REASON_ACCOUNT_LOCKED: _ErrorReason.ValueType  # 44
     ERROR_REASON_ACCOUNT_INACTIVE: _ErrorReason.ValueType  # 45
     ERROR_REASON_INVALID_SIRET: _ErrorReason.ValueType  # 46
@@ -156,6 +158,34 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_REVOCATIONS_STALE: _ErrorReason.ValueType  # 103
     ERROR_REASON_TOO_MANY_REVOCATIONS: _ErrorReason.ValueType  # 104
     """RevokeToken: one key revoked too many blocks in the last minute."""
+    ERROR_REASON_TOO_MANY_ATTEMPTS: _ErrorReason.ValueType  # 105
+    """A sign-in door (IssueToken for a declarant, an administrator's application, an activation)
+    waits before checking anything more for this identity or from this address; ErrorInfo's
+    metadata "retry_after_seconds" says how long (REST: the Retry-After header).
+    """
+    ERROR_REASON_NOT_YOUR_ESTABLISHMENT: _ErrorReason.ValueType  # 106
+    """Lost passwords (interops.habilitation.v1.AccountService): an administrator gives a reset
+    code only to an account of its own establishment (same SIRET).
+    """
+    ERROR_REASON_NOT_MANAGED: _ErrorReason.ValueType  # 107
+    """Who manages whom (issue 19): a portfolio or habilitation on an establishment the company
+    neither owns, declares in DSN while the link lasts, nor holds a mandate for; a mandate given
+    to the company itself; an e-mail confirmation code that is not valid.
+    """
+    ERROR_REASON_BAD_FIRM: _ErrorReason.ValueType  # 108
+    ERROR_REASON_BAD_EMAIL_CODE: _ErrorReason.ValueType  # 109
+    ERROR_REASON_UNKNOWN_ESTABLISHMENT: _ErrorReason.ValueType  # 110
+    """Postal letters (registry/letters): an establishment the RCD does not hold, a ceased one, one
+    without a usable postal address; a letter of an unknown kind or with bad values; the mail
+    room's unknown letter, bad batch id, bad tracking number, or a state it cannot move to.
+    """
+    ERROR_REASON_ESTABLISHMENT_CEASED: _ErrorReason.ValueType  # 111
+    ERROR_REASON_NO_POSTAL_ADDRESS: _ErrorReason.ValueType  # 112
+    ERROR_REASON_BAD_LETTER: _ErrorReason.ValueType  # 113
+    ERROR_REASON_UNKNOWN_LETTER: _ErrorReason.ValueType  # 114
+    ERROR_REASON_BAD_BATCH: _ErrorReason.ValueType  # 115
+    ERROR_REASON_BAD_TRACKING: _ErrorReason.ValueType  # 116
+    ERROR_REASON_BAD_TRANSITION: _ErrorReason.ValueType  # 117
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed, as a program tests it. A failed call's google.rpc.Status carries an
@@ -220,7 +250,9 @@ ERROR_REASON_UNKNOWN_HOLDER: ErrorReason.ValueType  # 40
 ERROR_REASON_NOT_HOLDER: ErrorReason.ValueType  # 41
 ERROR_REASON_NO_SUCH_BLOCK: ErrorReason.ValueType  # 42
 ERROR_REASON_INVALID_CREDENTIALS: ErrorReason.ValueType  # 43
-"""A declarant's sign-in: wrong identifiers, too many failures, account not active."""
+"""A declarant's sign-in: wrong identifiers, account not active (told only to whoever gives
+its password). ACCOUNT_LOCKED is no longer raised: sign-in doors wait (TOO_MANY_ATTEMPTS).
+"""
 ERROR_REASON_ACCOUNT_LOCKED: ErrorReason.ValueType  # 44
 ERROR_REASON_ACCOUNT_INACTIVE: ErrorReason.ValueType  # 45
 ERROR_REASON_INVALID_SIRET: ErrorReason.ValueType  # 46
@@ -298,4 +330,32 @@ ERROR_REASON_WRONG_HOLDER: ErrorReason.ValueType  # 102
 ERROR_REASON_REVOCATIONS_STALE: ErrorReason.ValueType  # 103
 ERROR_REASON_TOO_MANY_REVOCATIONS: ErrorReason.ValueType  # 104
 """RevokeToken: one key revoked too many blocks in the last minute."""
+ERROR_REASON_TOO_MANY_ATTEMPTS: ErrorReason.ValueType  # 105
+"""A sign-in door (IssueToken for a declarant, an administrator's application, an activation)
+waits before checking anything more for this identity or from this address; ErrorInfo's
+metadata "retry_after_seconds" says how long (REST: the Retry-After header).
+"""
+ERROR_REASON_NOT_YOUR_ESTABLISHMENT: ErrorReason.ValueType  # 106
+"""Lost passwords (interops.habilitation.v1.AccountService): an administrator gives a reset
+code only to an account of its own establishment (same SIRET).
+"""
+ERROR_REASON_NOT_MANAGED: ErrorReason.ValueType  # 107
+"""Who manages whom (issue 19): a portfolio or habilitation on an establishment the company
+neither owns, declares in DSN while the link lasts, nor holds a mandate for; a mandate given
+to the company itself; an e-mail confirmation code that is not valid.
+"""
+ERROR_REASON_BAD_FIRM: ErrorReason.ValueType  # 108
+ERROR_REASON_BAD_EMAIL_CODE: ErrorReason.ValueType  # 109
+ERROR_REASON_UNKNOWN_ESTABLISHMENT: ErrorReason.ValueType  # 110
+"""Postal letters (registry/letters): an establishment the RCD does not hold, a ceased one, one
+without a usable postal address; a letter of an unknown kind or with bad values; the mail
+room's unknown letter, bad batch id, bad tracking number, or a state it cannot move to.
+"""
+ERROR_REASON_ESTABLISHMENT_CEASED: ErrorReason.ValueType  # 111
+ERROR_REASON_NO_POSTAL_ADDRESS: ErrorReason.ValueType  # 112
+ERROR_REASON_BAD_LETTER: ErrorReason.ValueType  # 113
+ERROR_REASON_UNKNOWN_LETTER: ErrorReason.ValueType  # 114
+ERROR_REASON_BAD_BATCH: ErrorReason.ValueType  # 115
+ERROR_REASON_BAD_TRACKING: ErrorReason.ValueType  # 116
+ERROR_REASON_BAD_TRANSITION: ErrorReason.ValueType  # 117
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
