@@ -1,12 +1,15 @@
-"""Fixtures: databases of each backend, a running node on each, a client to it, demo stock."""
+"""Fixtures: databases of each backend (and a migrated engine on one), a running node on each,
+a client to it, demo stock."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import Engine
 
 from clients.client import Client
+from registry.kernel.database import open_engine, upgrade
 from registry.rcd.sirene_synth import StockFiles, write_stock
 from tests.databases import BACKENDS, PG_URL, fresh_database
 from tests.running_node import RunningNode
@@ -36,6 +39,15 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """An empty database shared by one test module."""
     with fresh_database(backend, tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the module's database, migrated."""
+    engine = open_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")

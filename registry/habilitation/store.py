@@ -160,6 +160,22 @@ def _account(row: Row[Any, Any, Any, Any]) -> Account:
     return Account(row.id, row.siret, Role(row.role), AccountStatus(row.status))
 
 
+def _active_administrators(connection: Connection, siren: str) -> int:
+    """How many active administrators the company has."""
+    return int(
+        connection.execute(
+            select(func.count())
+            .select_from(declarants)
+            .where(
+                declarants.c.siret.startswith(siren),
+                declarants.c.role == Role.ADMINISTRATOR,
+                declarants.c.status == AccountStatus.ACTIVE,
+            )
+        ).scalar()
+        or 0
+    )
+
+
 def _key_hash(key: str) -> bytes:
     return hashlib.sha256(b"interops.activation.v1\0" + key.encode()).digest()
 
@@ -333,15 +349,7 @@ class HabilitationStore:
             return replay
         with self.engine.begin() as connection:
             self._registered(connection, (siret,))
-            admins = connection.execute(
-                select(func.count())
-                .select_from(declarants)
-                .where(
-                    declarants.c.siret.startswith(siren),
-                    declarants.c.role == Role.ADMINISTRATOR,
-                    declarants.c.status == AccountStatus.ACTIVE,
-                )
-            ).scalar()
+            admins = _active_administrators(connection, siren)
             if admins:
                 raise HabilitationRefused(
                     "ALREADY_REGISTERED",
@@ -389,15 +397,7 @@ class HabilitationStore:
             ).first()
             if exists is not None:
                 return None
-            first = not connection.execute(
-                select(func.count())
-                .select_from(declarants)
-                .where(
-                    declarants.c.siret.startswith(siren),
-                    declarants.c.role == Role.ADMINISTRATOR,
-                    declarants.c.status == AccountStatus.ACTIVE,
-                )
-            ).scalar()
+            first = not _active_administrators(connection, siren)
             account = self._new_account(
                 connection, row, role=Role.ADMINISTRATOR, status=AccountStatus.CANDIDATE,
                 activation_hash=_key_hash(key),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from registry.habilitation.access_decision import (
 )
 from registry.habilitation.declarant_rights import declarant_rights
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
-from registry.kernel.database import open_engine, upgrade
 from registry.kernel.nir_keyring import NirKeyring
 from registry.letters.store import LetterStore
 from registry.rcd.sirene_synth import siren_at, siret_of
@@ -35,14 +33,6 @@ from tests.registry_rows import in_registry, recent_period
 FIRM = siren_at(60)
 CLIENT, STRANGER = siren_at(61), siren_at(62)
 NIR = "1850575123456"
-
-
-@pytest.fixture(scope="module")
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pypdf import PdfReader
 from sqlalchemy import Engine
 
-from registry.kernel.database import open_engine, upgrade
 from registry.kernel.sealing import load_or_create_key
 from registry.letters.store import LetterStore
 from tests.letters.places import new_siret, put_establishment
@@ -33,14 +31,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("node-data")
     load_or_create_key(path / "keys" / "data.key")
     return path
-
-
-@pytest.fixture(scope="module")
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
 from dataclasses import fields
 from datetime import date
 from io import BytesIO
@@ -17,7 +16,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pypdf import PdfReader
 from sqlalchemy import Engine, select, update
 
-from registry.kernel.database import open_engine, upgrade
 from registry.letters.pdf import printable, render
 from registry.letters.schema import postal_letters
 from registry.letters.store import (
@@ -30,14 +28,6 @@ from registry.letters.store import (
 )
 from registry.rcd.records import AdministrativeState
 from tests.letters.places import new_siret, put_establishment
-
-
-@pytest.fixture(scope="module")
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ hold; a declarant's token carries exactly what CheckAccess allows, in every stat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count, product
 from pathlib import Path
@@ -21,7 +20,6 @@ from registry.habilitation.declarant_rights import declarant_rights
 from registry.habilitation.declarative_services import SERVICES
 from registry.habilitation.managed import taken_over
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
-from registry.kernel.database import open_engine, upgrade
 from registry.kernel.nir_keyring import NirKeyring
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.relations.store import Link, RelationsStore
@@ -50,14 +48,6 @@ def world(engine: Engine) -> World:
     companies = (found.old, found.new, found.client, found.other)
     in_registry(engine, [siret_of(siren, n) for siren in companies for n in (1, 2)])
     return found
-
-
-@pytest.fixture(scope="module")
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
