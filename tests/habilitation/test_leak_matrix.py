@@ -3,12 +3,13 @@ state a client company goes through over time, through gRPC and REST, on a real 
 
 Roles: the old firm's declarant, another of its declarants holding an operator's explicit
 dsn.deposit grant over the client, the new firm's declarant, the client company's administrator,
-a stranger firm's declarant, an anonymous caller. Resources: the client's employees (gRPC
+a candidate administrator of the client (registered, proven only in the last state), a stranger
+firm's declarant, an anonymous caller. Resources: the client's employees (gRPC
 ListEmployees and CheckEmployment, REST ListEmployees), the right a fresh chain carries,
 CheckAccess, the chain held since the state before, and a deposit for the client (over gRPC,
 and from the dashboard after signing in on the web form). States: the
 old firm declares the client; a new firm takes it over; the client gives the old firm a
-mandate; the mandate ends; the new firm's declarant is struck off. Every cell is compared with
+mandate; the mandate ends; the new firm's declarant is struck off; the candidate is proven. Every cell is compared with
 what must happen: a leak (a read that should be refused) and a wrong refusal both fail the test
 and name their cell."""
 
@@ -54,10 +55,12 @@ PEOPLE = {
     "new firm": (siret_of(NEW, 1), "Nouveau", "Alex"),
     "client admin": (CLIENT_SIRET, "Admin", "Client"),
     "stranger": (siret_of(STRANGER, 1), "Etranger", "Alex"),
+    # Registered as a candidate administrator of the client: proven only in the last state.
+    "client candidate": (siret_of(CLIENT, 2), "Candidat", "Alex"),
 }
 ROLES = [*PEOPLE, "anonymous"]
 STATES = ["old firm declares", "new firm took over", "mandate to old firm", "mandate ended",
-          "new firm's declarant struck off"]  # fmt: skip
+          "new firm's declarant struck off", "client candidate proven"]  # fmt: skip
 RESOURCES = ["nirs (gRPC)", "employment check (gRPC)", "nirs (REST)", "chain: dsn.deposit",
              "CheckAccess DSN", "held chain", "deposit", "deposit (dashboard)"]  # fmt: skip
 UNAUTHENTICATED, REFUSED = "unauthenticated", "refused"
@@ -65,7 +68,11 @@ UNAUTHENTICATED, REFUSED = "unauthenticated", "refused"
 
 def expected(state: str, role: str, resource: str) -> object:
     """What must happen."""
-    step = STATES.index(state)
+    if role == "client candidate":  # no right at all until proven, then the client's admin's
+        if state != "client candidate proven" or resource == "held chain":
+            return UNAUTHENTICATED
+        role = "client admin"
+    step = min(STATES.index(state), 4)  # the last state changes nothing for the others
     old = role.startswith("old firm")
     if resource == "held chain":  # the chain signed in the state before
         cut = (old and state in ("new firm took over", "mandate ended")) or (
@@ -110,8 +117,14 @@ class World:
         self.client_admin = self.store.register_company(CLIENT_SIRET, ("Admin", "Client"),
                                                         PASSWORD)  # fmt: skip
         self.accounts = {}
+        registering = HabilitationStore(engine, sealer=node.node.habilitations.sealer)
+        candidate = registering.register(*PEOPLE["client candidate"][:1],
+                                         PEOPLE["client candidate"][1:], PASSWORD,
+                                         "candidat@client.example")  # fmt: skip
+        assert candidate is not None
+        self.candidate = candidate
         for role, (siret, last, first) in PEOPLE.items():
-            if role == "client admin":
+            if role in ("client admin", "client candidate"):
                 continue
             grants = [("dsn.deposit", CLIENT)] if role.endswith("explicit grant") else []
             self.accounts[role] = DeclarantStore(engine).create(siret, last, first, PASSWORD,
@@ -131,8 +144,11 @@ class World:
             self.store.grant_mandate(self.client_admin, CLIENT_SIRET, OLD)
         elif state == "mandate ended":
             self.store.end_mandate(self.client_admin, CLIENT_SIRET, OLD)
-        else:
+        elif state == "new firm's declarant struck off":
             self.store.strike_off(self.admins[NEW], self.accounts["new firm"])
+        else:
+            self.store.validate_candidate(self.client_admin, self.candidate.account)
+            self.store.confirm_email(self.candidate.email_code)
 
     def sign_in(self, role: str) -> ChainCredentials | None:
         if role == "anonymous":
