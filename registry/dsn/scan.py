@@ -147,10 +147,9 @@ class DepositScan(BlockListener):
             return Refusal(
                 "AMBIGUOUS_STRUCTURE", f"the file's structure is ambiguous: {self.ambiguity}"
             )
-        if self.period() > _next_period():
+        if self.period() > _this_period():
             return Refusal("PERIOD_IN_FUTURE", (
-                f"the declared month {self.month} is after next month: a DSN declares a month "
-                "that has begun"
+                f"the declared month {self.month} has not begun: a DSN declares a month that has"
             ))  # fmt: skip
         if not self.sirets:
             return Refusal(
@@ -193,12 +192,11 @@ class DepositScan(BlockListener):
         )  # fmt: skip
 
 
-def _next_period() -> str:
-    """Next month as a YYYYMM period (a declared month may not be later: it would end the link
-    of the firm that really declares the establishment)."""
+def _this_period() -> str:
+    """This month as a YYYYMM period: a declared month may not be later (a month to come would
+    end, now, the link of the firm that really declares the establishment)."""
     today = datetime.datetime.now(datetime.UTC).date()
-    index = today.year * 12 + today.month  # next month, counted from month 0
-    return f"{index // 12:04d}{index % 12 + 1:02d}"
+    return f"{today.year:04d}{today.month:02d}"
 
 
 @dataclass(frozen=True, slots=True)

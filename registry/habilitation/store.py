@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,10 +47,11 @@ from registry.kernel.clock import now_ms
 from registry.kernel.contract_enums import contract_value
 from registry.letters.store import LetterStore
 from registry.rcd.schema import establishments
-from registry.relations.store import IDLE_MONTHS, live_since
+from registry.relations.store import IDLE_MONTHS, end_mandated_links, live_since
 from registry.trust.account_email import open_email, seal_email
 from registry.trust.declarant_store import AccountStatus, account_row
 from registry.trust.issuance import declarant_subject
+from registry.trust.passwords import check_password, dummy_hash
 from registry.trust.revocation_store import cut_off
 from registry.trust.schema import declarant_grants, declarants
 
@@ -79,6 +82,13 @@ class PortfolioKind(enum.StrEnum):
 
 # Above this many establishments a portfolio gets hard to manage (the portal's advice).
 PORTFOLIO_ADVICE = 100
+# An unproven candidate's e-mail code and letter key last this long after its registration.
+PENDING_DAYS = 30
+# Activation letters that may wait for the mail room per establishment, and their kinds (first
+# administrator, candidate).
+PENDING_LETTERS = 3
+ACTIVATION_LETTERS = ("ADMIN_ACTIVATION", "CANDIDATE_ACTIVATION")
+log = logging.getLogger(__name__)
 
 
 class HabilitationRefused(Exception):
@@ -129,8 +139,8 @@ class AdminAct:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """A registration made: the account, the code that confirms its e-mail (to send there),
-    and whether it is its company's first administrator."""
+    """A registration answered: the account, the code for the e-mail given (to send there,
+    whatever the case), and whether it is its company's first administrator."""
 
     account: int
     email_code: str
@@ -376,42 +386,56 @@ class HabilitationStore:
     ) -> Registration | None:
         """An administrator's registration for the establishment's company, proven later: the
         Primo AD of a company that has none, else a Candidat AD. The account is a CANDIDATE with
-        no rights until it gives the key of the postal letter posted here (in this transaction)
-        to the establishment's address in the RCD, or (a candidate) an active administrator
-        validates it; and it confirmed its e-mail with the code sent there. None when the
-        triplet has an account already, or a retry of a registration made: the caller answers
-        the same either way, so that nobody learns who has an account."""
+        no rights until it confirmed its e-mail with the code sent there (`confirm_email` then
+        posts the letter) and gave, with its own password, the key of the postal letter sent to
+        the establishment's address in the RCD, or (a candidate) an active administrator
+        validated it. An unproven candidate holds its triplet only until someone registers it
+        again (the new registration replaces it: its password, address and proofs) or for
+        PENDING_DAYS. For a triplet with an account that is not a candidate, nothing is made but
+        a code (that confirms nothing new) for the address given: the caller sends the same
+        e-mail and answers the same whatever the case. None only for a retry (same request
+        id). Raises LetterRefused when no letter could go to the establishment, before looking
+        at any account."""
         siren = siret[:9]
         row = account_row(siret, *names, password)  # the password's scrypt, in every case
         if self.replayed(siren, "REGISTER", request_id) or self.replayed(
             siren, "APPLY", request_id
         ):
             return None
-        key, code = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        code = secrets.token_urlsafe(16)
         with self.engine.begin() as connection:
             self._registered(connection, (siret,))
-            exists = connection.execute(
-                select(declarants.c.id).where(
+            self._letters().recipient(siret)  # a letter can go there: said before anything else
+            found = connection.execute(
+                select(declarants.c.id, declarants.c.status).where(
                     declarants.c.identity_digest == row["identity_digest"]
                 )
             ).first()
-            if exists is not None:
-                return None
+            if found is not None and found.status != AccountStatus.CANDIDATE:
+                connection.execute(  # a code that confirms an address it already has
+                    update(declarants).where(declarants.c.id == found.id)
+                    .values(email_code_hash=_key_hash(code))
+                )  # fmt: skip
+                return Registration(int(found.id), code, first=False)
             first = not _active_administrators(connection, siren)
-            account = self._new_account(
-                connection, row, role=Role.ADMINISTRATOR, status=AccountStatus.CANDIDATE,
-                activation_hash=_key_hash(key),
-            )  # fmt: skip
+            if found is None:
+                account = self._new_account(
+                    connection, row, role=Role.ADMINISTRATOR, status=AccountStatus.CANDIDATE
+                )
+            else:  # an unproven candidate's triplet: this registration replaces it
+                account = int(found.id)
+                connection.execute(
+                    update(declarants).where(declarants.c.id == account)
+                    .values(password_hash=row["password_hash"], siret=siret)
+                )  # fmt: skip
             connection.execute(
                 update(declarants)
                 .where(declarants.c.id == account)
                 .values(email_sealed=self._seal_email(account, email), email_verified=False,
-                        email_code_hash=_key_hash(code), proven=False)
+                        email_code_hash=_key_hash(code), proven=False, activation_hash=None)
             )  # fmt: skip
             self._act(connection, siren, f"account:{account}", "REGISTER" if first else "APPLY",
                       f"account:{account}", request_id=request_id)  # fmt: skip
-            kind = "ADMIN_ACTIVATION" if first else "CANDIDATE_ACTIVATION"
-            self._letters().post(kind, siret, {"account": str(account), "key": key}, connection)
         return Registration(account, code, first)
 
     def _letters(self) -> LetterStore:
@@ -453,17 +477,25 @@ class HabilitationStore:
                 f"account:{candidate_id}",
             )
 
-    def activate_with_key(self, key: str) -> int | None:
-        """A candidate proves its registration with the postal letter's key (single use); its
-        id, or None for a key that is not valid now."""
+    def activate_with_key(self, digest: bytes, password: str, key: str) -> int | None:
+        """A candidate proves its registration with the postal letter's key (single use) and
+        its own password: a key in someone else's hands activates nothing. Its id, or None for
+        any mismatch (one scrypt in every case)."""
         with self.engine.begin() as connection:
             row = connection.execute(
-                select(declarants.c.id, declarants.c.siret).where(
-                    declarants.c.activation_hash == _key_hash(key),
-                    declarants.c.status == AccountStatus.CANDIDATE,
-                )
-            ).first()
-            if row is None:
+                select(declarants.c.id, declarants.c.siret, declarants.c.password_hash,
+                       declarants.c.activation_hash, declarants.c.status)
+                .where(declarants.c.identity_digest == digest)
+            ).first()  # fmt: skip
+            right = check_password(password, dummy_hash() if row is None else row.password_hash)
+            if (
+                row is None
+                or not right
+                or row.status != AccountStatus.CANDIDATE
+                or row.activation_hash is None
+                or not hmac.compare_digest(bytes(row.activation_hash), _key_hash(key))
+                or not self._pending(connection, row.id)
+            ):
                 return None
             self._prove(connection, row.id, proven=True)
             self._act(
@@ -471,21 +503,54 @@ class HabilitationStore:
             )
         return int(row.id)
 
-    def confirm_email(self, code: str) -> int | None:
-        """An account confirms its e-mail with the code sent there (single use); its id, or
-        None for a code that is not valid now."""
+    def confirm_email(self, code: str) -> bool:
+        """An account confirms its e-mail with the code sent there (single use); a candidate's
+        confirmed address sends the letter that proves its registration (at most
+        PENDING_LETTERS waiting for the mail room per establishment: nobody makes the mail room
+        post letters at will). False for a code that is not valid now."""
         with self.engine.begin() as connection:
             row = connection.execute(
-                select(declarants.c.id, declarants.c.siret).where(
-                    declarants.c.email_code_hash == _key_hash(code)
-                )
-            ).first()
+                select(declarants.c.id, declarants.c.siret, declarants.c.status,
+                       declarants.c.proven)
+                .where(declarants.c.email_code_hash == _key_hash(code))
+            ).first()  # fmt: skip
             if row is None:
-                return None
+                return False
+            candidate = row.status == AccountStatus.CANDIDATE
+            if candidate and not self._pending(connection, row.id):
+                return False
             self._prove(connection, row.id, email=True)
+            if candidate and not row.proven:
+                self._post_activation(connection, int(row.id), str(row.siret))
             self._act(connection, row.siret[:9], f"account:{row.id}", "CONFIRM_EMAIL",
                       f"account:{row.id}")  # fmt: skip
-        return int(row.id)
+        return True
+
+    def _post_activation(self, connection: Connection, account: int, siret: str) -> None:
+        """The letter with a candidate's activation key, to its establishment."""
+        letters = self._letters()
+        if letters.pending_for(siret, ACTIVATION_LETTERS, connection) >= PENDING_LETTERS:
+            log.warning("establishment %s has %d activation letters waiting: none more posted",
+                        siret, PENDING_LETTERS)  # fmt: skip
+            return
+        key = secrets.token_urlsafe(16)
+        connection.execute(
+            update(declarants).where(declarants.c.id == account)
+            .values(activation_hash=_key_hash(key))
+        )  # fmt: skip
+        first = not _active_administrators(connection, siret[:9])
+        kind = ACTIVATION_LETTERS[0] if first else ACTIVATION_LETTERS[1]
+        letters.post(kind, siret, {"account": str(account), "key": key}, connection)
+
+    def _pending(self, connection: Connection, account: int) -> bool:
+        """Whether a candidate's registration is recent enough to be proven (PENDING_DAYS)."""
+        since = connection.execute(
+            select(func.max(admin_acts.c.at)).where(
+                admin_acts.c.target == f"account:{account}",
+                admin_acts.c.act.in_(("REGISTER", "APPLY")),
+            )
+        ).scalar()
+        return since is not None and now_ms() - int(since) <= PENDING_DAYS * 86_400_000
 
     def _prove(
         self, connection: Connection, account_id: int, *, proven: bool = False, email: bool = False
@@ -798,6 +863,12 @@ class HabilitationStore:
             if firm_siren == author.siren:
                 raise HabilitationRefused("BAD_FIRM", "a company needs no mandate from itself")
             self._registered(connection, (client_siret,))
+            known = connection.execute(
+                select(establishments.c.siret).where(establishments.c.siret.startswith(firm_siren))
+                .limit(1)
+            ).first()  # fmt: skip
+            if known is None:
+                raise HabilitationRefused("BAD_FIRM", f"{firm_siren} is no company of the registry")
             key = (firm_mandates.c.client_siret == client_siret,
                    firm_mandates.c.firm_siren == firm_siren)  # fmt: skip
             ended = connection.execute(select(firm_mandates.c.ended_at).where(*key)).first()
@@ -814,8 +885,9 @@ class HabilitationStore:
         return True
 
     def end_mandate(self, author_id: int, client_siret: str, firm_siren: str) -> bool:
-        """Ends the firm's mandate for one of the author's company's establishments, and the
-        live chains of the firm's accounts with it; False when there was none."""
+        """Ends the firm's mandate for one of the author's company's establishments: the live
+        chains of the firm's accounts, and its links to the establishment (the links of the firms
+        its DSNs took over last again); False when there was none."""
         with self.engine.begin() as connection:
             author = self._admin(connection, author_id)
             if client_siret[:9] != author.siren:
@@ -829,6 +901,7 @@ class HabilitationStore:
                 .values(ended_at=now_ms())
             ).rowcount  # fmt: skip
             if done:
+                end_mandated_links(connection, firm_siren, client_siret)
                 accounts = connection.execute(
                     select(declarants.c.id).where(declarants.c.siret.startswith(firm_siren))
                 ).scalars()

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 
 from registry.kernel.clock import now_ms
 from registry.kernel.sealing import seal, unseal
@@ -287,15 +287,7 @@ class LetterStore:
         posted only if what it proves is committed). See the module's docstring for the kinds,
         their values and the refusals."""
         letter_kind, fields = _checked_values(kind, values)
-        establishment = self.registry.get_establishments([siret]).get(siret)
-        if establishment is None:
-            raise LetterRefused("UNKNOWN_ESTABLISHMENT", f"the RCD holds no establishment {siret}")
-        if establishment.state == AdministrativeState.CEASED:
-            raise LetterRefused(
-                "ESTABLISHMENT_CEASED", f"the establishment {siret} has ceased its activity"
-            )
-        company = self.registry.get_company(siret[:9])
-        recipient = recipient_of(company, establishment)
+        recipient = self.recipient(siret)
         template = TEMPLATES[letter_kind]
         body = template.body.format_map({**fields, "company": recipient.lines[0], "siret": siret})
         moment = now_ms()
@@ -306,6 +298,33 @@ class LetterStore:
             with self.engine.begin() as own:
                 return self._write(own, row, recipient, template.subject, body)
         return self._write(connection, row, recipient, template.subject, body)
+
+    def recipient(self, siret: str) -> Recipient:
+        """Who a letter to the establishment goes to, from the RCD now; raises LetterRefused
+        when none could be posted (unknown, ceased, no usable address)."""
+        establishment = self.registry.get_establishments([siret]).get(siret)
+        if establishment is None:
+            raise LetterRefused("UNKNOWN_ESTABLISHMENT", f"the RCD holds no establishment {siret}")
+        if establishment.state == AdministrativeState.CEASED:
+            raise LetterRefused(
+                "ESTABLISHMENT_CEASED", f"the establishment {siret} has ceased its activity"
+            )
+        return recipient_of(self.registry.get_company(siret[:9]), establishment)
+
+    def pending_for(self, siret: str, kinds: tuple[str, ...], connection: Connection) -> int:
+        """How many letters of these kinds wait for the mail room for the establishment."""
+        return int(
+            connection.execute(
+                select(func.count())
+                .select_from(postal_letters)
+                .where(
+                    postal_letters.c.siret == siret,
+                    postal_letters.c.kind.in_(kinds),
+                    postal_letters.c.state == LetterState.PENDING.value,
+                )
+            ).scalar()
+            or 0
+        )
 
     def _write(
         self,

@@ -3,11 +3,12 @@ the relations service. NIRs are sealed and looked up by keyed hash (registry/ker
 
 A link lasts (is *live*) from the first period a firm declares an establishment until another
 firm (another SIREN) declares it for a later period (`ended_period`: the link ended there), or
-until `idle_months` months pass without a DSN of the firm for it. Each employment remembers the
-declarants that declared it (`employment_declarants`): a firm reads only what it declared, and
-only while its link is live. When a link ends because another firm declared the establishment,
-the live token chains of the old firm's accounts are cut in the same transaction: they carried
-rights inherited from that link.
+until `idle_months` months pass without a DSN of the firm for it, or until the establishment's
+company ends the firm's mandate (`end_mandated_links`: the links its DSNs took over last again).
+Each employment remembers the declarants that declared it (`employment_declarants`): a firm
+reads only what it declared, and only while its link is live. When a link ends because another
+firm declared the establishment, the live token chains of the old firm's accounts are cut in the
+same transaction: they carried rights inherited from that link.
 
 Writes are upserts, so a DSN processed twice (a crash between this and the deposit's state) or a
 history file loaded twice changes nothing the second time.
@@ -44,6 +45,8 @@ from registry.trust.schema import declarants
 BATCH = 2_000
 # A link with no DSN for more months than this has ended (settings: INTEROPS_LINK_IDLE_MONTHS).
 IDLE_MONTHS = 3
+# `ended_by` of a link its company ended with the firm's mandate (not a SIRET: no firm took it).
+MANDATE_ENDED = "MANDATE"
 T = TypeVar("T")
 # The two checks organisms' systems call most go straight to the driver (as the RCD's
 # establishment read does): a fraction of a compiled SQLAlchemy query's cost.
@@ -161,14 +164,18 @@ class RelationsStore:
                     first = min(row.first_period, link.first_period)
                     last = max(row.last_period, link.last_period)
                     deposit = link.last_deposit or row.last_deposit
-                    if (first, last, deposit) != (row.first_period, row.last_period,
-                                                  row.last_deposit):  # fmt: skip
+                    # A link its mandate's end ended lasts again only with a DSN for a month
+                    # from then on (which a new mandate alone lets the firm deposit).
+                    revived = row.ended_by == MANDATE_ENDED and last >= row.ended_period
+                    if revived or (first, last, deposit) != (row.first_period, row.last_period,
+                                                             row.last_deposit):  # fmt: skip
+                        ended = {"ended_period": "", "ended_by": ""} if revived else {}
                         connection.execute(
                             update(declared_links)
                             .where(declared_links.c.declarant_siret == key[0],
                                    declared_links.c.declared_siret == key[1])
                             .values(first_period=first, last_period=last, last_deposit=deposit,
-                                    updated_at=moment)
+                                    updated_at=moment, **ended)
                         )  # fmt: skip
                         changed += 1
                 if new:
@@ -419,11 +426,14 @@ def _take_over(connection: Connection, declared: set[str], moment: int) -> int:
     changed, ended_firms = 0, set()
     for links in by_establishment.values():
         for link in links:
+            if link.ended_by == MANDATE_ENDED:  # ended by its company, not by a firm
+                continue
             end, by = "", ""
             after = period_of(month_index(link.last_period) + 1)
             for other in links:
-                if other.declarant_siret[:9] == link.declarant_siret[:9]:
-                    continue
+                if (other.declarant_siret[:9] == link.declarant_siret[:9]
+                        or other.ended_by == MANDATE_ENDED):  # fmt: skip
+                    continue  # a link its mandate's end ended takes nothing over
                 if other.last_period > link.last_period:
                     start = max(other.first_period, after)
                     if not end or start < end:
@@ -447,6 +457,24 @@ def _take_over(connection: Connection, declared: set[str], moment: int) -> int:
         ).scalars()
         cut_off(connection, [declarant_subject(account) for account in accounts])
     return changed
+
+
+def end_mandated_links(connection: Connection, firm_siren: str, declared_siret: str) -> int:
+    """When a company ends a firm's mandate for its establishment: the firm's links to it end
+    this month (`ended_by` MANDATE_ENDED), and the links of other firms its DSNs had taken over
+    last again (as if it had never declared after them). In the caller's transaction; returns
+    how many links changed."""
+    today = datetime.datetime.now(datetime.UTC).date()
+    moment = now_ms()
+    ended = connection.execute(
+        update(declared_links)
+        .where(declared_links.c.declarant_siret.startswith(firm_siren),
+               declared_links.c.declared_siret == declared_siret,
+               declared_links.c.ended_by != MANDATE_ENDED)
+        .values(ended_period=f"{today.year:04d}{today.month:02d}", ended_by=MANDATE_ENDED,
+                updated_at=moment)
+    ).rowcount  # fmt: skip
+    return int(ended) + _take_over(connection, {declared_siret}, moment)
 
 
 def declared_by_company(

@@ -26,7 +26,7 @@ from registry.kernel.rights import HABILITATION_MANAGE
 from registry.letters.store import LetterRefused
 from registry.operation.store import OperationStore
 from registry.relations.store import RelationsStore
-from registry.trust.declarant_store import identity_digest, too_many_attempts
+from registry.trust.declarant_store import AccountStatus, identity_digest, too_many_attempts
 from registry.trust.sign_in_limits import SignInLimits
 from server.audit.journal import note
 from server.habilitation.bulk_worker import KIND as BULK_KIND
@@ -162,7 +162,7 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
                                 identity.password, identity.email, request_id)  # fmt: skip
         except LetterRefused as refused:
             raise FailedPrecondition(refused.reason, str(refused)) from None
-        if made is not None:
+        if made is not None:  # not a retry: the same e-mail whether the triplet had an account
             self._mail_code(identity.email, made.email_code)
 
     def _mail_code(self, email: str, code: str) -> None:
@@ -170,8 +170,11 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         text = (
             "Vous avez demandé un accès administrateur sur le portail. Pour confirmer votre "
             f"adresse électronique, donnez ce code : {code}\n"
-            "Votre compte sera actif quand vous aurez aussi donné la clé d'activation reçue par "
-            "courrier à l'adresse de votre établissement.\n"
+            "Un courrier portant une clé d'activation part alors à l'adresse de votre "
+            "établissement ; votre compte sera actif quand vous l'aurez donnée avec votre mot de "
+            "passe (ou quand un administrateur de votre entreprise vous aura validé).\n"
+            "Si vous avez déjà un compte, ce code ne change rien : connectez-vous, ou utilisez "
+            "le mot de passe oublié.\n"
             "Si vous n'avez rien demandé, ignorez ce message."
         )
         task = asyncio.get_running_loop().run_in_executor(
@@ -198,30 +201,37 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         await self._register(request.identity, request.request_id, context)
         return pb.ApplyAsAdministratorResponse()
 
-    async def _single_use(self, secret: str, use: Callable[[str], int | None], context: Context,
-                          refusal: str) -> int:  # fmt: skip
-        """Spends a letter's key or an e-mail's code: each guess counts against the caller's
-        address (the secret itself is the identity: no stranger's guesses delay anyone)."""
-        source = await self._admitted(secret.encode(), context)
-        account = await asyncio.to_thread(use, secret)
-        if account is None:
-            raise PermissionDenied(refusal, "this key or code is not valid")
-        await asyncio.to_thread(self.limits.succeeded, secret.encode(), source)
-        return account
-
     async def ActivateAdministrator(
         self, request: pb.ActivateAdministratorRequest, context: Context
     ) -> pb.ActivateAdministratorResponse:
-        account = await self._single_use(request.activation_key, self.store.activate_with_key,
-                                         context, "BAD_ACTIVATION_KEY")  # fmt: skip
+        """The letter's key with the candidate's own triplet and password: a key in someone
+        else's hands activates nothing; each attempt counts against the identity's and the
+        caller's sign-in limits."""
+        identity = request.identity
+        digest = identity_digest(identity.siret, identity.last_name, identity.first_name)
+        source = await self._admitted(digest, context)
+        account = await asyncio.to_thread(
+            self.store.activate_with_key, digest, identity.password, request.activation_key
+        )
+        if account is None:
+            raise PermissionDenied(
+                "BAD_ACTIVATION_KEY", "this key, account or password is not valid now"
+            )
+        await asyncio.to_thread(self.limits.succeeded, digest, source)
         return pb.ActivateAdministratorResponse(account_id=account)
 
     async def ConfirmEmail(
         self, request: pb.ConfirmEmailRequest, context: Context
     ) -> pb.ConfirmEmailResponse:
-        account = await self._single_use(request.code, self.store.confirm_email, context,
-                                         "BAD_EMAIL_CODE")  # fmt: skip
-        return pb.ConfirmEmailResponse(account_id=account)
+        """Each guess counts against the caller's address (the code is its own identity: no
+        stranger's guesses delay anyone). The answer names no account: a registration of a
+        triplet that has one sends a code too, which confirms nothing new."""
+        code = request.code.encode()
+        source = await self._admitted(code, context)
+        if not await asyncio.to_thread(self.store.confirm_email, request.code):
+            raise PermissionDenied("BAD_EMAIL_CODE", "this code is not valid now")
+        await asyncio.to_thread(self.limits.succeeded, code, source)
+        return pb.ConfirmEmailResponse()
 
     # -- accounts (administrators) ---------------------------------------------------------
 
@@ -261,9 +271,16 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         found = await asyncio.to_thread(self.store.accounts_of, author.siren, size + 1,
                                         int(after[0]) if after else 0)  # fmt: skip
         found, token = page_tokens.cut(found, size, query, lambda a: [str(a.id)])
+        # A candidate's address, so that an administrator knows whom it validates.
+        emails = {
+            a.id: await asyncio.to_thread(self.store.email_of, a.id)
+            for a in found
+            if a.status == AccountStatus.CANDIDATE
+        }
         return pb.ListAccountsResponse(
             accounts=[pb.Account(id=a.id, siret=a.siret, role=a.role.to_proto(),
-                                 status=a.status.to_proto()) for a in found],
+                                 status=a.status.to_proto(), email=emails.get(a.id) or "")
+                      for a in found],
             next_page_token=token,
         )  # fmt: skip
 

@@ -9,6 +9,7 @@ and read its employees."""
 
 from __future__ import annotations
 
+import datetime
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -170,9 +171,12 @@ def test_a_declarant_cannot_name_another_firm_as_emitter(declarant: Client, tmp_
     assert deposit.receipt == pb.RECEIPT_ARE and deposit.rejection_code == "EMITTER_NOT_YOURS"
 
 
-def test_a_month_after_next_is_refused_it_would_end_the_real_firms_link() -> None:
+def test_a_month_to_come_is_refused_it_would_end_the_real_firms_link() -> None:
     """A DSN for a month to come would take the establishment over from the firm that declares
     it (registry/relations/store.py ends a link when another firm declares a later month)."""
-    future = b"".join(generate(3, month="01012099"))
-    assert _scan(future, {DEMO_COMPANY.siret})[0] == "PERIOD_IN_FUTURE"
+    today = datetime.date.today()
+    next_month = datetime.date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    for month in (next_month.strftime("01%m%Y"), "01012099"):
+        future = b"".join(generate(3, month=month))
+        assert _scan(future, {DEMO_COMPANY.siret})[0] == "PERIOD_IN_FUTURE"
     assert _scan(_file(), {DEMO_COMPANY.siret})[0] == "AEE"  # March 2026: a month begun

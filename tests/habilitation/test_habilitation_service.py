@@ -84,13 +84,14 @@ def _letter_key(node: RunningNode, siret: str) -> str:
 def _register_proven(
     node: RunningNode, anonymous: Client, box: Mailbox, identity: pb.Identity
 ) -> int:
-    """Registers an administrator, then proves it with its letter's key and e-mail's code."""
-    anonymous.habilitations.RegisterCompany(pb.RegisterCompanyRequest(identity=identity))
-    key = _letter_key(node, identity.siret)
+    """Registers an administrator, then proves it: its e-mail's code (which sends the letter),
+    then its letter's key with its password."""
     calls = anonymous.habilitations
+    calls.RegisterCompany(pb.RegisterCompanyRequest(identity=identity))
     calls.ConfirmEmail(pb.ConfirmEmailRequest(code=box.code_sent_to(identity.email)))
-    return int(calls.ActivateAdministrator(
-        pb.ActivateAdministratorRequest(activation_key=key)).account_id)  # fmt: skip
+    key = _letter_key(node, identity.siret)
+    request = pb.ActivateAdministratorRequest(activation_key=key, identity=identity)
+    return int(calls.ActivateAdministrator(request).account_id)
 
 
 def _signed_in(node: RunningNode, siret: str, last: str, first: str = "Alex") -> Client:
@@ -118,15 +119,16 @@ def admin(node: RunningNode, anonymous: Client, mailbox: tuple[Mailbox, int]) ->
     request = pb.RegisterCompanyRequest(identity=identity, request_id="register-1")
     assert anonymous.habilitations.RegisterCompany(request) == pb.RegisterCompanyResponse()
     anonymous.habilitations.RegisterCompany(request)  # a retry: no second letter nor e-mail
-    key = _letter_key(node, identity.siret)
     code = mailbox[0].code_sent_to(identity.email)
     assert len(mailbox[0].to(identity.email)) == 1
     with pytest.raises(Unauthenticated) as waiting:  # no rights until proven
         _signed_in(node, identity.siret, "Moreau", "Lina")
     assert waiting.value.reason == "ACCOUNT_INACTIVE"
     calls = anonymous.habilitations
-    calls.ActivateAdministrator(pb.ActivateAdministratorRequest(activation_key=key))
     calls.ConfirmEmail(pb.ConfirmEmailRequest(code=code))
+    key = _letter_key(node, identity.siret)
+    calls.ActivateAdministrator(pb.ActivateAdministratorRequest(activation_key=key,
+                                                                identity=identity))  # fmt: skip
     with _signed_in(node, siret_of(FIRM, 1), "Moreau", "Lina") as client:
         yield client
 
@@ -166,39 +168,57 @@ def test_registration_is_proven_and_tells_nobody_whether_an_account_exists(
         channels=[notify_pb2.CHANNEL_API])))  # fmt: skip
     candidate = _identity(siret_of(FIRM, 2), "Garcia", "Ana")
     applied = calls.ApplyAsAdministrator(pb.ApplyAsAdministratorRequest(identity=candidate))
-    # The same triplet again (an account exists) answers exactly the same, and sends nothing.
-    again = calls.ApplyAsAdministrator(pb.ApplyAsAdministratorRequest(identity=candidate))
-    assert applied == again == pb.ApplyAsAdministratorResponse()
-    existing = calls.RegisterCompany(pb.RegisterCompanyRequest(
-        identity=_identity(siret_of(FIRM, 1), "Moreau", "Lina")))  # fmt: skip
-    assert existing == pb.RegisterCompanyResponse()
-    key = _letter_key(node, siret_of(FIRM, 2))
+    # A triplet with an active account answers exactly the same, with an e-mail alike.
+    moreau = _identity(siret_of(FIRM, 1), "Moreau", "Lina")
+    existing = calls.ApplyAsAdministrator(pb.ApplyAsAdministratorRequest(identity=pb.Identity(
+        siret=moreau.siret, last_name="Moreau", first_name="Lina", password="not my password",
+        email=candidate.email.replace("garcia", "prober"))))  # fmt: skip
+    assert applied == existing == pb.ApplyAsAdministratorResponse()
     code = box.code_sent_to(candidate.email)
+    probe = box.code_sent_to(candidate.email.replace("garcia", "prober"))
+    texts = [box.to(address)[-1].get_content() for address in
+             (candidate.email, candidate.email.replace("garcia", "prober"))]  # fmt: skip
+    assert texts[0].replace(code, "C") == texts[1].replace(probe, "C")
+    assert calls.ConfirmEmail(pb.ConfirmEmailRequest(code=probe)) == pb.ConfirmEmailResponse()
+    with _signed_in(node, siret_of(FIRM, 1), "Moreau", "Lina"):  # nothing changed for Moreau
+        pass
+    calls.ConfirmEmail(pb.ConfirmEmailRequest(code=code))  # the letter goes now
+    key = _letter_key(node, siret_of(FIRM, 2))
     time.sleep(0.5)  # what a notification would have had time to bring
     fetched = admin.notify.FetchNotifications(notify_pb2.FetchNotificationsRequest())
     assert all(key not in n.body and code not in n.body for n in fetched.notifications)
-    assert len(box.to(candidate.email)) == 1
-    assert len(box.to(f"moreau.lina@{siret_of(FIRM, 1)}.example")) == 1
     with pytest.raises(Unauthenticated) as waiting:
         _signed_in(node, siret_of(FIRM, 2), "Garcia", "Ana")
     assert waiting.value.reason == "ACCOUNT_INACTIVE"
-    with pytest.raises(PermissionDenied) as bad:
-        calls.ActivateAdministrator(pb.ActivateAdministratorRequest(activation_key=key + "x"))
-    assert bad.value.reason == "BAD_ACTIVATION_KEY"
-    activated = calls.ActivateAdministrator(pb.ActivateAdministratorRequest(activation_key=key))
+    # The administrator sees whom it would validate.
+    listed = {a.id: a.email for a in admin.list_accounts()}
+    assert candidate.email in listed.values()
+
+    def activate(activation_key: str, identity: pb.Identity) -> pb.ActivateAdministratorResponse:
+        request = pb.ActivateAdministratorRequest(activation_key=activation_key, identity=identity)
+        answer: pb.ActivateAdministratorResponse = calls.ActivateAdministrator(request)
+        return answer
+
+    for wrong_key, who in (
+        (key + "x", candidate),
+        (key, moreau),
+        (key, _identity(candidate.siret, "Garcia", "Ana", "guessed pw")),
+    ):
+        with pytest.raises(PermissionDenied) as bad:  # fmt: skip
+            activate(wrong_key, who)
+        assert bad.value.reason == "BAD_ACTIVATION_KEY"
+    activated = activate(key, candidate)
+    assert listed[activated.account_id] == candidate.email
     with pytest.raises(PermissionDenied):  # single use
-        calls.ActivateAdministrator(pb.ActivateAdministratorRequest(activation_key=key))
-    with pytest.raises(Unauthenticated):  # the letter's key alone: its e-mail is not confirmed
-        _signed_in(node, siret_of(FIRM, 2), "Garcia", "Ana")
-    assert calls.ConfirmEmail(pb.ConfirmEmailRequest(code=code)).account_id == activated.account_id
+        activate(key, candidate)
     with _signed_in(node, siret_of(FIRM, 2), "Garcia", "Ana") as second_admin:
         accounts = list(second_admin.list_accounts())
     assert [(a.role, a.status) for a in accounts[:2]] == [
         (pb.ROLE_ADMINISTRATOR, pb.ACCOUNT_STATUS_ACTIVE)
     ] * 2
     acts = [a.act for a in admin.habilitations.ListAdminActs(pb.ListAdminActsRequest()).acts]
-    assert acts[:6] == ["REGISTER", "ACTIVATE_ADMIN", "CONFIRM_EMAIL", "APPLY",
-                        "ACTIVATE_ADMIN", "CONFIRM_EMAIL"]  # fmt: skip
+    assert acts[:7] == ["REGISTER", "CONFIRM_EMAIL", "ACTIVATE_ADMIN", "APPLY",
+                        "CONFIRM_EMAIL", "CONFIRM_EMAIL", "ACTIVATE_ADMIN"]  # fmt: skip
 
 
 def test_only_an_administrator_manages_and_only_its_own_company(
@@ -470,9 +490,9 @@ def test_guessing_activation_keys_is_limited_per_address(anonymous: Client) -> N
     reasons = set()
     for guess in range(30):
         try:
-            calls.ActivateAdministrator(
-                pb.ActivateAdministratorRequest(activation_key=f"guess-{guess:04d}-xxxx")
-            )
+            calls.ActivateAdministrator(pb.ActivateAdministratorRequest(
+                activation_key=f"guess-{guess:04d}-xxxx",
+                identity=_identity(siret_of(FIRM, 2), f"Guess{guess}")))  # fmt: skip
         except (PermissionDenied, ResourceExhausted) as refused:
             reasons.add(refused.reason)
     assert reasons == {"BAD_ACTIVATION_KEY", "TOO_MANY_ATTEMPTS"}

@@ -24,10 +24,10 @@ from registry.habilitation.access_decision import (
 from registry.habilitation.declarant_rights import declarant_rights
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
 from registry.kernel.nir_keyring import NirKeyring
-from registry.letters.store import LetterStore
+from registry.letters.store import Letter, LetterStore
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.relations.store import Link, RelationsStore
-from registry.trust.declarant_store import DeclarantStore, SignInRefused
+from registry.trust.declarant_store import DeclarantStore, SignInRefused, identity_digest
 from tests.registry_rows import in_registry, recent_period
 
 FIRM = siren_at(60)
@@ -66,14 +66,22 @@ def _sign_in(engine: Engine, siret: str, names: tuple[str, str], password: str) 
     return DeclarantStore(engine).sign_in(siret, *names, password, source="127.0.0.1")
 
 
+def _letters(store: HabilitationStore) -> list[Letter]:
+    """The letters waiting for the mail room, taken as its batch."""
+    assert store.sealer is not None
+    return LetterStore(store.engine, store.sealer).take_batch(f"b{time.monotonic_ns()}")
+
+
 def _letter_key(store: HabilitationStore, siret: str) -> str:
     """The activation key of the latest letter posted to the establishment."""
-    assert store.sealer is not None
-    letters = LetterStore(store.engine, store.sealer).take_batch(f"b{time.monotonic_ns()}")
-    (letter,) = [letter for letter in letters if letter.siret == siret]
+    (letter,) = [letter for letter in _letters(store) if letter.siret == siret]
     found = re.search(r"activation[^:]*: (\S+)", letter.body)
     assert found is not None
     return found.group(1)
+
+
+def _digest(siret: str, names: tuple[str, str]) -> bytes:
+    return identity_digest(siret, *names)
 
 
 def test_administrators_primo_then_candidates_proven_by_validation_or_letter_and_email(
@@ -95,24 +103,32 @@ def test_administrators_primo_then_candidates_proven_by_validation_or_letter_and
     store.validate_candidate(primo, first.account)
     with pytest.raises(SignInRefused):  # proven, but its e-mail is not confirmed yet
         _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw")
-    assert store.confirm_email(first.email_code + "x") is None
-    assert store.confirm_email(first.email_code) == first.account
+    assert not store.confirm_email(first.email_code + "x")
+    assert store.confirm_email(first.email_code)
     assert _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw") == first.account
     assert store.email_of(first.account) == "ana@firm.example"
-    # The same triplet again: nothing made (the caller answers the same either way).
-    assert store.register(siret_of(FIRM, 1), ("Garcia", "Ana"), "other pw", "x@y.example") is None
-    second = store.register(siret_of(FIRM, 2), ("Petit", "Jo"), "jo pw", "jo@firm.example")
+    # The same triplet again (an active account): a code for the address given, nothing more.
+    again = store.register(siret_of(FIRM, 1), ("Garcia", "Ana"), "other pw", "x@y.example")
+    assert again is not None and again.account == first.account
+    assert store.confirm_email(again.email_code)  # confirms nothing new
+    assert store.email_of(first.account) == "ana@firm.example"
+    assert _sign_in(engine, siret_of(FIRM, 1), ("Garcia", "Ana"), "cand pw") == first.account
+    names = ("Petit", "Jo")
+    second = store.register(siret_of(FIRM, 2), names, "jo pw", "jo@firm.example")
     assert second is not None
+    assert store.confirm_email(second.email_code)  # the confirmed address sends the letter
     key = _letter_key(store, siret_of(FIRM, 2))
-    assert store.activate_with_key(key + "x") is None
-    assert store.confirm_email(second.email_code) == second.account
-    assert store.activate_with_key(key) == second.account
-    assert store.activate_with_key(key) is None  # single use
-    assert _sign_in(engine, siret_of(FIRM, 2), ("Petit", "Jo"), "jo pw") == second.account
+    digest = _digest(siret_of(FIRM, 2), names)
+    assert store.activate_with_key(digest, "jo pw", key + "x") is None
+    assert store.activate_with_key(digest, "wrong pw", key) is None  # the key alone: nothing
+    assert store.activate_with_key(digest, "jo pw", key) == second.account
+    assert store.activate_with_key(digest, "jo pw", key) is None  # single use
+    assert _sign_in(engine, siret_of(FIRM, 2), names, "jo pw") == second.account
     acts = [(a.author, a.act) for a in store.acts(FIRM)]
     assert acts == [
         ("registration", "REGISTER"), (f"account:{first.account}", "APPLY"),
         (f"declarant:{primo}", "VALIDATE_ADMIN"), (f"account:{first.account}", "CONFIRM_EMAIL"),
+        (f"account:{first.account}", "CONFIRM_EMAIL"),
         (f"account:{second.account}", "APPLY"), (f"account:{second.account}", "CONFIRM_EMAIL"),
         ("activation-key", "ACTIVATE_ADMIN"),
     ]  # fmt: skip
@@ -121,15 +137,50 @@ def test_administrators_primo_then_candidates_proven_by_validation_or_letter_and
 def test_a_first_administrator_is_proven_by_the_letter_to_its_establishment(
     engine: Engine, store: HabilitationStore
 ) -> None:
-    made = store.register(siret_of(siren_at(150), 1), ("Primo", "Ad"), "primo pw", "p@s.example")
+    siret, names = siret_of(siren_at(150), 1), ("Primo", "Ad")
+    made = store.register(siret, names, "primo pw", "p@s.example")
     assert made is not None and made.first
-    assert store.confirm_email(made.email_code) == made.account
+    assert _letters(store) == []  # no letter before the address is confirmed
+    assert store.confirm_email(made.email_code)
     with pytest.raises(SignInRefused):  # the e-mail alone proves nothing
-        _sign_in(engine, siret_of(siren_at(150), 1), ("Primo", "Ad"), "primo pw")
-    assert store.activate_with_key(_letter_key(store, siret_of(siren_at(150), 1))) == made.account
-    assert _sign_in(engine, siret_of(siren_at(150), 1), ("Primo", "Ad"), "primo pw") == made.account
+        _sign_in(engine, siret, names, "primo pw")
+    key = _letter_key(store, siret)
+    assert store.activate_with_key(_digest(siret, names), "primo pw", key) == made.account
+    assert _sign_in(engine, siret, names, "primo pw") == made.account
     assert [p.name for p in store.portfolios_of(siren_at(150))] == ["Entreprise"]
     assert "habilitation.manage" in declarant_rights(engine, made.account)
+
+
+def test_a_squatted_triplet_gives_its_squatter_nothing(
+    engine: Engine, store: HabilitationStore
+) -> None:
+    """The attacker review: a stranger registers the company's legal representative first,
+    with its own password and address, and waits for the company to use the letter's key."""
+    siret, names = siret_of(siren_at(151), 1), ("Dirigeant", "Reel")
+    squat = store.register(siret, names, "squatter pw", "squatter@evil.example")
+    assert squat is not None and store.confirm_email(squat.email_code)
+    squatters_letter = _letter_key(store, siret)
+    # The real person registers: it replaces the unproven candidate (password, address).
+    real = store.register(siret, names, "real pw", "real@company.example")
+    assert real is not None and real.account == squat.account
+    assert store.activate_with_key(_digest(siret, names), "real pw", squatters_letter) is None
+    assert store.confirm_email(real.email_code)
+    key = _letter_key(store, siret)
+    assert store.activate_with_key(_digest(siret, names), "squatter pw", key) is None
+    assert store.activate_with_key(_digest(siret, names), "real pw", key) == real.account
+    assert store.email_of(real.account) == "real@company.example"
+    with pytest.raises(SignInRefused):
+        _sign_in(engine, siret, names, "squatter pw")
+
+
+def test_confirmed_addresses_cannot_make_the_mail_room_post_at_will(
+    store: HabilitationStore,
+) -> None:
+    siret = siret_of(siren_at(152), 1)
+    for n in range(6):
+        made = store.register(siret, (f"Spam{n}", "X"), "spam pw 1", f"s{n}@evil.example")
+        assert made is not None and store.confirm_email(made.email_code)
+    assert len([letter for letter in _letters(store) if letter.siret == siret]) == 3
 
 
 def test_declarants_are_created_by_an_administrator_of_their_company_only(

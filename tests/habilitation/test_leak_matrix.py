@@ -1,17 +1,17 @@
 """The leak matrix of who manages whom (issue 19): every role against every resource, in each
-state a client company goes through over time, through gRPC and REST, on a real node.
+state a client company goes through over time, through gRPC, REST and the dashboard, on a real
+node.
 
 Roles: the old firm's declarant, another of its declarants holding an operator's explicit
 dsn.deposit grant over the client, the new firm's declarant, the client company's administrator,
 a candidate administrator of the client (registered, proven only in the last state), a stranger
-firm's declarant, an anonymous caller. Resources: the client's employees (gRPC
-ListEmployees and CheckEmployment, REST ListEmployees), the right a fresh chain carries,
-CheckAccess, the chain held since the state before, and a deposit for the client (over gRPC,
-and from the dashboard after signing in on the web form). States: the
-old firm declares the client; a new firm takes it over; the client gives the old firm a
-mandate; the mandate ends; the new firm's declarant is struck off; the candidate is proven. Every cell is compared with
-what must happen: a leak (a read that should be refused) and a wrong refusal both fail the test
-and name their cell."""
+firm's declarant, an anonymous caller. Resources: the client's employees (gRPC ListEmployees and
+CheckEmployment, REST ListEmployees), the right a fresh chain carries, CheckAccess, the chain
+held since the state before, and a deposit for the client (over gRPC, and from the dashboard
+after signing in on the web form). States: the old firm declares the client; a new firm takes it
+over; the client gives the old firm a mandate; the mandate ends; the new firm's declarant is
+struck off; the candidate is proven. Every cell is compared with what must happen: a leak (a read
+that should be refused) and a wrong refusal both fail the test and name their cell."""
 
 from __future__ import annotations
 

@@ -154,6 +154,9 @@ def test_the_old_firms_later_deposit_is_refused_unless_mandated(
     with pytest.raises(HabilitationRefused) as foreign:
         admins.grant_mandate(client_admin, siret_of(other, 1), old)
     assert foreign.value.reason == "NOT_YOUR_COMPANY"
+    with pytest.raises(HabilitationRefused) as unknown:  # a firm the registry does not know
+        admins.grant_mandate(client_admin, siret_of(client, 1), "999999999")
+    assert unknown.value.reason == "BAD_FIRM"
     assert admins.grant_mandate(client_admin, siret_of(client, 1), old)
     assert not admins.grant_mandate(client_admin, siret_of(client, 1), old)
     with engine.connect() as connection:
@@ -238,3 +241,31 @@ def test_the_token_carries_exactly_what_check_access_allows_in_every_state(
                 allowed = decide(relations, declarant, code, sirets=[siret]).allowed
                 assert in_token == allowed, (state, code, siret, in_token)
     assert declarant_rights(engine, declarant) == {}
+
+
+def test_ending_a_mandate_ends_what_the_mandate_gave(
+    engine: Engine, world: World, relations: RelationsStore
+) -> None:
+    """The attacker review's case: the old firm, mandated "for a correction", declares the
+    current month and takes the establishment back; the mandate's end must give it back."""
+    old, new, client = world.old, world.new, world.client
+    _declare(relations, old, client, 3, NIR_OLD)
+    _declare(relations, new, client, 2, NIR_NEW)
+    admins = HabilitationStore(engine)
+    client_admin = admins.register_company(siret_of(client, 1), ("Client", "Admin"), "password")
+    admins.grant_mandate(client_admin, siret_of(client, 1), old)
+    _declare(relations, old, client, 1, NIR_OLD)  # under the mandate: the new firm's link ends
+    assert relations.live_declarants(siret_of(client, 1)) == [siret_of(old, 1)]
+    admins.end_mandate(client_admin, siret_of(client, 1), old)
+    assert relations.live_declarants(siret_of(client, 1)) == [siret_of(new, 1)]
+    assert relations.declared_by_company(old) == set()
+    with engine.connect() as connection:  # and it may not declare it again
+        assert siret_of(client, 1) in taken_over(
+            connection, old, [siret_of(client, 1)], recent_period(0)
+        )
+    _declare(relations, old, client, 2, NIR_OLD)  # a correction changes nothing of that
+    assert relations.live_declarants(siret_of(client, 1)) == [siret_of(new, 1)]
+    # A new mandate and a DSN for this month: the old firm declares it again.
+    admins.grant_mandate(client_admin, siret_of(client, 1), old)
+    _declare(relations, old, client, 0, NIR_OLD)
+    assert relations.live_declarants(siret_of(client, 1)) == [siret_of(old, 1)]

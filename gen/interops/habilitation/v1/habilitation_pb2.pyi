@@ -251,15 +251,23 @@ class ActivateAdministratorRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACTIVATION_KEY_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
     activation_key: _builtins.str
+    @_builtins.property
+    def identity(self) -> Global___Identity:
+        """The candidate's own triplet and password (its e-mail is not read): a key in someone
+        else's hands activates nothing.
+        """
+
     def __init__(
         self,
         *,
         activation_key: _builtins.str = ...,
+        identity: Global___Identity | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_key", b"activation_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_key", b"activation_key", "identity", b"identity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -308,7 +316,16 @@ class ConfirmEmailResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
-    account_id: _builtins.int
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def account_id(self) -> _builtins.int:
+        """Always 0: a registration of a triplet that has an account sends a code too."""
+
+    @account_id.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def account_id(self, value: _builtins.int) -> None:
+        """Always 0: a registration of a triplet that has an account sends a code too."""
+
     def __init__(
         self,
         *,
@@ -451,10 +468,15 @@ class Account(_message.Message):
     SIRET_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     siret: _builtins.str
     role: Global___Role.ValueType
     status: Global___AccountStatus.ValueType
+    email: _builtins.str
+    """A candidate administrator's e-mail address (empty for other accounts), so that an
+    administrator knows whom it validates.
+    """
     def __init__(
         self,
         *,
@@ -462,10 +484,11 @@ class Account(_message.Message):
         siret: _builtins.str = ...,
         role: Global___Role.ValueType = ...,
         status: Global___AccountStatus.ValueType = ...,
+        email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "role", b"role", "siret", b"siret", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "id", b"id", "role", b"role", "siret", b"siret", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -191,9 +191,10 @@ class HabilitationServiceServicer:
 
     def RegisterCompany(self, request, context):
         """An administrator's registration for the establishment's company (which must be in the
-        registry): its first administrator (Primo AD) if it has none, else a candidate. A letter
-        with the activation key goes to the establishment's postal address, a code to the e-mail
-        given. The same empty answer whether or not the triplet has an account.
+        registry): its first administrator (Primo AD) if it has none, else a candidate. A code goes
+        to the e-mail given; confirming it posts the letter with the activation key to the
+        establishment's postal address. The same empty answer, and the same e-mail, whether or not
+        the triplet has an account; an unproven candidate's triplet registered again is replaced.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -208,15 +209,16 @@ class HabilitationServiceServicer:
 
     def ActivateAdministrator(self, request, context):
         """A candidate proves its registration with the key of the postal letter its establishment
-        received; it becomes active once its e-mail is confirmed too.
+        received, and its own triplet and password; it is active once its e-mail is confirmed too
+        (confirming it is what sends the letter).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ConfirmEmail(self, request, context):
-        """An account confirms its e-mail address with the code sent there; a proven candidate becomes
-        active with it.
+        """An account confirms its e-mail address with the code sent there; a candidate's confirmed
+        address sends the letter with its activation key (at most 3 waiting per establishment).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

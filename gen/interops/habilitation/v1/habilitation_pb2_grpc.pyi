@@ -55,19 +55,21 @@ class HabilitationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> HabilitationServiceAsyncStub: ...
     RegisterCompany: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.RegisterCompanyRequest, _habilitation_pb2.RegisterCompanyResponse]
     """An administrator's registration for the establishment's company (which must be in the
-    registry): its first administrator (Primo AD) if it has none, else a candidate. A letter
-    with the activation key goes to the establishment's postal address, a code to the e-mail
-    given. The same empty answer whether or not the triplet has an account.
+    registry): its first administrator (Primo AD) if it has none, else a candidate. A code goes
+    to the e-mail given; confirming it posts the letter with the activation key to the
+    establishment's postal address. The same empty answer, and the same e-mail, whether or not
+    the triplet has an account; an unproven candidate's triplet registered again is replaced.
     """
     ApplyAsAdministrator: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.ApplyAsAdministratorRequest, _habilitation_pb2.ApplyAsAdministratorResponse]
     """The same as RegisterCompany (kept for the portal's "apply as an administrator" page)."""
     ActivateAdministrator: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.ActivateAdministratorRequest, _habilitation_pb2.ActivateAdministratorResponse]
     """A candidate proves its registration with the key of the postal letter its establishment
-    received; it becomes active once its e-mail is confirmed too.
+    received, and its own triplet and password; it is active once its e-mail is confirmed too
+    (confirming it is what sends the letter).
     """
     ConfirmEmail: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.ConfirmEmailRequest, _habilitation_pb2.ConfirmEmailResponse]
-    """An account confirms its e-mail address with the code sent there; a proven candidate becomes
-    active with it.
+    """An account confirms its e-mail address with the code sent there; a candidate's confirmed
+    address sends the letter with its activation key (at most 3 waiting per establishment).
     """
     ValidateCandidate: _grpc.UnaryUnaryMultiCallable[_habilitation_pb2.ValidateCandidateRequest, _habilitation_pb2.ValidateCandidateResponse]
     """An active administrator validates a candidate of its company (its registration is proven;
@@ -140,19 +142,21 @@ class HabilitationServiceAsyncStub(HabilitationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterCompany: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.RegisterCompanyRequest, _habilitation_pb2.RegisterCompanyResponse]  # type: ignore[assignment]
     """An administrator's registration for the establishment's company (which must be in the
-    registry): its first administrator (Primo AD) if it has none, else a candidate. A letter
-    with the activation key goes to the establishment's postal address, a code to the e-mail
-    given. The same empty answer whether or not the triplet has an account.
+    registry): its first administrator (Primo AD) if it has none, else a candidate. A code goes
+    to the e-mail given; confirming it posts the letter with the activation key to the
+    establishment's postal address. The same empty answer, and the same e-mail, whether or not
+    the triplet has an account; an unproven candidate's triplet registered again is replaced.
     """
     ApplyAsAdministrator: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.ApplyAsAdministratorRequest, _habilitation_pb2.ApplyAsAdministratorResponse]  # type: ignore[assignment]
     """The same as RegisterCompany (kept for the portal's "apply as an administrator" page)."""
     ActivateAdministrator: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.ActivateAdministratorRequest, _habilitation_pb2.ActivateAdministratorResponse]  # type: ignore[assignment]
     """A candidate proves its registration with the key of the postal letter its establishment
-    received; it becomes active once its e-mail is confirmed too.
+    received, and its own triplet and password; it is active once its e-mail is confirmed too
+    (confirming it is what sends the letter).
     """
     ConfirmEmail: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.ConfirmEmailRequest, _habilitation_pb2.ConfirmEmailResponse]  # type: ignore[assignment]
-    """An account confirms its e-mail address with the code sent there; a proven candidate becomes
-    active with it.
+    """An account confirms its e-mail address with the code sent there; a candidate's confirmed
+    address sends the letter with its activation key (at most 3 waiting per establishment).
     """
     ValidateCandidate: _aio.UnaryUnaryMultiCallable[_habilitation_pb2.ValidateCandidateRequest, _habilitation_pb2.ValidateCandidateResponse]  # type: ignore[assignment]
     """An active administrator validates a candidate of its company (its registration is proven;
@@ -228,9 +232,10 @@ class HabilitationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_habilitation_pb2.RegisterCompanyResponse, _abc.Awaitable[_habilitation_pb2.RegisterCompanyResponse]]:
         """An administrator's registration for the establishment's company (which must be in the
-        registry): its first administrator (Primo AD) if it has none, else a candidate. A letter
-        with the activation key goes to the establishment's postal address, a code to the e-mail
-        given. The same empty answer whether or not the triplet has an account.
+        registry): its first administrator (Primo AD) if it has none, else a candidate. A code goes
+        to the e-mail given; confirming it posts the letter with the activation key to the
+        establishment's postal address. The same empty answer, and the same e-mail, whether or not
+        the triplet has an account; an unproven candidate's triplet registered again is replaced.
         """
 
     @_abc_1.abstractmethod
@@ -248,7 +253,8 @@ class HabilitationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_habilitation_pb2.ActivateAdministratorResponse, _abc.Awaitable[_habilitation_pb2.ActivateAdministratorResponse]]:
         """A candidate proves its registration with the key of the postal letter its establishment
-        received; it becomes active once its e-mail is confirmed too.
+        received, and its own triplet and password; it is active once its e-mail is confirmed too
+        (confirming it is what sends the letter).
         """
 
     @_abc_1.abstractmethod
@@ -257,8 +263,8 @@ class HabilitationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _habilitation_pb2.ConfirmEmailRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_habilitation_pb2.ConfirmEmailResponse, _abc.Awaitable[_habilitation_pb2.ConfirmEmailResponse]]:
-        """An account confirms its e-mail address with the code sent there; a proven candidate becomes
-        active with it.
+        """An account confirms its e-mail address with the code sent there; a candidate's confirmed
+        address sends the letter with its activation key (at most 3 waiting per establishment).
         """
 
     @_abc_1.abstractmethod
