@@ -119,21 +119,26 @@ revocations = Table(
     Column("until", BigInteger, nullable=False, server_default="0", index=True),
 )
 
-# Sign-in attempts per identity and per source, shared by every door and every node (migration
-# 0014; registry/trust/sign_in_limits.py).
+# Sign-in attempts per source, per identity from a source and per identity, shared by every
+# door and every node (migrations 0014, 0016; registry/trust/sign_in_limits.py).
 sign_in_limits = Table(
     "sign_in_limits",
     metadata,
-    # SHA-256 of the key's kind and of an identity digest or a source: no address, no name.
+    # SHA-256 of the key's kind and of a source, an IPv6 /48, an identity digest, or an identity
+    # digest and a source: no address, no name.
     Column("digest", LargeBinary(32), primary_key=True),
-    # An identity's attempts since its last success; a source's in its current window.
+    # An identity's attempts from a source since its last success (0: told to wait before its
+    # first); a window's attempts (a source's, a /48's, an identity's failures from all sources).
     Column("attempts", Integer, nullable=False),
-    # The wait (s) an identity's last attempt imposed; 0 for a source.
+    # The wait (s) an identity's last attempt from the source imposed; 0 for a window.
     Column("delay", Integer, nullable=False),
-    # Unix ms: an identity's next attempt is not checked before; a source's window ends.
+    # Unix ms: an identity's next attempt from the source is not checked before; a window ends.
     Column("next_at", BigInteger, nullable=False),
     # Unix seconds of the last attempt counted; a day later the row is pruned.
     Column("seen_at", BigInteger, nullable=False, index=True),
+    # For an identity from a source: the digest of the identity's own row, so that a success or
+    # an unlock finds the rows of every source; NULL for a window.
+    Column("identity", LargeBinary(32), nullable=True, index=True),
 )
 
 spent_tokens = Table(

@@ -1,10 +1,12 @@
 """Every sign-in door against one limit (issue 19), on a real node and its web adapter: failures
-through gRPC IssueToken, REST or the web form make every door wait; the limit lives in the
-database, so two nodes share it; an unknown identity, a wrong password and an inactive account
-get one answer after one scrypt check each, and a wait is told alike whether an account exists
-or not, before any check; a stranger's guesses keep an administrator out no longer than the
-capped wait, and an unlock lets the owner in at once; guesses sent at once are counted one by
-one; a client address forged without the node's door secret counts as the connection's."""
+through gRPC IssueToken, REST or the web form make every door wait at that address; the limit
+lives in the database, so two nodes share it; an unknown identity, a wrong password and an
+inactive account get one answer after one scrypt check each, and a wait is told alike whether
+an account exists or not, before any check; a stranger's guesses make only the stranger's
+address wait, never the owner elsewhere (many addresses at once: everyone a few seconds), and
+an unlock lets everyone be checked at once; guesses sent at once are counted one by one; an
+IPv6 /48 spraying its /64s gets no more attempts, nor rows, than its share; a client address
+forged without the node's door secret counts as the connection's."""
 
 from __future__ import annotations
 
@@ -26,22 +28,36 @@ import grpc
 import httpx
 import pytest
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
-from sqlalchemy import select, update
+from sqlalchemy import Engine, func, select, update
 
 from clients.errors import from_rpc_error
+from registry.kernel.database import open_engine, upgrade
 from registry.trust.declarant_store import (
     DeclarantStore,
     SignInRefused,
     identity_digest,
 )
 from registry.trust.passwords import dummy_hash
-from registry.trust.schema import declarants
-from registry.trust.sign_in_limits import MAX_DELAY, SignInLimits, source_name
+from registry.trust.schema import declarants, sign_in_limits
+from registry.trust.sign_in_limits import (
+    CEILING_DELAY,
+    FIRST_DELAY,
+    FORGET_AFTER,
+    FREE_FAILURES,
+    IDENTITY_FAILURES,
+    IDENTITY_WINDOW,
+    MAX_DELAY,
+    NETWORK_SHARE,
+    SOURCE_WINDOW,
+    SignInLimits,
+    network_name,
+    source_name,
+)
 from server.rpc.client_address import CLIENT_ADDRESS_METADATA, DOOR_SECRET_METADATA
 from tests.databases import fresh_database
 from tests.running_node import RunningNode, session_party
 from tests.running_web import RunningWeb
-from tests.sign_in_waits import NEXT_WAIT, prime
+from tests.sign_in_waits import LOOPBACK, NEXT_WAIT, prime
 from token_suite.chain import session_signer
 
 REGISTRY = "interops.registry.v1.RegistryService"
@@ -49,6 +65,7 @@ FIRM = "73282932000074"
 PASSWORD = "door password"
 ISSUE = "/v1/interops.token.v1.TokenService/IssueToken"
 Forwarded = dict[str, str]
+STRANGER = "203.0.113.66"
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +299,7 @@ def test_every_sign_in_makes_one_scrypt_check_and_a_wait_none(node: RunningNode)
             declarants.c.identity_digest == identity_digest(*active))).scalar_one()  # fmt: skip
     assert dummy_hash().split("$")[:4] == stored.split("$")[:4]
     for who in (active, (FIRM, "Hache-Inconnu", "Alex")):
-        prime(engine, *who)
+        prime(engine, *who, source="192.0.2.1")
         with pytest.raises(SignInRefused):
             store.sign_in(*who, "a guess", source="192.0.2.1")
         with ScryptCount() as scrypt, pytest.raises(SignInRefused) as waiting:
@@ -290,29 +307,86 @@ def test_every_sign_in_makes_one_scrypt_check_and_a_wait_none(node: RunningNode)
         assert waiting.value.reason == "TOO_MANY_ATTEMPTS" and scrypt.calls == 0
 
 
-def test_a_stranger_keeps_an_administrator_out_no_longer_than_the_cap(node: RunningNode) -> None:
-    admin = _account(node, "Admin")
-    limits, identity = SignInLimits(node.node.engine), identity_digest(*admin)
+def _administrator(node: RunningNode, last_name: str) -> tuple[str, str, str]:
+    """An active administrator of the firm (made once)."""
+    admin = _account(node, last_name)
+    mine = declarants.c.identity_digest == identity_digest(*admin)
     with node.node.engine.begin() as connection:
-        connection.execute(update(declarants).values(role="ADMIN")
-                           .where(declarants.c.identity_digest == identity))  # fmt: skip
-    # A stranger guesses all day long from ever new addresses, as fast as the limit lets them.
-    clock, guesses = time.time() - 20_000, 0
-    while guesses < 30:
-        wait = limits.admit(identity, f"203.0.113.{guesses}", now=clock)
+        connection.execute(update(declarants).values(role="ADMIN").where(mine))
+    return admin
+
+
+def test_a_stranger_makes_only_its_own_address_wait(node: RunningNode) -> None:
+    admin = _administrator(node, "Admin")
+    limits, identity = SignInLimits(node.node.engine), identity_digest(*admin)
+    # The review's attack: a stranger guesses for hours from one address, as fast as the limit
+    # lets it (forty guesses in about 6.5 h).
+    clock, waits, guesses = time.time() - 10 * 3600, [], 0
+    while guesses < 40:
+        wait = limits.admit(identity, STRANGER, now=clock)
         if wait:
-            assert wait <= MAX_DELAY
+            waits.append(round(wait))
             clock += wait
         else:
             guesses += 1
-    assert clock < time.time()
-    assert by_grpc(node, admin, "a guess").reason == "INVALID_CREDENTIALS"  # and once more now
-    waiting = by_grpc(node, admin, PASSWORD)
+    # Its own address waits longer and longer: free failures, then doubling up to the cap.
+    doubling = [FIRST_DELAY * 2**n for n in range(10)]  # 1 s .. 512 s
+    assert waits == doubling + [MAX_DELAY] * (40 - FREE_FAILURES - 1 - len(doubling))
+    assert limits.admit(identity, STRANGER) == 0.0  # once more, now: the cap again
+    assert MAX_DELAY - 60 <= limits.admit(identity, STRANGER) <= MAX_DELAY
+    # Meanwhile the owner, from another address, is checked at once, mistakes included.
+    assert by_grpc(node, admin, "a typo").reason == "INVALID_CREDENTIALS"
+    assert by_grpc(node, admin, PASSWORD).outcome == "signed in"
+
+
+def test_many_addresses_guessing_one_identity_make_everyone_wait_seconds(
+    node: RunningNode,
+) -> None:
+    owner = _account(node, "Plafond")
+    engine = node.node.engine
+    limits, identity = SignInLimits(engine), identity_digest(*owner)
+    now = time.time()
+    bots = [f"10.0.{n // 200}.{n % 200 + 1}" for n in range(IDENTITY_FAILURES)]
+    for bot in bots:  # a botnet guesses once from each address: each its first failure
+        assert limits.admit(identity, bot, now=now) == 0.0
+    # Beyond the ceiling, each source waits the short fixed delay before each attempt, a new
+    # one too, and no longer: never a doubling, never a turn another source could take.
+    newcomer = "10.9.9.9"
+    assert limits.admit(identity, newcomer, now=now) == pytest.approx(CEILING_DELAY, abs=0.01)
+    assert limits.admit(identity, newcomer, now=now + CEILING_DELAY) == 0.0
+    assert limits.admit(identity, newcomer, now=now + CEILING_DELAY) == pytest.approx(
+        CEILING_DELAY, abs=0.01
+    )
+    assert limits.admit(identity, bots[0], now=now) == 0.0  # its second guess
+    assert limits.admit(identity, bots[0], now=now) == pytest.approx(CEILING_DELAY, abs=0.01)
+    # The owner, from its own address: a few seconds, then its right password is checked.
+    waiting = by_grpc(node, owner, PASSWORD)
     assert waiting.reason == "TOO_MANY_ATTEMPTS"
-    assert MAX_DELAY - 60 <= waiting.retry_after <= MAX_DELAY  # the cap, no longer
+    assert 1 <= waiting.retry_after <= CEILING_DELAY
+    store = DeclarantStore(engine, node.node.sign_in_limits)  # loopback's budget: the node's
+    assert store.sign_in(*owner, PASSWORD, source=LOOPBACK, now=time.time() + CEILING_DELAY)
+    # Its success cleared the identity's counts: checked at once, from anywhere.
+    assert by_grpc(node, owner, PASSWORD).outcome == "signed in"
+    assert limits.admit(identity, newcomer) == 0.0
+
+
+def test_an_unlock_lets_every_address_be_checked_at_once(node: RunningNode) -> None:
+    admin = _administrator(node, "Debloque")
+    limits, identity = SignInLimits(node.node.engine), identity_digest(*admin)
+    prime(node.node.engine, *admin, source=STRANGER)
+    assert limits.admit(identity, STRANGER) == 0.0  # the stranger's next guess: 16 s to wait
+    assert limits.admit(identity, STRANGER) > 1
+    now = time.time()
+    for n in range(IDENTITY_FAILURES):  # and many addresses: every new one waits a while
+        limits.admit(identity, f"10.1.{n // 200}.{n % 200 + 1}", now=now)
+    assert by_grpc(node, admin, PASSWORD).reason == "TOO_MANY_ATTEMPTS"
     limits.clear(identity)  # another administrator, or the letter's key, unlocks
     assert by_grpc(node, admin, PASSWORD).outcome == "signed in"
-    assert by_grpc(node, admin, "a guess").outcome == "refused"  # counting again from 0
+    limits.clear(identity)
+    # Every address's count went, the stranger's too (the owner proved nothing here, an
+    # administrator vouched): all are checked at once, then counted from 0 again.
+    assert limits.admit(identity, STRANGER) == 0.0
+    assert limits.admit(identity, "10.1.0.1") == 0.0
 
 
 def test_two_nodes_on_one_database_share_the_limit(node: RunningNode, database_url: str) -> None:
@@ -330,12 +404,13 @@ def test_two_nodes_on_one_database_share_the_limit(node: RunningNode, database_u
 
 def test_guesses_sent_at_once_are_counted_one_by_one(node: RunningNode) -> None:
     engine = node.node.engine
-    two = (SignInLimits(engine), SignInLimits(engine))  # two nodes' limits on one database
+    # Two nodes' limits on one database, with room for the address's attempts.
+    two = (SignInLimits(engine, source_attempts=100), SignInLimits(engine, source_attempts=100))
     identity, now = identity_digest(FIRM, "Rafale", "Alex"), time.time()
-    for n in range(5):  # the free failures
+    for n in range(FREE_FAILURES):
         assert two[n % 2].admit(identity, "192.0.2.9", now=now) == 0.0
     with ThreadPoolExecutor(8) as pool:
-        waits = list(pool.map(lambda n: two[n % 2].admit(identity, f"192.0.2.{n}", now=now),
+        waits = list(pool.map(lambda n: two[n % 2].admit(identity, "192.0.2.9", now=now),
                               range(16)))  # fmt: skip
     # One more guess is checked; it makes the others wait 1 s, the first wait after the free
     # failures, as if they had come one after the other.
@@ -349,12 +424,68 @@ def test_guesses_sent_at_once_are_counted_one_by_one(node: RunningNode) -> None:
     assert admitted.count(True) == 6  # one address spraying identities: its budget, no more
 
 
+@pytest.fixture
+def empty(backend: str, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a database of its own, migrated, whose rows a test counts."""
+    with fresh_database(backend, tmp_path) as url:
+        engine = open_engine(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
+
+
+def _rows(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.execute(select(func.count()).select_from(sign_in_limits)).scalar_one()
+        )
+
+
+def test_a_slash_48_spraying_its_slash_64s_gets_its_share(empty: Engine) -> None:
+    limits, now = SignInLimits(empty, source_attempts=3), time.time()
+
+    def attempt(n: int, address: str, at: float = now) -> bool:
+        return limits.admit(identity_digest(FIRM, f"Jet{n}", "Alex"), address, now=at) == 0.0
+
+    admitted = [attempt(n, f"2001:db8:48:{n:x}::1") for n in range(100)]
+    assert admitted.count(True) == 3 * NETWORK_SHARE
+    # An attempt the /48 refuses leaves no row: one for the /48's window, and three for each
+    # attempt admitted (its /64's window, its identity's count from there and from anywhere).
+    assert _rows(empty) == 1 + 3 * 3 * NETWORK_SHARE
+    assert attempt(100, "2001:db8:49::1")  # another site is not held back
+    assert attempt(101, "2001:db8:48:ffff::1", now + SOURCE_WINDOW)  # nor this one for long
+
+
+def test_rows_are_kept_only_while_they_count(empty: Engine) -> None:
+    limits, now = SignInLimits(empty), time.time()
+    owner, guessed = identity_digest(FIRM, "Ligne", "Alex"), identity_digest(FIRM, "Cible", "Alex")
+    assert limits.admit(owner, "192.0.2.60", now=now) == 0.0
+    limits.succeeded(owner, "192.0.2.60")  # nothing is kept of an identity that got in
+    assert _rows(empty) == 1  # its address's window
+    for n in range(IDENTITY_FAILURES):
+        assert limits.admit(guessed, f"10.2.{n // 200}.{n % 200 + 1}", now=now) == 0.0
+    assert limits.admit(guessed, "10.3.0.1", now=now) > 0  # told to wait: a count of 0
+    # A window per source; the guessed identity's count from each source but the last (told
+    # to wait: a count of 0) and from all sources.
+    assert _rows(empty) == (IDENTITY_FAILURES + 2) + (IDENTITY_FAILURES + 1) + 1
+    # The windows of the sources once they end, and the count of 0 once its wait is over...
+    assert limits.prune(now + SOURCE_WINDOW) == (IDENTITY_FAILURES + 2) + 1
+    # ...the identity's window once it ends, its counts from each source a day later.
+    assert limits.prune(now + IDENTITY_WINDOW) == 1
+    assert limits.prune(now + FORGET_AFTER + 1) == IDENTITY_FAILURES
+    assert _rows(empty) == 0
+
+
 def test_the_source_of_an_address() -> None:
     assert source_name("192.0.2.1") == "192.0.2.1"
     assert source_name("::ffff:192.0.2.1") == "192.0.2.1"
     # One subscriber's IPv6 network is one source: its 2^64 addresses do not buy more guesses.
     assert source_name("2001:db8:1:2::1") == source_name("2001:db8:1:2:ffff::9")
     assert source_name("2001:db8:1:2::1") != source_name("2001:db8:1:3::1")
+    # Its site's /48 shares a budget of its own.
+    assert network_name("2001:db8:1:2::1") == network_name("2001:db8:1:ffff::1")
+    assert network_name("2001:db8:1:2::1") != network_name("2001:db8:2:2::1")
+    assert network_name("192.0.2.1") is None and network_name("::ffff:192.0.2.1") is None
 
 
 def test_an_address_forged_without_the_door_secret_counts_as_the_connection(
