@@ -1,6 +1,6 @@
 """The node's configuration, read from INTEROPS_* environment variables in this one place.
 
-Defaults are safe for a laptop: embedded SQLite under ./var, loopback ports, console tracing.
+Defaults are safe for a laptop: embedded SQLite under ./var, loopback ports, no span export.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Settings:
     grpc_address: str = "127.0.0.1:50051"
     data_dir: Path = Path("var")
     database_url: str = ""
-    tracing_exporter: str = "console"
+    tracing_exporter: str = "none"
     service_name: str = "interops-backbone"
     shutdown_grace_seconds: float = 10.0
     max_import_bytes: int = 16 * 1024**3
@@ -95,7 +95,7 @@ class Settings:
                 raise ConfigError(f"{name} must not be negative")
             return value
 
-        exporter = env.get("INTEROPS_TRACING_EXPORTER", "console").lower()
+        exporter = env.get("INTEROPS_TRACING_EXPORTER", cls.tracing_exporter).lower()
         if exporter not in TRACING_EXPORTERS:
             raise ConfigError(
                 f"INTEROPS_TRACING_EXPORTER must be one of {', '.join(TRACING_EXPORTERS)}"

@@ -13,7 +13,7 @@ def test_defaults_are_safe_for_a_laptop() -> None:
     settings = Settings.from_env({})
     assert settings.grpc_address == "127.0.0.1:50051"
     assert settings.effective_database_url.startswith("sqlite:///")
-    assert settings.tracing_exporter == "console"
+    assert settings.tracing_exporter == "none"  # spans go nowhere unless configured
 
 
 def test_values_are_read_from_the_environment() -> None:
