@@ -41,7 +41,7 @@ from registry.dsn.routing import load_rules
 from registry.habilitation.bulk import BulkQueue
 from registry.habilitation.recovery import AccountRecovery, decoy_key
 from registry.habilitation.store import HabilitationStore
-from registry.kernel.database import open_engine, upgrade
+from registry.kernel.database import current_revision, open_engine, upgrade
 from registry.kernel.nir_keyring import NirKeyring
 from registry.kernel.sealing import load_or_create_key
 from registry.nomenclature.store import NomenclatureStore
@@ -251,7 +251,11 @@ class Node:
 
     async def start(self) -> int:
         """Migrates the schema, binds the address and starts serving; returns the bound port."""
+        before = await asyncio.to_thread(current_revision, self.engine)
         await asyncio.to_thread(upgrade, self.engine)
+        after = await asyncio.to_thread(current_revision, self.engine)
+        if after != before:  # one line for the whole migration (Alembic's own are quieted)
+            log.info("database schema migrated from %s to %s", before or "nothing", after)
         await asyncio.to_thread(self.imports.interrupted_by_restart)
         await self.trust.start()
         await self.journal.start()

@@ -50,6 +50,9 @@ def _settings() -> Settings:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # A line per migration step with its whole docstring is not for operators: the node says
+    # in one line what it migrated (server/node.py).
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     return settings
 
 
