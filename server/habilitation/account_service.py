@@ -28,7 +28,9 @@ from registry.habilitation.recovery import (
 from registry.kernel.contract_enums import contract_value
 from registry.kernel.rights import ACCOUNT_SUPPORT, HABILITATION_MANAGE
 from registry.letters.store import LetterRefused
+from registry.trust.declarant_store import SignInRefused
 from server.audit.journal import note
+from server.habilitation.service import declarant_id
 from server.rpc.auth_interceptor import current_principal
 from server.rpc.client_address import client_address
 from server.rpc.errors import (
@@ -37,11 +39,11 @@ from server.rpc.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    ResourceExhausted,
     ServiceError,
     Unauthenticated,
 )
 from server.rpc.handler_wrapping import Context
+from server.token.service import sign_in_refusal
 
 T = TypeVar("T")
 log = logging.getLogger("interops.accounts")
@@ -83,19 +85,10 @@ async def _ruled(call: Callable[..., T], *args: object, **kwargs: object) -> T:
 
 def _told(reason: str, message: str, retry_after: int = 0) -> ServiceError:
     if reason == "TOO_MANY_ATTEMPTS":
-        return ResourceExhausted(reason, message,
-                                 metadata={"retry_after_seconds": str(retry_after)})  # fmt: skip
+        return sign_in_refusal(SignInRefused(reason, message, retry_after))
     if reason == "INVALID_ARGUMENT":
         return InvalidArgument(reason, message, violations=[FieldViolation("answer", message)])
     return _REFUSALS.get(reason, FailedPrecondition)(reason, message)
-
-
-def _declarant_id() -> int:
-    """The declarant the calling chain names."""
-    kind, _, number = current_principal().subject.partition(":")
-    if kind != "declarant" or not number.isdecimal():
-        raise PermissionDenied("NOT_A_DECLARANT", "this call is made by a declarant of the portal")
-    return int(number)
 
 
 def _triplet(identity: pb.AccountIdentity) -> tuple[str, str, str]:
@@ -138,7 +131,7 @@ class AccountService(account_pb2_grpc.AccountServiceServicer):
     async def SetSecretQuestion(
         self, request: pb.SetSecretQuestionRequest, context: Context
     ) -> pb.SetSecretQuestionResponse:
-        account = _declarant_id()
+        account = declarant_id()
         note(resource=f"account:{account}")
         question = pb.SecretQuestion.Name(request.question).removeprefix("SECRET_QUESTION_")
         await _ruled(self.recovery.set_secret_question, account, request.current_password,
@@ -229,7 +222,7 @@ class AccountService(account_pb2_grpc.AccountServiceServicer):
     async def _administrator(self) -> int:
         """The calling account: an active administrator now, whose chain holds
         habilitation.manage over its company (the rules check the account acted on is of it)."""
-        author = _declarant_id()
+        author = declarant_id()
         siren = await _ruled(self.recovery.administrators_company, author)
         scope = current_principal().grants.get(HABILITATION_MANAGE)
         if scope is None or not (scope.everything or siren in scope.sirens):

@@ -79,7 +79,7 @@ async def _ruled(call: Callable[..., T], *args: object, **kwargs: object) -> T:
         raise kind(refused.reason, refused.message) from None
 
 
-def _declarant_id() -> int:
+def declarant_id() -> int:
     """The declarant the calling chain names."""
     subject = current_principal().subject
     kind, _, number = subject.partition(":")
@@ -126,7 +126,7 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
     async def _caller(self) -> Account:
         """The calling account: an active administrator now (not only when its chain was
         issued), whose chain holds habilitation.manage over its company."""
-        account = await _ruled(self.store.administrator, _declarant_id())
+        account = await _ruled(self.store.administrator, declarant_id())
         scope = current_principal().grants.get(HABILITATION_MANAGE)
         if scope is None or not (scope.everything or account.siren in scope.sirens):
             raise PermissionDenied(
@@ -472,7 +472,7 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
     async def CheckAccess(
         self, request: pb.CheckAccessRequest, context: Context
     ) -> pb.CheckAccessResponse:
-        declarant = _declarant_id()
+        declarant = declarant_id()
         if request.employees and not request.date:
             raise InvalidArgument(
                 "DATE_REQUIRED", "employees are checked on a date",
