@@ -78,11 +78,22 @@ class BlockInstance:
     out_of_order: bool = False
     # The instance it belongs to (None for a root).
     parent: BlockInstance | None = field(default=None, repr=False)
+    # Its rubrics as a dict (built once, when a control rule reads them).
+    values_map: dict[str, str] | None = field(default=None, repr=False)
+    # What the control rules gather from its descendants (registry/dsn/controls.py).
+    facts: dict[str, list[str]] | None = field(default=None, repr=False)
 
     @property
     def line(self) -> int:
         """The line number of its first rubric."""
         return self.lines[0].line
+
+    def values(self) -> dict[str, str]:
+        """Its rubrics and their values."""
+        found = self.values_map
+        if found is None:
+            found = self.values_map = {item.rubric: item.value for item in self.lines}
+        return found
 
     def value(self, rubric: str) -> str | None:
         """The value of a rubric of this instance (the first, if repeated)."""
@@ -236,6 +247,14 @@ class Anomaly:
     rule: str
     blocking: bool
     message: str
+    # The norm's own wording of the rule, in French (the workbook's message, or ours for the
+    # format's NEODES-* rules); "" where there is none.
+    message_fr: str = ""
+
+    @property
+    def severity(self) -> str:
+        """blocking or warning."""
+        return "blocking" if self.blocking else "warning"
 
     def as_dict(self) -> dict[str, object]:
         """Plain data, for JSON."""
@@ -244,7 +263,9 @@ class Anomaly:
             "rubric": self.rubric,
             "rule": self.rule,
             "blocking": self.blocking,
+            "severity": self.severity,
             "message": self.message,
+            "message_fr": self.message_fr,
         }
 
 

@@ -14,10 +14,10 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from registry.dsn.norm import supported_versions
 from registry.rcd.identifiers import luhn_complete
 from registry.rcd.sirene_synth import siren_at, siret_of
 
-NORM_VERSION = "P25V01"
 # How each demo organism is named in a DSN (S21.G00.20.001, S21.G00.15.002, S21.G00.81.002).
 URSSAF_SIRET = luhn_complete("7886177930001")
 DEMO_ORGANISM_IDS = {
@@ -94,6 +94,14 @@ class LineWriter:
         yield self.line("S90.G00.90.002", str(declarations))
 
 
+def norm_version(month: str) -> str:
+    """The norm version for a declared month (01MMYYYY): PyyV01 of its year, within the versions
+    supported (the first before them, the last after)."""
+    versions = supported_versions()
+    wanted = f"P{int(month[4:]) % 100:02d}V01"
+    return min(max(wanted, versions[0]), versions[-1])
+
+
 def month_period(month: str) -> tuple[str, str]:
     """The first and last days (DDMMYYYY) of a declared month given as 01MMYYYY."""
     mm, yyyy = month[2:4], month[4:]
@@ -117,7 +125,7 @@ def envoi_header(
     yield from (
         w.line("S10.G00.00.001", "INTEROPS-SYNTH"), w.line("S10.G00.00.002", "INTEROPS"),
         w.line("S10.G00.00.003", "1.0"), w.line("S10.G00.00.005", "02"),
-        w.line("S10.G00.00.006", NORM_VERSION), w.line("S10.G00.00.007", "01"),
+        w.line("S10.G00.00.006", norm_version(month)), w.line("S10.G00.00.007", "01"),
         w.line("S10.G00.00.008", "01"),
         w.line("S10.G00.01.001", declared.emitter_siren),
         w.line("S10.G00.01.002", declared.emitter_nic),
@@ -135,12 +143,19 @@ def envoi_header(
         w.line("S21.G00.06.001", declared.siren), w.line("S21.G00.06.002", declared.nic),
         w.line("S21.G00.06.003", "6201Z"), w.line("S21.G00.06.004", "3 AVENUE DU PORT"),
         w.line("S21.G00.06.005", "69002"), w.line("S21.G00.06.006", "LYON"),
-        w.line("S21.G00.06.009", str(employees)),
+    )  # fmt: skip
+    # The headcounts (S21.G00.06.009, S21.G00.11.008) left the norm in P26V01.
+    headcount = norm_version(month) < "P26V01"
+    if headcount:
+        yield w.line("S21.G00.06.009", str(employees))
+    yield from (
         w.line("S21.G00.11.001", declared.nic), w.line("S21.G00.11.002", "6201Z"),
         w.line("S21.G00.11.003", "3 AVENUE DU PORT"), w.line("S21.G00.11.004", "69002"),
-        w.line("S21.G00.11.005", "LYON"), w.line("S21.G00.11.008", str(employees)),
-        w.line("S21.G00.11.017", "01"),
+        w.line("S21.G00.11.005", "LYON"),
     )  # fmt: skip
+    if headcount:
+        yield w.line("S21.G00.11.008", str(employees))
+    yield w.line("S21.G00.11.017", "01")
 
 
 def generate(

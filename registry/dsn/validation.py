@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from registry.dsn.controls import NO_MONTH, ControlSet, load_controls, month_bounds
 from registry.dsn.norm import ENVELOPE_VERSION, Norm, UnsupportedVersion, load
 from registry.dsn.reader import Anomaly, BlockInstance, BlockListener, RubricLine, walk
-from registry.rcd.identifiers import check_siren, check_siret
 
 # A report lists at most this many anomalies; the others are only counted.
 MAX_ANOMALIES = 1000
@@ -49,6 +49,12 @@ WITHOUT_INDIVIDUALS = frozenset({"02", "05"})
 WITH_INDIVIDUALS = frozenset({"01", "03"})
 EVENT_NATURES = frozenset({"04", "05", "07"})
 _ENVELOPE = ("S05", "S06", "S95", "S96")
+_NO_FACTS: dict[str, list[str]] = {}
+VERSION_UNKNOWN_FR = "La version de norme déclarée n'est pas prise en charge : l'envoi n'est pas contrôlé."
+VERSION_MISSING_FR = (
+    "L'envoi ne déclare pas de version de norme (S10.G00.00.006) : il n'est pas contrôlé."
+)
+VERSION_PERIOD_FR = "Le mois principal déclaré n'est pas dans la période de validité de la norme."
 
 
 @dataclass(slots=True)
@@ -154,6 +160,10 @@ class Validator(BlockListener):
         self.envoi_declarations = 0
         self.declaration: Declaration | None = None
         self.nirs: set[str] = set()
+        self.controls: ControlSet | None = None
+        self.month: tuple[str | None, str | None] = NO_MONTH
+        # Whether the current envoi declared a norm version (supported or not).
+        self.version_declared = False
 
     def _rule(self, rubric: str, wording: str, fallback: str) -> str:
         """The norm's rule id for `rubric` whose message contains `wording`, else `fallback`."""
@@ -163,8 +173,11 @@ class Validator(BlockListener):
                     return rule
         return fallback
 
-    def _add(self, line: int, rubric: str, rule: str, message: str, blocking: bool = True) -> None:
-        self.report.add(Anomaly(line, rubric, rule, blocking, message))
+    def _add(
+        self, line: int, rubric: str, rule: str, message: str, blocking: bool = True,
+        message_fr: str = "",
+    ) -> None:
+        self.report.add(Anomaly(line, rubric, rule, blocking, message, message_fr))
 
     def _add_norm(self, line: int, rubric: str, rule: tuple[str, str], message: str) -> None:
         """A blocking anomaly under the norm's rule of `rubric` whose text holds rule[0] (the
@@ -186,6 +199,8 @@ class Validator(BlockListener):
             self._version(item)
         elif item.rubric == "S20.G00.05.001" and self.declaration is not None:
             self.declaration.nature = item.value
+        elif item.rubric == "S20.G00.05.005":
+            self.month = month_bounds(item.value)
 
     def end(self) -> None:
         """The file is read."""
@@ -194,12 +209,16 @@ class Validator(BlockListener):
         self.report.anomalies.sort(key=lambda anomaly: anomaly.line)
 
     def _version(self, item: RubricLine) -> None:
+        self.version_declared = True
         try:
             self.norm = load(item.value)
         except UnsupportedVersion as error:
-            self.norm = None
-            self._add(item.line, item.rubric, "NEODES-VERSION", str(error))
+            self.norm = self.controls = None
+            self._add(item.line, item.rubric, "NEODES-VERSION", (
+                f"{error}: the envoi's content is not checked"
+            ), message_fr=VERSION_UNKNOWN_FR)  # fmt: skip
             return
+        self.controls = load_controls(item.value)
         if item.value not in self.report.versions:
             self.report.versions.append(item.value)
 
@@ -210,11 +229,13 @@ class Validator(BlockListener):
             self.report.envois += 1
             self.envoi_lines = 0
             self.envoi_declarations = 0
-            self.norm = None
+            self.norm = self.controls = None
+            self.version_declared = False
         elif block == "S20.G00.05":
             self.envoi_declarations += 1
             self.nirs = set()
             self.declaration = Declaration(instance.line)
+            self.month = NO_MONTH
             self.report.declarations.append(self.declaration)
         elif block == "S21.G00.30" and self.declaration is not None:
             self.declaration.individuals += 1
@@ -231,6 +252,50 @@ class Validator(BlockListener):
         check = _BLOCK_CHECKS.get(instance.block)
         if check is not None:
             check(self, instance)
+        if self.controls is not None and not envelope:
+            self._controls(instance, self.controls)
+
+    def _controls(self, instance: BlockInstance, controls: ControlSet) -> None:
+        """Runs the norm's control rules of this block (registry/dsn/controls.py) and records
+        what rules of the blocks above need to know of it."""
+        block = instance.block
+        entry = controls.checks.get(block)
+        values = instance.values()
+        if entry is not None:
+            check, _ = entry
+            above: dict[str, dict[str, str]] = {}
+            gathered: dict[str, dict[str, list[str]]] = {}
+            parent = instance.parent
+            while parent is not None:
+                above[parent.block] = parent.values()
+                gathered[parent.block] = parent.facts or _NO_FACTS
+                parent = parent.parent
+            nature = self.declaration.nature if self.declaration is not None else ""
+            failed = check(values, above, instance.facts or _NO_FACTS, gathered, nature, self.month)
+            for index in failed:
+                control = controls.controls[index]
+                line = next(
+                    (item.line for item in instance.lines if item.rubric == control.rubric),
+                    instance.line,
+                )
+                self.report.add(Anomaly(
+                    line, control.rubric, control.id, control.blocking, control.message_en,
+                    control.message_fr,
+                ))  # fmt: skip
+        recorded = controls.facts.get(block)
+        if recorded is None:
+            return
+        for key, rubric, holders in recorded:
+            value = "" if rubric is None else values.get(rubric)
+            if value is None:
+                continue
+            parent = instance.parent
+            while parent is not None:
+                if parent.block in holders:
+                    if parent.facts is None:
+                        parent.facts = {}
+                    parent.facts.setdefault(key, []).append(value)
+                parent = parent.parent
 
     def _check_type(self, item: RubricLine, norm: Norm) -> bool:
         """Checks a value against its rubric's data type; True when it passed."""
@@ -308,12 +373,10 @@ class Validator(BlockListener):
 
     def _emitter(self, instance: BlockInstance) -> None:
         siren, nic = instance.value("S10.G00.01.001"), instance.value("S10.G00.01.002")
-        self._keys(instance, "S10.G00.01.001", siren, "S10.G00.01.002", nic)
         self.report.emitter_siret = f"{siren or ''}{nic or ''}"
 
     def _company(self, instance: BlockInstance) -> None:
         siren = instance.value("S21.G00.06.001")
-        self._keys(instance, "S21.G00.06.001", siren, None, None)
         if self.declaration is not None and siren:
             self.declaration.siren = siren
 
@@ -321,40 +384,8 @@ class Validator(BlockListener):
         company = instance.parent
         siren = company.value("S21.G00.06.001") if company is not None else None
         nic = instance.value("S21.G00.11.001")
-        if siren and check_siren(siren).ok:
-            self._keys(instance, "S21.G00.06.001", None, "S21.G00.11.001", nic, known_siren=siren)
         if self.declaration is not None and siren and nic:
             self.declaration.sirets.append(siren + nic)
-
-    def _keys(
-        self,
-        instance: BlockInstance,
-        siren_rubric: str,
-        siren: str | None,
-        nic_rubric: str | None,
-        nic: str | None,
-        *,
-        known_siren: str | None = None,
-    ) -> None:
-        if siren is not None and not check_siren(siren).ok:
-            self._add_norm(
-                instance.line,
-                siren_rubric,
-                ("clé SIREN", "NEODES-KEY"),
-                f"the SIREN {siren} fails its check digit",
-            )
-            return
-        siren = siren or known_siren
-        if nic_rubric is None or nic is None or siren is None:
-            return
-        if not check_siret(siren + nic).ok:
-            line = next((i.line for i in instance.lines if i.rubric == nic_rubric), instance.line)
-            self._add_norm(
-                line,
-                nic_rubric,
-                ("clé", "NEODES-KEY"),
-                f"the SIRET {siren}{nic} fails its check digit",
-            )
 
     def _individual(self, instance: BlockInstance) -> None:
         nir = instance.value("S21.G00.30.001")
@@ -381,6 +412,7 @@ class Validator(BlockListener):
             declaration.nature, declaration.type = nature, kind
             declaration.month = instance.value("S20.G00.05.005") or ""
         individuals = declaration.individuals if declaration is not None else 0
+        self._period_in_version(instance)
         rubric = "S20.G00.05.002"
         if kind == "04" and nature not in CANCEL_NATURES:
             self._add_norm(
@@ -411,6 +443,26 @@ class Validator(BlockListener):
                 f"type {kind} needs at least one individual (S21.G00.30)",
             )
         self.declaration = None
+
+    def _envoi(self, instance: BlockInstance) -> None:
+        if not self.version_declared:
+            self._add(instance.line, "S10.G00.00.006", "NEODES-VERSION", (
+                "the envoi declares no norm version (S10.G00.00.006): its content is not checked"
+            ), message_fr=VERSION_MISSING_FR)  # fmt: skip
+
+    def _period_in_version(self, instance: BlockInstance) -> None:
+        """A norm version PyyVnn is for the months of 20yy."""
+        first = self.month[0]
+        version = self.norm.version if self.norm is not None else ""
+        if first is None or not version.startswith("P"):
+            return
+        if first[:4] != "20" + version[1:3]:
+            line = next((i.line for i in instance.lines if i.rubric == "S20.G00.05.005"),
+                        instance.line)  # fmt: skip
+            self._add(line, "S20.G00.05.005", "NEODES-VERSION-PERIOD", (
+                f"the declared month {first[4:6]}/{first[:4]} is outside norm {version}'s "
+                f"validity (the months of 20{version[1:3]})"
+            ), message_fr=VERSION_PERIOD_FR)  # fmt: skip
 
     def _contract_end(self, instance: BlockInstance) -> None:
         contract = instance.parent
@@ -457,6 +509,7 @@ class Validator(BlockListener):
 
 
 _BLOCK_CHECKS: dict[str, Callable[[Validator, BlockInstance], None]] = {
+    "S10.G00.00": Validator._envoi,
     "S10.G00.01": Validator._emitter,
     "S21.G00.06": Validator._company,
     "S21.G00.11": Validator._establishment,

@@ -33,7 +33,7 @@ def _validate(data: bytes):  # type: ignore[no-untyped-def]
 def test_generated_declarations_of_every_nature_are_conformant(nature: str) -> None:
     report = _validate(b"".join(generate(4, nature=NATURES[nature])))
     assert report.kind == "CCO", report.anomalies
-    assert report.anomalies == [] and report.versions == ["P25V01"]
+    assert report.anomalies == [] and report.versions == ["P26V01"]
     (declaration,) = report.declarations
     assert declaration.nature == NATURES[nature]
     assert declaration.individuals == (4 if nature == "monthly" else 1)

@@ -1,0 +1,507 @@
+"""The norm's control rules as data, compiled per norm version into one check function per block.
+
+The rules live in registry/dsn/control_rules/*.json (how to write one: that folder's README.md).
+Each names the workbook's rule (`rubric` + `id`, e.g. S21.G00.06.005 + CCH-11, whose French
+message the norm tables hold) or one of the format's own (`NEODES-*`, with its French message
+`fr`), the block instance it is checked on (`scope`, by default the rubric's block) once that
+instance and its children are read, an optional `when` condition, the `require`d condition, the
+natures and norm versions it applies to, and its English message. `load_controls(version)`
+turns the rules that apply to a version into Python source, one function per scope block,
+compiled once: checking a block is one call that evaluates only that block's rules.
+
+What a condition sees, from the instance being checked:
+- its own rubrics and those of its ancestors (their lines come before it): one value or none;
+- the rubrics of its descendants, and of blocks before it under a common ancestor (an
+  establishment's adhesions seen from an individual's affiliation): every value seen so far, so
+  `present`, `in`, `subset`, `unique`, `count` read them as a set;
+- the declaration's nature and month.
+A comparison (`date`, `num`, `len`) with a missing or malformed operand holds: presence and data
+types are rules of their own.
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from stdnum import bic, iban
+from stdnum.fr import nir as stdnum_nir
+
+from registry.dsn.norm import Norm, load
+from registry.rcd.identifiers import check_siren, check_siret
+
+RULES_PACKAGE = "registry.dsn"
+RULES_FOLDER = "control_rules"
+FAMILIES_BLOCKING = frozenset({"CCH", "CSL", "CRE", "CME", "CST", "CID", "NEODES"})
+_RUBRIC_ID = re.compile(r"S\d\d\.G\d\d\.\d\d\.\d{3}")
+_OPS = {"<": "<", "<=": "<=", "=": "==", "==": "==", "!=": "!=", ">=": ">=", ">": ">"}
+
+
+class RuleError(ValueError):
+    """A rule of the data is not well formed (raised when a norm version's rules compile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """One compiled rule."""
+
+    rubric: str
+    id: str
+    scope: str
+    blocking: bool
+    message_fr: str
+    message_en: str
+    natures: frozenset[str] | None
+
+    @property
+    def key(self) -> str:
+        """The workbook's name of the rule: rubric/id."""
+        return f"{self.rubric}/{self.id}"
+
+
+# A scope block's compiled check: (own values, ancestors' values by block, own facts, facts of
+# ancestors by block, nature, month's first and last day as YYYYMMDD) -> indexes of failed rules.
+Check = Callable[
+    [dict[str, str], dict[str, dict[str, str]], dict[str, list[str]],
+     dict[str, dict[str, list[str]]], str, tuple[str | None, str | None]],
+    list[int],
+]  # fmt: skip
+
+
+@dataclass
+class ControlSet:
+    """The rules of one norm version, ready to run."""
+
+    version: str
+    controls: list[Control] = field(default_factory=list)
+    # scope block -> (check, indexes into `controls` of its rules)
+    checks: dict[str, tuple[Check, tuple[int, ...]]] = field(default_factory=dict)
+    # What a closing instance must record in its ancestors' facts: its block -> (fact key, the
+    # rubric whose value is recorded or None to count the instance, ancestor blocks to record in)
+    facts: dict[str, tuple[tuple[str, str | None, frozenset[str]], ...]] = field(
+        default_factory=dict
+    )
+    # The rubrics, by block, whose values some check reads from an ancestor.
+    source: str = ""
+
+
+def rule_files() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Every rule file's name and its rules."""
+    folder = resources.files(RULES_PACKAGE).joinpath(RULES_FOLDER)
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            yield entry.name, json.loads(entry.read_text("utf-8"))
+
+
+def all_rules() -> list[dict[str, Any]]:
+    """Every rule of the data, enforced or not, each with the name of its file under `file`."""
+    found = []
+    for name, rules in rule_files():
+        for rule in rules:
+            found.append({**rule, "file": name})
+    return found
+
+
+# Helpers the generated code calls.
+
+
+@functools.lru_cache(maxsize=16384)
+def date_key(value: str | None) -> str | None:
+    """DDMMYYYY as YYYYMMDD (comparable as text); None when absent or no calendar date."""
+    if value is None or len(value) != 8 or not value.isdigit():
+        return None
+    day, month, year = int(value[:2]), int(value[2:4]), int(value[4:])
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+        return None
+    return value[4:] + value[2:4] + value[:2]
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _compare(left: Any, op: str, right: Any) -> bool:
+    if left is None or right is None:
+        return True
+    if op == "<":
+        return bool(left < right)
+    if op == "<=":
+        return bool(left <= right)
+    if op == "==":
+        return bool(left == right)
+    if op == "!=":
+        return bool(left != right)
+    if op == ">=":
+        return bool(left >= right)
+    return bool(left > right)
+
+
+def _key_ok(kind: str, value: str | None, other: str | None = None) -> bool:
+    """True when the identifier's check digits hold (or when it is missing)."""
+    if value is None:
+        return True
+    if kind == "siren":
+        return check_siren(value).ok
+    if kind == "siret":  # value: SIREN, other: NIC
+        return other is None or not check_siren(value).ok or check_siret(value + other).ok
+    if kind == "nic":  # value: NIC, other: SIREN
+        return other is None or not check_siren(other).ok or check_siret(other + value).ok
+    if kind == "nir":
+        return stdnum_nir.is_valid(value)
+    if kind == "iban":
+        return iban.is_valid(value)
+    if kind == "bic":
+        return bic.is_valid(value)
+    if kind == "bban":  # a French IBAN's BBAN: the RIB key
+        return not value.startswith("FR") or _rib_key_ok(value[4:])
+    if kind == "date":
+        return date_key(value) is not None
+    if kind == "birthdate":  # a calendar date, or 99 for an unknown day or month
+        return _birth_date_ok(value)
+    raise RuleError(f"unknown key kind {kind!r}")
+
+
+_RIB_LETTERS = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "12345678912345678923456789")
+
+
+def _rib_key_ok(bban: str) -> bool:
+    """The key of a French RIB (bank 5, branch 5, account 11, key 2), letters as the norm of the
+    Banque de France transcribes them."""
+    digits = bban.upper().translate(_RIB_LETTERS)
+    if len(digits) != 23 or not digits.isdigit():
+        return False
+    bank, branch, account, key = int(digits[:5]), int(digits[5:10]), int(digits[10:21]), digits[21:]
+    return 97 - (89 * bank + 15 * branch + 3 * account) % 97 == int(key)
+
+
+def _birth_date_ok(value: str) -> bool:
+    if len(value) != 8 or not value.isdigit():
+        return False
+    day, month, year = value[:2], value[2:4], value[4:]
+    if month == "99":
+        return day == "99" or 1 <= int(day) <= 31
+    if day == "99":
+        return 1 <= int(month) <= 12
+    return date_key(value) is not None
+
+
+def _sum(values: list[str] | None) -> float | None:
+    if not values:
+        return 0.0
+    total = 0.0
+    for value in values:
+        number = _number(value)
+        if number is None:
+            return None
+        total += number
+    return total
+
+
+def _unique(values: list[str] | None) -> bool:
+    return values is None or len(values) == len(set(values))
+
+
+_HELPERS: dict[str, Any] = {
+    "_dk": date_key,
+    "_num": _number,
+    "_cmp": _compare,
+    "_key": _key_ok,
+    "_unique": _unique,
+    "_sum": _sum,
+    "_E": {},  # an ancestor a misplaced block lacks (read only)
+    "_re": re,
+}
+
+
+class _Compiler:
+    """Turns one rule's conditions into a Python expression."""
+
+    def __init__(self, norm: Norm, scope: str, constants: dict[str, Any]) -> None:
+        self.norm = norm
+        self.scope = scope
+        self.constants = constants
+        self.scope_ancestors = self._ancestors(scope)
+        # (fact key, rubric or None, block whose facts hold it) this rule needs recorded
+        self.needs: set[tuple[str, str | None, str]] = set()
+        self.ancestors_read: set[str] = set()
+
+    def _ancestors(self, block: str) -> list[str]:
+        chain = []
+        spec = self.norm.blocks.get(block)
+        while spec is not None and spec.parent is not None:
+            chain.append(spec.parent)
+            spec = self.norm.blocks.get(spec.parent)
+        return chain
+
+    def _const(self, value: Any) -> str:
+        name = f"c{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def _holder(self, block: str) -> str:
+        """Where the facts of `block` are gathered, seen from the scope: the scope itself for a
+        descendant, else the nearest common ancestor."""
+        chain = [block, *self._ancestors(block)]
+        if self.scope in chain:
+            return self.scope
+        for ancestor in self.scope_ancestors:
+            if ancestor in chain:
+                return ancestor
+        raise RuleError(f"block {block} and scope {self.scope} share no ancestor")
+
+    def ref(self, rubric: str) -> tuple[str, bool]:
+        """Python for a rubric's value(s): (expression, True when it is a list of values)."""
+        if not isinstance(rubric, str) or rubric not in self.norm.rubrics:
+            raise _Missing(rubric)
+        block = rubric[:10]
+        if block == self.scope:
+            return f"V.get({rubric!r})", False
+        if block in self.scope_ancestors:
+            self.ancestors_read.add(block)
+            return f"A.get({block!r}, _E).get({rubric!r})", False
+        holder = self._holder(block)
+        self.needs.add((rubric, rubric, holder))
+        if holder == self.scope:
+            return f"F.get({rubric!r})", True
+        return f"FA.get({holder!r}, _E).get({rubric!r})", True
+
+    def scalar(self, rubric: str, what: str) -> str:
+        expression, many = self.ref(rubric)
+        if many:
+            raise RuleError(f"{what} needs one value; {rubric} is not of the scope or above")
+        return expression
+
+    def operand(self, item: Any, kind: str) -> str:
+        """A comparison's operand: a rubric, MONTH_START / MONTH_END, or a literal."""
+        if item == "MONTH_START":
+            return "M[0]"
+        if item == "MONTH_END":
+            return "M[1]"
+        if kind in ("date", "num") and isinstance(item, str) and _RUBRIC_ID.fullmatch(item):
+            value = self.scalar(item, kind)
+            return f"_dk({value})" if kind == "date" else f"_num({value})"
+        if kind == "date" and isinstance(item, str):
+            return repr(date_key(item))
+        if kind == "num" and isinstance(item, int | float):
+            return repr(float(item))
+        if kind == "num" and isinstance(item, list) and len(item) == 2 and item[0] == "sum":
+            expression, many = self.ref(item[1])
+            if not many:
+                raise RuleError(f"sum {item[1]}: not below the scope {self.scope}")
+            return f"_sum({expression})"
+        if kind == "text" and isinstance(item, str) and _RUBRIC_ID.fullmatch(item):
+            return self.scalar(item, kind)
+        if kind == "text" and isinstance(item, str):
+            return repr(item)
+        raise RuleError(f"bad {kind} operand {item!r}")
+
+    def cond(self, node: Any) -> str:  # noqa: C901, PLR0911, PLR0912 - one case per operator
+        """Python for a condition."""
+        if not isinstance(node, list) or not node or not isinstance(node[0], str):
+            raise RuleError(f"a condition is a list [operator, ...]: {node!r}")
+        op, *args = node
+        if op in ("and", "or"):
+            parts = [self.cond(arg) for arg in args]
+            return "(" + f" {op} ".join(parts) + ")" if parts else repr(op == "and")
+        if op == "not":
+            return f"(not {self.cond(args[0])})"
+        if op == "implies":
+            return f"(not {self.cond(args[0])} or {self.cond(args[1])})"
+        if op in ("present", "absent"):
+            expression, many = self.ref(args[0])
+            test = f"bool({expression})" if many else f"({expression} is not None)"
+            return test if op == "present" else f"(not {test})"
+        if op in ("in", "not_in", "eq", "ne"):
+            values = [args[1]] if op in ("eq", "ne") else args[1]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise RuleError(f"{op} takes text values: {node!r}")
+            allowed = self._const(frozenset(values))
+            expression, many = self.ref(args[0])
+            if many:
+                found = f"any(x in {allowed} for x in ({expression} or ()))"
+                return found if op in ("in", "eq") else f"(not {found})"
+            if op in ("in", "eq"):
+                return f"({expression} in {allowed})"
+            return f"({expression} not in {allowed})"
+        if op in ("date", "num", "text"):
+            left, comparator, right = args
+            if comparator not in _OPS:
+                raise RuleError(f"bad comparator {comparator!r}")
+            return (
+                f"_cmp({self.operand(left, op)}, {_OPS[comparator]!r}, "
+                f"{self.operand(right, op)})"
+            )
+        if op == "len":
+            rubric, comparator, size = args
+            value = self.scalar(rubric, "len")
+            return f"_cmp(None if {value} is None else len({value}), {_OPS[comparator]!r}, {size})"
+        if op == "match":
+            pattern = self._const(re.compile(args[1]))
+            value = self.scalar(args[0], "match")
+            return f"({value} is None or {pattern}.fullmatch({value}) is not None)"
+        if op == "key":
+            kind, rubric, *other = args
+            value = self.scalar(rubric, "key")
+            second = self.scalar(other[0], "key") if other else "None"
+            return f"_key({kind!r}, {value}, {second})"
+        if op in ("has", "count"):
+            block = args[0]
+            if block not in self.norm.blocks:
+                raise _Missing(block)
+            holder = self._holder(block)
+            if holder != self.scope:
+                raise RuleError(f"{op} {block}: not a descendant of the scope {self.scope}")
+            self.needs.add((f"#{block}", None, holder))
+            count = f"len(F.get({('#' + block)!r}, ()))"
+            if op == "has":
+                return f"({count} > 0)"
+            comparator, size = args[1], args[2]
+            return f"({count} {_OPS[comparator]} {int(size)})"
+        if op == "subset":
+            inner, _ = self.ref(args[0])
+            outer, _ = self.ref(args[1])
+            inner_many = self.ref(args[0])[1]
+            outer_many = self.ref(args[1])[1]
+            left = inner if inner_many else f"([] if {inner} is None else [{inner}])"
+            right = outer if outer_many else f"([] if {outer} is None else [{outer}])"
+            return f"set({left} or ()).issubset({right} or ())"
+        if op == "unique":
+            expression, many = self.ref(args[0])
+            if not many:
+                raise RuleError(f"unique {args[0]}: not below the scope {self.scope}")
+            return f"_unique({expression})"
+        if op == "startswith":
+            value = self.scalar(args[0], "startswith")
+            prefixes = self._const(tuple(args[1]))
+            return f"({value} is None or {value}.startswith({prefixes}))"
+        if op == "nature":
+            return f"(N in {self._const(frozenset(args[0]))})"
+        raise RuleError(f"unknown operator {op!r}")
+
+
+class _Missing(RuleError):
+    """A rule names a rubric or block that this norm version does not have."""
+
+
+def _family(rule_id: str) -> str:
+    return rule_id.split("-", 1)[0].strip()
+
+
+def _messages(norm: Norm, rule: dict[str, Any]) -> tuple[str, str]:
+    rubric, rule_id = rule["rubric"], rule["id"]
+    french = norm.rules.get(rubric, {}).get(rule_id) or rule.get("fr")
+    if not french:
+        raise RuleError(f"{rubric}/{rule_id}: not a rule of the workbook and no 'fr' message")
+    english = rule.get("en")
+    if not english:
+        raise RuleError(f"{rubric}/{rule_id}: no 'en' message")
+    return french.replace("_x000D_", "").strip(), english
+
+
+def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
+    """The rules that apply to `norm`'s version, compiled (RuleError when one is malformed)."""
+    found = ControlSet(norm.version)
+    constants: dict[str, Any] = {}
+    bodies: dict[str, list[str]] = {}
+    indexes: dict[str, list[int]] = {}
+    records: dict[str, set[tuple[str, str | None, str]]] = {}
+    for rule in rules:
+        if "require" not in rule:
+            continue  # listed as not enforced, with its reason
+        versions = rule.get("versions")
+        if versions is not None and norm.version not in versions:
+            continue
+        rubric = rule["rubric"]
+        scope = rule.get("scope", rubric[:10])
+        if scope not in norm.blocks:
+            raise RuleError(f"{rubric}/{rule['id']}: unknown scope {scope}")
+        compiler = _Compiler(norm, scope, constants)
+        try:
+            require = compiler.cond(rule["require"])
+            when = compiler.cond(rule["when"]) if "when" in rule else "True"
+        except _Missing as missing:
+            if versions is None and norm.version == "P26V01":
+                raise RuleError(f"{rubric}/{rule['id']}: {missing.args[0]} not in the norm") from None
+            continue  # a rubric this older version does not have
+        except RuleError as error:
+            raise RuleError(f"{rubric}/{rule['id']}: {error}") from None
+        french, english = _messages(norm, rule)
+        family = _family(rule["id"])
+        blocking = not rule.get("warning", family == "SIG")
+        natures = frozenset(rule["natures"]) if "natures" in rule else None
+        index = len(found.controls)
+        found.controls.append(
+            Control(rubric, rule["id"], scope, blocking, french, english, natures)
+        )
+        guard = f"N in {compiler._const(natures)} and " if natures else ""
+        bodies.setdefault(scope, []).append(
+            f"    if {guard}{when} and not {require}:\n        out.append({index})"
+        )
+        indexes.setdefault(scope, []).append(index)
+        for key, source, holder in compiler.needs:
+            block = key[1:] if source is None else source[:10]
+            records.setdefault(block, set()).add((key, source, holder))
+    lines = []
+    for scope, body in bodies.items():
+        name = "check_" + scope.replace(".", "_")
+        lines.append(f"def {name}(V, A, F, FA, N, M):\n    out = []\n" + "\n".join(body))
+        lines.append("    return out\n")
+    found.source = "\n".join(lines)
+    namespace: dict[str, Any] = {**_HELPERS, **constants}
+    exec(compile(found.source, f"<controls {norm.version}>", "exec"), namespace)  # noqa: S102
+    for scope in bodies:
+        check = namespace["check_" + scope.replace(".", "_")]
+        found.checks[scope] = (check, tuple(indexes[scope]))
+    grouped: dict[str, dict[tuple[str, str | None], set[str]]] = {}
+    for block, items in records.items():
+        for key, source, holder in items:
+            grouped.setdefault(block, {}).setdefault((key, source), set()).add(holder)
+    found.facts = {
+        block: tuple((key, source, frozenset(holders)) for (key, source), holders in by.items())
+        for block, by in grouped.items()
+    }
+    return found
+
+
+@functools.cache
+def load_controls(version: str) -> ControlSet:
+    """The compiled rules of a norm version."""
+    return compile_rules(load(version), [rule for _, rules in rule_files() for rule in rules])
+
+
+NO_MONTH: tuple[str | None, str | None] = (None, None)
+
+
+def month_bounds(month: str | None) -> tuple[str | None, str | None]:
+    """The declared month (S20.G00.05.005, 01MMYYYY) as its first and last day, YYYYMMDD; two
+    Nones when it is not a date (comparisons with the month then hold)."""
+    first = date_key(month)
+    if first is None:
+        return NO_MONTH
+    year, mm = int(first[:4]), int(first[4:6])
+    return (first[:6] + "01", f"{first[:6]}{calendar.monthrange(year, mm)[1]:02d}")
+
+
+__all__ = [
+    "FAMILIES_BLOCKING",
+    "Control",
+    "ControlSet",
+    "RuleError",
+    "all_rules",
+    "compile_rules",
+    "date_key",
+    "load_controls",
+    "month_bounds",
+    "rule_files",
+]
