@@ -277,12 +277,17 @@ class BlockReader:
     greater than that instance's last rubric; otherwise it opens a new instance. Nothing is
     re-attached silently: a line of a block the norm does not know, a block opened where its
     parent is not open, a block after a sibling the norm puts after it are `faults` (the line
-    of an unknown block is kept in no instance), and lines that could not be read (`problem`)
-    belong to no instance either."""
+    of an unknown block is kept in no instance; a misplaced instance is kept out of the tree
+    with its own lines and its children's, so that the one fault is reported on the block at
+    fault and the well-placed blocks after it read as if it were not there), and lines that
+    could not be read (`problem`) belong to no instance either."""
 
     def __init__(self) -> None:
         self.open: list[BlockInstance] = []
         self.faults: list[Anomaly] = []
+        # A misplaced instance (a fault), kept out of the tree with its own lines and its
+        # children's, so that the well-placed blocks after it are read as if it were not there.
+        self.detached: BlockInstance | None = None
 
     def feed(self, item: RubricLine) -> Sequence[BlockInstance]:
         """The block instances that this line closes (innermost first)."""
@@ -301,32 +306,59 @@ class BlockReader:
         if ancestors is None:
             self._fault(item, "NEODES-UNKNOWN-BLOCK", f"block {block} is not in the norm")
             return _NOTHING
-        # Close everything down to the nearest open ancestor (a new instance of the same block
-        # closes the previous one too).
-        closed = []
-        while self.open and self.open[-1].block not in ancestors:
-            closed.append(self.open.pop())
-        parent = self.open[-1] if self.open else None
+        detached = self.detached
+        if detached is not None:
+            if (block == detached.block and item.rubric > detached.lines[-1].rubric) or (
+                detached.block in ancestors
+            ):
+                detached.lines.append(item)  # the misplaced block's own lines and children
+                return _NOTHING
+            self.detached = None
+        # The nearest open ancestor: the instance opens under it, closing what is below it (a
+        # new instance of the same block closes the previous one too).
+        depth = len(self.open)
+        while depth and self.open[depth - 1].block not in ancestors:
+            depth -= 1
+        parent = self.open[depth - 1] if depth else None
         expected = _PARENTS[block]
         if (parent.block if parent else None) != expected and not (
             parent is None and block in _ROOTS
         ):
-            where = f"under {parent.block}" if parent is not None else "at the top"
+            if parent is not None:
+                return self._detach(item, "NEODES-PARENT", (
+                    f"block {block} opens under {parent.block}, its parent in the norm is "
+                    f"{expected}: it is read as misplaced, with its children"
+                ))  # fmt: skip
+            # Nothing open: nothing to misplace it against; it opens as a root, a fault.
             self._fault(item, "NEODES-PARENT", (
-                f"block {block} opens {where}, its parent in the norm is {expected}"
+                f"block {block} opens at the top, its parent in the norm is {expected}"
             ))  # fmt: skip
+        if parent is not None:
+            later = [other for other in parent.children if other > block]
+            if later:
+                first = next(
+                    (i.line for i in reversed(self.open[depth:]) if i.block == min(later)), 0
+                )
+                after = f" (line {first})" if first else ""
+                return self._detach(item, "NEODES-ORDER", (
+                    f"block {block} comes after {min(later)}{after}, which the norm puts after "
+                    "it: it is read as misplaced, with its children"
+                ))  # fmt: skip
+        closed = self.open[depth:][::-1]
+        del self.open[depth:]
         instance = BlockInstance(block, tuple(i.block for i in self.open), [item])
         if parent is not None:
             instance.parent = parent
             siblings = parent.children
-            if any(other > block for other in siblings):
-                instance.out_of_order = True
-                self._fault(item, "NEODES-ORDER", (
-                    f"block {block} comes after a block that the norm puts after it"
-                ))  # fmt: skip
             siblings[block] = siblings.get(block, 0) + 1
         self.open.append(instance)
         return closed
+
+    def _detach(self, item: RubricLine, rule: str, message: str) -> Sequence[BlockInstance]:
+        """A misplaced instance: a fault, attached to nothing, the open path left as it was."""
+        self._fault(item, rule, message)
+        self.detached = BlockInstance(item.rubric[:10], (), [item], out_of_order=True)
+        return _NOTHING
 
     def _fault(self, item: RubricLine, rule: str, message: str) -> None:
         self.faults.append(Anomaly(item.line, item.rubric, rule, True, message))

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import calendar
 import functools
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from importlib import resources
+from typing import Any, BinaryIO
 
 from registry.dsn.controls import NO_MONTH, ControlSet, load_controls, month_bounds
 from registry.dsn.norm import ENVELOPE_VERSION, Norm, UnsupportedVersion, load
@@ -50,6 +52,9 @@ WITH_INDIVIDUALS = frozenset({"01", "03"})
 EVENT_NATURES = frozenset({"04", "05", "07"})
 _ENVELOPE = ("S05", "S06", "S95", "S96")
 _NO_FACTS: dict[str, list[str]] = {}
+_CARDINALITIES: dict[str, Any] = json.loads(
+    resources.files("registry.dsn").joinpath("nature_cardinalities.json").read_text("utf-8")
+)
 VERSION_UNKNOWN_FR = "La version de norme déclarée n'est pas prise en charge : l'envoi n'est pas contrôlé."
 VERSION_MISSING_FR = (
     "L'envoi ne déclare pas de version de norme (S10.G00.00.006) : il n'est pas contrôlé."
@@ -345,31 +350,30 @@ class Validator(BlockListener):
     def _check_cardinality(self, instance: BlockInstance, norm: Norm | None) -> None:
         if norm is None or instance.block not in norm.blocks:
             return
-        # The workbook's minimums below the individual are those of a monthly DSN; an event
-        # (sick leave, end of contract...) declares only what the event concerns.
+        # The workbook's cardinalities are a monthly DSN's; an event (sick leave, end of
+        # contract...) declares what the event concerns (registry/dsn/nature_cardinalities.json).
         nature = self.declaration.nature if self.declaration is not None else ""
-        relaxed = nature != "01" and instance.block >= "S21.G00.30" and instance.block < "S22"
+        table = _CARDINALITIES["natures"].get(nature, {})
+        relaxed = nature in _CARDINALITIES["relaxed"] and "S21.G00.30" <= instance.block < "S22"
         for child in norm.children(instance.block):
             count = instance.children.get(child.id, 0)
-            # The notice (S21.G00.63) is the end-of-contract declaration's: a monthly DSN
-            # declares an exit without it.
-            notice = child.id == "S21.G00.63" and nature != "07"
-            if count < child.min and not relaxed and not notice:
-                self._add(
-                    instance.line,
-                    child.id,
-                    "NEODES-CARDINALITY",
-                    f"block {instance.block} needs at least {child.min} {child.id} "
-                    f"({child.name}), it has {count}",
-                )
-            elif child.max is not None and count > child.max:
-                self._add(
-                    instance.line,
-                    child.id,
-                    "NEODES-CARDINALITY",
-                    f"block {instance.block} holds at most {child.max} {child.id} "
-                    f"({child.name}), it has {count}",
-                )
+            least, most = table.get(child.id, (0 if relaxed else child.min, child.max))
+            if count < least:
+                self._add(instance.line, child.id, "NEODES-CARDINALITY", (
+                    f"block {instance.block} needs at least {least} {child.id} "
+                    f"({child.name}) in a declaration of nature {nature or '?'}, it has {count}"
+                ), message_fr=(
+                    f"Le bloc {instance.block} doit contenir au moins {least} bloc(s) {child.id} "
+                    f"({child.name}) pour cette nature de déclaration ; il en contient {count}."
+                ))  # fmt: skip
+            elif most is not None and count > most:
+                self._add(instance.line, child.id, "NEODES-CARDINALITY", (
+                    f"block {instance.block} holds at most {most} {child.id} "
+                    f"({child.name}) in a declaration of nature {nature or '?'}, it has {count}"
+                ), message_fr=(
+                    f"Le bloc {instance.block} contient au plus {most} bloc(s) {child.id} "
+                    f"({child.name}) pour cette nature de déclaration ; il en contient {count}."
+                ))  # fmt: skip
 
     def _emitter(self, instance: BlockInstance) -> None:
         siren, nic = instance.value("S10.G00.01.001"), instance.value("S10.G00.01.002")

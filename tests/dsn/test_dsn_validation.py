@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from interops.dsn.v1 import dsn_pb2 as pb
@@ -18,6 +19,7 @@ from clients.dsn_cli import PROGRESS_FROM_BYTES
 from registry.dsn.deposit_store import delivery_id
 from registry.dsn.routing import Router, load_rules
 from registry.dsn.synth import BROKEN, DEMO_COMPANY, NATURES, broken, generate
+from registry.dsn.synth_variants import apply
 from registry.dsn.validation import MAX_ANOMALIES, Report, report_lines, validate
 from registry.trust.declarant_store import DeclarantStore
 from tests.running_node import RunningNode
@@ -283,3 +285,38 @@ def test_the_validate_command_shows_progress_on_large_files(tmp_path: Path) -> N
     assert done.returncode == 0 and "large.dsn" in done.stderr and "100%" in done.stderr
     done = interops("dsn", "validate", "--quiet", str(large))
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_misplaced_block_is_the_one_reported_not_the_well_placed_blocks_after_it() -> None:
+    """An affiliation (S21.G00.70, under the contract) moved after the first contribution: one
+    anomaly, on its line; the contributions and bases after it are read where they are."""
+    lines = b"".join(generate(2)).split(b"\r\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(b"S21.G00.70"))
+    moved = lines[start : start + 4]
+    del lines[start : start + 4]
+    target = next(i for i, line in enumerate(lines) if line.startswith(b"S21.G00.81")) + 4
+    lines[target:target] = moved
+    report = _validate(b"\r\n".join(lines))
+    assert [(a.line, a.rule) for a in report.anomalies] == [(target + 1, "NEODES-PARENT")]
+    assert "S21.G00.70" in report.anomalies[0].message
+
+
+@pytest.mark.parametrize(
+    ("nature", "edits", "block"),
+    [
+        ("sick-leave", [["drop_block", "S21.G00.60"]], "S21.G00.60"),
+        ("end-of-contract", [["drop_block", "S21.G00.62"]], "S21.G00.62"),
+        ("return-to-work", [["add_block", "S21.G00.30", [["001", "1850578006048"],
+          ["002", "DURAND"], ["004", "PAUL"], ["005", "01"], ["006", "01011980"],
+          ["007", "LYON"]]], ["add_block", "S21.G00.40", [["001", "01012020"]], 2]],
+         "S21.G00.30"),
+    ],
+)
+def test_cardinalities_are_the_nature_s(nature: str, edits: list[Any], block: str) -> None:
+    """An event without its event block, or with two individuals, is refused; a monthly DSN
+    declaring an exit without a notice (S21.G00.63, the end-of-contract declaration's) is not."""
+    report = _validate(apply(nature, edits))
+    assert ("NEODES-CARDINALITY", block) in [(a.rule, a.rubric) for a in report.anomalies]
+    exit_without_notice = _validate(apply("monthly", [["add_block", "S21.G00.62", [
+        ["001", "31032026"], ["002", "059"], ["006", "31032026"], ["017", "01"]]]]))
+    assert "NEODES-CARDINALITY" not in [a.rule for a in exit_without_notice.anomalies]
