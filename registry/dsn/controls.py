@@ -39,6 +39,11 @@ from registry.rcd.identifiers import check_siren, check_siret
 RULES_PACKAGE = "registry.dsn"
 RULES_FOLDER = "control_rules"
 FAMILIES_BLOCKING = frozenset({"CCH", "CSL", "CRE", "CME", "CST", "CID", "NEODES"})
+# The operators `cond` writes itself; `_other` writes the rest.
+_BASIC = frozenset({
+    "and", "or", "not", "implies", "present", "absent", "in", "not_in", "eq", "ne", "date", "num",
+    "text",
+})  # fmt: skip
 _RUBRIC_ID = re.compile(r"S\d\d\.G\d\d\.\d\d\.\d{3}")
 _OPS = {"<": "<", "<=": "<=", "=": "==", "==": "==", "!=": "!=", ">=": ">=", ">": ">"}
 
@@ -188,7 +193,7 @@ def _rib_key_ok(bban: str) -> bool:
 def _birth_date_ok(value: str) -> bool:
     if len(value) != 8 or not value.isdigit():
         return False
-    day, month, year = value[:2], value[2:4], value[4:]
+    day, month = value[:2], value[2:4]
     if month == "99":
         return day == "99" or 1 <= int(day) <= 31
     if day == "99":
@@ -224,6 +229,17 @@ _HELPERS: dict[str, Any] = {
 }
 
 
+@functools.cache
+def code_table(name: str) -> frozenset[str]:
+    """An external code list the norm references, where its licence lets it ship: `iso3166`,
+    the ISO 3166-1 alpha-2 country codes (from pycountry, the Debian iso-codes data)."""
+    if name == "iso3166":
+        import pycountry  # loaded by the first rule that needs it
+
+        return frozenset(country.alpha_2 for country in pycountry.countries)
+    raise RuleError(f"unknown code table {name!r}")
+
+
 class _Compiler:
     """Turns one rule's conditions into a Python expression."""
 
@@ -234,6 +250,7 @@ class _Compiler:
         self.scope_ancestors = self._ancestors(scope)
         # (fact key, rubric or None, block whose facts hold it) this rule needs recorded
         self.needs: set[tuple[str, str | None, str]] = set()
+        self.temporaries = [0]
         self.ancestors_read: set[str] = set()
 
     def _ancestors(self, block: str) -> list[str]:
@@ -243,6 +260,11 @@ class _Compiler:
             chain.append(spec.parent)
             spec = self.norm.blocks.get(spec.parent)
         return chain
+
+    def _temporary(self) -> str:
+        name = f"t{self.temporaries[0]}"
+        self.temporaries[0] += 1
+        return name
 
     def _const(self, value: Any) -> str:
         name = f"c{len(self.constants)}"
@@ -306,11 +328,13 @@ class _Compiler:
             return repr(item)
         raise RuleError(f"bad {kind} operand {item!r}")
 
-    def cond(self, node: Any) -> str:  # noqa: C901, PLR0911, PLR0912 - one case per operator
+    def cond(self, node: Any) -> str:  # noqa: PLR0912 - one case per operator
         """Python for a condition."""
         if not isinstance(node, list) or not node or not isinstance(node[0], str):
             raise RuleError(f"a condition is a list [operator, ...]: {node!r}")
         op, *args = node
+        if op not in _BASIC:
+            return self._other(op, args)
         if op in ("and", "or"):
             parts = [self.cond(arg) for arg in args]
             return "(" + f" {op} ".join(parts) + ")" if parts else repr(op == "and")
@@ -320,7 +344,10 @@ class _Compiler:
             return f"(not {self.cond(args[0])} or {self.cond(args[1])})"
         if op in ("present", "absent"):
             expression, many = self.ref(args[0])
-            test = f"bool({expression})" if many else f"({expression} is not None)"
+            if expression == f"V.get({args[0]!r})":  # the scope's own rubric: a dict lookup
+                test = f"({args[0]!r} in V)"
+            else:
+                test = f"bool({expression})" if many else f"({expression} is not None)"
             return test if op == "present" else f"(not {test})"
         if op in ("in", "not_in", "eq", "ne"):
             values = [args[1]] if op in ("eq", "ne") else args[1]
@@ -329,8 +356,8 @@ class _Compiler:
             allowed = self._const(frozenset(values))
             expression, many = self.ref(args[0])
             if many:
-                found = f"any(x in {allowed} for x in ({expression} or ()))"
-                return found if op in ("in", "eq") else f"(not {found})"
+                disjoint = f"{allowed}.isdisjoint({expression} or ())"
+                return f"(not {disjoint})" if op in ("in", "eq") else f"({disjoint})"
             if op in ("in", "eq"):
                 return f"({expression} in {allowed})"
             return f"({expression} not in {allowed})"
@@ -338,10 +365,17 @@ class _Compiler:
             left, comparator, right = args
             if comparator not in _OPS:
                 raise RuleError(f"bad comparator {comparator!r}")
+            # Inline, as it runs for every instance: holds when an operand is missing.
+            first, second = self._temporary(), self._temporary()
             return (
-                f"_cmp({self.operand(left, op)}, {_OPS[comparator]!r}, "
-                f"{self.operand(right, op)})"
+                f"(({first} := {self.operand(left, op)}) is None or "
+                f"({second} := {self.operand(right, op)}) is None or "
+                f"{first} {_OPS[comparator]} {second})"
             )
+        raise RuleError(f"unknown operator {op!r}")
+
+    def _other(self, op: str, args: list[Any]) -> str:  # noqa: PLR0912 - one per operator
+        """Python for the operators on lengths, patterns, keys, blocks, sets and tables."""
         if op == "len":
             rubric, comparator, size = args
             value = self.scalar(rubric, "len")
@@ -385,6 +419,10 @@ class _Compiler:
             value = self.scalar(args[0], "startswith")
             prefixes = self._const(tuple(args[1]))
             return f"({value} is None or {value}.startswith({prefixes}))"
+        if op == "in_table":
+            table = self._const(code_table(args[1]))
+            value = self.scalar(args[0], "in_table")
+            return f"({value} is None or {value} in {table})"
         if op == "nature":
             return f"(N in {self._const(frozenset(args[0]))})"
         raise RuleError(f"unknown operator {op!r}")
@@ -432,7 +470,9 @@ def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
             when = compiler.cond(rule["when"]) if "when" in rule else "True"
         except _Missing as missing:
             if versions is None and norm.version == "P26V01":
-                raise RuleError(f"{rubric}/{rule['id']}: {missing.args[0]} not in the norm") from None
+                raise RuleError(f"{rubric}/{rule['id']}: {missing.args[0]} not in the norm") from (
+                    None
+                )
             continue  # a rubric this older version does not have
         except RuleError as error:
             raise RuleError(f"{rubric}/{rule['id']}: {error}") from None
@@ -444,10 +484,9 @@ def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
         found.controls.append(
             Control(rubric, rule["id"], scope, blocking, french, english, natures)
         )
-        guard = f"N in {compiler._const(natures)} and " if natures else ""
-        bodies.setdefault(scope, []).append(
-            f"    if {guard}{when} and not {require}:\n        out.append({index})"
-        )
+        guard = [f"N in {compiler._const(natures)}"] if natures else []
+        test = " and ".join([*guard, *([when] if when != "True" else []), f"not {require}"])
+        bodies.setdefault(scope, []).append(f"    if {test}:\n        out.append({index})")
         indexes.setdefault(scope, []).append(index)
         for key, source, holder in compiler.needs:
             block = key[1:] if source is None else source[:10]

@@ -60,12 +60,16 @@ def company(siret: str, emitter_siret: str | None = None) -> Company:
 DEMO_COMPANY = company(siret_of(siren_at(1), 1), siret_of(siren_at(0), 1))
 
 
+_DEPARTMENTS = tuple(d for d in range(1, 96) if d != 20)
+
+
 def nir(index: int) -> str:
     """A well-formed 13-character NIR, distinct for each index below 998,001."""
     sex = 1 + index % 2
     year = 60 + index % 40
     month = 1 + index % 12
-    department = 1 + (index // 12) % 95
+    # Departments 01 to 95 but 20 (Corsica, split in 1976: 2A/2B for births from then on).
+    department = _DEPARTMENTS[(index // 12) % len(_DEPARTMENTS)]
     commune, order = 1 + index // 999 % 999, 1 + index % 999
     return f"{sex}{year:02d}{month:02d}{department:02d}{commune:03d}{order:03d}"
 
@@ -378,8 +382,12 @@ def _swap_first(first: str, second: str) -> Callable[[list[bytes]], list[bytes]]
 
 
 def _duplicate_nir(lines: list[bytes]) -> list[bytes]:
-    first = next(line for line in lines if line.startswith(b"S21.G00.30.001"))
-    return _replace("S21.G00.30.001", first.split(b"'")[1].decode(), nth=2)(lines)
+    """The second employee gets the first's NIR, with its sex and birth date (which the NIR
+    encodes), so that the duplicate is the only fault."""
+    for rubric in ("S21.G00.30.001", "S21.G00.30.005", "S21.G00.30.006"):
+        first = next(line for line in lines if line.startswith(rubric.encode()))
+        lines = _replace(rubric, first.split(b"'")[1].decode(), nth=2)(lines)
+    return lines
 
 
 # Each broken variant: what it does to a valid 3-employee monthly file, and the rule id the
@@ -405,7 +413,7 @@ BROKEN: dict[str, tuple[Callable[[list[bytes]], list[bytes]], str]] = {
     "forbidden-nir": (_replace("S21.G00.30.001", "1999999999999"), "CCH-13"),
     "duplicate-nir": (_duplicate_nir, "CCH-14"),
     "nature-type": (_replace("S20.G00.05.002", "04"), "CCH-13"),
-    "period": (_replace("S21.G00.51.002", "01012020"), "NEODES-PERIOD"),
+    "period": (_replace("S21.G00.51.002", "01012020"), "CCH-11"),
     "total-lines": (_replace("S90.G00.90.001", "7"), "NEODES-TOTAL-LINES"),
     "total-declarations": (_replace("S90.G00.90.002", "2"), "NEODES-TOTAL-DECLARATIONS"),
 }

@@ -45,6 +45,9 @@ from registry.dsn.synth import (
 NATURES = ("01", "04", "05", "07", "08", "09")
 OCS = ("PREVOYANCE", "MUTUELLE")
 AGIRC_ARRCO_SCHEMES = frozenset({"RUAA", "RETA", "RETC"})
+# The declared company's account (a valid French IBAN and its BIC), for subrogation.
+EMPLOYER_IBAN = "FR7630006000011234567890189"
+EMPLOYER_BIC = "AGRIFRPP"
 # Monthly social security ceiling and the minimum wage used by the general reduction, in cents.
 _CEILING = 400_500
 _SMIC = 180_180
@@ -377,7 +380,7 @@ def _profile(seed: int, index: int, ocs: tuple[str, ...]) -> _Profile:
     fixed: dict[int, tuple[str, str, tuple[tuple[str, int], ...], bool]] = {
         0: ("RUAA", "04", (("MUTUELLE", 3), ("PREVOYANCE", 0)), True),
         1: ("IRCANTEC", "98", (("MUTUELLE", 1),), False),
-        2: ("RETA", "01", (("PREVOYANCE", 1),), False),
+        2: ("RETC", "01", (("PREVOYANCE", 1),), False),
         3: ("RUAA", "04", (), False),
         4: ("90000", "99", (("PREVOYANCE", 0), ("MUTUELLE", 2)), True),
     }
@@ -385,7 +388,10 @@ def _profile(seed: int, index: int, ocs: tuple[str, ...]) -> _Profile:
         pension, category, affiliated, regularisation = fixed[index]
     else:
         pension = rng.choices(("RUAA", "RETA", "IRCANTEC", "90000"), (70, 10, 15, 5))[0]
-        category = {"IRCANTEC": "98", "90000": "99"}.get(pension) or rng.choice(("01", "04"))
+        # A cadre's complementary pension is never the non-cadre's RETA (S21.G00.40.003/CCH-16).
+        category = {"IRCANTEC": "98", "90000": "99", "RETA": "04"}.get(pension) or rng.choice(
+            ("01", "04")
+        )
         chosen = rng.choice(((), ("PREVOYANCE",), ("MUTUELLE",), OCS, OCS[::-1]))
         affiliated = tuple((oc, rng.randrange(0, 4) if oc == "MUTUELLE" else 0) for oc in chosen)
         regularisation = rng.random() < 0.1
@@ -587,6 +593,8 @@ def _sick_leave(w: LineWriter, leave: SickLeave, month: str) -> Iterator[bytes]:
             w.line("S21.G00.60.003", leave.expected_end), w.line("S21.G00.60.004", "01"),
             w.line("S21.G00.60.005", _day(month, 10)),
             w.line("S21.G00.60.006", leave.expected_end),
+            # Subrogation: the employer's account, where the daily allowances are paid.
+            w.line("S21.G00.60.007", EMPLOYER_IBAN), w.line("S21.G00.60.008", EMPLOYER_BIC),
         )  # fmt: skip
     if leave.return_date is not None:
         yield w.line("S21.G00.60.010", leave.return_date)
@@ -659,8 +667,9 @@ def _payslip(w: LineWriter, person: Individual, month: str) -> Iterator[bytes]:
         year = int(month[4:]) - (1 if previous == 12 else 0)
         yield from (
             w.line("S21.G00.56.001", f"{previous:02d}{year}"), w.line("S21.G00.56.002", "01"),
-            w.line("S21.G00.56.003", money(5_000)), w.line("S21.G00.56.004", money(net)),
+            w.line("S21.G00.56.003", money(5_000)), w.line("S21.G00.56.006", pas.rate),
             w.line("S21.G00.56.007", money(pas.regularisation)),
+            w.line("S21.G00.56.010", money(5_000)),
         )  # fmt: skip
     yield from (
         w.line("S21.G00.58.001", start), w.line("S21.G00.58.002", end),

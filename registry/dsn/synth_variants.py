@@ -106,8 +106,9 @@ def _add(lines: list[bytes], rubric: str, value: str, nth: int = 1) -> None:
     position = start
     while position < len(lines):
         current = _rubric(lines[position])
-        if current[:10] != rubric[:10] or (position > start and current <= _rubric(
-            lines[position - 1])):
+        if current[:10] != rubric[:10] or (
+            position > start and current <= _rubric(lines[position - 1])
+        ):
             break
         if current == rubric:
             raise EditError(f"{rubric} is already in instance #{nth}")
@@ -131,19 +132,26 @@ def _add_block(lines: list[bytes], block: str, items: list[list[str]], nth: int 
             # the child of `parent` this line belongs to
             own = rubric[:10]
             ancestors = block_ancestors(own) or ()
-            child = own if ancestors[:1] == (parent,) else next(
-                (a for a in ancestors if (block_ancestors(a) or ())[:1] == (parent,)), own)
+            child = (
+                own
+                if ancestors[:1] == (parent,)
+                else next(
+                    (a for a in ancestors if (block_ancestors(a) or ())[:1] == (parent,)), own
+                )
+            )
             if child > block:
                 break
         position += 1
-    new = [_line(rubric if "." in rubric[10:] else f"{block}.{rubric}", value)
-           for rubric, value in items]
+    new = [
+        _line(rubric if "." in rubric[10:] else f"{block}.{rubric}", value)
+        for rubric, value in items
+    ]
     lines[position:position] = new
 
 
 def _drop_block(lines: list[bytes], block: str, nth: int = 1) -> None:
     start = _nth(lines, block, nth)
-    del lines[start:_extent(lines, start)]
+    del lines[start : _extent(lines, start)]
 
 
 _EDITS: dict[str, Callable[..., None]] = {

@@ -32,15 +32,29 @@ from __future__ import annotations
 
 import calendar
 import functools
-import json
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
+from registry.dsn.cardinalities import cardinality_faults
 from registry.dsn.controls import NO_MONTH, ControlSet, load_controls, month_bounds
+from registry.dsn.individual_segments import (
+    BOUNDARY,
+    INDIVIDUAL,
+    IndividualChecker,
+    apply_facts,
+)
 from registry.dsn.norm import ENVELOPE_VERSION, Norm, UnsupportedVersion, load
-from registry.dsn.reader import Anomaly, BlockInstance, BlockListener, RubricLine, walk
+from registry.dsn.reader import (
+    MAX_LINE_BYTES,
+    Anomaly,
+    BlockInstance,
+    BlockListener,
+    RubricLine,
+    RubricReader,
+    Walker,
+)
 
 # A report lists at most this many anomalies; the others are only counted.
 MAX_ANOMALIES = 1000
@@ -52,10 +66,11 @@ WITH_INDIVIDUALS = frozenset({"01", "03"})
 EVENT_NATURES = frozenset({"04", "05", "07"})
 _ENVELOPE = ("S05", "S06", "S95", "S96")
 _NO_FACTS: dict[str, list[str]] = {}
-_CARDINALITIES: dict[str, Any] = json.loads(
-    resources.files("registry.dsn").joinpath("nature_cardinalities.json").read_text("utf-8")
+# An individual: an employee (S21.G00.30) or a non-employee (S89.G00.91).
+_INDIVIDUALS = frozenset({"S21.G00.30", "S89.G00.91"})
+VERSION_UNKNOWN_FR = (
+    "La version de norme déclarée n'est pas prise en charge : l'envoi n'est pas contrôlé."
 )
-VERSION_UNKNOWN_FR = "La version de norme déclarée n'est pas prise en charge : l'envoi n'est pas contrôlé."
 VERSION_MISSING_FR = (
     "L'envoi ne déclare pas de version de norme (S10.G00.00.006) : il n'est pas contrôlé."
 )
@@ -169,6 +184,12 @@ class Validator(BlockListener):
         self.month: tuple[str | None, str | None] = NO_MONTH
         # Whether the current envoi declared a norm version (supported or not).
         self.version_declared = False
+        # The open instance of each block; those with a line that could not be read (by id),
+        # and the blocks whose next instance has one (see _taint).
+        self.open_blocks: dict[str, BlockInstance] = {}
+        self.tainted: set[int] = set()
+        self.taint_next: set[str] = set()
+        self.innermost: BlockInstance | None = None
 
     def _rule(self, rubric: str, wording: str, fallback: str) -> str:
         """The norm's rule id for `rubric` whose message contains `wording`, else `fallback`."""
@@ -179,15 +200,23 @@ class Validator(BlockListener):
         return fallback
 
     def _add(
-        self, line: int, rubric: str, rule: str, message: str, blocking: bool = True,
+        self,
+        line: int,
+        rubric: str,
+        rule: str,
+        message: str,
+        *,
+        blocking: bool = True,
         message_fr: str = "",
     ) -> None:
         self.report.add(Anomaly(line, rubric, rule, blocking, message, message_fr))
 
     def _add_norm(self, line: int, rubric: str, rule: tuple[str, str], message: str) -> None:
         """A blocking anomaly under the norm's rule of `rubric` whose text holds rule[0] (the
-        fallback id rule[1] when the norm version has no such rule)."""
-        self._add(line, rubric, self._rule(rubric, *rule), message)
+        fallback id rule[1] when the norm version has no such rule), with its French message."""
+        rule_id = self._rule(rubric, *rule)
+        french = self.norm.rules.get(rubric, {}).get(rule_id, "") if self.norm is not None else ""
+        self._add(line, rubric, rule_id, message, message_fr=french.replace("_x000D_", "").strip())
 
     def fault(self, fault: Anomaly) -> None:
         """A line the reading could not place: blocking, never re-attached."""
@@ -200,6 +229,7 @@ class Validator(BlockListener):
         if item.problem:
             rule = "NEODES-CHARSET" if item.column else "NEODES-SYNTAX"
             self._add(item.line, item.rubric, rule, item.problem)
+            self._taint(item)
         elif item.rubric == "S10.G00.00.006":
             self._version(item)
         elif item.rubric == "S20.G00.05.001" and self.declaration is not None:
@@ -227,9 +257,29 @@ class Validator(BlockListener):
         if item.value not in self.report.versions:
             self.report.versions.append(item.value)
 
+    def _taint(self, item: RubricLine) -> None:
+        """A line that could not be read belongs to the instance of its block open before it
+        (or the next one, when it would have opened one): that instance's control rules are not
+        judged, so that the one anomaly is the unreadable line, not a rubric it seems to lack."""
+        block = item.rubric[:10]
+        if not block:  # no rubric could be made out: the line sits in the innermost instance
+            if self.innermost is not None:
+                self.tainted.add(id(self.innermost))
+            return
+        current = self.open_blocks.get(block)
+        if current is not None and item.rubric > current.lines[-1].rubric:
+            self.tainted.add(id(current))
+        else:
+            self.taint_next.add(block)
+
     def opened(self, instance: BlockInstance) -> None:
         """Counts envois, declarations and individuals as they open."""
         block = instance.block
+        self.open_blocks[block] = instance
+        self.innermost = instance
+        if block in self.taint_next:
+            self.taint_next.discard(block)
+            self.tainted.add(id(instance))
         if block == "S10.G00.00":
             self.report.envois += 1
             self.envoi_lines = 0
@@ -242,7 +292,7 @@ class Validator(BlockListener):
             self.declaration = Declaration(instance.line)
             self.month = NO_MONTH
             self.report.declarations.append(self.declaration)
-        elif block == "S21.G00.30" and self.declaration is not None:
+        elif block in _INDIVIDUALS and self.declaration is not None:
             self.declaration.individuals += 1
 
     def closed(self, instance: BlockInstance) -> None:
@@ -254,17 +304,22 @@ class Validator(BlockListener):
                 if not item.problem:
                     self._check_type(item, norm)
         self._check_cardinality(instance, norm)
-        check = _BLOCK_CHECKS.get(instance.block)
-        if check is not None:
-            check(self, instance)
+        if self.open_blocks.get(instance.block) is instance:
+            del self.open_blocks[instance.block]
+        if self.innermost is instance:
+            self.innermost = instance.parent
         if self.controls is not None and not envelope:
-            self._controls(instance, self.controls)
+            self._controls(instance, self.controls, judged=id(instance) not in self.tainted)
+        self.tainted.discard(id(instance))
+        check = _BLOCK_CHECKS.get(instance.block)
+        if check is not None:  # after the rules: the declaration's check ends the declaration
+            check(self, instance)
 
-    def _controls(self, instance: BlockInstance, controls: ControlSet) -> None:
-        """Runs the norm's control rules of this block (registry/dsn/controls.py) and records
-        what rules of the blocks above need to know of it."""
+    def _controls(self, instance: BlockInstance, controls: ControlSet, judged: bool) -> None:
+        """Runs the norm's control rules of this block (registry/dsn/controls.py) unless it is
+        not `judged`, and records what rules of the blocks above need to know of it."""
         block = instance.block
-        entry = controls.checks.get(block)
+        entry = controls.checks.get(block) if judged else None
         values = instance.values()
         if entry is not None:
             check, _ = entry
@@ -350,28 +405,23 @@ class Validator(BlockListener):
     def _check_cardinality(self, instance: BlockInstance, norm: Norm | None) -> None:
         if norm is None or instance.block not in norm.blocks:
             return
-        # The workbook's cardinalities are a monthly DSN's; an event (sick leave, end of
-        # contract...) declares what the event concerns (registry/dsn/nature_cardinalities.json).
         nature = self.declaration.nature if self.declaration is not None else ""
-        table = _CARDINALITIES["natures"].get(nature, {})
-        relaxed = nature in _CARDINALITIES["relaxed"] and "S21.G00.30" <= instance.block < "S22"
-        for child in norm.children(instance.block):
-            count = instance.children.get(child.id, 0)
-            least, most = table.get(child.id, (0 if relaxed else child.min, child.max))
+        block = instance.block
+        for child, count, least, most in cardinality_faults(norm, block, instance.children, nature):
             if count < least:
                 self._add(instance.line, child.id, "NEODES-CARDINALITY", (
-                    f"block {instance.block} needs at least {least} {child.id} "
+                    f"block {block} needs at least {least} {child.id} "
                     f"({child.name}) in a declaration of nature {nature or '?'}, it has {count}"
                 ), message_fr=(
-                    f"Le bloc {instance.block} doit contenir au moins {least} bloc(s) {child.id} "
+                    f"Le bloc {block} doit contenir au moins {least} bloc(s) {child.id} "
                     f"({child.name}) pour cette nature de déclaration ; il en contient {count}."
                 ))  # fmt: skip
-            elif most is not None and count > most:
+            else:
                 self._add(instance.line, child.id, "NEODES-CARDINALITY", (
-                    f"block {instance.block} holds at most {most} {child.id} "
+                    f"block {block} holds at most {most} {child.id} "
                     f"({child.name}) in a declaration of nature {nature or '?'}, it has {count}"
                 ), message_fr=(
-                    f"Le bloc {instance.block} contient au plus {most} bloc(s) {child.id} "
+                    f"Le bloc {block} contient au plus {most} bloc(s) {child.id} "
                     f"({child.name}) pour cette nature de déclaration ; il en contient {count}."
                 ))  # fmt: skip
 
@@ -468,29 +518,6 @@ class Validator(BlockListener):
                 f"validity (the months of 20{version[1:3]})"
             ), message_fr=VERSION_PERIOD_FR)  # fmt: skip
 
-    def _contract_end(self, instance: BlockInstance) -> None:
-        contract = instance.parent
-        start = date_key(contract.value("S21.G00.40.001")) if contract is not None else None
-        end = date_key(instance.value("S21.G00.62.001"))
-        if start is not None and end is not None and end < start:
-            self._add(
-                instance.line,
-                "S21.G00.62.001",
-                "NEODES-PERIOD",
-                "the contract ends before it starts (S21.G00.40.001)",
-            )
-
-    def _remuneration(self, instance: BlockInstance) -> None:
-        start = date_key(instance.value("S21.G00.51.001"))
-        end = date_key(instance.value("S21.G00.51.002"))
-        if start is not None and end is not None and end < start:
-            self._add(
-                instance.line,
-                "S21.G00.51.002",
-                "NEODES-PERIOD",
-                "the remuneration period ends before it starts",
-            )
-
     def _totals(self, instance: BlockInstance) -> None:
         declared_lines = instance.value("S90.G00.90.001")
         declared_count = instance.value("S90.G00.90.002")
@@ -519,17 +546,128 @@ _BLOCK_CHECKS: dict[str, Callable[[Validator, BlockInstance], None]] = {
     "S21.G00.11": Validator._establishment,
     "S21.G00.30": Validator._individual,
     "S20.G00.05": Validator._declaration,
-    "S21.G00.62": Validator._contract_end,
-    "S21.G00.51": Validator._remuneration,
     "S90.G00.90": Validator._totals,
 }
 
 
 def validate(stream: BinaryIO | Iterable[bytes]) -> Report:
-    """Validates a whole file on its own (the pipeline reads it once for every step: `walk`)."""
-    validator = Validator()
-    walk(stream, validator)
-    return validator.report
+    """Validates a whole file on its own (the pipeline reads it once for every step: `walk`).
+
+    Clean individuals take the fast path (registry/dsn/individual_segments.py); everything else,
+    and any individual the fast path does not find clean, is read line by line."""
+    return _Validation().run(stream)
+
+
+# Text read before it is cut into individuals; an individual longer than this goes line by line.
+_CHUNK = 1 << 20
+_LONGEST_PIECE = 8 << 20
+
+
+class _Validation:
+    """One validation: the reference reading (a Walker over the Validator) and the fast path."""
+
+    def __init__(self) -> None:
+        self.validator = Validator()
+        self.walker = Walker(self.validator)
+        self.lines = RubricReader()
+        self.fast = IndividualChecker(frozenset(_BLOCK_CHECKS), FORBIDDEN_NIRS)
+
+    def run(self, stream: BinaryIO | Iterable[bytes]) -> Report:
+        """Reads the whole stream."""
+        carry = b""
+        at_individual = False  # whether `carry` starts with an individual
+        pending: list[bytes] = []
+        size = 0
+        chunks = iter(lambda: stream.read(_CHUNK), b"") if hasattr(stream, "read") else stream
+        for chunk in chunks:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= _CHUNK:
+                carry, at_individual = self._pieces(carry + b"".join(pending), at_individual)
+                pending, size = [], 0
+        carry, at_individual = self._pieces(carry + b"".join(pending), at_individual, final=True)
+        self.walker.finish()
+        return self.validator.report
+
+    def _pieces(
+        self, buffer: bytes, at_individual: bool, final: bool = False
+    ) -> tuple[bytes, bool]:
+        """Reads what can be read of `buffer`; returns what is left and whether it starts with
+        an individual."""
+        cut = len(buffer) if final else buffer.rfind(b"\n") + 1
+        starts = [m.end() for m in BOUNDARY.finditer(buffer, 0, cut)]
+        if at_individual:
+            starts.insert(0, 0)
+        elif starts:
+            self._slow(buffer[: starts[0]])
+        for begin, end in itertools.pairwise(starts):
+            self._individual(buffer[begin:end])
+        if not starts:
+            self._slow(buffer[:cut])
+            rest = buffer[cut:]
+            return rest[: MAX_LINE_BYTES + 1], False
+        last = starts[-1]
+        if final or cut - last > _LONGEST_PIECE:
+            self._slow(buffer[last:cut])
+            rest = buffer[cut:]
+            return rest[: MAX_LINE_BYTES + 1], False
+        return buffer[last:], True
+
+    def _slow(self, text: bytes) -> None:
+        """Line by line, the reference way."""
+        read, push = self.lines.read, self.walker.push
+        pieces = text.split(b"\n")
+        last = pieces.pop()  # b"" after a final line end; else the file's last line, without one
+        for raw in pieces:
+            item = read(raw[: MAX_LINE_BYTES + 1] + b"\n")
+            if item is not None:
+                push(item)
+        if last:
+            item = read(last[: MAX_LINE_BYTES + 1])
+            if item is not None:
+                push(item)
+
+    def _individual(self, text: bytes) -> None:
+        """An individual (and what follows it up to the next one): the fast way when clean."""
+        validator, reader = self.validator, self.walker.reader
+        norm, controls, declaration = validator.norm, validator.controls, validator.declaration
+        establishment = self._establishment()
+        if norm is None or controls is None or declaration is None or establishment is None:
+            self._slow(text)
+            return
+        clean = self.fast.check(text, norm, controls, declaration.nature, validator.month,
+                                establishment, validator.nirs)  # fmt: skip
+        if clean is None:
+            self._slow(text)
+            return
+        plan, deferred, nirs = clean
+        # What the reference path does: the previous individual closes, this one is read.
+        depth = reader.open.index(establishment) + 1
+        for instance in reversed(reader.open[depth:]):
+            validator.closed(instance)
+        del reader.open[depth:]
+        self.lines.number += plan.lines
+        validator.report.lines += plan.lines
+        validator.envoi_lines += plan.lines
+        declaration.individuals += plan.individuals
+        children = establishment.children
+        children[INDIVIDUAL] = children.get(INDIVIDUAL, 0) + plan.individuals
+        validator.nirs.update(nirs)
+        apply_facts(deferred)
+
+    def _establishment(self) -> BlockInstance | None:
+        """The open establishment a new individual would open under, None when the reading is
+        not at such a point (a fault pending, a misplaced block, a sibling after individuals)."""
+        reader = self.walker.reader
+        if reader.detached is not None or reader.faults:
+            return None
+        # What is open below it closes when an individual opens (its nearest open ancestor).
+        for instance in reversed(reader.open):
+            if instance.block == "S21.G00.11":
+                if any(child > INDIVIDUAL for child in instance.children):
+                    return None
+                return instance
+        return None
 
 
 def report_lines(report: Report) -> Iterator[str]:

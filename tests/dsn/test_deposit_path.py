@@ -29,14 +29,17 @@ STEPS = [
     "registry.dsn.deposit_store",
 ]
 # The files the steps read with, each placed after every file that uses it: what a validated
-# file reveals (links, employments), who is entitled to what (the routing rules), the DSN
-# reader, the norm's control rules and its norm tables, the store's tables.
+# file reveals (links, employments), who is entitled to what (the routing rules), validation's
+# fast path, the DSN reader, cardinalities per nature, the norm's control rules and its norm
+# tables, the store's tables.
 HELPERS_AFTER = {
     "registry.dsn.revealed_relations": "server.dsn.pipeline",
     "registry.dsn.entitlement": "registry.dsn.routing",
-    "registry.dsn.reader": "registry.dsn.entitlement",
-    "registry.dsn.norm": "registry.dsn.reader",
-    "registry.dsn.controls": "registry.dsn.reader",
+    "registry.dsn.individual_segments": "registry.dsn.entitlement",
+    "registry.dsn.reader": "registry.dsn.individual_segments",
+    "registry.dsn.cardinalities": "registry.dsn.reader",
+    "registry.dsn.controls": "registry.dsn.cardinalities",
+    "registry.dsn.norm": "registry.dsn.controls",
     "registry.dsn.schema": "registry.dsn.deposit_store",
 }
 

@@ -44,7 +44,9 @@ def test_each_rule_is_a_rule_of_the_workbook_or_of_the_format_and_is_listed_once
 
 
 @pytest.mark.parametrize("rule", ENFORCED, ids=_name)
-def test_each_rule_fails_on_its_breaking_example_at_the_block_at_fault(rule: dict[str, Any]) -> None:
+def test_each_rule_fails_on_its_breaking_example_at_the_block_at_fault(
+    rule: dict[str, Any],
+) -> None:
     examples = rule["examples"]
     data = apply(examples.get("base", "monthly"), examples["break"])
     report = _validate(data)
@@ -53,8 +55,9 @@ def test_each_rule_fails_on_its_breaking_example_at_the_block_at_fault(rule: dic
     scope = rule.get("scope", rule["rubric"][:10])
     lines = data.split(b"\r\n")
     assert lines[found[0].line - 1].startswith(scope.encode()), "not at the block at fault"
-    assert found[0].message_fr and found[0].blocking == (not rule.get(
-        "warning", rule["id"].startswith("SIG")))
+    assert found[0].message_fr and found[0].blocking == (
+        not rule.get("warning", rule["id"].startswith("SIG"))
+    )
 
 
 @pytest.mark.parametrize("rule", ENFORCED, ids=_name)
@@ -62,3 +65,17 @@ def test_each_rule_holds_on_its_passing_example_which_is_conformant(rule: dict[s
     examples = rule["examples"]
     report = _validate(apply(examples.get("base", "monthly"), examples["pass"]))
     assert [(a.rule, a.rubric, a.message) for a in report.anomalies] == []
+
+
+def test_the_readme_table_is_generated_from_the_rules_and_counts_at_least_300() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "tools/generate_dsn_coverage.py", "--check"],
+                          cwd=root, capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    workbook = load("P24V01").rules
+    enforced = [r for r in ENFORCED if r["id"] in workbook.get(r["rubric"], {})]
+    assert len(enforced) >= 300

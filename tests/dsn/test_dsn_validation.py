@@ -272,7 +272,7 @@ def test_the_validate_command_exits_0_for_a_cco_and_1_with_the_report_otherwise(
     done = interops("dsn", "validate", "--json", str(bad))
     report = json.loads(done.stdout)
     assert done.returncode == 1 and report["kind"] == "BAN"
-    assert [a["rule"] for a in report["anomalies"]] == ["CCH-13"]
+    assert "CCH-13" in [a["rule"] for a in report["anomalies"]]
     missing = interops("dsn", "validate", str(tmp_path / "nowhere.dsn"))
     assert missing.returncode == 2 and "nowhere.dsn" in missing.stderr
 
@@ -306,10 +306,25 @@ def test_a_misplaced_block_is_the_one_reported_not_the_well_placed_blocks_after_
     [
         ("sick-leave", [["drop_block", "S21.G00.60"]], "S21.G00.60"),
         ("end-of-contract", [["drop_block", "S21.G00.62"]], "S21.G00.62"),
-        ("return-to-work", [["add_block", "S21.G00.30", [["001", "1850578006048"],
-          ["002", "DURAND"], ["004", "PAUL"], ["005", "01"], ["006", "01011980"],
-          ["007", "LYON"]]], ["add_block", "S21.G00.40", [["001", "01012020"]], 2]],
-         "S21.G00.30"),
+        (
+            "return-to-work",
+            [
+                [
+                    "add_block",
+                    "S21.G00.30",
+                    [
+                        ["001", "1850578006048"],
+                        ["002", "DURAND"],
+                        ["004", "PAUL"],
+                        ["005", "01"],
+                        ["006", "01011980"],
+                        ["007", "LYON"],
+                    ],
+                ],
+                ["add_block", "S21.G00.40", [["001", "01012020"]], 2],
+            ],
+            "S21.G00.30",
+        ),
     ],
 )
 def test_cardinalities_are_the_nature_s(nature: str, edits: list[Any], block: str) -> None:
@@ -317,6 +332,16 @@ def test_cardinalities_are_the_nature_s(nature: str, edits: list[Any], block: st
     declaring an exit without a notice (S21.G00.63, the end-of-contract declaration's) is not."""
     report = _validate(apply(nature, edits))
     assert ("NEODES-CARDINALITY", block) in [(a.rule, a.rubric) for a in report.anomalies]
-    exit_without_notice = _validate(apply("monthly", [["add_block", "S21.G00.62", [
-        ["001", "31032026"], ["002", "059"], ["006", "31032026"], ["017", "01"]]]]))
+    exit_without_notice = _validate(
+        apply(
+            "monthly",
+            [
+                [
+                    "add_block",
+                    "S21.G00.62",
+                    [["001", "31032026"], ["002", "059"], ["006", "31032026"], ["017", "01"]],
+                ]
+            ],
+        )
+    )
     assert "NEODES-CARDINALITY" not in [a.rule for a in exit_without_notice.anomalies]

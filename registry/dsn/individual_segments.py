@@ -1,0 +1,323 @@
+"""Validation's fast path: an individual (S21.G00.30 and the blocks under it) checked as one
+piece of text instead of line by line, when it is clean.
+
+A monthly DSN is mostly individuals, and most individuals of a file have the same shape (the
+same rubrics in the same order). For each shape, once per norm version, this module builds a
+plan by running the one reader (registry/dsn/reader.py, BlockReader) over the shape's rubrics:
+its block instances, their parents, their child counts; and one regular expression that
+matches the individual's text only if every line is well formed, in the norm's character set,
+and of its rubric's data type (length, allowed values, the norm's regex, calendar dates). An
+individual is then checked with one `fullmatch` in C, and the control rules of its blocks run
+on the values the match captured.
+
+The fast path only ever concludes "clean": when anything is amiss (no plan for the shape, the
+expression does not match, a cardinality, a control rule, a NIR), it changes nothing and the
+individual is read line by line by the reference path, which reports the anomalies. So its
+outcome is the reference path's, by construction; tests/dsn/test_dsn_fast_path.py compares
+both on broken files.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from registry.dsn.cardinalities import cardinality_faults
+from registry.dsn.controls import ControlSet
+from registry.dsn.norm import Norm, RubricSpec
+from registry.dsn.reader import MAX_LINE_BYTES, BlockInstance, BlockReader, RubricLine
+
+INDIVIDUAL = "S21.G00.30"
+# Where an individual starts: a line of S21.G00.30 after a line of another block.
+BOUNDARY = re.compile(rb"\n(?!S21\.G00\.30\.)[^\n]*\n(?=S21\.G00\.30\.)")
+# The text without its values: a shape's key.
+_VALUES = re.compile(rb",'[^\n]*")
+# A value's characters: the graphic characters of ISO-8859-1 (registry/dsn/reader.py).
+_CHAR = "[\\x20-\\x7e\\xa0-\\xff]"
+# Longest value a fast line holds (a longer line goes the reference way, which judges its length).
+_LONGEST = MAX_LINE_BYTES - 100
+_END = "'\\r?\\n"
+# DDMMYYYY, a calendar date (29 February in leap years only).
+_CALENDAR = (
+    "(?:(?:0[1-9]|1[0-9]|2[0-8])(?:0[1-9]|1[0-2])[0-9]{4}"
+    "|(?:29|30)(?:0[13-9]|1[0-2])[0-9]{4}"
+    "|31(?:0[13578]|1[02])[0-9]{4}"
+    "|2902(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00))"
+)
+# Regex syntax that could match a line end or a character outside a value: such a rubric's
+# regex is applied to the captured value instead.
+_UNSAFE = re.compile(r"\\[sSWD]|\[\^|(?<!\\)\.|\\n|\\r|\$|\^")
+MAX_PLANS = 4096
+
+
+class NoPlan(ValueError):
+    """This shape goes the reference way."""
+
+
+@dataclass
+class Plan:
+    """What one shape of individual is, for one norm version."""
+
+    pattern: re.Pattern[str]
+    # The match's groups -> each line's value, in order.
+    values: Callable[[tuple[str, ...]], tuple[str, ...]]
+    lines: int
+    individuals: int
+    # Per block instance, in the order the reference path closes them:
+    blocks: tuple[str, ...]
+    names: tuple[tuple[str, ...], ...]
+    starts: tuple[int, ...]  # index of its first value in the match's groups
+    parents: tuple[tuple[int, ...], ...]  # its ancestors in the individual, nearest first
+    children: tuple[dict[str, int], ...]
+    # Values to check with their rubric's regex after the match: (group, regex).
+    after: tuple[tuple[int, re.Pattern[str]], ...]
+    # nature -> True when no instance has a cardinality out of bounds
+    counts_ok: dict[str, bool] = field(default_factory=dict)
+
+
+def _value_pattern(spec: RubricSpec, after: list[tuple[int, re.Pattern[str]]], group: int) -> str:
+    least = spec.min
+    most = _LONGEST if spec.max is None else min(spec.max, _LONGEST)
+    if least > most:
+        raise NoPlan(spec.id)
+    # As the reference path: length, allowed values, regex, calendar date, each that applies.
+    checks = []
+    if spec.values is not None:
+        choices = "|".join(re.escape(v) for v in sorted(spec.values, key=len, reverse=True))
+        checks.append(f"(?=(?:{choices}){_END})")
+    if spec.regex is not None:
+        if _UNSAFE.search(spec.regex.pattern):
+            after.append((group, spec.regex))
+        else:
+            checks.append(f"(?=(?:{spec.regex.pattern}){_END})")
+    if spec.kind == "Date":
+        checks.append(f"(?={_CALENDAR}{_END})")
+    return "".join(checks) + f"({_CHAR}{{{least},{most}}}){_END}"
+
+
+def _root(blocks: list[str]) -> list[BlockInstance]:
+    opened: list[BlockInstance] = []
+    for block in blocks:
+        instance = BlockInstance(block, tuple(i.block for i in opened), [RubricLine(0, "", "")])
+        instance.parent = opened[-1] if opened else None
+        opened.append(instance)
+    return opened
+
+
+_ABOVE = ["S10.G00.00", "S20.G00.05", "S21.G00.06", "S21.G00.11"]
+
+
+def build_plan(norm: Norm, rubrics: list[str], in_code: frozenset[str]) -> Plan:
+    """The plan of an individual of these rubrics (NoPlan when it must go the reference way)."""
+    reader = BlockReader()
+    reader.open = _root(_ABOVE)
+    outer = set(map(id, reader.open))
+    closed: list[BlockInstance] = []
+    individuals = 0
+    for number, rubric in enumerate(rubrics):
+        block = rubric[:10]
+        spec = norm.rubrics.get(rubric)
+        if spec is None or (block in in_code and block != INDIVIDUAL):
+            raise NoPlan(rubric)
+        closed.extend(reader.feed(RubricLine(number, rubric, "")))
+        if reader.faults or reader.detached is not None:
+            raise NoPlan(rubric)
+        top = reader.open[-1]
+        if id(top) in outer:
+            raise NoPlan(rubric)  # a block of the establishment or above: not an individual
+        if top.block == INDIVIDUAL and top.lines[0].line == number:
+            individuals += 1
+    while id(reader.open[-1]) not in outer:
+        closed.append(reader.open.pop())
+    if any(i.block != INDIVIDUAL and (i.parent is None or id(i.parent) in outer) for i in closed):
+        raise NoPlan("a block under the establishment that is not an individual")
+    index = {id(instance): position for position, instance in enumerate(closed)}
+    parents = []
+    for instance in closed:
+        chain = []
+        parent = instance.parent
+        while parent is not None and id(parent) in index:
+            chain.append(index[id(parent)])
+            parent = parent.parent
+        parents.append(tuple(chain))
+    after: list[tuple[int, re.Pattern[str]]] = []
+    pieces = [
+        re.escape(rubric) + ",'" + _value_pattern(norm.rubrics[rubric], after, number)
+        for number, rubric in enumerate(rubrics)
+    ]
+    # The norm's regexes have groups of their own: each line's value is its piece's last group.
+    positions, total = [], 0
+    for piece in pieces:
+        total += re.compile(piece).groups
+        positions.append(total - 1)
+    return Plan(
+        pattern=re.compile("".join(pieces)),
+        values=operator.itemgetter(*positions) if len(positions) > 1 else lambda g: (g[0],),
+        lines=len(rubrics),
+        individuals=individuals,
+        blocks=tuple(i.block for i in closed),
+        names=tuple(tuple(line.rubric for line in i.lines) for i in closed),
+        starts=tuple(i.lines[0].line for i in closed),
+        parents=tuple(parents),
+        children=tuple(dict(i.children) for i in closed),
+        after=tuple(after),
+    )
+
+
+class IndividualChecker:
+    """Checks individuals the fast way for one validation (`check`); keeps the plans of the
+    shapes it met, per norm version."""
+
+    def __init__(self, in_code: frozenset[str], forbidden_nirs: frozenset[str]) -> None:
+        self.in_code = in_code
+        self.forbidden_nirs = forbidden_nirs
+        self.plans: dict[tuple[str, bytes], Plan | None] = {}
+        self.last: tuple[str, Plan] | None = None
+
+    def plan(self, norm: Norm, text: bytes) -> Plan | None:
+        """The plan of this individual's shape, None when it has none."""
+        key = (norm.version, _VALUES.sub(b"", text))
+        if key in self.plans:
+            return self.plans[key]
+        found: Plan | None = None
+        rubrics = key[1].decode("iso-8859-1").split("\n")
+        if rubrics[-1] == "":
+            try:
+                found = build_plan(norm, [r.removesuffix("\r") for r in rubrics[:-1]], self.in_code)
+            except NoPlan:
+                found = None
+        if len(self.plans) < MAX_PLANS:
+            self.plans[key] = found
+        return found
+
+    def check(  # noqa: PLR0917 - the validation's state, read only
+        self,
+        text: bytes,
+        norm: Norm,
+        controls: ControlSet,
+        nature: str,
+        month: tuple[str | None, str | None],
+        establishment: BlockInstance,
+        nirs: set[str],
+    ) -> tuple[Plan, list[tuple[BlockInstance, str, str]], list[str]] | None:
+        """When the individual(s) of `text` are clean: the plan, the facts to record in the
+        blocks above, the NIRs seen. None when they must go the reference way."""
+        decoded = text.decode("iso-8859-1")
+        # The last shape first: most individuals of a file have the same.
+        plan = self.last[1] if self.last is not None and self.last[0] == norm.version else None
+        match = plan.pattern.fullmatch(decoded) if plan is not None else None
+        if match is None:
+            plan = self.plan(norm, text)
+            match = plan.pattern.fullmatch(decoded) if plan is not None else None
+            if plan is None or match is None:
+                return None
+            self.last = (norm.version, plan)
+        assert plan is not None
+        values = plan.values(match.groups())
+        for group, regex in plan.after:
+            if regex.fullmatch(values[group]) is None:
+                return None
+        counts_ok = plan.counts_ok.get(nature)
+        if counts_ok is None:
+            counts_ok = plan.counts_ok[nature] = not any(
+                any(True for _ in cardinality_faults(norm, block, children, nature))
+                for block, children in zip(plan.blocks, plan.children, strict=True)
+            )
+        if not counts_ok:
+            return None
+        return self._rules(plan, values, controls, nature, month, establishment, nirs)
+
+    def _rules(  # noqa: PLR0912, PLR0917 - the loop that must stay fast, in one piece
+        self,
+        plan: Plan,
+        values: tuple[str, ...],
+        controls: ControlSet,
+        nature: str,
+        month: tuple[str | None, str | None],
+        establishment: BlockInstance,
+        nirs: set[str],
+    ) -> tuple[Plan, list[tuple[BlockInstance, str, str]], list[str]] | None:
+        above: dict[str, dict[str, str]] = {}
+        gathered: dict[str, dict[str, list[str]]] = {}
+        outer: list[BlockInstance] = []
+        instance: BlockInstance | None = establishment
+        while instance is not None:
+            above[instance.block] = instance.values()
+            gathered[instance.block] = instance.facts or _NO_FACTS
+            outer.append(instance)
+            instance = instance.parent
+        blocks, parents = plan.blocks, plan.parents
+        own = [
+            dict(zip(names, values[start : start + len(names)], strict=True))
+            for names, start in zip(plan.names, plan.starts, strict=True)
+        ]
+        facts: list[dict[str, list[str]] | None] = [None] * len(blocks)
+        deferred: list[tuple[BlockInstance, str, str]] = []
+        seen: list[str] = []
+        by_chain: dict[tuple[int, ...], dict[str, dict[str, str]]] = {}
+        checks, recorded = controls.checks, controls.facts
+        for position, block in enumerate(blocks):
+            mine = own[position]
+            if block == INDIVIDUAL:
+                nir = mine.get("S21.G00.30.001")
+                if nir is not None:
+                    if nir in self.forbidden_nirs or nir in nirs or nir in seen:
+                        return None
+                    seen.append(nir)
+            entry = checks.get(block)
+            chain = parents[position]
+            if entry is not None:
+                if chain:
+                    # Instances close children first: an ancestor's facts are complete only
+                    # once it closes, so the dicts are built per instance, values per chain.
+                    ancestors = by_chain.get(chain)
+                    if ancestors is None:
+                        ancestors = by_chain[chain] = {
+                            **above,
+                            **{blocks[p]: own[p] for p in chain},
+                        }
+                    facts_above = {**gathered, **{blocks[p]: facts[p] or _NO_FACTS for p in chain}}
+                else:
+                    ancestors, facts_above = above, gathered
+                if entry[0](mine, ancestors, facts[position] or _NO_FACTS, facts_above, nature,
+                            month):  # fmt: skip
+                    return None
+            wanted = recorded.get(block)
+            if wanted is None:
+                continue
+            for key, rubric, holders in wanted:
+                value = "" if rubric is None else mine.get(rubric)
+                if value is None:
+                    continue
+                for parent in chain:
+                    if blocks[parent] in holders:
+                        held = facts[parent]
+                        if held is None:
+                            held = facts[parent] = {}
+                        held.setdefault(key, []).append(value)
+                for instance in outer:
+                    if instance.block in holders:
+                        deferred.append((instance, key, value))
+        return plan, deferred, seen
+
+
+_NO_FACTS: dict[str, list[str]] = {}
+
+
+def apply_facts(deferred: list[tuple[BlockInstance, str, str]]) -> None:
+    """Records the facts a clean individual gave the blocks above it."""
+    for instance, key, value in deferred:
+        if instance.facts is None:
+            instance.facts = {}
+        instance.facts.setdefault(key, []).append(value)
+
+
+def split(buffer: bytes) -> tuple[int, list[int]]:
+    """Where the individuals of `buffer` start: (end of the text before the first, [starts])."""
+    starts = [match.end() for match in BOUNDARY.finditer(buffer)]
+    return (starts[0] if starts else len(buffer)), starts
+
+
+__all__ = ["BOUNDARY", "IndividualChecker", "NoPlan", "Plan", "apply_facts", "build_plan", "split"]

@@ -1,0 +1,94 @@
+"""Validation's fast path (registry/dsn/individual_segments.py) changes no outcome: on every
+rule's breaking and passing example, on each broken variant and on files mutated at random, the
+report of `validate` is the reference reading's (every line through the Validator), anomaly for
+anomaly; and on a clean file the fast path does take the individuals."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from registry.dsn.controls import all_rules
+from registry.dsn.reader import walk
+from registry.dsn.synth import BROKEN, broken, generate
+from registry.dsn.synth_variants import apply
+from registry.dsn.validation import Report, Validator, _Validation, validate
+
+
+def _reference(data: bytes) -> Report:
+    validator = Validator()
+    walk([line + b"\n" for line in data.split(b"\n")[:-1]] + [data.rsplit(b"\n", 1)[-1]],
+         validator)  # fmt: skip
+    return validator.report
+
+
+def _same(data: bytes, chunk: int = 0) -> None:
+    if chunk:
+        fast = validate(data[i : i + chunk] for i in range(0, len(data), chunk))
+    else:
+        fast = validate([data])
+    assert fast.as_dict() == _reference(data).as_dict()
+
+
+EXAMPLES = [
+    (f"{rule['rubric']}/{rule['id']}/{kind}", rule["examples"].get("base", "monthly"), edits)
+    for rule in all_rules()
+    if "examples" in rule
+    for kind, edits in (("break", rule["examples"]["break"]), ("pass", rule["examples"]["pass"]))
+]
+
+
+@pytest.mark.parametrize(("name", "base", "edits"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+def test_each_rule_example_gets_the_reference_report(name: str, base: str, edits: Any) -> None:
+    _same(apply(base, edits))
+
+
+@pytest.mark.parametrize("variant", BROKEN)
+def test_each_broken_variant_gets_the_reference_report(variant: str) -> None:
+    _same(broken(variant, employees=6), chunk=97)
+
+
+_VALUES = [b"", b"01", b"99", b"31022020", b"12,50", b"1.00", b"\x00", b"\xe9t\xe9", b"'", b"O'N"]
+
+
+def _mutated(rng: random.Random, lines: list[bytes]) -> bytes:
+    lines = list(lines)
+    for _ in range(rng.randrange(1, 4)):
+        position = rng.randrange(len(lines))
+        kind = rng.randrange(6)
+        if kind == 0:  # a value changed
+            rubric = lines[position].split(b",", 1)[0]
+            value = rng.choice([*_VALUES, b"X" * rng.randrange(1, 90)])
+            lines[position] = rubric + b",'" + value + b"'\r\n"
+        elif kind == 1:
+            del lines[position]
+        elif kind == 2:
+            lines.insert(position, lines[rng.randrange(len(lines))])
+        elif kind == 3:
+            lines[position] = lines[position].replace(b"\r\n", b"\n")
+        elif kind == 4:
+            lines.insert(position, b"\r\n")
+        else:
+            lines[position] = lines[position][: rng.randrange(len(lines[position]))] + b"\r\n"
+    return b"".join(lines)
+
+
+def test_files_mutated_at_random_get_the_reference_report() -> None:
+    rng = random.Random(20)
+    for nature in ("01", "04", "07"):
+        lines = list(generate(8 if nature == "01" else 1, nature=nature))
+        for _ in range(60):
+            _same(_mutated(rng, lines), chunk=rng.choice([0, 53, 4096]))
+
+
+def test_a_clean_file_takes_the_fast_path_for_its_individuals() -> None:
+    data = b"".join(generate(50))
+    validation = _Validation()
+    report = validation.run([data])
+    assert report.conformant and report.as_dict() == _reference(data).as_dict()
+    # one plan for the individuals' shape, and no individual went line by line
+    plans = [plan for plan in validation.fast.plans.values() if plan is not None]
+    assert len(plans) == 1 and validation.fast.last is not None
+    assert validation.lines.number == report.lines
