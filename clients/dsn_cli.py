@@ -19,9 +19,11 @@ from tqdm import tqdm
 
 from clients.client import Client
 from clients.token_cli import load_signer
+from registry.dsn.controls import all_rules
 from registry.dsn.synth import BROKEN, DEMO_COMPANY, NATURES, company, generate
 from registry.dsn.synth_scenario import NATURES as SCENARIO_NATURES
 from registry.dsn.synth_scenario import scenario_file
+from registry.dsn.synth_variants import apply
 from registry.dsn.validation import report_lines as validation_lines
 from registry.dsn.validation import validate
 from token_suite.encryption_keys import beside, read_encryption_key
@@ -71,6 +73,8 @@ def _generate(args: argparse.Namespace) -> int:
                 count += 1
         print(f"{args.out}: {count} lines", file=sys.stderr)
         return 0
+    if args.break_rule or args.keep_rule:
+        return _rule_example(args)
     if args.broken:
         edit, _ = BROKEN[args.broken]
         lines = edit(list(generate(args.employees)))
@@ -82,6 +86,23 @@ def _generate(args: argparse.Namespace) -> int:
     with args.out.open("wb") as out:
         out.writelines(lines)
     print(f"{args.out}: {len(lines)} lines", file=sys.stderr)
+    return 0
+
+
+def _rule_example(args: argparse.Namespace) -> int:
+    """The file that breaks (or keeps) a control rule of the norm: its example in the data."""
+    name = args.break_rule or args.keep_rule
+    rules = {f"{rule['rubric']}/{rule['id']}": rule for rule in all_rules() if "examples" in rule}
+    rule = rules.get(name)
+    if rule is None:
+        print(f"no enforced rule {name!r}: name one as RUBRIC/ID, e.g. S21.G00.06.001/CSL-11 "
+              "(the README's table lists them)", file=sys.stderr)  # fmt: skip
+        return 2
+    examples = rule["examples"]
+    data = apply(examples.get("base", "monthly"), examples["break" if args.break_rule else "pass"])
+    args.out.write_bytes(data)
+    lines, verb = data.count(b"\n"), "breaking" if args.break_rule else "keeping"
+    print(f"{args.out}: {lines} lines, {verb} {name}", file=sys.stderr)
     return 0
 
 
@@ -109,6 +130,14 @@ def register(
     make.add_argument("--order", type=int, default=1, help="the declaration's order number")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--broken", choices=BROKEN, help="break the file this way")
+    make.add_argument(
+        "--break",
+        dest="break_rule",
+        metavar="RUBRIC/ID",
+        help="the file that breaks this control rule of the norm (e.g. S21.G00.06.001/CSL-11)",
+    )
+    make.add_argument("--keep", dest="keep_rule", metavar="RUBRIC/ID", help="the closest file "
+                      "that keeps it (conformant)")  # fmt: skip
     make.add_argument("--scenario", choices=SCENARIO_NATURES, help="a scenario declaration of "
                       "that nature code (two OCs, Agirc-Arrco and IRCANTEC employees, PAS, an "
                       "exit, a sick leave; registry/dsn/synth_scenario.py), streamed")  # fmt: skip

@@ -77,6 +77,13 @@ Check = Callable[
      dict[str, dict[str, list[str]]], str, tuple[str | None, str | None]],
     list[int],
 ]  # fmt: skip
+# A shape's compiled rules (compile_shape): (values, ancestors' values by block, their facts by
+# block, nature, month) -> True when every rule holds.
+ShapeCheck = Callable[
+    [tuple[str, ...], dict[str, dict[str, str]], dict[str, dict[str, list[str]]], str,
+     tuple[str | None, str | None]],
+    bool,
+]  # fmt: skip
 
 
 @dataclass
@@ -92,8 +99,11 @@ class ControlSet:
     facts: dict[str, tuple[tuple[str, str | None, frozenset[str]], ...]] = field(
         default_factory=dict
     )
-    # The rubrics, by block, whose values some check reads from an ancestor.
+    # The Python of `checks`.
     source: str = ""
+    # The rules by scope block, for compile_shape: (index into `controls`, the rule).
+    rules: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    norm: Norm | None = None
 
 
 def rule_files() -> Iterator[tuple[str, list[dict[str, Any]]]]:
@@ -271,7 +281,7 @@ class _Compiler:
         self.constants[name] = value
         return name
 
-    def _holder(self, block: str) -> str:
+    def holder_of(self, block: str) -> str:
         """Where the facts of `block` are gathered, seen from the scope: the scope itself for a
         descendant, else the nearest common ancestor."""
         chain = [block, *self._ancestors(block)]
@@ -292,11 +302,22 @@ class _Compiler:
         if block in self.scope_ancestors:
             self.ancestors_read.add(block)
             return f"A.get({block!r}, _E).get({rubric!r})", False
-        holder = self._holder(block)
+        holder = self.holder_of(block)
         self.needs.add((rubric, rubric, holder))
         if holder == self.scope:
             return f"F.get({rubric!r})", True
         return f"FA.get({holder!r}, _E).get({rubric!r})", True
+
+    def count(self, block: str) -> str:
+        """Python for the number of instances of `block` below the scope."""
+        self.needs.add((f"#{block}", None, self.scope))
+        return f"len(F.get({('#' + block)!r}, ()))"
+
+    def known(self, expression: str) -> bool | None:
+        """Whether the value(s) an expression of `ref` reads are known to be there (True) or
+        not (False) when the rules are compiled; None when only a file can tell."""
+        del expression
+        return None
 
     def scalar(self, rubric: str, what: str) -> str:
         expression, many = self.ref(rubric)
@@ -312,6 +333,8 @@ class _Compiler:
             return "M[1]"
         if kind in ("date", "num") and isinstance(item, str) and _RUBRIC_ID.fullmatch(item):
             value = self.scalar(item, kind)
+            if value == "None":
+                return "None"
             return f"_dk({value})" if kind == "date" else f"_num({value})"
         if kind == "date" and isinstance(item, str):
             return repr(date_key(item))
@@ -336,14 +359,16 @@ class _Compiler:
         if op not in _BASIC:
             return self._other(op, args)
         if op in ("and", "or"):
-            parts = [self.cond(arg) for arg in args]
-            return "(" + f" {op} ".join(parts) + ")" if parts else repr(op == "and")
+            return _fold(op, [self.cond(arg) for arg in args])
         if op == "not":
-            return f"(not {self.cond(args[0])})"
+            return _negate(self.cond(args[0]))
         if op == "implies":
-            return f"(not {self.cond(args[0])} or {self.cond(args[1])})"
+            return _fold("or", [_negate(self.cond(args[0])), self.cond(args[1])])
         if op in ("present", "absent"):
             expression, many = self.ref(args[0])
+            known = self.known(expression)
+            if known is not None:
+                return repr(known == (op == "present"))
             if expression == f"V.get({args[0]!r})":  # the scope's own rubric: a dict lookup
                 test = f"({args[0]!r} in V)"
             else:
@@ -353,8 +378,10 @@ class _Compiler:
             values = [args[1]] if op in ("eq", "ne") else args[1]
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise RuleError(f"{op} takes text values: {node!r}")
-            allowed = self._const(frozenset(values))
             expression, many = self.ref(args[0])
+            if self.known(expression) is False:
+                return repr(op in ("not_in", "ne"))
+            allowed = self._const(frozenset(values))
             if many:
                 disjoint = f"{allowed}.isdisjoint({expression} or ())"
                 return f"(not {disjoint})" if op in ("in", "eq") else f"({disjoint})"
@@ -366,16 +393,22 @@ class _Compiler:
             if comparator not in _OPS:
                 raise RuleError(f"bad comparator {comparator!r}")
             # Inline, as it runs for every instance: holds when an operand is missing.
+            before, after = self.operand(left, op), self.operand(right, op)
+            if "None" in (before, after):
+                return "True"
             first, second = self._temporary(), self._temporary()
             return (
-                f"(({first} := {self.operand(left, op)}) is None or "
-                f"({second} := {self.operand(right, op)}) is None or "
+                f"(({first} := {before}) is None or ({second} := {after}) is None or "
                 f"{first} {_OPS[comparator]} {second})"
             )
         raise RuleError(f"unknown operator {op!r}")
 
     def _other(self, op: str, args: list[Any]) -> str:  # noqa: PLR0912 - one per operator
         """Python for the operators on lengths, patterns, keys, blocks, sets and tables."""
+        if op in ("len", "match", "key", "startswith", "in_table"):
+            rubric = args[1] if op == "key" else args[0]
+            if self.scalar(rubric, op) == "None":
+                return "True"  # holds when the value is missing
         if op == "len":
             rubric, comparator, size = args
             value = self.scalar(rubric, "len")
@@ -393,11 +426,10 @@ class _Compiler:
             block = args[0]
             if block not in self.norm.blocks:
                 raise _Missing(block)
-            holder = self._holder(block)
+            holder = self.holder_of(block)
             if holder != self.scope:
                 raise RuleError(f"{op} {block}: not a descendant of the scope {self.scope}")
-            self.needs.add((f"#{block}", None, holder))
-            count = f"len(F.get({('#' + block)!r}, ()))"
+            count = self.count(block)
             if op == "has":
                 return f"({count} > 0)"
             comparator, size = args[1], args[2]
@@ -428,6 +460,21 @@ class _Compiler:
         raise RuleError(f"unknown operator {op!r}")
 
 
+def _fold(op: str, parts: list[str]) -> str:
+    """`and` / `or` of Python conditions, the constant ones folded away."""
+    absorbing, neutral = ("False", "True") if op == "and" else ("True", "False")
+    if absorbing in parts:
+        return absorbing
+    kept = [part for part in parts if part != neutral]
+    if not kept:
+        return neutral
+    return kept[0] if len(kept) == 1 else "(" + f" {op} ".join(kept) + ")"
+
+
+def _negate(part: str) -> str:
+    return {"True": "False", "False": "True"}.get(part, f"(not {part})")
+
+
 class _Missing(RuleError):
     """A rule names a rubric or block that this norm version does not have."""
 
@@ -449,7 +496,7 @@ def _messages(norm: Norm, rule: dict[str, Any]) -> tuple[str, str]:
 
 def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
     """The rules that apply to `norm`'s version, compiled (RuleError when one is malformed)."""
-    found = ControlSet(norm.version)
+    found = ControlSet(norm.version, norm=norm)
     constants: dict[str, Any] = {}
     bodies: dict[str, list[str]] = {}
     indexes: dict[str, list[int]] = {}
@@ -488,9 +535,23 @@ def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
         test = " and ".join([*guard, *([when] if when != "True" else []), f"not {require}"])
         bodies.setdefault(scope, []).append(f"    if {test}:\n        out.append({index})")
         indexes.setdefault(scope, []).append(index)
+        found.rules.setdefault(scope, []).append((index, rule))
         for key, source, holder in compiler.needs:
             block = key[1:] if source is None else source[:10]
             records.setdefault(block, set()).add((key, source, holder))
+    _finish(found, norm, constants, bodies, indexes, records)
+    return found
+
+
+def _finish(  # noqa: PLR0917 - the pieces compile_rules gathered
+    found: ControlSet,
+    norm: Norm,
+    constants: dict[str, Any],
+    bodies: dict[str, list[str]],
+    indexes: dict[str, list[int]],
+    records: dict[str, set[tuple[str, str | None, str]]],
+) -> None:
+    """Compiles the per-block functions and lays out what each block records for the others."""
     lines = []
     for scope, body in bodies.items():
         name = "check_" + scope.replace(".", "_")
@@ -510,7 +571,6 @@ def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
         block: tuple((key, source, frozenset(holders)) for (key, source), holders in by.items())
         for block, by in grouped.items()
     }
-    return found
 
 
 @functools.cache
@@ -520,6 +580,74 @@ def load_controls(version: str) -> ControlSet:
 
 
 NO_MONTH: tuple[str | None, str | None] = (None, None)
+
+
+class ShapeInstance:
+    """What compile_shape needs of one block instance of a known shape of text: how its rules
+    read rubrics (`ref`, as _Compiler.ref) and count the instances below it (`count`)."""
+
+    block: str
+
+    def ref(self, compiler: _Compiler, rubric: str) -> tuple[str, bool]:
+        """Python for a rubric's value(s), seen from this instance."""
+        raise NotImplementedError
+
+    def count(self, block: str) -> int:
+        """How many instances of `block` are below this one."""
+        raise NotImplementedError
+
+
+class _ShapeCompiler(_Compiler):
+    """A rule compiled for one instance of a known shape: what is there and what is not is
+    known, so conditions on presence fold away."""
+
+    def __init__(self, norm: Norm, instance: ShapeInstance, constants: dict[str, Any]) -> None:
+        super().__init__(norm, instance.block, constants)
+        self.instance = instance
+
+    def ref(self, rubric: str) -> tuple[str, bool]:
+        if not isinstance(rubric, str) or rubric not in self.norm.rubrics:
+            raise _Missing(rubric)
+        return self.instance.ref(self, rubric)
+
+    def count(self, block: str) -> str:
+        return str(self.instance.count(block))
+
+    def known(self, expression: str) -> bool | None:
+        if expression in ("None", "()"):
+            return False
+        if expression.startswith(("g[", "(g[")):
+            return True
+        return None
+
+
+def compile_shape(controls: ControlSet, instances: list[ShapeInstance]) -> ShapeCheck | None:
+    """One function that runs every rule of these instances (a shape of individual, in the order
+    they close) on the values of a text of that shape: (values, ancestors' values by block,
+    their facts by block, nature, month) -> True when every rule holds. None when some rule
+    fails whatever the values (such texts go the reference way, which reports it)."""
+    norm = controls.norm
+    assert norm is not None
+    constants: dict[str, Any] = {}
+    body = []
+    for instance in instances:
+        for index, rule in controls.rules.get(instance.block, ()):
+            compiler = _ShapeCompiler(norm, instance, constants)
+            require = compiler.cond(rule["require"])
+            when = compiler.cond(rule["when"]) if "when" in rule else "True"
+            if require == "True" or when == "False":
+                continue
+            natures = controls.controls[index].natures
+            guard = [f"N in {compiler._const(natures)}"] if natures else []
+            test = _fold("and", [*guard, when, _negate(require)])
+            if test == "True":
+                return None
+            body.append(f"    if {test}:\n        return False")
+    source = "def run(g, A, FA, N, M):\n" + "\n".join(body) + "\n    return True\n"
+    namespace: dict[str, Any] = {**_HELPERS, **constants}
+    exec(compile(source, "<controls of a shape>", "exec"), namespace)  # noqa: S102
+    run: ShapeCheck = namespace["run"]
+    return run
 
 
 def month_bounds(month: str | None) -> tuple[str | None, str | None]:
@@ -537,8 +665,11 @@ __all__ = [
     "Control",
     "ControlSet",
     "RuleError",
+    "ShapeCheck",
+    "ShapeInstance",
     "all_rules",
     "compile_rules",
+    "compile_shape",
     "date_key",
     "load_controls",
     "month_bounds",

@@ -19,17 +19,23 @@ both on broken files.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from registry.dsn.cardinalities import cardinality_faults
-from registry.dsn.controls import ControlSet
+from registry.dsn.controls import ControlSet, ShapeCheck, ShapeInstance, compile_shape
 from registry.dsn.norm import Norm, RubricSpec
 from registry.dsn.reader import MAX_LINE_BYTES, BlockInstance, BlockReader, RubricLine
 
 INDIVIDUAL = "S21.G00.30"
+NIR = "S21.G00.30.001"
+# A shape met this many times gets its rules compiled into one function.
+COMPILE_AFTER = 3
 # Where an individual starts: a line of S21.G00.30 after a line of another block.
 BOUNDARY = re.compile(rb"\n(?!S21\.G00\.30\.)[^\n]*\n(?=S21\.G00\.30\.)")
 # The text without its values: a shape's key.
@@ -50,6 +56,12 @@ _CALENDAR = (
 # regex is applied to the captured value instead.
 _UNSAFE = re.compile(r"\\[sSWD]|\[\^|(?<!\\)\.|\\n|\\r|\$|\^")
 MAX_PLANS = 4096
+MAX_SIGHTINGS = 1 << 16
+# The time budget of plans and compiling: a share of the time validating so far.
+_SHARE = 0.2
+_COST = 0.05
+_FIRST_SHAPES = 4
+_LATER_SHAPES = 128
 
 
 class NoPlan(ValueError):
@@ -75,6 +87,25 @@ class Plan:
     after: tuple[tuple[int, re.Pattern[str]], ...]
     # nature -> True when no instance has a cardinality out of bounds
     counts_ok: dict[str, bool] = field(default_factory=dict)
+    # Per instance: its rubrics -> their positions in the values.
+    own: tuple[dict[str, int], ...] = ()
+    # The rules of all its instances as one function (compile_shape), once the shape is met
+    # often enough to pay for it (`tried`); None until then, or when it cannot be.
+    uses: int = 0
+    compiled: ShapeCheck | None = None
+    tried: bool = False
+    # Facts for the blocks above the individual: (key, value position or None, holders).
+    outer_facts: tuple[tuple[str, int | None, frozenset[str]], ...] = ()
+    nir_positions: tuple[int, ...] = ()
+
+
+@functools.lru_cache(maxsize=4096)
+def _line_pattern(spec: RubricSpec) -> tuple[str, int, re.Pattern[str] | None]:
+    """A rubric's line as a regex (its value the last group), its number of groups, and the
+    rubric's regex when it is applied to the captured value instead (see _UNSAFE)."""
+    after: list[tuple[int, re.Pattern[str]]] = []
+    piece = re.escape(spec.id) + ",'" + _value_pattern(spec, after, 0)
+    return piece, re.compile(piece).groups, (after[0][1] if after else None)
 
 
 def _value_pattern(spec: RubricSpec, after: list[tuple[int, re.Pattern[str]]], group: int) -> str:
@@ -143,16 +174,23 @@ def build_plan(norm: Norm, rubrics: list[str], in_code: frozenset[str]) -> Plan:
             parent = parent.parent
         parents.append(tuple(chain))
     after: list[tuple[int, re.Pattern[str]]] = []
-    pieces = [
-        re.escape(rubric) + ",'" + _value_pattern(norm.rubrics[rubric], after, number)
-        for number, rubric in enumerate(rubrics)
-    ]
-    # The norm's regexes have groups of their own: each line's value is its piece's last group.
-    positions, total = [], 0
-    for piece in pieces:
-        total += re.compile(piece).groups
+    pieces, positions, total = [], [], 0
+    for number, rubric in enumerate(rubrics):
+        piece, groups, regex = _line_pattern(norm.rubrics[rubric])
+        pieces.append(piece)
+        # The norm's regexes have groups of their own: each line's value is its piece's last.
+        total += groups
         positions.append(total - 1)
+        if regex is not None:
+            after.append((number, regex))
+    own = tuple({line.rubric: line.line for line in i.lines} for i in closed)
     return Plan(
+        own=own,
+        nir_positions=tuple(
+            position[NIR]
+            for block, position in zip((i.block for i in closed), own, strict=True)
+            if block == INDIVIDUAL and NIR in position
+        ),
         pattern=re.compile("".join(pieces)),
         values=operator.itemgetter(*positions) if len(positions) > 1 else lambda g: (g[0],),
         lines=len(rubrics),
@@ -170,17 +208,48 @@ class IndividualChecker:
     """Checks individuals the fast way for one validation (`check`); keeps the plans of the
     shapes it met, per norm version."""
 
-    def __init__(self, in_code: frozenset[str], forbidden_nirs: frozenset[str]) -> None:
+    def __init__(
+        self, in_code: frozenset[str], forbidden_nirs: frozenset[str], *, eager: bool = False
+    ) -> None:
         self.in_code = in_code
+        # Eager: every shape gets its plan and compiled rules at once, whatever they cost (the
+        # tests compare that with the reference way on small files).
+        self.eager = eager
         self.forbidden_nirs = forbidden_nirs
         self.plans: dict[tuple[str, bytes], Plan | None] = {}
+        # How many times each shape was met (by hash), until it has a plan.
+        self.sightings: dict[int, int] = {}
+        # Time spent building plans and compiling, and since when the checker works.
+        self.spent = 0.0
+        self.started = time.perf_counter()
+        self.compiled = 0
         self.last: tuple[str, Plan] | None = None
+        self.above: (
+            tuple[list[BlockInstance], dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]
+            | None
+        ) = None
 
     def plan(self, norm: Norm, text: bytes) -> Plan | None:
-        """The plan of this individual's shape, None when it has none."""
+        """The plan of this individual's shape, None when it has none. A plan costs tens of
+        milliseconds: a shape gets one from its second individual on, within the time budget
+        (`_affordable`), so a small file or a file of ever new shapes goes line by line at
+        little extra cost."""
         key = (norm.version, _VALUES.sub(b"", text))
         if key in self.plans:
             return self.plans[key]
+        sightings = self.sightings
+        seen = sightings.get(hash(key), 0) + 1
+        if len(sightings) < MAX_SIGHTINGS or hash(key) in sightings:
+            sightings[hash(key)] = seen
+        # With its compiled rules, it costs what the reference way spends on some hundred
+        # individuals: the first few shapes (a file of one shape) get one from their second
+        # individual, later ones from their 128th.
+        wanted = 2 if len(self.plans) < _FIRST_SHAPES else _LATER_SHAPES
+        if len(self.plans) >= MAX_PLANS or not (
+            self.eager or (seen >= wanted and self._affordable())
+        ):
+            return None
+        started = time.perf_counter()
         found: Plan | None = None
         rubrics = key[1].decode("iso-8859-1").split("\n")
         if rubrics[-1] == "":
@@ -188,9 +257,14 @@ class IndividualChecker:
                 found = build_plan(norm, [r.removesuffix("\r") for r in rubrics[:-1]], self.in_code)
             except NoPlan:
                 found = None
-        if len(self.plans) < MAX_PLANS:
-            self.plans[key] = found
+        self.plans[key] = found
+        self.spent += time.perf_counter() - started
         return found
+
+    def _affordable(self) -> bool:
+        """Whether building a plan or compiling a shape's rules fits the time budget: a fifth of
+        the time the validation has taken so far (a small file never pays for one)."""
+        return self.spent + _COST < _SHARE * (time.perf_counter() - self.started)
 
     def check(  # noqa: PLR0917 - the validation's state, read only
         self,
@@ -227,7 +301,66 @@ class IndividualChecker:
             )
         if not counts_ok:
             return None
-        return self._rules(plan, values, controls, nature, month, establishment, nirs)
+        plan.uses += 1
+        # Compiling costs tens of milliseconds too: after a few uses, within the time budget.
+        wanted = COMPILE_AFTER if self.compiled < _FIRST_SHAPES else _LATER_SHAPES
+        if not plan.tried and (self.eager or (plan.uses >= wanted and self._affordable())):
+            started = time.perf_counter()
+            plan.tried = True
+            plan.compiled = _compile(plan, controls)
+            self.compiled += 1
+            self.spent += time.perf_counter() - started
+        if plan.compiled is None:
+            return self._rules(plan, values, controls, nature, month, establishment, nirs)
+        return self._compiled(plan, plan.compiled, values, nature, month, establishment, nirs)
+
+    def _compiled(  # noqa: PLR0917 - the validation's state, read only
+        self,
+        plan: Plan,
+        run: ShapeCheck,
+        values: tuple[str, ...],
+        nature: str,
+        month: tuple[str | None, str | None],
+        establishment: BlockInstance,
+        nirs: set[str],
+    ) -> tuple[Plan, list[tuple[BlockInstance, str, str]], list[str]] | None:
+        outer, above, gathered = self._above(establishment)
+        if not run(values, above, gathered, nature, month):
+            return None
+        seen = [values[position] for position in plan.nir_positions]
+        forbidden = self.forbidden_nirs
+        if any(nir in forbidden or nir in nirs for nir in seen) or len(set(seen)) < len(seen):
+            return None
+        deferred = [
+            (instance, key, "" if position is None else values[position])
+            for key, position, holders in plan.outer_facts
+            for instance in outer
+            if instance.block in holders
+        ]
+        return plan, deferred, seen
+
+    def _above(
+        self, establishment: BlockInstance
+    ) -> tuple[list[BlockInstance], dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+        """The instances above an individual, their values and their facts (the dicts the
+        facts are added to, so that they stay current)."""
+        cached = self.above
+        if cached is not None and cached[0][0] is establishment:
+            return cached
+        outer: list[BlockInstance] = []
+        instance: BlockInstance | None = establishment
+        while instance is not None:
+            if instance.facts is None:
+                instance.facts = {}
+            outer.append(instance)
+            instance = instance.parent
+        found = (
+            outer,
+            {i.block: i.values() for i in outer},
+            {i.block: i.facts for i in outer if i.facts is not None},
+        )
+        self.above = found
+        return found
 
     def _rules(  # noqa: PLR0912, PLR0917 - the loop that must stay fast, in one piece
         self,
@@ -304,6 +437,59 @@ class IndividualChecker:
 
 
 _NO_FACTS: dict[str, list[str]] = {}
+
+
+class _Placed(ShapeInstance):
+    """One instance of a shape, as compile_shape sees it: its rubrics are in the values at known
+    positions (`g[k]`), those it lacks are None, and what is below it is known."""
+
+    def __init__(self, plan: Plan, position: int) -> None:
+        self.plan = plan
+        self.position = position
+        self.block = plan.blocks[position]
+
+    def ref(self, compiler: Any, rubric: str) -> tuple[str, bool]:
+        plan, me = self.plan, self.position
+        blocks, chain, own = plan.blocks, plan.parents[me], plan.own
+        block = rubric[:10]
+        if block == self.block:
+            return _value(own[me].get(rubric)), False
+        if block in compiler.scope_ancestors:
+            for parent in chain:
+                if blocks[parent] == block:
+                    return _value(own[parent].get(rubric)), False
+            return f"A.get({block!r}, _E).get({rubric!r})", False
+        holder = compiler.holder_of(block)
+        if holder == self.block:
+            at: int | None = me
+        else:
+            at = next((parent for parent in chain if blocks[parent] == holder), None)
+        if at is None:
+            return f"FA.get({holder!r}, _E).get({rubric!r})", True
+        # The values of the instances below the holder that closed before this one.
+        found = [f"g[{own[q][rubric]}]" for q in range(me)
+                 if blocks[q] == block and at in plan.parents[q] and rubric in own[q]]  # fmt: skip
+        return ("(" + ", ".join(found) + ",)") if found else "()", True
+
+    def count(self, block: str) -> int:
+        plan, me = self.plan, self.position
+        return sum(1 for q in range(me) if plan.blocks[q] == block and me in plan.parents[q])
+
+
+def _value(position: int | None) -> str:
+    return "None" if position is None else f"g[{position}]"
+
+
+def _compile(plan: Plan, controls: ControlSet) -> ShapeCheck | None:
+    """The plan's rules as one function; also what its instances give the blocks above."""
+    outer = []
+    for position, block in enumerate(plan.blocks):
+        for key, rubric, holders in controls.facts.get(block, ()):
+            if rubric is None or rubric in plan.own[position]:
+                at = None if rubric is None else plan.own[position][rubric]
+                outer.append((key, at, holders))
+    plan.outer_facts = tuple(outer)
+    return compile_shape(controls, [_Placed(plan, p) for p in range(len(plan.blocks))])
 
 
 def apply_facts(deferred: list[tuple[BlockInstance, str, str]]) -> None:

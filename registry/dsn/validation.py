@@ -566,11 +566,11 @@ _LONGEST_PIECE = 8 << 20
 class _Validation:
     """One validation: the reference reading (a Walker over the Validator) and the fast path."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, eager: bool = False) -> None:
         self.validator = Validator()
         self.walker = Walker(self.validator)
         self.lines = RubricReader()
-        self.fast = IndividualChecker(frozenset(_BLOCK_CHECKS), FORBIDDEN_NIRS)
+        self.fast = IndividualChecker(frozenset(_BLOCK_CHECKS), FORBIDDEN_NIRS, eager=eager)
 
     def run(self, stream: BinaryIO | Iterable[bytes]) -> Report:
         """Reads the whole stream."""
@@ -688,6 +688,8 @@ def report_lines(report: Report) -> Iterator[str]:
         grade = "BLOCKING" if anomaly.blocking else "warning "
         where = f"line {anomaly.line:>7} {grade} {anomaly.rubric:<15} {anomaly.rule:<24}"
         yield f"  {where} {anomaly.message}"
+        if anomaly.message_fr:
+            yield f"  {'':<{len(where)}} fr: {anomaly.message_fr}"
     hidden = report.blocking + report.warnings - len(report.anomalies)
     if hidden:
         yield f"  ... and {hidden} more"

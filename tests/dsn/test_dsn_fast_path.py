@@ -25,11 +25,12 @@ def _reference(data: bytes) -> Report:
 
 
 def _same(data: bytes, chunk: int = 0) -> None:
-    if chunk:
-        fast = validate(data[i : i + chunk] for i in range(0, len(data), chunk))
-    else:
-        fast = validate([data])
-    assert fast.as_dict() == _reference(data).as_dict()
+    """The reference's report, by `validate`, and with every shape planned and compiled at
+    once (eager)."""
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] if chunk else [data]
+    expected = _reference(data).as_dict()
+    assert validate(pieces).as_dict() == expected
+    assert _Validation(eager=True).run(pieces).as_dict() == expected
 
 
 EXAMPLES = [
@@ -84,11 +85,26 @@ def test_files_mutated_at_random_get_the_reference_report() -> None:
 
 
 def test_a_clean_file_takes_the_fast_path_for_its_individuals() -> None:
+    """Eager here; on its own the fast path waits until the time it has taken pays for a plan
+    (test_a_small_file_never_pays_for_a_plan_and_a_large_one_does)."""
     data = b"".join(generate(50))
-    validation = _Validation()
+    validation = _Validation(eager=True)
     report = validation.run([data])
     assert report.conformant and report.as_dict() == _reference(data).as_dict()
     # one plan for the individuals' shape, and no individual went line by line
     plans = [plan for plan in validation.fast.plans.values() if plan is not None]
     assert len(plans) == 1 and validation.fast.last is not None
+    # the last individual goes line by line: what follows it (the footer) is not an individual
+    assert plans[0].uses == 49 and plans[0].compiled is not None
     assert validation.lines.number == report.lines
+
+
+def test_a_small_file_never_pays_for_a_plan_and_a_large_one_does() -> None:
+    small = _Validation()
+    small.run([b"".join(generate(20))])
+    assert small.fast.plans == {}
+    large = _Validation()
+    report = large.run([b"".join(generate(3000))])
+    plans = [plan for plan in large.fast.plans.values() if plan is not None]
+    assert report.conformant and len(plans) == 1 and plans[0].compiled is not None
+    assert plans[0].uses > 2000

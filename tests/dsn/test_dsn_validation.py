@@ -277,6 +277,19 @@ def test_the_validate_command_exits_0_for_a_cco_and_1_with_the_report_otherwise(
     assert missing.returncode == 2 and "nowhere.dsn" in missing.stderr
 
 
+def test_generate_writes_the_file_that_breaks_or_keeps_a_rule_of_the_norm(tmp_path: Path) -> None:
+    broken_file, kept = tmp_path / "b.dsn", tmp_path / "k.dsn"
+    rule = "S21.G00.06.001/CSL-11"
+    assert interops("dsn", "generate", "--out", str(broken_file), "--break", rule).returncode == 0
+    assert interops("dsn", "generate", "--out", str(kept), "--keep", rule).returncode == 0
+    done = interops("dsn", "validate", "--quiet", str(broken_file))
+    assert done.returncode == 1 and "CSL-11" in done.stdout
+    assert "fr: Le SIREN de l'entreprise ne respecte pas la clé SIREN." in done.stdout
+    assert interops("dsn", "validate", "--quiet", str(kept)).returncode == 0
+    unknown = interops("dsn", "generate", "--out", str(kept), "--break", "S21.G00.06.001/XX")
+    assert unknown.returncode == 2 and "RUBRIC/ID" in unknown.stderr
+
+
 def test_the_validate_command_shows_progress_on_large_files(tmp_path: Path) -> None:
     large = tmp_path / "large.dsn"
     assert interops("dsn", "generate", "--out", str(large), "--employees", "3000").returncode == 0
