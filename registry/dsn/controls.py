@@ -63,6 +63,9 @@ class Control:
     message_fr: str
     message_en: str
     natures: frozenset[str] | None
+    # Whether it reads other instances than the scope and its ancestors (blocks below it, or
+    # before it under a common ancestor): what a misplaced block makes unreliable.
+    across: bool = False
 
     @property
     def key(self) -> str:
@@ -529,7 +532,8 @@ def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
         natures = frozenset(rule["natures"]) if "natures" in rule else None
         index = len(found.controls)
         found.controls.append(
-            Control(rubric, rule["id"], scope, blocking, french, english, natures)
+            Control(rubric, rule["id"], scope, blocking, french, english, natures,
+                    across=bool(compiler.needs))  # fmt: skip
         )
         guard = [f"N in {compiler._const(natures)}"] if natures else []
         test = " and ".join([*guard, *([when] if when != "True" else []), f"not {require}"])

@@ -66,6 +66,8 @@ WITH_INDIVIDUALS = frozenset({"01", "03"})
 EVENT_NATURES = frozenset({"04", "05", "07"})
 _ENVELOPE = ("S05", "S06", "S95", "S96")
 _NO_FACTS: dict[str, list[str]] = {}
+# The reading's faults of a block it could not place.
+_MISPLACED = frozenset({"NEODES-PARENT", "NEODES-ORDER", "NEODES-UNKNOWN-BLOCK"})
 # An individual: an employee (S21.G00.30) or a non-employee (S89.G00.91).
 _INDIVIDUALS = frozenset({"S21.G00.30", "S89.G00.91"})
 VERSION_UNKNOWN_FR = (
@@ -190,6 +192,8 @@ class Validator(BlockListener):
         self.tainted: set[int] = set()
         self.taint_next: set[str] = set()
         self.innermost: BlockInstance | None = None
+        # Whether the current declaration has a block the reading could not place (see fault).
+        self.misplaced = False
 
     def _rule(self, rubric: str, wording: str, fallback: str) -> str:
         """The norm's rule id for `rubric` whose message contains `wording`, else `fallback`."""
@@ -219,8 +223,12 @@ class Validator(BlockListener):
         self._add(line, rubric, rule_id, message, message_fr=french.replace("_x000D_", "").strip())
 
     def fault(self, fault: Anomaly) -> None:
-        """A line the reading could not place: blocking, never re-attached."""
+        """A line the reading could not place: blocking, never re-attached. From then on, the
+        declaration's rules that look across blocks (cardinalities, references, blocks below)
+        are not judged: the misplaced block is the anomaly, not what seems to lack it."""
         self.report.add(fault)
+        if fault.rule in _MISPLACED:
+            self.misplaced = True
 
     def line(self, item: RubricLine) -> None:
         """Takes the next line of the file."""
@@ -287,6 +295,7 @@ class Validator(BlockListener):
             self.norm = self.controls = None
             self.version_declared = False
         elif block == "S20.G00.05":
+            self.misplaced = False
             self.envoi_declarations += 1
             self.nirs = set()
             self.declaration = Declaration(instance.line)
@@ -334,6 +343,8 @@ class Validator(BlockListener):
             failed = check(values, above, instance.facts or _NO_FACTS, gathered, nature, self.month)
             for index in failed:
                 control = controls.controls[index]
+                if control.across and self.misplaced:
+                    continue
                 line = next(
                     (item.line for item in instance.lines if item.rubric == control.rubric),
                     instance.line,
@@ -403,7 +414,7 @@ class Validator(BlockListener):
         return False
 
     def _check_cardinality(self, instance: BlockInstance, norm: Norm | None) -> None:
-        if norm is None or instance.block not in norm.blocks:
+        if norm is None or instance.block not in norm.blocks or self.misplaced:
             return
         nature = self.declaration.nature if self.declaration is not None else ""
         block = instance.block

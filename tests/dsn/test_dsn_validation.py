@@ -312,6 +312,10 @@ def test_a_misplaced_block_is_the_one_reported_not_the_well_placed_blocks_after_
     report = _validate(b"\r\n".join(lines))
     assert [(a.line, a.rule) for a in report.anomalies] == [(target + 1, "NEODES-PARENT")]
     assert "S21.G00.70" in report.anomalies[0].message
+    # The establishment's payments (S21.G00.20) moved before its adhesion (S21.G00.15): one
+    # anomaly, not the payments' and affiliations' references to the adhesion they then lack.
+    swapped = _validate(broken("block-out-of-order"))
+    assert [(a.rule, a.rubric) for a in swapped.anomalies] == [("NEODES-ORDER", "S21.G00.15.001")]
 
 
 @pytest.mark.parametrize(
