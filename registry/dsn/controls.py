@@ -531,10 +531,9 @@ def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
         blocking = not rule.get("warning", family == "SIG")
         natures = frozenset(rule["natures"]) if "natures" in rule else None
         index = len(found.controls)
-        found.controls.append(
-            Control(rubric, rule["id"], scope, blocking, french, english, natures,
-                    across=bool(compiler.needs))  # fmt: skip
-        )
+        control = Control(rubric, rule["id"], scope, blocking, french, english, natures,
+                          across=bool(compiler.needs))  # fmt: skip
+        found.controls.append(control)
         guard = [f"N in {compiler._const(natures)}"] if natures else []
         test = " and ".join([*guard, *([when] if when != "True" else []), f"not {require}"])
         bodies.setdefault(scope, []).append(f"    if {test}:\n        out.append({index})")

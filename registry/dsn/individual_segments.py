@@ -204,6 +204,23 @@ def build_plan(norm: Norm, rubrics: list[str], in_code: frozenset[str]) -> Plan:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where individuals are read: the validation's state they are checked against (read
+    only; a clean outcome says what to add to it)."""
+
+    norm: Norm
+    controls: ControlSet
+    nature: str
+    month: tuple[str | None, str | None]
+    establishment: BlockInstance
+    nirs: set[str]
+
+
+# A clean outcome: the plan, the facts for the blocks above, the NIRs seen.
+Clean = tuple[Plan, list[tuple[BlockInstance, str, str]], list[str]]
+
+
 class IndividualChecker:
     """Checks individuals the fast way for one validation (`check`); keeps the plans of the
     shapes it met, per norm version."""
@@ -266,37 +283,28 @@ class IndividualChecker:
         the time the validation has taken so far (a small file never pays for one)."""
         return self.spent + _COST < _SHARE * (time.perf_counter() - self.started)
 
-    def check(  # noqa: PLR0917 - the validation's state, read only
-        self,
-        text: bytes,
-        norm: Norm,
-        controls: ControlSet,
-        nature: str,
-        month: tuple[str | None, str | None],
-        establishment: BlockInstance,
-        nirs: set[str],
-    ) -> tuple[Plan, list[tuple[BlockInstance, str, str]], list[str]] | None:
+    def check(self, text: bytes, at: Where) -> Clean | None:
         """When the individual(s) of `text` are clean: the plan, the facts to record in the
         blocks above, the NIRs seen. None when they must go the reference way."""
         decoded = text.decode("iso-8859-1")
         # The last shape first: most individuals of a file have the same.
-        plan = self.last[1] if self.last is not None and self.last[0] == norm.version else None
+        plan = self.last[1] if self.last is not None and self.last[0] == at.norm.version else None
         match = plan.pattern.fullmatch(decoded) if plan is not None else None
         if match is None:
-            plan = self.plan(norm, text)
+            plan = self.plan(at.norm, text)
             match = plan.pattern.fullmatch(decoded) if plan is not None else None
             if plan is None or match is None:
                 return None
-            self.last = (norm.version, plan)
+            self.last = (at.norm.version, plan)
         assert plan is not None
         values = plan.values(match.groups())
         for group, regex in plan.after:
             if regex.fullmatch(values[group]) is None:
                 return None
-        counts_ok = plan.counts_ok.get(nature)
+        counts_ok = plan.counts_ok.get(at.nature)
         if counts_ok is None:
-            counts_ok = plan.counts_ok[nature] = not any(
-                any(True for _ in cardinality_faults(norm, block, children, nature))
+            counts_ok = plan.counts_ok[at.nature] = not any(
+                any(True for _ in cardinality_faults(at.norm, block, children, at.nature))
                 for block, children in zip(plan.blocks, plan.children, strict=True)
             )
         if not counts_ok:
@@ -307,29 +315,22 @@ class IndividualChecker:
         if not plan.tried and (self.eager or (plan.uses >= wanted and self._affordable())):
             started = time.perf_counter()
             plan.tried = True
-            plan.compiled = _compile(plan, controls)
+            plan.compiled = _compile(plan, at.controls)
             self.compiled += 1
             self.spent += time.perf_counter() - started
         if plan.compiled is None:
-            return self._rules(plan, values, controls, nature, month, establishment, nirs)
-        return self._compiled(plan, plan.compiled, values, nature, month, establishment, nirs)
+            return self._rules(plan, values, at)
+        return self._compiled(plan, plan.compiled, values, at)
 
-    def _compiled(  # noqa: PLR0917 - the validation's state, read only
-        self,
-        plan: Plan,
-        run: ShapeCheck,
-        values: tuple[str, ...],
-        nature: str,
-        month: tuple[str | None, str | None],
-        establishment: BlockInstance,
-        nirs: set[str],
-    ) -> tuple[Plan, list[tuple[BlockInstance, str, str]], list[str]] | None:
-        outer, above, gathered = self._above(establishment)
-        if not run(values, above, gathered, nature, month):
+    def _compiled(
+        self, plan: Plan, run: ShapeCheck, values: tuple[str, ...], at: Where
+    ) -> Clean | None:
+        outer, above, gathered = self._above(at.establishment)
+        if not run(values, above, gathered, at.nature, at.month):
             return None
         seen = [values[position] for position in plan.nir_positions]
         forbidden = self.forbidden_nirs
-        if any(nir in forbidden or nir in nirs for nir in seen) or len(set(seen)) < len(seen):
+        if any(nir in forbidden or nir in at.nirs for nir in seen) or len(set(seen)) < len(seen):
             return None
         deferred = [
             (instance, key, "" if position is None else values[position])
@@ -362,20 +363,15 @@ class IndividualChecker:
         self.above = found
         return found
 
-    def _rules(  # noqa: PLR0912, PLR0917 - the loop that must stay fast, in one piece
-        self,
-        plan: Plan,
-        values: tuple[str, ...],
-        controls: ControlSet,
-        nature: str,
-        month: tuple[str | None, str | None],
-        establishment: BlockInstance,
-        nirs: set[str],
-    ) -> tuple[Plan, list[tuple[BlockInstance, str, str]], list[str]] | None:
+    def _rules(  # noqa: PLR0912 - the loop that must stay fast, in one piece
+        self, plan: Plan, values: tuple[str, ...], at: Where
+    ) -> Clean | None:
+        """The rules block by block, for a shape whose rules are not compiled."""
+        controls, nature, month, nirs = at.controls, at.nature, at.month, at.nirs
         above: dict[str, dict[str, str]] = {}
         gathered: dict[str, dict[str, list[str]]] = {}
         outer: list[BlockInstance] = []
-        instance: BlockInstance | None = establishment
+        instance: BlockInstance | None = at.establishment
         while instance is not None:
             above[instance.block] = instance.values()
             gathered[instance.block] = instance.facts or _NO_FACTS

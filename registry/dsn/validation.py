@@ -43,6 +43,7 @@ from registry.dsn.individual_segments import (
     BOUNDARY,
     INDIVIDUAL,
     IndividualChecker,
+    Where,
     apply_facts,
 )
 from registry.dsn.norm import ENVELOPE_VERSION, Norm, UnsupportedVersion, load
@@ -419,22 +420,18 @@ class Validator(BlockListener):
         nature = self.declaration.nature if self.declaration is not None else ""
         block = instance.block
         for child, count, least, most in cardinality_faults(norm, block, instance.children, nature):
-            if count < least:
-                self._add(instance.line, child.id, "NEODES-CARDINALITY", (
-                    f"block {block} needs at least {least} {child.id} "
-                    f"({child.name}) in a declaration of nature {nature or '?'}, it has {count}"
-                ), message_fr=(
-                    f"Le bloc {block} doit contenir au moins {least} bloc(s) {child.id} "
-                    f"({child.name}) pour cette nature de déclaration ; il en contient {count}."
-                ))  # fmt: skip
-            else:
-                self._add(instance.line, child.id, "NEODES-CARDINALITY", (
-                    f"block {block} holds at most {most} {child.id} "
-                    f"({child.name}) in a declaration of nature {nature or '?'}, it has {count}"
-                ), message_fr=(
-                    f"Le bloc {block} contient au plus {most} bloc(s) {child.id} "
-                    f"({child.name}) pour cette nature de déclaration ; il en contient {count}."
-                ))  # fmt: skip
+            english, french = (
+                (f"needs at least {least}", f"doit contenir au moins {least}")
+                if count < least
+                else (f"holds at most {most}", f"contient au plus {most}")
+            )
+            self._add(instance.line, child.id, "NEODES-CARDINALITY", (
+                f"block {block} {english} {child.id} ({child.name}) in a declaration of nature "
+                f"{nature or '?'}, it has {count}"
+            ), message_fr=(
+                f"Le bloc {block} {french} bloc(s) {child.id} ({child.name}) pour cette nature "
+                f"de déclaration ; il en contient {count}."
+            ))  # fmt: skip
 
     def _emitter(self, instance: BlockInstance) -> None:
         siren, nic = instance.value("S10.G00.01.001"), instance.value("S10.G00.01.002")
@@ -646,8 +643,8 @@ class _Validation:
         if norm is None or controls is None or declaration is None or establishment is None:
             self._slow(text)
             return
-        clean = self.fast.check(text, norm, controls, declaration.nature, validator.month,
-                                establishment, validator.nirs)  # fmt: skip
+        clean = self.fast.check(text, Where(norm, controls, declaration.nature, validator.month,
+                                            establishment, validator.nirs))  # fmt: skip
         if clean is None:
             self._slow(text)
             return
