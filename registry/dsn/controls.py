@@ -175,6 +175,10 @@ def _key_ok(kind: str, value: str | None, other: str | None = None) -> bool:
         return other is None or not check_siren(value).ok or check_siret(value + other).ok
     if kind == "nic":  # value: NIC, other: SIREN
         return other is None or not check_siren(other).ok or check_siret(other + value).ok
+    if kind == "siret14":  # a whole SIRET in one rubric
+        return check_siret(value).ok
+    if kind == "siren_of_siret":  # the SIREN of a SIRET held in one rubric
+        return check_siren(value[:9]).ok
     if kind == "nir":
         return stdnum_nir.is_valid(value)
     if kind == "iban":

@@ -76,6 +76,9 @@ def test_the_readme_table_is_generated_from_the_rules_and_counts_at_least_300() 
     done = subprocess.run([sys.executable, "tools/generate_dsn_coverage.py", "--check"],
                           cwd=root, capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    laid_out = subprocess.run([sys.executable, "tools/format_dsn_rules.py", "--check"],
+                              cwd=root, capture_output=True, text=True, check=False)  # fmt: skip
+    assert laid_out.returncode == 0, laid_out.stderr
     workbook = load("P24V01").rules
     enforced = [r for r in ENFORCED if r["id"] in workbook.get(r["rubric"], {})]
     assert len(enforced) >= 300
