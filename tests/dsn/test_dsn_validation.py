@@ -362,3 +362,59 @@ def test_cardinalities_are_the_nature_s(nature: str, edits: list[Any], block: st
         )
     )
     assert "NEODES-CARDINALITY" not in [a.rule for a in exit_without_notice.anomalies]
+
+
+def _planted(lines: list[bytes]) -> list[bytes]:
+    """Four errors: sex '07', amount '12,50', 31/02, no S21.G00.71."""
+    out = []
+    for line in lines:
+        if line.startswith(b"S21.G00.71"):
+            continue
+        for rubric, value in ((b"S21.G00.30.005", b"07"), (b"S21.G00.50.002", b"12,50"),
+                              (b"S21.G00.40.001", b"31022015")):  # fmt: skip
+            if line.startswith(rubric + b","):
+                line = rubric + b",'" + value + b"'\r\n"
+        out.append(line)
+    return out
+
+
+def test_an_envoi_without_a_norm_version_is_refused_and_not_said_checked() -> None:
+    """Without S10.G00.00.006 nothing can be checked against the norm: one blocking anomaly
+    that says so, never a certificate, whatever else the file holds."""
+    lines = [line for line in _planted(list(generate(2)))
+             if not line.startswith(b"S10.G00.00.006")]  # fmt: skip
+    report = _validate(b"".join(lines))
+    assert report.kind == "BAN"
+    (version,) = [a for a in report.anomalies if a.rule == "NEODES-VERSION"]
+    assert version.rubric == "S10.G00.00.006" and version.line == 1
+    assert "not checked" in version.message and "n'est pas contrôlé" in version.message_fr
+
+
+def test_the_second_envoi_of_a_file_without_a_version_is_refused() -> None:
+    first = b"".join(generate(2))
+    second = [line for line in generate(2, order=2) if not line.startswith(b"S10.G00.00.006")]
+    second[-2] = f"S90.G00.90.001,'{len(second)}'\r\n".encode()  # its rubric count, one less
+    report = _validate(first + b"".join(second))
+    assert report.envois == 2 and report.kind == "BAN"
+    assert [(a.rule, a.line) for a in report.anomalies] == [
+        ("NEODES-VERSION", first.count(b"\n") + 1)
+    ]
+
+
+def test_a_declared_month_outside_the_version_s_year_is_refused() -> None:
+    lines = [line.replace(b"'P26V01'", b"'P25V01'") for line in generate(2)]
+    report = _validate(b"".join(lines))
+    (anomaly,) = [a for a in report.anomalies if a.rule == "NEODES-VERSION-PERIOD"]
+    assert anomaly.blocking and anomaly.rubric == "S20.G00.05.005" and "03/2026" in anomaly.message
+    assert b"S20.G00.05.005" in b"".join(lines).split(b"\r\n")[anomaly.line - 1]
+
+
+def test_each_anomaly_names_line_rubric_rule_severity_and_both_languages() -> None:
+    report = _validate(b"".join(_planted(list(generate(2)))))
+    found = {(a["rule"], a["rubric"]) for a in report.as_dict()["anomalies"]}  # type: ignore[index]
+    assert {("NEODES-VALUE", "S21.G00.30.005"), ("NEODES-FORMAT", "S21.G00.50.002"),
+            ("NEODES-DATE", "S21.G00.40.001"), ("NEODES-CARDINALITY", "S21.G00.71")} <= found  # fmt: skip
+    for anomaly in report.as_dict()["anomalies"]:  # type: ignore[union-attr]
+        assert anomaly["severity"] in ("blocking", "warning") and anomaly["line"] > 0
+        if anomaly["rule"].split("-")[0] in ("CCH", "CSL", "SIG", "CRE"):
+            assert anomaly["message_fr"] and anomaly["message"]
