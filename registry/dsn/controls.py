@@ -218,6 +218,10 @@ def _birth_date_ok(value: str) -> bool:
     return date_key(value) is not None
 
 
+def _concat(first: str | None, second: str | None) -> str | None:
+    return None if first is None or second is None else first + second
+
+
 def _sum(values: list[str] | None) -> float | None:
     if not values:
         return 0.0
@@ -241,6 +245,7 @@ _HELPERS: dict[str, Any] = {
     "_key": _key_ok,
     "_unique": _unique,
     "_sum": _sum,
+    "_concat": _concat,
     "_E": {},  # an ancestor a misplaced block lacks (read only)
     "_re": re,
 }
@@ -354,6 +359,11 @@ class _Compiler:
             return f"_sum({expression})"
         if kind == "text" and isinstance(item, str) and _RUBRIC_ID.fullmatch(item):
             return self.scalar(item, kind)
+        if kind == "text" and isinstance(item, list) and len(item) == 3 and item[0] == "concat":
+            first, second = self.scalar(item[1], "concat"), self.scalar(item[2], "concat")
+            if "None" in (first, second):
+                return "None"
+            return f"_concat({first}, {second})"
         if kind == "text" and isinstance(item, str):
             return repr(item)
         raise RuleError(f"bad {kind} operand {item!r}")
