@@ -96,7 +96,14 @@ def _settled(client: Client, siren: str, wanted: int = 1) -> list[pb.Notificatio
         found = list(client.notify.ListNotifications(
             pb.ListNotificationsRequest(siren=siren, page_size=100)).notifications)  # fmt: skip
         final = (pb.DELIVERY_STATE_DELIVERED, pb.DELIVERY_STATE_DEAD)
-        done = [n for n in found if all(d.state in final for d in n.deliveries)]
+        # A listing reads the notifications, then their deliveries: one delivered between the
+        # two reads shows before its notification's state does (the next poll has both).
+        done = [
+            n
+            for n in found
+            if all(d.state in final for d in n.deliveries)
+            and (n.state or all(d.state != pb.DELIVERY_STATE_DELIVERED for d in n.deliveries))
+        ]
         if len(done) >= wanted and len(done) == len(found):
             return found
         time.sleep(0.05)
