@@ -132,7 +132,7 @@ def all_rules() -> list[dict[str, Any]]:
 @functools.lru_cache(maxsize=16384)
 def date_key(value: str | None) -> str | None:
     """DDMMYYYY as YYYYMMDD (comparable as text); None when absent or no calendar date."""
-    if value is None or len(value) != 8 or not value.isdigit():
+    if value is None or len(value) != 8 or not (value.isascii() and value.isdigit()):
         return None
     day, month, year = int(value[:2]), int(value[2:4]), int(value[4:])
     if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
@@ -201,14 +201,14 @@ def _rib_key_ok(bban: str) -> bool:
     """The key of a French RIB (bank 5, branch 5, account 11, key 2), letters as the norm of the
     Banque de France transcribes them."""
     digits = bban.upper().translate(_RIB_LETTERS)
-    if len(digits) != 23 or not digits.isdigit():
+    if len(digits) != 23 or not (digits.isascii() and digits.isdigit()):
         return False
     bank, branch, account, key = int(digits[:5]), int(digits[5:10]), int(digits[10:21]), digits[21:]
     return 97 - (89 * bank + 15 * branch + 3 * account) % 97 == int(key)
 
 
 def _birth_date_ok(value: str) -> bool:
-    if len(value) != 8 or not value.isdigit():
+    if len(value) != 8 or not (value.isascii() and value.isdigit()):
         return False
     day, month = value[:2], value[2:4]
     if month == "99":

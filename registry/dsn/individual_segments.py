@@ -113,8 +113,9 @@ def _value_pattern(spec: RubricSpec, after: list[tuple[int, re.Pattern[str]]], g
     most = _LONGEST if spec.max is None else min(spec.max, _LONGEST)
     if least > most:
         raise NoPlan(spec.id)
-    # As the reference path: length, allowed values, regex, calendar date, each that applies.
-    checks = []
+    # As the reference path: length first (so no regex runs on a longer value), then allowed
+    # values, regex, calendar date, each that applies.
+    checks = [f"(?={_CHAR}{{{least},{most}}}{_END})"]
     if spec.values is not None:
         choices = "|".join(re.escape(v) for v in sorted(spec.values, key=len, reverse=True))
         checks.append(f"(?=(?:{choices}){_END})")

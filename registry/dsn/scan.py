@@ -179,7 +179,11 @@ class DepositScan(BlockListener):
     def period(self) -> str:
         """The declared month as a YYYYMM period ("" when the file gives none readable)."""
         month = self.month
-        return month[4:8] + month[2:4] if len(month) == 8 and month.isdigit() else ""
+        return (
+            month[4:8] + month[2:4]
+            if len(month) == 8 and month.isascii() and month.isdigit()
+            else ""
+        )
 
     def described(self, new: NewDeposit, refusal: Refusal | None) -> NewDeposit:
         """The deposit as the scan found it, with its receipt: an ARE when refused."""

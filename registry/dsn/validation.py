@@ -33,6 +33,7 @@ from __future__ import annotations
 import calendar
 import functools
 import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -157,9 +158,14 @@ class Report:
         }
 
 
+def _digits(value: str | None) -> bool:
+    """Only the digits 0-9 (str.isdigit also takes superscripts, which int() refuses)."""
+    return bool(value) and value is not None and value.isascii() and value.isdigit()
+
+
 @functools.lru_cache(maxsize=8192)
 def _date_ok(value: str) -> bool:
-    if len(value) != 8 or not value.isdigit():
+    if len(value) != 8 or not (value.isascii() and value.isdigit()):
         return False
     day, month, year = int(value[:2]), int(value[2:4]), int(value[4:])
     return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
@@ -529,20 +535,21 @@ class Validator(BlockListener):
     def _totals(self, instance: BlockInstance) -> None:
         declared_lines = instance.value("S90.G00.90.001")
         declared_count = instance.value("S90.G00.90.002")
-        if declared_lines and declared_lines.isdigit() and int(declared_lines) != self.envoi_lines:
+        if _digits(declared_lines) and int(str(declared_lines)) != self.envoi_lines:
             self._add(
                 instance.line,
                 "S90.G00.90.001",
                 "NEODES-TOTAL-LINES",
-                f"the envoi declares {int(declared_lines)} rubric lines, it has {self.envoi_lines}",
+                f"the envoi declares {int(str(declared_lines))} rubric lines, "
+                f"it has {self.envoi_lines}",
             )
         declarations = self.envoi_declarations
-        if declared_count and declared_count.isdigit() and int(declared_count) != declarations:
+        if _digits(declared_count) and int(str(declared_count)) != declarations:
             self._add(
                 instance.line,
                 "S90.G00.90.002",
                 "NEODES-TOTAL-DECLARATIONS",
-                f"the envoi declares {int(declared_count)} declarations, "
+                f"the envoi declares {int(str(declared_count))} declarations, "
                 f"it has {self.envoi_declarations}",
             )
 
@@ -566,6 +573,11 @@ def validate(stream: BinaryIO | Iterable[bytes]) -> Report:
     return _Validation().run(stream)
 
 
+# A line the reader reads as a rubric line (not blank, not too long, nothing outside the charset).
+_READABLE = re.compile(
+    rb"S[0-9]{2}\.G[0-9]{2}\.[0-9]{2}\.[0-9]{3},'[\x20-\x7e\xa0-\xff]{0,%d}'\r?\n"
+    % (MAX_LINE_BYTES - 20)
+)
 # Text read before it is cut into individuals; an individual longer than this goes line by line.
 _CHUNK = 1 << 20
 _LONGEST_PIECE = 8 << 20
@@ -609,7 +621,8 @@ class _Validation:
         elif starts:
             self._slow(buffer[: starts[0]])
         for begin, end in itertools.pairwise(starts):
-            self._individual(buffer[begin:end])
+            following = buffer[end : buffer.find(b"\n", end) + 1]
+            self._individual(buffer[begin:end], following)
         if not starts:
             self._slow(buffer[:cut])
             rest = buffer[cut:]
@@ -635,25 +648,37 @@ class _Validation:
             if item is not None:
                 push(item)
 
-    def _individual(self, text: bytes) -> None:
-        """An individual (and what follows it up to the next one): the fast way when clean."""
+    def _individual(self, text: bytes, following: bytes) -> None:
+        """An individual (and what follows it up to the next one, whose first line is
+        `following`): the fast way when clean.
+
+        The reference way closes what is open below the establishment (the individual before)
+        when this one's first line is read, and this one's own instances when `following` is:
+        so both lines must be lines the reader reads (not blank, not faulty), or else this
+        individual goes line by line."""
         validator, reader = self.validator, self.walker.reader
         norm, controls, declaration = validator.norm, validator.controls, validator.declaration
-        establishment = self._establishment()
-        if norm is None or controls is None or declaration is None or establishment is None:
+        first = text[: text.find(b"\n") + 1]
+        establishment = self._establishment(first[:14].decode("iso-8859-1"))
+        if (
+            norm is None or controls is None or declaration is None or establishment is None
+            or validator.taint_next or not _READABLE.fullmatch(first)
+            or not _READABLE.fullmatch(following)
+        ):  # fmt: skip
             self._slow(text)
             return
+        # What the reference way does with this individual's first line: the individual before
+        # closes (its rules run, its NIR and facts are recorded) before this one is judged.
+        depth = reader.open.index(establishment) + 1
+        for instance in reversed(reader.open[depth:]):
+            validator.closed(instance)
+        del reader.open[depth:]
         clean = self.fast.check(text, Where(norm, controls, declaration.nature, validator.month,
                                             establishment, validator.nirs))  # fmt: skip
         if clean is None:
             self._slow(text)
             return
         plan, deferred, nirs = clean
-        # What the reference path does: the previous individual closes, this one is read.
-        depth = reader.open.index(establishment) + 1
-        for instance in reversed(reader.open[depth:]):
-            validator.closed(instance)
-        del reader.open[depth:]
         self.lines.number += plan.lines
         validator.report.lines += plan.lines
         validator.envoi_lines += plan.lines
@@ -663,11 +688,15 @@ class _Validation:
         validator.nirs.update(nirs)
         apply_facts(deferred)
 
-    def _establishment(self) -> BlockInstance | None:
-        """The open establishment a new individual would open under, None when the reading is
-        not at such a point (a fault pending, a misplaced block, a sibling after individuals)."""
+    def _establishment(self, rubric: str) -> BlockInstance | None:
+        """The open establishment under which a line of `rubric` (of S21.G00.30) opens a new
+        individual, None when the reading is not at such a point (a fault pending, a misplaced
+        block, a sibling after individuals, an open individual that the line continues)."""
         reader = self.walker.reader
         if reader.detached is not None or reader.faults:
+            return None
+        top = reader.open[-1] if reader.open else None
+        if top is not None and top.block == INDIVIDUAL and rubric > top.lines[-1].rubric:
             return None
         # What is open below it closes when an individual opens (its nearest open ancestor).
         for instance in reversed(reader.open):

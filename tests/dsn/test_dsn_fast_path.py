@@ -51,7 +51,20 @@ def test_each_broken_variant_gets_the_reference_report(variant: str) -> None:
     _same(broken(variant, employees=6), chunk=97)
 
 
-_VALUES = [b"", b"01", b"99", b"31022020", b"12,50", b"1.00", b"\x00", b"\xe9t\xe9", b"'", b"O'N"]
+_VALUES = [
+    b"",
+    b"01",
+    b"99",
+    b"31022020",
+    b"12,50",
+    b"1.00",
+    b"\x00",
+    b"\xe9t\xe9",
+    b"'",
+    b"O'N",
+    b"0101201\xb2",
+    b"1\xb2",
+]
 
 
 def _mutated(rng: random.Random, lines: list[bytes]) -> bytes:
@@ -108,3 +121,68 @@ def test_a_small_file_never_pays_for_a_plan_and_a_large_one_does() -> None:
     plans = [plan for plan in large.fast.plans.values() if plan is not None]
     assert report.conformant and len(plans) == 1 and plans[0].compiled is not None
     assert plans[0].uses > 2000
+
+
+# What an attacker's review found (each a file where the fast path once differed).
+
+
+def _starts(lines: list[bytes]) -> list[int]:
+    return [i for i, line in enumerate(lines) if line.startswith(b"S21.G00.30.001")]
+
+
+def _counted(lines: list[bytes]) -> bytes:
+    total = sum(1 for line in lines if line.strip())
+    return b"".join(b"S90.G00.90.001,'%d'\r\n" % total if line.startswith(b"S90.G00.90.001")
+                    else line for line in lines)  # fmt: skip
+
+
+def test_a_nir_repeated_right_after_an_individual_read_line_by_line_is_refused() -> None:
+    """The individual before was read line by line (its shape met once): its NIR is recorded
+    when it closes, which must come before the next one is judged."""
+    lines = list(generate(3000))
+    starts = _starts(lines)
+    a, b = starts[2500], starts[2501]
+    identity = [line for line in lines[a:b] if line.startswith(b"S21.G00.30.")]
+    end = b
+    while lines[end].startswith(b"S21.G00.30."):
+        end += 1
+    lines[b:end] = identity  # B: A's identity, the common shape
+    lines[a : a + len(identity)] = [line for line in identity
+                                    if not line.startswith(b"S21.G00.30.019")]  # fmt: skip
+    data = _counted(lines)
+    report = validate([data])
+    assert report.kind == "BAN" and [a.rule for a in report.anomalies] == ["CCH-14"]
+    assert report.as_dict() == _reference(data).as_dict()
+
+
+def test_a_blank_line_inside_an_individual_does_not_split_it() -> None:
+    lines = list(generate(3))
+    lines.insert(_starts(lines)[1] + 1, b"\r\n")
+    _same(_counted(lines), chunk=97)
+
+
+@pytest.mark.parametrize("case", ["no rubric", "a later rubric", "an individual's first line"])
+def test_an_unreadable_line_after_a_clean_individual_gets_the_reference_report(case: str) -> None:
+    """Such a line belongs to the individual before it (its taint, what stays open)."""
+    lines = list(apply("monthly", [["set", "S21.G00.11.001", "00099"]]).splitlines(True))
+    b = _starts(lines)[1]
+    if case == "no rubric":
+        lines.insert(b, b"S21.G00.30.001X,'1'\r\n")
+    elif case == "a later rubric":
+        lines[b : b + 3] = [
+            b"S21.G00.30.030,'\x01'\r\n",
+            *[x for x in lines[b : b + 3] if not x.startswith(b"S21.G00.30.002")],
+        ]
+    else:
+        end = b
+        while lines[end].startswith(b"S21.G00.30."):
+            end += 1
+        lines[b:end] = [b"S21.G00.30.001,'\x01'\r\n"]
+    _same(b"".join(lines), chunk=97)
+
+
+def test_a_superscript_digit_in_a_date_gets_a_ban_not_a_crash() -> None:
+    data = apply("monthly", [["set", "S21.G00.40.001", "0101201\xb2"]])
+    report = validate([data])
+    assert report.kind == "BAN" and "NEODES-FORMAT" in [a.rule for a in report.anomalies]
+    _same(data)
