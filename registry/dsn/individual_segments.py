@@ -58,7 +58,7 @@ _UNSAFE = re.compile(r"\\[sSWD]|\[\^|(?<!\\)\.|\\n|\\r|\$|\^")
 MAX_PLANS = 4096
 MAX_SIGHTINGS = 1 << 16
 # The time budget of plans and compiling: a share of the time validating so far.
-_SHARE = 0.2
+_SHARE = 0.1
 _COST = 0.05
 _FIRST_SHAPES = 4
 _LATER_SHAPES = 128
@@ -280,7 +280,7 @@ class IndividualChecker:
         return found
 
     def _affordable(self) -> bool:
-        """Whether building a plan or compiling a shape's rules fits the time budget: a fifth of
+        """Whether building a plan or compiling a shape's rules fits the time budget: a tenth of
         the time the validation has taken so far (a small file never pays for one)."""
         return self.spent + _COST < _SHARE * (time.perf_counter() - self.started)
 
