@@ -26,6 +26,7 @@ from registry.dsn.synth_scenario import scenario_file
 from registry.dsn.synth_variants import apply
 from registry.dsn.validation import report_lines as validation_lines
 from registry.dsn.validation import validate
+from registry.rcd.identifiers import check_siret
 from token_suite.encryption_keys import beside, read_encryption_key
 
 Handler = Callable[[argparse.Namespace], int]
@@ -58,6 +59,26 @@ def _validate(args: argparse.Namespace) -> int:
         for line in validation_lines(report):
             print(line)
     return 0 if report.conformant else 1
+
+
+def _month(text: str) -> str:
+    """--month: the declared month as the norm writes it (01MMYYYY), also taken as YYYY-MM."""
+    if len(text) == 7 and text[4] == "-":
+        text = f"01{text[5:]}{text[:4]}"
+    if not (len(text) == 8 and text.isascii() and text.isdigit() and text.startswith("01")
+            and 1 <= int(text[2:4]) <= 12 and int(text[4:]) >= 2000):  # fmt: skip
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is no declared month: write 01MMYYYY (e.g. 01032026) or YYYY-MM"
+        )
+    return text
+
+
+def _siret(text: str) -> str:
+    """--siret / --emitter: a SIRET with its check digit."""
+    checked = check_siret(text)
+    if not checked.ok:
+        raise argparse.ArgumentTypeError(f"{text!r} is no SIRET: {checked.message}")
+    return text
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -124,9 +145,12 @@ def register(
     make.add_argument("--out", type=Path, required=True)
     make.add_argument("--employees", type=int, default=10)
     make.add_argument("--nature", choices=NATURES, default="monthly")
-    make.add_argument("--month", default="01032026", help="the declared month, 01MMYYYY")
-    make.add_argument("--siret", help="the declared establishment (default: a demo company)")
-    make.add_argument("--emitter", help="the émetteur's SIRET (default: the declared one)")
+    make.add_argument("--month", default="01032026", type=_month,
+                      help="the declared month, 01MMYYYY or YYYY-MM")  # fmt: skip
+    make.add_argument("--siret", type=_siret,
+                      help="the declared establishment (default: a demo company)")  # fmt: skip
+    make.add_argument("--emitter", type=_siret,
+                      help="the émetteur's SIRET (default: the declared one)")  # fmt: skip
     make.add_argument("--order", type=int, default=1, help="the declaration's order number")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--broken", choices=BROKEN, help="break the file this way")

@@ -290,6 +290,17 @@ def test_generate_writes_the_file_that_breaks_or_keeps_a_rule_of_the_norm(tmp_pa
     assert unknown.returncode == 2 and "RUBRIC/ID" in unknown.stderr
 
 
+def test_generate_checks_its_options_up_front(tmp_path: Path) -> None:
+    out = tmp_path / "m.dsn"
+    for option, value in (("--month", "2026-13"), ("--month", "032026"), ("--siret", "123")):
+        done = interops("dsn", "generate", "--out", str(out), option, value)
+        assert done.returncode == 2 and option in done.stderr and not out.exists()
+    done = interops("dsn", "generate", "--out", str(out), "--month", "2026-03", "--employees", "2")
+    assert done.returncode == 0
+    assert interops("dsn", "validate", "--quiet", str(out)).returncode == 0
+    assert b"S20.G00.05.005,'01032026'" in out.read_bytes()
+
+
 def test_the_validate_command_shows_progress_on_large_files(tmp_path: Path) -> None:
     large = tmp_path / "large.dsn"
     assert interops("dsn", "generate", "--out", str(large), "--employees", "3000").returncode == 0
