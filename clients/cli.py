@@ -226,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TokenError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `| head` stopped reading: stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -81,6 +81,16 @@ def _siret(text: str) -> str:
     return text
 
 
+def _file(text: str) -> Path:
+    """A DSN file to read: it must be a file (a directory made a gRPC error)."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text}: no such file" if not path.exists() else f"{text}: not a file"
+        )
+    return path
+
+
 def _generate(args: argparse.Namespace) -> int:
     if args.scenario:
         who = company(args.siret, args.emitter) if args.siret else DEMO_COMPANY
@@ -137,7 +147,7 @@ def register(
     register_node_commands(sub, with_client)
     check = sub.add_parser("validate", help="check a DSN file against its norm; exit status 0 "
                            "when conformant (CCO), 1 otherwise (BAN)")  # fmt: skip
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=_file)
     check.add_argument("--json", action="store_true", help="the report as JSON")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(handler=_validate)
@@ -282,7 +292,7 @@ def register_node_commands(
 ) -> None:
     """Adds the `dsn` commands that call a node (as a declarant: --token)."""
     submit = dsn.add_parser("submit", help="deposit a DSN file; prints the AEE or ARE")
-    submit.add_argument("file", type=Path)
+    submit.add_argument("file", type=_file)
     submit.add_argument("--request-id", default="", help="retry key: the same id deposits once")
     submit.add_argument("--wait", action="store_true", help="follow it until routed or rejected")
     submit.set_defaults(handler=with_client(_submit))

@@ -301,6 +301,23 @@ def test_generate_checks_its_options_up_front(tmp_path: Path) -> None:
     assert b"S20.G00.05.005,'01032026'" in out.read_bytes()
 
 
+def test_a_directory_or_a_closed_pipe_gets_a_plain_message(tmp_path: Path) -> None:
+    for command in ("validate", "submit"):
+        done = interops("dsn", command, str(tmp_path))
+        assert done.returncode == 2 and f"{tmp_path}: not a file" in done.stderr
+    data = tmp_path / "big.dsn"
+    data.write_bytes(b"".join(generate(300)))
+    piped = subprocess.run(  # a fixed pipeline of our own command
+        f"{sys.executable} -m clients.cli dsn validate --quiet --json {data} | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert piped.stdout == '{\n  "kind"' and piped.stderr == ""
+
+
 def test_the_validate_command_shows_progress_on_large_files(tmp_path: Path) -> None:
     large = tmp_path / "large.dsn"
     assert interops("dsn", "generate", "--out", str(large), "--employees", "3000").returncode == 0
