@@ -60,7 +60,11 @@ class InteropsError(Exception):
         text = f"{self.code.name}"
         if self.reason:
             text += f" {self.reason}"
-        text += f": {self.message}"
+        # The server's message may start with the reason already: say it once.
+        message = self.message
+        if self.reason and message.startswith(f"{self.reason}: "):
+            message = message[len(self.reason) + 2 :]
+        text += f": {message}"
         for violation in self.violations:
             text += f"\n  {violation.field}: {violation.description}"
         return text

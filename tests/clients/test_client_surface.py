@@ -117,6 +117,13 @@ def test_calls_answer_the_same_through_both_clients(node: RunningNode, loaded: S
     assert expected[1][2] == "ESTABLISHMENT_NOT_FOUND"
     assert expected[-1][0] is Unauthenticated  # the organism's proof is not for IssueToken
     assert expected[4] and expected[5] and expected[6] and expected[8] is True
+    # An error says its reason once, though the node's message starts with it too.
+    with (
+        Client(node.address, credentials=node.credentials()) as client,
+        pytest.raises(Unauthenticated) as refused,
+    ):
+        client.issue_token(proofless)
+    assert refused.value.reason and str(refused.value).count(refused.value.reason) == 1
 
 
 def test_an_upload_and_its_operation_through_both_clients(
