@@ -14,7 +14,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _list(args: argparse.Namespace, client: Client) -> int:
     request = pb.ListRecordsRequest(trace_id=args.trace_id, chain_id=args.chain_id,
-                                    siret=args.siret, organism=args.organism)  # fmt: skip
+                                    siret=args.siret, organism=args.of_organism)  # fmt: skip
     for record in client.list_audit_records(request):
         who = ">".join(record.organisms) or "-"
         flags = f"  [{','.join(record.flags)}]" if record.flags else ""
@@ -39,5 +39,7 @@ def register(
     listing.add_argument("--trace-id", default="")
     listing.add_argument("--chain-id", default="")
     listing.add_argument("--siret", default="")
-    listing.add_argument("--organism", default="")
+    # Its own dest: the global --organism (who calls) must not be overwritten by the filter.
+    listing.add_argument("--organism", dest="of_organism", default="",
+                         help="records of exchanges this organism took part in")  # fmt: skip
     listing.set_defaults(handler=with_client(_list))

@@ -65,6 +65,11 @@ def _credentials(args: argparse.Namespace) -> CallCredentials | None:
     if args.organism and args.key:
         return OrganismCredentials(args.address, load_signer(args.organism, args.key),
                                    CLIENT_AUDIENCE)  # fmt: skip
+    if args.organism or args.key:  # half of it would call without any credentials
+        raise ValueError(
+            "--organism and --key go together (or $INTEROPS_ORGANISM and $INTEROPS_KEY_FILE): "
+            "the organism's name and its private key (PEM)"
+        )
     return None
 
 

@@ -56,6 +56,25 @@ def test_errors_are_told_plainly_with_an_exit_status(node: RunningNode, tmp_path
     assert anonymous.returncode == 1 and "UNAUTHENTICATED TOKEN_MISSING" in anonymous.stderr
 
 
+def test_half_an_organism_s_credentials_is_refused_not_dropped(node: RunningNode) -> None:
+    organism, key = node.cli_auth[1], node.cli_auth[3]
+    for half in (("--organism", organism), ("--key", key)):
+        done = interops("--address", node.address, *half, "registry", "get", "73282932000074")
+        assert done.returncode == 2 and "--organism and --key go together" in done.stderr
+
+
+def test_the_audit_filter_does_not_overwrite_who_calls(node: RunningNode) -> None:
+    """`interops --organism A --key K audit list --organism B` calls as A, for B's records."""
+    from clients.cli import parser
+
+    args = parser().parse_args(["--organism", "OPERATOR", "--key", "k.pem", "audit", "list",
+                                "--organism", "URSSAF"])  # fmt: skip
+    assert (args.organism, args.of_organism) == ("OPERATOR", "URSSAF")
+    done = interops("--address", node.address, *node.cli_auth, "audit", "list",
+                    "--organism", "URSSAF")  # fmt: skip
+    assert "TOKEN_MISSING" not in done.stderr  # it called with the operator's credentials
+
+
 def test_db_upgrade_migrates_a_new_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
     done = subprocess.run(
