@@ -26,7 +26,7 @@ from server.config import Settings
 from server.web.dashboard_pages import DashboardPages
 from server.web.node_calls import NodeCalls
 from server.web.rendering import Pages
-from server.web.rest_gateway import RestGateway
+from server.web.rest_gateway import RestGateway, http_refusal
 from server.web.security import SecurityHeaders
 from server.web.sessions import Sessions
 from server.web.sign_in_pages import SignInPages
@@ -72,6 +72,8 @@ def build_app(
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
+        if request.url.path.startswith("/v1/"):  # the REST declination answers in JSON
+            return http_refusal(request.url.path, status)
         title = "Page introuvable." if status == 404 else "La demande n'a pas abouti."
         return pages.error(request, status, title)
 

@@ -111,6 +111,35 @@ def _refused(code: grpc.StatusCode, reason: str, message: str) -> JSONResponse:
     return _status_response(build_status(code, message, reason), code)
 
 
+def http_refusal(path: str, status: int) -> JSONResponse:
+    """The REST declination's answer to a request no route takes (a GET on a POST method, an
+    unknown path): JSON like every other REST error, with the HTTP status given."""
+    if status == 405:
+        code, reason = grpc.StatusCode.UNIMPLEMENTED, "METHOD_NOT_ALLOWED"
+        message = f"{path} takes POST (with a JSON body), not this method"
+    else:
+        code, reason, message = grpc.StatusCode.NOT_FOUND, "NO_SUCH_METHOD", f"no method at {path}"
+    body = json_format.MessageToDict(build_status(code, message, reason))
+    headers = {"Allow": "POST"} if status == 405 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# What the node says of a missing chain names its gRPC metadata; over REST, say the header.
+_TOKEN_MISSING_OVER_REST = (
+    "a token chain is required: send it as Authorization: Bearer <token chain, base64url>, with "
+    f"its proof of possession in the {PROOF_HEADER} header (interops token proof prints one)"
+)
+
+
+def _over_rest(status: status_pb2.Status) -> status_pb2.Status:
+    """The node's status, its message told in HTTP terms where it names gRPC metadata."""
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info) and info.reason == "TOKEN_MISSING":
+            status.message = _TOKEN_MISSING_OVER_REST
+    return status
+
+
 async def _hang_up(request: Request) -> None:
     """Returns when the HTTP client of a request whose body was read hangs up."""
     while (await request.receive())["type"] != "http.disconnect":
@@ -305,7 +334,7 @@ def _answer(
 ) -> Response:
     """The JSON of a call's response, or its rich status."""
     if failure is not None:
-        return _status_response(_rich_status(failure), failure.code())
+        return _status_response(_over_rest(_rich_status(failure)), failure.code())
     response = message_factory.GetMessageClass(method.output_type)()
     try:
         response.ParseFromString(answer or b"")

@@ -145,6 +145,13 @@ def test_errors_are_rich_statuses_with_the_http_status_of_their_code(
     assert any("fieldViolations" in d for d in invalid["details"])  # BadRequest, field named
     missing = httpx.post(f"{web.url}/v1/{REGISTRY}/NoSuchMethod", json={})
     assert missing.status_code == 404
+    # A missing chain is told in HTTP terms; a GET, or a path no route takes, answers JSON too.
+    assert "Authorization: Bearer" in cases[0][0].json()["message"]
+    got = httpx.get(web.url + path)
+    assert got.status_code == 405 and got.headers["allow"] == "POST"
+    assert [d.get("reason") for d in got.json()["details"]] == ["METHOD_NOT_ALLOWED"]
+    nowhere = httpx.get(f"{web.url}/v1/nowhere")
+    assert nowhere.status_code == 404 and nowhere.headers["content-type"] == "application/json"
 
 
 def test_a_deposit_over_rest_and_its_state_as_an_ndjson_stream(
