@@ -38,7 +38,6 @@ from registry.rcd.identifiers import check_siren, check_siret
 
 RULES_PACKAGE = "registry.dsn"
 RULES_FOLDER = "control_rules"
-FAMILIES_BLOCKING = frozenset({"CCH", "CSL", "CRE", "CME", "CST", "CID", "NEODES"})
 # The operators `cond` writes itself; `_other` writes the rest.
 _BASIC = frozenset({
     "and", "or", "not", "implies", "present", "absent", "in", "not_in", "eq", "ne", "date", "num",
@@ -67,11 +66,6 @@ class Control:
     # before it under a common ancestor): what a misplaced block makes unreliable.
     across: bool = False
 
-    @property
-    def key(self) -> str:
-        """The workbook's name of the rule: rubric/id."""
-        return f"{self.rubric}/{self.id}"
-
 
 # A scope block's compiled check: (own values, ancestors' values by block, own facts, facts of
 # ancestors by block, nature, month's first and last day as YYYYMMDD) -> indexes of failed rules.
@@ -95,15 +89,13 @@ class ControlSet:
 
     version: str
     controls: list[Control] = field(default_factory=list)
-    # scope block -> (check, indexes into `controls` of its rules)
-    checks: dict[str, tuple[Check, tuple[int, ...]]] = field(default_factory=dict)
+    # scope block -> its rules' check
+    checks: dict[str, Check] = field(default_factory=dict)
     # What a closing instance must record in its ancestors' facts: its block -> (fact key, the
     # rubric whose value is recorded or None to count the instance, ancestor blocks to record in)
     facts: dict[str, tuple[tuple[str, str | None, frozenset[str]], ...]] = field(
         default_factory=dict
     )
-    # The Python of `checks`.
-    source: str = ""
     # The rules by scope block, for compile_shape: (index into `controls`, the rule).
     rules: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     norm: Norm | None = None
@@ -147,22 +139,6 @@ def _number(value: str | None) -> float | None:
         return float(value)
     except ValueError:
         return None
-
-
-def _compare(left: Any, op: str, right: Any) -> bool:
-    if left is None or right is None:
-        return True
-    if op == "<":
-        return bool(left < right)
-    if op == "<=":
-        return bool(left <= right)
-    if op == "==":
-        return bool(left == right)
-    if op == "!=":
-        return bool(left != right)
-    if op == ">=":
-        return bool(left >= right)
-    return bool(left > right)
 
 
 def _key_ok(kind: str, value: str | None, other: str | None = None) -> bool:
@@ -241,13 +217,11 @@ def _unique(values: list[str] | None) -> bool:
 _HELPERS: dict[str, Any] = {
     "_dk": date_key,
     "_num": _number,
-    "_cmp": _compare,
     "_key": _key_ok,
     "_unique": _unique,
     "_sum": _sum,
     "_concat": _concat,
     "_E": {},  # an ancestor a misplaced block lacks (read only)
-    "_re": re,
 }
 
 
@@ -273,7 +247,6 @@ class _Compiler:
         # (fact key, rubric or None, block whose facts hold it) this rule needs recorded
         self.needs: set[tuple[str, str | None, str]] = set()
         self.temporaries = [0]
-        self.ancestors_read: set[str] = set()
 
     def _ancestors(self, block: str) -> list[str]:
         chain = []
@@ -312,7 +285,6 @@ class _Compiler:
         if block == self.scope:
             return f"V.get({rubric!r})", False
         if block in self.scope_ancestors:
-            self.ancestors_read.add(block)
             return f"A.get({block!r}, _E).get({rubric!r})", False
         holder = self.holder_of(block)
         self.needs.add((rubric, rubric, holder))
@@ -428,8 +400,8 @@ class _Compiler:
                 return "True"  # holds when the value is missing
         if op == "len":
             rubric, comparator, size = args
-            value = self.scalar(rubric, "len")
-            return f"_cmp(None if {value} is None else len({value}), {_OPS[comparator]!r}, {size})"
+            value, held = self.scalar(rubric, "len"), self._temporary()
+            return f"(({held} := {value}) is None or len({held}) {_OPS[comparator]} {int(size)})"
         if op == "match":
             pattern = self._const(re.compile(args[1]))
             value = self.scalar(args[0], "match")
@@ -452,10 +424,8 @@ class _Compiler:
             comparator, size = args[1], args[2]
             return f"({count} {_OPS[comparator]} {int(size)})"
         if op == "subset":
-            inner, _ = self.ref(args[0])
-            outer, _ = self.ref(args[1])
-            inner_many = self.ref(args[0])[1]
-            outer_many = self.ref(args[1])[1]
+            inner, inner_many = self.ref(args[0])
+            outer, outer_many = self.ref(args[1])
             left = inner if inner_many else f"([] if {inner} is None else [{inner}])"
             right = outer if outer_many else f"([] if {outer} is None else [{outer}])"
             return f"set({left} or ()).issubset({right} or ())"
@@ -516,7 +486,6 @@ def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
     found = ControlSet(norm.version, norm=norm)
     constants: dict[str, Any] = {}
     bodies: dict[str, list[str]] = {}
-    indexes: dict[str, list[int]] = {}
     records: dict[str, set[tuple[str, str | None, str]]] = {}
     for rule in rules:
         if "require" not in rule:
@@ -551,21 +520,19 @@ def compile_rules(norm: Norm, rules: list[dict[str, Any]]) -> ControlSet:
         guard = [f"N in {compiler._const(natures)}"] if natures else []
         test = " and ".join([*guard, *([when] if when != "True" else []), f"not {require}"])
         bodies.setdefault(scope, []).append(f"    if {test}:\n        out.append({index})")
-        indexes.setdefault(scope, []).append(index)
         found.rules.setdefault(scope, []).append((index, rule))
         for key, source, holder in compiler.needs:
             block = key[1:] if source is None else source[:10]
             records.setdefault(block, set()).add((key, source, holder))
-    _finish(found, norm, constants, bodies, indexes, records)
+    _finish(found, norm, constants, bodies, records)
     return found
 
 
-def _finish(  # noqa: PLR0917 - the pieces compile_rules gathered
+def _finish(
     found: ControlSet,
     norm: Norm,
     constants: dict[str, Any],
     bodies: dict[str, list[str]],
-    indexes: dict[str, list[int]],
     records: dict[str, set[tuple[str, str | None, str]]],
 ) -> None:
     """Compiles the per-block functions and lays out what each block records for the others."""
@@ -574,12 +541,10 @@ def _finish(  # noqa: PLR0917 - the pieces compile_rules gathered
         name = "check_" + scope.replace(".", "_")
         lines.append(f"def {name}(V, A, F, FA, N, M):\n    out = []\n" + "\n".join(body))
         lines.append("    return out\n")
-    found.source = "\n".join(lines)
     namespace: dict[str, Any] = {**_HELPERS, **constants}
-    exec(compile(found.source, f"<controls {norm.version}>", "exec"), namespace)  # noqa: S102
+    exec(compile("\n".join(lines), f"<controls {norm.version}>", "exec"), namespace)  # noqa: S102
     for scope in bodies:
-        check = namespace["check_" + scope.replace(".", "_")]
-        found.checks[scope] = (check, tuple(indexes[scope]))
+        found.checks[scope] = namespace["check_" + scope.replace(".", "_")]
     grouped: dict[str, dict[tuple[str, str | None], set[str]]] = {}
     for block, items in records.items():
         for key, source, holder in items:
@@ -678,7 +643,6 @@ def month_bounds(month: str | None) -> tuple[str | None, str | None]:
 
 
 __all__ = [
-    "FAMILIES_BLOCKING",
     "Control",
     "ControlSet",
     "RuleError",

@@ -411,7 +411,7 @@ class IndividualChecker:
                     facts_above = {**gathered, **{blocks[p]: facts[p] or _NO_FACTS for p in chain}}
                 else:
                     ancestors, facts_above = above, gathered
-                if entry[0](mine, ancestors, facts[position] or _NO_FACTS, facts_above, nature,
+                if entry(mine, ancestors, facts[position] or _NO_FACTS, facts_above, nature,
                             month):  # fmt: skip
                     return None
             wanted = recorded.get(block)

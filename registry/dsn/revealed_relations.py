@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from registry.dsn.controls import date_key
 from registry.dsn.reader import BlockInstance, BlockListener
-from registry.dsn.validation import date_key
 
 
 @dataclass(frozen=True, slots=True)

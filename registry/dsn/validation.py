@@ -30,8 +30,6 @@ another step another way is how a file smuggles data past a check.
 
 from __future__ import annotations
 
-import calendar
-import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from registry.dsn.cardinalities import cardinality_faults
-from registry.dsn.controls import NO_MONTH, ControlSet, load_controls, month_bounds
+from registry.dsn.controls import NO_MONTH, ControlSet, date_key, load_controls, month_bounds
 from registry.dsn.individual_segments import (
     BOUNDARY,
     INDIVIDUAL,
@@ -161,21 +159,6 @@ class Report:
 def _digits(value: str | None) -> bool:
     """Only the digits 0-9 (str.isdigit also takes superscripts, which int() refuses)."""
     return bool(value) and value is not None and value.isascii() and value.isdigit()
-
-
-@functools.lru_cache(maxsize=8192)
-def _date_ok(value: str) -> bool:
-    if len(value) != 8 or not (value.isascii() and value.isdigit()):
-        return False
-    day, month, year = int(value[:2]), int(value[2:4]), int(value[4:])
-    return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
-
-
-def date_key(value: str | None) -> str | None:
-    """DDMMYYYY as YYYYMMDD, comparable as text; None when absent or not a date."""
-    if value is None or not _date_ok(value):
-        return None
-    return value[4:] + value[2:4] + value[:2]
 
 
 class Validator(BlockListener):
@@ -338,7 +321,6 @@ class Validator(BlockListener):
         entry = controls.checks.get(block) if judged else None
         values = instance.values()
         if entry is not None:
-            check, _ = entry
             above: dict[str, dict[str, str]] = {}
             gathered: dict[str, dict[str, list[str]]] = {}
             parent = instance.parent
@@ -347,7 +329,7 @@ class Validator(BlockListener):
                 gathered[parent.block] = parent.facts or _NO_FACTS
                 parent = parent.parent
             nature = self.declaration.nature if self.declaration is not None else ""
-            failed = check(values, above, instance.facts or _NO_FACTS, gathered, nature, self.month)
+            failed = entry(values, above, instance.facts or _NO_FACTS, gathered, nature, self.month)
             for index in failed:
                 control = controls.controls[index]
                 if control.across and self.misplaced:
@@ -409,7 +391,7 @@ class Validator(BlockListener):
                 "NEODES-FORMAT",
                 f"{spec.name}: the value does not have the format of {spec.id}",
             )
-        elif spec.kind == "Date" and not _date_ok(value):
+        elif spec.kind == "Date" and date_key(value) is None:
             self._add(
                 item.line,
                 item.rubric,
