@@ -34,8 +34,6 @@ from registry.dsn.reader import MAX_LINE_BYTES, BlockInstance, BlockReader, Rubr
 
 INDIVIDUAL = "S21.G00.30"
 NIR = "S21.G00.30.001"
-# A shape met this many times gets its rules compiled into one function.
-COMPILE_AFTER = 3
 # Where an individual starts: a line of S21.G00.30 after a line of another block.
 BOUNDARY = re.compile(rb"\n(?!S21\.G00\.30\.)[^\n]*\n(?=S21\.G00\.30\.)")
 # The text without its values: a shape's key.
@@ -57,7 +55,8 @@ _CALENDAR = (
 _UNSAFE = re.compile(r"\\[sSWD]|\[\^|(?<!\\)\.|\\n|\\r|\$|\^")
 MAX_PLANS = 4096
 MAX_SIGHTINGS = 1 << 16
-# The time budget of plans and compiling: a share of the time validating so far.
+# The time budget of plans: a share of the time validating so far, of which a new plan must find
+# some 50 ms free (with its regex and compiled rules it takes 50 to 70 ms; what it took counts).
 _SHARE = 0.1
 _COST = 0.05
 _FIRST_SHAPES = 4
@@ -79,8 +78,6 @@ class Plan:
     individuals: int
     # Per block instance, in the order the reference path closes them:
     blocks: tuple[str, ...]
-    names: tuple[tuple[str, ...], ...]
-    starts: tuple[int, ...]  # index of its first value in the match's groups
     parents: tuple[tuple[int, ...], ...]  # its ancestors in the individual, nearest first
     children: tuple[dict[str, int], ...]
     # Values to check with their rubric's regex after the match: (group, regex).
@@ -89,14 +86,15 @@ class Plan:
     counts_ok: dict[str, bool] = field(default_factory=dict)
     # Per instance: its rubrics -> their positions in the values.
     own: tuple[dict[str, int], ...] = ()
-    # The rules of all its instances as one function (compile_shape), once the shape is met
-    # often enough to pay for it (`tried`); None until then, or when it cannot be.
-    uses: int = 0
+    # The rules of all its instances as one function (compile_shape), made with the plan.
     compiled: ShapeCheck | None = None
-    tried: bool = False
+    # How many individuals it took.
+    uses: int = 0
     # Facts for the blocks above the individual: (key, value position or None, holders).
     outer_facts: tuple[tuple[str, int | None, frozenset[str]], ...] = ()
     nir_positions: tuple[int, ...] = ()
+    # The blocks above the last establishment it was used under, and each fact's target there.
+    targets: tuple[list[BlockInstance], list[tuple[BlockInstance, str, int | None]]] | None = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -197,8 +195,6 @@ def build_plan(norm: Norm, rubrics: list[str], in_code: frozenset[str]) -> Plan:
         lines=len(rubrics),
         individuals=individuals,
         blocks=tuple(i.block for i in closed),
-        names=tuple(tuple(line.rubric for line in i.lines) for i in closed),
-        starts=tuple(i.lines[0].line for i in closed),
         parents=tuple(parents),
         children=tuple(dict(i.children) for i in closed),
         after=tuple(after),
@@ -240,18 +236,19 @@ class IndividualChecker:
         # Time spent building plans and compiling, and since when the checker works.
         self.spent = 0.0
         self.started = time.perf_counter()
-        self.compiled = 0
         self.last: tuple[str, Plan] | None = None
         self.above: (
             tuple[list[BlockInstance], dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]
             | None
         ) = None
 
-    def plan(self, norm: Norm, text: bytes) -> Plan | None:
-        """The plan of this individual's shape, None when it has none. A plan costs tens of
-        milliseconds: a shape gets one from its second individual on, within the time budget
-        (`_affordable`), so a small file or a file of ever new shapes goes line by line at
-        little extra cost."""
+    def plan(self, controls: ControlSet, text: bytes) -> Plan | None:
+        """The plan of this individual's shape with its compiled rules, None when it has none.
+        A plan costs tens of milliseconds: a shape gets one from its second individual on,
+        within the time budget (`_affordable`), so a small file or a file of ever new shapes
+        goes line by line at little extra cost."""
+        norm = controls.norm
+        assert norm is not None
         key = (norm.version, _VALUES.sub(b"", text))
         if key in self.plans:
             return self.plans[key]
@@ -259,9 +256,9 @@ class IndividualChecker:
         seen = sightings.get(hash(key), 0) + 1
         if len(sightings) < MAX_SIGHTINGS or hash(key) in sightings:
             sightings[hash(key)] = seen
-        # With its compiled rules, it costs what the reference way spends on some hundred
-        # individuals: the first few shapes (a file of one shape) get one from their second
-        # individual, later ones from their 128th.
+        # It costs what the reference way spends on some hundred individuals: the first few
+        # shapes (a file of one shape) get one from their second individual, later ones from
+        # their 128th.
         wanted = 2 if len(self.plans) < _FIRST_SHAPES else _LATER_SHAPES
         if len(self.plans) >= MAX_PLANS or not (
             self.eager or (seen >= wanted and self._affordable())
@@ -275,13 +272,17 @@ class IndividualChecker:
                 found = build_plan(norm, [r.removesuffix("\r") for r in rubrics[:-1]], self.in_code)
             except NoPlan:
                 found = None
+            if found is not None:
+                found.compiled = _compile(found, controls)
+                if found.compiled is None:  # a rule fails whatever the values
+                    found = None
         self.plans[key] = found
         self.spent += time.perf_counter() - started
         return found
 
     def _affordable(self) -> bool:
-        """Whether building a plan or compiling a shape's rules fits the time budget: a tenth of
-        the time the validation has taken so far (a small file never pays for one)."""
+        """Whether building a plan fits the time budget: a tenth of the time the validation has
+        taken so far (a small file never pays for one)."""
         return self.spent + _COST < _SHARE * (time.perf_counter() - self.started)
 
     def check(self, text: bytes, at: Where) -> Clean | None:
@@ -292,12 +293,12 @@ class IndividualChecker:
         plan = self.last[1] if self.last is not None and self.last[0] == at.norm.version else None
         match = plan.pattern.fullmatch(decoded) if plan is not None else None
         if match is None:
-            plan = self.plan(at.norm, text)
+            plan = self.plan(at.controls, text)
             match = plan.pattern.fullmatch(decoded) if plan is not None else None
             if plan is None or match is None:
                 return None
             self.last = (at.norm.version, plan)
-        assert plan is not None
+        assert plan is not None and plan.compiled is not None
         values = plan.values(match.groups())
         for group, regex in plan.after:
             if regex.fullmatch(values[group]) is None:
@@ -310,35 +311,25 @@ class IndividualChecker:
             )
         if not counts_ok:
             return None
-        plan.uses += 1
-        # Compiling costs tens of milliseconds too: after a few uses, within the time budget.
-        wanted = COMPILE_AFTER if self.compiled < _FIRST_SHAPES else _LATER_SHAPES
-        if not plan.tried and (self.eager or (plan.uses >= wanted and self._affordable())):
-            started = time.perf_counter()
-            plan.tried = True
-            plan.compiled = _compile(plan, at.controls)
-            self.compiled += 1
-            self.spent += time.perf_counter() - started
-        if plan.compiled is None:
-            return self._rules(plan, values, at)
-        return self._compiled(plan, plan.compiled, values, at)
-
-    def _compiled(
-        self, plan: Plan, run: ShapeCheck, values: tuple[str, ...], at: Where
-    ) -> Clean | None:
         outer, above, gathered = self._above(at.establishment)
-        if not run(values, above, gathered, at.nature, at.month):
+        if not plan.compiled(values, above, gathered, at.nature, at.month):
             return None
         seen = [values[position] for position in plan.nir_positions]
         forbidden = self.forbidden_nirs
         if any(nir in forbidden or nir in at.nirs for nir in seen) or len(set(seen)) < len(seen):
             return None
+        if plan.targets is None or plan.targets[0] is not outer:
+            # Which of the blocks above gets each fact: the same for every individual under
+            # the same establishment.
+            targets = [(instance, key, position)
+                       for key, position, holders in plan.outer_facts
+                       for instance in outer if instance.block in holders]  # fmt: skip
+            plan.targets = (outer, targets)
         deferred = [
             (instance, key, "" if position is None else values[position])
-            for key, position, holders in plan.outer_facts
-            for instance in outer
-            if instance.block in holders
+            for instance, key, position in plan.targets[1]
         ]
+        plan.uses += 1
         return plan, deferred, seen
 
     def _above(
@@ -363,77 +354,6 @@ class IndividualChecker:
         )
         self.above = found
         return found
-
-    def _rules(  # noqa: PLR0912 - the loop that must stay fast, in one piece
-        self, plan: Plan, values: tuple[str, ...], at: Where
-    ) -> Clean | None:
-        """The rules block by block, for a shape whose rules are not compiled."""
-        controls, nature, month, nirs = at.controls, at.nature, at.month, at.nirs
-        above: dict[str, dict[str, str]] = {}
-        gathered: dict[str, dict[str, list[str]]] = {}
-        outer: list[BlockInstance] = []
-        instance: BlockInstance | None = at.establishment
-        while instance is not None:
-            above[instance.block] = instance.values()
-            gathered[instance.block] = instance.facts or _NO_FACTS
-            outer.append(instance)
-            instance = instance.parent
-        blocks, parents = plan.blocks, plan.parents
-        own = [
-            dict(zip(names, values[start : start + len(names)], strict=True))
-            for names, start in zip(plan.names, plan.starts, strict=True)
-        ]
-        facts: list[dict[str, list[str]] | None] = [None] * len(blocks)
-        deferred: list[tuple[BlockInstance, str, str]] = []
-        seen: list[str] = []
-        by_chain: dict[tuple[int, ...], dict[str, dict[str, str]]] = {}
-        checks, recorded = controls.checks, controls.facts
-        for position, block in enumerate(blocks):
-            mine = own[position]
-            if block == INDIVIDUAL:
-                nir = mine.get("S21.G00.30.001")
-                if nir is not None:
-                    if nir in self.forbidden_nirs or nir in nirs or nir in seen:
-                        return None
-                    seen.append(nir)
-            entry = checks.get(block)
-            chain = parents[position]
-            if entry is not None:
-                if chain:
-                    # Instances close children first: an ancestor's facts are complete only
-                    # once it closes, so the dicts are built per instance, values per chain.
-                    ancestors = by_chain.get(chain)
-                    if ancestors is None:
-                        ancestors = by_chain[chain] = {
-                            **above,
-                            **{blocks[p]: own[p] for p in chain},
-                        }
-                    facts_above = {**gathered, **{blocks[p]: facts[p] or _NO_FACTS for p in chain}}
-                else:
-                    ancestors, facts_above = above, gathered
-                if entry(mine, ancestors, facts[position] or _NO_FACTS, facts_above, nature,
-                            month):  # fmt: skip
-                    return None
-            wanted = recorded.get(block)
-            if wanted is None:
-                continue
-            for key, rubric, holders in wanted:
-                value = "" if rubric is None else mine.get(rubric)
-                if value is None:
-                    continue
-                for parent in chain:
-                    if blocks[parent] in holders:
-                        held = facts[parent]
-                        if held is None:
-                            held = facts[parent] = {}
-                        held.setdefault(key, []).append(value)
-                for instance in outer:
-                    if instance.block in holders:
-                        deferred.append((instance, key, value))
-        return plan, deferred, seen
-
-
-_NO_FACTS: dict[str, list[str]] = {}
 
 
 class _Placed(ShapeInstance):
