@@ -25,6 +25,7 @@ from clients.errors import InteropsError
 from server.config import Settings
 from server.web.dashboard_pages import DashboardPages
 from server.web.node_calls import NodeCalls
+from server.web.operator_pages import OperatorPages
 from server.web.rendering import Pages
 from server.web.rest_gateway import RestGateway, http_refusal
 from server.web.security import SecurityHeaders
@@ -52,6 +53,7 @@ def build_app(
     pages = Pages(sessions)
     sign_in = SignInPages(node, pages, sessions)
     dashboard = DashboardPages(node, pages, sign_in, max_upload_bytes)
+    operator = OperatorPages(node, pages)
     rest = RestGateway(node, method_rights)
 
     async def home(request: Request) -> Response:
@@ -98,7 +100,7 @@ def build_app(
             Route("/deposits", dashboard.upload, methods=["POST"]),
             Route("/deposits/{deposit_id}", dashboard.deposit),
             Route("/notifications/{notification_id}/ack", dashboard.acknowledge, methods=["POST"]),
-            Route("/operator", dashboard.operator),
+            Route("/operator", operator.operator),
             Route("/n/{ref}", opened_link),
             *rest.routes(),
             Mount(

@@ -1,6 +1,6 @@
 """The dashboard (tableau de bord) of a signed-in declarant: its deposits and their returns, a
 DSN upload, the notifications of its companies with an acknowledge button, for administrators
-their accounts and habilitations, and the operator page. Each block is the answer of a gRPC call
+their accounts and habilitations. Each block is the answer of a gRPC call
 made with the session's chain and a proof by the session's key; a block the chain gives no right
 to is not shown."""
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from interops.audit.v1 import audit_pb2
 from interops.dsn.v1 import dsn_pb2
 from interops.habilitation.v1 import habilitation_pb2
 from interops.notify.v1 import notify_pb2
@@ -18,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from clients.errors import InteropsError
-from registry.kernel.rights import AUDIT_READ, DSN_DEPOSIT, HABILITATION_MANAGE, NOTIFY_READ
+from registry.kernel.rights import DSN_DEPOSIT, HABILITATION_MANAGE, NOTIFY_READ
 from server.web.node_calls import NodeCalls
 from server.web.rendering import Pages
 from server.web.sessions import Session
@@ -27,7 +26,6 @@ from server.web.sign_in_pages import SignInPages
 DEPOSITS = "/interops.dsn.v1.DepositService"
 NOTIFY = "/interops.notify.v1.NotificationService"
 HABILITATIONS = "/interops.habilitation.v1.HabilitationService"
-AUDIT = "/interops.audit.v1.AuditService"
 UPLOAD_CHUNK = 1024 * 1024
 FINAL_STATES = (dsn_pb2.DEPOSIT_STATE_REJECTED, dsn_pb2.DEPOSIT_STATE_ROUTED)
 
@@ -161,36 +159,6 @@ class DashboardPages:
         except InteropsError as error:
             return self.pages.call_failed(request, error)
         return RedirectResponse("/dashboard#notifications", status_code=303)
-
-    async def operator(self, request: Request) -> Response:
-        """GET /operator?trace_id=...|deposit_id=...: the journal's records of one exchange."""
-        session = self.pages.signed_in(request)
-        if isinstance(session, Response):
-            return session
-        if not session.holds(AUDIT_READ):
-            return self.pages.error(request, 403, "Cette page est réservée aux opérateurs.")
-        trace_id = request.query_params.get("trace_id", "").strip().lower()
-        deposit_id = request.query_params.get("deposit_id", "").strip()
-        records: list[audit_pb2.AuditRecord] = []
-        try:
-            if deposit_id and not trace_id:
-                named = await self._records(session, resource=f"deposit:{deposit_id}")
-                trace_id = next((r.trace_id for r in named if r.trace_id), "")
-            if trace_id:
-                records = await self._records(session, trace_id=trace_id)
-        except InteropsError as error:
-            return self.pages.call_failed(request, error)
-        return self.pages.render(request, "operator.html", session, records=records,
-                                 trace_id=trace_id, deposit_id=deposit_id,
-                                 searched=bool(trace_id or deposit_id))  # fmt: skip
-
-    async def _records(
-        self, session: Session, trace_id: str = "", resource: str = ""
-    ) -> list[audit_pb2.AuditRecord]:
-        request = audit_pb2.ListRecordsRequest(page_size=500, trace_id=trace_id, resource=resource)
-        answer = await self._call(session, f"{AUDIT}/ListRecords", request,
-                                  audit_pb2.ListRecordsResponse)  # fmt: skip
-        return list(answer.records)
 
 
 async def _deposit_requests(upload: UploadFile) -> AsyncIterator[dsn_pb2.SubmitDepositRequest]:
