@@ -116,3 +116,10 @@ def read_private_key(path: Path) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")
     return key
+
+
+def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 private key in `path`, created there (0600) on first use."""
+    if not path.exists():
+        write_private_key(generate(), path)
+    return read_private_key(path)

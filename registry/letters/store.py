@@ -44,6 +44,7 @@ from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from registry.kernel.clock import now_ms
 from registry.kernel.sealing import seal, unseal
 from registry.letters.schema import postal_letters
+from registry.letters.states import TRANSITIONS, LetterState
 from registry.rcd.records import AdministrativeState, CompanyRecord, EstablishmentRecord, name_key
 from registry.rcd.store import RcdStore
 
@@ -59,25 +60,6 @@ class LetterKind(enum.StrEnum):
     PASSWORD_RESET = "PASSWORD_RESET"  # noqa: S105 (a kind of letter, not a password)
 
 
-class LetterState(enum.StrEnum):
-    """Where a letter stands; stored as its name."""
-
-    PENDING = "PENDING"
-    PRINTED = "PRINTED"
-    SENT = "SENT"
-    DELIVERED = "DELIVERED"
-    RETURNED = "RETURNED"
-
-
-# The states `track` may move a letter to, from each state. A letter is tracked only once
-# printed; DELIVERED and RETURNED are final. SENT to SENT corrects the tracking number.
-TRANSITIONS: dict[LetterState, frozenset[LetterState]] = {
-    LetterState.PENDING: frozenset(),
-    LetterState.PRINTED: frozenset({LetterState.SENT, LetterState.DELIVERED, LetterState.RETURNED}),
-    LetterState.SENT: frozenset({LetterState.SENT, LetterState.DELIVERED, LetterState.RETURNED}),
-    LetterState.DELIVERED: frozenset(),
-    LetterState.RETURNED: frozenset(),
-}
 # Once in these states the letter is out of the mail room: its text is erased.
 _OUT = frozenset({LetterState.SENT, LetterState.DELIVERED, LetterState.RETURNED})
 

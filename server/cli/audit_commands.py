@@ -50,12 +50,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if faults else 0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `audit verify`; the `audit` parser's subcommands are its default `subcommands`."""
-    audit = commands.add_parser("audit", help="the audit journal")
-    sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit.set_defaults(subcommands=sub)
-    verify = sub.add_parser("verify", help="check the journal offline (exit 1 on a fault)")
-    verify.add_argument("--root-key", help="the node's root public key, hex (default: read "
-                        "from the data directory)")  # fmt: skip
-    verify.set_defaults(handler=_verify)
+# What server/cli/commands.py runs, by name (imported only when a command is run).
+HANDLERS = {
+    "verify": _verify,
+}

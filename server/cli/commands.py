@@ -1,101 +1,140 @@
-"""The server side of the `interops` command line: `serve` and `db upgrade`.
+"""The server side of the `interops` command line: the parsers of `serve`, `db`, `directory`,
+`declarant`, `audit verify`, `relations` and `letters`.
 
 The CLI in clients/ finds `register` through the "interops.commands" entry point, so that the
-client package never imports the server.
+client package never imports the server. A command's handler is imported only when that command
+runs (each module's HANDLERS), so that `interops --help` loads neither the node nor its database
+layer.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
-import sys
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeAlias
 
-from registry.kernel.database import current_revision, open_engine, upgrade
-from server.cli.audit_commands import register as register_audit_commands
-from server.cli.demo_data import FIRM_SIRET, LA_POSTE_SIRET, load_demo_data
-from server.cli.demo_trust import ORGANISMS, load_demo_trust
-from server.cli.directory_commands import register as register_directory_commands
-from server.cli.letter_commands import register as register_letter_commands
-from server.cli.relations_commands import register as register_relations_commands
-from server.config import ConfigError, Settings
-from server.node import Node
-from server.web.app import WebServer
+from registry.letters.states import TRACKED, LetterState
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Handler = Callable[[argparse.Namespace], int]
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `serve` and `db` to the CLI."""
+def _lazy(module: str, name: str) -> Handler:
+    """The handler `name` of server/cli/<module>.py, imported when the command runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        handler: Handler = importlib.import_module(f"server.cli.{module}").HANDLERS[name]
+        return handler(args)
+
+    return run
+
+
+def register(commands: Commands) -> None:
+    """Adds the server side's commands to the CLI."""
     serve = commands.add_parser("serve", help="run the backbone node (gRPC)")
     serve.add_argument(
         "--demo-data", action="store_true", help="load a small synthetic registry if it is empty"
     )
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(handler=_lazy("serve_command", "serve"))
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser(
         "upgrade", help="migrate the schema to the newest revision"
-    ).set_defaults(handler=_db_upgrade)
-    register_directory_commands(commands)
-    register_audit_commands(commands)
-    register_relations_commands(commands)
-    register_letter_commands(commands)
+    ).set_defaults(handler=_lazy("serve_command", "db-upgrade"))
+    _directory(commands)
+    _audit(commands)
+    _relations(commands)
+    _letters(commands)
 
 
-def _settings() -> Settings:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        sys.exit(f"configuration error: {error}")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+def _audit(commands: Commands) -> None:
+    """Adds `audit verify`; the `audit` parser's subcommands are its default `subcommands`."""
+    audit = commands.add_parser("audit", help="the audit journal")
+    sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit.set_defaults(subcommands=sub)
+    verify = sub.add_parser("verify", help="check the journal offline (exit 1 on a fault)")
+    verify.add_argument("--root-key", help="the node's root public key, hex (default: read "
+                        "from the data directory)")  # fmt: skip
+    verify.set_defaults(handler=_lazy("audit_commands", "verify"))
+
+
+def _directory(commands: Commands) -> None:
+    """Adds `directory` and `declarant` to the CLI."""
+    directory = commands.add_parser("directory", help="the trust directory (on the database)")
+    sub = directory.add_subparsers(dest="directory_command", required=True)
+    organism = sub.add_parser("add-organism", help="add an organism or site")
+    organism.add_argument("code")
+    organism.add_argument("--name", required=True)
+    organism.add_argument("--kind", required=True, help="URSSAF, CNAV, ..., PORTAL, PARTNER_SITE")
+    organism.add_argument("--endpoint", action="append", default=[])
+    organism.set_defaults(handler=_lazy("directory_commands", "add-organism"))
+    key = sub.add_parser("add-key", help="publish a public key of an organism")
+    key.add_argument("organism")
+    key.add_argument("--kind", choices=("signing", "encryption"), default="signing",
+                     help="signing (Ed25519, the default) or encryption (X25519: what the "
+                     "organism's DSN shares are sealed to)")  # fmt: skip
+    key.add_argument("--public-key", help="raw public key, hex")
+    key.add_argument("--key-file", type=Path, help="the private key (PEM) whose public half "
+                     "to publish")  # fmt: skip
+    key.set_defaults(handler=_lazy("directory_commands", "add-key"))
+    retire = sub.add_parser("retire-key", help="stop a key signing; keep it listed")
+    retire.add_argument("key_id")
+    retire.set_defaults(handler=_lazy("directory_commands", "retire-key"))
+    grant = sub.add_parser("grant", help="let an organism be granted a right")
+    grant.add_argument("organism")
+    grant.add_argument("right")
+    grant.add_argument("--siren", help="one company (default: everything)")
+    grant.set_defaults(handler=_lazy("directory_commands", "grant"))
+    sub.add_parser("show", help="list organisms and keys").set_defaults(
+        handler=_lazy("directory_commands", "show")
     )
-    # A line per migration step with its whole docstring is not for operators: the node says
-    # in one line what it migrated (server/node.py).
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
-    return settings
+    sub.add_parser("root-key", help="the root key verifiers pin").set_defaults(
+        handler=_lazy("directory_commands", "root-key")
+    )
+    declarant = commands.add_parser("declarant", help="portal declarants")
+    declarant_sub = declarant.add_subparsers(dest="declarant_command", required=True)
+    add = declarant_sub.add_parser("add", help="a declarant (password from $INTEROPS_PASSWORD "
+                                   "or a prompt)")  # fmt: skip
+    add.add_argument("siret")
+    add.add_argument("--last-name", required=True)
+    add.add_argument("--first-name", required=True)
+    add.add_argument("--siren", action="append", default=[], help="a company it manages")
+    add.set_defaults(handler=_lazy("directory_commands", "declarant-add"))
 
 
-def _serve(args: argparse.Namespace) -> int:
-    asyncio.run(_run(_settings(), demo_data=args.demo_data))
-    return 0
+def _letters(commands: Commands) -> None:
+    """Adds `letters batch`, `letters list` and `letters track`."""
+    letters = commands.add_parser("letters", help="the mail room's postal letters")
+    sub = letters.add_subparsers(dest="letters_command", required=True)
+    batch = sub.add_parser("batch", help="print every pending letter: DIR/<batch>/*.pdf and "
+                           "batch.csv (they hold secrets: mode 0600)")  # fmt: skip
+    batch.add_argument("--out", required=True, help="the mail room's directory")
+    batch.add_argument("--limit", type=int, help="at most this many letters, the oldest")
+    batch.add_argument("--again", metavar="BATCH",
+                       help="write a batch's files again (its letters not yet SENT)")  # fmt: skip
+    batch.set_defaults(handler=_lazy("letter_commands", "batch"))
+    listing = sub.add_parser("list", help="letters by id (never their address nor text)")
+    listing.add_argument("--state", choices=[state.value for state in LetterState])
+    listing.add_argument("--siret")
+    listing.add_argument("--limit", type=int, default=1000)
+    listing.set_defaults(handler=_lazy("letter_commands", "list"))
+    track = sub.add_parser("track", help="record what the post did with a printed letter")
+    track.add_argument("id", type=int)
+    track.add_argument("--state", required=True, choices=[state.value for state in TRACKED])
+    track.add_argument("--tracking", default="", help="the post's tracking number")
+    track.set_defaults(handler=_lazy("letter_commands", "track"))
 
 
-async def _run(settings: Settings, *, demo_data: bool) -> None:
-    node = Node(settings)
-    await node.start()
-    if demo_data:
-        keys_dir = settings.data_dir / "demo-keys"
-        if await asyncio.to_thread(load_demo_data, node.engine):
-            print(f"demo data: companies and establishments, e.g. {FIRM_SIRET}, {LA_POSTE_SIRET}")
-        if await asyncio.to_thread(load_demo_trust, node.engine, keys_dir):
-            print(f"demo data: organisms {', '.join(ORGANISMS)}, keys in {keys_dir}; see README")
-    print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
-    web = None
-    if settings.http_address:
-        web = WebServer(settings, node.port, node.rights, door_secret=node.door_secret,
-                        tracer_provider=node.tracer_provider)  # fmt: skip
-        try:
-            web_port = await web.start()
-        except OSError:
-            await node.stop()
-            raise
-        scheme = "https" if settings.http_tls_cert else "http"
-        host = settings.http_address.rpartition(":")[0]
-        print(f"interops: web adapter on {scheme}://{host}:{web_port}", flush=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
-    print("interops: draining in-flight calls", flush=True)
-    # Both drain at once, within the one grace period (the adapter's calls are the node's).
-    await asyncio.gather(*([web.stop()] if web is not None else []), node.stop())
-
-
-def _db_upgrade(args: argparse.Namespace) -> int:
-    engine = open_engine(_settings().effective_database_url)
-    upgrade(engine)
-    print(f"database at revision {current_revision(engine)}")
-    engine.dispose()
-    return 0
+def _relations(commands: Commands) -> None:
+    """Adds `relations load` and `relations rekey`."""
+    relations = commands.add_parser("relations", help="declared links and employments")
+    sub = relations.add_subparsers(dest="relations_command", required=True)
+    load = sub.add_parser("load", help="load history files (CSV; exit 1 if lines were refused)")
+    load.add_argument("--links", help="declarant_siret,declared_siret,first_period,last_period")
+    load.add_argument("--employments", help="siret,nir,contract_start,contract_end")
+    load.set_defaults(handler=_lazy("relations_commands", "load"))
+    sub.add_parser(
+        "rekey", help="re-seal every NIR under the keyring's current (last) key"
+    ).set_defaults(handler=_lazy("relations_commands", "rekey"))

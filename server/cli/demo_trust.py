@@ -13,6 +13,8 @@ from sqlalchemy import Engine
 
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
 from registry.kernel.rights import (
+    ACCOUNT_SUPPORT,
+    AUDIT_READ,
     DSN_DELIVERIES,
     DSN_DEPOSIT,
     NOTIFY_READ,
@@ -23,13 +25,15 @@ from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
 from registry.trust.directory_store import DirectoryError, DirectoryStore, KeyKind
 from server.cli.demo_data import FIRM_SIREN, FIRM_SIRET
-from server.token.trust import node_key
 from token_suite.encryption_keys import beside, load_or_create_encryption_key, public_of
-from token_suite.keys import public_bytes
+from token_suite.keys import load_or_create_private_key, public_bytes
 
 # The README quotes these.
 DECLARANT = (FIRM_SIRET, "Martin", "Camille")
 ADMINISTRATOR = (FIRM_SIRET, "Durand", "Claire")
+# The backbone's own operating team: follows exchanges (audit.read) and helps locked-out users
+# (account.support), over every company.
+OPERATOR = (siret_of(siren_at(5), 1), "Petit", "Sophie")
 # Each demo client company's administrator (SIRET: the company's head office).
 CLIENT_ADMINISTRATOR = ("Bernard", "Louis")
 PARTNER = ("PARTNER-DEMO", "Site partenaire de démonstration", "http://127.0.0.1:8090")
@@ -58,7 +62,7 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
     added = False
     for code, (name, kind, rights) in ORGANISMS.items():
         key_file = keys_dir / f"{code}.pem"
-        key = node_key(key_file)
+        key = load_or_create_private_key(key_file)
         encryption_key = load_or_create_encryption_key(beside(key_file))
         with contextlib.suppress(DirectoryError):
             directory.add_organism(code, name, kind, [f"grpc://{code.lower()}.example:443"])
@@ -73,6 +77,10 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
         with contextlib.suppress(DirectoryError):
             directory.add_key(code, public_of(encryption_key), valid_from=0,
                               kind=KeyKind.ENCRYPTION)  # fmt: skip
+    if not declarants.exists(*OPERATOR):
+        declarants.create(*OPERATOR, DECLARANT_PASSWORD,
+                          [(AUDIT_READ, None), (ACCOUNT_SUPPORT, None)])  # fmt: skip
+        added = True
     if not declarants.exists(*DECLARANT):
         perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
                      for right in (REGISTRY_READ, DSN_DEPOSIT, NOTIFY_READ)]  # fmt: skip
@@ -83,7 +91,7 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
         added = True
     added = _demo_administrator(engine) or added
     if added:
-        log.info("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
+        log.debug("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
                  ", ".join(ORGANISMS), keys_dir, FIRM_SIRET)  # fmt: skip
     return added
 
@@ -108,3 +116,19 @@ def _demo_administrator(engine: Engine) -> bool:
         store.change_portfolio(admin, "Clients", add=True, sirets=heads,
                                services=("ATMP", "DUCS"))  # fmt: skip
     return True
+
+
+def demo_identities(keys_dir: Path) -> list[str]:
+    """What `interops serve --demo-data` prints: who to sign in as, and the organisms' keys."""
+
+    def who(identity: tuple[str, str, str]) -> str:
+        return f"SIRET {identity[0]}, {identity[1]} {identity[2]}"
+
+    return [
+        f"demo identities (password {DECLARANT_PASSWORD}):",
+        f"  declarant      {who(DECLARANT)}: deposits DSNs for the firm and 3 client companies",
+        f"  administrator  {who(ADMINISTRATOR)}: the firm's accounts and habilitations",
+        f"  operator       {who(OPERATOR)}: follows exchanges (/operator, interops audit list)",
+        f"  organisms      {', '.join(ORGANISMS)}: keys in {keys_dir}, e.g.",
+        f"                 INTEROPS_ORGANISM=URSSAF INTEROPS_KEY_FILE={keys_dir}/URSSAF.pem",
+    ]

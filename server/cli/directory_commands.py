@@ -8,7 +8,6 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -95,41 +94,13 @@ def _add_declarant(engine: Engine, args: argparse.Namespace) -> None:
     print(f"declarant {declarant} created")
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `directory` and `declarant` to the CLI."""
-    directory = commands.add_parser("directory", help="the trust directory (on the database)")
-    sub = directory.add_subparsers(dest="directory_command", required=True)
-    organism = sub.add_parser("add-organism", help="add an organism or site")
-    organism.add_argument("code")
-    organism.add_argument("--name", required=True)
-    organism.add_argument("--kind", required=True, help="URSSAF, CNAV, ..., PORTAL, PARTNER_SITE")
-    organism.add_argument("--endpoint", action="append", default=[])
-    organism.set_defaults(handler=_on_database(_add_organism))
-    key = sub.add_parser("add-key", help="publish a public key of an organism")
-    key.add_argument("organism")
-    key.add_argument("--kind", choices=("signing", "encryption"), default="signing",
-                     help="signing (Ed25519, the default) or encryption (X25519: what the "
-                     "organism's DSN shares are sealed to)")  # fmt: skip
-    key.add_argument("--public-key", help="raw public key, hex")
-    key.add_argument("--key-file", type=Path, help="the private key (PEM) whose public half "
-                     "to publish")  # fmt: skip
-    key.set_defaults(handler=_on_database(_add_key))
-    retire = sub.add_parser("retire-key", help="stop a key signing; keep it listed")
-    retire.add_argument("key_id")
-    retire.set_defaults(handler=_on_database(_retire_key))
-    grant = sub.add_parser("grant", help="let an organism be granted a right")
-    grant.add_argument("organism")
-    grant.add_argument("right")
-    grant.add_argument("--siren", help="one company (default: everything)")
-    grant.set_defaults(handler=_on_database(_grant))
-    sub.add_parser("show", help="list organisms and keys").set_defaults(handler=_on_database(_show))
-    sub.add_parser("root-key", help="the root key verifiers pin").set_defaults(handler=_root_key)
-    declarant = commands.add_parser("declarant", help="portal declarants")
-    declarant_sub = declarant.add_subparsers(dest="declarant_command", required=True)
-    add = declarant_sub.add_parser("add", help="a declarant (password from $INTEROPS_PASSWORD "
-                                   "or a prompt)")  # fmt: skip
-    add.add_argument("siret")
-    add.add_argument("--last-name", required=True)
-    add.add_argument("--first-name", required=True)
-    add.add_argument("--siren", action="append", default=[], help="a company it manages")
-    add.set_defaults(handler=_on_database(_add_declarant))
+# What server/cli/commands.py runs, by name (imported only when a command is run).
+HANDLERS = {
+    "add-organism": _on_database(_add_organism),
+    "add-key": _on_database(_add_key),
+    "retire-key": _on_database(_retire_key),
+    "grant": _on_database(_grant),
+    "show": _on_database(_show),
+    "root-key": _root_key,
+    "declarant-add": _on_database(_add_declarant),
+}

@@ -20,13 +20,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from registry.kernel.database import open_engine, upgrade
 from registry.kernel.whole_files import WholeFile
 from registry.letters.pdf import render
-from registry.letters.store import Letter, LetterRefused, LetterState, LetterStore
+from registry.letters.store import Letter, LetterRefused, LetterStore
 from server.config import Settings
 
 # The mail room's file: one row per letter, the address in at most four lines before the town.
 BATCH_COLUMNS = ("letter_id", "recipient_1", "recipient_2", "recipient_3", "recipient_4",
                  "postal_code", "city", "country", "pdf")  # fmt: skip
-_TRACKED = (LetterState.SENT, LetterState.DELIVERED, LetterState.RETURNED)
 
 
 def _data_key(settings: Settings) -> AESGCM:
@@ -143,24 +142,9 @@ def _track(store: LetterStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `letters batch`, `letters list` and `letters track`."""
-    letters = commands.add_parser("letters", help="the mail room's postal letters")
-    sub = letters.add_subparsers(dest="letters_command", required=True)
-    batch = sub.add_parser("batch", help="print every pending letter: DIR/<batch>/*.pdf and "
-                           "batch.csv (they hold secrets: mode 0600)")  # fmt: skip
-    batch.add_argument("--out", required=True, help="the mail room's directory")
-    batch.add_argument("--limit", type=int, help="at most this many letters, the oldest")
-    batch.add_argument("--again", metavar="BATCH",
-                       help="write a batch's files again (its letters not yet SENT)")  # fmt: skip
-    batch.set_defaults(handler=_on_store(_batch))
-    listing = sub.add_parser("list", help="letters by id (never their address nor text)")
-    listing.add_argument("--state", choices=[state.value for state in LetterState])
-    listing.add_argument("--siret")
-    listing.add_argument("--limit", type=int, default=1000)
-    listing.set_defaults(handler=_on_store(_list))
-    track = sub.add_parser("track", help="record what the post did with a printed letter")
-    track.add_argument("id", type=int)
-    track.add_argument("--state", required=True, choices=[state.value for state in _TRACKED])
-    track.add_argument("--tracking", default="", help="the post's tracking number")
-    track.set_defaults(handler=_on_store(_track))
+# What server/cli/commands.py runs, by name (imported only when a command is run).
+HANDLERS = {
+    "batch": _on_store(_batch),
+    "list": _on_store(_list),
+    "track": _on_store(_track),
+}

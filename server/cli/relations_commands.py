@@ -74,14 +74,8 @@ def _rekey(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `relations load` and `relations rekey`."""
-    relations = commands.add_parser("relations", help="declared links and employments")
-    sub = relations.add_subparsers(dest="relations_command", required=True)
-    load = sub.add_parser("load", help="load history files (CSV; exit 1 if lines were refused)")
-    load.add_argument("--links", help="declarant_siret,declared_siret,first_period,last_period")
-    load.add_argument("--employments", help="siret,nir,contract_start,contract_end")
-    load.set_defaults(handler=_load)
-    sub.add_parser(
-        "rekey", help="re-seal every NIR under the keyring's current (last) key"
-    ).set_defaults(handler=_rekey)
+# What server/cli/commands.py runs, by name (imported only when a command is run).
+HANDLERS = {
+    "load": _load,
+    "rekey": _rekey,
+}

@@ -30,7 +30,7 @@ from server.config import Settings
 from server.rpc.coalescing import Coalescer
 from token_suite.chain import Signer
 from token_suite.directory import DirectoryCache, sign_directory
-from token_suite.keys import generate, key_id_of, public_bytes, read_private_key, write_private_key
+from token_suite.keys import key_id_of, load_or_create_private_key, public_bytes
 from token_suite.replay import MemoryReplayCache
 from token_suite.revocations import Revocations, sign_revocations
 from token_suite.verify import TOKEN_KEY, Verifier
@@ -46,9 +46,8 @@ _REREAD_ROWS = 256
 def node_key(path: Path) -> Ed25519PrivateKey:
     """The key in `path`, created there on first use."""
     if not path.exists():
-        write_private_key(generate(), path)
         log.info("created key %s", path)
-    return read_private_key(path)
+    return load_or_create_private_key(path)
 
 
 class NodeTrust:
