@@ -75,12 +75,16 @@ def build_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         if request.url.path.startswith("/v1/"):  # the REST declination answers in JSON
-            return http_refusal(request.url.path, status)
+            given = (exc.headers or {}) if isinstance(exc, HTTPException) else {}
+            detail = exc.detail if isinstance(exc, HTTPException) else ""
+            return http_refusal(request, status, detail, given.get("Allow", "POST"))
         title = "Page introuvable." if status == 404 else "La demande n'a pas abouti."
         return pages.error(request, status, title)
 
     async def failed(request: Request, exc: Exception) -> Response:
         log.exception("web adapter: %s %s failed", request.method, request.url.path)
+        if request.url.path.startswith("/v1/"):  # the REST declination answers in JSON
+            return http_refusal(request, 500)
         return pages.error(request, 500, "Une erreur est survenue de notre côté.")
 
     @contextlib.asynccontextmanager

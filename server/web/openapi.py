@@ -4,11 +4,20 @@ POST operation per unary RPC, request and response schemas in the protobuf JSON 
 Timestamp as RFC 3339), errors as google.rpc.Status. Each operation names the right its chain must
 grant, as the contract declares it (x-interops-right, and the role of its security requirement),
 or needs no chain (public). A chain always travels with its proof of possession (the "proof"
-security scheme, the interops-proof header): both are required together."""
+security scheme, the interops-proof header): both are required together.
+
+The contracts' comments describe the operations (summary: the RPC comment's first sentence;
+description: the whole comment, then the access it needs), the services (tags), the messages and
+their fields. The Python descriptors carry no comments: tools/generate_protos.py writes them to
+gen/interops/proto_comments.json, by full name."""
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 from collections.abc import Iterable
+from importlib import resources
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
@@ -46,6 +55,28 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
 }
 
 
+@functools.cache
+def comments() -> dict[str, str]:
+    """The contracts' comments by full name (a method or field after its parent's), as
+    tools/generate_protos.py wrote them next to the generated code."""
+    text = (resources.files("interops") / "proto_comments.json").read_text(encoding="utf-8")
+    found: dict[str, str] = json.loads(text)
+    return found
+
+
+def summary_of(comment: str) -> str:
+    """A comment's first sentence: up to the first full stop followed by a space (or the end);
+    the whole first paragraph when it has none."""
+    paragraph = comment.split("\n\n", 1)[0]
+    found = re.match(r"(.+?[.!?])(?:\s|$)", paragraph, re.DOTALL)
+    return (found.group(1) if found else paragraph).replace("\n", " ")
+
+
+def _described(schema: dict[str, Any], full_name: str) -> dict[str, Any]:
+    comment = comments().get(full_name)
+    return {**schema, "description": comment} if comment else schema
+
+
 def _ref(descriptor: Descriptor) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{descriptor.full_name}"}
 
@@ -62,8 +93,11 @@ class _Schemas:
             return _ref(descriptor)
         if descriptor.full_name not in self.schemas:
             self.schemas[descriptor.full_name] = {}  # placeholder: recursive messages
-            properties = {f.json_name: self.field(f) for f in descriptor.fields}
-            self.schemas[descriptor.full_name] = {"type": "object", "properties": properties}
+            properties = {f.json_name: _described(self.field(f), f.full_name)
+                          for f in descriptor.fields}  # fmt: skip
+            self.schemas[descriptor.full_name] = _described(
+                {"type": "object", "properties": properties}, descriptor.full_name
+            )
         return _ref(descriptor)
 
     def value(self, field: FieldDescriptor) -> dict[str, Any]:
@@ -86,20 +120,29 @@ class _Schemas:
 def _upload_parameters(schemas: _Schemas, method: MethodDescriptor) -> list[dict[str, Any]]:
     header = method.input_type.fields_by_name["header"].message_type
     assert header is not None
-    return [{"name": f.json_name, "in": "query", "required": False, "schema": schemas.field(f)}
+    return [_described({"name": f.json_name, "in": "query", "required": False,
+                        "schema": schemas.field(f)}, f.full_name)
             for f in header.fields]  # fmt: skip
 
 
-def _access(operation: dict[str, Any], right: str | None) -> None:
-    """The operation's right, or that it is public, for readers and for tools."""
+def _access(operation: dict[str, Any], right: str | None) -> str:
+    """The operation's right, or that it is public, for tools; returned in a sentence for
+    readers."""
     if right is None:
-        operation["description"] = "Public: needs no token chain."
         operation["security"] = []
-    else:
-        operation["description"] = (f"Needs a chain granting the {right} right, with a proof "
-                                    "by the key its last block names.")  # fmt: skip
-        operation["x-interops-right"] = right
-        operation["security"] = [{"chain": [right], "proof": []}]
+        return "Public: needs no token chain."
+    operation["x-interops-right"] = right
+    operation["security"] = [{"chain": [right], "proof": []}]
+    return (
+        f"Needs a chain granting the {right} right, with a proof by the key its last block names."
+    )
+
+
+def _describe(operation: dict[str, Any], method: MethodDescriptor, access: str) -> None:
+    """The summary and description from the RPC's comment, the access sentence last."""
+    comment = comments().get(method.full_name, "")
+    operation["summary"] = summary_of(comment) if comment else method.name
+    operation["description"] = f"{comment}\n\n{access}" if comment else access
 
 
 def document(
@@ -111,6 +154,7 @@ def document(
     schemas = _Schemas()
     status = schemas.message(status_pb2.Status.DESCRIPTOR)
     paths: dict[str, Any] = {}
+    services: set[str] = set()
     for path, method, kind, right in methods:
         output = schemas.message(method.output_type)
         operation: dict[str, Any] = {
@@ -135,14 +179,16 @@ def document(
                 "description": "one response message a line (NDJSON); a failure after the "
                 "first line is a last line {\"error\": <google.rpc.Status>}",
                 "content": {"application/x-ndjson": {"schema": output}}}  # fmt: skip
-        _access(operation, right)
+        _describe(operation, method, _access(operation, right))
         paths[path] = {"post": operation}
+        services.add(method.containing_service.full_name)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "v1", "description": (
             "The public RPCs of the InterOPS backbone over HTTP: POST the request message as "
             "JSON (protobuf JSON mapping) to /v1/<service>/<method>; the answer is the response "
             "message, or a google.rpc.Status with the HTTP status of its code.")},
+        "tags": [_described({"name": name}, name) for name in sorted(services)],
         "paths": paths,
         "components": {
             "schemas": schemas.schemas,

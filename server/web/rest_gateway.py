@@ -11,7 +11,11 @@ operation.
 - A server stream answers with NDJSON: one response message a line (a failure after the first
   message is a last line {"error": <google.rpc.Status>}).
 - A failure is its google.rpc.Status as JSON with the HTTP status of its code; one that says
-  how long to wait (TOO_MANY_ATTEMPTS) gives it in Retry-After too.
+  how long to wait (TOO_MANY_ATTEMPTS) gives it in Retry-After too. So is every refusal of the
+  gateway itself, under /v1/ (never a page): a body that is not a JSON object of the request
+  message (BAD_JSON, 400), not sent as application/json (BAD_JSON, 415), longer than MAX_BODY
+  (BODY_TOO_LARGE, 413, read no further), a path no method has (NO_SUCH_METHOD, 404), an HTTP
+  method other than POST (METHOD_NOT_ALLOWED, 405), a failure of the adapter (INTERNAL, 500).
 
 Every call carries the HTTP client's address to the node, under the node's door secret, so that
 the node's sign-in limits count that client (server/rpc/client_address.py).
@@ -107,21 +111,56 @@ def _retry_after(status: status_pb2.Status) -> str:
     return ""
 
 
-def _refused(code: grpc.StatusCode, reason: str, message: str) -> JSONResponse:
-    return _status_response(build_status(code, message, reason), code)
+def _refused(
+    code: grpc.StatusCode, reason: str, message: str, http_status: int | None = None
+) -> JSONResponse:
+    """A refusal of the gateway, with the HTTP status of its code unless one is given."""
+    response = _status_response(build_status(code, message, reason), code)
+    if http_status is not None:
+        response.status_code = http_status
+    return response
 
 
-def http_refusal(path: str, status: int) -> JSONResponse:
+def http_refusal(
+    request: Request, status: int, detail: str = "", allow: str = "POST"
+) -> JSONResponse:
     """The REST declination's answer to a request no route takes (a GET on a POST method, an
-    unknown path): JSON like every other REST error, with the HTTP status given."""
-    if status == 405:
+    unknown path), that the HTTP layer refused, or on which the adapter failed (500: the
+    status tells nothing of the failure, which is logged): JSON like every other REST error,
+    with the HTTP status given; a 405 lists the methods the path takes (`allow`)."""
+    path = request.url.path
+    if status == 500:
+        code, reason, message = grpc.StatusCode.INTERNAL, "INTERNAL", "the web adapter failed"
+    elif status == 405:
         code, reason = grpc.StatusCode.UNIMPLEMENTED, "METHOD_NOT_ALLOWED"
-        message = f"{path} takes POST (with a JSON body), not this method"
-    else:
+        message = f"{path} takes {allow}, not {request.method}"
+    elif status == 404:
         code, reason, message = grpc.StatusCode.NOT_FOUND, "NO_SUCH_METHOD", f"no method at {path}"
+    else:
+        code, reason = grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"
+        message = detail or "the request is not one the REST declination takes"
     body = json_format.MessageToDict(build_status(code, message, reason))
-    headers = {"Allow": "POST"} if status == 405 else None
+    headers = {"Allow": allow} if status == 405 else None
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _is_json(request: Request) -> bool:
+    """Whether the body is declared as JSON, or not declared at all."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media in ("", "application/json") or media.endswith("+json")
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request's body, or None when it is longer than MAX_BODY: read no further then."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
 
 
 # What the node says of a missing chain names its gRPC metadata; over REST, say the header.
@@ -222,13 +261,23 @@ class RestGateway:
         path = f"/{method.containing_service.full_name}/{method.name}"
         if kind == UPLOAD:
             return await self._upload(request, method, path, token, proof)
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        if not _is_json(request):
+            return _refused(grpc.StatusCode.INVALID_ARGUMENT, "BAD_JSON",
+                            "the body is the request message as JSON: send it as "
+                            "Content-Type: application/json", http_status=415)  # fmt: skip
+        body = await _body(request)
+        if body is None:
             return _refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "BODY_TOO_LARGE",
-                            f"a request body has at most {MAX_BODY} bytes")  # fmt: skip
+                            f"a request body has at most {MAX_BODY} bytes",
+                            http_status=413)  # fmt: skip
         message = message_factory.GetMessageClass(method.input_type)()
+        # An empty body is the empty message; anything else is a JSON object (json_format
+        # would take a bare list as the empty message too).
+        body = body.strip() or b"{}"
         try:
-            json_format.Parse(body or b"{}", message)
+            if not body.startswith(b"{"):
+                raise json_format.ParseError("the body must be a JSON object: the request message")
+            json_format.Parse(body, message)
         except (json_format.ParseError, UnicodeDecodeError) as error:
             return _refused(grpc.StatusCode.INVALID_ARGUMENT, "BAD_JSON", str(error)[:500])
         if kind == STREAM:

@@ -82,7 +82,9 @@ class DepositServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetDeposit(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns one of the calling declarant's deposits by id, as it stands. An unknown deposit and
+        another declarant's get the same DEPOSIT_NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

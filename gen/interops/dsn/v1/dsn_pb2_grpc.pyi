@@ -40,6 +40,9 @@ class DepositServiceStub:
     again.
     """
     GetDeposit: _grpc.UnaryUnaryMultiCallable[_dsn_pb2.GetDepositRequest, _dsn_pb2.GetDepositResponse]
+    """Returns one of the calling declarant's deposits by id, as it stands. An unknown deposit and
+    another declarant's get the same DEPOSIT_NOT_FOUND.
+    """
     ListDeposits: _grpc.UnaryUnaryMultiCallable[_dsn_pb2.ListDepositsRequest, _dsn_pb2.ListDepositsResponse]
     """The caller's deposits, newest first."""
     WatchDeposit: _grpc.UnaryStreamMultiCallable[_dsn_pb2.WatchDepositRequest, _dsn_pb2.WatchDepositResponse]
@@ -63,6 +66,9 @@ class DepositServiceAsyncStub(DepositServiceStub):
     again.
     """
     GetDeposit: _aio.UnaryUnaryMultiCallable[_dsn_pb2.GetDepositRequest, _dsn_pb2.GetDepositResponse]  # type: ignore[assignment]
+    """Returns one of the calling declarant's deposits by id, as it stands. An unknown deposit and
+    another declarant's get the same DEPOSIT_NOT_FOUND.
+    """
     ListDeposits: _aio.UnaryUnaryMultiCallable[_dsn_pb2.ListDepositsRequest, _dsn_pb2.ListDepositsResponse]  # type: ignore[assignment]
     """The caller's deposits, newest first."""
     WatchDeposit: _aio.UnaryStreamMultiCallable[_dsn_pb2.WatchDepositRequest, _dsn_pb2.WatchDepositResponse]  # type: ignore[assignment]
@@ -94,7 +100,10 @@ class DepositServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _dsn_pb2.GetDepositRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_dsn_pb2.GetDepositResponse, _abc.Awaitable[_dsn_pb2.GetDepositResponse]]: ...
+    ) -> _typing.Union[_dsn_pb2.GetDepositResponse, _abc.Awaitable[_dsn_pb2.GetDepositResponse]]:
+        """Returns one of the calling declarant's deposits by id, as it stands. An unknown deposit and
+        another declarant's get the same DEPOSIT_NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListDeposits(

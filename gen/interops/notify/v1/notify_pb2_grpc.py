@@ -109,7 +109,9 @@ class NotificationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSubscriptions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the topics a company (in the caller's perimeter for notify.read) is subscribed to, with
+        their channels and contact address.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

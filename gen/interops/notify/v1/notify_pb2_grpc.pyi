@@ -36,6 +36,9 @@ class NotificationServiceStub:
     Subscribe: _grpc.UnaryUnaryMultiCallable[_notify_pb2.SubscribeRequest, _notify_pb2.SubscribeResponse]
     """Subscribes a company (in the caller's perimeter for notify.read) to a topic."""
     ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_notify_pb2.ListSubscriptionsRequest, _notify_pb2.ListSubscriptionsResponse]
+    """Lists the topics a company (in the caller's perimeter for notify.read) is subscribed to, with
+    their channels and contact address.
+    """
     ChangeContact: _grpc.UnaryUnaryMultiCallable[_notify_pb2.ChangeContactRequest, _notify_pb2.ChangeContactResponse]
     """Cleans a company's contact in one place: replaces the address in all its subscriptions
     and in its e-mails not yet sent. Giving the same address again clears its bounce flag
@@ -79,6 +82,9 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     Subscribe: _aio.UnaryUnaryMultiCallable[_notify_pb2.SubscribeRequest, _notify_pb2.SubscribeResponse]  # type: ignore[assignment]
     """Subscribes a company (in the caller's perimeter for notify.read) to a topic."""
     ListSubscriptions: _aio.UnaryUnaryMultiCallable[_notify_pb2.ListSubscriptionsRequest, _notify_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
+    """Lists the topics a company (in the caller's perimeter for notify.read) is subscribed to, with
+    their channels and contact address.
+    """
     ChangeContact: _aio.UnaryUnaryMultiCallable[_notify_pb2.ChangeContactRequest, _notify_pb2.ChangeContactResponse]  # type: ignore[assignment]
     """Cleans a company's contact in one place: replaces the address in all its subscriptions
     and in its e-mails not yet sent. Giving the same address again clears its bounce flag
@@ -130,7 +136,10 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _notify_pb2.ListSubscriptionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_notify_pb2.ListSubscriptionsResponse, _abc.Awaitable[_notify_pb2.ListSubscriptionsResponse]]: ...
+    ) -> _typing.Union[_notify_pb2.ListSubscriptionsResponse, _abc.Awaitable[_notify_pb2.ListSubscriptionsResponse]]:
+        """Lists the topics a company (in the caller's perimeter for notify.read) is subscribed to, with
+        their channels and contact address.
+        """
 
     @_abc_1.abstractmethod
     def ChangeContact(

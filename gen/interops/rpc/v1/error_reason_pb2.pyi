@@ -186,6 +186,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_BAD_BATCH: _ErrorReason.ValueType  # 115
     ERROR_REASON_BAD_TRACKING: _ErrorReason.ValueType  # 116
     ERROR_REASON_BAD_TRANSITION: _ErrorReason.ValueType  # 117
+    ERROR_REASON_METHOD_NOT_ALLOWED: _ErrorReason.ValueType  # 118
+    """The REST declination: an HTTP method other than the one the path takes (405, with Allow)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed, as a program tests it. A failed call's google.rpc.Status carries an
@@ -358,4 +360,6 @@ ERROR_REASON_UNKNOWN_LETTER: ErrorReason.ValueType  # 114
 ERROR_REASON_BAD_BATCH: ErrorReason.ValueType  # 115
 ERROR_REASON_BAD_TRACKING: ErrorReason.ValueType  # 116
 ERROR_REASON_BAD_TRANSITION: ErrorReason.ValueType  # 117
+ERROR_REASON_METHOD_NOT_ALLOWED: ErrorReason.ValueType  # 118
+"""The REST declination: an HTTP method other than the one the path takes (405, with Allow)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
