@@ -3,6 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 BUF := tools/buf/node_modules/.bin/buf
+AXE := tools/axe/node_modules/axe-core/axe.min.js
 PYTHON ?= python3
 
 .PHONY: run test generate lint contracts bench clean
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/interops serve --demo-data
 
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	$(BIN)/pytest
 
 generate: $(STAMP)
@@ -30,6 +31,11 @@ lint: $(STAMP)
 $(BUF): tools/buf/package.json tools/buf/package-lock.json
 	cd tools/buf && npm install --no-audit --no-fund --loglevel=error
 	touch $(BUF)
+
+# axe-core, pinned, for the accessibility checks of the web pages (tests/web/).
+$(AXE): tools/axe/package.json tools/axe/package-lock.json
+	cd tools/axe && npm ci --no-audit --no-fund --loglevel=error
+	touch $(AXE)
 
 # buf lint and format, buf breaking against the previous commit, and generated code up to date.
 contracts: $(STAMP) $(BUF)
@@ -52,4 +58,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sign_in_timing
 
 clean:
-	rm -rf $(VENV) tools/buf/node_modules var
+	rm -rf $(VENV) tools/buf/node_modules tools/axe/node_modules var

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from interops.audit.v1 import audit_pb2 as pb
+from clients.text import utc_timestamp
 
-from clients.client import Client
+if TYPE_CHECKING:
+    from clients.client import Client
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _list(args: argparse.Namespace, client: Client) -> int:
+    from interops.audit.v1 import audit_pb2 as pb
+
     request = pb.ListRecordsRequest(trace_id=args.trace_id, chain_id=args.chain_id,
                                     siret=args.siret, organism=args.of_organism)  # fmt: skip
     for record in client.list_audit_records(request):
         who = ">".join(record.organisms) or "-"
         flags = f"  [{','.join(record.flags)}]" if record.flags else ""
         subject = record.subject or "-"
-        print(f"{record.at.ToJsonString()}  {record.trace_id}  {record.method:<22} "
+        print(f"{utc_timestamp(record.at)}  {record.trace_id}  {record.method:<22} "
               f"{record.outcome:<28} {subject:<20} {who}  {record.resource}{flags}")  # fmt: skip
     return 0
 

@@ -23,6 +23,7 @@ from clients import (
     notify_calls,
     registry_calls,
     token_calls,
+    trace_calls,
 )
 from clients.calls import Call, ItemsCall, paged, unary
 
@@ -34,6 +35,9 @@ class CallTable:
     check_health = Call(node_calls.check_health)
     list_audit_records = ItemsCall(node_calls.list_audit_records)
     list_records = list_audit_records
+    # -- interops.trace.v1.TraceService: one exchange's spans, the traces of a deposit... ----
+    get_trace = Call(trace_calls.get_trace)
+    search_traces = Call(trace_calls.search_traces)
 
     # -- interops.registry.v1.RegistryService, interops.operation.v1.OperationService --------
     get_company = Call(registry_calls.get_company)

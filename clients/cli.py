@@ -12,28 +12,26 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from google.protobuf import json_format
-from google.protobuf.message import Message
-from interops.operation.v1 import operation_pb2 as op
-from interops.registry.v1 import registry_pb2 as pb
-from opentelemetry.sdk.trace import TracerProvider
-from tqdm import tqdm
-
+from clients.address import DEFAULT_ADDRESS, address_problem
 from clients.audit_cli import register as register_audit_commands
-from clients.client import DEFAULT_ADDRESS, Client
-from clients.credentials import CallCredentials
 from clients.dsn_cli import register as register_dsn_commands
-from clients.errors import InteropsError, Unavailable
 from clients.habilitation_cli import register as register_habilitation_commands
 from clients.nomenclature_cli import register as register_nomenclature_commands
 from clients.partner_demo import register as register_partner_demo
 from clients.sample_organism import register as register_organism_commands
+from clients.text import print_message
 from clients.token_cli import load_signer, prover_of, read_token
 from clients.token_cli import register as register_token_commands
-from clients.token_credentials import ChainCredentials, OrganismCredentials
-from clients.tracing import provider_from_env
-from token_suite.errors import TokenError
+from clients.trace_cli import register as register_trace_commands
+
+if TYPE_CHECKING:  # the parsers are built without them; a handler imports what it calls
+    from interops.operation.v1 import operation_pb2 as op
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from clients.client import Client
+    from clients.credentials import CallCredentials
 
 # What the CLI's own chains are for when it issues them with an organism's key.
 CLIENT_AUDIENCE = (
@@ -42,24 +40,25 @@ CLIENT_AUDIENCE = (
     "interops.dsn.v1.DepositService",
     "interops.dsn.v1.DeliveryService",
     "interops.audit.v1.AuditService",
+    "interops.trace.v1.TraceService",
     "interops.notify.v1.NotificationService",
     "interops.nomenclature.v1.NomenclatureService",
     "interops.habilitation.v1.HabilitationService",
 )
 Handler = Callable[[argparse.Namespace], int]
 
+# --kind of `registry import`: the StockKind value each names (checked against the enum by
+# tests/clients/test_cli_startup.py).
 KINDS = {
-    "auto": pb.STOCK_KIND_UNSPECIFIED,
-    "companies": pb.STOCK_KIND_COMPANIES,
-    "establishments": pb.STOCK_KIND_ESTABLISHMENTS,
+    "auto": "STOCK_KIND_UNSPECIFIED",
+    "companies": "STOCK_KIND_COMPANIES",
+    "establishments": "STOCK_KIND_ESTABLISHMENTS",
 }
 
 
-def _print(message: Message) -> None:
-    print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
-
-
 def _credentials(args: argparse.Namespace) -> CallCredentials | None:
+    from clients.token_credentials import ChainCredentials, OrganismCredentials
+
     if args.token:  # every call proves with the key the chain names
         return ChainCredentials(read_token(args.token), prover_of(args))
     if args.organism and args.key:
@@ -74,7 +73,16 @@ def _credentials(args: argparse.Namespace) -> CallCredentials | None:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.address, credentials=_credentials(args), tracer_provider=_TRACING[0])
+    from clients.client import Client
+
+    if problem := address_problem(args.address):
+        raise ValueError(f"--address {args.address!r} {problem}: give the node's gRPC address "
+                         "with --address or $INTEROPS_GRPC_ADDRESS")  # fmt: skip
+    # A command that proves who it is in its own request (token issue: a password, or an
+    # organism's signed request) calls without the global credentials, which would add a second
+    # proof (BAD_PROOF) or another signer (WRONG_SIGNER).
+    credentials = None if getattr(args, "anonymous", False) else _credentials(args)
+    return Client(args.address, credentials=credentials, tracer_provider=_TRACING[0])
 
 
 # The command line's tracer provider, when INTEROPS_TRACING_EXPORTER asks for one.
@@ -93,13 +101,15 @@ def _registry_get(args: argparse.Namespace) -> int:
     with _client(args) as client:
         identifier = args.identifier.strip()
         if len(identifier) == 9:
-            _print(client.get_company(identifier))
+            print_message(client.get_company(identifier))
         else:
-            _print(client.get_establishment(identifier))
+            print_message(client.get_establishment(identifier))
     return 0
 
 
 def _registry_validate(args: argparse.Namespace) -> int:
+    from interops.registry.v1 import registry_pb2 as pb
+
     with _client(args) as client:
         answer = client.validate_siret(args.siret)
     verdict = "valid" if answer.valid else pb.SiretProblem.Name(answer.problem)
@@ -112,6 +122,9 @@ def _registry_import(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"error: no file {path}", file=sys.stderr)
         return 2
+    from interops.registry.v1 import registry_pb2 as pb
+    from tqdm import tqdm
+
     with _client(args) as client:
         with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="upload") as bar:
 
@@ -119,7 +132,10 @@ def _registry_import(args: argparse.Namespace) -> int:
                 bar.update(sent - bar.n)
 
             operation = client.import_stock(
-                path, kind=KINDS[args.kind], request_id=args.request_id, on_progress=uploaded
+                path,
+                kind=pb.StockKind.Value(KINDS[args.kind]),
+                request_id=args.request_id,
+                on_progress=uploaded,
             )
         with tqdm(total=operation.total_units, unit="B", unit_scale=True, desc="import") as bar:
             final = operation
@@ -129,6 +145,9 @@ def _registry_import(args: argparse.Namespace) -> int:
 
 
 def _report_import(operation: op.Operation) -> int:
+    from interops.operation.v1 import operation_pb2 as op
+    from interops.registry.v1 import registry_pb2 as pb
+
     if operation.state != op.OPERATION_STATE_SUCCEEDED:
         print(f"import failed: {operation.error.message}", file=sys.stderr)
         return 1
@@ -212,31 +231,77 @@ def parser() -> argparse.ArgumentParser:
     register_nomenclature_commands(commands, _with_client)
     register_habilitation_commands(commands, _with_client)
     register_partner_demo(commands, _with_client)
+    register_trace_commands(commands, _with_client)
     return root
+
+
+# What to do, said after the node's reason when the command line can tell.
+_HINTS = {
+    "TOKEN_MISSING": "call with --token CHAIN (and --holder-key FILE), or as an organism with "
+    "--organism CODE --key FILE",
+    "PROOF_REQUIRED": "give the key the chain names: --holder-key FILE, or --organism CODE "
+    "--key FILE",
+    "MALFORMED": "a chain is the base64url text `interops token issue` prints, or @FILE holding it",
+}
+
+
+def _tracing_asked() -> bool:
+    """INTEROPS_TRACING_EXPORTER names an exporter: only then is OpenTelemetry loaded."""
+    return os.environ.get("INTEROPS_TRACING_EXPORTER", "none").lower() != "none"
+
+
+def _os_error(error: OSError) -> str:
+    """A file's failure as `FILE: what` (not Python's "[Errno 2] ...")."""
+    if error.filename is None or not error.strerror:
+        return str(error)
+    return f"{error.filename}: {error.strerror.lower()}"
+
+
+def _told(error: Exception, address: str) -> tuple[str, int] | None:
+    """What the command line says of a failure, and its exit status; None for a fault of the
+    program itself (then Python's traceback is what to report)."""
+    from clients.errors import InteropsError, Unavailable
+    from token_suite.errors import TokenError
+
+    if isinstance(error, Unavailable):
+        # gRPC's "failed to connect to all addresses; last error: UNKNOWN: ipv4:...: Connection
+        # refused": the last words are the reason.
+        why = error.message.rpartition(": ")[2] if "last error: " in error.message else (
+            error.message)  # fmt: skip
+        return (f"cannot reach the node at {address}: {why}\n  is it running? give its "
+                "address with --address or $INTEROPS_GRPC_ADDRESS"), 2  # fmt: skip
+    if isinstance(error, InteropsError):
+        hint = _HINTS.get(error.reason)
+        return (f"{error}\n  {hint}" if hint else str(error)), 1
+    if isinstance(error, TokenError):
+        return str(error), 1
+    if isinstance(error, OSError):
+        return _os_error(error), 2
+    if isinstance(error, ValueError):
+        return str(error), 2
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = parser().parse_args(argv)
-    if args.command != "serve":  # the node traces itself
+    if args.command != "serve" and _tracing_asked():  # the node traces itself
+        from clients.tracing import provider_from_env
+
         _TRACING[0] = provider_from_env(f"interops-{args.command}")
     try:
         status: int = args.handler(args)
-    except Unavailable as error:
-        print(f"error: cannot reach the node at {args.address}: {error.message}", file=sys.stderr)
-        return 2
-    except InteropsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except TokenError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # `| head` stopped reading: stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:  # Ctrl-C ends a --follow or a watch: no traceback
+        return 130  # 128 + SIGINT
+    except Exception as error:
+        told = _told(error, args.address)
+        if told is None:
+            raise
+        print(f"error: {told[0]}", file=sys.stderr)
+        return told[1]
     finally:
         if _TRACING[0] is not None:
             _TRACING[0].shutdown()  # sends the spans still batched

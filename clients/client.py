@@ -26,6 +26,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors, client_i
 from opentelemetry.instrumentation.grpc.grpcext import intercept_channel as otel_intercept_channel
 from opentelemetry.sdk.trace import TracerProvider
 
+from clients.address import DEFAULT_ADDRESS, channel_target
 from clients.call_table import CallTable
 from clients.calls import AsyncCaller, SyncCaller
 from clients.credentials import (
@@ -35,7 +36,6 @@ from clients.credentials import (
 )
 from clients.registry_calls import UPLOAD_CHUNK, upload_requests
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
 _OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
 __all__ = ["DEFAULT_ADDRESS", "UPLOAD_CHUNK", "AsyncClient", "Client", "upload_requests"]
 
@@ -55,10 +55,6 @@ class _with_errors:  # noqa: N801 -- reads as a wrapper at the call site
             return self._client._unary(method, request)
 
         return call
-
-
-def _channel_target(address: str) -> str:
-    return address.removeprefix("grpc://")
 
 
 class _Stubs:
@@ -98,7 +94,7 @@ class Client(SyncCaller, CallTable, _Stubs):
         timeout: float | None = 60.0,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        target = _channel_target(address)
+        target = channel_target(address)
         channel = (
             grpc.secure_channel(target, tls, _OPTIONS)
             if tls
@@ -139,7 +135,7 @@ class AsyncClient(AsyncCaller, CallTable, _Stubs):
         timeout: float | None = 60.0,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        target = _channel_target(address)
+        target = channel_target(address)
         interceptors: list[Any] = []
         if tracer_provider is not None:  # client spans, and the W3C trace context in metadata
             interceptors += aio_client_interceptors(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]

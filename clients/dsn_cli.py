@@ -10,31 +10,32 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from google.protobuf import json_format
-from google.protobuf.message import Message
-from interops.dsn.v1 import dsn_pb2 as pb
-from tqdm import tqdm
-
-from clients.client import Client
+from clients.text import print_message
 from clients.token_cli import load_signer
-from registry.dsn.controls import all_rules
-from registry.dsn.synth import BROKEN, DEMO_COMPANY, NATURES, company, generate
-from registry.dsn.synth_scenario import NATURES as SCENARIO_NATURES
-from registry.dsn.synth_scenario import scenario_file
-from registry.dsn.synth_variants import apply
-from registry.dsn.validation import report_lines as validation_lines
-from registry.dsn.validation import validate
-from registry.rcd.identifiers import check_siret
-from token_suite.encryption_keys import beside, read_encryption_key
+
+if TYPE_CHECKING:  # the parsers are built without them; a handler imports what it calls
+    from interops.dsn.v1 import dsn_pb2 as pb
+
+    from clients.client import Client
 
 Handler = Callable[[argparse.Namespace], int]
 # Files larger than this show a progress bar on standard error while they are read.
 PROGRESS_FROM_BYTES = 8 * 1024 * 1024
+# The choices of `dsn generate`, as registry/dsn/synth.py and synth_scenario.py name them
+# (tests/clients/test_cli_startup.py checks them against NATURES, BROKEN and the scenarios').
+NATURES = ("monthly", "sick-leave", "return-to-work", "end-of-contract")
+BROKEN = ("malformed-line", "unsupported-version", "unknown-rubric", "block-out-of-order",
+          "missing-block", "too-long", "value-not-allowed", "bad-format", "bad-date",
+          "emitter-siren-key", "establishment-siret-key", "forbidden-nir", "duplicate-nir",
+          "nature-type", "period", "total-lines", "total-declarations")  # fmt: skip
+SCENARIO_NATURES = ("01", "04", "05", "07", "08", "09")
 
 
 def _lines_with_progress(stream: BinaryIO, size: int, label: str) -> Iterator[bytes]:
+    from tqdm import tqdm
+
     with tqdm(total=size, unit="B", unit_scale=True, desc=label, file=sys.stderr) as bar:
         pending = 0
         for line in stream:
@@ -47,6 +48,9 @@ def _lines_with_progress(stream: BinaryIO, size: int, label: str) -> Iterator[by
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from registry.dsn.validation import report_lines as validation_lines
+    from registry.dsn.validation import validate
+
     path: Path = args.file
     size = path.stat().st_size
     with path.open("rb") as stream:
@@ -75,6 +79,8 @@ def _month(text: str) -> str:
 
 def _siret(text: str) -> str:
     """--siret / --emitter: a SIRET with its check digit."""
+    from registry.rcd.identifiers import check_siret
+
     checked = check_siret(text)
     if not checked.ok:
         raise argparse.ArgumentTypeError(f"{text!r} is no SIRET: {checked.message}")
@@ -92,6 +98,10 @@ def _file(text: str) -> Path:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from registry.dsn import synth
+    from registry.dsn.synth import DEMO_COMPANY, company, generate
+    from registry.dsn.synth_scenario import scenario_file
+
     if args.scenario:
         who = company(args.siret, args.emitter) if args.siret else DEMO_COMPANY
         scenario = scenario_file(args.scenario, employees=args.employees, seed=args.seed,
@@ -107,12 +117,12 @@ def _generate(args: argparse.Namespace) -> int:
     if args.break_rule or args.keep_rule:
         return _rule_example(args)
     if args.broken:
-        edit, _ = BROKEN[args.broken]
+        edit, _ = synth.BROKEN[args.broken]
         lines = edit(list(generate(args.employees)))
     else:
         declared = company(args.siret, args.emitter) if args.siret else None
         options = {"declared": declared} if declared else {}
-        lines = list(generate(args.employees, month=args.month, nature=NATURES[args.nature],
+        lines = list(generate(args.employees, month=args.month, nature=synth.NATURES[args.nature],
                               seed=args.seed, order=args.order, **options))  # fmt: skip
     with args.out.open("wb") as out:
         out.writelines(lines)
@@ -122,6 +132,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _rule_example(args: argparse.Namespace) -> int:
     """The file that breaks (or keeps) a control rule of the norm: its example in the data."""
+    from registry.dsn.controls import all_rules
+    from registry.dsn.synth_variants import apply
+
     name = args.break_rule or args.keep_rule
     rules = {f"{rule['rubric']}/{rule['id']}": rule for rule in all_rules() if "examples" in rule}
     rule = rules.get(name)
@@ -180,6 +193,8 @@ def register(
 
 
 def _deposit_line(deposit: pb.Deposit) -> str:
+    from interops.dsn.v1 import dsn_pb2 as pb
+
     state = pb.DepositState.Name(deposit.state).removeprefix("DEPOSIT_STATE_")
     receipt = pb.Receipt.Name(deposit.receipt).removeprefix("RECEIPT_")
     parts = [deposit.id, receipt, state, deposit.nature, deposit.month, ",".join(deposit.sirets)]
@@ -191,11 +206,10 @@ def _deposit_line(deposit: pb.Deposit) -> str:
     return "  ".join(part for part in parts if part)
 
 
-def _print_message(message: Message) -> None:
-    print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
-
-
 def _submit(args: argparse.Namespace, client: Client) -> int:
+    from interops.dsn.v1 import dsn_pb2 as pb
+    from tqdm import tqdm
+
     path: Path = args.file
     size = path.stat().st_size
     with tqdm(total=size, unit="B", unit_scale=True, desc="deposit", file=sys.stderr,
@@ -205,10 +219,10 @@ def _submit(args: argparse.Namespace, client: Client) -> int:
             bar.update(sent - bar.n)
 
         deposit = client.submit_deposit(path, request_id=args.request_id, on_progress=progress)
-    print(_deposit_line(deposit))
+    print(_deposit_line(deposit), flush=True)
     if args.wait and deposit.receipt == pb.RECEIPT_AEE:
         for seen in client.watch_deposit(deposit.id):
-            print(_deposit_line(seen))
+            print(_deposit_line(seen), flush=True)
             deposit = seen
             if seen.state in (pb.DEPOSIT_STATE_ROUTED, pb.DEPOSIT_STATE_REJECTED):
                 break
@@ -216,7 +230,7 @@ def _submit(args: argparse.Namespace, client: Client) -> int:
 
 
 def _status(args: argparse.Namespace, client: Client) -> int:
-    _print_message(client.get_deposit(args.id))
+    print_message(client.get_deposit(args.id))
     return 0
 
 
@@ -235,6 +249,8 @@ def _watch(args: argparse.Namespace, client: Client) -> int:
 
 
 def _returns(args: argparse.Namespace, client: Client) -> int:
+    from interops.dsn.v1 import dsn_pb2 as pb
+
     found = (client.watch_returns(args.after, follow=True) if args.follow
              else client.list_returns(args.deposit))  # fmt: skip
     for item in found:
@@ -252,9 +268,15 @@ def encryption_key_of(args: argparse.Namespace) -> bytes:
     """The organism's raw X25519 private key that opens its shares: --encryption-key (or
     $INTEROPS_ENCRYPTION_KEY_FILE), else the file beside its signing key (--key URSSAF.pem:
     URSSAF.x25519.pem)."""
+    from token_suite.encryption_keys import beside, read_encryption_key
+
     path = args.encryption_key or (beside(args.key) if args.key else None)
     if path is None:
         raise ValueError("give --encryption-key FILE (or --key, beside which it is kept)")
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such key file: give the organism's encryption key with "
+                         "--encryption-key or $INTEROPS_ENCRYPTION_KEY_FILE (by default the "
+                         "file beside --key: URSSAF.pem, URSSAF.x25519.pem)")  # fmt: skip
     return read_encryption_key(Path(path))
 
 
@@ -275,6 +297,8 @@ def _deliveries(args: argparse.Namespace, client: Client) -> int:
 
 
 def _download(args: argparse.Namespace, client: Client) -> int:
+    from interops.dsn.v1 import dsn_pb2 as pb
+
     share = client.download_share(args.id, encryption_key_of(args))
     digest = hashlib.sha256(share).digest()
     write_share(args.out, share)

@@ -58,7 +58,7 @@ class InteropsError(Exception):
 
     def __str__(self) -> str:
         text = f"{self.code.name}"
-        if self.reason:
+        if self.reason and self.reason != self.code.name:  # INVALID_ARGUMENT's reason is its code
             text += f" {self.reason}"
         # The server's message may start with the reason already: say it once.
         message = self.message
@@ -66,7 +66,9 @@ class InteropsError(Exception):
             message = message[len(self.reason) + 2 :]
         text += f": {message}"
         for violation in self.violations:
-            text += f"\n  {violation.field}: {violation.description}"
+            said = f"{violation.field}: {violation.description}"
+            if said not in message:  # a message made of the violations: each once
+                text += f"\n  {said}"
         return text
 
 

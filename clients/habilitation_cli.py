@@ -8,16 +8,21 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from interops.habilitation.v1 import habilitation_pb2 as pb
-from interops.operation.v1 import operation_pb2 as op
+from clients.text import utc_milliseconds
 
-from clients.client import Client
+if TYPE_CHECKING:  # the parsers are built without them; a handler imports what it calls
+    from interops.habilitation.v1 import habilitation_pb2 as pb
+
+    from clients.client import Client
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _accounts(args: argparse.Namespace, client: Client) -> int:
+    from interops.habilitation.v1 import habilitation_pb2 as pb
+
     for account in client.list_accounts():
         role = pb.Role.Name(account.role).removeprefix("ROLE_")
         status = pb.AccountStatus.Name(account.status).removeprefix("ACCOUNT_STATUS_")
@@ -32,10 +37,14 @@ def _list(args: argparse.Namespace, client: Client) -> int:
 
 
 def _habilitation(args: argparse.Namespace) -> pb.Habilitation:
+    from interops.habilitation.v1 import habilitation_pb2 as pb
+
     return pb.Habilitation(account_id=args.account, siret=args.siret, service=args.service.upper())
 
 
 def _grant(args: argparse.Namespace, client: Client) -> int:
+    from interops.habilitation.v1 import habilitation_pb2 as pb
+
     request = pb.GrantHabilitationRequest(habilitation=_habilitation(args))
     changed = client.habilitations.GrantHabilitation(request).changed
     print("granted" if changed else "already held")
@@ -43,6 +52,8 @@ def _grant(args: argparse.Namespace, client: Client) -> int:
 
 
 def _revoke(args: argparse.Namespace, client: Client) -> int:
+    from interops.habilitation.v1 import habilitation_pb2 as pb
+
     request = pb.RevokeHabilitationRequest(habilitation=_habilitation(args))
     changed = client.habilitations.RevokeHabilitation(request).changed
     print("revoked" if changed else "not held")
@@ -50,6 +61,9 @@ def _revoke(args: argparse.Namespace, client: Client) -> int:
 
 
 def _import(args: argparse.Namespace, client: Client) -> int:
+    from interops.habilitation.v1 import habilitation_pb2 as pb
+    from interops.operation.v1 import operation_pb2 as op
+
     path: Path = args.file
     operation = client.import_habilitations(path.read_bytes(), args.request_id)
     print(f"{operation.name}: queued ({operation.total_units} lines)", file=sys.stderr)
@@ -81,6 +95,8 @@ def _export(args: argparse.Namespace, client: Client) -> int:
 
 
 def _mandate(args: argparse.Namespace, client: Client) -> int:
+    from interops.habilitation.v1 import habilitation_pb2 as pb
+
     mandate = pb.FirmMandate(client_siret=args.siret, firm_siren=args.firm)
     if args.mandate_command == "grant":
         done = client.grant_firm_mandate(pb.GrantFirmMandateRequest(mandate=mandate)).granted
@@ -92,16 +108,18 @@ def _mandate(args: argparse.Namespace, client: Client) -> int:
 
 
 def _mandates(args: argparse.Namespace, client: Client) -> int:
+    from interops.habilitation.v1 import habilitation_pb2 as pb
+
     for listed in client.list_firm_mandates(pb.ListFirmMandatesRequest()).mandates:
-        state = f"ended {listed.ended_at}" if listed.ended_at else "lasting"
+        state = f"ended {utc_milliseconds(listed.ended_at)}" if listed.ended_at else "lasting"
         print(f"{listed.mandate.client_siret}\t{listed.mandate.firm_siren}\t"
-              f"{listed.granted_at}\t{state}")  # fmt: skip
+              f"{utc_milliseconds(listed.granted_at)}\t{state}")  # fmt: skip
     return 0
 
 
 def _acts(args: argparse.Namespace, client: Client) -> int:
     for act in client.list_admin_acts():
-        print(f"{act.at}\t{act.author}\t{act.act}\t{act.target}\t{act.detail}")
+        print(f"{utc_milliseconds(act.at)}\t{act.author}\t{act.act}\t{act.target}\t{act.detail}")
     return 0
 
 

@@ -8,16 +8,20 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from interops.nomenclature.v1 import nomenclature_pb2 as pb
+if TYPE_CHECKING:  # the parsers are built without them; a handler imports what it calls
+    from interops.nomenclature.v1 import nomenclature_pb2 as pb
 
-from clients.client import Client
+    from clients.client import Client
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def read_codes(path: Path) -> list[pb.Code]:
     """The codes of a `code;label` file; a malformed line is a ValueError naming it."""
+    from interops.nomenclature.v1 import nomenclature_pb2 as pb
+
     codes = []
     for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
         if not line.strip():
@@ -30,6 +34,8 @@ def read_codes(path: Path) -> list[pb.Code]:
 
 
 def _publish(args: argparse.Namespace, client: Client) -> int:
+    from interops.nomenclature.v1 import nomenclature_pb2 as pb
+
     request = pb.PublishVersionRequest(table=args.table, codes=read_codes(args.file))
     answer = client.nomenclature.PublishVersion(request)
     print(f"{args.table} version {answer.version} published; {answer.notified} companies notified")
@@ -38,6 +44,8 @@ def _publish(args: argparse.Namespace, client: Client) -> int:
 
 
 def _get(args: argparse.Namespace, client: Client) -> int:
+    from interops.nomenclature.v1 import nomenclature_pb2 as pb
+
     table = client.nomenclature.GetTable(
         pb.GetTableRequest(table=args.table, version=args.version)
     ).table
@@ -48,6 +56,8 @@ def _get(args: argparse.Namespace, client: Client) -> int:
 
 
 def _diff(args: argparse.Namespace, client: Client) -> int:
+    from interops.nomenclature.v1 import nomenclature_pb2 as pb
+
     request = pb.DiffRequest(table=args.table, from_version=args.old, to_version=args.new)
     print(client.nomenclature.Diff(request).note)
     return 0

@@ -16,24 +16,17 @@ import html
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from google.protobuf.message import Message
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+if TYPE_CHECKING:  # the parser is built without them; the site imports what it runs
+    from google.protobuf.message import Message
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, Response
 
-from clients.client import Client
-from token_suite.directory import DirectoryCache
-from token_suite.errors import TokenError
-from token_suite.keys import key_id_of
-from token_suite.profiles import name as profile_name
-from token_suite.replay import MemoryReplayCache
-from token_suite.revocations import RevocationCache
-from token_suite.verify import VerifiedChain, Verifier
-from token_suite.wire import from_text
+    from clients.client import Client
+    from token_suite.verify import VerifiedChain, Verifier
 
 Handler = Callable[[argparse.Namespace], int]
 CODE = "PARTNER-DEMO"
@@ -47,6 +40,8 @@ background:#6a1b9a;color:#fff;border-radius:4px;text-decoration:none}}</style></
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    from starlette.responses import HTMLResponse
+
     response = HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
@@ -56,6 +51,8 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 
 def _chain_table(chain: VerifiedChain) -> str:
+    from token_suite.profiles import name as profile_name
+
     rows = "".join(
         f"<tr><td>{hop.position}</td><td>{html.escape(hop.delegator.organism)}</td>"
         f"<td>{html.escape(hop.holder.organism)}</td><td>{profile_name(hop.profile)}</td>"
@@ -69,6 +66,14 @@ def _chain_table(chain: VerifiedChain) -> str:
 
 def partner_app(verifier: Verifier, code: str, portal: str, own_url: str) -> Starlette:
     """The partner site: its home page and the callback the portal posts to."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from token_suite.errors import TokenError
+    from token_suite.profiles import name as profile_name
+    from token_suite.replay import MemoryReplayCache
+    from token_suite.wire import from_text
+
     replays = MemoryReplayCache()
     query = urlencode({"partner": code, "return_to": f"{own_url}/callback"})
     sign_in = html.escape(f"{portal}/signin?{query}")
@@ -102,6 +107,14 @@ def verifier_for(
 ) -> Verifier:
     """A verifier of chains against the node's directory and revocation list, both pinned to
     the root key; the list is fetched again when older than `revocations_seconds`."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from clients.client import Client
+    from token_suite.directory import DirectoryCache
+    from token_suite.keys import key_id_of
+    from token_suite.revocations import RevocationCache
+    from token_suite.verify import Verifier
+
     public = bytes.fromhex(root_key_hex)
     root = {key_id_of(public): Ed25519PublicKey.from_public_bytes(public)}
 
@@ -148,7 +161,9 @@ def register(
                       help="the root public key (hex) to pin: $INTEROPS_ROOT_KEY")  # fmt: skip
     demo.add_argument("--listen", default="127.0.0.1:8090")
     demo.add_argument("--public-url", default="", help="its own address as browsers see it")
-    demo.add_argument("--portal", default="http://127.0.0.1:8080", help="the web adapter")
+    portal = f"http://{os.environ.get('INTEROPS_HTTP_ADDRESS') or '127.0.0.1:8080'}"
+    demo.add_argument("--portal", default=portal, help="the web adapter (default: "
+                      "http:// and $INTEROPS_HTTP_ADDRESS, else 127.0.0.1:8080)")  # fmt: skip
     demo.add_argument("--code", default=CODE, help="its code in the trust directory")
     demo.add_argument("--revocations-seconds", type=float, default=30.0,
                       help="fetch the revocation list again after this (at most 60)")  # fmt: skip

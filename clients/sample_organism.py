@@ -11,6 +11,10 @@ be offered again and the CRM is not posted twice.
 The CRM is the kind's usual one (60 Urssaf, 92 DGFiP with each employee's PAS rate taken from
 the share, 70 Agirc-Arrco, 50 an OC, 40 France Travail, 30 CNAM); its content counts what was
 received and names nobody.
+
+With INTEROPS_TRACING_EXPORTER=interops it sends its spans (each delivery handled, and its calls,
+in the deposit's trace) to the node's collector with its own credentials (the trace.write
+right), so that the node's operators see the whole exchange; OTEL_SERVICE_NAME names it there.
 """
 
 from __future__ import annotations
@@ -23,27 +27,32 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from interops.dsn.v1 import dsn_pb2 as pb
-from opentelemetry import context as otel_context
-
-from clients.client import Client
 from clients.dsn_cli import encryption_key_of, write_share
 from clients.token_cli import load_signer
-from clients.tracing import context_of
-from registry.dsn.reader import read_rubrics
-from token_suite.chain import Signer
-from token_suite.sealed_share import ShareError
+
+if TYPE_CHECKING:  # `interops --help` builds this parser without them; `organism run` imports
+    from interops.dsn.v1 import dsn_pb2 as pb
+    from opentelemetry import trace
+
+    from clients.client import Client
+    from token_suite.chain import Signer
 
 log = logging.getLogger("interops.organism")
 Handler = Callable[[argparse.Namespace], int]
 # The CRM code the sample posts, by organism code (the demo's) or kind.
+DELIVERY_SERVICE = "interops.dsn.v1.DeliveryService"
 CRM_CODES = {"URSSAF": "60", "DGFIP": "92", "AGIRC-ARRCO": "70", "PREVOYANCE": "50",
              "MUTUELLE": "50", "FRANCE-TRAVAIL": "40", "CNAM": "30"}  # fmt: skip
 
 
 def pas_rates(share: bytes) -> list[pb.PasRate]:
     """Each employee's withholding-tax rate as declared in a DGFiP share."""
+    from interops.dsn.v1 import dsn_pb2 as pb
+
+    from registry.dsn.reader import read_rubrics
+
     rates: list[pb.PasRate] = []
     nir = ""
     month = ""
@@ -64,9 +73,15 @@ class SampleOrganism:
     X25519 private key) opens its shares."""
 
     def __init__(
-        self, client: Client, signer: Signer, encryption_key: bytes, out_dir: Path | None = None
+        self,
+        client: Client,
+        signer: Signer,
+        encryption_key: bytes,
+        out_dir: Path | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.client = client
+        self.tracer = tracer
         self.signer = signer
         self.encryption_key = encryption_key
         self.out_dir = out_dir
@@ -75,13 +90,28 @@ class SampleOrganism:
     def handle(self, delivery: pb.Delivery) -> bool:
         """Processes one delivery in the deposit's trace; False when its share does not open or
         its bytes do not match (left unacknowledged)."""
+        from opentelemetry import context as otel_context
+
+        from clients.tracing import context_of
+
         token = otel_context.attach(context_of(delivery.trace_parent))
         try:
-            return self._handle(delivery)
+            if self.tracer is None:
+                return self._handle(delivery)
+            attributes = {"interops.deposit_id": delivery.deposit_id,
+                          "interops.delivery_id": delivery.id,
+                          "interops.organism": self.signer.organism}  # fmt: skip
+            with self.tracer.start_as_current_span("organism.handle_delivery",
+                                                   attributes=attributes):  # fmt: skip
+                return self._handle(delivery)
         finally:
             otel_context.detach(token)
 
     def _handle(self, delivery: pb.Delivery) -> bool:
+        from interops.dsn.v1 import dsn_pb2 as pb
+
+        from token_suite.sealed_share import ShareError
+
         try:
             share = self.client.download_share(delivery.id, self.encryption_key)
         except ShareError as error:
@@ -125,15 +155,43 @@ def _run(args: argparse.Namespace, client: Client) -> int:
     if not args.organism or not args.key:
         print("error: interops organism run needs --organism and --key", file=sys.stderr)
         return 2
+    from clients.tracing import exporter_from_env
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    organism = SampleOrganism(client, load_signer(args.organism, args.key),
-                              encryption_key_of(args), args.out)  # fmt: skip
+    signer = load_signer(args.organism, args.key)
+    if exporter_from_env() == "interops":
+        return _run_traced(args, signer)
+    return _serve(args, SampleOrganism(client, signer, encryption_key_of(args), args.out))
+
+
+def _run_traced(args: argparse.Namespace, signer: Signer) -> int:
+    """`_serve` with the organism's spans sent to the node's collector with its credentials."""
+    from clients.client import Client
+    from clients.token_credentials import OrganismCredentials
+    from clients.tracing import COLLECTOR_SERVICE, InteropsSpanExporter, provider_from_env
+
+    exporter = InteropsSpanExporter(
+        args.address, OrganismCredentials(args.address, signer, (COLLECTOR_SERVICE,))
+    )
+    provider = provider_from_env(f"{signer.organism.lower()}-system", exporter)
+    credentials = OrganismCredentials(args.address, signer, (DELIVERY_SERVICE,))
+    try:
+        with Client(args.address, credentials=credentials, tracer_provider=provider) as client:
+            tracer = provider.get_tracer("interops.organism") if provider else None
+            organism = SampleOrganism(client, signer, encryption_key_of(args), args.out, tracer)
+            return _serve(args, organism)
+    finally:
+        if provider is not None:
+            provider.shutdown()  # sends what is left
+
+
+def _serve(args: argparse.Namespace, organism: SampleOrganism) -> int:
     if args.once:
         print(f"{organism.run_once(args.lease_seconds)} deliveries handled")
         return 0
     while True:  # the stream ends when the node goes away: reconnect
         try:
-            organism.run(client.stream_deliveries(lease_seconds=args.lease_seconds))
+            organism.run(organism.client.stream_deliveries(lease_seconds=args.lease_seconds))
         except Exception as error:  # a sample keeps running; it says why
             log.warning("stream interrupted (%s); reconnecting", error)
         time.sleep(1.0)

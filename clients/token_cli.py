@@ -15,46 +15,78 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from interops.token.v1 import token_pb2
+from clients.text import utc_seconds
 
-from clients.client import Client
-from clients.token_calls import current_key
-from token_suite import keys, profiles
-from token_suite.chain import Signer, Terms, delegate, inspect, sign_proof
-from token_suite.encryption_keys import (
-    encryption_key_id,
-    generate_encryption_key,
-    public_of,
-    write_encryption_key,
-)
-from token_suite.grants import grants_from
-from token_suite.verify import Party
-from token_suite.wire import from_text, service_of, to_text
+if TYPE_CHECKING:  # the parsers are built without them; a handler imports what it calls
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from interops.token.v1 import token_pb2
 
-PROFILES = {"portal": profiles.PORTAL, "application": profiles.APPLICATION,
-            "navigation": profiles.NAVIGATION}  # fmt: skip
+    from clients.client import Client
+    from token_suite.chain import Signer
+
+# --profile: the names of the token.v1 Profile values without PROFILE_ (checked against the enum
+# by tests/clients/test_cli_startup.py).
+PROFILES = ("portal", "application", "navigation")
+
+
+def profile_value(name: str) -> int:
+    """The Profile value of a --profile name."""
+    from interops.token.v1 import token_pb2
+
+    return token_pb2.Profile.Value(f"PROFILE_{name.upper()}")
 
 
 def read_token(value: str) -> bytes:
     """A token given as base64url text, or as @FILE holding that text."""
-    text = Path(value[1:]).read_text() if value.startswith("@") else value
-    return from_text(text)
+    from token_suite.wire import from_text
+
+    if value.startswith("@"):
+        path = Path(value[1:])
+        if not path.is_file():
+            raise ValueError(f"{value}: no such file: give a chain as base64url text, or as "
+                             "@FILE naming a file that holds that text")  # fmt: skip
+        value = path.read_text()
+    return from_text(value)
+
+
+def _private_key(key_file: Path | str, what: str) -> Ed25519PrivateKey:
+    """The Ed25519 key of a PEM file; a missing or wrong file is a ValueError that says which
+    key to give and where."""
+    from token_suite import keys
+
+    path = Path(key_file)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such key file: give {what}")
+    try:
+        return keys.read_private_key(path)
+    except ValueError:
+        raise ValueError(f"{path} holds no Ed25519 private key (PEM): give {what} "
+                         "(interops keys generate makes one)") from None  # fmt: skip
 
 
 def load_signer(organism: str, key_file: Path | str) -> Signer:
     """The organism's signer from its PEM private key file."""
-    key = keys.read_private_key(Path(key_file))
+    from token_suite import keys
+    from token_suite.chain import Signer
+
+    key = _private_key(key_file, "the organism's private key with --key or $INTEROPS_KEY_FILE")
     return Signer(organism, keys.key_id_of(keys.public_bytes(key)), key)
 
 
 def holder_signer(key_file: Path | str, create: bool = False) -> Signer:
     """The signer of a holder key file (a declarant's own key, named by its chain); `create`
     makes the file (0600) when it does not exist."""
+    from token_suite import keys
+    from token_suite.chain import Signer
+
     path = Path(key_file)
     if create and not path.exists():
         keys.write_private_key(keys.generate(), path)
-    return load_signer("", path)
+    key = _private_key(path, "the holder key the chain names with --holder-key or "
+                       "$INTEROPS_HOLDER_KEY (token issue --declarant makes it)")  # fmt: skip
+    return Signer("", keys.key_id_of(keys.public_bytes(key)), key)
 
 
 def prover_of(args: argparse.Namespace) -> Signer | None:
@@ -70,6 +102,10 @@ def prover_of(args: argparse.Namespace) -> Signer | None:
 def next_holder(client: Client, organism: str, key_id: str = "") -> token_pb2.Party:
     """The next holder of a hop: the organism with the given key, else with its key in use in
     the directory (read unverified: the node or the verifier checks the hop)."""
+    from interops.token.v1 import token_pb2
+
+    from clients.token_calls import current_key
+
     if not key_id:
         directory = token_pb2.Directory.FromString(client.get_directory().payload)
         key_id = current_key(directory, organism, time.time())
@@ -80,6 +116,8 @@ def next_holder(client: Client, organism: str, key_id: str = "") -> token_pb2.Pa
 
 def parse_grant(text: str) -> token_pb2.Grant:
     """ "right" (everything) or "right:SIREN,SIRET,..." (a perimeter)."""
+    from interops.token.v1 import token_pb2
+
     right, _, perimeter = text.partition(":")
     ids = [part.strip() for part in perimeter.split(",") if part.strip()]
     return token_pb2.Grant(
@@ -89,6 +127,14 @@ def parse_grant(text: str) -> token_pb2.Grant:
 
 
 def _keys_generate(args: argparse.Namespace) -> int:
+    from token_suite import keys
+    from token_suite.encryption_keys import (
+        encryption_key_id,
+        generate_encryption_key,
+        public_of,
+        write_encryption_key,
+    )
+
     if args.out.exists():
         print(f"error: {args.out} exists; not overwriting a key", file=sys.stderr)
         return 2
@@ -106,13 +152,30 @@ def _keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_id(args: argparse.Namespace) -> int:
+    from token_suite import keys
+    from token_suite.encryption_keys import encryption_key_id, public_of, read_encryption_key
+
+    if args.kind == "encryption":
+        if not args.file.is_file():
+            raise ValueError(f"{args.file}: no such key file")
+        print(encryption_key_id(public_of(read_encryption_key(args.file))))
+    else:
+        print(keys.key_id_of(keys.public_bytes(_private_key(args.file, "a private key (PEM)"))))
+    return 0
+
+
 def _print_blocks(token: bytes) -> None:
+    from token_suite import profiles
+    from token_suite.chain import inspect
+
     for index, block in enumerate(inspect(token)):
         print(
             f"block {index}: {block.delegator.organism} -> {block.holder.organism} "
             f"[{profiles.name(block.profile)}] subject={block.subject} "
-            f"audience={','.join(block.audience)} not_before={block.not_before} "
-            f"expires={block.expires} max_hops={block.max_hops} purpose={block.purpose!r}"
+            f"audience={','.join(block.audience)} "
+            f"not_before={utc_seconds(block.not_before)} expires={utc_seconds(block.expires)} "
+            f"max_hops={block.max_hops} purpose={block.purpose!r}"
         )
         for grant in block.grants:
             scope = (
@@ -124,6 +187,11 @@ def _print_blocks(token: bytes) -> None:
 
 
 def _token_issue(args: argparse.Namespace, client: Client) -> int:
+    from interops.token.v1 import token_pb2
+
+    from token_suite import keys
+    from token_suite.wire import to_text
+
     terms = {
         "audience": args.audience, "grants": [parse_grant(g) for g in args.grant],
         "lifetime_seconds": args.lifetime, "max_hops": args.max_hops, "purpose": args.purpose,
@@ -136,7 +204,7 @@ def _token_issue(args: argparse.Namespace, client: Client) -> int:
         holder = holder_signer(args.holder_key, create=True)
         terms["holder"] = token_pb2.Party(public_key=keys.public_bytes(holder.key))
         password = os.environ.get("INTEROPS_PASSWORD") or getpass.getpass("password: ")
-        profile = PROFILES[args.profile or "portal"]
+        profile = profile_value(args.profile or "portal")
         answer = client.sign_in(args.declarant, args.last_name, args.first_name, password,
                                 profile=profile, **terms)  # fmt: skip
     else:
@@ -151,8 +219,13 @@ def _token_issue(args: argparse.Namespace, client: Client) -> int:
 
 
 def _token_delegate(args: argparse.Namespace, client: Client) -> int:
+    from token_suite.chain import Terms, delegate
+    from token_suite.grants import grants_from
+    from token_suite.verify import Party
+    from token_suite.wire import to_text
+
     token = read_token(args.token)
-    profile = PROFILES[args.profile] if args.profile else 0
+    profile = profile_value(args.profile) if args.profile else 0
     holder = next_holder(client, args.to, args.to_key)
     if args.key:  # offline, signed by the current holder
         grants = grants_from(parse_grant(g) for g in args.grant)
@@ -174,9 +247,12 @@ def _token_delegate(args: argparse.Namespace, client: Client) -> int:
 
 
 def _token_verify(args: argparse.Namespace, client: Client) -> int:
+    from token_suite import profiles
+
     principal = client.verify_token(read_token(args.token), args.audience, prover_of(args))
+    expires = utc_seconds(principal.expires)
     print(f"valid for {args.audience}: subject {principal.subject}, "
-          f"{profiles.name(principal.profile)}, expires {principal.expires}")  # fmt: skip
+          f"{profiles.name(principal.profile)}, expires {expires}")  # fmt: skip
     print("chain of responsibility, from the root:")
     for hop in principal.hops:
         purpose = f" for {hop.purpose!r}" if hop.purpose else ""
@@ -191,6 +267,9 @@ def _token_verify(args: argparse.Namespace, client: Client) -> int:
 
 
 def _token_proof(args: argparse.Namespace) -> int:
+    from token_suite.chain import sign_proof
+    from token_suite.wire import service_of, to_text
+
     if not args.token:
         print("error: give the chain: --token T (base64url or @FILE)", file=sys.stderr)
         return 2
@@ -249,6 +328,10 @@ def register(
                           help="signing (Ed25519, the default) or encryption (X25519: what "
                           "your DSN shares are sealed to)")  # fmt: skip
     generate.set_defaults(handler=_keys_generate)
+    key_id = keys_commands.add_parser("id", help="the key id of a private key (PEM)")
+    key_id.add_argument("file", type=Path)
+    key_id.add_argument("--kind", choices=("signing", "encryption"), default="signing")
+    key_id.set_defaults(handler=_keys_id)
 
     token = commands.add_parser("token", help="token chains: issue, delegate, verify, inspect")
     sub = token.add_subparsers(dest="token_command", required=True)
@@ -261,7 +344,7 @@ def register(
     issue.add_argument("--holder", help="an organism's chain: the first holder (default: the "
                        "organism itself)")  # fmt: skip
     _terms_options(issue)
-    issue.set_defaults(handler=with_client(_token_issue))  # type: ignore[operator]
+    issue.set_defaults(handler=with_client(_token_issue), anonymous=True)  # type: ignore[operator]
     hop = sub.add_parser("delegate", help="append a hop: offline with --organism/--key (the "
                          "holder's), else by the backbone")  # fmt: skip
     hop.add_argument("token", help="base64url text or @FILE")

@@ -66,6 +66,9 @@ class Settings:
     http_address: str = "127.0.0.1:8080"
     http_tls_cert: str = ""
     http_tls_key: str = ""
+    # How long the node keeps spans (its own and those organisms send to its OTLP collector);
+    # 0: it keeps none (its collector accepts and forgets them).
+    trace_retention_hours: float = 72.0
 
     @property
     def nir_keyring_path(self) -> Path:
@@ -100,6 +103,8 @@ class Settings:
             raise ConfigError(
                 f"INTEROPS_TRACING_EXPORTER must be one of {', '.join(TRACING_EXPORTERS)}"
             )
+        if exporter == "interops":  # what organisms send to the node, which keeps its own
+            exporter = "none"
         address = env.get("INTEROPS_GRPC_ADDRESS", cls.grpc_address)
         if ":" not in address:
             raise ConfigError("INTEROPS_GRPC_ADDRESS must be HOST:PORT")
@@ -169,5 +174,8 @@ class Settings:
             ),
             audit_checkpoint_seconds=number(
                 "INTEROPS_AUDIT_CHECKPOINT_SECONDS", cls.audit_checkpoint_seconds
+            ),
+            trace_retention_hours=number(
+                "INTEROPS_TRACE_RETENTION_HOURS", cls.trace_retention_hours
             ),
         )

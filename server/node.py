@@ -34,6 +34,8 @@ from interops.operation.v1 import operation_pb2, operation_pb2_grpc
 from interops.registry.v1 import registry_pb2, registry_pb2_grpc
 from interops.relations.v1 import relations_pb2, relations_pb2_grpc
 from interops.token.v1 import token_service_pb2, token_service_pb2_grpc
+from interops.trace.v1 import trace_pb2, trace_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as otlp_grpc
 
 from registry.audit.store import AuditStore
 from registry.dsn.deposit_store import DepositFiles, DepositStore
@@ -43,12 +45,14 @@ from registry.habilitation.recovery import AccountRecovery, decoy_key
 from registry.habilitation.store import HabilitationStore
 from registry.kernel.database import current_revision, open_engine, upgrade
 from registry.kernel.nir_keyring import NirKeyring
+from registry.kernel.rights import TRACE_WRITE
 from registry.kernel.sealing import load_or_create_key
 from registry.nomenclature.store import NomenclatureStore
 from registry.notify.store import NotifyStore
 from registry.operation.store import OperationStore
 from registry.rcd.store import RcdStore
 from registry.relations.store import RelationsStore
+from registry.trace.store import TraceStore
 from registry.trust.declarant_store import DeclarantStore
 from registry.trust.sign_in_limits import SignInLimits
 from server.audit.journal import AuditInterceptor, AuditJournal
@@ -78,6 +82,9 @@ from server.rpc.telemetry import instrument_engine, tracer_provider, tracing_int
 from server.rpc.validation_interceptor import ValidationInterceptor
 from server.token.service import TokenService
 from server.token.trust import NodeTrust
+from server.trace import otlp_service
+from server.trace.keeper import SpanKeeper, TraceKeeper
+from server.trace.service import TraceQueryService
 
 log = logging.getLogger("interops.node")
 
@@ -93,12 +100,22 @@ SERVICES = (
     relations_pb2.DESCRIPTOR.services_by_name["RelationsService"].full_name,
     habilitation_pb2.DESCRIPTOR.services_by_name["HabilitationService"].full_name,
     account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
+    trace_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
 )
+# Methods of third-party contracts, which cannot carry our access option: their right here.
+THIRD_PARTY_RIGHTS = {
+    # The standard OTLP collector: organisms' systems send their spans, so that an operator
+    # sees an exchange whole; only holders of trace.write (organisms), each span marked as
+    # theirs.
+    otlp_service.EXPORT: TRACE_WRITE,
+}
 # Services whose calls the audit journal does not record (no exchange between parties).
 UNAUDITED = (
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
     "grpc.reflection.v1.ServerReflection",
+    # Spans arriving: telemetry, not an exchange (and as frequent as organisms export).
+    otlp_service.SERVICE,
 )
 # Room for a 1 MiB upload chunk and a 1,000-establishment batch answer.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -148,7 +165,9 @@ class Node:
         self.server = grpc.aio.server(
             interceptors=[
                 *interceptors,
-                AuthInterceptor(self.trust, {**self.rights, **(extra_rights or {})}),
+                AuthInterceptor(
+                    self.trust, {**self.rights, **THIRD_PARTY_RIGHTS, **(extra_rights or {})}
+                ),
                 ValidationInterceptor(),
                 ErrorInterceptor(),
             ],
@@ -240,6 +259,7 @@ class Node:
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditService(self.audit_store, self.journal), self.server
         )
+        self.trace_keeper = self._serve_traces(settings)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -248,6 +268,24 @@ class Node:
         )  # fmt: skip
         self.server.add_generic_rpc_handlers(tuple(extra_handlers))
         self.port = 0
+
+    def _serve_traces(self, settings: Settings) -> TraceKeeper | None:
+        """The OTLP collector and the trace queries. The node keeps its own spans (those worth
+        it), and those organisms send, for the retention period: the keeper that writes them,
+        None when it keeps none."""
+        self.traces = TraceStore(self.engine)
+        keeper = None
+        if settings.trace_retention_hours > 0:
+            spans = SpanKeeper(settings.service_name)
+            self.tracer_provider.add_span_processor(spans)
+            keeper = TraceKeeper(self.traces, spans, settings.trace_retention_hours)
+        trace_pb2_grpc.add_TraceServiceServicer_to_server(
+            TraceQueryService(self.traces, keeper, self.audit_store, self.journal), self.server
+        )
+        otlp_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            otlp_service.TraceCollector(self.traces, keeping=keeper is not None), self.server
+        )
+        return keeper
 
     async def start(self) -> int:
         """Migrates the schema, binds the address and starts serving; returns the bound port."""
@@ -263,6 +301,8 @@ class Node:
         await self.pipeline.start()
         await self.dispatcher.start()
         await self.bulk_worker.start()
+        if self.trace_keeper is not None:
+            await self.trace_keeper.start()
         self.port = self.server.add_insecure_port(self.settings.grpc_address)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.grpc_address}")
@@ -283,6 +323,8 @@ class Node:
         await self.journal.stop(patience_seconds=self.settings.shutdown_grace_seconds)
         await self.cache.stop()
         await self.trust.stop()
+        if self.trace_keeper is not None:
+            await self.trace_keeper.stop()
         self.engine.dispose()
         self.tracer_provider.shutdown()
         log.info("stopped")

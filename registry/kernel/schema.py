@@ -13,6 +13,7 @@ from registry.notify import schema as notify_schema
 from registry.operation import schema as operation_schema
 from registry.rcd import schema as rcd_schema
 from registry.relations import schema as relations_schema
+from registry.trace import schema as trace_schema
 from registry.trust import schema as trust_schema
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "operation_schema",
     "rcd_schema",
     "relations_schema",
+    "trace_schema",
     "trust_schema",
 ]

@@ -202,9 +202,9 @@ def _date(rng: random.Random, first_year: int, last_year: int) -> str:
     return f"{rng.randint(first_year, last_year)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
 
 
-def _companies(count: int, rng: random.Random) -> Iterator[tuple[list[str], int]]:
-    """(company row, its number of establishments) for each company."""
-    for index in range(count):
+def _companies(count: int, rng: random.Random, start: int = 0) -> Iterator[tuple[list[str], int]]:
+    """(company row, its number of establishments) for each company, numbered from `start`."""
+    for index in range(start, start + count):
         siren = LA_POSTE_SIREN if index == 3 else siren_at(index)
         naf, trade = rng.choice(ACTIVITIES)
         person = rng.random() < 0.15
@@ -274,9 +274,9 @@ def _establishment(company: list[str], number: int, rng: random.Random) -> list[
     return list(row.values())
 
 
-def write_stock(out_dir: Path, establishments: int, seed: int = 0) -> StockFiles:
+def write_stock(out_dir: Path, establishments: int, seed: int = 0, first: int = 0) -> StockFiles:
     """Writes StockUniteLegale.csv and StockEtablissement.csv with about that many
-    establishments."""
+    establishments, of companies numbered from `first` (siren_at)."""
     rng = random.Random(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = StockFiles(out_dir / "StockUniteLegale.csv", out_dir / "StockEtablissement.csv", [], [])
@@ -289,7 +289,7 @@ def write_stock(out_dir: Path, establishments: int, seed: int = 0) -> StockFiles
         company_csv.writerow(COMPANY_HEADER)
         establishment_csv.writerow(ESTABLISHMENT_HEADER)
         written = 0
-        for company, count in _companies(establishments, rng):
+        for company, count in _companies(establishments, rng, first):
             if written >= establishments:
                 break
             company_csv.writerow(company)
@@ -307,9 +307,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--establishments", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first", type=int, default=0, help="number companies from this index "
+                        "(the demo data holds 0 to about 1,000)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("var/stock"))
     args = parser.parse_args()
-    files = write_stock(args.out, args.establishments, args.seed)
+    files = write_stock(args.out, args.establishments, args.seed, args.first)
     print(f"{len(files.sirens)} companies -> {files.companies}")
     print(f"{len(files.sirets)} establishments -> {files.establishments}")
 

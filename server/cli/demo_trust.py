@@ -17,9 +17,12 @@ from registry.kernel.rights import (
     AUDIT_READ,
     DSN_DELIVERIES,
     DSN_DEPOSIT,
+    NOMENCLATURE_PUBLISH,
+    NOMENCLATURE_READ,
     NOTIFY_READ,
     REGISTRY_IMPORT,
     REGISTRY_READ,
+    TRACE_WRITE,
 )
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
@@ -40,15 +43,36 @@ PARTNER = ("PARTNER-DEMO", "Site partenaire de démonstration", "http://127.0.0.
 DECLARANT_PASSWORD = "interops-demo"  # noqa: S105 -- demo data, printed in the README
 CLIENT_SIRENS = tuple(siren_at(index) for index in (1, 2, 4))
 # The routing rules in registry/dsn/routing_rules/ name the same codes.
+# Those that run a system (the sample one) send its spans to the node (trace.write).
 ORGANISMS = {
-    "URSSAF": ("Urssaf Île-de-France", "URSSAF", (REGISTRY_READ, REGISTRY_IMPORT, DSN_DELIVERIES)),
+    # Urssaf also publishes reference tables (nomenclatures) in the demo.
+    "URSSAF": (
+        "Urssaf Île-de-France",
+        "URSSAF",
+        (
+            REGISTRY_READ,
+            REGISTRY_IMPORT,
+            DSN_DELIVERIES,
+            NOMENCLATURE_PUBLISH,
+            NOMENCLATURE_READ,
+            TRACE_WRITE,
+        ),
+    ),
     "CNAV": ("Caisse nationale d'assurance vieillesse", "CNAV", (REGISTRY_READ,)),
-    "DGFIP": ("Direction générale des finances publiques", "DGFIP", (DSN_DELIVERIES,)),
-    "AGIRC-ARRCO": ("Agirc-Arrco", "AGIRC_ARRCO", (DSN_DELIVERIES,)),
-    "PREVOYANCE": ("Prévoyance exemple (organisme complémentaire)", "OC", (DSN_DELIVERIES,)),
-    "MUTUELLE": ("Mutuelle santé exemple (organisme complémentaire)", "OC", (DSN_DELIVERIES,)),
-    "FRANCE-TRAVAIL": ("France Travail", "FRANCE_TRAVAIL", (DSN_DELIVERIES,)),
-    "CNAM": ("Caisse nationale de l'assurance maladie", "CNAM", (DSN_DELIVERIES,)),
+    "DGFIP": ("Direction générale des finances publiques", "DGFIP", (DSN_DELIVERIES, TRACE_WRITE)),
+    "AGIRC-ARRCO": ("Agirc-Arrco", "AGIRC_ARRCO", (DSN_DELIVERIES, TRACE_WRITE)),
+    "PREVOYANCE": (
+        "Prévoyance exemple (organisme complémentaire)",
+        "OC",
+        (DSN_DELIVERIES, TRACE_WRITE),
+    ),
+    "MUTUELLE": (
+        "Mutuelle santé exemple (organisme complémentaire)",
+        "OC",
+        (DSN_DELIVERIES, TRACE_WRITE),
+    ),
+    "FRANCE-TRAVAIL": ("France Travail", "FRANCE_TRAVAIL", (DSN_DELIVERIES, TRACE_WRITE)),
+    "CNAM": ("Caisse nationale de l'assurance maladie", "CNAM", (DSN_DELIVERIES, TRACE_WRITE)),
 }
 
 log = logging.getLogger("interops.demo")
@@ -77,10 +101,6 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
         with contextlib.suppress(DirectoryError):
             directory.add_key(code, public_of(encryption_key), valid_from=0,
                               kind=KeyKind.ENCRYPTION)  # fmt: skip
-    if not declarants.exists(*OPERATOR):
-        declarants.create(*OPERATOR, DECLARANT_PASSWORD,
-                          [(AUDIT_READ, None), (ACCOUNT_SUPPORT, None)])  # fmt: skip
-        added = True
     if not declarants.exists(*DECLARANT):
         perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
                      for right in (REGISTRY_READ, DSN_DEPOSIT, NOTIFY_READ)]  # fmt: skip
@@ -90,6 +110,10 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
         directory.add_organism(PARTNER[0], PARTNER[1], "PARTNER_SITE", [PARTNER[2]])
         added = True
     added = _demo_administrator(engine) or added
+    if not declarants.exists(*OPERATOR):  # after the firm's accounts: theirs are ids 1 to 5
+        declarants.create(*OPERATOR, DECLARANT_PASSWORD,
+                          [(AUDIT_READ, None), (ACCOUNT_SUPPORT, None)])  # fmt: skip
+        added = True
     if added:
         log.debug("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
                  ", ".join(ORGANISMS), keys_dir, FIRM_SIRET)  # fmt: skip

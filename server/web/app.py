@@ -104,6 +104,8 @@ def build_app(
             Route("/deposits", dashboard.upload, methods=["POST"]),
             Route("/deposits/{deposit_id}", dashboard.deposit),
             Route("/notifications/{notification_id}/ack", dashboard.acknowledge, methods=["POST"]),
+            Route("/habilitations/grant", dashboard.grant, methods=["POST"]),
+            Route("/habilitations/revoke", dashboard.revoke, methods=["POST"]),
             Route("/operator", operator.operator),
             Route("/n/{ref}", opened_link),
             *rest.routes(),

@@ -28,6 +28,51 @@ _SAYS = {
     "UNAVAILABLE": "Le service est momentanément indisponible : réessayez dans un instant.",
 }
 
+# The codes a declarant can meet: a deposit's rejection (registry/dsn/scan.py, the pipeline)
+# and the refusals of the node's calls the pages make.
+REASONS = {
+    "NOT_CONFORMANT": "Le fichier comporte des anomalies bloquantes : voyez le bilan "
+    "d'anomalies (BAN) ci-dessous, corrigez le fichier et déposez-le à nouveau.",
+    "EMPTY_FILE": "Le fichier est vide.",
+    "NOT_A_DSN": "Ce fichier n'est pas une DSN au format NEODeS (la version de norme "
+    "S10.G00.00.006 manque).",
+    "UNSUPPORTED_VERSION": "Cette version de la norme NEODeS n'est pas prise en charge.",
+    "AMBIGUOUS_STRUCTURE": "La structure du fichier est ambiguë : ses blocs ne se lisent pas "
+    "d'une seule façon.",
+    "PERIOD_IN_FUTURE": "Le mois déclaré n'a pas commencé : une DSN déclare un mois entamé.",
+    "NO_ESTABLISHMENT": "Le fichier ne déclare aucun établissement (S21.G00.06 / S21.G00.11).",
+    "TOO_MANY_ESTABLISHMENTS": "Le fichier déclare trop d'établissements.",
+    "NOT_ENTITLED": "Vous n'êtes pas habilité à déclarer pour l'un des établissements du fichier.",
+    "EMITTER_NOT_YOURS": "L'émetteur (S10.G00.01) doit être un établissement de votre entreprise.",
+    "DECLARED_BY_ANOTHER_FIRM": "Un établissement du fichier est déclaré par un autre cabinet : "
+    "seul un mandat de l'administrateur de son entreprise vous permet de le déclarer à nouveau.",
+    "DEPOSIT_TOO_LARGE": "Le fichier est trop grand.",
+    "DEPOSIT_NOT_FOUND": "Ce dépôt n'existe pas, ou n'est pas le vôtre.",
+    "NOT_IN_A_PORTFOLIO": "Cet établissement n'est dans aucun portefeuille de l'entreprise avec "
+    "ce service : ajoutez-le d'abord à un portefeuille.",
+    "ACCOUNT_INACTIVE": "Ce compte n'est pas actif.",
+    "UNKNOWN_SERVICE": "Ce service n'existe pas.",
+    "UNKNOWN_SIRET": "Cet établissement n'est pas connu du répertoire.",
+    "UNKNOWN_DECLARANT": "Ce compte n'existe pas.",
+    "NOT_YOUR_COMPANY": "Cet établissement ou ce compte n'est pas de votre entreprise.",
+    "NOT_MANAGED": "Cet établissement n'est pas géré par votre entreprise.",
+    "NOT_AN_ADMINISTRATOR": "Seul un administrateur actif de l'entreprise peut faire cela.",
+    "MISSING_GRANT": "Votre connexion ne vous donne pas ce droit sur l'entreprise.",
+}
+
+
+def reason_fr(code: str) -> str:
+    """A code of the node in a French sentence (an unknown one: the code, and what to do)."""
+    if not code:
+        return ""
+    return REASONS.get(code, f"Refus « {code} » : la demande n'a pas abouti. Si cela persiste, "
+                             "donnez ce code au support.")  # fmt: skip
+
+
+def says(error: InteropsError) -> str:
+    """What a person is told for a failed call, in plain French (never the internals)."""
+    return _SAYS.get(error.code.name, "La demande a échoué.")
+
 
 class Pages:
     """Renders pages for the request's session."""
@@ -66,8 +111,7 @@ class Pages:
             trace = error.metadata.get("trace_id", "")
             detail = f"Donnez cet identifiant au support : {trace}" if trace else ""
             return self.error(request, 500, "Une erreur est survenue de notre côté.", detail)
-        return self.error(request, status, _SAYS.get(error.code.name, "La demande a échoué."),
-                          error.message)  # fmt: skip
+        return self.error(request, status, says(error), reason_fr(error.reason))
 
     async def checked_form(self, request: Request, session: Session) -> FormData | None:
         """The posted form when it carries the session's form token, else None."""

@@ -35,6 +35,8 @@ class Session:
     # The key the chain's root names as holder; repr=False: a session is never printed with it.
     signer: Signer | None = field(default=None, repr=False)
     subject: str = ""
+    # The person's first and last names as they signed in (personal data: never logged).
+    name: str = field(default="", repr=False)
     siret: str = ""
     # Right -> the SIRENs and SIRETs of its perimeter (empty tuple with everything: "*").
     grants: dict[str, tuple[str, ...]] = field(default_factory=dict)

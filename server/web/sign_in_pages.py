@@ -46,6 +46,7 @@ PORTAL_AUDIENCE = (
     "interops.habilitation.v1.HabilitationService",
     "interops.audit.v1.AuditService",
     "interops.registry.v1.RegistryService",
+    "interops.trace.v1.TraceService",  # the operator page's waterfall (audit.read)
 )
 NAVIGATION_SECONDS = 60
 DIRECTORY_SECONDS = 30.0
@@ -204,6 +205,7 @@ class SignInPages:
         principal = verified.principal
         session.subject = principal.subject
         session.siret = values["siret"]
+        session.name = f"{values['first_name']} {values['last_name']}"
         session.grants = {g.right: ("*",) if g.all_establishments else (*g.sirens, *g.sirets)
                           for g in principal.grants}  # fmt: skip
         return session

@@ -18,11 +18,11 @@ from sqlalchemy import Engine, select, update
 
 from registry.letters.pdf import printable, render
 from registry.letters.schema import postal_letters
+from registry.letters.states import LetterState
 from registry.letters.store import (
     LETTER_VALUES,
     LetterKind,
     LetterRefused,
-    LetterState,
     LetterStore,
     LetterSummary,
 )

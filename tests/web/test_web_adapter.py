@@ -215,7 +215,7 @@ def test_a_declarants_day_in_the_browser(
     _sign_in(operator, "Opera", "Tor")
     operator.wait_for_url(f"{web.url}/dashboard")
     operator.goto(f"{web.url}/operator?deposit_id={deposit_id}")
-    text = operator.inner_text("table")
+    text = operator.inner_text("#records")
     assert "SubmitDeposit" in text and f"deposit:{deposit_id}" in text
     _shot(operator, "operator")
 

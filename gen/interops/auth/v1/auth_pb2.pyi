@@ -61,6 +61,10 @@ class _RightEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Right.ValueType
     """The portal's user support: resetting a declarant's lost password by a postal letter to its
     establishment (an organism, the operator of the portal).
     """
+    RIGHT_TRACE_WRITE: _Right.ValueType  # 18
+    """Sending the spans of one's own system to the node's trace collector (an organism), so
+    that operators see an exchange whole (opentelemetry.proto.collector.trace.v1 Export).
+    """
 
 class Right(_Right, metaclass=_RightEnumTypeWrapper):
     """The rights a token chain grants (token.proto's Grant.right carries the name given by each
@@ -103,6 +107,10 @@ RIGHT_SERVICE_DUCS: Right.ValueType  # 16
 RIGHT_ACCOUNT_SUPPORT: Right.ValueType  # 17
 """The portal's user support: resetting a declarant's lost password by a postal letter to its
 establishment (an organism, the operator of the portal).
+"""
+RIGHT_TRACE_WRITE: Right.ValueType  # 18
+"""Sending the spans of one's own system to the node's trace collector (an organism), so
+that operators see an exchange whole (opentelemetry.proto.collector.trace.v1 Export).
 """
 Global___Right: _TypeAlias = Right  # noqa: Y015
 
