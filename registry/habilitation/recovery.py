@@ -44,7 +44,7 @@ from registry.habilitation.schema import admin_acts
 from registry.habilitation.store import Role
 from registry.kernel.clock import now_ms
 from registry.letters.store import LetterStore
-from registry.trust.account_email import open_email
+from registry.trust.account_seals import open_email
 from registry.trust.declarant_store import AccountStatus, identity_digest, too_many_attempts
 from registry.trust.issuance import declarant_subject
 from registry.trust.passwords import check_password, dummy_hash, hash_password

@@ -25,12 +25,12 @@ import hmac
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from interops.habilitation.v1 import habilitation_pb2
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.habilitation.declarative_services import SERVICES
@@ -48,7 +48,7 @@ from registry.kernel.contract_enums import contract_value
 from registry.letters.store import LetterStore
 from registry.rcd.schema import establishments
 from registry.relations.store import IDLE_MONTHS, end_mandated_links, live_since
-from registry.trust.account_email import open_email, seal_email
+from registry.trust.account_seals import open_email, open_names, seal_email, seal_names
 from registry.trust.declarant_store import AccountStatus, account_row
 from registry.trust.issuance import declarant_subject
 from registry.trust.passwords import check_password, dummy_hash
@@ -108,6 +108,9 @@ class Account:
     siret: str
     role: Role
     status: AccountStatus
+    # (last name, first name) as typed at creation, for its company's administrators; empty
+    # for accounts made before names were kept, or where no sealing key was given.
+    names: tuple[str, str] | tuple[()] = ()
 
     @property
     def siren(self) -> str:
@@ -166,7 +169,7 @@ class Habilitation:
     service: str
 
 
-def _account(row: Row[Any, Any, Any, Any]) -> Account:
+def _account(row: Any) -> Account:
     return Account(row.id, row.siret, Role(row.role), AccountStatus(row.status))
 
 
@@ -371,6 +374,7 @@ class HabilitationStore:
                 role=Role.ADMINISTRATOR,
                 status=AccountStatus.ACTIVE,
             )
+            self._keep_names(connection, account, names)
             self._company_portfolio(connection, siren, siret)
             self._act(connection, siren, "registration", "REGISTER", f"account:{account}",
                       request_id=request_id)  # fmt: skip
@@ -428,6 +432,7 @@ class HabilitationStore:
                     update(declarants).where(declarants.c.id == account)
                     .values(password_hash=row["password_hash"], siret=siret)
                 )  # fmt: skip
+            self._keep_names(connection, account, names)
             connection.execute(
                 update(declarants)
                 .where(declarants.c.id == account)
@@ -447,6 +452,14 @@ class HabilitationStore:
         if self.sealer is None:
             raise RuntimeError("registrations need the node's sealing key (HabilitationStore)")
         return seal_email(self.sealer, account, email)
+
+    def _keep_names(self, connection: Connection, account: int, names: tuple[str, str]) -> None:
+        """Seals the account's names into its row (nothing without the node's key)."""
+        if self.sealer is not None:
+            connection.execute(
+                update(declarants).where(declarants.c.id == account)
+                .values(names_sealed=seal_names(self.sealer, account, names))
+            )  # fmt: skip
 
     def email_of(self, account: int) -> str | None:
         """The account's e-mail address, if it gave one."""
@@ -619,6 +632,7 @@ class HabilitationStore:
                 connection, account_row(siret, *names, password), role=Role.DECLARANT,
                 status=AccountStatus.ACTIVE,
             )  # fmt: skip
+            self._keep_names(connection, account, names)
             self._act(
                 connection,
                 author.siren,
@@ -1042,16 +1056,21 @@ class HabilitationStore:
                     for r in connection.execute(query)]  # fmt: skip
 
     def accounts_of(self, siren: str, limit: int | None = None, after: int = 0) -> list[Account]:
-        """The company's accounts by id, after the id `after`."""
+        """The company's accounts by id, after the id `after`, with their names where kept."""
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(declarants.c.id, declarants.c.siret, declarants.c.role,
-                       declarants.c.status)
+                       declarants.c.status, declarants.c.names_sealed)
                 .where(declarants.c.siret.startswith(siren), declarants.c.id > after)
                 .order_by(declarants.c.id)
                 .limit(limit)
-            )  # fmt: skip
-            return [_account(r) for r in rows]
+            ).all()  # fmt: skip
+        return [
+            replace(_account(r), names=open_names(self.sealer, r.id, bytes(r.names_sealed)))
+            if r.names_sealed is not None and self.sealer is not None
+            else _account(r)
+            for r in rows
+        ]
 
     def acts(self, siren: str, limit: int = 1000, after: int = 0) -> list[AdminAct]:
         """The company's administrative acts, oldest first, after the act id `after`."""

@@ -19,10 +19,12 @@ import math
 import unicodedata
 from collections.abc import Iterable
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from interops.habilitation.v1 import habilitation_pb2
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from registry.kernel.contract_enums import contract_value
+from registry.trust.account_seals import seal_names
 from registry.trust.directory_store import read_grants
 from registry.trust.passwords import check_password, dummy_hash, hash_password
 from registry.trust.schema import declarant_grants, declarants
@@ -100,14 +102,23 @@ class DeclarantStore:
         first_name: str,
         password: str,
         grants: Iterable[tuple[str, str | None]] = (),
+        *,
+        sealer: AESGCM | None = None,
     ) -> int:
-        """A new declarant with the (right, SIREN or None) grants; returns its id."""
+        """A new declarant with the (right, SIREN or None) grants; returns its id. With the
+        node's key (`sealer`), its names are kept sealed for its company's administrators."""
         with self.engine.begin() as connection:
             declarant_id = connection.execute(
                 insert(declarants)
                 .values(account_row(siret, last_name, first_name, password))
                 .returning(declarants.c.id)
             ).scalar_one()
+            if sealer is not None:
+                connection.execute(
+                    update(declarants).where(declarants.c.id == declarant_id)
+                    .values(names_sealed=seal_names(sealer, declarant_id,
+                                                    (last_name, first_name)))
+                )  # fmt: skip
             rows = [{"declarant_id": declarant_id, "right_name": r, "siren": s} for r, s in grants]
             if rows:
                 connection.execute(insert(declarant_grants), rows)

@@ -78,6 +78,9 @@ declarants = Table(
     Column("activation_hash", LargeBinary(32), nullable=True),
     # Migration 0013. The account's e-mail, sealed with the node's key (bound to the account).
     Column("email_sealed", LargeBinary, nullable=True),
+    # Migration 0018. Last and first names as typed at creation, sealed with the node's key
+    # (bound to the account), for the company's administrators; NULL for older accounts.
+    Column("names_sealed", LargeBinary, nullable=True),
     # Whether the account confirmed its e-mail with the code sent there (SHA-256 of the code).
     Column("email_verified", Boolean, nullable=False, server_default=true()),
     Column("email_code_hash", LargeBinary(32), nullable=True),

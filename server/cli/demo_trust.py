@@ -9,6 +9,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine
 
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
@@ -78,7 +79,7 @@ ORGANISMS = {
 log = logging.getLogger("interops.demo")
 
 
-def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
+def load_demo_trust(engine: Engine, keys_dir: Path, sealer: AESGCM | None = None) -> bool:
     """Adds the demo organisms (keys in `keys_dir`), their rights and the declarant, each unless
     present; True if anything was added."""
     directory = DirectoryStore(engine)
@@ -104,15 +105,15 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
     if not declarants.exists(*DECLARANT):
         perimeter = [(right, siren) for siren in (FIRM_SIREN, *CLIENT_SIRENS)
                      for right in (REGISTRY_READ, DSN_DEPOSIT, NOTIFY_READ)]  # fmt: skip
-        declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter)
+        declarants.create(*DECLARANT, DECLARANT_PASSWORD, perimeter, sealer=sealer)
         added = True
     with contextlib.suppress(DirectoryError):  # `interops partner-demo` is this site
         directory.add_organism(PARTNER[0], PARTNER[1], "PARTNER_SITE", [PARTNER[2]])
         added = True
-    added = _demo_administrator(engine) or added
+    added = _demo_administrator(engine, sealer) or added
     if not declarants.exists(*OPERATOR):  # after the firm's accounts: theirs are ids 1 to 5
         declarants.create(*OPERATOR, DECLARANT_PASSWORD,
-                          [(AUDIT_READ, None), (ACCOUNT_SUPPORT, None)])  # fmt: skip
+                          [(AUDIT_READ, None), (ACCOUNT_SUPPORT, None)], sealer=sealer)  # fmt: skip
         added = True
     if added:
         log.debug("demo identities: organisms %s (keys in %s), declarant of SIRET %s",
@@ -120,10 +121,10 @@ def load_demo_trust(engine: Engine, keys_dir: Path) -> bool:
     return added
 
 
-def _demo_administrator(engine: Engine) -> bool:
+def _demo_administrator(engine: Engine, sealer: AESGCM | None) -> bool:
     """The firm's Primo AD, with a portfolio of the client companies' head offices offering
     ATMP, which their administrators gave the firm a mandate for; True if it was added."""
-    store = HabilitationStore(engine)
+    store = HabilitationStore(engine, sealer=sealer)
     try:
         admin = store.register_company(
             FIRM_SIRET, ADMINISTRATOR[1:], DECLARANT_PASSWORD, request_id="demo-admin"

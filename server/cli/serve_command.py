@@ -42,7 +42,8 @@ async def _run(settings: Settings, *, demo_data: bool) -> None:
     if demo_data:
         keys_dir = settings.data_dir / "demo-keys"
         await asyncio.to_thread(load_demo_data, node.engine)
-        await asyncio.to_thread(load_demo_trust, node.engine, keys_dir)
+        await asyncio.to_thread(load_demo_trust, node.engine, keys_dir,
+                                node.habilitations.sealer)  # fmt: skip
     print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
     web = None
     if settings.http_address:

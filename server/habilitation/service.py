@@ -279,7 +279,9 @@ class HabilitationService(habilitation_pb2_grpc.HabilitationServiceServicer):
         }
         return pb.ListAccountsResponse(
             accounts=[pb.Account(id=a.id, siret=a.siret, role=a.role.to_proto(),
-                                 status=a.status.to_proto(), email=emails.get(a.id) or "")
+                                 status=a.status.to_proto(), email=emails.get(a.id) or "",
+                                 last_name=a.names[0] if a.names else "",
+                                 first_name=a.names[1] if a.names else "")
                       for a in found],
             next_page_token=token,
         )  # fmt: skip

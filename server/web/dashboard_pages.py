@@ -323,8 +323,7 @@ class DashboardPages:
             habilitation_pb2.ListPortfoliosRequest(page_size=100),
             habilitation_pb2.ListPortfoliosResponse)).portfolios  # fmt: skip
         own = session.subject.removeprefix("declarant:")
-        names = {a.id: (f"{session.name} (vous)" if str(a.id) == own and session.name
-                        else f"Compte n° {a.id}") for a in accounts}  # fmt: skip
+        names = {a.id: _account_name(a, own == str(a.id), session.name) for a in accounts}
         return {
             "accounts": list(accounts), "names": names, "habilitations": list(habilitations),
             "grantable": [a for a in accounts
@@ -475,3 +474,12 @@ async def _deposit_requests(upload: UploadFile) -> AsyncIterator[dsn_pb2.SubmitD
     yield dsn_pb2.SubmitDepositRequest(header=dsn_pb2.SubmitDepositRequest.Header(file_name=name))
     while chunk := await upload.read(UPLOAD_CHUNK):
         yield dsn_pb2.SubmitDepositRequest(chunk=chunk)
+
+
+def _account_name(account: habilitation_pb2.Account, own: bool, own_name: str) -> str:
+    """How the administrator's page names an account: its names (kept sealed by the node), or
+    the signed-in person's own, else its number."""
+    name = f"{account.first_name} {account.last_name}".strip() or (own_name if own else "")
+    if not name:
+        return f"Compte n° {account.id}"
+    return f"{name} (vous)" if own else name

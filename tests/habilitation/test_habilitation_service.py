@@ -19,6 +19,7 @@ import pytest
 from interops.habilitation.v1 import habilitation_pb2 as pb
 from interops.notify.v1 import notify_pb2
 from interops.operation.v1 import operation_pb2 as op
+from sqlalchemy import select
 
 from clients.client import Client
 from clients.errors import (
@@ -34,6 +35,7 @@ from registry.habilitation.store import HabilitationStore
 from registry.letters.store import LetterStore
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.relations.store import Link
+from registry.trust.schema import declarants
 from server.notify.dispatch import MailSettings
 from tests.mailbox import Mailbox, smtp_server
 from tests.registry_rows import in_registry
@@ -213,6 +215,13 @@ def test_registration_is_proven_and_tells_nobody_whether_an_account_exists(
         activate(key, candidate)
     with _signed_in(node, siret_of(FIRM, 2), "Garcia", "Ana") as second_admin:
         accounts = list(second_admin.list_accounts())
+    # Its company's administrators see each account's names, kept sealed at rest.
+    assert ("Garcia", "Ana") in {(a.last_name, a.first_name) for a in accounts}
+    with node.node.engine.connect() as connection:
+        rows = connection.execute(select(declarants)).all()
+    assert not any(b"Garcia" in value for row in rows for value in row
+                   if isinstance(value, bytes))  # fmt: skip
+    assert not any("Garcia" in value for row in rows for value in row if isinstance(value, str))
     assert [(a.role, a.status) for a in accounts[:2]] == [
         (pb.ROLE_ADMINISTRATOR, pb.ACCOUNT_STATUS_ACTIVE)
     ] * 2

@@ -50,7 +50,7 @@ from registry.letters.schema import postal_letters
 from registry.letters.store import LetterKind, LetterStore
 from registry.notify.schema import notifications
 from registry.rcd.sirene_synth import siren_at, siret_of
-from registry.trust.account_email import seal_email
+from registry.trust.account_seals import seal_email
 from registry.trust.declarant_store import account_row
 from registry.trust.passwords import hash_password
 from registry.trust.schema import declarants

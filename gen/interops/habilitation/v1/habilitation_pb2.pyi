@@ -469,6 +469,8 @@ class Account(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
+    LAST_NAME_FIELD_NUMBER: _builtins.int
+    FIRST_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     siret: _builtins.str
     role: Global___Role.ValueType
@@ -477,6 +479,11 @@ class Account(_message.Message):
     """A candidate administrator's e-mail address (empty for other accounts), so that an
     administrator knows whom it validates.
     """
+    last_name: _builtins.str
+    """The account's names as typed when it was made, kept sealed at rest and shown only to its
+    company's administrators; empty for accounts made before names were kept.
+    """
+    first_name: _builtins.str
     def __init__(
         self,
         *,
@@ -485,10 +492,12 @@ class Account(_message.Message):
         role: Global___Role.ValueType = ...,
         status: Global___AccountStatus.ValueType = ...,
         email: _builtins.str = ...,
+        last_name: _builtins.str = ...,
+        first_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "id", b"id", "role", b"role", "siret", b"siret", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "first_name", b"first_name", "id", b"id", "last_name", b"last_name", "role", b"role", "siret", b"siret", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
