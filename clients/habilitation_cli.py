@@ -26,7 +26,8 @@ def _accounts(args: argparse.Namespace, client: Client) -> int:
     for account in client.list_accounts():
         role = pb.Role.Name(account.role).removeprefix("ROLE_")
         status = pb.AccountStatus.Name(account.status).removeprefix("ACCOUNT_STATUS_")
-        print(f"{account.id}\t{account.siret}\t{role}\t{status}")
+        names = f"{account.first_name} {account.last_name}".strip() or "-"
+        print(f"{account.id}\t{account.siret}\t{role}\t{status}\t{names}")
     return 0
 
 
