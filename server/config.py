@@ -41,6 +41,9 @@ class Settings:
     link_idle_months: int = 3
     cache_entries: int = 200_000
     log_level: str = "INFO"
+    # "text" (one line: time, level, logger, message) or "json" (one JSON object a line, for a
+    # log collector).
+    log_format: str = "text"
     issuer_organism: str = "NET-ENTREPRISES"
     token_leeway_seconds: float = 30.0
     # Sign-in attempts one client address may make in a minute, at every door and node together
@@ -137,6 +140,7 @@ class Settings:
             link_idle_months=int(number("INTEROPS_LINK_IDLE_MONTHS", cls.link_idle_months)),
             cache_entries=int(number("INTEROPS_CACHE_ENTRIES", cls.cache_entries)),
             log_level=env.get("INTEROPS_LOG_LEVEL", cls.log_level).upper(),
+            log_format=_choice(env, "INTEROPS_LOG_FORMAT", ("text", "json")),
             issuer_organism=env.get("INTEROPS_ISSUER_ORGANISM", cls.issuer_organism),
             token_leeway_seconds=number("INTEROPS_TOKEN_LEEWAY_SECONDS", cls.token_leeway_seconds),
             sign_in_attempts_a_minute=max(

@@ -9,6 +9,8 @@ import logging
 import signal
 import sys
 
+from pythonjsonlogger.json import JsonFormatter
+
 from registry.kernel.database import current_revision, open_engine, upgrade
 from server.cli.demo_data import load_demo_data
 from server.cli.demo_trust import demo_identities, load_demo_trust
@@ -22,9 +24,14 @@ def _settings() -> Settings:
         settings = Settings.from_env()
     except ConfigError as error:
         sys.exit(f"configuration error: {error}")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                           rename_fields={"levelname": "level",
+                                                          "name": "logger"}))  # fmt: skip
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     # A line per migration step with its whole docstring is not for operators: the node says
     # in one line what it migrated (server/node.py).
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))

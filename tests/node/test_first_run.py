@@ -4,6 +4,7 @@ per poll. The demo operator follows exchanges; the demo declarant may not."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -123,3 +124,24 @@ def test_calls_and_polls_log_nothing(first_run: FirstRun) -> None:
     time.sleep(1.0)  # background loops poll every 0.05 s meanwhile
     assert first_run.log.read_text() == before
     assert first_run.process.poll() is None
+
+
+def test_json_log_lines_for_a_collector(tmp_path: Path) -> None:
+    """INTEROPS_LOG_FORMAT=json: each log line is one JSON object (level, logger, message)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("INTEROPS_")}
+    env |= {"INTEROPS_GRPC_ADDRESS": "127.0.0.1:0", "INTEROPS_HTTP_ADDRESS": "off",
+            "INTEROPS_DATA_DIR": str(tmp_path), "INTEROPS_LOG_FORMAT": "json"}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli", "serve"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        assert "serving on" in process.stdout.readline()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    lines = process.stderr.read().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records and all({"asctime", "level", "logger", "message"} <= r.keys() for r in records)
+    assert any(r["logger"] == "interops.node" and "migrated" in r["message"] for r in records)
