@@ -28,6 +28,7 @@ from starlette.responses import RedirectResponse, Response
 from clients.errors import InteropsError
 from registry.habilitation.declarative_services import SERVICES
 from registry.kernel.rights import DSN_DEPOSIT, HABILITATION_MANAGE, NOTIFY_READ
+from server.rpc.errors import http_status_of
 from server.web.node_calls import NodeCalls
 from server.web.rendering import REASONS, Pages, reason_fr, says
 from server.web.sessions import Session
@@ -225,10 +226,6 @@ class DashboardPages:
         self.sign_in = sign_in
         self.max_upload_bytes = max_upload_bytes
 
-    async def _call(self, session: Session, method: str, request: Any, response: Any) -> Any:
-        return await self.node.unary(method, request, response, session.token,
-                                     session.proof(method))  # fmt: skip
-
     async def dashboard(self, request: Request) -> Response:
         """GET /dashboard."""
         session = self.pages.signed_in(request)
@@ -239,7 +236,8 @@ class DashboardPages:
     async def _dashboard(
         self, request: Request, session: Session, status: int = 200, **errors: str
     ) -> Response:
-        """The dashboard, with an error told in place (`upload_error`, `admin_error`)."""
+        """The dashboard, with an error told in place (`upload_error`, `admin_error`; with
+        `refused_deposit`, the id of the deposit an ARE refused, whose page the error links)."""
         try:
             values = await self._blocks(request, session)
         except InteropsError as error:
@@ -249,6 +247,7 @@ class DashboardPages:
             request, "dashboard.html", session, status=status, wording=WORDING,
             partners=list((await self.sign_in.partners()).values()), confirmed=confirmed,
             upload_error=errors.get("upload_error", ""),
+            refused_deposit=errors.get("refused_deposit", ""),
             admin_error=errors.get("admin_error", ""), **values,
         )  # fmt: skip
 
@@ -260,7 +259,7 @@ class DashboardPages:
         if session.companies(NOTIFY_READ):
             found: list[notify_pb2.Notification] = []
             for siren in session.companies(NOTIFY_READ):
-                found.extend((await self._call(
+                found.extend((await self.node.for_session(
                     session, f"{NOTIFY}/ListNotifications",
                     notify_pb2.ListNotificationsRequest(siren=siren, page_size=20),
                     notify_pb2.ListNotificationsResponse)).notifications)  # fmt: skip
@@ -272,13 +271,13 @@ class DashboardPages:
     async def _deposit_blocks(self, request: Request, session: Session) -> dict[str, Any]:
         """This page of deposits, each with its returns; this page of every return."""
         deposits_pager, returns_pager = Pager.of(request, "depots"), Pager.of(request, "retours")
-        listed = await self._call(
+        listed = await self.node.for_session(
             session, f"{DEPOSITS}/ListDeposits",
             dsn_pb2.ListDepositsRequest(page_size=DEPOSITS_PAGE, page_token=deposits_pager.token),
             dsn_pb2.ListDepositsResponse,
         )  # fmt: skip
         views = await asyncio.gather(*(self._view(session, d) for d in listed.deposits))
-        returns = await self._call(
+        returns = await self.node.for_session(
             session, f"{DEPOSITS}/ListReturns",
             dsn_pb2.ListReturnsRequest(page_size=RETURNS_PAGE, page_token=returns_pager.token),
             dsn_pb2.ListReturnsResponse,
@@ -297,7 +296,7 @@ class DashboardPages:
         returns: list[dsn_pb2.Return] = []
         token = ""
         while True:
-            page = await self._call(
+            page = await self.node.for_session(
                 session, f"{DEPOSITS}/ListReturns",
                 dsn_pb2.ListReturnsRequest(deposit_id=deposit.id, page_size=100, page_token=token),
                 dsn_pb2.ListReturnsResponse,
@@ -310,15 +309,15 @@ class DashboardPages:
     async def _admin_block(self, session: Session) -> dict[str, Any]:
         """The company's accounts, their habilitations, and what a grant may name (the
         establishments and services of the company's portfolios)."""
-        accounts = (await self._call(
+        accounts = (await self.node.for_session(
             session, f"{HABILITATIONS}/ListAccounts",
             habilitation_pb2.ListAccountsRequest(page_size=1000),
             habilitation_pb2.ListAccountsResponse)).accounts  # fmt: skip
-        habilitations = (await self._call(
+        habilitations = (await self.node.for_session(
             session, f"{HABILITATIONS}/ListHabilitations",
             habilitation_pb2.ListHabilitationsRequest(page_size=1000),
             habilitation_pb2.ListHabilitationsResponse)).habilitations  # fmt: skip
-        portfolios = (await self._call(
+        portfolios = (await self.node.for_session(
             session, f"{HABILITATIONS}/ListPortfolios",
             habilitation_pb2.ListPortfoliosRequest(page_size=100),
             habilitation_pb2.ListPortfoliosResponse)).portfolios  # fmt: skip
@@ -339,7 +338,7 @@ class DashboardPages:
         if isinstance(session, Response):
             return session
         try:
-            deposit = (await self._call(
+            deposit = (await self.node.for_session(
                 session, f"{DEPOSITS}/GetDeposit",
                 dsn_pb2.GetDepositRequest(id=request.path_params["deposit_id"]),
                 dsn_pb2.GetDepositResponse)).deposit  # fmt: skip
@@ -376,12 +375,13 @@ class DashboardPages:
                 )  # fmt: skip
             except InteropsError as error:
                 told = REASONS.get(error.reason) or says(error)
-                return await self._dashboard(request, session, 400, upload_error=told)
+                status = 500 if error.code.name == "INTERNAL" else http_status_of(error.code)
+                return await self._dashboard(request, session, status, upload_error=told)
         deposit = answer.deposit
         if deposit.receipt == dsn_pb2.RECEIPT_ARE:  # refused as a whole, at once
-            return await self._dashboard(request, session, 422, upload_error=(
-                f"Fichier « {deposit.file_name} » refusé : {reason_fr(deposit.rejection_code)}"
-            ))  # fmt: skip
+            told = f"Fichier « {deposit.file_name} » refusé : {reason_fr(deposit.rejection_code)}"
+            return await self._dashboard(request, session, 422, refused_deposit=deposit.id,
+                                         upload_error=told)  # fmt: skip
         return RedirectResponse(f"/deposits/{deposit.id}", status_code=303)
 
     async def acknowledge(self, request: Request) -> Response:
@@ -393,7 +393,7 @@ class DashboardPages:
         if await self.pages.checked_form(request, session) is None:
             return self.pages.forbidden_form(request)
         try:
-            await self._call(session, f"{NOTIFY}/ReadNotification",
+            await self.node.for_session(session, f"{NOTIFY}/ReadNotification",
                              notify_pb2.ReadNotificationRequest(
                                  id=request.path_params["notification_id"]),
                              notify_pb2.ReadNotificationResponse)  # fmt: skip
@@ -430,7 +430,7 @@ class DashboardPages:
         )  # fmt: skip
         response = getattr(habilitation_pb2, f"{method}Response")
         try:
-            answer = await self._call(
+            answer = await self.node.for_session(
                 session, f"{HABILITATIONS}/{method}",
                 getattr(habilitation_pb2, f"{method}Request")(habilitation=habilitation),
                 response,

@@ -7,7 +7,7 @@ adapter (server/rpc/client_address.py)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -18,6 +18,9 @@ from starlette.requests import Request
 from clients.errors import from_rpc_error
 from server.rpc.client_address import forwarding_metadata
 from token_suite.wire import PROOF_METADATA, TOKEN_METADATA
+
+if TYPE_CHECKING:
+    from server.web.sessions import Session
 
 M = TypeVar("M", bound=Message)
 _OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
@@ -87,6 +90,12 @@ class NodeCalls:
         if failure is not None:
             raise from_rpc_error(failure)
         return response.FromString(answer or b"")
+
+    async def for_session(
+        self, session: Session, method: str, request: Message, response: type[M]
+    ) -> M:
+        """One unary call as a signed-in session: its chain, and a proof by its key."""
+        return await self.unary(method, request, response, session.token, session.proof(method))
 
     def _metadata(
         self, token: bytes | None, proof: bytes | None, client: str

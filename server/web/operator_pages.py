@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from interops.audit.v1 import audit_pb2
 from interops.trace.v1 import trace_pb2
@@ -68,10 +67,6 @@ class OperatorPages:
         self.node = node
         self.pages = pages
 
-    async def _call(self, session: Session, method: str, request: Any, response: Any) -> Any:
-        return await self.node.unary(method, request, response, session.token,
-                                     session.proof(method))  # fmt: skip
-
     async def operator(self, request: Request) -> Response:
         """GET /operator?trace_id=...|deposit_id=...|siret=...|chain_id=...: one exchange."""
         session = self.pages.signed_in(request)
@@ -108,18 +103,18 @@ class OperatorPages:
             deposit_id=valid.get("deposit_id", ""), siret=valid.get("siret", ""),
             chain_id=valid.get("chain_id", ""), max_traces=20,
         )  # fmt: skip
-        answer = await self._call(session, f"{TRACE}/SearchTraces", request,
+        answer = await self.node.for_session(session, f"{TRACE}/SearchTraces", request,
                                   trace_pb2.SearchTracesResponse)  # fmt: skip
         return list(answer.traces)
 
     async def _spans(self, session: Session, trace_id: str) -> list[trace_pb2.Span]:
         request = trace_pb2.GetTraceRequest(trace_id=trace_id)
-        answer = await self._call(session, f"{TRACE}/GetTrace", request,
+        answer = await self.node.for_session(session, f"{TRACE}/GetTrace", request,
                                   trace_pb2.GetTraceResponse)  # fmt: skip
         return list(answer.spans)
 
     async def _records(self, session: Session, trace_id: str) -> list[audit_pb2.AuditRecord]:
         request = audit_pb2.ListRecordsRequest(page_size=500, trace_id=trace_id)
-        answer = await self._call(session, f"{AUDIT}/ListRecords", request,
+        answer = await self.node.for_session(session, f"{AUDIT}/ListRecords", request,
                                   audit_pb2.ListRecordsResponse)  # fmt: skip
         return list(answer.records)

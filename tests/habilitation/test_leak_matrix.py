@@ -225,8 +225,13 @@ class World:
                                 files={"file": (path.name, path.read_bytes())})  # fmt: skip
         if sent.status_code == 403:
             return REFUSED
-        assert sent.status_code == 303, sent.text
-        record = self.node.node.deposits.get(sent.headers["location"].rsplit("/", 1)[1])
+        if sent.status_code == 422:  # an ARE: told in place, with a link to the deposit's page
+            deposit_id = re.findall(r'href="/deposits/([^"]+)" id="refused-deposit"', sent.text)
+            assert deposit_id, sent.text
+        else:
+            assert sent.status_code == 303, sent.text
+            deposit_id = [sent.headers["location"].rsplit("/", 1)[1]]
+        record = self.node.node.deposits.get(deposit_id[0])
         assert record is not None
         return "AEE" if not record.rejection_code else f"ARE {record.rejection_code}"
 
