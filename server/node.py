@@ -283,7 +283,7 @@ class Node:
             TraceQueryService(self.traces, keeper, self.audit_store, self.journal), self.server
         )
         otlp_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            otlp_service.TraceCollector(self.traces, keeping=keeper is not None), self.server
+            otlp_service.TraceCollector(self.traces, settings.trace_retention_hours), self.server
         )
         return keeper
 

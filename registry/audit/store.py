@@ -127,12 +127,18 @@ class AuditStore:
         self.last_checkpoint = self.head_seq
 
     def query(
-        self, filters: AuditQuery, after_position: int, limit: int
+        self, filters: AuditQuery, after_position: int, limit: int, *, newest_first: bool = False
     ) -> list[dict[str, object]]:
-        """Records matching every filter given, after a position, in the order written."""
-        query = select(audit_records.c.position, *_COLUMNS).where(
-            audit_records.c.position > after_position
-        )
+        """Records matching every filter given, after a position, in the order written; or,
+        `newest_first`, before a position (0: from the newest), newest first."""
+        if newest_first:
+            query = select(audit_records.c.position, *_COLUMNS)
+            if after_position:
+                query = query.where(audit_records.c.position < after_position)
+        else:
+            query = select(audit_records.c.position, *_COLUMNS).where(
+                audit_records.c.position > after_position
+            )
         if filters.trace_id:
             query = query.where(audit_records.c.trace_id == filters.trace_id)
         if filters.chain_id:
@@ -148,7 +154,8 @@ class AuditStore:
         if filters.before_ms:
             query = query.where(audit_records.c.at < filters.before_ms)
         with self.engine.connect() as connection:
-            rows = connection.execute(query.order_by(audit_records.c.position).limit(limit)).all()
+            order = audit_records.c.position.desc() if newest_first else audit_records.c.position
+            rows = connection.execute(query.order_by(order).limit(limit)).all()
         return [dict(row._mapping) for row in rows]
 
     def journals(self) -> list[str]:

@@ -71,15 +71,26 @@ class TraceStore:
             connection.execute(statement, rows)
 
     def spans_of(self, trace_id: str, limit: int = 5000) -> list[StoredSpan]:
-        """The spans of one trace (at most `limit`), by start time."""
-        query = (
-            select(trace_spans)
-            .where(trace_spans.c.trace_id == trace_id)
-            .order_by(trace_spans.c.start_ns, trace_spans.c.span_id)
-            .limit(limit)
-        )
+        """The spans of one trace by start time: at most `limit` from each reporter (the node,
+        each organism), so that no organism's spans push another's out."""
         with self.engine.connect() as connection:
-            return [StoredSpan.of_row(dict(row._mapping)) for row in connection.execute(query)]
+            reporters = connection.execute(
+                select(trace_spans.c.reported_by).distinct()
+                .where(trace_spans.c.trace_id == trace_id).limit(100)
+            ).scalars().all()  # fmt: skip
+            found = [
+                StoredSpan.of_row(dict(row._mapping))
+                for reporter in reporters
+                for row in connection.execute(
+                    select(trace_spans)
+                    .where(
+                        trace_spans.c.trace_id == trace_id, trace_spans.c.reported_by == reporter
+                    )
+                    .order_by(trace_spans.c.start_ns, trace_spans.c.span_id)
+                    .limit(limit)
+                )
+            ]
+        return sorted(found, key=lambda span: (span.start_ns, span.span_id))
 
     def count_of(self, trace_ids: Sequence[str]) -> dict[str, int]:
         """How many spans each of these traces has kept (absent: none)."""

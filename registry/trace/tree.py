@@ -9,14 +9,24 @@ from registry.trace.store import NODE, StoredSpan
 
 def tree_order(spans: Sequence[StoredSpan]) -> list[tuple[StoredSpan, int]]:
     """The spans in depth-first order with the depth of each; a span whose parent is not among
-    them is a root. When two reporters sent the same span id, children hang under the node's."""
-    by_id: dict[str, StoredSpan] = {}
-    for span in sorted(spans, key=lambda s: s.reported_by != NODE):
-        by_id.setdefault(span.span_id, span)
+    them is a root. A span hangs under its parent as its own reporter sent it, else as the node
+    did, else as the first other reporter: an organism that sends a span with another's id can
+    not take that one's children."""
+    by_id: dict[tuple[str, str], StoredSpan] = {}
+    anyone: dict[str, StoredSpan] = {}
+    for span in spans:
+        by_id.setdefault((span.reported_by, span.span_id), span)
+        anyone.setdefault(span.span_id, span)
     children: dict[int, list[StoredSpan]] = {}
     roots: list[StoredSpan] = []
     for span in spans:
-        parent = by_id.get(span.parent_id) if span.parent_id else None
+        parent = (
+            by_id.get((span.reported_by, span.parent_id))
+            or by_id.get((NODE, span.parent_id))
+            or anyone.get(span.parent_id)
+            if span.parent_id
+            else None
+        )
         if parent is None or parent is span:
             roots.append(span)
         else:

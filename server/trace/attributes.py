@@ -7,6 +7,7 @@ Spans come from two places, the node's own tracer (SDK spans) and organisms' OTL
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -16,40 +17,78 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from registry.trace.store import StoredSpan
 
-# Kept as they are: what an operator needs to read an exchange and nothing about a person.
-# SIRET identifies an establishment, not a person; a client's address is left out (it can be
-# a person's own connection).
-ALLOWED_KEYS = frozenset({
-    "rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code",
-    "server.address", "server.port", "net.host.name", "net.host.port",
-    "db.system", "http.request.method", "http.response.status_code", "http.route",
-    "interops.deposit_id", "interops.delivery_id", "interops.chain_id", "interops.organism",
-    "interops.organisms", "interops.siret", "interops.hops", "interops.subject_kind",
-    "interops.deliveries", "interops.return_code", "interops.nature",
-})  # fmt: skip
-MAX_VALUE = 200
-# What might be a person in free text: an e-mail address, a NIR (13 or 15 digits, spaces
-# allowed) or an IBAN (two letters, two digits, then 10 to 30 letters or digits).
+# Kept when their value has the form of what the node puts there, else dropped: what an
+# operator needs to read an exchange and nothing about a person. A SIRET identifies an
+# establishment, not a person; a client's address is left out (it can be a person's own).
+_ID = r"[0-9a-f]{32}"
+_NUMBER = re.compile(r"\d{1,10}")
+FORMATS: dict[str, re.Pattern[str]] = {
+    key: re.compile(pattern)
+    for key, pattern in {
+        "rpc.system": r"[a-z_]{1,32}",
+        "rpc.service": r"[A-Za-z0-9_.]{1,100}",
+        "rpc.method": r"[A-Za-z0-9_]{1,64}",
+        "rpc.grpc.status_code": _NUMBER.pattern,
+        "server.address": r"[A-Za-z0-9.:\[\]-]{1,100}",
+        "server.port": _NUMBER.pattern,
+        "net.host.name": r"[A-Za-z0-9.:\[\]-]{1,100}",
+        "net.host.port": _NUMBER.pattern,
+        "db.system": r"[a-z0-9_]{1,32}",
+        "http.request.method": r"[A-Z]{1,10}",
+        "http.response.status_code": _NUMBER.pattern,
+        "http.route": r"[A-Za-z0-9_./{}-]{1,100}",
+        "interops.deposit_id": _ID,
+        "interops.delivery_id": _ID + r"\.[A-Z0-9_-]{1,64}",
+        "interops.chain_id": r"[0-9a-f]{8,64}",
+        "interops.organism": r"[A-Z0-9_-]{1,64}",
+        "interops.organisms": r"[A-Z0-9_>-]{1,200}",
+        "interops.siret": r"\d{14}",
+        "interops.hops": _NUMBER.pattern,
+        "interops.subject_kind": r"[a-z_]{1,32}",
+        "interops.deliveries": _NUMBER.pattern,
+        "interops.return_code": r"[0-9A-Z]{1,8}",
+        "interops.nature": r"\d{2}",
+    }.items()
+}
+ALLOWED_KEYS = frozenset(FORMATS)
+# Free text (span and service names) is cut to this before anything reads it.
+MAX_NAME = 200
+# What might be a person in free text: an e-mail address, a NIR (13 or 15 characters, Corsica's
+# 2A/2B, spaces, dots or dashes between) or an IBAN (two letters, two digits, then 10 to 30
+# letters or digits, spaces or dashes between). The text is at most MAX_NAME long and every
+# repetition bounded, so matching costs little whatever it holds.
 _PERSONAL = re.compile(
-    r"[^\s@]+@[^\s@]+|\d(?:[ .]?\d){12,}|\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){10,30}\b"
+    r"[^\s@]{1,64}@[^\s@]{1,255}|\d(?:[ .-]?[0-9AB]){12,14}|"
+    r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){10,30}\b",
+    re.IGNORECASE,
 )
+# What an organism's system may call its spans and itself: identifiers and paths, no spaces
+# (a person's name, a sentence about someone, is not kept).
+_ORGANISM_NAME = re.compile(r"[A-Za-z0-9_.:/#-]{1,100}")
 
 
-def scrubbed(text: str, limit: int = 200) -> str:
-    """Free text (a span's name) with anything that looks personal replaced by "…"."""
-    return _PERSONAL.sub("…", text)[:limit]
+def scrubbed(text: str, limit: int = MAX_NAME) -> str:
+    """Free text (a span's name) cut to `limit`, then with anything that looks personal
+    replaced by "…" (compatibility forms folded first: a full-width at sign is an @)."""
+    return _PERSONAL.sub("…", unicodedata.normalize("NFKC", text[:limit]))[:limit]
 
 
-def allowed(attributes: Mapping[str, Any] | None) -> dict[str, str | int | float | bool]:
-    """The attributes of the allowlist whose value is a scalar, texts cut, and none that holds
-    an e-mail address."""
-    kept: dict[str, str | int | float | bool] = {}
+def organism_name(text: str, limit: int = 100) -> str:
+    """A span or service name an organism reported, kept only when shaped as an identifier."""
+    name = scrubbed(text, limit)
+    return name if _ORGANISM_NAME.fullmatch(name) else "…"
+
+
+def allowed(attributes: Mapping[str, Any] | None) -> dict[str, str | int]:
+    """The attributes of the allowlist whose value has the form the node gives it."""
+    kept: dict[str, str | int] = {}
     for key, value in (attributes or {}).items():
-        if key not in ALLOWED_KEYS or not isinstance(value, str | int | float | bool):
+        form = FORMATS.get(key)
+        if form is None or isinstance(value, bool) or not isinstance(value, str | int):
             continue
-        if isinstance(value, str) and "@" in value:
-            continue
-        kept[key] = value[:MAX_VALUE] if isinstance(value, str) else value
+        text = str(value)
+        if form.fullmatch(text):
+            kept[key] = value if isinstance(value, int) else text
     return kept
 
 
@@ -95,8 +134,9 @@ def of_otlp(exported: Iterable[ResourceSpans], reported_by: str) -> Iterator[Sto
                 parent = span.parent_span_id.hex() if len(span.parent_span_id) == 8 else ""
                 yield StoredSpan(
                     trace_id=span.trace_id.hex(), span_id=span.span_id.hex(), parent_id=parent,
-                    name=scrubbed(span.name), kind=min(max(int(span.kind), 0), 5),
-                    service=scrubbed(service, 100) or reported_by, reported_by=reported_by,
+                    name=organism_name(span.name), kind=min(max(int(span.kind), 0), 5),
+                    service=organism_name(service) if service else reported_by,
+                    reported_by=reported_by,
                     start_ns=int(span.start_time_unix_nano),
                     end_ns=max(int(span.end_time_unix_nano), int(span.start_time_unix_nano)),
                     status=min(max(int(span.status.code), 0), 2),

@@ -99,11 +99,11 @@ class TraceQueryService(trace_pb2_grpc.TraceServiceServicer):
         ])  # fmt: skip
 
     def _traces(self, filters: AuditQuery) -> dict[str, _Found]:
-        """The traces of the matching journal records (the first MAX_RECORDS of them)."""
+        """The traces of the matching journal records (the newest MAX_RECORDS of them)."""
         found: dict[str, _Found] = {}
         position, read = 0, 0
         while read < MAX_RECORDS:
-            rows = self.audit.query(filters, position, _PAGE)
+            rows = self.audit.query(filters, position, _PAGE, newest_first=True)
             for row in rows:
                 trace_id, at = str(row["trace_id"]), int(str(row["at"]))
                 if not trace_id.strip("0"):

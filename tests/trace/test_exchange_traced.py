@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 import pytest
 from interops.dsn.v1 import dsn_pb2
+from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 from interops.trace.v1 import trace_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as otlp
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as otlp_grpc
@@ -31,16 +32,23 @@ from clients.client import Client
 from clients.credentials import SyncCredentialsInterceptor
 from clients.errors import PermissionDenied
 from clients.sample_organism import SampleOrganism
-from clients.token_credentials import OrganismCredentials
+from clients.token_credentials import (
+    ISSUE_METHOD,
+    ChainCredentials,
+    OrganismCredentials,
+    proof_metadata,
+)
 from clients.tracing import COLLECTOR_SERVICE, InteropsSpanExporter, tracer_provider
 from registry.dsn.synth import DEMO_COMPANY, generate
 from registry.trace.schema import trace_spans
 from registry.trace.store import StoredSpan, TraceStore
+from registry.trace.tree import tree_order
 from registry.trust.declarant_store import DeclarantStore
+from server.trace.attributes import organism_name, scrubbed
 from server.trace.keeper import write_unseen
 from server.trace.otlp_service import MAX_EXPORT_SPANS
 from tests.running_node import RunningNode
-from token_suite.chain import Signer
+from token_suite.chain import Signer, Terms, delegate
 
 DEPOSIT = "interops.dsn.v1.DepositService"
 DELIVERY = "interops.dsn.v1.DeliveryService"
@@ -50,6 +58,9 @@ FIRM = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
 # What must never be kept: a person's name, NIR, e-mail, password and IBAN.
 PERSONAL = ("Camille Martin", "1850578006084", "camille.martin@example.fr", "s3cret-pw",
             "FR7630006000011234567890189")  # fmt: skip
+# The same, written past a pattern that knows only the plain spellings (attacker review).
+EVADING = ("1-85-05-78-006-084-36", "285052A00608436", "nl91abna0417164300",
+           "FR76-3000-6000-0112-3456-7890-189", "ana＠example.fr", "185057800608436")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +90,13 @@ def _value(value: object) -> AnyValue:
     return AnyValue(string_value=str(value))
 
 
-def _export(trace_id: str, name: str, attributes: Mapping[str, object], count: int = 1) -> Any:
+def _export(
+    trace_id: str,
+    name: str,
+    attributes: Mapping[str, object],
+    count: int = 1,
+    service: str = "urssaf-system",
+) -> Any:
     now = time.time_ns()
     spans = [
         OtlpSpan(trace_id=bytes.fromhex(trace_id), span_id=(i + 1).to_bytes(8, "big"), name=name,
@@ -88,7 +105,7 @@ def _export(trace_id: str, name: str, attributes: Mapping[str, object], count: i
                  attributes=[KeyValue(key=k, value=_value(v)) for k, v in attributes.items()])
         for i in range(count)
     ]  # fmt: skip
-    resource = Resource(attributes=[KeyValue(key="service.name", value=_value("urssaf-system"))])
+    resource = Resource(attributes=[KeyValue(key="service.name", value=_value(service))])
     return otlp.ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])]
     )
@@ -230,21 +247,72 @@ def test_only_organisms_with_trace_write_send_spans_within_limits(
 def test_personal_data_in_spans_is_never_kept(node: RunningNode, urssaf: Signer) -> None:
     trace_id = "4" * 32
     name, nir, email, password, iban = PERSONAL
+    deposit_id = "d" * 32
     attributes = {"enduser.id": name, "interops.nir": nir, "user.email": email,
                   "db.user.password": password, "interops.iban": iban,
-                  "interops.organism": email, "interops.deposit_id": "dep-1",
-                  "interops.siret": DEMO_COMPANY.siret, "rpc.method": "Handle"}  # fmt: skip
-    request = _export(trace_id, f"pay {iban} for {nir} to {email}", attributes)
+                  "interops.organism": email, "interops.deposit_id": deposit_id,
+                  "interops.siret": DEMO_COMPANY.siret, "rpc.method": "Handle",
+                  # allowlisted keys holding what is not theirs
+                  "interops.return_code": name, "interops.chain_id": EVADING[0],
+                  "interops.delivery_id": iban, "rpc.service": name, "interops.nature": nir,
+                  "server.address": EVADING[4]}  # fmt: skip
+    request = _export(trace_id, f"pay {iban} for {nir} to {email}", attributes,
+                      service=f"{name} {EVADING[0]}")  # fmt: skip
+    for number, evading in enumerate((*EVADING, name), start=2):  # one span each, as its name
+        evasion = _export(trace_id, f"x-{evading}", {}).resource_spans[0]
+        evasion.scope_spans[0].spans[0].span_id = number.to_bytes(8, "big")
+        request.resource_spans.append(evasion)
     credentials = OrganismCredentials(node.address, urssaf, (COLLECTOR_SERVICE,))
     _collector(node, credentials).Export(request, timeout=10)
-    (kept,) = TraceStore(node.node.engine).spans_of(trace_id)
-    allowed = {"interops.deposit_id": "dep-1", "interops.siret": DEMO_COMPANY.siret,
+    kept, *others = TraceStore(node.node.engine).spans_of(trace_id)
+    allowed = {"interops.deposit_id": deposit_id, "interops.siret": DEMO_COMPANY.siret,
                "rpc.method": "Handle"}  # fmt: skip
     assert kept.attributes == allowed
+    assert len(others) == len(EVADING) + 1
     with node.node.engine.connect() as connection:
         stored = " ".join(str(v) for row in connection.execute(select(trace_spans)) for v in row)
-    for value in PERSONAL:
-        assert value not in stored
+    for value in (*PERSONAL, *EVADING, "example.fr", "Martin"):
+        assert value.lower() not in stored.lower(), value
+
+
+def test_scrubbing_reads_no_more_than_it_keeps() -> None:
+    """A name of ten million characters is cut before it is read (a pattern over the whole of
+    it would hold the node's event loop for hours)."""
+    assert len(scrubbed("a" * 10_000_000)) == 200
+    assert organism_name("b" * 10_000_000) == "b" * 100
+
+
+def test_an_organism_neither_hides_nor_takes_over_anothers_spans(
+    node: RunningNode, urssaf: Signer
+) -> None:
+    trace_id = "7" * 32
+    cnam = node.organism("CNAM", "CNAM", rights=("trace.write",))
+    honest = _export(trace_id, "cnam-root", {})
+    child = _export(trace_id, "cnam-child", {}).resource_spans[0].scope_spans[0].spans[0]
+    child.span_id, child.parent_span_id = (9).to_bytes(8, "big"), (1).to_bytes(8, "big")
+    honest.resource_spans[0].scope_spans[0].spans.append(child)
+    _collector(node, OrganismCredentials(node.address, cnam, (COLLECTOR_SERVICE,))).Export(
+        honest, timeout=10
+    )
+    attacker = _collector(node, OrganismCredentials(node.address, urssaf, (COLLECTOR_SERVICE,)))
+    flood = _export(trace_id, "flood", {}, count=2000)
+    early = time.time_ns() - 10**12  # starting before CNAM's, with CNAM's root span id
+    for span in flood.resource_spans[0].scope_spans[0].spans:
+        span.span_id = (int.from_bytes(span.span_id, "big") + 100).to_bytes(8, "big")
+        span.start_time_unix_nano = early
+    flood.resource_spans[0].scope_spans[0].spans[0].span_id = (1).to_bytes(8, "big")
+    for _ in range(3):
+        attacker.Export(flood, timeout=30)
+    ancient = _export(trace_id, "ancient", {})
+    ancient.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano = 1
+    assert attacker.Export(ancient, timeout=10).partial_success.rejected_spans == 1
+    spans = TraceStore(node.node.engine).spans_of(trace_id, limit=1000)
+    assert {"cnam-root", "cnam-child"} <= {s.name for s in spans}  # not pushed out
+    ordered = tree_order(spans)
+    depth = {(s.reported_by, s.name): d for s, d in ordered}
+    position = {(s.reported_by, s.name): i for i, (s, _) in enumerate(ordered)}
+    assert depth[("CNAM", "cnam-child")] == depth[("CNAM", "cnam-root")] + 1
+    assert position[("CNAM", "cnam-child")] == position[("CNAM", "cnam-root")] + 1
 
 
 def test_the_node_keeps_no_span_of_its_own_storage_writes(node: RunningNode) -> None:
@@ -281,3 +349,27 @@ def test_retention_purges_old_spans_only(node: RunningNode, urssaf: Signer) -> N
     later = time.time_ns() + keeper.retention_ns + 10**9
     assert node.run(keeper.purge(now_ns=later)) >= 1
     assert store.spans_of("5" * 32) == []
+
+
+def test_spans_sent_through_a_chain_handed_on_are_refused(
+    node: RunningNode, urssaf: Signer
+) -> None:
+    """URSSAF's application chain handed to CNAM's key: CNAM's spans would carry URSSAF's
+    name (the chain's subject), so the collector takes only a chain its organism holds."""
+    cnam = node.organism("CNAM", "CNAM", rights=("registry.read",))
+    stub = token_service_pb2_grpc.TokenServiceStub(grpc.insecure_channel(node.address))
+    issued = stub.IssueToken(
+        token_service_pb2.IssueTokenRequest(
+            organism=token_service_pb2.OrganismSignIn(organism="URSSAF"),
+            profile=token_pb2.PROFILE_APPLICATION, audience=[COLLECTOR_SERVICE],
+            lifetime_seconds=300, max_hops=1,
+        ),
+        metadata=(proof_metadata(urssaf, ISSUE_METHOD, b""),), timeout=30,
+    )  # fmt: skip
+    handed = delegate(issued.token, urssaf, Terms(holder=cnam.as_holder(), purpose="spans"))
+    with pytest.raises(grpc.RpcError) as refused:
+        _collector(node, ChainCredentials(handed, cnam)).Export(
+            _export("8" * 32, "by-cnam", {}), timeout=10
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert TraceStore(node.node.engine).spans_of("8" * 32) == []

@@ -188,6 +188,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_BAD_TRANSITION: _ErrorReason.ValueType  # 117
     ERROR_REASON_METHOD_NOT_ALLOWED: _ErrorReason.ValueType  # 118
     """The REST declination: an HTTP method other than the one the path takes (405, with Allow)."""
+    ERROR_REASON_TOO_MANY_SPANS: _ErrorReason.ValueType  # 119
+    """The node's trace collector: an organism sent more spans in a minute than it takes."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed, as a program tests it. A failed call's google.rpc.Status carries an
@@ -362,4 +364,6 @@ ERROR_REASON_BAD_TRACKING: ErrorReason.ValueType  # 116
 ERROR_REASON_BAD_TRANSITION: ErrorReason.ValueType  # 117
 ERROR_REASON_METHOD_NOT_ALLOWED: ErrorReason.ValueType  # 118
 """The REST declination: an HTTP method other than the one the path takes (405, with Allow)."""
+ERROR_REASON_TOO_MANY_SPANS: ErrorReason.ValueType  # 119
+"""The node's trace collector: an organism sent more spans in a minute than it takes."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
