@@ -133,3 +133,37 @@ def test_the_root_key_to_pin_is_shown(tmp_path: Path) -> None:
     shown = interops("directory", "root-key", INTEROPS_DATA_DIR=str(tmp_path))
     assert shown.returncode == 0 and shown.stdout.startswith("root key id: ed25519:")
     assert (tmp_path / "keys" / "root.pem").stat().st_mode & 0o077 == 0
+
+
+def test_token_issue_proves_by_itself_whatever_the_global_credentials(
+    node: RunningNode, database_url: str, tmp_path: Path
+) -> None:
+    """`token issue` signs its own request (a password, or the organism's proof): the global
+    --organism/--key would add a second proof (BAD_PROOF) or another signer (WRONG_SIGNER)."""
+    at = ("--address", node.address)
+    acme = node.organism("ACME-ISSUE", "OC", rights=("registry.read",))
+    key_file = tmp_path / "acme.pem"
+    write_private_key(acme.key, key_file)
+    as_acme = (*at, "--organism", "ACME-ISSUE", "--key", str(key_file))
+    issued = interops(*as_acme, "token", "issue", "--audience", REGISTRY)
+    assert issued.returncode == 0, issued.stderr
+    assert from_text(issued.stdout.strip())
+    on_db = {"INTEROPS_DATABASE_URL": database_url, "INTEROPS_PASSWORD": "s3cret-enough"}
+    added = interops("declarant", "add", "44306184100047", "--last-name", "Roux",
+                     "--first-name", "Ana", "--siren", "443061841", **on_db)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    as_acme_env = {"INTEROPS_ORGANISM": "ACME-ISSUE", "INTEROPS_KEY_FILE": str(key_file)}
+    declared = interops(*at, "token", "issue", "--declarant", "44306184100047", "--last-name",
+                        "Roux", "--first-name", "Ana", "--audience", REGISTRY, "--holder-key",
+                        str(tmp_path / "ana.pem"), INTEROPS_PASSWORD="s3cret-enough",
+                        **as_acme_env)  # fmt: skip
+    assert declared.returncode == 0, declared.stderr
+
+
+def test_keys_id_names_the_key_a_directory_lists(tmp_path: Path) -> None:
+    key_file = tmp_path / "k.pem"
+    generated = interops("keys", "generate", "--out", str(key_file))
+    key_id = generated.stdout.split("key id:")[1].split()[0]
+    assert interops("keys", "id", str(key_file)).stdout.strip() == key_id
+    missing = interops("keys", "id", str(tmp_path / "none.pem"))
+    assert missing.returncode == 2 and "none.pem" in missing.stderr
