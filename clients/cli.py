@@ -22,6 +22,8 @@ from clients.nomenclature_cli import register as register_nomenclature_commands
 from clients.partner_demo import register as register_partner_demo
 from clients.sample_organism import register as register_organism_commands
 from clients.text import print_message
+from clients.tls import add_options as add_tls_options
+from clients.tls import channel_credentials
 from clients.token_cli import load_signer, prover_of, read_token
 from clients.token_cli import register as register_token_commands
 from clients.trace_cli import register as register_trace_commands
@@ -63,7 +65,7 @@ def _credentials(args: argparse.Namespace) -> CallCredentials | None:
         return ChainCredentials(read_token(args.token), prover_of(args))
     if args.organism and args.key:
         return OrganismCredentials(args.address, load_signer(args.organism, args.key),
-                                   CLIENT_AUDIENCE)  # fmt: skip
+                                   CLIENT_AUDIENCE, tls=channel_credentials(args))  # fmt: skip
     if args.organism or args.key:  # half of it would call without any credentials
         raise ValueError(
             "--organism and --key go together (or $INTEROPS_ORGANISM and $INTEROPS_KEY_FILE): "
@@ -82,7 +84,8 @@ def _client(args: argparse.Namespace) -> Client:
     # organism's signed request) calls without the global credentials, which would add a second
     # proof (BAD_PROOF) or another signer (WRONG_SIGNER).
     credentials = None if getattr(args, "anonymous", False) else _credentials(args)
-    return Client(args.address, credentials=credentials, tracer_provider=_TRACING[0])
+    return Client(args.address, credentials=credentials, tls=channel_credentials(args),
+                  tracer_provider=_TRACING[0])  # fmt: skip
 
 
 # The command line's tracer provider, when INTEROPS_TRACING_EXPORTER asks for one.
@@ -189,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("INTEROPS_GRPC_ADDRESS", DEFAULT_ADDRESS),
         help="the node's gRPC address (default: $INTEROPS_GRPC_ADDRESS or %(default)s)",
     )
+    add_tls_options(root)
     root.add_argument(
         "--organism",
         default=os.environ.get("INTEROPS_ORGANISM", ""),

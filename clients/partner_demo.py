@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 if TYPE_CHECKING:  # the parser is built without them; the site imports what it runs
+    import grpc
     from google.protobuf.message import Message
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -103,10 +104,14 @@ def partner_app(verifier: Verifier, code: str, portal: str, own_url: str) -> Sta
 
 
 def verifier_for(
-    node_address: str, root_key_hex: str, revocations_seconds: float = 30.0
+    node_address: str,
+    root_key_hex: str,
+    revocations_seconds: float = 30.0,
+    tls: grpc.ChannelCredentials | None = None,
 ) -> Verifier:
     """A verifier of chains against the node's directory and revocation list, both pinned to
-    the root key; the list is fetched again when older than `revocations_seconds`."""
+    the root key; the list is fetched again when older than `revocations_seconds`; over TLS
+    with `tls`."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from clients.client import Client
@@ -120,7 +125,7 @@ def verifier_for(
 
     def fetch(call: Callable[[Client], Message]) -> Callable[[], bytes]:
         def signed() -> bytes:
-            with Client(node_address, timeout=10) as client:
+            with Client(node_address, timeout=10, tls=tls) as client:
                 return call(client).SerializeToString()
 
         return signed
@@ -138,11 +143,14 @@ def verifier_for(
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from clients.tls import channel_credentials
+
     if not args.root_key:
         raise ValueError("give --root-key (interops directory root-key prints it)")
     host, _, port = args.listen.rpartition(":")
     own = args.public_url or f"http://{args.listen}"
-    verifier = verifier_for(args.address, args.root_key, args.revocations_seconds)
+    verifier = verifier_for(args.address, args.root_key, args.revocations_seconds,
+                            channel_credentials(args))  # fmt: skip
     app = partner_app(verifier, args.code,
                       args.portal.rstrip("/"), own.rstrip("/"))  # fmt: skip
     print(f"partner-demo: {own} (portal {args.portal}); sign in from {own}/", flush=True)

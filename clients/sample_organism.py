@@ -167,16 +167,21 @@ def _run(args: argparse.Namespace, client: Client) -> int:
 def _run_traced(args: argparse.Namespace, signer: Signer) -> int:
     """`_serve` with the organism's spans sent to the node's collector with its credentials."""
     from clients.client import Client
+    from clients.tls import channel_credentials
     from clients.token_credentials import OrganismCredentials
     from clients.tracing import COLLECTOR_SERVICE, InteropsSpanExporter, provider_from_env
 
+    tls = channel_credentials(args)
     exporter = InteropsSpanExporter(
-        args.address, OrganismCredentials(args.address, signer, (COLLECTOR_SERVICE,))
+        args.address,
+        OrganismCredentials(args.address, signer, (COLLECTOR_SERVICE,), tls=tls),
+        tls=tls,
     )
     provider = provider_from_env(f"{signer.organism.lower()}-system", exporter)
-    credentials = OrganismCredentials(args.address, signer, (DELIVERY_SERVICE,))
+    credentials = OrganismCredentials(args.address, signer, (DELIVERY_SERVICE,), tls=tls)
     try:
-        with Client(args.address, credentials=credentials, tracer_provider=provider) as client:
+        with Client(args.address, credentials=credentials, tls=tls,
+                    tracer_provider=provider) as client:  # fmt: skip
             tracer = provider.get_tracer("interops.organism") if provider else None
             organism = SampleOrganism(client, signer, encryption_key_of(args), args.out, tracer)
             return _serve(args, organism)

@@ -61,8 +61,10 @@ class OrganismCredentials:
         grants: Sequence[token_pb2.Grant] = (),
         lifetime: int = 300,
         renew_before: float = 60.0,
+        tls: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.address = address.removeprefix("grpc://")
+        self.tls = tls
         self.signer = signer
         self.audience = tuple(audience)
         self.grants = tuple(grants)
@@ -80,7 +82,12 @@ class OrganismCredentials:
             grants=self.grants,
             lifetime_seconds=self.lifetime,
         )
-        with grpc.insecure_channel(self.address) as channel:
+        channel = (
+            grpc.secure_channel(self.address, self.tls)
+            if self.tls
+            else grpc.insecure_channel(self.address)
+        )
+        with channel:
             stub = token_service_pb2_grpc.TokenServiceStub(channel)
             try:
                 response: token_service_pb2.IssueTokenResponse = stub.IssueToken(

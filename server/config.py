@@ -69,6 +69,12 @@ class Settings:
     http_address: str = "127.0.0.1:8080"
     http_tls_cert: str = ""
     http_tls_key: str = ""
+    # The gRPC door over TLS: a certificate (chain) and its key (PEM files); with a client CA,
+    # mutual TLS: every caller presents a certificate the CA signed, and an organism's must
+    # hold a key it published in the trust directory (kind TLS).
+    grpc_tls_cert: str = ""
+    grpc_tls_key: str = ""
+    grpc_tls_client_ca: str = ""
     # How long the node keeps spans (its own and those organisms send to its OTLP collector);
     # 0: it keeps none (its collector accepts and forgets them).
     trace_retention_hours: float = 72.0
@@ -122,7 +128,26 @@ class Settings:
         )
         if bool(tls_cert) != bool(tls_key):
             raise ConfigError("INTEROPS_HTTP_TLS_CERT and INTEROPS_HTTP_TLS_KEY go together")
+        grpc_cert, grpc_key, client_ca = (
+            env.get("INTEROPS_GRPC_TLS_CERT", ""),
+            env.get("INTEROPS_GRPC_TLS_KEY", ""),
+            env.get("INTEROPS_GRPC_TLS_CLIENT_CA", ""),
+        )
+        if bool(grpc_cert) != bool(grpc_key):
+            raise ConfigError("INTEROPS_GRPC_TLS_CERT and INTEROPS_GRPC_TLS_KEY go together")
+        if client_ca and not grpc_cert:
+            raise ConfigError("INTEROPS_GRPC_TLS_CLIENT_CA (mutual TLS) needs "
+                              "INTEROPS_GRPC_TLS_CERT and INTEROPS_GRPC_TLS_KEY")  # fmt: skip
+        for name, path in (("INTEROPS_HTTP_TLS_CERT", tls_cert), ("INTEROPS_HTTP_TLS_KEY", tls_key),
+                           ("INTEROPS_GRPC_TLS_CERT", grpc_cert),
+                           ("INTEROPS_GRPC_TLS_KEY", grpc_key),
+                           ("INTEROPS_GRPC_TLS_CLIENT_CA", client_ca)):  # fmt: skip
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{name}: no such file {path}")
         return cls(
+            grpc_tls_cert=grpc_cert,
+            grpc_tls_key=grpc_key,
+            grpc_tls_client_ca=client_ca,
             grpc_address=address,
             http_address=http_address,
             http_tls_cert=tls_cert,

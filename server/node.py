@@ -267,7 +267,7 @@ class Node:
             self.server,
         )  # fmt: skip
         self.server.add_generic_rpc_handlers(tuple(extra_handlers))
-        self.port = 0
+        self.port = self.internal_port = 0
 
     def _serve_traces(self, settings: Settings) -> TraceKeeper | None:
         """The OTLP collector and the trace queries. The node keeps its own spans (those worth
@@ -303,13 +303,24 @@ class Node:
         await self.bulk_worker.start()
         if self.trace_keeper is not None:
             await self.trace_keeper.start()
-        self.port = self.server.add_insecure_port(self.settings.grpc_address)
+        if self.settings.grpc_tls_cert:
+            self.port = self.server.add_secure_port(self.settings.grpc_address,
+                                                    server_credentials(self.settings))  # fmt: skip
+            # The node's own web adapter calls it in this process's loopback, in plaintext: it
+            # carries no organism's chain (mutual TLS refuses those there).
+            self.internal_port = self.server.add_insecure_port("127.0.0.1:0")
+        else:
+            self.port = self.internal_port = self.server.add_insecure_port(
+                self.settings.grpc_address
+            )
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.grpc_address}")
         await self.server.start()
         for service in ("", *SERVICES):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving gRPC on %s (port %d)", self.settings.grpc_address, self.port)
+        tls = " over TLS" + (" (mutual)" if self.settings.grpc_tls_client_ca else "")
+        log.info("serving gRPC%s on %s (port %d)", tls if self.settings.grpc_tls_cert else "",
+                 self.settings.grpc_address, self.port)  # fmt: skip
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
@@ -332,3 +343,14 @@ class Node:
     async def wait(self) -> None:
         """Returns when the server has stopped."""
         await self.server.wait_for_termination()
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials:
+    """The gRPC door's TLS: its certificate chain and key; with a client CA, every caller must
+    present a certificate that CA signed (mutual TLS)."""
+    pair = (Path(settings.grpc_tls_key).read_bytes(), Path(settings.grpc_tls_cert).read_bytes())
+    client_ca = (
+        Path(settings.grpc_tls_client_ca).read_bytes() if settings.grpc_tls_client_ca else None
+    )
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)  # fmt: skip

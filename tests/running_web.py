@@ -20,7 +20,7 @@ class RunningWeb:
         self.node = node
         configured = replace(node.settings, http_address="127.0.0.1:0",
                              http_tls_cert=http_tls_cert, http_tls_key=http_tls_key)  # fmt: skip
-        self.server = WebServer(configured, node.port, node.node.rights,
+        self.server = WebServer(configured, node.node.internal_port, node.node.rights,
                                 door_secret=node.node.door_secret)  # fmt: skip
         self.port = node.run(self.server.start())
         scheme = "https" if configured.http_tls_cert else "http"

@@ -26,11 +26,14 @@ KIND_PREFIX = "ORGANISM_KIND_"
 
 class KeyKind(StrEnum):
     """What a published key is for: SIGNING (Ed25519: blocks, proofs, receipts; the snapshot's
-    `keys`) or ENCRYPTION (X25519: what the organism's shares are sealed to; its
-    `encryption_keys`). Stored by name."""
+    `keys`), ENCRYPTION (X25519: what the organism's shares are sealed to; its
+    `encryption_keys`) or TLS (the SHA-256 of a TLS client certificate's public key, DER
+    SubjectPublicKeyInfo: in mutual TLS, what the organism's systems present; only the node
+    reads these). Stored by name."""
 
     SIGNING = "SIGNING"
     ENCRYPTION = "ENCRYPTION"
+    TLS = "TLS"
 
 
 class DirectoryError(ValueError):
@@ -76,6 +79,10 @@ class DirectoryStore:
         if kind == KeyKind.ENCRYPTION:
             check_encryption_key(public_key)
             key_id = encryption_key_id(public_key)
+        elif kind == KeyKind.TLS:
+            if len(public_key) != 32:
+                raise DirectoryError("a TLS key is the SHA-256 (32 bytes) of a certificate's key")
+            key_id = f"tls:{public_key.hex()[:16]}"
         else:
             check_public_key(public_key)
             key_id = key_id_of(public_key)
@@ -163,6 +170,21 @@ class DirectoryStore:
             .all()
         )
         return max((value for value in latest if value is not None), default=0)
+
+    def tls_pins(self) -> dict[str, frozenset[bytes]]:
+        """Each organism's TLS keys in use (retired ones left out): the SHA-256 of the public
+        keys its client certificates may hold."""
+        now = int(time.time())
+        pins: dict[str, set[bytes]] = {}
+        with self.engine.connect() as connection:
+            for organism, pin, until in connection.execute(
+                select(organism_keys.c.organism, organism_keys.c.public_key,
+                       organism_keys.c.valid_until)
+                .where(organism_keys.c.kind == KeyKind.TLS.value)
+            ):  # fmt: skip
+                if not until or until > now:
+                    pins.setdefault(str(organism), set()).add(bytes(pin))
+        return {organism: frozenset(found) for organism, found in pins.items()}
 
     def snapshot(self, lifetime: int) -> token_pb2.Directory:
         """The whole directory as a snapshot valid for `lifetime` seconds."""

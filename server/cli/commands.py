@@ -72,9 +72,12 @@ def _directory(commands: Commands) -> None:
     organism.set_defaults(handler=_lazy("directory_commands", "add-organism"))
     key = sub.add_parser("add-key", help="publish a public key of an organism")
     key.add_argument("organism")
-    key.add_argument("--kind", choices=("signing", "encryption"), default="signing",
-                     help="signing (Ed25519, the default) or encryption (X25519: what the "
-                     "organism's DSN shares are sealed to)")  # fmt: skip
+    key.add_argument("--kind", choices=("signing", "encryption", "tls"), default="signing",
+                     help="signing (Ed25519, the default), encryption (X25519: what the "
+                     "organism's DSN shares are sealed to) or tls (the key of a client "
+                     "certificate its systems present in mutual TLS: --cert-file)")  # fmt: skip
+    key.add_argument("--cert-file", type=Path, help="with --kind tls: the client certificate "
+                     "(PEM) whose public key to publish")  # fmt: skip
     key.add_argument("--public-key", help="raw public key, hex")
     key.add_argument("--key-file", type=Path, help="the private key (PEM) whose public half "
                      "to publish")  # fmt: skip

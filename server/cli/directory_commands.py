@@ -15,6 +15,7 @@ from registry.kernel.database import open_engine, upgrade
 from registry.kernel.rights import REGISTRY_READ
 from registry.trust.declarant_store import DeclarantStore
 from registry.trust.directory_store import DirectoryError, DirectoryStore, KeyKind
+from registry.trust.tls_pins import pin_of_certificate
 from server.config import Settings
 from server.token.trust import node_key
 from token_suite.encryption_keys import public_of, read_encryption_key
@@ -45,7 +46,11 @@ def _add_organism(engine: Engine, args: argparse.Namespace) -> None:
 
 def _add_key(engine: Engine, args: argparse.Namespace) -> None:
     kind = KeyKind(args.kind.upper())
-    if args.key_file and kind == KeyKind.ENCRYPTION:
+    if kind == KeyKind.TLS:
+        if not args.cert_file:
+            raise ValueError("a TLS key is published from its certificate: give --cert-file PEM")
+        public = pin_of_certificate(args.cert_file.read_bytes())
+    elif args.key_file and kind == KeyKind.ENCRYPTION:
         public = public_of(read_encryption_key(args.key_file))
     elif args.key_file:
         public = public_bytes(read_private_key(args.key_file))

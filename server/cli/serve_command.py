@@ -54,7 +54,7 @@ async def _run(settings: Settings, *, demo_data: bool) -> None:
     print(f"interops: serving on {settings.grpc_address.rsplit(':', 1)[0]}:{node.port}", flush=True)
     web = None
     if settings.http_address:
-        web = WebServer(settings, node.port, node.rights, door_secret=node.door_secret,
+        web = WebServer(settings, node.internal_port, node.rights, door_secret=node.door_secret,
                         tracer_provider=node.tracer_provider)  # fmt: skip
         try:
             web_port = await web.start()

@@ -13,6 +13,7 @@ ErrorInfo.
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
@@ -23,6 +24,7 @@ from interops.auth.v1 import auth_pb2
 from opentelemetry import trace
 
 from registry.kernel.rights import right_name
+from registry.trust.tls_pins import pin_of_certificate
 from server.rpc.error_interceptor import fail, passes_through
 from server.rpc.errors import PermissionDenied, ServiceError, Unauthenticated, build_status
 from server.rpc.handler_wrapping import (
@@ -144,6 +146,8 @@ class AuthInterceptor(WrappingInterceptor):
             raise AssertionError("unreachable: fail aborts") from error
 
     async def _authenticate(self, method: str, context: Context) -> VerifiedChain:
+        if self.trust.settings.grpc_tls_cert:
+            await self._check_tls_version(context)
         token, proof = token_and_proof(context)
         if token is None:
             await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING",
@@ -162,14 +166,37 @@ class AuthInterceptor(WrappingInterceptor):
             await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "REPLAYED",
                           "this token or proof was used already")  # fmt: skip
         _describe_span(chain)
+        holder = chain.holder
+        if self.trust.settings.grpc_tls_client_ca and holder.key_id and not holder.public_key:
+            # held by an organism's directory key (a session's or a person's own key is not)
+            await self._check_client_certificate(holder.organism, context)
         right = self._right(method)
         if right is None or not chain.allows(right):
             await _refuse(context, grpc.StatusCode.PERMISSION_DENIED, "MISSING_GRANT",
                           f"{method} needs the {right or 'unknown'} right")  # fmt: skip
         return chain
 
+    async def _check_client_certificate(self, organism: str, context: Context) -> None:
+        """Mutual TLS: an organism's chain is used over TLS with a client certificate whose key
+        the organism published in the directory (kind TLS); the node's own plaintext loopback
+        door (its web adapter's) takes no organism's chain."""
+        presented = list(context.auth_context().get("x509_pem_cert", ()))
+        if not presented or pin_of(presented[0]) not in self.trust.tls_pins.get(organism, ()):
+            await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "CLIENT_CERTIFICATE",
+                          f"{organism}'s chain is used with a TLS client certificate whose key "
+                          f"{organism} published in the trust directory (kind TLS)")  # fmt: skip
+
+    async def _check_tls_version(self, context: Context) -> None:
+        """Over TLS, TLS 1.3 only (grpcio cannot refuse 1.2 at the handshake yet: the call is)."""
+        version = list(context.auth_context().get("ssl_tls_version", ()))
+        if version and version[0] != b"TLSv1.3":
+            await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "TLS_VERSION",
+                          "this node takes TLS 1.3 only")  # fmt: skip
+
     def wrap(self, handler: Handler, method: str) -> Handler:
         if service_of(method) in self.public or method in self.public:
+            if self.trust.settings.grpc_tls_cert:
+                return self._version_checked(handler)
             return handler
         behaviour: Callable[..., Any] = behaviour_of(handler)
         authenticate = self.authenticate
@@ -184,6 +211,24 @@ class AuthInterceptor(WrappingInterceptor):
 
         async def unary(request: Any, context: Context) -> Any:
             _principal.set(await authenticate(method, context))
+            return await behaviour(request, context)
+
+        return rebuild(handler, unary)
+
+    def _version_checked(self, handler: Handler) -> Handler:
+        behaviour: Callable[..., Any] = behaviour_of(handler)
+        check = self._check_tls_version
+        if handler.response_streaming:
+
+            async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
+                await check(context)
+                async for response in iterate(behaviour, request, context):
+                    yield response
+
+            return rebuild(handler, streaming)
+
+        async def unary(request: Any, context: Context) -> Any:
+            await check(context)
             return await behaviour(request, context)
 
         return rebuild(handler, unary)
@@ -203,3 +248,9 @@ def _describe_span(chain: VerifiedChain) -> None:
 
 async def _refuse(context: Context, code: grpc.StatusCode, reason: str, message: str) -> NoReturn:
     await abort(context, build_status(code, message, reason))
+
+
+@functools.lru_cache(maxsize=1024)
+def pin_of(certificate_pem: bytes) -> bytes:
+    """The TLS key pin of a presented certificate (parsed once per certificate)."""
+    return pin_of_certificate(certificate_pem)

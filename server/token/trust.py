@@ -81,6 +81,8 @@ class NodeTrust:
         self._pruned_at = 0.0
         self._signed_revocations: tuple[Revocations, float, bytes] | None = None
         self._directory_serial = -1
+        # Each organism's TLS key pins (mutual TLS), read again when the directory changes.
+        self.tls_pins: dict[str, frozenset[bytes]] = {}
         self.verifier = Verifier(self.keys, leeway=settings.token_leeway_seconds,
                                  revocations=self.revocations)  # fmt: skip
         self._memory_spent = MemoryReplayCache()
@@ -119,6 +121,8 @@ class NodeTrust:
         if serial != self._directory_serial:
             self._directory_serial = serial
             self.keys.reload()  # here, in a worker thread, not in a call on the event loop
+            if self.settings.grpc_tls_client_ca:
+                self.tls_pins = self.directory.tls_pins()
         with self._revocation_lock:
             position = self._revocation_position
             found, last = self.revocation_store.after(max(position - _REREAD_ROWS, 0))

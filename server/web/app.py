@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
@@ -159,6 +160,9 @@ class WebServer:
             # Requests still running then (a followed stream) are cancelled: a stop ends in time.
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )  # fmt: skip
+        config.load()
+        if config.ssl is not None:  # TLS 1.3 only
+            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_3
         self.server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -47,14 +47,28 @@ def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
         Settings.from_env({name: value})
 
 
-def test_the_web_adapter_address_and_its_tls() -> None:
+def test_the_doors_addresses_and_their_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("cert")
+    key.write_text("key")
     assert Settings.from_env({}).http_address == "127.0.0.1:8080"
     assert Settings.from_env({"INTEROPS_HTTP_ADDRESS": "off"}).http_address == ""
     served = Settings.from_env({"INTEROPS_HTTP_ADDRESS": "0.0.0.0:8443",
-                                "INTEROPS_HTTP_TLS_CERT": "c.pem",
-                                "INTEROPS_HTTP_TLS_KEY": "k.pem"})  # fmt: skip
-    assert (served.http_address, served.http_tls_cert) == ("0.0.0.0:8443", "c.pem")
+                                "INTEROPS_HTTP_TLS_CERT": str(cert),
+                                "INTEROPS_HTTP_TLS_KEY": str(key)})  # fmt: skip
+    assert (served.http_address, served.http_tls_cert) == ("0.0.0.0:8443", str(cert))
     with pytest.raises(ConfigError, match="INTEROPS_HTTP_ADDRESS"):
         Settings.from_env({"INTEROPS_HTTP_ADDRESS": "8080"})
     with pytest.raises(ConfigError, match="go together"):
-        Settings.from_env({"INTEROPS_HTTP_TLS_CERT": "c.pem"})
+        Settings.from_env({"INTEROPS_HTTP_TLS_CERT": str(cert)})
+    with pytest.raises(ConfigError, match="go together"):
+        Settings.from_env({"INTEROPS_GRPC_TLS_KEY": str(key)})
+    with pytest.raises(ConfigError, match="INTEROPS_GRPC_TLS_CLIENT_CA"):
+        Settings.from_env({"INTEROPS_GRPC_TLS_CLIENT_CA": str(cert)})
+    with pytest.raises(ConfigError, match="INTEROPS_GRPC_TLS_CERT: no such file"):
+        Settings.from_env({"INTEROPS_GRPC_TLS_CERT": str(tmp_path / "none.pem"),
+                           "INTEROPS_GRPC_TLS_KEY": str(key)})  # fmt: skip
+    mutual = Settings.from_env({"INTEROPS_GRPC_TLS_CERT": str(cert),
+                                "INTEROPS_GRPC_TLS_KEY": str(key),
+                                "INTEROPS_GRPC_TLS_CLIENT_CA": str(cert)})  # fmt: skip
+    assert mutual.grpc_tls_client_ca == str(cert)

@@ -17,11 +17,13 @@ The e-mails go to a real SMTP server run by the test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -103,6 +105,7 @@ class Shell:
         self.process = subprocess.Popen(
             ["bash", "--noprofile", "--norc"], cwd=cwd, env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its jobs (the node, followers) end with it: see close()
         )  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -150,11 +153,15 @@ class Shell:
         raise AssertionError(f"no line matching {pattern!r}:\n{''.join(seen)}")
 
     def close(self) -> None:
-        self.send("kill $(jobs -p) 2> /dev/null; wait; exit")
+        """Ends the shell and everything it started, whatever it was doing."""
         try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+            self.send("kill $(jobs -p) 2> /dev/null; wait; exit")
+            self.process.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # a command still in the foreground
+        self.process.wait(timeout=30)
 
 
 def _letter_key(workdir: Path) -> str:

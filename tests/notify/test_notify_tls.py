@@ -5,8 +5,6 @@ node left running on a shared outbox would deliver the mail itself)."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import socket
 import ssl
 from pathlib import Path
@@ -14,48 +12,15 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from interops.notify.v1 import notify_pb2 as pb
 
 from clients.client import Client
 from registry.rcd.sirene_synth import siren_at
 from server.notify.dispatch import MailSettings
+from tests.certificates import TestAuthority
 from tests.mailbox import Mailbox
 from tests.notify.test_notifications import NOTIFY, _declarant, _send, _settled, _subscribe
 from tests.running_node import RunningNode
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate authority's certificate for 127.0.0.1, used as the server's own."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test smtp relay")])
-    now = datetime.datetime.now(datetime.UTC)
-    identifier = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(identifier, critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(identifier),
-                       critical=False)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, key_cert_sign=True, crl_sign=False, content_commitment=False,
-            key_encipherment=False, data_encipherment=False, key_agreement=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_file, key_file = directory / "relay.pem", directory / "relay.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
-    return cert_file, key_file
 
 
 @pytest.mark.parametrize(
@@ -66,7 +31,9 @@ def test_e_mail_over_tls_verifies_the_relays_certificate(
     database_url: str, tmp_path: Path, mode: str, trusted: bool, company_index: int
 ) -> None:
     siren = siren_at(company_index)
-    cert_file, key_file = _self_signed(tmp_path)
+    authority = TestAuthority(tmp_path)
+    relay = authority.issue("relay")
+    cert_file, key_file = relay.cert, relay.key
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert_file, key_file)
     box = Mailbox()
@@ -79,7 +46,7 @@ def test_e_mail_over_tls_verifies_the_relays_certificate(
     )  # fmt: skip
     controller = Controller(box, hostname="127.0.0.1", port=port, **tls_arguments)
     controller.start()
-    mail = MailSettings(port=port, tls=mode, ca_file=str(cert_file) if trusted else "")
+    mail = MailSettings(port=port, tls=mode, ca_file=str(authority.ca_file) if trusted else "")
     running = RunningNode(database_url, tmp_path / "node", mail=mail,
                           notify_backoff_seconds=0.05, notify_max_attempts=2)  # fmt: skip
     try:

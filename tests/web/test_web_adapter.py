@@ -12,7 +12,6 @@ addresses a partner does not own are refused, error pages say what went wrong wi
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import socket
@@ -25,10 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from interops.notify.v1 import notify_pb2
 
 from clients.client import Client
@@ -36,6 +31,7 @@ from registry.dsn.synth import DEMO_COMPANY, generate
 from registry.trust.declarant_store import DeclarantStore
 from registry.trust.directory_store import DirectoryStore
 from registry.trust.sign_in_limits import SignInLimits
+from tests.certificates import TestAuthority
 from tests.databases import fresh_database
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
@@ -276,21 +272,8 @@ def test_the_form_waits_when_the_node_says_so(world: dict[str, Any]) -> None:
 
 
 def test_over_tls_the_session_cookie_is_secure(world: dict[str, Any], tmp_path: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_file, key_file = tmp_path / "web.crt", tmp_path / "web.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    issued = TestAuthority(tmp_path).issue("web")
+    cert_file, key_file = issued.cert, issued.key
     tls = RunningWeb(world["node"], http_tls_cert=str(cert_file), http_tls_key=str(key_file))
     try:
         page = httpx.get(f"{tls.url}/signin", verify=False)

@@ -190,6 +190,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The REST declination: an HTTP method other than the one the path takes (405, with Allow)."""
     ERROR_REASON_TOO_MANY_SPANS: _ErrorReason.ValueType  # 119
     """The node's trace collector: an organism sent more spans in a minute than it takes."""
+    ERROR_REASON_CLIENT_CERTIFICATE: _ErrorReason.ValueType  # 120
+    """TLS: in mutual TLS an organism's chain comes with a client certificate whose key it
+    published in the trust directory; the gRPC door takes TLS 1.3 only.
+    """
+    ERROR_REASON_TLS_VERSION: _ErrorReason.ValueType  # 121
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed, as a program tests it. A failed call's google.rpc.Status carries an
@@ -366,4 +371,9 @@ ERROR_REASON_METHOD_NOT_ALLOWED: ErrorReason.ValueType  # 118
 """The REST declination: an HTTP method other than the one the path takes (405, with Allow)."""
 ERROR_REASON_TOO_MANY_SPANS: ErrorReason.ValueType  # 119
 """The node's trace collector: an organism sent more spans in a minute than it takes."""
+ERROR_REASON_CLIENT_CERTIFICATE: ErrorReason.ValueType  # 120
+"""TLS: in mutual TLS an organism's chain comes with a client certificate whose key it
+published in the trust directory; the gRPC door takes TLS 1.3 only.
+"""
+ERROR_REASON_TLS_VERSION: ErrorReason.ValueType  # 121
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
