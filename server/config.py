@@ -78,6 +78,9 @@ class Settings:
     # How long the node keeps spans (its own and those organisms send to its OTLP collector);
     # 0: it keeps none (its collector accepts and forgets them).
     trace_retention_hours: float = 72.0
+    # How long the sealed files of a finished deposit and its shares are kept once nothing of
+    # it is owed (rejected, or every delivery acknowledged); 0: kept for ever.
+    dsn_retention_days: float = 0.0
 
     @property
     def nir_keyring_path(self) -> Path:
@@ -204,6 +207,7 @@ class Settings:
             audit_checkpoint_seconds=number(
                 "INTEROPS_AUDIT_CHECKPOINT_SECONDS", cls.audit_checkpoint_seconds
             ),
+            dsn_retention_days=number("INTEROPS_DSN_RETENTION_DAYS", cls.dsn_retention_days),
             trace_retention_hours=number(
                 "INTEROPS_TRACE_RETENTION_HOURS", cls.trace_retention_hours
             ),

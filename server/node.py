@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -150,6 +152,8 @@ class Node:
         self.imports = ImportJobs(
             self.engine, self.operations, settings.data_dir / "uploads", settings.max_import_bytes
         )
+        # This process among the nodes sharing the database (whose work it claims).
+        self.instance = f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # A journal (hash chain) per node process.
         journal = f"{self.trust.root_key_id}/{int(time.time())}/{uuid.uuid4().hex[:8]}"
         self.audit_store = AuditStore(self.engine, journal)
@@ -205,7 +209,8 @@ class Node:
         )  # fmt: skip
         self.pipeline = DsnPipeline(
             self.deposits, files, load_rules(rules_dir), settings.feed_poll_seconds, tracer,
-            relations=self.relations,
+            relations=self.relations, node=self.instance,
+            retention_days=settings.dsn_retention_days,
         )  # fmt: skip
         dsn_pb2_grpc.add_DepositServiceServicer_to_server(
             DepositService(self.deposits, files, self.pipeline, settings.max_deposit_bytes,
@@ -239,7 +244,11 @@ class Node:
             self.engine, settings.link_idle_months, AESGCM(data_key)
         )
         self.bulk_worker = BulkWorker(
-            BulkQueue(self.engine), habilitations, self.operations, settings.feed_poll_seconds
+            BulkQueue(self.engine),
+            habilitations,
+            self.operations,
+            settings.feed_poll_seconds,
+            node=self.instance,
         )
         habilitation_pb2_grpc.add_HabilitationServiceServicer_to_server(
             HabilitationService(habilitations, self.relations, self.operations,
@@ -294,7 +303,7 @@ class Node:
         after = await asyncio.to_thread(current_revision, self.engine)
         if after != before:  # one line for the whole migration (Alembic's own are quieted)
             log.info("database schema migrated from %s to %s", before or "nothing", after)
-        await asyncio.to_thread(self.imports.interrupted_by_restart)
+        self.imports.start()
         await self.trust.start()
         await self.journal.start()
         await self.cache.start()

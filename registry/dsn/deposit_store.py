@@ -355,6 +355,10 @@ _DELIVERY_COLUMNS = [deliveries.c[f.name] for f in fields(DeliveryRecord)]
 _RETURN_COLUMNS = [deposit_returns.c[f.name] for f in fields(ReturnRecord) if f.name != "body"]
 
 
+# However often a deposit failed, some node tries it again within the hour.
+_LONGEST_WAIT_MS = 3_600_000
+
+
 class DepositStore:
     """Deposits, deliveries and returns in the database."""
 
@@ -464,15 +468,88 @@ class DepositStore:
             rows = connection.execute(query).all()
             return [self._with_deliveries(connection, row) for row in rows]
 
-    def unfinished(self) -> list[tuple[str, str]]:
-        """(id, state) of deposits whose validation or routing is still to do, oldest first."""
-        with self.engine.connect() as connection:
+    def claim(self, node: str, limit: int, lease_ms: int) -> list[str]:
+        """Up to `limit` deposits whose validation or routing is still to do and that no node
+        holds, oldest first (events first), now held by `node` for `lease_ms` (then free again:
+        a node killed while working on one leaves it to another). On PostgreSQL rows another
+        node is claiming are skipped (FOR UPDATE SKIP LOCKED): no two nodes take one."""
+        moment = now_ms()
+        with self.engine.begin() as connection:
             rows = connection.execute(
-                select(deposits.c.id, deposits.c.state)
-                .where(deposits.c.state.in_((DepositState.RECEIVED, DepositState.VALIDATED)))
+                select(deposits.c.id)
+                .where(deposits.c.state.in_((DepositState.RECEIVED, DepositState.VALIDATED)),
+                       deposits.c.claimed_until <= moment)
                 .order_by(deposits.c.priority, deposits.c.received_at)
-            ).all()
-        return [(str(row[0]), str(row[1])) for row in rows]
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).scalars().all()  # fmt: skip
+            if rows:
+                connection.execute(
+                    update(deposits).where(deposits.c.id.in_(rows))
+                    .values(claimed_by=node, claimed_until=moment + lease_ms,
+                            claims=deposits.c.claims + 1)
+                )  # fmt: skip
+        return [str(deposit_id) for deposit_id in rows]
+
+    def retry_later(self, deposit_id: str, node: str, first_wait_ms: int) -> int:
+        """Leaves a deposit `node` could not finish (a failure, an organism without a key yet)
+        for `first_wait_ms` doubled with each earlier claim (at most an hour), to any node;
+        returns the wait."""
+        with self.engine.begin() as connection:
+            claims = connection.execute(
+                select(deposits.c.claims)
+                .where(deposits.c.id == deposit_id, deposits.c.claimed_by == node)
+            ).scalar()  # fmt: skip
+            if claims is None:
+                return 0
+            wait = min(first_wait_ms << min(max(int(claims) - 1, 0), 20), _LONGEST_WAIT_MS)
+            connection.execute(
+                update(deposits).where(deposits.c.id == deposit_id)
+                .values(claimed_until=now_ms() + wait)
+            )  # fmt: skip
+        return wait
+
+    def purgeable(self, finished_before: int, limit: int) -> list[tuple[str, list[str]]]:
+        """Deposits whose files may go (`(id, its delivery ids)`): not purged yet, last changed
+        before `finished_before` (Unix ms), and owing nothing: rejected, or routed with every
+        delivery acknowledged. Oldest first."""
+        owed = (
+            select(deliveries.c.id)
+            .where(deliveries.c.deposit_id == deposits.c.id,
+                   deliveries.c.state != DeliveryState.ACKNOWLEDGED)
+            .exists()
+        )  # fmt: skip
+        with self.engine.connect() as connection:
+            ids = connection.execute(
+                select(deposits.c.id)
+                .where(deposits.c.purged_at == 0, deposits.c.updated_at < finished_before,
+                       deposits.c.state.in_((DepositState.REJECTED, DepositState.ROUTED)),
+                       ~owed)
+                .order_by(deposits.c.updated_at)
+                .limit(limit)
+            ).scalars().all()  # fmt: skip
+            shares = connection.execute(
+                select(deliveries.c.deposit_id, deliveries.c.id)
+                .where(deliveries.c.deposit_id.in_(ids))
+            ).all()  # fmt: skip
+        found: dict[str, list[str]] = {str(deposit_id): [] for deposit_id in ids}
+        for deposit_id, delivery in shares:
+            found[str(deposit_id)].append(str(delivery))
+        return list(found.items())
+
+    def mark_purged(self, deposit_id: str) -> None:
+        """Records that a deposit's files are gone."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(deposits).where(deposits.c.id == deposit_id).values(purged_at=now_ms())
+            )
+
+    def purged(self, deposit_id: str) -> bool:
+        """True when the deposit's files were purged."""
+        with self.engine.connect() as connection:
+            return bool(connection.execute(
+                select(deposits.c.purged_at).where(deposits.c.id == deposit_id)
+            ).scalar())  # fmt: skip
 
     def _with_deliveries(self, connection: Connection, row: Sequence[object]) -> DepositRecord:
         found = connection.execute(

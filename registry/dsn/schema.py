@@ -54,6 +54,15 @@ deposits = Table(
     # W3C traceparent of the call that deposited it: validation, routing and each organism's
     # handling join that trace.
     Column("trace_parent", String(64), nullable=False, server_default=""),
+    # Migration 0019. Which node's pipeline works on it until when (Unix ms; 0: nobody), and
+    # how many times one took it: nodes sharing the database claim each deposit in turn
+    # (FOR UPDATE SKIP LOCKED on PostgreSQL), and a deposit that keeps failing waits longer.
+    Column("claimed_by", String(64), nullable=False, server_default=""),
+    Column("claimed_until", BigInteger, nullable=False, server_default="0"),
+    Column("claims", Integer, nullable=False, server_default="0"),
+    # Migration 0020. When its sealed file and its shares were purged after the retention
+    # period (Unix ms; 0: kept), once nothing of it was still owed.
+    Column("purged_at", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("declarant", "request_id", name="uq_deposits_request"),
     Index("ix_deposits_declarant_sha256", "declarant", "sha256"),
     Index("ix_deposits_declarant_received", "declarant", "received_at"),

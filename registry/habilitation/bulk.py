@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from registry.habilitation.bulk_file import BadLine, BulkLine, read_lines
 from registry.habilitation.schema import bulk_files
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
+from registry.kernel.clock import now_ms
 
 
 class BulkFileState(enum.StrEnum):
@@ -118,6 +119,10 @@ def apply_file(
     return report
 
 
+# How long a node's claim on a file holds unless renewed (each `every` lines applied).
+CLAIM_MS = 15_000
+
+
 class BulkQueue:
     """The files waiting, in the order received."""
 
@@ -147,13 +152,20 @@ class BulkQueue:
             ).scalar()
         return None if found is None else str(found)
 
-    def take_next(self) -> BulkFile | None:
-        """Claims the oldest waiting file (another replica's claim wins), or None."""
+    def take_next(self, node: str = "") -> BulkFile | None:
+        """Claims for `node` the oldest file not done, unless a file is being applied under a
+        live claim (files are applied one after the other, whichever node applies them); a
+        RUNNING file whose claim ran out (its node died) is taken again. None: nothing to take
+        now, or another node's claim won."""
+        moment = now_ms()
+        live = (bulk_files.c.state == BulkFileState.RUNNING) & (bulk_files.c.claimed_until > moment)
         with self.engine.begin() as connection:
+            if connection.execute(select(bulk_files.c.operation_id).where(live)).first():
+                return None
             row = connection.execute(
                 select(bulk_files.c.operation_id, bulk_files.c.siren, bulk_files.c.author,
-                       bulk_files.c.content)
-                .where(bulk_files.c.state == BulkFileState.PENDING)
+                       bulk_files.c.content, bulk_files.c.state, bulk_files.c.claimed_until)
+                .where(bulk_files.c.state != BulkFileState.DONE)
                 .order_by(bulk_files.c.position)
                 .limit(1)
             ).first()  # fmt: skip
@@ -162,12 +174,25 @@ class BulkQueue:
             claimed = connection.execute(
                 update(bulk_files)
                 .where(bulk_files.c.operation_id == row.operation_id,
-                       bulk_files.c.state == BulkFileState.PENDING)
-                .values(state=BulkFileState.RUNNING)
+                       bulk_files.c.state == row.state,
+                       bulk_files.c.claimed_until == row.claimed_until)
+                .values(state=BulkFileState.RUNNING, claimed_by=node,
+                        claimed_until=moment + CLAIM_MS)
             ).rowcount  # fmt: skip
         if not claimed:
             return None
         return BulkFile(row.operation_id, row.siren, row.author, bytes(row.content))
+
+    def renew(self, operation_id: str, node: str = "") -> None:
+        """Keeps `node`'s claim on a file it is still applying."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(bulk_files)
+                .where(bulk_files.c.operation_id == operation_id,
+                       bulk_files.c.state == BulkFileState.RUNNING,
+                       bulk_files.c.claimed_by == node)
+                .values(claimed_until=now_ms() + CLAIM_MS)
+            )  # fmt: skip
 
     def finish(self, operation_id: str, report: BulkReport) -> None:
         """Marks a file done with its report's summary."""
@@ -176,16 +201,4 @@ class BulkQueue:
                 update(bulk_files)
                 .where(bulk_files.c.operation_id == operation_id)
                 .values(state=BulkFileState.DONE, report=report.summary)
-            )
-
-    def resume_interrupted(self) -> int:
-        """Puts back in the queue the files a stopped process was applying (applying them
-        again is harmless); how many."""
-        with self.engine.begin() as connection:
-            return int(
-                connection.execute(
-                    update(bulk_files)
-                    .where(bulk_files.c.state == BulkFileState.RUNNING)
-                    .values(state=BulkFileState.PENDING)
-                ).rowcount
             )

@@ -86,7 +86,11 @@ bulk_files = Table(
     Column("siren", String(9), nullable=False),
     Column("author", Integer, nullable=False),
     Column("content", LargeBinary, nullable=False),
-    # PENDING, DONE
+    # PENDING, RUNNING, DONE
     Column("state", String(16), nullable=False),
     Column("report", Text, nullable=False),
+    # Migration 0020. The node applying a RUNNING file, and until when (Unix ms) its claim
+    # holds unless renewed: a file whose node died is taken again once its claim runs out.
+    Column("claimed_by", String(64), nullable=False, server_default=""),
+    Column("claimed_until", BigInteger, nullable=False, server_default="0"),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -135,14 +135,16 @@ class OperationStore:
         """Marks the operation FAILED with its error."""
         self._set(operation_id, state=OperationState.FAILED, error=error.SerializeToString())
 
-    def unfinished(self, kind: str) -> list[OperationRecord]:
-        """Operations of a kind still PENDING or RUNNING: after a restart, those a crash
-        interrupted."""
+    def unfinished(self, kind: str, idle_seconds: float = 0.0) -> list[OperationRecord]:
+        """Operations of a kind still PENDING or RUNNING and not updated for `idle_seconds`:
+        those whose process died (a live one records its progress more often than that)."""
+        idle_since = datetime.now(UTC) - timedelta(seconds=idle_seconds)
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(*_COLUMNS).where(
                     operations.c.kind == kind,
                     operations.c.state.in_([OperationState.PENDING, OperationState.RUNNING]),
+                    operations.c.updated_at <= idle_since,
                 )
             ).all()
         return [_record(tuple(row)) for row in rows]

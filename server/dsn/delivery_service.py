@@ -131,6 +131,9 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
     ) -> AsyncIterator[pb.DownloadDeliveryResponse]:
         record = await self._own(request.id)
         path = self.files.share(record.id)
+        if not path.exists() and await asyncio.to_thread(self.store.purged, record.deposit_id):
+            raise NotFound("SHARE_PURGED", f"{record.id} was acknowledged and its file purged "
+                           "after the retention period")  # fmt: skip
         chunks = _stored(path) if record.sealed_for_key_id else read_sealed(path, self.files.key)
         while True:
             chunk = await asyncio.to_thread(next, chunks, None)

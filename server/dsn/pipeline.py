@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import BinaryIO
 
 from opentelemetry.trace import Tracer
@@ -37,6 +38,7 @@ from registry.dsn.reader import Anomaly, split_lines, walk
 from registry.dsn.revealed_relations import RelationCollector
 from registry.dsn.routing import Router, RoutingListener
 from registry.dsn.validation import Report, Validator
+from registry.kernel.clock import now_ms
 from registry.kernel.sealing import read_sealed
 from registry.relations.store import Link, RelationsStore
 from server.background_loop import BackgroundLoop
@@ -50,6 +52,18 @@ class _Dropped:
 
     def write(self, data: bytes) -> int:
         return len(data)
+
+
+# How many deposits a round claims, and for how long: a node killed while working on one leaves
+# it to another after this. A deposit whose processing failed waits FAILED_WAIT_MS, one with an
+# organism that has no encryption key yet KEYLESS_WAIT_MS, each doubled with every claim (at
+# most an hour).
+CLAIM_BATCH = 16
+CLAIM_MS = 120_000
+FAILED_WAIT_MS = 5_000
+KEYLESS_WAIT_MS = 30_000
+# How often a node looks for deposit files past retention.
+PURGE_EVERY_SECONDS = 3600.0
 
 
 class DsnPipeline(BackgroundLoop):
@@ -66,8 +80,13 @@ class DsnPipeline(BackgroundLoop):
         tracer: Tracer,
         *,
         relations: RelationsStore,
+        node: str = "node",
+        retention_days: float = 0.0,
     ) -> None:
         self.relations = relations
+        self.node = node
+        self.retention_ms = int(retention_days * 86_400_000)
+        self._next_purge = 0.0
         self.tracer = tracer
         self.store = store
         self.files = files
@@ -75,17 +94,45 @@ class DsnPipeline(BackgroundLoop):
         super().__init__(poll_seconds)
 
     async def round(self) -> None:
-        """Moves on every deposit left unfinished (deposits received, or a previous run's)."""
+        """Moves on the deposits left unfinished (received, or a previous run's) that this node
+        claims: nodes sharing the database each take their own."""
         try:
-            work = await asyncio.to_thread(self.store.unfinished)
+            work = await asyncio.to_thread(self.store.claim, self.node, CLAIM_BATCH, CLAIM_MS)
         except Exception:  # the database away: try again after the poll interval
             log.exception("the DSN pipeline cannot read its work; retrying")
             work = []
-        for deposit_id, _ in work:
+        for deposit_id in work:
             try:
                 await asyncio.to_thread(self.process, deposit_id)
             except Exception:  # one deposit failing must not hold up the others
-                log.exception("deposit %s: processing failed; retried later", deposit_id)
+                wait = await asyncio.to_thread(self.store.retry_later, deposit_id, self.node,
+                                               FAILED_WAIT_MS)  # fmt: skip
+                log.exception("deposit %s: processing failed; tried again in %d s", deposit_id,
+                              wait // 1000)  # fmt: skip
+        if len(work) == CLAIM_BATCH:  # more are waiting
+            self.wake()
+        if self.retention_ms and time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+            try:
+                await asyncio.to_thread(self.purge, now_ms() - self.retention_ms)
+            except Exception:  # the database or the disk away: next time
+                log.exception("purging the DSN files past retention failed; retrying")
+
+    def purge(self, finished_before: int) -> int:
+        """Deletes the sealed files and shares of the deposits that owe nothing (rejected, or
+        every delivery acknowledged) and were finished before `finished_before`; returns how
+        many deposits. Files first, then the mark: a purge cut short is done again."""
+        done = 0
+        while found := self.store.purgeable(finished_before, 500):
+            for deposit_id, shares in found:
+                self.files.deposit(deposit_id).unlink(missing_ok=True)
+                for delivery in shares:
+                    self.files.share(delivery).unlink(missing_ok=True)
+                self.store.mark_purged(deposit_id)
+            done += len(found)
+        if done:
+            log.info("purged the files of %d deposits past retention", done)
+        return done
 
     def process(self, deposit_id: str) -> None:
         """Reads one deposit once (validation, relations and routing see the same reading) and
@@ -110,8 +157,10 @@ class DsnPipeline(BackgroundLoop):
         if not report.conformant or keyless:
             for file in files.values():
                 file.discard()
-            if report.conformant:  # validated: routed on a later round, once it has a key
-                log.warning("deposit %s not routed yet: %s", deposit_id, keyless[0])
+            if report.conformant:  # validated: routed later, once the organism has a key
+                wait = self.store.retry_later(deposit_id, self.node, KEYLESS_WAIT_MS)
+                log.warning("deposit %s not routed yet: %s; tried again in %d s", deposit_id,
+                            keyless[0], wait // 1000)  # fmt: skip
             return
         with self.tracer.start_as_current_span("dsn.route", parent, attributes=attributes):
             self._record_routing(deposit_id, routing, files)

@@ -43,22 +43,18 @@ class BulkWorker(BackgroundLoop):
         store: HabilitationStore,
         operations: OperationStore,
         poll_seconds: float,
+        node: str = "node",
     ) -> None:
+        self.node = node
         self.queue = queue
         self.store = store
         self.operations = operations
         super().__init__(poll_seconds)
 
-    async def start(self) -> None:
-        """Starts working, first on files a stopped process was applying (a file being
-        applied when stopped is applied again)."""
-        await asyncio.to_thread(self.queue.resume_interrupted)
-        await super().start()
-
     async def round(self) -> None:
         """Applies the waiting files, oldest first."""
         try:
-            while (queued := await asyncio.to_thread(self.queue.take_next)) is not None:
+            while (queued := await asyncio.to_thread(self.queue.take_next, self.node)) is not None:
                 await asyncio.to_thread(self.apply, queued)
         except Exception:  # the database away: try again after the poll interval
             log.exception("bulk habilitation files: cannot go on; retrying")
@@ -67,10 +63,13 @@ class BulkWorker(BackgroundLoop):
         """Applies one file and records its outcome in its operation."""
         operation = queued.operation_id
         self.operations.progress(operation, 0)
+
+        def progress(done: int) -> None:
+            self.operations.progress(operation, done)
+            self.queue.renew(operation, self.node)
+
         try:
-            report = apply_file(
-                self.store, queued, lambda done: self.operations.progress(operation, done)
-            )
+            report = apply_file(self.store, queued, progress)
         except Exception:
             log.exception("bulk file %s failed", operation)
             status = build_status(grpc.StatusCode.INTERNAL,

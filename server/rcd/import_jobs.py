@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,6 +50,10 @@ def _first_line_kind(path: Path, expected: StockKind | None) -> StockKind:
     return read_stock([first], expected)[0]
 
 
+# An import that recorded no progress for this long belongs to a process that died.
+STALE_SECONDS = 120.0
+
+
 class ImportJobs:
     """Uploads and background imports of stock files."""
 
@@ -61,14 +66,19 @@ class ImportJobs:
         self.max_bytes = max_bytes
         self._stopping = threading.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
 
     def interrupted_by_restart(self) -> None:
-        """Fails the operations a previous process left running (their thread is gone) and
-        removes the uploads it left half-received."""
+        """Fails the operations a dead process left running (their thread is gone: no progress
+        for STALE_SECONDS; a live node's import, on another node sharing the database, records
+        its progress after every batch) and removes the uploads left half-received as long."""
+        stale_before = time.time() - STALE_SECONDS
         if self.upload_dir.is_dir():
             for leftover in self.upload_dir.glob("*.csv"):
-                leftover.unlink(missing_ok=True)
-        for record in self.operations.unfinished(KIND):
+                with contextlib.suppress(FileNotFoundError):
+                    if leftover.stat().st_mtime < stale_before:
+                        leftover.unlink()
+        for record in self.operations.unfinished(KIND, idle_seconds=STALE_SECONDS):
             status = build_status(
                 grpc.StatusCode.ABORTED,
                 "interrupted by a restart of the node; the batches applied are kept, "
@@ -163,8 +173,24 @@ class ImportJobs:
         finally:
             path.unlink(missing_ok=True)
 
+    def start(self) -> None:
+        """Looks for imports a dead process left (see interrupted_by_restart), now and every
+        STALE_SECONDS / 2 until closed: a node that restarts before its own are stale fails
+        them later."""
+        self._watcher = asyncio.create_task(self._watch_interrupted(), name="interrupted-imports")
+
+    async def _watch_interrupted(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.to_thread(self.interrupted_by_restart)
+            except Exception:  # the database away: next time
+                log.exception("cannot look for interrupted imports; retrying")
+            await asyncio.to_thread(self._stopping.wait, STALE_SECONDS / 2)
+
     async def close(self) -> None:
         """Asks running imports to stop after their current batch, and waits for them."""
         self._stopping.set()
+        if self._watcher is not None:
+            await self._watcher
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

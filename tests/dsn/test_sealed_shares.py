@@ -21,7 +21,7 @@ import pytest
 from interops.dsn.v1 import dsn_pb2 as pb
 
 from clients.client import Client
-from clients.errors import PermissionDenied
+from clients.errors import NotFound, PermissionDenied
 from clients.sample_organism import SampleOrganism
 from registry.dsn.deposit_store import (
     DepositFiles,
@@ -32,6 +32,7 @@ from registry.dsn.deposit_store import (
     delivery_id,
 )
 from registry.dsn.synth import DEMO_COMPANY, generate
+from registry.kernel.clock import now_ms
 from registry.kernel.sealing import SealedWriter, SealError, read_sealed
 from registry.trust.directory_store import DirectoryStore, KeyKind
 from tests.running_node import RunningNode, provision_encryption_key
@@ -286,3 +287,27 @@ def test_an_operator_publishes_an_organisms_encryption_key(
                                                                 **on_db).stdout  # fmt: skip
     current = DirectoryStore(quiet.node.engine).current_encryption_key("ACME-SEALED")
     assert current is not None and current.key_id == key_id
+
+
+# Last: it purges what the module's other tests left acknowledged.
+def test_files_past_retention_go_once_nothing_of_them_is_owed(
+    quiet: RunningNode, urssaf: tuple[Signer, bytes]
+) -> None:
+    signer, private = urssaf
+    owed, done = _routed(quiet, "URSSAF"), _routed(quiet, "URSSAF")
+    with _as(quiet, signer) as system:
+        assert SampleOrganism(system, signer, private).handle(_leased(system, done))
+    files, pipeline = _files(quiet), quiet.node.pipeline
+    assert files.share(done).exists() and files.share(owed).exists()
+    assert pipeline.purge(now_ms() - 3_600_000) == 0  # finished too recently
+    assert pipeline.purge(now_ms() + 1) >= 1
+    assert not files.share(done).exists()
+    assert files.share(owed).exists()  # not acknowledged: still owed, kept
+    assert quiet.node.deposits.purged(done.rsplit(".", 1)[0])
+    assert not quiet.node.deposits.purged(owed.rsplit(".", 1)[0])
+    with _as(quiet, signer) as system:
+        with pytest.raises(NotFound) as gone:
+            system.download_delivery(done)
+        assert gone.value.reason == "SHARE_PURGED"
+        assert system.download_share(owed, private) == PLAIN
+    assert pipeline.purge(now_ms() + 1) == 0  # each deposit purged once

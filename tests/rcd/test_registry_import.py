@@ -3,6 +3,7 @@ retries, refusal of files that are not stock files, and atomic batches."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -239,8 +240,13 @@ def test_uploads_left_by_a_crash_are_removed_at_start(database_url: str, tmp_pat
     leftover = tmp_path / "uploads" / "0123456789abcdef.csv"
     leftover.parent.mkdir(parents=True)
     leftover.write_text("siren\n")
+    long_ago = time.time() - 600
+    os.utime(leftover, (long_ago, long_ago))
+    spooling = tmp_path / "uploads" / "fedcba9876543210.csv"  # another node receiving one now
+    spooling.write_text("siren\n")
     RunningNode(database_url, tmp_path).stop()
     assert not leftover.exists()
+    assert spooling.exists()
 
 
 def test_parsing_in_worker_processes_gives_the_same_outcome(

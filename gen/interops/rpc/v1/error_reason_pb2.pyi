@@ -195,6 +195,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     published in the trust directory; the gRPC door takes TLS 1.3 only.
     """
     ERROR_REASON_TLS_VERSION: _ErrorReason.ValueType  # 121
+    ERROR_REASON_SHARE_PURGED: _ErrorReason.ValueType  # 122
+    """A share acknowledged and purged after the retention period (INTEROPS_DSN_RETENTION_DAYS)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed, as a program tests it. A failed call's google.rpc.Status carries an
@@ -376,4 +378,6 @@ ERROR_REASON_CLIENT_CERTIFICATE: ErrorReason.ValueType  # 120
 published in the trust directory; the gRPC door takes TLS 1.3 only.
 """
 ERROR_REASON_TLS_VERSION: ErrorReason.ValueType  # 121
+ERROR_REASON_SHARE_PURGED: ErrorReason.ValueType  # 122
+"""A share acknowledged and purged after the retention period (INTEROPS_DSN_RETENTION_DAYS)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
