@@ -54,9 +54,16 @@ def dsn_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a suite run in the background (a CI job, `make test
+    &`) has SIGINT ignored, which its children would inherit, and Python keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _follow(node: RunningNode, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(_command(node, *args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_in_a_terminal)  # noqa: PLW1509  # fmt: skip
 
 
 def _first_line(process: subprocess.Popen[str], timeout: float = 60.0) -> str:
