@@ -7,7 +7,9 @@ from the server package through the "interops.commands" entry point.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -286,9 +288,29 @@ def _told(error: Exception, address: str) -> tuple[str, int] | None:
     return None
 
 
+def _quit_now(signum: int, frame: object) -> None:
+    """Ctrl-C: ends at once with 130, wherever the signal lands. Raised as KeyboardInterrupt
+    inside one of gRPC's callbacks, it could be swallowed there, and a followed stream went on
+    (seen under load: the command then ran until killed)."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os._exit(130)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = parser().parse_args(argv)
+    previous = signal.getsignal(signal.SIGINT)
+    # Not if ignored, nor another's handler, nor for the node (it drains its calls on Ctrl-C).
+    if previous is signal.default_int_handler and args.command != "serve":
+        signal.signal(signal.SIGINT, _quit_now)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command != "serve" and _tracing_asked():  # the node traces itself
         from clients.tracing import provider_from_env
 
