@@ -1,6 +1,13 @@
-"""The node's address as the clients take it: the default, and the gRPC target it names."""
+"""The node's address as the clients take it: the default, the gRPC target it names, and a
+channel to it (over TLS when given credentials)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # `interops --help` loads no grpc
+    import grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 # gRPC's own name schemes (unix:/path, dns:///host:port...): taken as they are.
@@ -24,3 +31,17 @@ def address_problem(address: str) -> str:
     if any(char.isspace() or char in "/?#@" for char in host):
         return "has a host name that cannot be one"
     return ""
+
+
+def open_channel(
+    address: str,
+    tls: grpc.ChannelCredentials | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.Channel:
+    """A synchronous channel to the node at `address`: TLS with `tls`, else plaintext."""
+    import grpc
+
+    target = channel_target(address)
+    if tls is not None:
+        return grpc.secure_channel(target, tls, options)
+    return grpc.insecure_channel(target, options)

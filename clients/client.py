@@ -26,7 +26,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors, client_i
 from opentelemetry.instrumentation.grpc.grpcext import intercept_channel as otel_intercept_channel
 from opentelemetry.sdk.trace import TracerProvider
 
-from clients.address import DEFAULT_ADDRESS, channel_target
+from clients.address import DEFAULT_ADDRESS, channel_target, open_channel
 from clients.call_table import CallTable
 from clients.calls import AsyncCaller, SyncCaller
 from clients.credentials import (
@@ -94,12 +94,7 @@ class Client(SyncCaller, CallTable, _Stubs):
         timeout: float | None = 60.0,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        target = channel_target(address)
-        channel = (
-            grpc.secure_channel(target, tls, _OPTIONS)
-            if tls
-            else grpc.insecure_channel(target, _OPTIONS)
-        )
+        channel = open_channel(address, tls, _OPTIONS)
         self._raw_channel = channel
         if tracer_provider is not None:  # client spans, and the W3C trace context in metadata
             interceptor = client_interceptor(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]

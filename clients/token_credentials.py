@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import grpc
 from interops.token.v1 import token_pb2, token_service_pb2, token_service_pb2_grpc
 
+from clients.address import open_channel
 from clients.credentials import Metadata
 from clients.errors import from_rpc_error
 from token_suite.chain import Signer, sign_proof
@@ -82,12 +83,7 @@ class OrganismCredentials:
             grants=self.grants,
             lifetime_seconds=self.lifetime,
         )
-        channel = (
-            grpc.secure_channel(self.address, self.tls)
-            if self.tls
-            else grpc.insecure_channel(self.address)
-        )
-        with channel:
+        with open_channel(self.address, self.tls) as channel:
             stub = token_service_pb2_grpc.TokenServiceStub(channel)
             try:
                 response: token_service_pb2.IssueTokenResponse = stub.IssueToken(

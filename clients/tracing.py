@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from clients.address import open_channel
 from clients.credentials import CallCredentials, SyncCredentialsInterceptor
 
 EXPORTERS = ("console", "otlp", "interops", "none")
@@ -52,8 +53,7 @@ class InteropsSpanExporter(SpanExporter):
         tls: grpc.ChannelCredentials | None = None,
         timeout: float = 10.0,
     ) -> None:
-        target = address.removeprefix("grpc://")
-        raw = grpc.secure_channel(target, tls) if tls else grpc.insecure_channel(target)
+        raw = open_channel(address, tls)
         self._raw = raw
         channel = grpc.intercept_channel(raw, SyncCredentialsInterceptor(credentials))
         self._stub = trace_service_pb2_grpc.TraceServiceStub(channel)  # type: ignore[no-untyped-call]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 import grpc
@@ -196,42 +196,34 @@ class AuthInterceptor(WrappingInterceptor):
     def wrap(self, handler: Handler, method: str) -> Handler:
         if service_of(method) in self.public or method in self.public:
             if self.trust.settings.grpc_tls_cert:
-                return self._version_checked(handler)
+                return _first(self._check_tls_version, handler)
             return handler
-        behaviour: Callable[..., Any] = behaviour_of(handler)
         authenticate = self.authenticate
-        if handler.response_streaming:
 
-            async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
-                _principal.set(await authenticate(method, context))
-                async for response in iterate(behaviour, request, context):
-                    yield response
-
-            return rebuild(handler, streaming)
-
-        async def unary(request: Any, context: Context) -> Any:
+        async def authenticated(context: Context) -> None:
             _principal.set(await authenticate(method, context))
-            return await behaviour(request, context)
 
-        return rebuild(handler, unary)
+        return _first(authenticated, handler)
 
-    def _version_checked(self, handler: Handler) -> Handler:
-        behaviour: Callable[..., Any] = behaviour_of(handler)
-        check = self._check_tls_version
-        if handler.response_streaming:
 
-            async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
-                await check(context)
-                async for response in iterate(behaviour, request, context):
-                    yield response
+def _first(step: Callable[[Context], Awaitable[None]], handler: Handler) -> Handler:
+    """The handler with `step` awaited before its behaviour (in the call's own context: what
+    it sets in a context variable, the behaviour sees); unary or streaming alike."""
+    behaviour: Callable[..., Any] = behaviour_of(handler)
+    if handler.response_streaming:
 
-            return rebuild(handler, streaming)
+        async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
+            await step(context)
+            async for response in iterate(behaviour, request, context):
+                yield response
 
-        async def unary(request: Any, context: Context) -> Any:
-            await check(context)
-            return await behaviour(request, context)
+        return rebuild(handler, streaming)
 
-        return rebuild(handler, unary)
+    async def unary(request: Any, context: Context) -> Any:
+        await step(context)
+        return await behaviour(request, context)
+
+    return rebuild(handler, unary)
 
 
 def _describe_span(chain: VerifiedChain) -> None:
