@@ -1,15 +1,25 @@
-"""Benchmark: DSN deposits per minute end to end (submit, validate, route, fetch, download,
+"""Benchmark: DSN deposits per minute end to end (submit, validate, route, lease, download,
 acknowledge with a signed receipt), 1,000 deposits of 50 employees, on SQLite and PostgreSQL
 (PostgreSQL when INTEROPS_TEST_DATABASE_URL names a server).
 
 The baseline, measured in the same run on the same files, is validation alone in this process
 (read and check every file, nothing stored): the ratio says what storage, routing, sealing and
-the calls cost on top of the norm's checks.
+the calls cost on top of the norm's checks. Each file validated on its own never pays for the
+fast path's plans (a 50-employee file takes less time than a plan costs); a node keeps them from
+deposit to deposit, so the baseline is also given with plans kept, and the ratio to both.
 
-The node runs in its own process; 8 declarant threads deposit and 4 organism threads (one per
-organism concerned) fetch and acknowledge.
+Where the time goes, per deposit: the CPU of the nodes' processes, of their reading workers, of
+the clients (this process) and of the database's server processes, and the database
+transactions (PostgreSQL); the wall is whichever of them fills the machine's cores first.
 
-    python -m bench.dsn_routing [--deposits 1000] [--employees 50]
+Each node runs in its own process; 8 declarant threads deposit and one thread per organism
+concerned (six) and node fetches, downloads and acknowledges. With `--nodes 2` (PostgreSQL),
+two nodes share the database and the data volume, deposits and organisms' calls alternate
+between them, and the run reports how many deposits were validated or routed more than once
+(claimed twice, or given two CCOs): duplicated work, which must be 0.
+
+    python -m bench.dsn_routing [--deposits 1000] [--employees 50] [--nodes 1|2]
+                                [--backend sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -18,16 +28,23 @@ import argparse
 import io
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
+
+from sqlalchemy import func, select, text
 
 from clients.client import Client
 from clients.token_credentials import OrganismCredentials
+from registry.dsn.individual_segments import SharedPlans
+from registry.dsn.schema import deposit_returns, deposits
 from registry.dsn.synth import DEMO_COMPANY, generate
 from registry.dsn.validation import validate
 from registry.kernel.database import open_engine, upgrade
@@ -46,6 +63,7 @@ ORGANISMS = {"URSSAF": "URSSAF", "DGFIP": "DGFIP", "AGIRC-ARRCO": "AGIRC_ARRCO",
 DEPOSIT = "interops.dsn.v1.DepositService"
 DELIVERY = "interops.dsn.v1.DeliveryService"
 FIRM = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
+DECLARANTS = 8
 
 
 def _provision(url: str) -> tuple[dict[str, Signer], dict[str, bytes]]:
@@ -61,68 +79,221 @@ def _provision(url: str) -> tuple[dict[str, Signer], dict[str, bytes]]:
     return signers, sealing
 
 
+class _Acknowledged:
+    """How many deliveries each organism has acknowledged, over all its threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    def add(self, organism: str) -> None:
+        with self.lock:
+            self.counts[organism] += 1
+
+    def of(self, organism: str) -> int:
+        with self.lock:
+            return self.counts[organism]
+
+
 def _organism_loop(
-    address: str, signer: Signer, encryption_key: bytes, expected: int, done: list[int]
+    address: str,
+    code: str,
+    signer: Signer,
+    encryption_key: bytes,
+    expected: int,
+    done: _Acknowledged,
 ) -> None:
     credentials = OrganismCredentials(address, signer, (DELIVERY,))
     with Client(address, credentials=credentials) as client:
-        while done[0] < expected:
+        while done.of(code) < expected:
             batch = client.fetch_deliveries(max_deliveries=50, lease_seconds=120)
-            if not batch:
-                time.sleep(0.05)
+            if not batch:  # none routed yet: a few polls a second
+                time.sleep(0.25)
                 continue
             for delivery in batch:
                 client.download_share(delivery.id, encryption_key)
                 client.acknowledge_delivery(delivery, signer)
-                done[0] += 1
+                done.add(code)
 
 
-def _run(backend: str, url: str, files: list[Path], scratch: Path) -> float:
-    signers, sealing = _provision(url)
-    env = {**os.environ, "INTEROPS_GRPC_ADDRESS": "127.0.0.1:0",
-           "INTEROPS_DATA_DIR": str(scratch / f"node-{backend}"), "INTEROPS_DATABASE_URL": url,
-           "INTEROPS_TRACING_EXPORTER": "none", "INTEROPS_FEED_POLL_SECONDS": "0.05",
-           "INTEROPS_LOG_LEVEL": "WARNING"}  # fmt: skip
-    log = scratch / f"node-{backend}.log"
-    with log.open("wb") as out:
-        node = subprocess.Popen([sys.executable, "-m", "clients.cli", "serve"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """Every process (Linux: /proc): pid -> (parent pid, name, CPU seconds used so far)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def _backends(url: str) -> tuple[set[int], int]:
+    """The PostgreSQL server processes serving the database of `url`, and how many
+    transactions it has committed or rolled back so far (none and 0 for SQLite)."""
+    if not url.startswith("postgresql"):
+        return set(), 0
+    engine = open_engine(url)
     try:
-        address = ""
-        while not address:
-            found = re.search(r"serving on (\S+)", log.read_text())
-            address = found.group(1) if found else ""
-            if node.poll() is not None:
-                raise RuntimeError(log.read_text())
+        with engine.connect() as connection:
+            pids = set(connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                     " AND pid <> pg_backend_pid()")
+            ).scalars())  # fmt: skip
+            connection.execute(text("SELECT pg_stat_force_next_flush()"))
+            transactions = connection.execute(
+                text("SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                     " WHERE datname = current_database()")
+            ).scalar_one()  # fmt: skip
+        return pids, int(transactions)
+    finally:
+        engine.dispose()
+
+
+def _cpu(nodes: list[int], backends: set[int]) -> dict[str, float]:
+    """CPU seconds used so far by the nodes, by their worker processes, by this process (the
+    declarants' and organisms' clients) and by the PostgreSQL processes serving the nodes (the
+    backends of their connections; not the server's shared writers)."""
+    table = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    node_cpu = sum(table[pid][2] for pid in nodes if pid in table)
+    workers, stack = 0.0, [child for pid in nodes for child in children.get(pid, ())]
+    while stack:
+        pid = stack.pop()
+        workers += table[pid][2] if pid in table else 0.0
+        stack.extend(children.get(pid, ()))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    postgres = sum(table[pid][2] for pid in backends if pid in table)
+    return {"nodes": node_cpu, "their reading workers": workers,
+            "clients": usage.ru_utime + usage.ru_stime, "postgresql": postgres}  # fmt: skip
+
+
+class _Node:
+    """A node in its own process (`clients.cli serve`), on a port the system chooses."""
+
+    def __init__(self, url: str, data_dir: Path, log: Path) -> None:
+        env = {**os.environ, "INTEROPS_GRPC_ADDRESS": "127.0.0.1:0",
+               "INTEROPS_DATA_DIR": str(data_dir), "INTEROPS_DATABASE_URL": url,
+               "INTEROPS_TRACING_EXPORTER": "none",
+               "INTEROPS_LOG_LEVEL": "WARNING", "INTEROPS_HTTP_ADDRESS": "off"}  # fmt: skip
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "clients.cli", "serve"], env=env, stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.address = ""
+
+    def wait_serving(self) -> str:
+        while not self.address:
+            found = re.search(r"serving on (\S+)", self.log.read_text())
+            self.address = found.group(1) if found else ""
+            if self.process.poll() is not None:
+                raise RuntimeError(self.log.read_text())
             time.sleep(0.05)
-        chain = declarant_chain(address, FIRM, "Bench", "Mark", "bench", audience=[DEPOSIT])
-        counters = {code: [0] for code in signers}
+        return self.address
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        # What went wrong on the node (its log at WARNING), counted, the first shown.
+        faults = [line for line in self.log.read_text().splitlines()
+                  if " WARNING " in line or " ERROR " in line]  # fmt: skip
+        if faults:
+            print(f"  node log: {len(faults)} warnings or errors, the first: {faults[0][:300]}")
+
+
+def _duplicated(url: str) -> tuple[int, int]:
+    """(deposits claimed more than once, deposits with more than one CCO or BAN): work done
+    twice, each 0 when every deposit was validated and routed once."""
+    engine = open_engine(url)
+    try:
+        with engine.connect() as connection:
+            claimed = connection.execute(
+                select(func.count()).select_from(deposits).where(deposits.c.claims > 1)
+            ).scalar_one()
+            reports = (
+                select(deposit_returns.c.deposit_id)
+                .where(deposit_returns.c.kind.in_(("CCO", "BAN")))
+                .group_by(deposit_returns.c.deposit_id)
+                .having(func.count() > 1)
+                .subquery()
+            )
+            twice = connection.execute(select(func.count()).select_from(reports)).scalar_one()
+            holders = connection.execute(
+                select(deposits.c.claimed_by, func.count()).group_by(deposits.c.claimed_by)
+            ).all()
+    finally:
+        engine.dispose()
+    print("  deposits per node: " + ", ".join(str(count) for _, count in sorted(holders)))
+    return int(claimed), int(twice)
+
+
+def _run(backend: str, url: str, files: list[Path], scratch: Path, nodes: int) -> float:
+    signers, sealing = _provision(url)
+    volume = scratch / f"node-{backend}-{nodes}"  # one data volume, shared by the nodes
+    with ExitStack() as stack:
+        started_nodes = []
+        for number in range(nodes):
+            node = _Node(url, volume, scratch / f"node-{backend}-{nodes}-{number}.log")
+            stack.callback(node.stop)
+            started_nodes.append(node)
+        addresses = [node.wait_serving() for node in started_nodes]
+        chains = [declarant_chain(address, FIRM, "Bench", "Mark", "bench", audience=[DEPOSIT])
+                  for address in addresses]  # fmt: skip
+        done = _Acknowledged()
+        pids = [node.process.pid for node in started_nodes]
+        # The database's backends now and at the end (connections opened later had used 0).
+        backends, transactions = _backends(url)
+        cpu_before = _cpu(pids, backends)
         started = time.perf_counter()
         workers = [
             threading.Thread(target=_organism_loop,
-                             args=(address, signer, sealing[code], len(files), counters[code]),
+                             args=(address, code, signer, sealing[code], len(files), done),
                              daemon=True)
-            for code, signer in signers.items()
+            for code, signer in signers.items() for address in addresses
         ]  # fmt: skip
         for worker in workers:
             worker.start()
 
-        def deposit(path: Path) -> None:
-            with Client(address, credentials=chain) as client:
-                client.submit_deposit(path)
+        def deposit(number: int) -> None:
+            which = number % nodes
+            with Client(addresses[which], credentials=chains[which]) as client:
+                client.submit_deposit(files[number])
 
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(deposit, files))
+        with ThreadPoolExecutor(DECLARANTS) as pool:
+            list(pool.map(deposit, range(len(files))))
         submitted = time.perf_counter() - started
         for worker in workers:
             worker.join()
         elapsed = time.perf_counter() - started
-    finally:
-        node.terminate()
-        node.wait(timeout=30)
+        later, transactions_after = _backends(url)
+        backends |= later
+        cpu_after = _cpu(pids, backends)
     rate = len(files) / elapsed * 60
-    print(f"{backend}: {len(files)} deposits submitted in {submitted:.1f} s, all acknowledged by "
-          f"{len(signers)} organisms in {elapsed:.1f} s: {rate:,.0f} deposits/min")  # fmt: skip
+    print(f"{backend}, {nodes} node(s): {len(files)} deposits submitted in {submitted:.1f} s, "
+          f"all acknowledged by {len(signers)} organisms in {elapsed:.1f} s: "
+          f"{rate:,.0f} deposits/min")  # fmt: skip
+    spent = {part: (cpu_after[part] - cpu_before[part]) / len(files) * 1000 for part in cpu_after}
+    cores = os.cpu_count() or 1
+    print("  CPU per deposit: " + ", ".join(f"{part} {ms:.0f} ms" for part, ms in spent.items())
+          + f"; the machine's {cores} cores gave {elapsed * cores / len(files) * 1000:.0f} ms"
+          " each")  # fmt: skip
+    if transactions_after:
+        time.sleep(11)  # idle backends report their counts within 10 s
+        transactions_after = _backends(url)[1]
+        print(f"  database transactions per deposit: "
+              f"{(transactions_after - transactions) / len(files):.1f}")  # fmt: skip
+    claimed, twice = _duplicated(url)
+    print(f"  duplicated work: {claimed} deposits claimed more than once, {twice} with more "
+          "than one CCO/BAN")  # fmt: skip
     return rate
 
 
@@ -131,7 +302,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deposits", type=int, default=1000)
     parser.add_argument("--employees", type=int, default=50)
+    parser.add_argument("--nodes", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default=None,
+                        help="one backend (default: SQLite, and PostgreSQL when set)")  # fmt: skip
     args = parser.parse_args()
+    backends = [args.backend] if args.backend else ["sqlite"] + (["postgresql"] if PG_URL else [])
+    if args.nodes > 1:  # SQLite is one node's database
+        backends = [backend for backend in backends if backend == "postgresql"]
+    if ("postgresql" in backends and not PG_URL) or not backends:
+        sys.exit("PostgreSQL is needed: set INTEROPS_TEST_DATABASE_URL")
     with tempfile.TemporaryDirectory() as directory:
         scratch = Path(directory)
         files = []
@@ -143,12 +322,19 @@ def main() -> None:
         for path in files:
             assert validate(io.BytesIO(path.read_bytes())).conformant
         floor = len(files) / (time.perf_counter() - started) * 60
-        print(f"baseline: validation alone, {floor:,.0f} deposits/min")
-        backends = ["sqlite"] + (["postgresql"] if PG_URL else [])
+        plans = SharedPlans()
+        started = time.perf_counter()
+        for path in files:
+            assert validate(io.BytesIO(path.read_bytes()), plans).conformant
+        kept = len(files) / (time.perf_counter() - started) * 60
+        print(f"baseline: validation alone, {floor:,.0f} deposits/min each file on its own "
+              f"(with the fast path's plans kept from file to file, as a node keeps them: "
+              f"{kept:,.0f})")  # fmt: skip
         for backend in backends:
             with fresh_database(backend, scratch) as url:
-                rate = _run(backend, url, files, scratch)
-            print(f"{backend}: ratio end to end / validation alone: {rate / floor:.2f}")
+                rate = _run(backend, url, files, scratch, args.nodes)
+            print(f"{backend}: ratio end to end / validation alone: {rate / floor:.2f} "
+                  f"({rate / kept:.2f} with plans kept)")  # fmt: skip
         if not PG_URL:
             print("postgresql: skipped (set INTEROPS_TEST_DATABASE_URL)")
 

@@ -1,12 +1,16 @@
 """Benchmark: one notification to 100,000 subscribed companies, on SQLite and PostgreSQL
 (PostgreSQL when INTEROPS_TEST_DATABASE_URL names a server): the time from the Send call to
-every API-channel delivery done, rows written per second, and acknowledgements per second
-(FetchNotifications, 100 at a time, then AcknowledgeNotifications: the received acknowledgement).
+every API-channel delivery delivered (recipients resolved, a notification and a delivery per
+company written, each delivery delivered with its acknowledgement and its notification held for
+fetching), and acknowledgements per second (FetchNotifications, 100 at a time, then
+AcknowledgeNotifications: the received acknowledgement). Target: < 30 s on PostgreSQL.
 
-The baseline, measured in the same run on the same database, is a bare driver-level insert of
-as many rows into a scratch table: the ratio says what the node does on top of writing.
+The baseline, measured in the same run on the same database, is a bare INSERT ... SELECT of as
+many rows as the fan-out writes (a notification, a delivery and an acknowledgement per company)
+from the subscriptions into a plain table without index: the ratio says what the node does on
+top of writing them.
 
-    python -m bench.notify_fanout [--companies 100000]
+    python -m bench.notify_fanout [--companies 100000] [--backend postgresql]
 """
 
 from __future__ import annotations
@@ -26,24 +30,31 @@ from tests.databases import PG_URL, fresh_database
 from tests.running_node import RunningNode
 
 NOTIFY = "interops.notify.v1.NotificationService"
+# What a company's notification writes: the notification, its delivery, its acknowledgement.
+ROWS_PER_COMPANY = 3
 
 
-def _floor(node: RunningNode, rows: int) -> float:
-    """Rows per second of a bare insert into a scratch table."""
-    marker = "%s" if node.node.engine.dialect.name == "postgresql" else "?"
+def _floor(node: RunningNode, rows_per_company: int) -> float:
+    """Seconds of a bare INSERT ... SELECT of `rows_per_company` rows per subscription into a
+    plain table (no index, no constraint), in one transaction."""
     with node.node.engine.begin() as connection:
         connection.execute(
-            text("CREATE TABLE bench_floor (a VARCHAR(32), b VARCHAR(16), c INTEGER)")
+            text(
+                "CREATE TABLE bench_floor "
+                "(id VARCHAR(32), siren VARCHAR(9), channel VARCHAR(16), body TEXT)"
+            )
         )
-    data = [(f"{i:032d}", "API", i) for i in range(rows)]
     started = time.perf_counter()
     with node.node.engine.begin() as connection:
-        for start in range(0, rows, 5000):
-            connection.exec_driver_sql(
-                f"INSERT INTO bench_floor VALUES ({marker}, {marker}, {marker})",
-                data[start : start + 5000],
+        for _ in range(rows_per_company):
+            connection.execute(
+                text(
+                    "INSERT INTO bench_floor (id, siren, channel, body) "
+                    "SELECT siren || topic, siren, channels, 'Les taux PAS de ' || siren "
+                    "FROM notify_subscriptions"
+                )
             )
-    return rows / (time.perf_counter() - started)
+    return time.perf_counter() - started
 
 
 def _run(backend: str, url: str, scratch: Path, companies: int) -> None:
@@ -66,14 +77,17 @@ def _run(backend: str, url: str, scratch: Path, companies: int) -> None:
             sent = time.perf_counter() - started
             done = 0
             while done < companies:
+                # An index probe while deliveries are due, then a count (100,000 rows to
+                # count take some of the server).
+                while store.held_due():
+                    time.sleep(0.05)
                 with node.node.engine.connect() as connection:
-                    delivered_state = notify_deliveries.c.state == DeliveryState.DELIVERED
                     done = int(connection.execute(
-                        select(func.count()).select_from(notify_deliveries)
-                        .where(delivered_state)).scalar() or 0)  # fmt: skip
-                time.sleep(0.05)
+                        select(func.count()).select_from(notify_deliveries).where(
+                            notify_deliveries.c.channel == "API",
+                            notify_deliveries.c.state == DeliveryState.DELIVERED,
+                        )).scalar() or 0)  # fmt: skip
             delivered = time.perf_counter() - started
-            rows = companies * 3  # a notification, its delivery, its delivered acknowledgement
             started = time.perf_counter()
             acknowledged = 0
             while acknowledged < min(companies, 20_000):
@@ -82,13 +96,14 @@ def _run(backend: str, url: str, scratch: Path, companies: int) -> None:
                 ).notifications
                 acknowledged += client.acknowledge_notifications([n.id for n in got])
             acks = acknowledged / (time.perf_counter() - started)
-        floor = _floor(node, rows)
+        floor = _floor(node, ROWS_PER_COMPANY)
     finally:
         node.stop()
-    rate = rows / delivered
+    rows = companies * ROWS_PER_COMPANY
     print(f"{backend}: Send of {companies:,} notifications answered in {sent:.1f} s, all "
-          f"delivered on the API channel in {delivered:.1f} s; {rate:,.0f} rows/s written "
-          f"(bare insert {floor:,.0f} rows/s, ratio {rate / floor:.2f}); "
+          f"delivered on the API channel {delivered:.1f} s after the Send (target < 30 s on "
+          f"PostgreSQL), {rows / delivered:,.0f} rows/s; a bare INSERT ... SELECT of the same "
+          f"{rows:,} rows {floor:.1f} s, ratio {delivered / floor:.1f}; "
           f"{acks:,.0f} acknowledgements/s")  # fmt: skip
 
 
@@ -96,12 +111,14 @@ def main() -> None:
     """Runs the benchmark on each backend."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--companies", type=int, default=100_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     with tempfile.TemporaryDirectory() as directory:
-        for backend in ["sqlite"] + (["postgresql"] if PG_URL else []):
+        for backend in [b for b in backends if b == "sqlite" or PG_URL]:
             with fresh_database(backend, Path(directory)) as url:
                 _run(backend, url, Path(directory), args.companies)
-        if not PG_URL:
+        if not PG_URL and "postgresql" in backends:
             print("postgresql: skipped (set INTEROPS_TEST_DATABASE_URL)")
 
 

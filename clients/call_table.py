@@ -19,6 +19,7 @@ from interops.token.v1 import token_service_pb2 as token
 from clients import (
     dsn_calls,
     habilitation_calls,
+    mandate_calls,
     node_calls,
     notify_calls,
     registry_calls,
@@ -141,6 +142,21 @@ class CallTable:
         account.SupportPasswordResetRequest, account.SupportPasswordResetResponse
     )
     unlock_account = unary(account.UnlockAccountRequest, account.UnlockAccountResponse)
+
+    # -- interops.mandate.v1.MandateService -------------------------------------------------
+    create_mandate = Call(mandate_calls.create_mandate)
+    acknowledge_mandate = Call(mandate_calls.acknowledge_mandate)
+    revoke_mandate = Call(mandate_calls.revoke_mandate)
+    use_mandate = Call(mandate_calls.use_mandate)
+    get_mandate = Call(mandate_calls.get_mandate)
+    search_mandates = ItemsCall(mandate_calls.search_mandates)
+    print_mandate = Call(mandate_calls.print_mandate)
+    get_creditor_mandate = Call(mandate_calls.get_creditor_mandate)
+    search_creditor_mandates = ItemsCall(mandate_calls.search_creditor_mandates)
+    extract_mandates = Call(mandate_calls.extract_mandates)
+    get_extraction = Call(mandate_calls.get_extraction)
+    wait_extraction = Call(mandate_calls.wait_extraction)
+    download_extraction = ItemsCall(mandate_calls.download_extraction)
 
     # -- interops.nomenclature.v1.NomenclatureService ---------------------------------------
     publish_version = unary(nomenclature.PublishVersionRequest, nomenclature.PublishVersionResponse)

@@ -20,6 +20,7 @@ from clients.address import DEFAULT_ADDRESS, address_problem
 from clients.audit_cli import register as register_audit_commands
 from clients.dsn_cli import register as register_dsn_commands
 from clients.habilitation_cli import register as register_habilitation_commands
+from clients.mandate_cli import register as register_mandate_commands
 from clients.nomenclature_cli import register as register_nomenclature_commands
 from clients.partner_demo import register as register_partner_demo
 from clients.sample_organism import register as register_organism_commands
@@ -48,6 +49,7 @@ CLIENT_AUDIENCE = (
     "interops.notify.v1.NotificationService",
     "interops.nomenclature.v1.NomenclatureService",
     "interops.habilitation.v1.HabilitationService",
+    "interops.mandate.v1.MandateService",
 )
 Handler = Callable[[argparse.Namespace], int]
 
@@ -236,6 +238,7 @@ def parser() -> argparse.ArgumentParser:
     register_audit_commands(commands, _with_client)
     register_nomenclature_commands(commands, _with_client)
     register_habilitation_commands(commands, _with_client)
+    register_mandate_commands(commands, _with_client)
     register_partner_demo(commands, _with_client)
     register_trace_commands(commands, _with_client)
     return root

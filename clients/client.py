@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2_grpc
 from interops.audit.v1 import audit_pb2_grpc
 from interops.dsn.v1 import dsn_pb2_grpc
 from interops.habilitation.v1 import habilitation_pb2_grpc
+from interops.mandate.v1 import mandate_pb2_grpc
 from interops.nomenclature.v1 import nomenclature_pb2_grpc
 from interops.notify.v1 import notify_pb2_grpc
 from interops.operation.v1 import operation_pb2_grpc
@@ -60,7 +61,7 @@ class _with_errors:  # noqa: N801 -- reads as a wrapper at the call site
 class _Stubs:
     """The generated stubs of each service, for calls by their proto names: `registry`,
     `operations`, `tokens`, `deposits`, `deliveries`, `audit` and `health` are the stubs as
-    generated; `notify`, `relations`, `habilitations` and `nomenclature` raise the typed
+    generated; `notify`, `relations`, `habilitations`, `nomenclature` and `mandates` raise the typed
     errors. The snake_case calls of the call table are the usual way."""
 
     def _attach_stubs(self, channel: Any, client: SyncCaller | AsyncCaller) -> None:
@@ -78,6 +79,7 @@ class _Stubs:
         self.nomenclature = _with_errors(
             nomenclature_pb2_grpc.NomenclatureServiceStub(channel), client
         )
+        self.mandates = _with_errors(mandate_pb2_grpc.MandateServiceStub(channel), client)
         self.health = health_pb2_grpc.HealthStub(channel)
 
 

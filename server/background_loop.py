@@ -1,5 +1,8 @@
 """The node's background workers (DSN pipeline, notification dispatch, bulk habilitation files):
-rounds of work, each started when woken or after the poll interval, until stopped."""
+rounds of work, each started when woken or after the poll interval, until stopped. They are
+woken by the calls of their node that bring work, and by the work any node brings through the
+change feed (registry/kernel/change_feed.py, wired in server/node.py): the poll interval is the
+fallback for a lost notification, and the clock for work that falls due later (retries)."""
 
 from __future__ import annotations
 

@@ -81,6 +81,13 @@ class Settings:
     # How long the sealed files of a finished deposit and its shares are kept once nothing of
     # it is owed (rejected, or every delivery acknowledged); 0: kept for ever.
     dsn_retention_days: float = 0.0
+    # How long work a node claims (deposits to validate and route, e-mails to send) stays its
+    # own without being renewed: a node killed mid-work leaves it to the others after this.
+    claim_seconds: float = 60.0
+    # Where sealed deposit files and shares are kept: "auto" (in the database when it is
+    # PostgreSQL, so every node sharing it reads them; else under <data dir>/dsn), "database"
+    # or "files" (under <data dir>/dsn, a volume the nodes share).
+    sealed_files: str = "auto"
 
     @property
     def nir_keyring_path(self) -> Path:
@@ -208,6 +215,8 @@ class Settings:
                 "INTEROPS_AUDIT_CHECKPOINT_SECONDS", cls.audit_checkpoint_seconds
             ),
             dsn_retention_days=number("INTEROPS_DSN_RETENTION_DAYS", cls.dsn_retention_days),
+            claim_seconds=max(1.0, number("INTEROPS_CLAIM_SECONDS", cls.claim_seconds)),
+            sealed_files=_choice(env, "INTEROPS_SEALED_FILES", ("auto", "database", "files")),
             trace_retention_hours=number(
                 "INTEROPS_TRACE_RETENTION_HOURS", cls.trace_retention_hours
             ),

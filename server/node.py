@@ -30,6 +30,7 @@ from interops.habilitation.v1 import (
     habilitation_pb2,
     habilitation_pb2_grpc,
 )
+from interops.mandate.v1 import mandate_pb2, mandate_pb2_grpc
 from interops.nomenclature.v1 import nomenclature_pb2, nomenclature_pb2_grpc
 from interops.notify.v1 import notify_pb2, notify_pb2_grpc
 from interops.operation.v1 import operation_pb2, operation_pb2_grpc
@@ -45,10 +46,14 @@ from registry.dsn.routing import load_rules
 from registry.habilitation.bulk import BulkQueue
 from registry.habilitation.recovery import AccountRecovery, decoy_key
 from registry.habilitation.store import HabilitationStore
+from registry.kernel.blob_store import open_blob_store
+from registry.kernel.change_feed import BULK_FILE, DSN_WORK, NOTIFY_SEND, ChangeFeed
 from registry.kernel.database import current_revision, open_engine, upgrade
 from registry.kernel.nir_keyring import NirKeyring
 from registry.kernel.rights import TRACE_WRITE
 from registry.kernel.sealing import load_or_create_key
+from registry.mandate.bank_reference import BankReference
+from registry.mandate.store import MandateStore
 from registry.nomenclature.store import NomenclatureStore
 from registry.notify.store import NotifyStore
 from registry.operation.store import OperationStore
@@ -57,6 +62,7 @@ from registry.relations.store import RelationsStore
 from registry.trace.store import TraceStore
 from registry.trust.declarant_store import DeclarantStore
 from registry.trust.sign_in_limits import SignInLimits
+from registry.trust.web_session_store import WebSessionStore
 from server.audit.journal import AuditInterceptor, AuditJournal
 from server.audit.service import AuditService
 from server.config import Settings
@@ -66,6 +72,7 @@ from server.dsn.pipeline import DsnPipeline
 from server.habilitation.account_service import AccountService
 from server.habilitation.bulk_worker import BulkWorker
 from server.habilitation.service import HabilitationService
+from server.mandate.service import MandateService
 from server.nomenclature.service import NomenclatureService
 from server.notify.dispatch import NotifyDispatcher
 from server.notify.service import NotificationService
@@ -103,6 +110,7 @@ SERVICES = (
     habilitation_pb2.DESCRIPTOR.services_by_name["HabilitationService"].full_name,
     account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
     trace_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
+    mandate_pb2.DESCRIPTOR.services_by_name["MandateService"].full_name,
 )
 # Methods of third-party contracts, which cannot carry our access option: their right here.
 THIRD_PARTY_RIGHTS = {
@@ -126,7 +134,7 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 class Node:
     """A running backbone node; `start` migrates the database and opens the port."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 -- one wiring per service; to split (issue 24 tipped it)
         self,
         settings: Settings,
         extra_handlers: Sequence[Any] = (),
@@ -181,13 +189,16 @@ class Node:
             ],
         )
         store = RcdStore(self.engine)
-        self.cache = EstablishmentCache(store, settings.cache_entries, settings.feed_poll_seconds)
+        self.cache = EstablishmentCache(store, settings.cache_entries, settings.feed_poll_seconds,
+                                        changes=self.changes)  # fmt: skip
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-            RegistryService(store, self.imports, self.cache, settings.feed_poll_seconds),
+            RegistryService(store, self.imports, self.cache, settings.feed_poll_seconds,
+                            changes=self.changes),
             self.server,
-        )
+        )  # fmt: skip
         operation_pb2_grpc.add_OperationServiceServicer_to_server(
-            OperationService(self.operations, settings.feed_poll_seconds), self.server
+            OperationService(self.operations, settings.feed_poll_seconds, changes=self.changes),
+            self.server,
         )
         token_service_pb2_grpc.add_TokenServiceServicer_to_server(
             TokenService(self.trust, DeclarantStore(self.engine, self.sign_in_limits),
@@ -198,9 +209,11 @@ class Node:
         data_key = load_or_create_key(settings.data_dir / "keys" / "data.key")
         self.deposits = DepositStore(self.engine, data_key)
         # Shares are sealed to their organism's current encryption key in the directory.
+        # Kept in the database every node shares when it is PostgreSQL (INTEROPS_SEALED_FILES).
         files = DepositFiles(
-            settings.data_dir / "dsn", data_key, self.trust.directory.current_encryption_key
-        )
+            open_blob_store(self.engine, settings.data_dir / "dsn", settings.sealed_files),
+            data_key, self.trust.directory.current_encryption_key,
+        )  # fmt: skip
         rules_dir = Path(settings.routing_rules_dir) if settings.routing_rules_dir else None
         tracer = self.tracer_provider.get_tracer("interops.dsn")
         self.relations = RelationsStore(
@@ -210,11 +223,12 @@ class Node:
         self.pipeline = DsnPipeline(
             self.deposits, files, load_rules(rules_dir), settings.feed_poll_seconds, tracer,
             relations=self.relations, node=self.instance,
-            retention_days=settings.dsn_retention_days,
+            retention_days=settings.dsn_retention_days, claim_seconds=settings.claim_seconds,
         )  # fmt: skip
         dsn_pb2_grpc.add_DepositServiceServicer_to_server(
             DepositService(self.deposits, files, self.pipeline, settings.max_deposit_bytes,
-                           settings.feed_poll_seconds, declarants=DeclarantStore(self.engine)),
+                           settings.feed_poll_seconds, declarants=DeclarantStore(self.engine),
+                           changes=self.changes),
             self.server,
         )  # fmt: skip
         self.notify_store = NotifyStore(self.engine)
@@ -223,14 +237,18 @@ class Node:
             backoff_seconds=settings.notify_backoff_seconds,
             max_attempts=settings.notify_max_attempts,
             tracer=self.tracer_provider.get_tracer("interops.notify"),
+            claim_seconds=settings.claim_seconds,
         )  # fmt: skip
         notices = TopicNotices(self.notify_store, self.dispatcher)
         delivery = DeliveryService(
-            self.deposits, files, self.trust, settings.feed_poll_seconds, tracer, notices=notices
-        )
+            self.deposits, files, self.trust, settings.feed_poll_seconds, tracer, notices=notices,
+            changes=self.changes,
+        )  # fmt: skip
         dsn_pb2_grpc.add_DeliveryServiceServicer_to_server(delivery, self.server)
         notify_pb2_grpc.add_NotificationServiceServicer_to_server(
-            NotificationService(self.notify_store, self.dispatcher, settings.feed_poll_seconds),
+            NotificationService(
+                self.notify_store, self.dispatcher, settings.feed_poll_seconds, changes=self.changes
+            ),
             self.server,
         )
         nomenclature_pb2_grpc.add_NomenclatureServiceServicer_to_server(
@@ -265,6 +283,7 @@ class Node:
                                        self.door_secret,
                                        revocations_changed=self.trust.refresh)  # fmt: skip
         account_pb2_grpc.add_AccountServiceServicer_to_server(self.accounts, self.server)
+        self._serve_mandates(settings, store, data_key)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditService(self.audit_store, self.journal), self.server
         )
@@ -277,6 +296,29 @@ class Node:
         )  # fmt: skip
         self.server.add_generic_rpc_handlers(tuple(extra_handlers))
         self.port = self.internal_port = 0
+
+    @functools.cached_property
+    def web_sessions(self) -> WebSessionStore:
+        """The browser sessions of the web adapter `interops serve` runs beside this node, in the
+        database every node shares (sealed with the data key): a browser may reach any node."""
+        data_key = load_or_create_key(self.settings.data_dir / "keys" / "data.key")
+        return WebSessionStore(self.engine, AESGCM(data_key))
+
+    @functools.cached_property
+    def changes(self) -> ChangeFeed:
+        """What changed in the database, whichever node wrote it: followed streams and the
+        workers wait for it rather than polling (registry/kernel/change_feed.py)."""
+        return ChangeFeed(self.engine)
+
+    def _serve_mandates(self, settings: Settings, rcd: RcdStore, data_key: bytes) -> None:
+        """SEPA mandates: IBANs sealed with the data key, the creditors' extraction files
+        sealed in the blobs (the database's on PostgreSQL), French bank codes checked against
+        the bank reference nomenclature once published."""
+        banks = BankReference(NomenclatureStore(self.engine))
+        blobs = open_blob_store(self.engine, settings.data_dir / "mandates", settings.sealed_files)
+        self.mandates = MandateService(MandateStore(self.engine, data_key, banks), rcd,
+                                       self.operations, blobs, data_key)  # fmt: skip
+        mandate_pb2_grpc.add_MandateServiceServicer_to_server(self.mandates, self.server)
 
     def _serve_traces(self, settings: Settings) -> TraceKeeper | None:
         """The OTLP collector and the trace queries. The node keeps its own spans (those worth
@@ -303,6 +345,11 @@ class Node:
         after = await asyncio.to_thread(current_revision, self.engine)
         if after != before:  # one line for the whole migration (Alembic's own are quieted)
             log.info("database schema migrated from %s to %s", before or "nothing", after)
+        await self.changes.start()
+        # Work arriving through any node wakes the workers of every node.
+        self.changes.on_change(DSN_WORK, self.pipeline.wake)
+        self.changes.on_change(NOTIFY_SEND, self.dispatcher.wake)
+        self.changes.on_change(BULK_FILE, self.bulk_worker.wake)
         self.imports.start()
         await self.trust.start()
         await self.journal.start()
@@ -310,6 +357,7 @@ class Node:
         await self.pipeline.start()
         await self.dispatcher.start()
         await self.bulk_worker.start()
+        await self.mandates.extractions.start()
         if self.trace_keeper is not None:
             await self.trace_keeper.start()
         if self.settings.grpc_tls_cert:
@@ -339,9 +387,11 @@ class Node:
         await self.imports.close()
         await self.pipeline.stop()
         await self.bulk_worker.stop()
+        await self.mandates.extractions.stop()
         await self.dispatcher.stop()
         await self.journal.stop(patience_seconds=self.settings.shutdown_grace_seconds)
         await self.cache.stop()
+        await self.changes.stop()
         await self.trust.stop()
         if self.trace_keeper is not None:
             await self.trace_keeper.stop()

@@ -47,12 +47,11 @@ class RunningNode:
             database_url=database_url,
             data_dir=data_dir,
             tracing_exporter="none",
-            feed_poll_seconds=0.05,
             shutdown_grace_seconds=2.0,
             directory_refetch_seconds=0.0,
             # The tests' DSNs declare fixed months (March 2026 mostly): their links would go
             # idle as the calendar moves on. Tests of idle links set their own limit.
-            **{"link_idle_months": 1200, **settings},
+            **{"link_idle_months": 1200, "feed_poll_seconds": 0.05, **settings},
         )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

@@ -1,6 +1,7 @@
-"""Storage of DSN deposits: each deposit's file sealed on disk with the node's key and each
-organism's share sealed on disk to that organism's encryption key (token_suite/sealed_share.py:
-the node cannot read a share back), the deposits, each organism's delivery (the outbox, with
+"""Storage of DSN deposits: each deposit's file sealed with the node's key and each organism's
+share sealed to that organism's encryption key (token_suite/sealed_share.py: the node cannot
+read a share back), kept on the node's disk or in the database every node shares
+(registry/kernel/blob_store.py), the deposits, each organism's delivery (the outbox, with
 leases) and the returns in the database.
 Every change of a deposit or of one of its deliveries bumps the deposit's version, which
 WatchDeposit follows.
@@ -14,21 +15,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
-from pathlib import Path
+from pathlib import PurePosixPath
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from interops.dsn.v1 import dsn_pb2 as pb
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.dsn.schema import deliveries, deposit_returns, deposits
+from registry.kernel.blob_store import BlobStore, BlobWriter
 from registry.kernel.clock import now_ms, timestamp
 from registry.kernel.contract_enums import contract_value
-from registry.kernel.sealing import SealedWriter, seal, unseal
-from registry.kernel.whole_files import WholeFile
+from registry.kernel.sealing import SealedWriter, open_sealed, seal, unseal
 from token_suite.directory import KeyEntry
 from token_suite.sealed_share import ShareWriter
 
@@ -97,16 +98,19 @@ class NoEncryptionKey(LookupError):
 
 
 class ShareFile:
-    """An organism's share being written in place, sealed to its encryption key `key_id`: to
-    NAME.part, renamed on close, so a share either is whole or is not there. `size` and `sha256`
-    describe the plaintext (what the delivery announces and the receipt signs)."""
+    """An organism's share being written, sealed to its encryption key `key_id`: put in place
+    whole on close, or not at all. `size` and `sha256` describe the plaintext (what the
+    delivery announces and the receipt signs)."""
 
-    def __init__(self, path: Path, delivery_id: str, key: KeyEntry) -> None:
-        self.path = path
+    def __init__(self, out: BlobWriter, delivery_id: str, key: KeyEntry) -> None:
         self.key_id = key.key_id
-        self.out = WholeFile(path)
+        self.out = out
         try:
-            self.sealer = ShareWriter(self.out.out, delivery_id, key.key_id, key.public)
+            # write() is all the sealer uses of its output.
+            self.sealer = ShareWriter(
+                out,  # type: ignore[arg-type]
+                delivery_id, key.key_id, key.public,
+            )  # fmt: skip
         except BaseException:
             self.discard()
             raise
@@ -136,27 +140,30 @@ class ShareFile:
 
 
 class DepositFiles:
-    """Where deposits (sealed with the node's key) and shares (sealed to their organisms'
-    encryption keys, as `encryption_key` finds them in the directory) are on disk."""
+    """Deposits' sealed files (with the node's key) and shares (sealed to their organisms'
+    encryption keys, as `encryption_key` finds them in the directory), by name in `blobs`: the
+    node's disk, or the database every node shares (registry/kernel/blob_store.py)."""
 
     def __init__(
-        self, root: Path, key: bytes, encryption_key: Callable[[str], KeyEntry | None]
+        self, blobs: BlobStore, key: bytes, encryption_key: Callable[[str], KeyEntry | None]
     ) -> None:
-        self.root = root
+        self.blobs = blobs
         self.key = key
         self.encryption_key = encryption_key
 
-    def deposit(self, deposit_id: str) -> Path:
-        """The sealed file of a deposit."""
-        return self.root / "deposits" / f"{deposit_id}.dsn.sealed"
+    @staticmethod
+    def deposit(deposit_id: str) -> str:
+        """The name of a deposit's sealed file."""
+        return f"deposits/{deposit_id}.dsn.sealed"
 
-    def share(self, delivery: str) -> Path:
-        """The sealed file of an organism's share."""
-        return self.root / "shares" / f"{delivery}.dsn.sealed"
+    @staticmethod
+    def share(delivery: str) -> str:
+        """The name of an organism's sealed share."""
+        return f"shares/{delivery}.dsn.sealed"
 
-    def writer(self, path: Path) -> SealedWriter:
-        """A sealed writer with the node's key."""
-        return SealedWriter(path, self.key)
+    def writer(self, name: str) -> SealedWriter:
+        """A writer of the file `name`, sealed with the node's key."""
+        return SealedWriter(self.blobs.writer(name), self.key)
 
     def share_writer(self, delivery_id: str, organism: str) -> ShareFile:
         """A writer of the share `delivery_id`, sealed to the organism's current encryption key;
@@ -164,7 +171,23 @@ class DepositFiles:
         key = self.encryption_key(organism)
         if key is None:
             raise NoEncryptionKey(organism)
-        return ShareFile(self.share(delivery_id), delivery_id, key)
+        return ShareFile(self.blobs.writer(self.share(delivery_id)), delivery_id, key)
+
+    def read(self, name: str) -> Iterator[bytes]:
+        """The plaintext of a file sealed with the node's key, chunk by chunk."""
+        return open_sealed(self.blobs.read(name), PurePosixPath(name).name, self.key)
+
+    def stored(self, name: str) -> Iterator[bytes]:
+        """A file's bytes as stored (a share sealed to its organism: the node cannot open it)."""
+        return self.blobs.read(name)
+
+    def exists(self, name: str) -> bool:
+        """True when the file is there."""
+        return self.blobs.exists(name)
+
+    def delete(self, name: str) -> None:
+        """Removes the file; nothing when it is gone already."""
+        self.blobs.delete(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,7 +426,7 @@ class DepositStore:
             file.close()
         record, created = self.create(replace(new, size=file.size, sha256=file.sha256))
         if not created:
-            file.path.unlink(missing_ok=True)
+            file.remove()
         return record, created
 
     def create(self, new: NewDeposit) -> tuple[DepositRecord, bool]:
@@ -490,6 +513,20 @@ class DepositStore:
                             claims=deposits.c.claims + 1)
                 )  # fmt: skip
         return [str(deposit_id) for deposit_id in rows]
+
+    def renew(self, deposit_ids: Sequence[str], node: str, lease_ms: int) -> int:
+        """Extends `node`'s claims of these unfinished deposits by `lease_ms` from now (a node
+        alive keeps its work; a dead one's claims run out); returns how many it still held."""
+        if not deposit_ids:
+            return 0
+        with self.engine.begin() as connection:
+            done = connection.execute(
+                update(deposits)
+                .where(deposits.c.id.in_(list(deposit_ids)), deposits.c.claimed_by == node,
+                       deposits.c.state.in_((DepositState.RECEIVED, DepositState.VALIDATED)))
+                .values(claimed_until=now_ms() + lease_ms)
+            )  # fmt: skip
+        return int(done.rowcount)
 
     def retry_later(self, deposit_id: str, node: str, first_wait_ms: int) -> int:
         """Leaves a deposit `node` could not finish (a failure, an organism without a key yet)
@@ -610,28 +647,29 @@ class DepositStore:
             ).first()
             if row is None or row[0] != DepositState.VALIDATED:
                 return
-            for share in shares:
-                connection.execute(
-                    insert(deliveries).values(
-                        id=delivery_id(deposit_id, share.organism),
-                        deposit_id=deposit_id,
-                        organism=share.organism,
-                        state=DeliveryState.PENDING,
-                        priority=row[1],
-                        nature=row[2],
-                        size=share.size,
-                        sha256=share.sha256,
-                        attempts=0,
-                        lease_id=None,
-                        lease_until=0,
-                        created_at=moment,
-                        acknowledged_at=0,
-                        receipt_key_id=None,
-                        receipt_signature=None,
-                        trace_parent=row[3],
-                        sealed_for_key_id=share.key_id,
-                    )
-                )
+            if shares:  # one statement for every share, in one round trip
+                connection.execute(insert(deliveries), [
+                    {
+                        "id": delivery_id(deposit_id, share.organism),
+                        "deposit_id": deposit_id,
+                        "organism": share.organism,
+                        "state": DeliveryState.PENDING,
+                        "priority": row[1],
+                        "nature": row[2],
+                        "size": share.size,
+                        "sha256": share.sha256,
+                        "attempts": 0,
+                        "lease_id": None,
+                        "lease_until": 0,
+                        "created_at": moment,
+                        "acknowledged_at": 0,
+                        "receipt_key_id": None,
+                        "receipt_signature": None,
+                        "trace_parent": row[3],
+                        "sealed_for_key_id": share.key_id,
+                    }
+                    for share in shares
+                ])  # fmt: skip
             self._bump(connection, deposit_id, state=DepositState.ROUTED)
 
     # -- deliveries ------------------------------------------------------------------------
@@ -657,20 +695,27 @@ class DepositStore:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
-            for delivery, deposit_id in ids:
-                connection.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == delivery)
-                    .values(
-                        state=DeliveryState.SENT,
-                        lease_id=uuid.uuid4().hex,
-                        lease_until=moment + lease_ms,
-                        attempts=deliveries.c.attempts + 1,
-                    )
-                )
-                self._bump(connection, deposit_id)
             if not ids:
                 return []
+            # One statement each, run for every row in one round trip (executemany); the
+            # deposits in id order, as every lease takes them.
+            connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("leased"))
+                .values(
+                    state=DeliveryState.SENT,
+                    lease_id=bindparam("lease"),
+                    lease_until=moment + lease_ms,
+                    attempts=deliveries.c.attempts + 1,
+                ),
+                [{"leased": delivery, "lease": uuid.uuid4().hex} for delivery, _ in ids],
+            )
+            connection.execute(
+                update(deposits)
+                .where(deposits.c.id == bindparam("bumped"))
+                .values(updated_at=now_ms(), version=deposits.c.version + 1),
+                [{"bumped": deposit_id} for deposit_id in sorted({str(d) for _, d in ids})],
+            )
             rows = connection.execute(
                 select(*_DELIVERY_COLUMNS)
                 .where(deliveries.c.id.in_([row[0] for row in ids]))
@@ -708,9 +753,11 @@ class DepositStore:
                     )
                 )
                 self._bump(connection, str(row[1]))
-        found = self.delivery(delivery)
+            found = connection.execute(
+                select(*_DELIVERY_COLUMNS).where(deliveries.c.id == delivery)
+            ).first()
         assert found is not None
-        return found
+        return _delivery(found)
 
     # -- returns ---------------------------------------------------------------------------
 

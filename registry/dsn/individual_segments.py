@@ -218,29 +218,54 @@ class Where:
 Clean = tuple[Plan, list[tuple[BlockInstance, str, str]], list[str]]
 
 
+class SharedPlans:
+    """The plans of the shapes met, per norm version, shared by every validation that is given
+    it (a node validating deposits one after another: a plan costs tens of milliseconds, more
+    than a small file takes, so only plans kept from file to file let small files take the fast
+    path). A plan is a function of its shape and norm version alone (values are checked anew
+    for each individual), so sharing it changes no outcome. The time budget counts the time
+    spent validating with it (`worked`, added as each validation ends), so a plan is still
+    built only within a tenth of that time."""
+
+    def __init__(self) -> None:
+        self.plans: dict[tuple[str, bytes], Plan | None] = {}
+        # How many times each shape was met (by hash), until it has a plan.
+        self.sightings: dict[int, int] = {}
+        # Time spent building plans and compiling; time the validations that ended took.
+        self.spent = 0.0
+        self.worked = 0.0
+
+
 class IndividualChecker:
     """Checks individuals the fast way for one validation (`check`); keeps the plans of the
-    shapes it met, per norm version."""
+    shapes it met, per norm version, in its own SharedPlans or one it is given."""
 
     def __init__(
-        self, in_code: frozenset[str], forbidden_nirs: frozenset[str], *, eager: bool = False
+        self,
+        in_code: frozenset[str],
+        forbidden_nirs: frozenset[str],
+        *,
+        eager: bool = False,
+        shared: SharedPlans | None = None,
     ) -> None:
         self.in_code = in_code
         # Eager: every shape gets its plan and compiled rules at once, whatever they cost (the
         # tests compare that with the reference way on small files).
         self.eager = eager
         self.forbidden_nirs = forbidden_nirs
-        self.plans: dict[tuple[str, bytes], Plan | None] = {}
-        # How many times each shape was met (by hash), until it has a plan.
-        self.sightings: dict[int, int] = {}
-        # Time spent building plans and compiling, and since when the checker works.
-        self.spent = 0.0
+        self.shared = shared if shared is not None else SharedPlans()
+        self.plans = self.shared.plans
+        # Since when this validation works.
         self.started = time.perf_counter()
         self.last: tuple[str, Plan] | None = None
         self.above: (
             tuple[list[BlockInstance], dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]
             | None
         ) = None
+
+    def finish(self) -> None:
+        """The validation ended: its time counts in the shared plans' budget."""
+        self.shared.worked += time.perf_counter() - self.started
 
     def plan(self, controls: ControlSet, text: bytes) -> Plan | None:
         """The plan of this individual's shape with its compiled rules, None when it has none.
@@ -252,7 +277,7 @@ class IndividualChecker:
         key = (norm.version, _VALUES.sub(b"", text))
         if key in self.plans:
             return self.plans[key]
-        sightings = self.sightings
+        sightings = self.shared.sightings
         seen = sightings.get(hash(key), 0) + 1
         if len(sightings) < MAX_SIGHTINGS or hash(key) in sightings:
             sightings[hash(key)] = seen
@@ -277,13 +302,16 @@ class IndividualChecker:
                 if found.compiled is None:  # a rule fails whatever the values
                     found = None
         self.plans[key] = found
-        self.spent += time.perf_counter() - started
+        self.shared.spent += time.perf_counter() - started
         return found
 
     def _affordable(self) -> bool:
-        """Whether building a plan fits the time budget: a tenth of the time the validation has
-        taken so far (a small file never pays for one)."""
-        return self.spent + _COST < _SHARE * (time.perf_counter() - self.started)
+        """Whether building a plan fits the time budget: a tenth of the time validation has
+        taken so far, this one's and the ended ones' that share the plans (a small file on its
+        own never pays for one)."""
+        shared = self.shared
+        worked = shared.worked + time.perf_counter() - self.started
+        return shared.spent + _COST < _SHARE * worked
 
     def check(self, text: bytes, at: Where) -> Clean | None:
         """When the individual(s) of `text` are clean: the plan, the facts to record in the
@@ -318,16 +346,18 @@ class IndividualChecker:
         forbidden = self.forbidden_nirs
         if any(nir in forbidden or nir in at.nirs for nir in seen) or len(set(seen)) < len(seen):
             return None
-        if plan.targets is None or plan.targets[0] is not outer:
+        targets = plan.targets  # read once: validations in other threads may share the plan
+        if targets is None or targets[0] is not outer:
             # Which of the blocks above gets each fact: the same for every individual under
             # the same establishment.
-            targets = [(instance, key, position)
-                       for key, position, holders in plan.outer_facts
-                       for instance in outer if instance.block in holders]  # fmt: skip
-            plan.targets = (outer, targets)
+            targets = plan.targets = (outer, [
+                (instance, key, position)
+                for key, position, holders in plan.outer_facts
+                for instance in outer if instance.block in holders
+            ])  # fmt: skip
         deferred = [
             (instance, key, "" if position is None else values[position])
-            for instance, key, position in plan.targets[1]
+            for instance, key, position in targets[1]
         ]
         plan.uses += 1
         return plan, deferred, seen
@@ -423,4 +453,7 @@ def split(buffer: bytes) -> tuple[int, list[int]]:
     return (starts[0] if starts else len(buffer)), starts
 
 
-__all__ = ["BOUNDARY", "IndividualChecker", "NoPlan", "Plan", "apply_facts", "build_plan", "split"]
+__all__ = [
+    "BOUNDARY", "IndividualChecker", "NoPlan", "Plan", "SharedPlans", "apply_facts", "build_plan",
+    "split",
+]  # fmt: skip

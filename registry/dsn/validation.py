@@ -42,6 +42,7 @@ from registry.dsn.individual_segments import (
     BOUNDARY,
     INDIVIDUAL,
     IndividualChecker,
+    SharedPlans,
     Where,
     apply_facts,
 )
@@ -547,12 +548,14 @@ _BLOCK_CHECKS: dict[str, Callable[[Validator, BlockInstance], None]] = {
 }
 
 
-def validate(stream: BinaryIO | Iterable[bytes]) -> Report:
-    """Validates a whole file on its own (the pipeline reads it once for every step: `walk`).
+def validate(stream: BinaryIO | Iterable[bytes], plans: SharedPlans | None = None) -> Report:
+    """Validates a whole file.
 
     Clean individuals take the fast path (registry/dsn/individual_segments.py); everything else,
-    and any individual the fast path does not find clean, is read line by line."""
-    return _Validation().run(stream)
+    and any individual the fast path does not find clean, is read line by line. `plans`: the
+    individuals' plans kept from one file to the next (a node's pipeline keeps them, so that
+    its small deposits take the fast path too); without, this file's own."""
+    return _Validation(plans=plans).run(stream)
 
 
 # A line the reader reads as a rubric line (not blank, not too long, nothing outside the charset).
@@ -568,11 +571,13 @@ _LONGEST_PIECE = 8 << 20
 class _Validation:
     """One validation: the reference reading (a Walker over the Validator) and the fast path."""
 
-    def __init__(self, *, eager: bool = False) -> None:
+    def __init__(self, *, eager: bool = False, plans: SharedPlans | None = None) -> None:
         self.validator = Validator()
         self.walker = Walker(self.validator)
         self.lines = RubricReader()
-        self.fast = IndividualChecker(frozenset(_BLOCK_CHECKS), FORBIDDEN_NIRS, eager=eager)
+        self.fast = IndividualChecker(
+            frozenset(_BLOCK_CHECKS), FORBIDDEN_NIRS, eager=eager, shared=plans
+        )
 
     def run(self, stream: BinaryIO | Iterable[bytes]) -> Report:
         """Reads the whole stream."""
@@ -589,6 +594,7 @@ class _Validation:
                 pending, size = [], 0
         carry, at_individual = self._pieces(carry + b"".join(pending), at_individual, final=True)
         self.walker.finish()
+        self.fast.finish()
         return self.validator.report
 
     def _pieces(

@@ -15,8 +15,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from registry.habilitation.declarative_services import PAYROLL, PAYROLL_OPERABLE, SERVICES, SPECIFIC
-from registry.habilitation.managed import managed_among
+from registry.habilitation.declarative_services import (
+    MANDATED,
+    PAYROLL,
+    PAYROLL_OPERABLE,
+    SERVICES,
+    SPECIFIC,
+)
+from registry.habilitation.managed import for_bank_data, managed_among, mandated_among
 from registry.habilitation.schema import habilitations
 from registry.relations.store import RelationsStore
 from registry.trust.declarant_store import AccountStatus, DeclarantStore
@@ -41,7 +47,8 @@ class Decision:
 
 def refusal(case: str, siret: str, managed: set[str], habilitated: set[str]) -> str | None:
     """Why a declarant may not use a service of `case` for `siret` (None: it may), given what its
-    company manages now and the establishments it is habilitated for the service on."""
+    company manages now (for a MANDATED service: `for_bank_data`'s answer) and the
+    establishments it is habilitated for the service on."""
     if case == PAYROLL:
         return None if siret in managed else NOT_DECLARED
     if case == PAYROLL_OPERABLE:
@@ -82,6 +89,8 @@ def decide(
             )
         ).scalars())  # fmt: skip
         managed = managed_among(connection, siren, {*sirets, *held}, store.since())
+        if known.case == MANDATED:
+            managed = for_bank_data(siren, managed, mandated_among(connection, siren, managed))
     habilitated = {s for s in held if s[:9] == siren or s in managed}
     explicit = DeclarantStore(store.engine).grants_of(declarant_id).get(known.right)
     for siret in dict.fromkeys(sirets):

@@ -19,8 +19,13 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from registry.habilitation.access_decision import refusal
-from registry.habilitation.declarative_services import SERVICES
-from registry.habilitation.managed import managed_among, managed_by
+from registry.habilitation.declarative_services import MANDATED, SERVICES
+from registry.habilitation.managed import (
+    for_bank_data,
+    managed_among,
+    managed_by,
+    mandated_among,
+)
 from registry.habilitation.schema import habilitations
 from registry.habilitation.store import Role
 from registry.kernel.rights import (
@@ -63,6 +68,7 @@ def declarant_rights(engine: Engine, declarant_id: int, idle_months: int = IDLE_
         complete = len(managed) <= MAX_TOKEN_SIRETS
         if not complete:
             managed = managed_among(connection, siren, {siret for siret, _ in held}, since)
+        bank_managed = for_bank_data(siren, managed, mandated_among(connection, siren, managed))
     grants = dict(DeclarantStore(engine).grants_of(declarant_id))
     company = Scope(sirens=frozenset({siren}))
     _add(grants, RELATIONS_READ, company)
@@ -71,9 +77,10 @@ def declarant_rights(engine: Engine, declarant_id: int, idle_months: int = IDLE_
         _add(grants, HABILITATION_MANAGE, company)
         _add(grants, NOTIFY_READ, company)
     for code, service in SERVICES.items():
-        habilitated = {s for s, v in held if v == code and (s[:9] == siren or s in managed)}
-        candidates = (managed if complete else set()) | habilitated
-        allowed = {s for s in candidates if refusal(service.case, s, managed, habilitated) is None}
+        reach = bank_managed if service.case == MANDATED else managed
+        habilitated = {s for s, v in held if v == code and (s[:9] == siren or s in reach)}
+        candidates = (reach if complete else set()) | habilitated
+        allowed = {s for s in candidates if refusal(service.case, s, reach, habilitated) is None}
         if allowed:
             _add(grants, service.right, Scope(sirets=frozenset(allowed)))
     return grants

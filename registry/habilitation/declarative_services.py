@@ -8,6 +8,10 @@ carry and which of the three cases of access it follows:
 - SPECIFIC: needs a habilitation for each establishment; the backbone also checks that the
   requesting company declares those establishments in DSN and that the employees named work
   there.
+- MANDATED: as SPECIFIC, but another company's establishment needs an explicit mandate from
+  that company (registry/habilitation/managed.py, `firm_mandates`), a DSN link is not enough:
+  the service shows bank data (SEPA mandates' IBANs), which declaring payroll does not entitle
+  a firm to.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from registry.kernel import rights
 
 PAYROLL, PAYROLL_OPERABLE, SPECIFIC = "PAYROLL", "PAYROLL_OPERABLE", "SPECIFIC"
+MANDATED = "MANDATED"
 
 
 @dataclass(frozen=True)
@@ -38,5 +43,7 @@ SERVICES = {
                            "Simulateur bonus-malus assurance chômage"),
         DeclarativeService("ATMP", rights.SERVICE_ATMP, SPECIFIC, "Compte AT/MP"),
         DeclarativeService("DUCS", rights.SERVICE_DUCS, SPECIFIC, "Paiement des cotisations"),
+        DeclarativeService("MANDATS-SEPA", rights.MANDATE_MANAGE, MANDATED,
+                           "Mandats de prélèvement SEPA"),
     )
 }  # fmt: skip

@@ -79,6 +79,28 @@ def taken_over(
     return refused
 
 
+def mandated_among(connection: Connection, siren: str, sirets: Collection[str]) -> set[str]:
+    """Those of `sirets` whose company gave the company `siren` a live mandate."""
+    wanted = list(dict.fromkeys(sirets))
+    if not wanted:
+        return set()
+    return set(
+        connection.execute(
+            select(firm_mandates.c.client_siret).where(
+                firm_mandates.c.firm_siren == siren,
+                firm_mandates.c.client_siret.in_(wanted),
+                firm_mandates.c.ended_at == 0,
+            )
+        ).scalars()
+    )
+
+
+def for_bank_data(siren: str, managed: set[str], mandated: set[str]) -> set[str]:
+    """What the company manages for a MANDATED service (declarative_services.py): its own
+    establishments it links to, and other companies' only by their explicit mandate."""
+    return {s for s in managed if s[:9] == siren} | (mandated & managed)
+
+
 def managed_among(
     connection: Connection, siren: str, sirets: Collection[str], since: str
 ) -> set[str]:

@@ -10,8 +10,9 @@ A sealed file is MAGIC, then chunks of at most CHUNK_BYTES of plaintext, each wr
 ciphertext length (4 bytes, big-endian), a random 12-byte nonce and the ciphertext with its tag.
 Each chunk's associated data binds the file's name, the chunk's index and whether it is the
 last, so chunks cannot be swapped, reordered, moved to another file or cut off unnoticed.
-A writer writes to NAME.part and renames on close (registry/kernel/whole_files.py): a file
-either is whole or is not there.
+A writer writes to a blob store's writer (registry/kernel/blob_store.py: files on the node's
+disk, or rows in the database every node shares), which puts it in place on close: a file
+either is whole or is not there. The file's name is the last part of its blob's name.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from registry.kernel.whole_files import WholeFile
+if TYPE_CHECKING:
+    from registry.kernel.blob_store import BlobWriter
 
 MAGIC = b"IOPSEAL1"
 CHUNK_BYTES = 1 << 20
@@ -57,17 +60,16 @@ def _associated(name: str, index: int, last: bool) -> bytes:
 
 
 class SealedWriter:
-    """Writes a sealed file; `sha256` and `size` describe the plaintext written."""
+    """Writes a sealed file to `out`; `sha256` and `size` describe the plaintext written."""
 
-    def __init__(self, path: Path, key: bytes) -> None:
-        self.path = path
+    def __init__(self, out: BlobWriter, key: bytes) -> None:
         self.aead = AESGCM(key)
-        self.name = path.name
+        self.name = PurePosixPath(out.name).name
         self.buffer = bytearray()
         self.index = 0
         self.size = 0
         self.hash = hashlib.sha256()
-        self.out = WholeFile(path)
+        self.out = out
         self.out.write(MAGIC)
 
     def write(self, data: bytes) -> int:
@@ -97,8 +99,12 @@ class SealedWriter:
         self.out.commit()
 
     def discard(self) -> None:
-        """Drops what was written."""
+        """Drops what was written (nothing once put in place)."""
         self.out.discard()
+
+    def remove(self) -> None:
+        """Removes the file once put in place."""
+        self.out.remove()
 
     def __enter__(self) -> SealedWriter:
         return self
@@ -115,34 +121,49 @@ class SealedWriter:
             self.discard()
 
 
-def read_sealed(path: Path, key: bytes) -> Iterator[bytes]:
-    """The plaintext of a sealed file, chunk by chunk; raises SealError at the first chunk that
-    does not open, or if the file ends before its last chunk."""
+class _Stream:
+    """Reads exact sizes from a blob's chunks, holding at most one chunk more than asked."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.chunks = iter(chunks)
+        self.buffer = bytearray()
+
+    def read(self, size: int) -> bytes:
+        while len(self.buffer) < size and (chunk := next(self.chunks, None)) is not None:
+            self.buffer += chunk
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+
+def open_sealed(chunks: Iterable[bytes], name: str, key: bytes) -> Iterator[bytes]:
+    """The plaintext of the sealed file `name` whose bytes are `chunks`, chunk by chunk; raises
+    SealError at the first chunk that does not open, or if the file ends before its last chunk."""
     aead = AESGCM(key)
-    with path.open("rb") as stream:
-        if stream.read(len(MAGIC)) != MAGIC:
-            raise SealError(f"{path.name} is not a sealed file")
-        index = 0
-        while True:
-            header = stream.read(_LENGTH.size)
-            if len(header) < _LENGTH.size:
-                raise SealError(f"{path.name} ends before its last chunk")
-            (length,) = _LENGTH.unpack(header)
-            if length > CHUNK_BYTES + 16:
-                raise SealError(f"{path.name}: chunk {index} is too long")
-            sealed = stream.read(NONCE_BYTES + length)
-            for last in (False, True):
-                try:
-                    plain = unseal(aead, sealed, _associated(path.name, index, last))
-                except InvalidTag:
-                    continue
-                yield plain
-                if last:
-                    return
-                break
-            else:
-                raise SealError(f"{path.name}: chunk {index} was altered or has another key")
-            index += 1
+    stream = _Stream(chunks)
+    if stream.read(len(MAGIC)) != MAGIC:
+        raise SealError(f"{name} is not a sealed file")
+    index = 0
+    while True:
+        header = stream.read(_LENGTH.size)
+        if len(header) < _LENGTH.size:
+            raise SealError(f"{name} ends before its last chunk")
+        (length,) = _LENGTH.unpack(header)
+        if length > CHUNK_BYTES + 16:
+            raise SealError(f"{name}: chunk {index} is too long")
+        sealed = stream.read(NONCE_BYTES + length)
+        for last in (False, True):
+            try:
+                plain = unseal(aead, sealed, _associated(name, index, last))
+            except InvalidTag:
+                continue
+            yield plain
+            if last:
+                return
+            break
+        else:
+            raise SealError(f"{name}: chunk {index} was altered or has another key")
+        index += 1
 
 
 def load_or_create_key(path: Path) -> bytes:

@@ -1,9 +1,12 @@
-"""Files that either are whole or are not there: written to NAME.part, made durable and renamed
-into place on `commit`, removed on `discard`. Sealed deposits and organisms' shares use it."""
+"""Files that either are whole or are not there: written to NAME.RANDOM.part (one per writer, so
+two writers of one name, such as two nodes on a shared volume, never write into each other's),
+made durable and renamed into place on `commit` (the last commit wins whole), removed on
+`discard`. Sealed deposits and organisms' shares use it (registry/kernel/blob_store.py)."""
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 
@@ -12,7 +15,7 @@ class WholeFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.partial = path.with_name(path.name + ".part")
+        self.partial = path.with_name(f"{path.name}.{secrets.token_hex(4)}.part")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.out = self.partial.open("wb")
 

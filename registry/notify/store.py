@@ -18,8 +18,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from interops.notify.v1 import notify_pb2
-from sqlalchemy import ColumnElement, Engine, and_, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from registry.kernel.clock import now_ms
 from registry.kernel.contract_enums import contract_value
@@ -63,6 +83,70 @@ class AckKind(enum.IntEnum):
 # notifications.fetched: not (yet) on the API channel, held there for fetching, fetched.
 NOT_HELD, FETCHABLE, FETCHED = 0, 1, 2
 _BATCH = 5_000
+# The channels a notification can go on (the contract's, without their prefix), and those of a
+# company that did not subscribe to the topic.
+CHANNELS = tuple(
+    name.removeprefix("CHANNEL_")
+    for name in notify_pb2.Channel.keys()  # noqa: SIM118 -- an enum wrapper, not a dict
+    if name != "CHANNEL_UNSPECIFIED"
+)
+DEFAULT_CHANNELS = "API,DASHBOARD"
+# The channels that hold notifications in the node for their companies to fetch or see.
+HELD_CHANNELS = ("API", "DASHBOARD")
+
+# Scratch tables of one sending, in its transaction: the recipients with their new ids, and
+# the SIRENs a sender named.
+_FANOUT = Table(
+    "notify_fanout",
+    MetaData(),
+    Column("id", String(32), primary_key=True),
+    Column("siren", String(9), nullable=False),
+    Column("channels", String(64), nullable=False),
+    Column("email", String(254), nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+_TARGETS = Table(
+    "notify_targets",
+    MetaData(),
+    Column("siren", String(9), primary_key=True),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+
+def _temporary(table: Table, connection: Connection) -> Table:
+    """Creates a scratch table afresh (on SQLite, one a failed sending left is dropped)."""
+    if connection.dialect.name != "postgresql":
+        table.drop(connection, checkfirst=True)
+    table.create(connection)
+    return table
+
+
+def _new_id(dialect: str) -> ColumnElement[str]:
+    """A new random notification id of 32 hex digits, made by the database."""
+    if dialect == "postgresql":  # a UUID v4, as uuid.uuid4().hex
+        return func.replace(cast(func.gen_random_uuid(), String), "-", "")
+    return func.lower(func.hex(func.randomblob(16)))
+
+
+def _bulk_insert(connection: Connection, table: Table, rows: Sequence[tuple[object, ...]]) -> None:
+    """Many rows into a table: COPY on PostgreSQL, one prepared statement on SQLite."""
+    if not rows:
+        return
+    names = table.c.keys()
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.close()
+    else:
+        connection.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
+
+
+# Deliveries still to attempt (SENDING ones are due again once their claim's lease ends).
+_WAITING = (DeliveryState.PENDING, DeliveryState.RETRYING, DeliveryState.SENDING)
 
 
 class TemplateError(ValueError):
@@ -294,92 +378,135 @@ class NotifyStore:
         deadline_ms: int,
     ) -> tuple[int, bool]:
         """Renders one notification per company and queues its deliveries; (count, False) when
-        the request id was used before (nothing sent again)."""
+        the request id was used before (nothing sent again).
+
+        Set-based: the recipients are resolved and their notifications and deliveries written
+        by a few INSERT ... SELECT statements, whatever their number (one statement per row
+        made a fan-out to 100,000 companies take most of a minute on PostgreSQL). The template
+        is rendered once, with a marker where the SIREN goes that the database replaces.
+        """
         moment = now_ms()
+        dialect = self.engine.dialect.name
         with self.engine.begin() as connection:
             known = connection.execute(
                 select(notify_sends.c.notifications).where(notify_sends.c.request_id == request_id)
             ).scalar()
             if known is not None:
                 return int(known), False
-            subscribed = {
-                str(row[0]): (str(row[1]).split(","), str(row[2]))
-                for row in connection.execute(
-                    select(
-                        notify_subscriptions.c.siren,
-                        notify_subscriptions.c.channels,
-                        notify_subscriptions.c.email,
-                    ).where(notify_subscriptions.c.topic == template.topic)
+            # The request's record first: a concurrent retry waits here, and on SQLite the
+            # transaction writes before it reads (a read first could not take the write lock
+            # once another connection wrote).
+            connection.execute(
+                insert(notify_sends).values(
+                    request_id=request_id, notifications=0, created_at=moment
                 )
-            }
-            targets = sorted(set(sirens)) if sirens else sorted(subscribed)
-            rows, deliveries = [], []
-            for siren in targets:
-                subject, body = template.render({**values, "siren": siren})
-                notification = uuid.uuid4().hex
-                rows.append(
-                    (
-                        notification,
-                        siren,
-                        template.topic,
-                        template.name,
-                        template.version,
-                        subject,
-                        body,
-                        int(official),
-                        deadline_ms,
-                        moment,
-                        0,
-                        0,
+            )  # a concurrent retry committed first: IntegrityError, and this one rolls back
+            fanout = _temporary(_FANOUT, connection)
+            if sirens is None:
+                recipients = select(
+                    _new_id(dialect),
+                    notify_subscriptions.c.siren,
+                    notify_subscriptions.c.channels,
+                    notify_subscriptions.c.email,
+                ).where(notify_subscriptions.c.topic == template.topic)
+            else:
+                targets = _temporary(_TARGETS, connection)
+                _bulk_insert(connection, targets, [(siren,) for siren in sorted(set(sirens))])
+                subscribed = notify_subscriptions.alias("subscribed")
+                recipients = select(
+                    _new_id(dialect),
+                    targets.c.siren,
+                    func.coalesce(subscribed.c.channels, DEFAULT_CHANNELS),
+                    func.coalesce(subscribed.c.email, ""),
+                ).select_from(
+                    targets.outerjoin(
+                        subscribed,
+                        and_(
+                            subscribed.c.siren == targets.c.siren,
+                            subscribed.c.topic == template.topic,
+                        ),
                     )
                 )
-                channels, email = subscribed.get(siren, (["API", "DASHBOARD"], ""))
-                for channel in channels:
-                    deliveries.append(
-                        (notification, channel, DeliveryState.PENDING, 0, moment, "", email)
-                    )
-            self._insert_many(
-                connection,
-                "notifications",
-                rows,
-                (
-                    "id",
-                    "siren",
-                    "topic",
-                    "template",
-                    "template_version",
-                    "subject",
-                    "body",
-                    "official",
-                    "deadline",
-                    "created_at",
-                    "state",
-                    "fetched",
-                ),
+            resolve = insert(fanout).from_select(["id", "siren", "channels", "email"], recipients)
+            count = connection.execute(resolve.execution_options(preserve_rowcount=True)).rowcount
+            if count:
+                self._write_fanout(
+                    connection, template, values, official=official, deadline_ms=deadline_ms,
+                    moment=moment,
+                )  # fmt: skip
+            connection.execute(
+                update(notify_sends)
+                .where(notify_sends.c.request_id == request_id)
+                .values(notifications=count)
             )
-            self._insert_many(
-                connection,
-                "notify_deliveries",
-                deliveries,
-                (
-                    "notification_id",
-                    "channel",
-                    "state",
-                    "attempts",
-                    "next_attempt_at",
-                    "last_error",
-                    "email",
-                ),
-            )
-            try:
-                connection.execute(
-                    insert(notify_sends).values(
-                        request_id=request_id, notifications=len(rows), created_at=moment
-                    )
-                )
-            except IntegrityError:  # a concurrent retry committed first: roll this one back
-                raise
-        return len(rows), True
+            if dialect != "postgresql":  # PostgreSQL drops them at commit
+                for table in (_FANOUT, _TARGETS):
+                    table.drop(connection, checkfirst=True)
+        return count, True
+
+    def _write_fanout(
+        self,
+        connection: Connection,
+        template: TemplateRecord,
+        values: Mapping[str, str],
+        *,
+        official: bool,
+        deadline_ms: int,
+        moment: int,
+    ) -> None:
+        """The notifications and deliveries of the recipients in the fan-out table, in SIREN
+        order; TemplateError (nothing written) when a value is missing."""
+        fanout = _FANOUT
+        marker = f"\ue000{uuid.uuid4().hex}\ue000"  # no template nor value can hold it
+        subject, body = template.render({**values, "siren": marker})
+
+        def rendered(text: str) -> ColumnElement[str]:
+            if marker not in text:
+                return literal(text, String)
+            return func.replace(literal(text, String), literal(marker, String), fanout.c.siren)
+
+        notification: dict[str, ColumnElement[Any]] = {
+            "id": fanout.c.id,
+            "siren": fanout.c.siren,
+            "topic": literal(template.topic, String),
+            "template": literal(template.name, String),
+            "template_version": literal(template.version, Integer),
+            "subject": rendered(subject),
+            "body": rendered(body),
+            "official": literal(int(official), Integer),
+            "deadline": literal(deadline_ms, BigInteger),
+            "created_at": literal(moment, BigInteger),
+            "state": literal(0, Integer),
+            "fetched": literal(NOT_HELD, Integer),
+        }
+        rows = select(*notification.values()).order_by(fanout.c.siren)
+        connection.execute(insert(notifications).from_select(list(notification), rows))
+        # One delivery per channel of each recipient's comma-separated list, in its order.
+        channels = union_all(
+            *(select(literal(name, String).label("name")) for name in CHANNELS)
+        ).subquery("channel_names")
+        listed = literal(",", String) + fanout.c.channels + literal(",", String)
+        wanted = literal(",", String) + channels.c.name + literal(",", String)
+        place = (
+            func.strpos(listed, wanted)
+            if connection.dialect.name == "postgresql"
+            else func.instr(listed, wanted)
+        )
+        delivery: dict[str, ColumnElement[Any]] = {
+            "notification_id": fanout.c.id,
+            "channel": channels.c.name,
+            "state": literal(DeliveryState.PENDING.value, String),
+            "attempts": literal(0, Integer),
+            "next_attempt_at": literal(moment, BigInteger),
+            "last_error": literal("", String),
+            "email": fanout.c.email,
+        }
+        rows = (
+            select(*delivery.values())
+            .select_from(fanout.join(channels, place > 0))
+            .order_by(fanout.c.siren, place)
+        )
+        connection.execute(insert(notify_deliveries).from_select(list(delivery), rows))
 
     def _insert_many(
         self,
@@ -399,36 +526,35 @@ class NotifyStore:
 
     # -- the outbox ------------------------------------------------------------------------
 
+    def _due(self, limit: int, channels: Sequence[str]) -> Select[tuple[int]]:
+        """The ids of up to `limit` deliveries of those channels due now, oldest first, locked;
+        those another dispatcher holds locked are skipped."""
+        return (
+            select(notify_deliveries.c.id)
+            .where(
+                notify_deliveries.c.state.in_(_WAITING),
+                notify_deliveries.c.next_attempt_at <= now_ms(),
+                notify_deliveries.c.channel.in_(channels),
+            )
+            .order_by(notify_deliveries.c.next_attempt_at, notify_deliveries.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
     def due(self, limit: int, channels: Sequence[str], lease_ms: int = 60_000) -> list[Due]:
         """Claims up to `limit` deliveries of those channels due now (for `lease_ms`): two
         dispatchers on one database never attempt the same delivery at once."""
         moment, token = now_ms(), uuid.uuid4().hex
-        waiting = or_(
-            notify_deliveries.c.state.in_(
-                (DeliveryState.PENDING, DeliveryState.RETRYING, DeliveryState.SENDING)
-            )
-        )
         with self.engine.begin() as connection:
-            ids = list(
-                connection.execute(
-                    select(notify_deliveries.c.id)
-                    .where(
-                        waiting,
-                        notify_deliveries.c.next_attempt_at <= moment,
-                        notify_deliveries.c.channel.in_(channels),
-                    )
-                    .order_by(notify_deliveries.c.next_attempt_at, notify_deliveries.c.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                ).scalars()
-            )
+            # Read first: an idle poll writes nothing (on SQLite, takes no write lock).
+            ids = list(connection.execute(self._due(limit, channels)).scalars())
             if not ids:
                 return []
             connection.execute(
                 update(notify_deliveries)
-                .where(
+                .where(  # still due: on SQLite the read above took no lock
                     notify_deliveries.c.id.in_(ids),
-                    waiting,
+                    notify_deliveries.c.state.in_(_WAITING),
                     notify_deliveries.c.next_attempt_at <= moment,
                 )
                 .values(state=DeliveryState.SENDING, claim=token, next_attempt_at=moment + lease_ms)
@@ -452,6 +578,92 @@ class NotifyStore:
             Due(int(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), str(r[5]), str(r[6]))
             for r in rows
         ]
+
+    def held_due(self, channels: Sequence[str] = HELD_CHANNELS) -> bool:
+        """True when some delivery of those channels is due now (a cheap look before a round)."""
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(notify_deliveries.c.id)
+                .where(
+                    notify_deliveries.c.state.in_(_WAITING),
+                    notify_deliveries.c.next_attempt_at <= now_ms(),
+                    notify_deliveries.c.channel.in_(channels),
+                )
+                .limit(1)
+            ).first()
+        return found is not None
+
+    def deliver_held(
+        self,
+        limit: int,
+        channels: Sequence[str] = HELD_CHANNELS,
+        actor: str = "channel",
+        trace_id: str = "",
+    ) -> int:
+        """Delivers up to `limit` deliveries due on channels that hold notifications in the
+        node (nothing leaves it: delivering is recording it); returns how many.
+
+        One transaction of set-based statements, nothing read out: the deliveries delivered
+        (in one update, no SENDING step: there is no attempt that could fail), their
+        acknowledgements, their notifications delivered and held for fetching when they came
+        on the API channel. Two dispatchers never deliver the same one (SKIP LOCKED).
+        """
+        moment, token = now_ms(), uuid.uuid4().hex
+        claimed = notify_deliveries.c.claim == token
+        with self.engine.begin() as connection:
+            done = connection.execute(
+                update(notify_deliveries)
+                .where(notify_deliveries.c.id.in_(self._due(limit, channels).scalar_subquery()))
+                .values(
+                    state=DeliveryState.DELIVERED,
+                    attempts=notify_deliveries.c.attempts + 1,
+                    claim=token,
+                )
+            ).rowcount
+            if not done:
+                return 0
+            acks: dict[str, ColumnElement[Any]] = {
+                "notification_id": notify_deliveries.c.notification_id,
+                "kind": literal(int(AckKind.DELIVERED), Integer),
+                "channel": notify_deliveries.c.channel,
+                "at": literal(moment, BigInteger),
+                "actor": literal(actor, String),
+                "trace_id": literal(trace_id, String),
+            }
+            connection.execute(
+                insert(notify_acks).from_select(list(acks), select(*acks.values()).where(claimed))
+            )
+            of_claim = select(notify_deliveries.c.notification_id).where(claimed)
+            on_api = of_claim.where(notify_deliveries.c.channel == "API")
+            # One statement, each notification row written once: delivered, and held for
+            # fetching when it came on the API channel.
+            connection.execute(
+                update(notifications)
+                .where(
+                    notifications.c.id.in_(of_claim.scalar_subquery()),
+                    or_(
+                        notifications.c.state < AckKind.DELIVERED,
+                        notifications.c.fetched == NOT_HELD,
+                    ),
+                )
+                .values(
+                    state=case(
+                        (notifications.c.state < AckKind.DELIVERED, int(AckKind.DELIVERED)),
+                        else_=notifications.c.state,
+                    ),
+                    fetched=case(
+                        (
+                            and_(
+                                notifications.c.fetched == NOT_HELD,
+                                notifications.c.id.in_(on_api.scalar_subquery()),
+                            ),
+                            FETCHABLE,
+                        ),
+                        else_=notifications.c.fetched,
+                    ),
+                )
+            )
+        return done
 
     def delivered(self, items: Sequence[Due], actor: str = "channel", trace_id: str = "") -> None:
         """Marks deliveries delivered, with their acknowledgement, in one transaction."""

@@ -9,10 +9,12 @@ the file.
 from __future__ import annotations
 
 import multiprocessing
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -22,7 +24,9 @@ from registry.rcd.sirene_stock import Rejection, StockKind, read_stock
 from registry.rcd.store import PreparedRows, RcdStore, prepare_rows
 
 MAX_LISTED_REJECTIONS = 1000
-DEFAULT_BATCH_SIZE = 5000
+# Batches of this many lines: each is a transaction and a progress report. 20,000 lines are
+# about 5 MB of a stock file, well under a second of work.
+DEFAULT_BATCH_SIZE = 20_000
 # From this size on, lines are parsed in worker processes while this one writes: parsing is
 # pure Python and the slowest part. Smaller files are not worth starting the workers.
 PARALLEL_FROM_BYTES = 32 * 1024 * 1024
@@ -81,6 +85,27 @@ def _decoded(raw: Iterable[bytes], unreadable: dict[int, str]) -> Iterator[str]:
         except UnicodeDecodeError:
             unreadable[number] = "the line is not valid UTF-8"
             yield line.decode("utf-8", "replace")
+
+
+# Where str.splitlines() breaks a line besides "\n": a chunk holding none of them splits into
+# the same lines as its bytes.
+_OTHER_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _decoded_chunk(raw_lines: list[bytes], unreadable: dict[int, str]) -> list[str]:
+    """The lines of a chunk as text: decoded whole when it is clean UTF-8 without NUL (the
+    common case, a third of the cost), else line by line (_decoded)."""
+    joined = b"".join(raw_lines)
+    if b"\0" not in joined:
+        try:
+            text = joined.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            lines = text.splitlines(keepends=True)
+            if len(lines) == len(raw_lines) and not _OTHER_BREAKS.search(text):
+                return lines
+    return list(_decoded(raw_lines, unreadable))
 
 
 def import_stock(
@@ -161,18 +186,17 @@ def parse_chunk(
     """In a worker: the rows, rejections and count of lines read of a chunk of data lines,
     the first of which is line `first_line` of the file, prepared for a database of `dialect`."""
     unreadable: dict[int, str] = {}
-    text = list(_decoded(raw_lines, unreadable))  # numbers from 1 within the chunk
+    text = _decoded_chunk(raw_lines, unreadable)  # numbers from 1 within the chunk
     _, items = read_stock([header, *text], StockKind(kind))
     records: list[CompanyRecord | EstablishmentRecord] = []
     rejections: list[Rejection] = []
     read = 0
     for number, item in items:  # the header is line 1, the chunk's first line is 2
         read += 1
-        line = first_line + number - 2
         if number - 1 in unreadable:
-            rejections.append(Rejection(line, unreadable[number - 1]))
+            rejections.append(Rejection(first_line + number - 2, unreadable[number - 1]))
         elif isinstance(item, Rejection):
-            rejections.append(Rejection(line, item.reason))
+            rejections.append(Rejection(first_line + number - 2, item.reason))
         else:
             records.append(item)
     return prepare_rows(records, dialect), rejections, read
@@ -216,16 +240,12 @@ def _import_in_parallel(
             pending.append((future, raw.tell()))
 
         try:
-            first_line, chunk = 2, []
-            for line in raw:
-                chunk.append(line)
-                if len(chunk) >= batch_size:
-                    submit(chunk, first_line)
-                    first_line, chunk = first_line + len(chunk), []
-                    while len(pending) > 2 * workers:  # bounded read-ahead
-                        apply_oldest()
-            if chunk:
+            first_line = 2
+            while chunk := list(islice(raw, batch_size)):
                 submit(chunk, first_line)
+                first_line += len(chunk)
+                while len(pending) > 2 * workers:  # bounded read-ahead
+                    apply_oldest()
             while pending:
                 apply_oldest()
         finally:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
+from operator import methodcaller
 from typing import Any
 
 from sqlalchemy import (
@@ -25,7 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from registry.rcd.records import AdministrativeState, CompanyRecord, CopyRows, EstablishmentRecord
+from registry.rcd.records import (
+    COMPANY_COLUMNS,
+    AdministrativeState,
+    CompanyRecord,
+    CopyRows,
+    EstablishmentRecord,
+    copy_line,
+)
 from registry.rcd.schema import companies, establishments, registry_feed
 from token_suite.grants import Scope
 
@@ -225,8 +236,50 @@ def prepare_rows(
 ) -> PreparedRows:
     """The records of one kind in the form the store writes to a database of this dialect."""
     if dialect == "postgresql":
-        return CopyRows.encode(records) if records else []
+        return encode_copy(records) if records else []
     return [record.row() for record in records]
+
+
+_NULL = "\\N"
+_BLAKE2B_8 = partial(hashlib.blake2b, digest_size=8)
+_SIGNED_64 = partial(int.from_bytes, byteorder="big", signed=True)
+
+
+def establishment_line(record: EstablishmentRecord) -> str:
+    """copy_line(record), written out for the establishments' column types: the import's
+    hottest line (text fields, then head office, state, two dates and the restriction)."""
+    text = "\t".join(record[:12])
+    if text.count("\t") != 11 or "\\" in text or "\n" in text or "\r" in text:
+        text = copy_line(record[:12])  # a value that needs COPY's escapes
+    created, since = record[14], record[15]
+    return (
+        f"{text}\t{'t' if record[12] else 'f'}\t{int(record[13])}\t"
+        f"{_NULL if created is None else created}\t{_NULL if since is None else since}\t"
+        f"{'t' if record[16] else 'f'}"
+    )
+
+
+def encode_copy(records: Sequence[CompanyRecord | EstablishmentRecord]) -> CopyRows:
+    """Records of one kind (at least one) as CopyRows, one line per key: of several records
+    with one key the last wins, at the place of the first. `count` stays the number of records.
+
+    The same text and hashes as CopyRows.encode, without its duplicates, so that PostgreSQL
+    inserts them without sorting the batch first.
+    """
+    columns: tuple[str, ...]
+    if isinstance(records[0], EstablishmentRecord):
+        table, columns = "establishments", EstablishmentRecord._fields
+        lines = {record[0]: establishment_line(record) for record in records}  # type: ignore[arg-type]
+    else:
+        table, columns = "companies", COMPANY_COLUMNS
+        lines = {record[0]: copy_line(record.column_values()) for record in records}
+    kept = list(lines.values())
+    # content_hash of each line (records._digest), through C callables only: no Python frame
+    # per row.
+    digests = map(methodcaller("digest"), map(_BLAKE2B_8, map(str.encode, kept)))
+    hashes = map(_SIGNED_64, digests)
+    text = "".join(map("{}\t{}\t{}\n".format, itertools.count(1), kept, hashes))
+    return CopyRows(table, (*columns, "row_hash"), text, len(records))
 
 
 _STAGING: dict[str, Table] = {}
@@ -262,12 +315,12 @@ def _take_positions(connection: Connection, count: int) -> int:
 
 def upsert_copy(connection: Connection, rows: CopyRows) -> int:
     """Upserts COPY-encoded rows inside the caller's transaction (PostgreSQL); returns how many
-    changed. Of several lines of one key, the last wins."""
+    changed. The rows have one line per key (encode_copy)."""
     table = companies if rows.table == "companies" else establishments
     key = "siret" if table is establishments else "siren"
-    base = _take_positions(connection, rows.count)
     # COPY into a temporary table, then one set-based upsert from it: several times faster
-    # than row-by-row statements.
+    # than row-by-row statements. The feed's counter is taken last, so that it is held (it
+    # orders the writers) only for the upsert.
     staging = staging_table(table)
     staging.create(connection, checkfirst=True)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -275,11 +328,8 @@ def upsert_copy(connection: Connection, rows: CopyRows) -> int:
     with cursor.copy(f"COPY {staging.name} ({columns}) FROM STDIN") as copy:
         copy.write(rows.text)
     cursor.close()
-    latest = (
-        select(*(staging.c[name] for name in rows.columns), staging.c.ordinal + base)
-        .ext(postgresql.distinct_on(staging.c[key]))
-        .order_by(staging.c[key], staging.c.ordinal.desc())
-    )
+    base = _take_positions(connection, rows.count)
+    latest = select(*(staging.c[name] for name in rows.columns), staging.c.ordinal + base)
     statement = postgresql.insert(table).from_select([*rows.columns, "position"], latest)
     updated = (*rows.columns, "position")
     statement = statement.on_conflict_do_update(

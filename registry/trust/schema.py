@@ -1,6 +1,6 @@
 """Tables of the trust directory and of identity: organisms and sites with their keys and
-rights, declarants, revocations (blocks and subjects' cutoffs), spent single-use tokens and
-sign-in attempts.
+rights, declarants, revocations (blocks and subjects' cutoffs), spent single-use tokens,
+sign-in attempts and the web adapter's sessions.
 
 Declarants' names are not stored: the portal triplet (SIRET, last name, first name) is kept only
 as a digest, enough to find the account at sign-in.
@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -150,4 +151,23 @@ spent_tokens = Table(
     # SHA-256 of the single-use key (a navigation token id, a proof nonce).
     Column("digest", LargeBinary(32), primary_key=True),
     Column("until", BigInteger, nullable=False, index=True),
+)
+
+# The web adapter's browser sessions, shared by every node (migration 0022;
+# registry/trust/web_session_store.py): no cookie id, no chain, key or name in clear.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    # SHA-256 of the cookie's session id: the id itself (a bearer secret) is never stored.
+    Column("digest", LargeBinary(32), primary_key=True),
+    # The whole session (chain, session key, form token, subject, name, SIRET, grants), sealed
+    # with the node's data key and bound to the digest and the expiry.
+    Column("sealed", LargeBinary, nullable=False),
+    # Unix seconds: the row is of no use from then on, and pruned.
+    Column("expires", BigInteger, nullable=False, index=True),
+    # Unix ms of the sign-in (or anonymous start): beyond the store's capacity, oldest first.
+    Column("created", BigInteger, nullable=False, index=True),
+    # 1 once a person signed in: beyond capacity anonymous sessions (anybody can make them by
+    # fetching a page) go first, so that a flood of them does not sign anybody out.
+    Column("signed_in", SmallInteger, nullable=False, server_default="0"),
 )

@@ -1,5 +1,5 @@
 """The server side of the `interops` command line: the parsers of `serve`, `db`, `directory`,
-`declarant`, `audit verify`, `relations` and `letters`.
+`declarant`, `audit verify`, `relations`, `letters` and `creditor`.
 
 The CLI in clients/ finds `register` through the "interops.commands" entry point, so that the
 client package never imports the server. A command's handler is imported only when that command
@@ -47,6 +47,23 @@ def register(commands: Commands) -> None:
     _audit(commands)
     _relations(commands)
     _letters(commands)
+    _creditors(commands)
+
+
+def _creditors(commands: Commands) -> None:
+    """Adds `creditor add` and `creditor list`: creditors of SEPA mandates, with their ICS."""
+    creditor = commands.add_parser("creditor", help="creditors of SEPA mandates (on the database)")
+    sub = creditor.add_subparsers(dest="creditor_command", required=True)
+    add = sub.add_parser("add", help="register an organism as a creditor, with its SEPA "
+                         "identifier (ICS, checked)")  # fmt: skip
+    add.add_argument("code", help="the organism's code in the directory")
+    add.add_argument("--identifier", required=True, help="its SEPA creditor identifier (ICS)")
+    add.add_argument("--name", help="the name printed on mandates (default: the code)")
+    add.add_argument("--address", help="its postal address printed on mandates, lines split by |")
+    add.set_defaults(handler=_lazy("mandate_commands", "add"))
+    sub.add_parser("list", help="the creditors").set_defaults(
+        handler=_lazy("mandate_commands", "list")
+    )
 
 
 def _audit(commands: Commands) -> None:

@@ -55,7 +55,8 @@ async def _run(settings: Settings, *, demo_data: bool) -> None:
     web = None
     if settings.http_address:
         web = WebServer(settings, node.internal_port, node.rights, door_secret=node.door_secret,
-                        tracer_provider=node.tracer_provider)  # fmt: skip
+                        tracer_provider=node.tracer_provider,
+                        session_rows=node.web_sessions)  # fmt: skip
         try:
             web_port = await web.start()
         except OSError:

@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 from interops.dsn.v1 import dsn_pb2 as pb
 from interops.dsn.v1 import dsn_pb2_grpc
@@ -25,7 +24,7 @@ from opentelemetry.trace import Tracer
 from clients.tracing import context_of, traceparent
 from registry.dsn.deposit_store import DeliveryRecord, DepositFiles, DepositStore, delivery_id
 from registry.dsn.returns import ReceiptFault, crm_codes, receipt_fault
-from registry.kernel.sealing import read_sealed
+from registry.kernel.change_feed import DELIVERY, ChangeFeed
 from server.audit.journal import note
 from server.notify.topic_notices import NoticeTemplate, TopicNotices
 from server.rpc.auth_interceptor import current_principal
@@ -36,8 +35,6 @@ from server.token.trust import NodeTrust
 DEFAULT_LEASE_SECONDS = 300
 MIN_LEASE_SECONDS = 10
 DEFAULT_BATCH = 10
-# Bytes of a sealed share per DownloadDeliveryResponse.
-DOWNLOAD_CHUNK_BYTES = 1 << 20
 
 # The notice the declared companies receive when an organism posts a CRM about their deposit.
 CRM_NOTICE = NoticeTemplate(
@@ -58,22 +55,16 @@ def caller_organism() -> str:
     return code
 
 
-def _stored(path: Path) -> Iterator[bytes]:
-    """The bytes of a file as stored, in chunks."""
-    with path.open("rb") as stream:
-        while chunk := stream.read(DOWNLOAD_CHUNK_BYTES):
-            yield chunk
-
-
 class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
     """Serves the outbox to the organisms."""
 
     def __init__(
         self, store: DepositStore, files: DepositFiles, trust: NodeTrust, poll_seconds: float,
-        tracer: Tracer, *, notices: TopicNotices,
+        tracer: Tracer, *, notices: TopicNotices, changes: ChangeFeed,
     ) -> None:  # fmt: skip
         self.tracer = tracer
         self.notices = notices
+        self.changes = changes
         self.store = store
         self.files = files
         self.trust = trust
@@ -111,12 +102,15 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
     ) -> AsyncIterator[pb.StreamDeliveriesResponse]:
         organism = caller_organism()
         lease_ms = self._lease_ms(request.lease_seconds)
-        while True:
-            leased = await asyncio.to_thread(self.store.lease, organism, 1, lease_ms)
-            if leased:
-                yield pb.StreamDeliveriesResponse(delivery=self._handed(leased[0]))
-            else:
-                await asyncio.sleep(self.poll_seconds)
+        # Woken when a share for this organism is routed; leases running out are seen at the
+        # next poll.
+        with self.changes.watch(DELIVERY, organism) as changed:
+            while True:
+                leased = await asyncio.to_thread(self.store.lease, organism, 1, lease_ms)
+                if leased:
+                    yield pb.StreamDeliveriesResponse(delivery=self._handed(leased[0]))
+                else:
+                    await changed.wait(self.poll_seconds)
 
     async def _own(self, delivery: str) -> DeliveryRecord:
         organism = caller_organism()
@@ -130,11 +124,13 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         self, request: pb.DownloadDeliveryRequest, context: Context
     ) -> AsyncIterator[pb.DownloadDeliveryResponse]:
         record = await self._own(request.id)
-        path = self.files.share(record.id)
-        if not path.exists() and await asyncio.to_thread(self.store.purged, record.deposit_id):
+        name = self.files.share(record.id)
+        if not await asyncio.to_thread(self.files.exists, name) and await asyncio.to_thread(
+            self.store.purged, record.deposit_id
+        ):
             raise NotFound("SHARE_PURGED", f"{record.id} was acknowledged and its file purged "
                            "after the retention period")  # fmt: skip
-        chunks = _stored(path) if record.sealed_for_key_id else read_sealed(path, self.files.key)
+        chunks = self.files.stored(name) if record.sealed_for_key_id else self.files.read(name)
         while True:
             chunk = await asyncio.to_thread(next, chunks, None)
             if chunk is None:

@@ -18,6 +18,7 @@ from clients.tracing import trace_id_of, traceparent
 from registry.dsn.deposit_store import DepositFiles, DepositRecord, DepositStore, NewDeposit
 from registry.dsn.scan import DepositScan
 from registry.habilitation.managed import taken_over
+from registry.kernel.change_feed import DEPOSIT, RETURN, ChangeFeed
 from registry.kernel.rights import DSN_DEPOSIT
 from registry.kernel.sealing import SealedWriter
 from registry.trust.declarant_store import DeclarantStore
@@ -50,7 +51,9 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         poll_seconds: float,
         *,
         declarants: DeclarantStore,
+        changes: ChangeFeed,
     ) -> None:
+        self.changes = changes
         self.declarants = declarants
         self.engine = declarants.engine
         self.store = store
@@ -78,8 +81,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             declarant, header.request_id or None, header.file_name, 0, b"",
             trace_parent=traceparent(),
         )  # fmt: skip
-        path = self.files.deposit(new.id)
-        writer = self.files.writer(path)
+        writer = self.files.writer(self.files.deposit(new.id))
         scan = DepositScan()
         try:
             async for request in request_iterator:
@@ -176,14 +178,15 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
     async def WatchDeposit(
         self, request: pb.WatchDepositRequest, context: Context
     ) -> AsyncIterator[pb.WatchDepositResponse]:
-        record = await self._own(request.id)
-        yield pb.WatchDepositResponse(deposit=deposit_message(record))
-        while not record.finished:
-            await asyncio.sleep(self.poll_seconds)
-            version = await asyncio.to_thread(self.store.version, request.id)
-            if version != record.version:
-                record = await self._own(request.id)
-                yield pb.WatchDepositResponse(deposit=deposit_message(record))
+        with self.changes.watch(DEPOSIT, request.id) as changed:
+            record = await self._own(request.id)
+            yield pb.WatchDepositResponse(deposit=deposit_message(record))
+            while not record.finished:
+                await changed.wait(self.poll_seconds)
+                version = await asyncio.to_thread(self.store.version, request.id)
+                if version != record.version:
+                    record = await self._own(request.id)
+                    yield pb.WatchDepositResponse(deposit=deposit_message(record))
 
     async def ListReturns(
         self, request: pb.ListReturnsRequest, context: Context
@@ -206,15 +209,16 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
     ) -> AsyncIterator[pb.WatchReturnsResponse]:
         declarant = current_principal().subject
         position = request.after_position
-        while True:
-            found = await asyncio.to_thread(
-                self.store.returns_for, declarant, position, RETURNS_BATCH
-            )
-            for record in found:
-                yield pb.WatchReturnsResponse(**{"return": record.to_proto()})
-                position = record.position
-            if len(found) == RETURNS_BATCH:
-                continue
-            if not request.follow:
-                return
-            await asyncio.sleep(self.poll_seconds)
+        with self.changes.watch(RETURN, declarant) as changed:
+            while True:
+                found = await asyncio.to_thread(
+                    self.store.returns_for, declarant, position, RETURNS_BATCH
+                )
+                for record in found:
+                    yield pb.WatchReturnsResponse(**{"return": record.to_proto()})
+                    position = record.position
+                if len(found) == RETURNS_BATCH:
+                    continue
+                if not request.follow:
+                    return
+                await changed.wait(self.poll_seconds)

@@ -1,14 +1,19 @@
-"""After a deposit's AEE: one reading of the file (registry/dsn/reader.py `walk`) heard by
-validation, relations and routing together, so no step can see the file otherwise than another;
-then validation's outcome (its CCO or BAN is the first return; a conformant file's declared links
+"""After a deposit's AEE: the deposit's reading (registry/dsn/deposit_reading.py: validation's
+fast path, proven equal to the one walk, then one walk heard by relations and routing, so no
+step can see the file otherwise than another), in a worker process for a deposit that fits in
+memory (server/dsn/reading_pool.py: the readings take a core of their own); then validation's
+outcome (its CCO or BAN is the first return; a conformant file's declared links
 and employments are recorded with it), then, for a conformant file, routing's (each organism's
-share sealed to the organism's own encryption key on disk, then the outbox rows and ROUTED in
+share sealed to the organism's own encryption key and stored, then the outbox rows and ROUTED in
 one transaction). The establishments read must be those the deposit's rights were checked on.
 
 Each step reads the deposit's state from the database and moves it on in one transaction, so a
 crash at any point only makes the step run again on restart: shares are rewritten whole under
 the same names, and the outbox rows are written at most once. Events (natures 04, 05, 07) are
-taken before any monthly declaration waiting.
+taken before any monthly declaration waiting. A node works on up to PARALLEL of its claimed
+deposits at once, so that one's database work and sealing wait while another is read. Two
+deposits revealing the same new relation at once (on one node or two) both insert it: the one
+refused records its validation again, finding the relation there.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import time
 from typing import BinaryIO
 
 from opentelemetry.trace import Tracer
+from sqlalchemy.exc import IntegrityError
 
 from clients.tracing import context_of
+from registry.dsn.deposit_reading import ReadShare, read_deposit
 from registry.dsn.deposit_store import (
     DepositFiles,
     DepositRecord,
@@ -34,14 +41,14 @@ from registry.dsn.deposit_store import (
     delivery_id,
 )
 from registry.dsn.entitlement import OrganismRules
-from registry.dsn.reader import Anomaly, split_lines, walk
-from registry.dsn.revealed_relations import RelationCollector
-from registry.dsn.routing import Router, RoutingListener
-from registry.dsn.validation import Report, Validator
+from registry.dsn.individual_segments import SharedPlans
+from registry.dsn.revealed_relations import Relations
+from registry.dsn.routing import Router
+from registry.dsn.validation import Report
 from registry.kernel.clock import now_ms
-from registry.kernel.sealing import read_sealed
 from registry.relations.store import Link, RelationsStore
 from server.background_loop import BackgroundLoop
+from server.dsn.reading_pool import default_workers, read_in_worker
 
 log = logging.getLogger("interops.dsn")
 
@@ -54,16 +61,20 @@ class _Dropped:
         return len(data)
 
 
-# How many deposits a round claims, and for how long: a node killed while working on one leaves
-# it to another after this. A deposit whose processing failed waits FAILED_WAIT_MS, one with an
-# organism that has no encryption key yet KEYLESS_WAIT_MS, each doubled with every claim (at
-# most an hour).
+# How many deposits a round claims (for INTEROPS_CLAIM_SECONDS, renewed every third of it while
+# the round lasts: a node killed while working on one leaves it to another once its claim runs
+# out). A deposit whose processing failed waits FAILED_WAIT_MS, one with an organism that has no
+# encryption key yet KEYLESS_WAIT_MS, each doubled with every claim (at most an hour).
 CLAIM_BATCH = 16
-CLAIM_MS = 120_000
 FAILED_WAIT_MS = 5_000
 KEYLESS_WAIT_MS = 30_000
 # How often a node looks for deposit files past retention.
 PURGE_EVERY_SECONDS = 3600.0
+# How many of its claimed deposits a node works on at once; a deposit of at most WHOLE_BYTES is
+# read whole in a worker process (a larger one streams through this one: memory holds one
+# employee of it, never the file).
+PARALLEL = 3
+WHOLE_BYTES = 2 << 20
 
 
 class DsnPipeline(BackgroundLoop):
@@ -82,7 +93,10 @@ class DsnPipeline(BackgroundLoop):
         relations: RelationsStore,
         node: str = "node",
         retention_days: float = 0.0,
+        reading_workers: int | None = None,
+        claim_seconds: float = 60.0,
     ) -> None:
+        self.claim_ms = max(1, int(claim_seconds * 1000))
         self.relations = relations
         self.node = node
         self.retention_ms = int(retention_days * 86_400_000)
@@ -91,24 +105,40 @@ class DsnPipeline(BackgroundLoop):
         self.store = store
         self.files = files
         self.router = Router(rules.values())
+        # Worker processes reading deposits (0: read in this process), and this process's
+        # plans of the validation's fast path, kept from one deposit to the next.
+        self.reading_workers = default_workers() if reading_workers is None else reading_workers
+        self.plans = SharedPlans()
         super().__init__(poll_seconds)
 
     async def round(self) -> None:
         """Moves on the deposits left unfinished (received, or a previous run's) that this node
         claims: nodes sharing the database each take their own."""
         try:
-            work = await asyncio.to_thread(self.store.claim, self.node, CLAIM_BATCH, CLAIM_MS)
+            work = await asyncio.to_thread(self.store.claim, self.node, CLAIM_BATCH, self.claim_ms)
         except Exception:  # the database away: try again after the poll interval
             log.exception("the DSN pipeline cannot read its work; retrying")
             work = []
-        for deposit_id in work:
-            try:
-                await asyncio.to_thread(self.process, deposit_id)
-            except Exception:  # one deposit failing must not hold up the others
-                wait = await asyncio.to_thread(self.store.retry_later, deposit_id, self.node,
-                                               FAILED_WAIT_MS)  # fmt: skip
-                log.exception("deposit %s: processing failed; tried again in %d s", deposit_id,
-                              wait // 1000)  # fmt: skip
+        slots = asyncio.Semaphore(PARALLEL)
+        held = set(work)
+
+        async def one(deposit_id: str) -> None:
+            async with slots:
+                try:
+                    await asyncio.to_thread(self.process, deposit_id)
+                    held.discard(deposit_id)
+                except Exception:  # one deposit failing must not hold up the others
+                    held.discard(deposit_id)
+                    wait = await asyncio.to_thread(self.store.retry_later, deposit_id, self.node,
+                                                   FAILED_WAIT_MS)  # fmt: skip
+                    log.exception("deposit %s: processing failed; tried again in %d s",
+                                  deposit_id, wait // 1000)  # fmt: skip
+
+        renewing = asyncio.create_task(self._renew(held))
+        try:
+            await asyncio.gather(*(one(deposit_id) for deposit_id in work))
+        finally:
+            renewing.cancel()
         if len(work) == CLAIM_BATCH:  # more are waiting
             self.wake()
         if self.retention_ms and time.monotonic() >= self._next_purge:
@@ -118,6 +148,16 @@ class DsnPipeline(BackgroundLoop):
             except Exception:  # the database or the disk away: next time
                 log.exception("purging the DSN files past retention failed; retrying")
 
+    async def _renew(self, held: set[str]) -> None:
+        """Keeps this round's unfinished claims alive, every third of their lease, however long
+        a deposit takes (a dead node stops renewing: its deposits go to another node)."""
+        while held:
+            await asyncio.sleep(self.claim_ms / 3000)
+            try:
+                await asyncio.to_thread(self.store.renew, sorted(held), self.node, self.claim_ms)
+            except Exception:  # the database away: the claims may run out; nothing is lost
+                log.warning("renewing the DSN pipeline's claims failed; retrying")
+
     def purge(self, finished_before: int) -> int:
         """Deletes the sealed files and shares of the deposits that owe nothing (rejected, or
         every delivery acknowledged) and were finished before `finished_before`; returns how
@@ -125,9 +165,9 @@ class DsnPipeline(BackgroundLoop):
         done = 0
         while found := self.store.purgeable(finished_before, 500):
             for deposit_id, shares in found:
-                self.files.deposit(deposit_id).unlink(missing_ok=True)
+                self.files.delete(self.files.deposit(deposit_id))
                 for delivery in shares:
-                    self.files.share(delivery).unlink(missing_ok=True)
+                    self.files.delete(self.files.share(delivery))
                 self.store.mark_purged(deposit_id)
             done += len(found)
         if done:
@@ -147,7 +187,7 @@ class DsnPipeline(BackgroundLoop):
             files: dict[str, ShareFile] = {}
             keyless: list[NoEncryptionKey] = []
             try:
-                report, relations, routing = self._read(record, files, keyless)
+                report, relations, shares = self._read(record, files, keyless)
                 if record.state == DepositState.RECEIVED:
                     self._record_validation(deposit_id, report, relations)
             except BaseException:
@@ -163,13 +203,14 @@ class DsnPipeline(BackgroundLoop):
                             keyless[0], wait // 1000)  # fmt: skip
             return
         with self.tracer.start_as_current_span("dsn.route", parent, attributes=attributes):
-            self._record_routing(deposit_id, routing, files)
+            self._record_routing(deposit_id, shares, files)
 
     def _read(
         self, record: DepositRecord, files: dict[str, ShareFile], keyless: list[NoEncryptionKey]
-    ) -> tuple[Report, RelationCollector, RoutingListener]:
-        """The one reading of the deposit's file, heard by every step; the organisms concerned
-        that have no encryption key yet are in `keyless` (their share is written nowhere)."""
+    ) -> tuple[Report, Relations, list[ReadShare]]:
+        """The deposit's reading (registry/dsn/deposit_reading.py), each organism's share
+        written to `files`; the organisms concerned that have no encryption key yet are in
+        `keyless` (their share is written nowhere)."""
 
         def open_share(organism: str) -> BinaryIO:
             try:
@@ -180,28 +221,26 @@ class DsnPipeline(BackgroundLoop):
             files[organism] = file
             return file  # type: ignore[return-value]  # write() is all the router uses
 
-        validator, relations = Validator(), RelationCollector()
-        routing = self.router.listener(open_share)
-        chunks = read_sealed(self.files.deposit(record.id), self.files.key)
-        walk(split_lines(chunks), validator, relations, routing)
-        report = validator.report
-        for anomaly in routing.anomalies:
-            report.add(anomaly)
-        report.blocking += routing.refusals_not_kept
-        read = {siret for declaration in report.declarations for siret in declaration.sirets}
-        if read != set(record.sirets):  # the deposit's rights were checked on record.sirets
-            report.add(Anomaly(
-                1, "S21.G00.11.001", "INTEROPS-DEPOSIT-SIRETS", True,
-                "the establishments read now are not those the deposit was taken for",
-            ))  # fmt: skip
-        report.anomalies.sort(key=lambda anomaly: anomaly.line)
-        return report, relations, routing
+        name = self.files.deposit(record.id)
+        if self.reading_workers and record.size <= WHOLE_BYTES:
+            data = b"".join(self.files.read(name))
+            reading = read_in_worker(self.reading_workers, data, record.sirets, self.router)
+            for share in reading.shares:
+                assert share.data is not None
+                open_share(share.organism).write(share.data)
+        else:
+            reading = read_deposit(lambda: self.files.read(name), record.sirets, self.router,
+                                   self.plans, open_share)  # fmt: skip
+        return reading.report, reading.relations, reading.shares
 
-    def _record_validation(
-        self, deposit_id: str, report: Report, collector: RelationCollector
-    ) -> None:
+    def _record_validation(self, deposit_id: str, report: Report, found: Relations) -> None:
+        try:
+            self._record_validation_once(deposit_id, report, found)
+        except IntegrityError:  # a relation inserted meanwhile by another deposit's recording
+            self._record_validation_once(deposit_id, report, found)
+
+    def _record_validation_once(self, deposit_id: str, report: Report, found: Relations) -> None:
         if report.conformant:  # upserts: recorded again harmlessly if the next step is redone
-            found = collector.relations
             self.relations.record_links(
                 Link(found.declarant_siret, siret, period, period, deposit_id)
                 for siret, period in sorted(found.links)
@@ -225,9 +264,8 @@ class DsnPipeline(BackgroundLoop):
         log.info("deposit %s validated: %s", deposit_id, report.kind)
 
     def _record_routing(
-        self, deposit_id: str, routing: RoutingListener, files: dict[str, ShareFile]
+        self, deposit_id: str, shares: list[ReadShare], files: dict[str, ShareFile]
     ) -> None:
-        shares = routing.shares
         try:
             for share in shares:
                 files[share.organism].close()
@@ -236,7 +274,7 @@ class DsnPipeline(BackgroundLoop):
                 file.discard()
             raise
         self.store.record_routing(deposit_id, [
-            RoutedShare(s.organism, s.size, s.digest.digest(), files[s.organism].key_id)
+            RoutedShare(s.organism, s.size, s.sha256, files[s.organism].key_id)
             for s in shares
         ])  # fmt: skip
         concerned = ", ".join(sorted(share.organism for share in shares)) or "nobody"

@@ -25,6 +25,8 @@ from server.background_loop import BackgroundLoop
 from server.notify.smtp import send_mail
 
 log = logging.getLogger("interops.notify")
+# Held deliveries completed per transaction: a fan-out to 100,000 companies is a few of them.
+HELD_BATCH = 25_000
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,10 @@ class NotifyDispatcher(BackgroundLoop):
         backoff_seconds: float = 30.0,
         max_attempts: int = 6,
         tracer: Tracer | None = None,
+        claim_seconds: float = 60.0,
     ) -> None:
+        # How long e-mails claimed by this node stay its own (a dead node's go to another).
+        self.claim_ms = max(1, int(claim_seconds * 1000))
         self.tracer = tracer or trace.get_tracer("interops.notify")
         self.store = store
         self.mail = mail
@@ -78,18 +83,19 @@ class NotifyDispatcher(BackgroundLoop):
     def run_once(self) -> int:
         """Attempts what is due now; returns how many deliveries were attempted. A round with
         work is a span, whose trace id the delivered acknowledgements carry (an idle poll makes
-        none)."""
-        held = self.store.due(5_000, ("API", "DASHBOARD"))
-        mails = self.store.due(100, ("EMAIL",))
+        none). Held deliveries (API, dashboard) are delivered in the database, up to
+        HELD_BATCH a transaction, without reading them out."""
+        held = self.store.held_due()
+        mails = self.store.due(100, ("EMAIL",), lease_ms=self.claim_ms)
         if not held and not mails:
             return 0
         with self.tracer.start_as_current_span("notify.dispatch") as span:
-            span.set_attribute("interops.deliveries", len(held) + len(mails))
             trace_id = f"{span.get_span_context().trace_id:032x}"
-            self.store.delivered(held, trace_id=trace_id)
+            delivered = self.store.deliver_held(HELD_BATCH, trace_id=trace_id) if held else 0
+            span.set_attribute("interops.deliveries", delivered + len(mails))
             for item in mails:
                 self._email(item, trace_id)
-        return len(held) + len(mails)
+        return delivered + len(mails)
 
     def _email(self, item: Due, trace_id: str) -> None:
         if not item.email or self.store.flagged(item.email):

@@ -19,6 +19,7 @@ from typing import Any
 from interops.notify.v1 import notify_pb2 as pb
 from interops.notify.v1 import notify_pb2_grpc
 
+from registry.kernel.change_feed import NOTIFICATION, ChangeFeed
 from registry.kernel.clock import now_ms, timestamp
 from registry.kernel.rights import NOTIFY_READ
 from registry.notify.store import (
@@ -106,10 +107,18 @@ def _bad_contact(refused: ContactRefused, field: str) -> InvalidArgument:
 class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
     """Serves notifications from the store; the dispatcher delivers them."""
 
-    def __init__(self, store: NotifyStore, dispatcher: NotifyDispatcher, poll_seconds: float):
+    def __init__(
+        self,
+        store: NotifyStore,
+        dispatcher: NotifyDispatcher,
+        poll_seconds: float,
+        *,
+        changes: ChangeFeed,
+    ):
         self.store = store
         self.dispatcher = dispatcher
         self.poll_seconds = poll_seconds
+        self.changes = changes
 
     async def Subscribe(
         self, request: pb.SubscribeRequest, context: Context
@@ -281,20 +290,23 @@ class NotificationService(notify_pb2_grpc.NotificationServiceServicer):
     async def StreamNotifications(
         self, request: pb.StreamNotificationsRequest, context: Context
     ) -> AsyncIterator[pb.StreamNotificationsResponse]:
-        while True:
-            found = await self._lease(20, request.lease_seconds)
-            unsent = [n.id for n in found]
-            try:
-                for notification in found:
-                    yield pb.StreamNotificationsResponse(notification=notification)
-                    unsent.remove(notification.id)
-            finally:
-                # The caller gone: what it was never sent is not its to acknowledge. (What it
-                # was sent comes back when its lease ends, unless acknowledged.)
-                if unsent:
-                    await asyncio.shield(asyncio.to_thread(self.store.release, unsent))
-            if not found:
-                await asyncio.sleep(self.poll_seconds)
+        # Woken when notifications of the caller's companies can be handed over (held, or
+        # released by another caller); their leases running out are seen at the next poll.
+        with self.changes.watch(NOTIFICATION, _companies(NOTIFY_READ)) as changed:
+            while True:
+                found = await self._lease(20, request.lease_seconds)
+                unsent = [n.id for n in found]
+                try:
+                    for notification in found:
+                        yield pb.StreamNotificationsResponse(notification=notification)
+                        unsent.remove(notification.id)
+                finally:
+                    # The caller gone: what it was never sent is not its to acknowledge. (What
+                    # it was sent comes back when its lease ends, unless acknowledged.)
+                    if unsent:
+                        await asyncio.shield(asyncio.to_thread(self.store.release, unsent))
+                if not found:
+                    await changed.wait(self.poll_seconds)
 
     async def AcknowledgeNotifications(
         self, request: pb.AcknowledgeNotificationsRequest, context: Context

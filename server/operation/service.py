@@ -9,6 +9,7 @@ from google.protobuf import timestamp_pb2
 from interops.operation.v1 import operation_pb2 as pb
 from interops.operation.v1 import operation_pb2_grpc
 
+from registry.kernel.change_feed import OPERATION, ChangeFeed
 from registry.operation.store import OperationRecord, OperationStore
 from server.rpc.errors import NotFound
 from server.rpc.handler_wrapping import Context
@@ -37,9 +38,10 @@ def operation_message(record: OperationRecord) -> pb.Operation:
 class OperationService(operation_pb2_grpc.OperationServiceServicer):
     """Serves operations from the shared store, so any replica answers for any operation."""
 
-    def __init__(self, store: OperationStore, poll_seconds: float) -> None:
+    def __init__(self, store: OperationStore, poll_seconds: float, *, changes: ChangeFeed) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
+        self.changes = changes
 
     async def _get(self, name: str) -> OperationRecord:
         record = await asyncio.to_thread(self.store.get, name.removeprefix("operations/"))
@@ -56,12 +58,13 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         self, request: pb.WatchOperationRequest, context: Context
     ) -> AsyncIterator[pb.WatchOperationResponse]:
         last = None
-        while True:
-            record = await self._get(request.name)
-            seen = (record.state, record.done_units, record.updated_at)
-            if seen != last:
-                last = seen
-                yield pb.WatchOperationResponse(operation=operation_message(record))
-            if record.done:
-                return
-            await asyncio.sleep(self.poll_seconds)
+        with self.changes.watch(OPERATION, request.name.removeprefix("operations/")) as changed:
+            while True:
+                record = await self._get(request.name)
+                seen = (record.state, record.done_units, record.updated_at)
+                if seen != last:
+                    last = seen
+                    yield pb.WatchOperationResponse(operation=operation_message(record))
+                if record.done:
+                    return
+                await changed.wait(self.poll_seconds)

@@ -2,7 +2,8 @@
 
 GetEstablishment is the registry's hot call. The cache holds the most recently read
 establishments; a background task reads the change feed and drops every SIRET that changed, so a
-cached answer is at most one poll interval old (INTEROPS_FEED_POLL_SECONDS), whichever replica
+cached answer is stale only until the change is notified (registry/kernel/change_feed.py), at
+most one poll interval (INTEROPS_FEED_POLL_SECONDS) if a notification is lost, whichever replica
 made the change. Misses of concurrent calls are read together: while one database read is under
 way, the SIRETs missed meanwhile wait for the next read, which fetches them all in one query.
 Everything runs on the event loop, so no lock is needed.
@@ -14,6 +15,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 
+from registry.kernel.change_feed import REGISTRY, ChangeFeed
 from registry.rcd.records import EstablishmentRecord
 from registry.rcd.store import RcdStore
 from server.rpc.coalescing import Coalescer
@@ -26,10 +28,13 @@ log = logging.getLogger("interops.registry.cache")
 class EstablishmentCache:
     """LRU of establishments by SIRET, invalidated from the change feed."""
 
-    def __init__(self, store: RcdStore, max_entries: int, poll_seconds: float) -> None:
+    def __init__(
+        self, store: RcdStore, max_entries: int, poll_seconds: float, *, changes: ChangeFeed
+    ) -> None:
         self.store = store
         self.max_entries = max_entries
         self.poll_seconds = poll_seconds
+        self.changes = changes
         self._entries: OrderedDict[str, EstablishmentRecord] = OrderedDict()
         self._position = 0  # the feed position up to which invalidations are applied
         self._follower: asyncio.Task[None] | None = None
@@ -72,19 +77,20 @@ class EstablishmentCache:
         return {siret: (found.get(siret), seen) for siret in sirets}
 
     async def _follow(self) -> None:
-        while True:
-            try:
-                changes = await asyncio.to_thread(
-                    self.store.changes_after, self._position, FEED_BATCH
-                )
-            except Exception:
-                log.exception("cannot read the change feed; the cache is cleared")
-                changes = []
-                self._entries.clear()
-            for change in changes:
-                if isinstance(change.record, EstablishmentRecord):
-                    self._entries.pop(change.record.siret, None)
-            if changes:
-                self._position = changes[-1].position
-            if len(changes) < FEED_BATCH:
-                await asyncio.sleep(self.poll_seconds)
+        with self.changes.watch(REGISTRY) as changed:
+            while True:
+                try:
+                    changes = await asyncio.to_thread(
+                        self.store.changes_after, self._position, FEED_BATCH
+                    )
+                except Exception:
+                    log.exception("cannot read the change feed; the cache is cleared")
+                    changes = []
+                    self._entries.clear()
+                for change in changes:
+                    if isinstance(change.record, EstablishmentRecord):
+                        self._entries.pop(change.record.siret, None)
+                if changes:
+                    self._position = changes[-1].position
+                if len(changes) < FEED_BATCH:
+                    await changed.wait(self.poll_seconds)

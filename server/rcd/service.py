@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from interops.registry.v1 import registry_pb2 as pb
 from interops.registry.v1 import registry_pb2_grpc
 
+from registry.kernel.change_feed import REGISTRY, ChangeFeed
 from registry.rcd.identifiers import check_siren, check_siret
 from registry.rcd.records import AdministrativeState, CompanyRecord, name_key
 from registry.rcd.store import RcdStore
@@ -44,11 +45,14 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
         imports: ImportJobs,
         cache: EstablishmentCache,
         poll_seconds: float,
+        *,
+        changes: ChangeFeed,
     ) -> None:
         self.store = store
         self.imports = imports
         self.cache = cache
         self.poll_seconds = poll_seconds
+        self.changes = changes
 
     async def GetCompany(
         self, request: pb.GetCompanyRequest, context: Context
@@ -185,20 +189,24 @@ class RegistryService(registry_pb2_grpc.RegistryServiceServicer):
     ) -> AsyncIterator[pb.WatchChangesResponse]:
         position = request.after_position
         scope = registry_scope()
-        while True:
-            changes = await asyncio.to_thread(self.store.changes_after, position, FEED_BATCH, scope)
-            for change in changes:
-                if isinstance(change.record, CompanyRecord):
-                    yield pb.WatchChangesResponse(
-                        position=change.position, company=company_message(change.record)
-                    )
-                else:
-                    yield pb.WatchChangesResponse(
-                        position=change.position, establishment=establishment_message(change.record)
-                    )
-                position = change.position
-            if len(changes) == FEED_BATCH:
-                continue
-            if not request.follow:
-                return
-            await asyncio.sleep(self.poll_seconds)
+        with self.changes.watch(REGISTRY) as changed:
+            while True:
+                changes = await asyncio.to_thread(
+                    self.store.changes_after, position, FEED_BATCH, scope
+                )
+                for change in changes:
+                    if isinstance(change.record, CompanyRecord):
+                        yield pb.WatchChangesResponse(
+                            position=change.position, company=company_message(change.record)
+                        )
+                    else:
+                        yield pb.WatchChangesResponse(
+                            position=change.position,
+                            establishment=establishment_message(change.record),
+                        )
+                    position = change.position
+                if len(changes) == FEED_BATCH:
+                    continue
+                if not request.follow:
+                    return
+                await changed.wait(self.poll_seconds)

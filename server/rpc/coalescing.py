@@ -6,6 +6,7 @@ transaction for many calls: a group commit)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Generic, TypeVar
 
@@ -16,9 +17,15 @@ V = TypeVar("V")
 class Coalescer(Generic[K, V]):
     """Runs `run(keys) -> {key: value}` in a thread for batches of submitted keys."""
 
-    def __init__(self, run: Callable[[list[K]], Mapping[K, V]], batch_size: int = 1000) -> None:
+    def __init__(
+        self, run: Callable[[list[K]], Mapping[K, V]], batch_size: int = 1000, pace: float = 0.0
+    ) -> None:
         self._run = run
         self.batch_size = batch_size
+        # At most a batch started every `pace` seconds: under load, fewer and larger batches
+        # (each costs the same whatever its size); the first call on an idle node waits not.
+        self.pace = pace
+        self._started = 0.0
         self._waiting: dict[K, asyncio.Future[V]] = {}
         self._worker: asyncio.Task[None] | None = None
 
@@ -35,6 +42,10 @@ class Coalescer(Generic[K, V]):
 
     async def _work(self) -> None:
         while self._waiting:
+            wait = self._started + self.pace - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._started = time.monotonic()
             keys = list(self._waiting)[: self.batch_size]
             batch = {key: self._waiting.pop(key) for key in keys}
             try:

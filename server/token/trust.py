@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from interops.token.v1 import token_pb2
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import Engine
 
 from registry.trust.directory_store import DirectoryError, DirectoryStore
@@ -33,11 +34,15 @@ from token_suite.directory import DirectoryCache, sign_directory
 from token_suite.keys import key_id_of, load_or_create_private_key, public_bytes
 from token_suite.replay import MemoryReplayCache
 from token_suite.revocations import Revocations, sign_revocations
-from token_suite.verify import TOKEN_KEY, Verifier
+from token_suite.verify import Verifier
 
 log = logging.getLogger("interops.trust")
 # How often a replica deletes the revocations that revoke no valid chain any more.
 _PRUNE_SECONDS = 60.0
+# Every authenticated call spends its proof's nonce in the database: under load, calls of the
+# same 3 ms share a transaction (a batch per call cost the node a third of its calls, bench
+# audit_overhead; README, "Token chains"), and a lone call does not wait.
+SPEND_PACE = 0.003
 # Revocations read again at every poll below the greatest id seen: ids are given at insertion
 # and transactions commit in any order, so a row may appear below one read already.
 _REREAD_ROWS = 256
@@ -86,8 +91,11 @@ class NodeTrust:
         self.verifier = Verifier(self.keys, leeway=settings.token_leeway_seconds,
                                  revocations=self.revocations)  # fmt: skip
         self._memory_spent = MemoryReplayCache()
-        # Calls spending keys at the same moment share one database transaction.
-        self._spending: Coalescer[tuple[bytes, float], bool] = Coalescer(self._spend_batch)
+        # Calls spending keys at the same moment share one database transaction, at most one
+        # every SPEND_PACE seconds: a batch costs about the same whatever its size.
+        self._spending: Coalescer[tuple[bytes, float], bool] = Coalescer(
+            self._spend_batch, pace=SPEND_PACE
+        )
         self._follower: asyncio.Task[None] | None = None
 
     def publish_issuer(self) -> None:
@@ -193,22 +201,28 @@ class NodeTrust:
         return data
 
     async def spend(self, keys: Iterable[tuple[bytes, float]]) -> bool:
-        """Spends single-use keys; False when one was spent already.
+        """Spends single-use keys (a navigation chain's token id, a proof's nonce); False when
+        one was spent already, on this node or on any other sharing its database.
 
-        Single-use tokens are spent in the database too, so that every replica refuses them
-        after their first use. Proof nonces are spent on this replica only: a proof lives a
-        minute at most and travels inside TLS, and a write per call would halve the node's
-        throughput (see README, "Token chains").
+        This node's memory refuses its own replays at once; each key is then spent in the
+        database, so a proof or a navigation chain replayed to another node is refused too.
+        Calls spending at the same moment share one transaction (a group commit,
+        server/rpc/coalescing.py): see README, "Token chains", for what it costs.
         """
-        for key, until in keys:
+        wanted = list(keys)
+        for key, until in wanted:
             if not self._memory_spent.first_use(key, until):
                 return False
-            if key.startswith(TOKEN_KEY) and not await self._spending.submit((key, until)):
-                return False
-        return True
+        if len(wanted) == 1:  # most calls: one proof (no task to gather)
+            return await self._spending.submit(wanted[0])
+        spent = await asyncio.gather(*(self._spending.submit(entry) for entry in wanted))
+        return all(spent)
 
     def _spend_batch(self, entries: list[tuple[bytes, float]]) -> dict[tuple[bytes, float], bool]:
-        return dict(zip(entries, self.spent.first_uses(entries), strict=True))
+        # Untraced: a batch serves many calls (its span would land in the trace of whichever
+        # started it), and a span per batch costs every authenticated call.
+        with suppress_instrumentation():
+            return dict(zip(entries, self.spent.first_uses(entries), strict=True))
 
     async def start(self) -> None:
         """Publishes the issuer, loads the revocations, and follows revocations and the

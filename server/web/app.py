@@ -25,12 +25,13 @@ from starlette.staticfiles import StaticFiles
 from clients.errors import InteropsError
 from server.config import Settings
 from server.web.dashboard_pages import DashboardPages
+from server.web.mandate_pages import MandatePages
 from server.web.node_calls import NodeCalls
 from server.web.operator_pages import OperatorPages
 from server.web.rendering import Pages
 from server.web.rest_gateway import RestGateway, http_refusal
 from server.web.security import SecurityHeaders
-from server.web.sessions import Sessions
+from server.web.sessions import MemorySessions, SessionLoading, SessionRows, SharedSessions
 from server.web.sign_in_pages import SignInPages
 
 log = logging.getLogger("interops.web")
@@ -43,18 +44,22 @@ def build_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     door_secret: bytes = b"",
     tracer_provider: TracerProvider | None = None,
+    *,
+    session_rows: SessionRows | None = None,
 ) -> Starlette:
     """The application, calling the node at `node_address` over gRPC with each HTTP client's
     address under the node's `door_secret` (the node's sign-in limits count that client);
     `method_rights` is the right each RPC needs by path (the node's map, None when public), for
     the OpenAPI document. With a tracer provider, each request is a server span whose trace the
-    node's calls continue."""
+    node's calls continue. With `session_rows` (the node's, shared by every node on its
+    database), browser sessions are kept there; else in this process's memory."""
     node = NodeCalls(node_address, tracer_provider=tracer_provider, door_secret=door_secret)
-    sessions = Sessions()
+    sessions = MemorySessions() if session_rows is None else SharedSessions(session_rows)
     pages = Pages(sessions)
     sign_in = SignInPages(node, pages, sessions)
     dashboard = DashboardPages(node, pages, sign_in, max_upload_bytes)
     operator = OperatorPages(node, pages)
+    mandates = MandatePages(node, pages)
     rest = RestGateway(node, method_rights)
 
     async def home(request: Request) -> Response:
@@ -108,6 +113,11 @@ def build_app(
             Route("/habilitations/grant", dashboard.grant, methods=["POST"]),
             Route("/habilitations/revoke", dashboard.revoke, methods=["POST"]),
             Route("/operator", operator.operator),
+            Route("/mandates", mandates.show, methods=["GET"]),
+            Route("/mandates", mandates.create, methods=["POST"]),
+            Route("/mandates/acknowledge", mandates.acknowledge, methods=["POST"]),
+            Route("/mandates/revoke", mandates.revoke, methods=["POST"]),
+            Route("/mandates/{creditor}/{reference:path}.pdf", mandates.pdf),
             Route("/n/{ref}", opened_link),
             *rest.routes(),
             Mount(
@@ -118,6 +128,8 @@ def build_app(
         lifespan=lifespan,
     )
     app.state.sessions = sessions  # for tests that look at a session from outside
+    if isinstance(sessions, SharedSessions):  # innermost: error pages' new sessions are written
+        app.add_middleware(SessionLoading, sessions=sessions, skip=("/static/", "/v1/"))
     app.add_middleware(SecurityHeaders)
     if tracer_provider is not None:  # outermost: the span covers the whole request
         app.add_middleware(OpenTelemetryMiddleware, tracer_provider=tracer_provider,
@@ -144,15 +156,17 @@ class WebServer:
         method_rights: Mapping[str, str | None],
         door_secret: bytes = b"",
         tracer_provider: TracerProvider | None = None,
+        *,
+        session_rows: SessionRows | None = None,
     ) -> None:
         """The adapter of the node at `node_port`, which gave it its `door_secret`
-        (server/rpc/client_address.py)."""
+        (server/rpc/client_address.py) and, shared by every node, its `session_rows`."""
         host, _, port = settings.http_address.rpartition(":")
         node_host = settings.grpc_address.rpartition(":")[0]
         if node_host in ("0.0.0.0", "[::]", ""):  # noqa: S104 -- reach a wildcard bind on loopback
             node_host = "127.0.0.1"
         app = build_app(f"{node_host}:{node_port}", method_rights, door_secret=door_secret,
-                        tracer_provider=tracer_provider)  # fmt: skip
+                        tracer_provider=tracer_provider, session_rows=session_rows)  # fmt: skip
         config = uvicorn.Config(
             app, host=host, port=int(port), log_level="warning", access_log=False,
             ssl_certfile=settings.http_tls_cert or None, ssl_keyfile=settings.http_tls_key or None,

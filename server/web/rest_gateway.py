@@ -39,6 +39,7 @@ from grpc_status import rpc_status
 from interops.audit.v1 import audit_pb2
 from interops.dsn.v1 import dsn_pb2
 from interops.habilitation.v1 import account_pb2, habilitation_pb2
+from interops.mandate.v1 import mandate_pb2
 from interops.nomenclature.v1 import nomenclature_pb2
 from interops.notify.v1 import notify_pb2
 from interops.operation.v1 import operation_pb2
@@ -59,7 +60,7 @@ from token_suite.wire import from_text
 PROOF_HEADER = "interops-proof"
 MAX_BODY = 8 * 1024 * 1024
 _FILES = (registry_pb2, operation_pb2, token_service_pb2, dsn_pb2, audit_pb2, notify_pb2,
-          nomenclature_pb2, relations_pb2, habilitation_pb2, account_pb2)  # fmt: skip
+          nomenclature_pb2, relations_pb2, habilitation_pb2, account_pb2, mandate_pb2)  # fmt: skip
 
 
 UNARY, UPLOAD, STREAM = "unary", "upload", "stream"

@@ -11,8 +11,9 @@ The node limits sign-in attempts, per identity and per client address, for every
 secret, and tells a client to wait (429, Retry-After) when the node says so.
 
 Each sign-in makes the session its own Ed25519 key, which the portal chain names as its holder;
-the key never leaves the adapter's memory, and every call made for the session (VerifyToken,
-DelegateToken, the dashboard's) carries a proof by it. Sign-out revokes the chain's root block.
+the key never leaves the adapter (but sealed, in the sessions the nodes share: sessions.py), and
+every call made for the session (VerifyToken, DelegateToken, the dashboard's) carries a proof by
+it. Sign-out revokes the chain's root block.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ PORTAL_AUDIENCE = (
     "interops.audit.v1.AuditService",
     "interops.registry.v1.RegistryService",
     "interops.trace.v1.TraceService",  # the operator page's waterfall (audit.read)
+    "interops.mandate.v1.MandateService",  # the mandates page (mandate.manage)
 )
 NAVIGATION_SECONDS = 60
 DIRECTORY_SECONDS = 30.0
@@ -166,7 +168,7 @@ class SignInPages:
             if status == 429:
                 refused.headers["Retry-After"] = _retry_after(error)
             return refused
-        self.sessions.end(session)  # the signed-in session has a new id (no fixation)
+        await self.sessions.end(session)  # the signed-in session has a new id (no fixation)
         response: Response
         if site is not None:
             response = await self._hand_back(request, signed_in, site, values["return_to"])
@@ -258,7 +260,7 @@ class SignInPages:
                 return self.pages.forbidden_form(request)
             if session.signed_in:
                 await self._revoke(session)
-            self.sessions.end(session)
+            await self.sessions.end(session)
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response

@@ -83,4 +83,4 @@ def test_db_upgrade_migrates_a_new_database(tmp_path: Path) -> None:
         env={"INTEROPS_DATABASE_URL": url, "PATH": ""},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "revision 0023" in done.stdout
+    assert "revision 0024" in done.stdout

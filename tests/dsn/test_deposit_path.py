@@ -28,12 +28,14 @@ STEPS = [
     "registry.dsn.returns",
     "registry.dsn.deposit_store",
 ]
-# The files the steps read with, each placed after every file that uses it: what a validated
-# file reveals (links, employments), who is entitled to what (the routing rules), validation's
-# fast path, the DSN reader, cardinalities per nature, the norm's control rules and its norm
-# tables, the store's tables.
+# The files the steps read with, each placed after every file that uses it: the worker processes
+# that read deposits and the reading itself, what a validated file reveals (links, employments),
+# who is entitled to what (the routing rules), validation's fast path, the DSN reader,
+# cardinalities per nature, the norm's control rules and its norm tables, the store's tables.
 HELPERS_AFTER = {
     "registry.dsn.revealed_relations": "server.dsn.pipeline",
+    "server.dsn.reading_pool": "server.dsn.pipeline",
+    "registry.dsn.deposit_reading": "server.dsn.reading_pool",
     "registry.dsn.entitlement": "registry.dsn.routing",
     "registry.dsn.individual_segments": "registry.dsn.entitlement",
     "registry.dsn.reader": "registry.dsn.individual_segments",

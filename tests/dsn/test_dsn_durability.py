@@ -5,7 +5,7 @@ the node's key, shares to their organisms' encryption keys)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from interops.dsn.v1 import dsn_pb2 as pb
@@ -13,7 +13,7 @@ from interops.dsn.v1 import dsn_pb2 as pb
 from clients.client import Client
 from registry.dsn.deposit_store import DepositStore, ShareFile
 from registry.dsn.synth import DEMO_COMPANY, generate
-from registry.kernel.sealing import SealError, load_or_create_key, read_sealed
+from registry.kernel.sealing import SealError, load_or_create_key, open_sealed
 from registry.trust.declarant_store import DeclarantStore
 from tests.dsn import MONTHLY_ORGANISMS
 from tests.running_node import RunningNode
@@ -79,9 +79,9 @@ def test_deposits_left_at_each_step_are_finished_once_after_a_restart(
     pipeline._record_validation(record.id, report, relations)
     for file in files.values():
         file.discard()
-    half = first.node.pipeline.files.share(f"{left_received.id}.URSSAF")
-    half.parent.mkdir(parents=True, exist_ok=True)
-    half.with_name(half.name + ".part").write_bytes(b"IOPSEAL1 cut short")
+    kept = first.node.pipeline.files
+    half = kept.blobs.writer(kept.share(f"{left_received.id}.URSSAF"))
+    half.write(b"IOPSEAL1 cut short")  # never committed: the node stops
     store = first.node.deposits
     assert store.get(left_received.id).state == "RECEIVED"  # type: ignore[union-attr]
     assert store.get(left_validated.id).state == "VALIDATED"  # type: ignore[union-attr]
@@ -107,8 +107,9 @@ def test_deposits_left_at_each_step_are_finished_once_after_a_restart(
     try:
         record = third.node.deposits.get(left_received.id)
         assert record is not None and {d.id for d in record.deliveries} == ids
-        share = third.node.pipeline.files.share(f"{left_received.id}.URSSAF")
-        plain = open_share([share.read_bytes()], f"{left_received.id}.URSSAF", keys["URSSAF"])
+        kept = third.node.pipeline.files
+        share = kept.blobs.read_bytes(kept.share(f"{left_received.id}.URSSAF"))
+        plain = open_share([share], f"{left_received.id}.URSSAF", keys["URSSAF"])
         assert b"".join(plain).startswith(b"S10")
     finally:
         third.stop()
@@ -126,25 +127,25 @@ def test_deposits_and_shares_are_sealed_at_rest(
         with _declarant(node) as declarant:
             deposit = declarant.submit_deposit(path)
         _wait_routed(node.node.deposits, deposit.id)
-        stored = sorted((data_dir / "dsn").rglob("*.sealed"))
-        assert stored
-        names = (b"MARTIN", b"BERNARD", b"S21.G00.30.001")
-        assert all(not any(name in p.read_bytes() for name in names) for p in stored)
-        # Another key opens nothing; a flipped byte is found.
+        files = node.node.pipeline.files
+        record = node.node.deposits.get(deposit.id)
+        assert record is not None and record.deliveries
+        names = [files.deposit(deposit.id), *(files.share(d.id) for d in record.deliveries)]
+        stored = [files.blobs.read_bytes(name) for name in names]
+        clear = (b"MARTIN", b"BERNARD", b"S21.G00.30.001")
+        assert all(not any(text in data for text in clear) for data in stored)
+        # The node's key opens its deposit; another opens nothing; a flipped byte is found.
         key = load_or_create_key(data_dir / "keys" / "data.key")
+        file_name = PurePosixPath(names[0]).name
+        assert b"".join(open_sealed([stored[0]], file_name, key)) == path.read_bytes()
         with pytest.raises(SealError):
-            b"".join(read_sealed(stored[0], bytes(32)))
-        tampered = tmp_path / stored[0].name
-        data = bytearray(stored[0].read_bytes())
-        data[40] ^= 1
-        tampered.write_bytes(bytes(data))
+            b"".join(open_sealed([stored[0]], file_name, bytes(32)))
+        tampered = bytearray(stored[0])
+        tampered[40] ^= 1
         with pytest.raises(SealError):
-            b"".join(read_sealed(tampered, key))
-        cut = tmp_path / "cut" / stored[0].name
-        cut.parent.mkdir()
-        cut.write_bytes(stored[0].read_bytes()[:-10])
+            b"".join(open_sealed([bytes(tampered)], file_name, key))
         with pytest.raises(SealError):
-            b"".join(read_sealed(cut, key))
+            b"".join(open_sealed([stored[0][:-10]], file_name, key))
     finally:
         node.stop()
 
@@ -161,7 +162,8 @@ def test_a_deposit_that_cannot_be_processed_does_not_hold_up_the_others(
     with _declarant(first) as declarant:
         broken = declarant.submit_deposit(lost)
         healthy = declarant.submit_deposit(fine)
-    first.node.pipeline.files.deposit(broken.id).unlink()  # its file is gone (a disk fault)
+    files = first.node.pipeline.files
+    files.delete(files.deposit(broken.id))  # its file is gone (a disk fault)
     first.stop()
     second = _start(database_url, data_dir, pipeline=True)
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from interops.dsn.v1 import dsn_pb2 as pb
+from sqlalchemy import select
 
 from clients.client import Client
 from clients.errors import NotFound, PermissionDenied
@@ -32,8 +33,10 @@ from registry.dsn.deposit_store import (
     delivery_id,
 )
 from registry.dsn.synth import DEMO_COMPANY, generate
+from registry.kernel.blob_store import DatabaseBlobs, FallbackBlobs, FileBlobs
 from registry.kernel.clock import now_ms
-from registry.kernel.sealing import SealedWriter, SealError, read_sealed
+from registry.kernel.schema import sealed_file_chunks
+from registry.kernel.sealing import SealError
 from registry.trust.directory_store import DirectoryStore, KeyKind
 from tests.running_node import RunningNode, provision_encryption_key
 from token_suite.chain import Signer
@@ -68,6 +71,32 @@ def urssaf(quiet: RunningNode) -> tuple[Signer, bytes]:
 def _files(node: RunningNode) -> DepositFiles:
     files: DepositFiles = node.node.pipeline.files
     return files
+
+
+def _stored(node: RunningNode, delivery: str) -> bytes:
+    """A share as the node stores it."""
+    files = _files(node)
+    return files.blobs.read_bytes(files.share(delivery))
+
+
+def _traces(files: DepositFiles, prefix: str) -> list[str]:
+    """What any store holds of the shares whose delivery ids start with `prefix`, whole or
+    not: files (NAME.part too) on disk, rows in the database."""
+    found: set[str] = set()
+    stores = [files.blobs]
+    while stores:
+        store = stores.pop()
+        if isinstance(store, FallbackBlobs):
+            stores += [store.primary, store.older]
+        elif isinstance(store, FileBlobs):
+            found |= {f"shares/{p.name}" for p in (store.root / "shares").glob(f"{prefix}*")}
+        elif isinstance(store, DatabaseBlobs):
+            with store.engine.connect() as connection:
+                found |= set(connection.execute(
+                    select(sealed_file_chunks.c.name)
+                    .where(sealed_file_chunks.c.name.startswith(f"shares/{prefix}"))
+                ).scalars())  # fmt: skip
+    return sorted(found)
 
 
 def _validated(node: RunningNode, plain: bytes) -> str:
@@ -145,23 +174,23 @@ def test_a_share_on_disk_is_sealed_to_its_organisms_key_and_the_node_cannot_read
     writer = files.share_writer(wanted, "URSSAF")
     assert writer.key_id == encryption_key_id(public_of(private))
     writer.write(PLAIN[:1000])
-    assert not files.share(wanted).exists()  # written aside, put in place whole on close
+    assert not files.exists(files.share(wanted))  # written aside, put in place whole on close
     writer.write(PLAIN[1000:])
     writer.close()
     assert (writer.size, writer.sha256) == (len(PLAIN), hashlib.sha256(PLAIN).digest())
-    stored = files.share(wanted).read_bytes()
-    assert not list(files.share(wanted).parent.glob("*.part"))
+    stored = files.blobs.read_bytes(files.share(wanted))
+    assert _traces(files, wanted) == [files.share(wanted)]  # nothing aside is left
     for clear in (NIR, NAME, b"S21.G00.30.001", b"S10.G00"):
         assert clear not in stored
     with pytest.raises(SealError):  # the node's own data key opens nothing
-        b"".join(read_sealed(files.share(wanted), files.key))
+        b"".join(files.read(files.share(wanted)))
     assert b"".join(open_share([stored], wanted, private)) == PLAIN
     with pytest.raises(ShareError):
         b"".join(open_share([stored], "deposit-elsewhere.URSSAF", private))
     dropped = files.share_writer("deposit-dropped.URSSAF", "URSSAF")
     dropped.write(PLAIN)
     dropped.discard()
-    assert not list(files.share(wanted).parent.glob("deposit-dropped*"))
+    assert not _traces(files, "deposit-dropped")
 
 
 def test_an_organism_without_an_encryption_key_gets_no_share(quiet: RunningNode) -> None:
@@ -170,7 +199,7 @@ def test_an_organism_without_an_encryption_key_gets_no_share(quiet: RunningNode)
     with pytest.raises(NoEncryptionKey) as missing:
         files.share_writer("deposit-x.NOKEY", "NOKEY")
     assert missing.value.organism == "NOKEY"
-    assert not list(files.share("deposit-x.NOKEY").parent.glob("deposit-x.NOKEY*"))
+    assert not _traces(files, "deposit-x.NOKEY")
 
 
 def test_the_sample_organism_opens_its_share_and_its_receipt_over_the_plaintext_is_accepted(
@@ -183,7 +212,7 @@ def test_the_sample_organism_opens_its_share_and_its_receipt_over_the_plaintext_
         assert delivery.sealed_for_key_id == encryption_key_id(public_of(private))
         assert delivery.sha256 == hashlib.sha256(PLAIN).digest() and delivery.size == len(PLAIN)
         # The node streams the share as it stores it: sealed.
-        assert system.download_delivery(wanted) == _files(quiet).share(wanted).read_bytes()
+        assert system.download_delivery(wanted) == _stored(quiet, wanted)
         assert system.download_share(wanted, private) == PLAIN
         # An encryption key signs no receipt.
         with pytest.raises(PermissionDenied) as not_signing:
@@ -208,7 +237,9 @@ def test_a_share_moved_onto_another_delivery_is_not_acknowledged(
     signer, private = urssaf
     files = _files(quiet)
     first, second = _routed(quiet, "URSSAF", b"first share"), _routed(quiet, "URSSAF")
-    files.share(second).write_bytes(files.share(first).read_bytes())  # an operator's swap
+    swap = files.blobs.writer(files.share(second))  # an operator's swap
+    swap.write(files.blobs.read_bytes(files.share(first)))
+    swap.commit()
     with _as(quiet, signer) as system:
         delivery = _leased(system, second)
         with pytest.raises(ShareError) as moved:
@@ -225,7 +256,7 @@ def test_a_share_routed_before_sealing_comes_in_clear(
     store, files = quiet.node.deposits, _files(quiet)
     deposit_id = _validated(quiet, PLAIN)
     wanted = delivery_id(deposit_id, "URSSAF")
-    with SealedWriter(files.share(wanted), files.key) as old:  # the node's key, as before
+    with files.writer(files.share(wanted)) as old:  # the node's key, as before
         old.write(PLAIN)
     store.record_routing(deposit_id, [RoutedShare("URSSAF", old.size, old.sha256)])
     with _as(quiet, signer) as system:
@@ -298,11 +329,11 @@ def test_files_past_retention_go_once_nothing_of_them_is_owed(
     with _as(quiet, signer) as system:
         assert SampleOrganism(system, signer, private).handle(_leased(system, done))
     files, pipeline = _files(quiet), quiet.node.pipeline
-    assert files.share(done).exists() and files.share(owed).exists()
+    assert files.exists(files.share(done)) and files.exists(files.share(owed))
     assert pipeline.purge(now_ms() - 3_600_000) == 0  # finished too recently
     assert pipeline.purge(now_ms() + 1) >= 1
-    assert not files.share(done).exists()
-    assert files.share(owed).exists()  # not acknowledged: still owed, kept
+    assert not files.exists(files.share(done))
+    assert files.exists(files.share(owed))  # not acknowledged: still owed, kept
     assert quiet.node.deposits.purged(done.rsplit(".", 1)[0])
     assert not quiet.node.deposits.purged(owed.rsplit(".", 1)[0])
     with _as(quiet, signer) as system:

@@ -1,11 +1,15 @@
-"""Two nodes on one PostgreSQL database (and one shared data volume): each deposit is claimed by
-one node's pipeline and validated and routed once, whichever node took it; a deposit submitted
-on one node is followed and its share downloaded on the other."""
+"""Two nodes on one PostgreSQL database, each with a data directory of its own (the same keys,
+nothing else shared on disk: sealed files and shares are in the database): each deposit is
+claimed by one node's pipeline and validated and routed once, whichever node took it; a deposit
+submitted on one node is validated and routed by the other, followed there and its share
+downloaded there."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,9 +40,10 @@ def test_two_nodes_share_the_work_and_do_each_deposit_once(
 ) -> None:
     caplog.set_level(logging.INFO, logger="interops.dsn")
     with fresh_database("postgresql", tmp_path) as url:
-        shared = tmp_path / "volume"  # keys and sealed files: one volume for both
-        first = RunningNode(url, shared)
-        second = RunningNode(url, shared)
+        first = RunningNode(url, tmp_path / "first")
+        # Every node holds the same root, issuer and data keys; nothing else of the other's.
+        shutil.copytree(tmp_path / "first" / "keys", tmp_path / "second" / "keys")
+        second = RunningNode(url, tmp_path / "second")
         try:
             keys = first.encryption_keys()
             DeclarantStore(first.node.engine).create(
@@ -80,6 +85,30 @@ def test_two_nodes_share_the_work_and_do_each_deposit_once(
                 mine = next(d for d in leased if d.deposit_id == submitted[0])
                 share = system.download_share(mine.id, keys["URSSAF"])
             assert share.startswith(b"S10.G00.00.001")
+            # First's pipeline stopped: a deposit made on it is validated and routed by second,
+            # from the database, and its share downloaded there.
+            first.run(first.node.pipeline.stop())
+            path = tmp_path / "dsn-elsewhere.txt"
+            path.write_bytes(b"".join(generate(2, order=399, seed=99)))
+            with Client(first.address, credentials=chain, timeout=60) as declarant:
+                elsewhere = declarant.submit_deposit(path).id
+            with Client(second.address, credentials=chain, timeout=60) as declarant:
+                while declarant.get_deposit(elsewhere).state != dsn_pb2.DEPOSIT_STATE_ROUTED:
+                    assert time.monotonic() < deadline + 60, f"{elsewhere} was not routed"
+                    time.sleep(0.1)
+            with first.node.engine.connect() as connection:
+                holder = connection.execute(
+                    select(deposits.c.claimed_by).where(deposits.c.id == elsewhere)
+                ).scalar()
+            assert holder == second.node.instance
+            with Client(second.address, credentials=credentials, timeout=60) as system:
+                leased = system.fetch_deliveries(max_deliveries=100, lease_seconds=60)
+                mine = next(d for d in leased if d.deposit_id == elsewhere)
+                share = system.download_share(mine.id, keys["URSSAF"])
+            assert share.startswith(b"S10.G00.00.001")
+            assert hashlib.sha256(share).digest() == mine.sha256  # as routed, whole
+            for directory in ("first", "second"):  # nothing sealed on either node's disk
+                assert not list((tmp_path / directory).rglob("*.sealed*"))
         finally:
             second.stop()
             first.stop()

@@ -37,6 +37,7 @@ from registry.trust.declarant_store import DeclarantStore
 from tests.registry_rows import in_registry, recent_period
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
+from tests.web_timeouts import HTTP_TIMEOUT
 from token_suite.chain import inspect, sign_proof
 from token_suite.grants import grants_from
 from token_suite.wire import service_of, to_text
@@ -215,7 +216,7 @@ class World:
         if role == "anonymous":
             return UNAUTHENTICATED
         siret, last, first = PEOPLE[role]
-        with httpx.Client(base_url=self.web.url) as browser:
+        with httpx.Client(base_url=self.web.url, timeout=HTTP_TIMEOUT) as browser:
             form = {"siret": siret, "last_name": last, "first_name": first, "password": PASSWORD,
                     "csrf": _form_token(browser, "/signin")}  # fmt: skip
             if browser.post("/signin", data=form).headers.get("location") != "/dashboard":
@@ -250,8 +251,12 @@ class World:
             headers = {"Authorization": f"Bearer {to_text(chain.token)}",
                        "interops-proof": to_text(proof)}  # fmt: skip
         body = {"siret": CLIENT_SIRET, "periodStart": "19000101", "periodEnd": "29991231"}
-        answer = httpx.post(f"{self.web.url}/v1{method}", content=json.dumps(body),
-                            headers={**headers, "Content-Type": "application/json"})  # fmt: skip
+        answer = httpx.post(
+            f"{self.web.url}/v1{method}",
+            content=json.dumps(body),
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=HTTP_TIMEOUT,
+        )
         if answer.status_code == 401:
             return UNAUTHENTICATED
         if answer.status_code == 403:

@@ -25,6 +25,7 @@ from registry.trust.tls_pins import pin_of_certificate
 from tests.certificates import Issued, TestAuthority
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
+from tests.web_timeouts import HTTP_TIMEOUT
 from token_suite.keys import write_private_key
 
 REGISTRY = "interops.registry.v1.RegistryService"
@@ -118,7 +119,9 @@ def test_the_http_door_takes_tls_1_3_only(tls_node: RunningNode, authority: Test
     web = RunningWeb(tls_node, http_tls_cert=str(server.cert), http_tls_key=str(server.key))
     try:
         trusted = ssl.create_default_context(cafile=str(authority.ca_file))
-        assert httpx.get(f"{web.url}/signin", verify=trusted).status_code == 200
+        assert (
+            httpx.get(f"{web.url}/signin", verify=trusted, timeout=HTTP_TIMEOUT).status_code == 200
+        )
         assert _handshake(web.port, authority, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
         with pytest.raises(ssl.SSLError):
             _handshake(web.port, authority, ssl.TLSVersion.TLSv1_2)

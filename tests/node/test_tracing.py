@@ -23,6 +23,7 @@ from clients.token_credentials import ChainCredentials
 from registry.dsn.synth import _LAST_NAMES, nir
 from server.cli.demo_trust import DECLARANT, DECLARANT_PASSWORD
 from tests.dsn.test_dsn_end_to_end import DEPOSIT, Processes, _wait_for
+from tests.web_timeouts import HTTP_TIMEOUT
 from token_suite.wire import from_text
 
 
@@ -160,9 +161,13 @@ def test_a_web_request_is_one_trace_with_the_node_calls_it_makes(
     try:
         log = processes.start("backbone", "serve", "--demo-data")
         web = _wait_for(log, r"web adapter on (\S+)").group(1)
-        answer = httpx.post(f"{web}/v1/interops.token.v1.TokenService/GetDirectory", json={})
+        answer = httpx.post(
+            f"{web}/v1/interops.token.v1.TokenService/GetDirectory", json={}, timeout=HTTP_TIMEOUT
+        )
         assert answer.status_code == 200
-        signed_in = httpx.post(f"{web}/signin", data={"csrf": "x"})  # refused: no session
+        signed_in = httpx.post(
+            f"{web}/signin", data={"csrf": "x"}, timeout=HTTP_TIMEOUT
+        )  # refused: no session
         assert signed_in.status_code == 403
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -21,6 +21,7 @@ from registry.notify.schema import notifications
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
 from server.notify.dispatch import MailSettings
+from tests.databases import fresh_database
 from tests.mailbox import Mailbox, smtp_server
 from tests.running_node import RunningNode
 
@@ -269,9 +270,19 @@ def test_overdue_official_notifications_for_operators(
     assert late.id not in {n.id for n in overdue}
 
 
+@pytest.fixture
+def own_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database no other node of the module uses: their dispatchers, woken by any node's
+    send on PostgreSQL (registry/kernel/change_feed.py), would deliver in a stopped one's
+    place."""
+    with fresh_database(backend, tmp_path) as url:
+        yield url
+
+
 def test_a_crash_between_the_outbox_and_delivery_loses_and_repeats_nothing(
-    database_url: str, tmp_path: Path, mailbox: tuple[Mailbox, int]
+    own_database: str, tmp_path: Path, mailbox: tuple[Mailbox, int]
 ) -> None:
+    database_url = own_database
     box, port = mailbox
     mail = MailSettings(port=port)
     first = RunningNode(database_url, tmp_path / "data", mail=mail, notify_backoff_seconds=0.05)

@@ -58,6 +58,7 @@ from tests.databases import fresh_database
 from tests.running_node import RunningNode, session_party
 from tests.running_web import RunningWeb
 from tests.sign_in_waits import LOOPBACK, NEXT_WAIT, prime
+from tests.web_timeouts import HTTP_TIMEOUT
 from token_suite.chain import session_signer
 
 REGISTRY = "interops.registry.v1.RegistryService"
@@ -230,7 +231,7 @@ def test_unknown_wrong_and_inactive_get_one_answer_at_every_door(
         told = attempt(inactive, PASSWORD)
         assert told.outcome == "refused" and told != answers["unknown"]
     rest_bodies = [
-        httpx.post(web.url + ISSUE, json=_rest_body(who, password)).json()
+        httpx.post(web.url + ISSUE, json=_rest_body(who, password), timeout=HTTP_TIMEOUT).json()
         for who, password in ((unknown, PASSWORD), (active, "a guess"), (inactive, "a guess"))
     ]
     assert rest_bodies[0] == rest_bodies[1] == rest_bodies[2]

@@ -18,6 +18,7 @@ from tests.databases import fresh_database
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
 from tests.trace.test_exchange_traced import FIRM, _deposit, _handled_by_organism
+from tests.web_timeouts import HTTP_TIMEOUT
 
 PASSWORD = "operator pw"
 CHROMIUM = "/usr/bin/chromium"
@@ -54,7 +55,7 @@ def _sign_in(browser: httpx.Client) -> None:
 
 def test_the_operator_finds_a_deposits_exchange_as_a_waterfall(world: dict[str, Any]) -> None:
     deposit_id = world["deposit_id"]
-    with httpx.Client(base_url=world["web"].url) as browser:
+    with httpx.Client(base_url=world["web"].url, timeout=HTTP_TIMEOUT) as browser:
         _sign_in(browser)
         page = browser.get("/operator", params={"deposit_id": deposit_id})
         assert page.status_code == 200, page.text

@@ -22,6 +22,7 @@ from server.web.rest_gateway import MAX_BODY, rest_methods
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
 from tests.web import test_rest_gateway as rest
+from tests.web_timeouts import HTTP_TIMEOUT
 from tools.generate_protos import COMMENTS, comments_file
 
 # The running node and adapter, and the document it serves: test_rest_gateway's fixtures.
@@ -139,9 +140,12 @@ def test_the_comments_file_is_what_generation_writes() -> None:
 
 
 def test_a_malformed_json_body(web: RunningWeb, node: RunningNode) -> None:
-    answer = httpx.post(web.url + GET_ESTABLISHMENT, content=b'{"siret": ',
-                        headers={**_proven(node, GET_ESTABLISHMENT),
-                                 "Content-Type": "application/json"})  # fmt: skip
+    answer = httpx.post(
+        web.url + GET_ESTABLISHMENT,
+        content=b'{"siret": ',
+        headers={**_proven(node, GET_ESTABLISHMENT), "Content-Type": "application/json"},
+        timeout=HTTP_TIMEOUT,
+    )
     _status(answer, 400, "BAD_JSON")
 
 
@@ -149,12 +153,18 @@ def test_a_body_not_sent_as_json(web: RunningWeb, node: RunningNode) -> None:
     for media in ("text/plain", "application/x-www-form-urlencoded", "text/html; charset=utf-8"):
         answer = httpx.post(web.url + GET_ESTABLISHMENT, content=json.dumps({"siret": rest.SIRET}),
                             headers={**_proven(node, GET_ESTABLISHMENT),
-                                     "Content-Type": media})  # fmt: skip
+                                     "Content-Type": media}, timeout=HTTP_TIMEOUT)  # fmt: skip
         body = _status(answer, 415, "BAD_JSON")
         assert "application/json" in body["message"]
-    charset = httpx.post(web.url + GET_ESTABLISHMENT, content=json.dumps({"siret": rest.SIRET}),
-                         headers={**_proven(node, GET_ESTABLISHMENT),
-                                  "Content-Type": "application/json; charset=utf-8"})  # fmt: skip
+    charset = httpx.post(
+        web.url + GET_ESTABLISHMENT,
+        content=json.dumps({"siret": rest.SIRET}),
+        headers={
+            **_proven(node, GET_ESTABLISHMENT),
+            "Content-Type": "application/json; charset=utf-8",
+        },
+        timeout=HTTP_TIMEOUT,
+    )
     assert charset.status_code == 200, charset.text
 
 
@@ -173,21 +183,25 @@ def test_a_body_too_large(web: RunningWeb) -> None:
 
 def test_an_unknown_field(web: RunningWeb, node: RunningNode) -> None:
     answer = httpx.post(web.url + GET_ESTABLISHMENT, json={"siret": rest.SIRET, "sirn": "1"},
-                        headers=_proven(node, GET_ESTABLISHMENT))  # fmt: skip
+                        headers=_proven(node, GET_ESTABLISHMENT), timeout=HTTP_TIMEOUT)  # fmt: skip
     body = _status(answer, 400, "BAD_JSON")
     assert "sirn" in body["message"]
 
 
 def test_a_wrong_type(web: RunningWeb, node: RunningNode) -> None:
     for wrong in (b'{"siret": 12345678901234}', b"[]", b'"siret"', b"null", b"7"):
-        answer = httpx.post(web.url + GET_ESTABLISHMENT, content=wrong,
-                            headers=_proven(node, GET_ESTABLISHMENT))  # fmt: skip
+        answer = httpx.post(
+            web.url + GET_ESTABLISHMENT,
+            content=wrong,
+            headers=_proven(node, GET_ESTABLISHMENT),
+            timeout=HTTP_TIMEOUT,
+        )
         _status(answer, 400, "BAD_JSON")
 
 
 def test_an_empty_body(web: RunningWeb, node: RunningNode) -> None:
     answer = httpx.post(web.url + GET_ESTABLISHMENT, content=b"",
-                        headers=_proven(node, GET_ESTABLISHMENT))  # fmt: skip
+                        headers=_proven(node, GET_ESTABLISHMENT), timeout=HTTP_TIMEOUT)  # fmt: skip
     body = _status(answer, 400, "INVALID_ARGUMENT")
     violations = [v for d in body["details"] for v in d.get("fieldViolations", [])]
     assert [v["field"] for v in violations] == ["siret"]
@@ -195,13 +209,13 @@ def test_an_empty_body(web: RunningWeb, node: RunningNode) -> None:
 
 def test_another_http_method_than_post(web: RunningWeb) -> None:
     for verb in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS"):
-        answer = httpx.request(verb, web.url + GET_ESTABLISHMENT)
+        answer = httpx.request(verb, web.url + GET_ESTABLISHMENT, timeout=HTTP_TIMEOUT)
         body = _status(answer, 405, "METHOD_NOT_ALLOWED")
         assert answer.headers["allow"] == "POST" and verb in body["message"]
     head = httpx.head(web.url + GET_ESTABLISHMENT)  # a HEAD answer has no body: its headers
     assert head.status_code == 405 and head.headers["content-type"] == "application/json"
     assert head.headers["allow"] == "POST"
-    document = httpx.put(f"{web.url}/v1/openapi.json")
+    document = httpx.put(f"{web.url}/v1/openapi.json", timeout=HTTP_TIMEOUT)
     _status(document, 405, "METHOD_NOT_ALLOWED")
     assert set(re.split(r",\s*", document.headers["allow"])) == {"GET", "HEAD"}
 
@@ -231,4 +245,4 @@ def test_a_stream_refused_before_its_first_line(web: RunningWeb, node: RunningNo
 
 @pytest.mark.parametrize("path", ["/v1/", "/v1/nowhere", "/v1/a/b/c"])
 def test_a_path_no_method_has(web: RunningWeb, path: str) -> None:
-    _status(httpx.post(web.url + path, json={}), 404, "NO_SUCH_METHOD")
+    _status(httpx.post(web.url + path, json={}, timeout=HTTP_TIMEOUT), 404, "NO_SUCH_METHOD")

@@ -5,6 +5,7 @@ interops-proof header, and are checked by the node as on gRPC."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +24,7 @@ from server.web.rest_gateway import rest_methods, unary_methods
 from tests.registry_rows import in_registry
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
+from tests.web_timeouts import HTTP_TIMEOUT
 from token_suite.chain import Signer, session_signer, sign_proof
 from token_suite.keys import public_bytes
 from token_suite.wire import service_of, to_text
@@ -41,7 +43,7 @@ def web(node: RunningNode) -> Iterator[RunningWeb]:
 
 @pytest.fixture(scope="module")
 def document(web: RunningWeb) -> dict[str, Any]:
-    answer = httpx.get(f"{web.url}/v1/openapi.json")
+    answer = httpx.get(f"{web.url}/v1/openapi.json", timeout=HTTP_TIMEOUT)
     assert answer.status_code == 200
     found: dict[str, Any] = answer.json()
     return found
@@ -98,13 +100,17 @@ def test_calls_answer_as_the_document_says(
 ) -> None:
     path = f"/v1/{REGISTRY}/GetEstablishment"
     token = _operator_chain(node)
-    answer = httpx.post(web.url + path, json={"siret": SIRET},
-                        headers=_proven(token, node.operator, path))  # fmt: skip
+    answer = httpx.post(
+        web.url + path,
+        json={"siret": SIRET},
+        headers=_proven(token, node.operator, path),
+        timeout=HTTP_TIMEOUT,
+    )
     assert answer.status_code == 200, answer.text
     _check(document, path, 200, answer.json())
     assert answer.json()["establishment"]["siret"] == SIRET
     directory = "/v1/interops.token.v1.TokenService/GetDirectory"
-    public = httpx.post(web.url + directory, json={})
+    public = httpx.post(web.url + directory, json={}, timeout=HTTP_TIMEOUT)
     assert public.status_code == 200
     _check(document, directory, 200, public.json())
     assert public.json()["directory"]["payload"]  # bytes, in base64
@@ -120,19 +126,20 @@ def test_errors_are_rich_statuses_with_the_http_status_of_their_code(
     def proven() -> dict[str, str]:
         return _proven(token, node.operator, path)
 
+    post = functools.partial(httpx.post, timeout=HTTP_TIMEOUT)
     cases = [
-        (httpx.post(web.url + path, json={"siret": SIRET}), 401, "TOKEN_MISSING"),
-        (httpx.post(web.url + path, json={"siret": SIRET}, headers=_bearer(token)), 401,
+        (post(web.url + path, json={"siret": SIRET}), 401, "TOKEN_MISSING"),
+        (post(web.url + path, json={"siret": SIRET}, headers=_bearer(token)), 401,
          "PROOF_REQUIRED"),
-        (httpx.post(web.url + path, json={"siret": SIRET},
+        (post(web.url + path, json={"siret": SIRET},
                     headers=_proven(token, stranger, path)), 401, "BAD_PROOF"),
-        (httpx.post(web.url + path, json={"siret": "123"}, headers=proven()), 400,
+        (post(web.url + path, json={"siret": "123"}, headers=proven()), 400,
          "INVALID_ARGUMENT"),
-        (httpx.post(web.url + path, content=b"{not json", headers=proven()), 400,
+        (post(web.url + path, content=b"{not json", headers=proven()), 400,
          "BAD_JSON"),
-        (httpx.post(web.url + path, json={"siret": SIRET},
+        (post(web.url + path, json={"siret": SIRET},
                     headers={"Authorization": "Basic abc"}), 401, "BAD_AUTHORIZATION"),
-        (httpx.post(web.url + path, json={"siret": siret_of(siren_at(81), 1)},
+        (post(web.url + path, json={"siret": siret_of(siren_at(81), 1)},
                     headers=proven()), 404, "ESTABLISHMENT_NOT_FOUND"),
     ]  # fmt: skip
     for answer, status, reason in cases:
@@ -143,14 +150,14 @@ def test_errors_are_rich_statuses_with_the_http_status_of_their_code(
         assert reason in reasons or reason == "INVALID_ARGUMENT", (reason, body)
     invalid = cases[3][0].json()
     assert any("fieldViolations" in d for d in invalid["details"])  # BadRequest, field named
-    missing = httpx.post(f"{web.url}/v1/{REGISTRY}/NoSuchMethod", json={})
+    missing = httpx.post(f"{web.url}/v1/{REGISTRY}/NoSuchMethod", json={}, timeout=HTTP_TIMEOUT)
     assert missing.status_code == 404
     # A missing chain is told in HTTP terms; a GET, or a path no route takes, answers JSON too.
     assert "Authorization: Bearer" in cases[0][0].json()["message"]
-    got = httpx.get(web.url + path)
+    got = httpx.get(web.url + path, timeout=HTTP_TIMEOUT)
     assert got.status_code == 405 and got.headers["allow"] == "POST"
     assert [d.get("reason") for d in got.json()["details"]] == ["METHOD_NOT_ALLOWED"]
-    nowhere = httpx.get(f"{web.url}/v1/nowhere")
+    nowhere = httpx.get(f"{web.url}/v1/nowhere", timeout=HTTP_TIMEOUT)
     assert nowhere.status_code == 404 and nowhere.headers["content-type"] == "application/json"
 
 
@@ -170,9 +177,13 @@ def test_a_deposit_over_rest_and_its_state_as_an_ndjson_stream(
     node.encryption_keys()  # the organisms' keys the shares are sealed to: routing needs them
     content = b"".join(generate(30, order=801))  # several upload chunks of the HTTP body
     path = "/v1/interops.dsn.v1.DepositService/SubmitDeposit"
-    submitted = httpx.post(web.url + path, content=content,
-                           headers=_proven(token, session, path),
-                           params={"fileName": "rest.dsn", "requestId": "rest-1"})  # fmt: skip
+    submitted = httpx.post(
+        web.url + path,
+        content=content,
+        headers=_proven(token, session, path),
+        params={"fileName": "rest.dsn", "requestId": "rest-1"},
+        timeout=HTTP_TIMEOUT,
+    )
     assert submitted.status_code == 200, submitted.text
     _check(document, path, 200, submitted.json())
     deposit = submitted.json()["deposit"]
@@ -188,5 +199,5 @@ def test_a_deposit_over_rest_and_its_state_as_an_ndjson_stream(
             if states[-1] == "DEPOSIT_STATE_ROUTED":
                 break  # the stream goes on until organisms acknowledge: hang up
     assert states[-1] == "DEPOSIT_STATE_ROUTED" and len(states) == len(set(states))
-    refused = httpx.post(web.url + watch, json={"id": deposit["id"]})
+    refused = httpx.post(web.url + watch, json={"id": deposit["id"]}, timeout=HTTP_TIMEOUT)
     assert refused.status_code == 401  # no chain: refused before the stream starts

@@ -36,6 +36,7 @@ from tests.databases import fresh_database
 from tests.running_node import RunningNode
 from tests.running_web import RunningWeb
 from tests.sign_in_waits import NEXT_WAIT, prime
+from tests.web_timeouts import HTTP_TIMEOUT
 from token_suite.keys import public_bytes
 
 CHROMIUM = "/usr/bin/chromium"
@@ -201,6 +202,7 @@ def test_a_declarants_day_in_the_browser(
         f"{partner}/callback",
         content=form,
         headers={"content-type": "application/x-www-form-urlencoded"},
+        timeout=HTTP_TIMEOUT,
     )
     assert replay.status_code == 401 and "REPLAYED" in replay.text
     context.close()
@@ -224,7 +226,7 @@ def _form_token(client: httpx.Client, url: str) -> str:
 
 def test_forms_headers_cookies_and_error_pages(world: dict[str, Any]) -> None:
     web = world["web"]
-    with httpx.Client(base_url=web.url) as browser:
+    with httpx.Client(base_url=web.url, timeout=HTTP_TIMEOUT) as browser:
         page = browser.get("/signin")
         policy = page.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in policy and "script-src 'nonce-" in policy
@@ -258,7 +260,7 @@ def test_the_form_waits_when_the_node_says_so(world: dict[str, Any]) -> None:
     node, web = world["node"], world["web"]
     DeclarantStore(node.node.engine).create(FIRM, "Lock", "Ed", PASSWORD)
     identity = prime(node.node.engine, FIRM, "Lock", "Ed")  # a stranger's failures, long ago
-    with httpx.Client(base_url=web.url) as browser:
+    with httpx.Client(base_url=web.url, timeout=HTTP_TIMEOUT) as browser:
         wrong = {"siret": FIRM, "last_name": "Lock", "first_name": "Ed", "password": "nope"}
         answer = browser.post("/signin", data={**wrong, "csrf": _form_token(browser, "/signin")})
         assert answer.status_code == 401 and "Identifiants incorrects" in answer.text
@@ -276,7 +278,7 @@ def test_over_tls_the_session_cookie_is_secure(world: dict[str, Any], tmp_path: 
     cert_file, key_file = issued.cert, issued.key
     tls = RunningWeb(world["node"], http_tls_cert=str(cert_file), http_tls_key=str(key_file))
     try:
-        page = httpx.get(f"{tls.url}/signin", verify=False)
+        page = httpx.get(f"{tls.url}/signin", verify=False, timeout=HTTP_TIMEOUT)
         cookie = page.headers["set-cookie"].lower()
         assert "secure" in cookie and "httponly" in cookie
         assert "max-age=31536000" in page.headers["strict-transport-security"]
@@ -291,8 +293,8 @@ def test_an_e_mail_link_opens_once_and_asks_to_sign_in(world: dict[str, Any]) ->
     (notification, *_) = store.list_for(DEMO_COMPANY.siren, 10, None)
     reference = "web-link-reference-0123456789"
     store.add_link(str(notification["id"]), reference)
-    opened = httpx.get(f"{web.url}/n/{reference}")
+    opened = httpx.get(f"{web.url}/n/{reference}", timeout=HTTP_TIMEOUT)
     assert opened.status_code == 200 and "connectez-vous" in opened.text
     assert "Votre taux" not in opened.text  # the link shows nothing without a sign-in
-    again = httpx.get(f"{web.url}/n/{reference}")
+    again = httpx.get(f"{web.url}/n/{reference}", timeout=HTTP_TIMEOUT)
     assert again.status_code == 404

@@ -65,6 +65,12 @@ class _RightEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Right.ValueType
     """Sending the spans of one's own system to the node's trace collector (an organism), so
     that operators see an exchange whole (opentelemetry.proto.collector.trace.v1 Export).
     """
+    RIGHT_MANDATE_MANAGE: _Right.ValueType  # 19
+    """A company's SEPA direct debit mandates: enter, acknowledge, revoke, use, print them (a
+    declarant habilitated for payment, the declarative service MANDATS-SEPA).
+    """
+    RIGHT_MANDATE_READ: _Right.ValueType  # 20
+    """Reading and extracting the mandates given to the calling creditor organism."""
 
 class Right(_Right, metaclass=_RightEnumTypeWrapper):
     """The rights a token chain grants (token.proto's Grant.right carries the name given by each
@@ -112,6 +118,12 @@ RIGHT_TRACE_WRITE: Right.ValueType  # 18
 """Sending the spans of one's own system to the node's trace collector (an organism), so
 that operators see an exchange whole (opentelemetry.proto.collector.trace.v1 Export).
 """
+RIGHT_MANDATE_MANAGE: Right.ValueType  # 19
+"""A company's SEPA direct debit mandates: enter, acknowledge, revoke, use, print them (a
+declarant habilitated for payment, the declarative service MANDATS-SEPA).
+"""
+RIGHT_MANDATE_READ: Right.ValueType  # 20
+"""Reading and extracting the mandates given to the calling creditor organism."""
 Global___Right: _TypeAlias = Right  # noqa: Y015
 
 @_typing.final

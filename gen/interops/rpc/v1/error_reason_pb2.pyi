@@ -197,6 +197,32 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_TLS_VERSION: _ErrorReason.ValueType  # 121
     ERROR_REASON_SHARE_PURGED: _ErrorReason.ValueType  # 122
     """A share acknowledged and purged after the retention period (INTEROPS_DSN_RETENTION_DAYS)."""
+    ERROR_REASON_BAD_IBAN: _ErrorReason.ValueType  # 123
+    """SEPA mandates (interops.mandate.v1): an IBAN whose mod-97 key or format is wrong; a French
+    IBAN whose bank code the bank reference does not hold; a BIC of the wrong format; a creditor
+    the backbone does not know as one (no SEPA identifier), or whose identifier is not valid; a
+    signature date in the future or not a date; a reference the creditor has already; no such
+    mandate (or not in the caller's perimeter: not told apart); a mandate not acknowledged yet,
+    or revoked; an extraction whose file is not written yet. A debtor outside the caller's
+    perimeter is NOT_IN_YOUR_PERIMETER.
+    """
+    ERROR_REASON_UNKNOWN_BANK: _ErrorReason.ValueType  # 124
+    ERROR_REASON_BAD_BIC: _ErrorReason.ValueType  # 125
+    ERROR_REASON_UNKNOWN_CREDITOR: _ErrorReason.ValueType  # 126
+    ERROR_REASON_BAD_CREDITOR_IDENTIFIER: _ErrorReason.ValueType  # 127
+    ERROR_REASON_BAD_SIGNATURE_DATE: _ErrorReason.ValueType  # 128
+    ERROR_REASON_MANDATE_REFERENCE_TAKEN: _ErrorReason.ValueType  # 129
+    ERROR_REASON_MANDATE_NOT_FOUND: _ErrorReason.ValueType  # 130
+    ERROR_REASON_MANDATE_NOT_ACKNOWLEDGED: _ErrorReason.ValueType  # 131
+    ERROR_REASON_MANDATE_REVOKED: _ErrorReason.ValueType  # 132
+    ERROR_REASON_EXTRACTION_NOT_DONE: _ErrorReason.ValueType  # 133
+    ERROR_REASON_MANDATE_REFERENCE_NOT_DEBTORS: _ErrorReason.ValueType  # 134
+    """A mandate reference (RUM) chosen by the caller that does not begin with the debtor's SIREN."""
+    ERROR_REASON_IBAN_NOT_SEPA: _ErrorReason.ValueType  # 135
+    """An IBAN of a country outside the SEPA schemes' scope; a BIC of another country than the
+    IBAN's (but for the territories banking under another country's IBAN).
+    """
+    ERROR_REASON_BIC_COUNTRY_MISMATCH: _ErrorReason.ValueType  # 136
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed, as a program tests it. A failed call's google.rpc.Status carries an
@@ -380,4 +406,30 @@ published in the trust directory; the gRPC door takes TLS 1.3 only.
 ERROR_REASON_TLS_VERSION: ErrorReason.ValueType  # 121
 ERROR_REASON_SHARE_PURGED: ErrorReason.ValueType  # 122
 """A share acknowledged and purged after the retention period (INTEROPS_DSN_RETENTION_DAYS)."""
+ERROR_REASON_BAD_IBAN: ErrorReason.ValueType  # 123
+"""SEPA mandates (interops.mandate.v1): an IBAN whose mod-97 key or format is wrong; a French
+IBAN whose bank code the bank reference does not hold; a BIC of the wrong format; a creditor
+the backbone does not know as one (no SEPA identifier), or whose identifier is not valid; a
+signature date in the future or not a date; a reference the creditor has already; no such
+mandate (or not in the caller's perimeter: not told apart); a mandate not acknowledged yet,
+or revoked; an extraction whose file is not written yet. A debtor outside the caller's
+perimeter is NOT_IN_YOUR_PERIMETER.
+"""
+ERROR_REASON_UNKNOWN_BANK: ErrorReason.ValueType  # 124
+ERROR_REASON_BAD_BIC: ErrorReason.ValueType  # 125
+ERROR_REASON_UNKNOWN_CREDITOR: ErrorReason.ValueType  # 126
+ERROR_REASON_BAD_CREDITOR_IDENTIFIER: ErrorReason.ValueType  # 127
+ERROR_REASON_BAD_SIGNATURE_DATE: ErrorReason.ValueType  # 128
+ERROR_REASON_MANDATE_REFERENCE_TAKEN: ErrorReason.ValueType  # 129
+ERROR_REASON_MANDATE_NOT_FOUND: ErrorReason.ValueType  # 130
+ERROR_REASON_MANDATE_NOT_ACKNOWLEDGED: ErrorReason.ValueType  # 131
+ERROR_REASON_MANDATE_REVOKED: ErrorReason.ValueType  # 132
+ERROR_REASON_EXTRACTION_NOT_DONE: ErrorReason.ValueType  # 133
+ERROR_REASON_MANDATE_REFERENCE_NOT_DEBTORS: ErrorReason.ValueType  # 134
+"""A mandate reference (RUM) chosen by the caller that does not begin with the debtor's SIREN."""
+ERROR_REASON_IBAN_NOT_SEPA: ErrorReason.ValueType  # 135
+"""An IBAN of a country outside the SEPA schemes' scope; a BIC of another country than the
+IBAN's (but for the territories banking under another country's IBAN).
+"""
+ERROR_REASON_BIC_COUNTRY_MISMATCH: ErrorReason.ValueType  # 136
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -1,0 +1,1 @@
+"""SEPA direct debit mandates: creditors, mandates, bank details checks, the bank reference."""

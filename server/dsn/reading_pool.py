@@ -1,0 +1,69 @@
+"""Worker processes that read deposits (registry/dsn/deposit_reading.py `read_whole`): reading
+a deposit (validation, relations, routing) is pure Python, and one process's interpreter runs
+one thread of Python at a time, so the node's calls, its database work and the readings would
+otherwise share one core. The workers take the readings; the node keeps the database, the keys
+and the sealing.
+
+One pool per process, started on first use with `spawn` (never `fork`: the node's gRPC threads
+do not survive one), shared by every pipeline of the process (tests run several nodes in one).
+A pool whose worker died is replaced, and the reading that failed with it is done in the
+node's process instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Collection
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from registry.dsn.deposit_reading import DepositReading, read_whole
+from registry.dsn.routing import Router
+
+log = logging.getLogger("interops.dsn")
+
+
+class _Shared:
+    """The process's pool, None until first used or once broken."""
+
+    lock = threading.Lock()
+    pool: ProcessPoolExecutor | None = None
+
+
+def default_workers() -> int:
+    """As many workers as cores, none on a single core (a worker would only take turns with
+    the node's own process)."""
+    cores = os.cpu_count() or 1
+    return cores if cores > 1 else 0
+
+
+def _the_pool(workers: int) -> ProcessPoolExecutor:
+    with _Shared.lock:
+        if _Shared.pool is None:
+            context = multiprocessing.get_context("spawn")
+            _Shared.pool = ProcessPoolExecutor(workers, mp_context=context)
+        return _Shared.pool
+
+
+def _forget(broken: ProcessPoolExecutor) -> None:
+    with _Shared.lock:
+        if _Shared.pool is broken:
+            _Shared.pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def read_in_worker(
+    workers: int, data: bytes, sirets: Collection[str], router: Router
+) -> DepositReading:
+    """`read_whole(data, sirets, router)` in a worker process; in this one when the pool broke
+    (a worker killed), the pool being replaced for the next reading."""
+    pool = _the_pool(workers)
+    try:
+        return pool.submit(read_whole, data, sirets, router).result()
+    except BrokenProcessPool:
+        log.warning("a deposit reading worker died; its pool is replaced")
+        _forget(pool)
+        return read_whole(data, sirets, router)

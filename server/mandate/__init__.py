@@ -1,0 +1,1 @@
+"""interops.mandate.v1: the SEPA mandate service."""

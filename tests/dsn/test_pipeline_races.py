@@ -1,0 +1,95 @@
+"""Deposits worked on at once (a node's PARALLEL ones, or two nodes'): two that reveal the same new
+relation both insert it, and the one the database refuses records its validation again, finding
+the relation there, instead of failing the deposit (which another claim would then read again:
+work done twice). PostgreSQL, where the second insert waits for the first's commit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from clients.client import Client
+from registry.dsn.deposit_store import ShareFile
+from registry.dsn.synth import DEMO_COMPANY, generate
+from registry.relations.schema import declared_links
+from registry.trust.declarant_store import DeclarantStore
+from tests.databases import PG_URL, fresh_database
+from tests.running_node import RunningNode
+
+DEPOSIT = "interops.dsn.v1.DepositService"
+FIRM = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
+
+
+@pytest.mark.skipif(not PG_URL, reason="INTEROPS_TEST_DATABASE_URL is not set")
+def test_a_relation_inserted_meanwhile_by_another_deposit_fails_no_validation(
+    tmp_path: Path,
+) -> None:
+    with fresh_database("postgresql", tmp_path) as url:
+        node = RunningNode(url, tmp_path / "data")
+        try:
+            node.run(node.node.pipeline.stop())  # the deposit is recorded by hand below
+            node.encryption_keys()
+            DeclarantStore(node.node.engine).create(
+                FIRM, "Martin", "Camille", "race pw", [("dsn.deposit", DEMO_COMPANY.siren)]
+            )
+            chain = node.sign_in(FIRM, "Martin", "Camille", "race pw", audience=[DEPOSIT])
+            path = tmp_path / "dsn.txt"
+            path.write_bytes(b"".join(generate(3)))
+            with Client(node.address, credentials=chain, timeout=60) as declarant:
+                deposit_id = declarant.submit_deposit(path).id
+            pipeline, store = node.node.pipeline, node.node.deposits
+            record = store.get(deposit_id)
+            assert record is not None
+            files: dict[str, ShareFile] = {}
+            report, relations, _ = pipeline._read(record, files, [])
+            for file in files.values():
+                file.discard()
+            assert report.conformant and relations.links
+            siret, period = sorted(relations.links)[0]
+            # Another deposit's recording inserts the same link and has not committed yet.
+            other = node.node.engine.connect()
+            transaction = other.begin()
+            other.execute(insert(declared_links).values(
+                declarant_siret=relations.declarant_siret, declared_siret=siret,
+                first_period=period, last_period=period, last_deposit="other", updated_at=0,
+            ))  # fmt: skip
+            failed: list[BaseException] = []
+
+            def record_it() -> None:
+                try:
+                    pipeline._record_validation(deposit_id, report, relations)
+                except BaseException as error:
+                    failed.append(error)
+
+            recording = threading.Thread(target=record_it)
+            recording.start()
+            deadline = time.monotonic() + 30
+            while not _waiting_on_a_lock(node):  # its insert waits for the other's commit
+                assert time.monotonic() < deadline and recording.is_alive()
+                time.sleep(0.02)
+            transaction.commit()
+            other.close()
+            recording.join(timeout=60)
+            assert failed == []
+            found = store.get(deposit_id)
+            assert found is not None and found.state == "VALIDATED"
+            with node.node.engine.connect() as connection:
+                links = connection.execute(
+                    select(func.count()).select_from(declared_links)
+                    .where(declared_links.c.declared_siret == siret)
+                ).scalar_one()  # fmt: skip
+            assert links == 1
+        finally:
+            node.stop()
+
+
+def _waiting_on_a_lock(node: RunningNode) -> bool:
+    with node.node.engine.connect() as connection:
+        return bool(connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        ).scalar_one())  # fmt: skip
