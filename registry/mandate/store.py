@@ -344,9 +344,16 @@ class MandateStore:
 
     def use(self, mandate: MandateRecord, declaration: str) -> tuple[MandateRecord, bool]:
         """Records that the ACKNOWLEDGED mandate pays `declaration`; (mandate, True) when it
-        was recorded already. MANDATE_NOT_ACKNOWLEDGED or MANDATE_REVOKED otherwise."""
+        was recorded already. MANDATE_NOT_ACKNOWLEDGED or MANDATE_REVOKED otherwise, and
+        MANDATE_LAPSED for one unused for 36 months (a use would bring it back to life)."""
         if mandate.state != ACKNOWLEDGED:
             raise _state_refusal(mandate)
+        if mandate.lapsed():
+            raise MandateRefused(
+                "MANDATE_LAPSED",
+                f"mandate {mandate.reference} lapsed: unused for {LAPSE_YEARS * 12} months; "
+                "a new one must be signed",
+            )
         try:
             with self.engine.begin() as connection:
                 connection.execute(insert(mandate_uses).values(

@@ -43,6 +43,7 @@ REFUSALS = {
     "MANDATE_REFERENCE_TAKEN": "Ce créancier a déjà un mandat de cette référence.",
     "MANDATE_NOT_ACKNOWLEDGED": "Ce mandat n'est pas encore acquitté.",
     "MANDATE_REVOKED": "Ce mandat est révoqué.",
+    "MANDATE_LAPSED": "Ce mandat est caduc (inutilisé depuis 36 mois) : signez-en un nouveau.",
     "NOT_IN_YOUR_PERIMETER": "Vous n'êtes pas habilité au paiement pour ce débiteur.",
 }
 _FIELDS = ("debtor", "creditor", "reference", "iban", "bic", "scheme", "signed_on")

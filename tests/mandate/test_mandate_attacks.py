@@ -229,6 +229,11 @@ def test_signature_dates_are_of_the_sepa_era_and_unused_mandates_lapse(world: Wo
     line = next(line for line in _extracted(world, "lapse-2").splitlines()
                 if line.startswith(first_day.reference))  # fmt: skip
     assert ",LAPSED," in line
+    # A lapsed mandate pays nothing more: a use does not bring it back to life.
+    assert _refusal(lambda: world.payer.use_mandate("URSSAF", first_day.reference, "DSN-LATE")) == (
+        "FAILED_PRECONDITION", "MANDATE_LAPSED"
+    )  # fmt: skip
+    assert world.urssaf.get_creditor_mandate(first_day.reference).lapsed
     # Signed 35 months ago: alive; its last use, not its signature, counts once used.
     today = datetime.now(UTC).date()
     recent = today.replace(year=today.year - 3, day=min(today.day, 28)) + timedelta(days=31)

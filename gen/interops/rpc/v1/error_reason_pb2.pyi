@@ -223,6 +223,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     IBAN's (but for the territories banking under another country's IBAN).
     """
     ERROR_REASON_BIC_COUNTRY_MISMATCH: _ErrorReason.ValueType  # 136
+    ERROR_REASON_MANDATE_LAPSED: _ErrorReason.ValueType  # 137
+    """A mandate unused for 36 months: it lapsed (SEPA rulebook) and pays nothing more; the debtor
+    signs a new one.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed, as a program tests it. A failed call's google.rpc.Status carries an
@@ -432,4 +436,8 @@ ERROR_REASON_IBAN_NOT_SEPA: ErrorReason.ValueType  # 135
 IBAN's (but for the territories banking under another country's IBAN).
 """
 ERROR_REASON_BIC_COUNTRY_MISMATCH: ErrorReason.ValueType  # 136
+ERROR_REASON_MANDATE_LAPSED: ErrorReason.ValueType  # 137
+"""A mandate unused for 36 months: it lapsed (SEPA rulebook) and pays nothing more; the debtor
+signs a new one.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
