@@ -1,6 +1,7 @@
 """Benchmark: what the REST declination costs. GetEstablishment through the web adapter (HTTP,
 JSON, then the same gRPC call to the node) as a ratio of the gRPC call made directly, on the
-same node, with the same bearer PORTAL chain, at 64 concurrent callers; p50/p99 of both.
+same node, with the same PORTAL chain held by a session key that proves every call (a fresh
+proof each, as any caller must), at 64 concurrent callers; p50/p99 of both.
 
 The node and its adapter run in their own process; the callers run here (grpc.aio and aiohttp:
 httpx's async client does not hold 64 concurrent connections well), so client costs count
@@ -30,11 +31,18 @@ from registry.kernel.database import open_engine, upgrade
 from registry.rcd.sirene_import import import_stock
 from registry.rcd.sirene_synth import write_stock
 from server.token.trust import node_key
-from token_suite.chain import Signer, Terms, grant, issue_root
+from token_suite.chain import (
+    Signer,
+    Terms,
+    grant,
+    issue_root,
+    session_holder,
+    session_signer,
+    sign_proof,
+)
 from token_suite.keys import key_id_of, public_bytes
 from token_suite.profiles import PORTAL
-from token_suite.verify import Party
-from token_suite.wire import TOKEN_METADATA, to_text
+from token_suite.wire import PROOF_METADATA, TOKEN_METADATA, to_text
 
 REGISTRY = "interops.registry.v1.RegistryService"
 
@@ -58,20 +66,29 @@ async def _serve(data_dir: Path) -> None:
     await node.stop(grace=0)
 
 
-def _chain(data_dir: Path) -> bytes:
-    """A bearer PORTAL chain with registry.read, signed with the node's issuer key."""
+def _chain(data_dir: Path) -> tuple[bytes, Signer]:
+    """A PORTAL chain with registry.read, signed with the node's issuer key and held by a new
+    session key, with that key (which proves every call)."""
     key = node_key(data_dir / "keys" / "issuer.pem")  # the node uses the same file
     issuer = Signer("NET-ENTREPRISES", key_id_of(public_bytes(key)), key)
-    terms = Terms(holder=Party(issuer.organism), profile=PORTAL, audience=(REGISTRY,),
+    session = session_signer(issuer.organism)
+    terms = Terms(holder=session_holder(session), profile=PORTAL, audience=(REGISTRY,),
                   grants=grant("registry.read"), lifetime=3600)  # fmt: skip
-    return issue_root(issuer, "organism:BENCH", terms)
+    return issue_root(issuer, "organism:BENCH", terms), session
 
 
-async def _measure(ports: list[int], token: bytes, sirets: list[str], args: Any) -> None:
+async def _measure(
+    ports: list[int], held: tuple[bytes, Signer], sirets: list[str], args: Any
+) -> None:
     rng = random.Random(1)
     hot = sirets[:1000]  # served from the node's cache: the doors' costs show
-    metadata = [(TOKEN_METADATA, token)]
-    headers = {"Authorization": f"Bearer {to_text(token)}"}
+    token, session = held
+    method = f"/{REGISTRY}/GetEstablishment"
+
+    def proof() -> bytes:  # single use: a fresh one per call, on either door
+        return sign_proof(session, method, REGISTRY, token)
+
+    bearer = f"Bearer {to_text(token)}"
     url = f"http://127.0.0.1:{ports[1]}/v1/{REGISTRY}/GetEstablishment"
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with (
@@ -82,10 +99,12 @@ async def _measure(ports: list[int], token: bytes, sirets: list[str], args: Any)
 
         async def direct() -> Any:
             request = pb.GetEstablishmentRequest(siret=rng.choice(hot))
+            metadata = [(TOKEN_METADATA, token), (PROOF_METADATA, proof())]
             return await stub.GetEstablishment(request, metadata=metadata)
 
         async def rest() -> Any:
             body = {"siret": rng.choice(hot)}
+            headers = {"Authorization": bearer, "interops-proof": to_text(proof())}
             async with http.post(url, json=body, headers=headers) as answer:
                 assert answer.status == 200, await answer.text()
                 return await answer.json()
