@@ -244,10 +244,16 @@ class FallbackBlobs(BlobStore):
         return self.primary.writer(name)
 
     def read(self, name: str) -> Iterator[bytes]:
-        if self.primary.exists(name) or not self.older.exists(name):
-            yield from self.primary.read(name)
-        else:
+        # The primary's first chunk says whether the blob is there (no separate lookup).
+        chunks = self.primary.read(name)
+        try:
+            first = next(chunks, None)
+        except FileNotFoundError:  # not in the primary: an older blob, or none
             yield from self.older.read(name)
+            return
+        if first is not None:
+            yield first
+        yield from chunks
 
     def exists(self, name: str) -> bool:
         return self.primary.exists(name) or self.older.exists(name)

@@ -125,18 +125,18 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
     ) -> AsyncIterator[pb.DownloadDeliveryResponse]:
         record = await self._own(request.id)
         name = self.files.share(record.id)
-        if not await asyncio.to_thread(self.files.exists, name) and await asyncio.to_thread(
-            self.store.purged, record.deposit_id
-        ):
-            raise NotFound("SHARE_PURGED", f"{record.id} was acknowledged and its file purged "
-                           "after the retention period")  # fmt: skip
         chunks = self.files.stored(name) if record.sealed_for_key_id else self.files.read(name)
-        while True:
+        try:  # the first chunk says whether the share is there (no separate lookup)
             chunk = await asyncio.to_thread(next, chunks, None)
-            if chunk is None:
-                return
+        except FileNotFoundError:
+            if await asyncio.to_thread(self.store.purged, record.deposit_id):
+                raise NotFound("SHARE_PURGED", f"{record.id} was acknowledged and its file "
+                               "purged after the retention period") from None  # fmt: skip
+            raise
+        while chunk is not None:
             if chunk:
                 yield pb.DownloadDeliveryResponse(chunk=chunk)
+            chunk = await asyncio.to_thread(next, chunks, None)
 
     async def AcknowledgeDelivery(
         self, request: pb.AcknowledgeDeliveryRequest, context: Context
