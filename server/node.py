@@ -134,7 +134,7 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 class Node:
     """A running backbone node; `start` migrates the database and opens the port."""
 
-    def __init__(  # noqa: PLR0915 -- one wiring per service; to split (issue 24 tipped it)
+    def __init__(
         self,
         settings: Settings,
         extra_handlers: Sequence[Any] = (),
@@ -147,6 +147,9 @@ class Node:
         # contracts (tests, benchmarks), by service or method.
         self.rights = method_rights(SERVICES)
         self.engine = open_engine(settings.effective_database_url)
+        # What changed in the database, whichever node wrote it: followed streams and the
+        # workers wait for it rather than polling (registry/kernel/change_feed.py).
+        self.changes = ChangeFeed(self.engine)
         # What the web adapter this process starts (server/web/app.py) sends with the address of
         # each client it calls for; nobody else knows it (server/rpc/client_address.py).
         self.door_secret = new_door_secret()
@@ -157,29 +160,54 @@ class Node:
         instrument_engine(self.engine, self.tracer_provider)
         self.health = NodeHealth()
         self.operations = OperationStore(self.engine)
-        self.imports = ImportJobs(
-            self.engine, self.operations, settings.data_dir / "uploads", settings.max_import_bytes
-        )
         # This process among the nodes sharing the database (whose work it claims).
         self.instance = f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        # A journal (hash chain) per node process.
+        self.server = self._grpc_server(
+            {**self.rights, **THIRD_PARTY_RIGHTS, **(extra_rights or {})}, extra_unaudited
+        )
+        # Seals deposited files, routed shares, returns, IBANs and sessions at rest.
+        data_key = load_or_create_key(settings.data_dir / "keys" / "data.key")
+        # The browser sessions of the web adapter `interops serve` runs beside this node, in the
+        # database every node shares: a browser may reach any node.
+        self.web_sessions = WebSessionStore(self.engine, AESGCM(data_key))
+        rcd = self._serve_registry(settings)
+        notices = self._serve_notifications(settings)
+        self._serve_dsn(settings, data_key, notices)
+        nomenclature_pb2_grpc.add_NomenclatureServiceServicer_to_server(
+            NomenclatureService(NomenclatureStore(self.engine), notices), self.server
+        )
+        self._serve_habilitations(settings, data_key)
+        self._serve_mandates(settings, rcd, data_key)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(
+            AuditService(self.audit_store, self.journal), self.server
+        )
+        self.trace_keeper = self._serve_traces(settings)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME],
+            self.server,
+        )  # fmt: skip
+        self.server.add_generic_rpc_handlers(tuple(extra_handlers))
+        self.port = self.internal_port = 0
+
+    def _grpc_server(
+        self, rights: Mapping[str, str | None], unaudited: Sequence[str]
+    ) -> grpc.aio.Server:
+        """The server and its interceptors, with this process's audit journal (a hash chain per
+        node process)."""
         journal = f"{self.trust.root_key_id}/{int(time.time())}/{uuid.uuid4().hex[:8]}"
         self.audit_store = AuditStore(self.engine, journal)
         self.journal = AuditJournal(
             self.audit_store, self.trust.root_key, self.trust.root_key_id,
-            checkpoint_records=settings.audit_checkpoint_records,
-            checkpoint_seconds=settings.audit_checkpoint_seconds,
+            checkpoint_records=self.settings.audit_checkpoint_records,
+            checkpoint_seconds=self.settings.audit_checkpoint_seconds,
         )  # fmt: skip
-        interceptors = [
-            tracing_interceptor(self.tracer_provider),
-            AuditInterceptor(self.journal, (*UNAUDITED, *extra_unaudited)),
-        ]
-        self.server = grpc.aio.server(
+        return grpc.aio.server(
             interceptors=[
-                *interceptors,
-                AuthInterceptor(
-                    self.trust, {**self.rights, **THIRD_PARTY_RIGHTS, **(extra_rights or {})}
-                ),
+                tracing_interceptor(self.tracer_provider),
+                AuditInterceptor(self.journal, (*UNAUDITED, *unaudited)),
+                AuthInterceptor(self.trust, rights),
                 ValidationInterceptor(),
                 ErrorInterceptor(),
             ],
@@ -188,7 +216,13 @@ class Node:
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ],
         )
+
+    def _serve_registry(self, settings: Settings) -> RcdStore:
+        """The RCD (its imports, its establishment cache), operations and token issuance."""
         store = RcdStore(self.engine)
+        self.imports = ImportJobs(
+            self.engine, self.operations, settings.data_dir / "uploads", settings.max_import_bytes
+        )
         self.cache = EstablishmentCache(store, settings.cache_entries, settings.feed_poll_seconds,
                                         changes=self.changes)  # fmt: skip
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
@@ -205,8 +239,28 @@ class Node:
                          self.door_secret, settings.link_idle_months),
             self.server,
         )  # fmt: skip
-        # Seals deposited files, routed shares and returns at rest.
-        data_key = load_or_create_key(settings.data_dir / "keys" / "data.key")
+        return store
+
+    def _serve_notifications(self, settings: Settings) -> TopicNotices:
+        """Notifications and their dispatcher; the notices other services send through it."""
+        self.notify_store = NotifyStore(self.engine)
+        self.dispatcher = NotifyDispatcher(
+            self.notify_store, settings.mail, settings.feed_poll_seconds,
+            backoff_seconds=settings.notify_backoff_seconds,
+            max_attempts=settings.notify_max_attempts,
+            tracer=self.tracer_provider.get_tracer("interops.notify"),
+            claim_seconds=settings.claim_seconds,
+        )  # fmt: skip
+        notify_pb2_grpc.add_NotificationServiceServicer_to_server(
+            NotificationService(
+                self.notify_store, self.dispatcher, settings.feed_poll_seconds, changes=self.changes
+            ),
+            self.server,
+        )
+        return TopicNotices(self.notify_store, self.dispatcher)
+
+    def _serve_dsn(self, settings: Settings, data_key: bytes, notices: TopicNotices) -> None:
+        """Deposits, their pipeline and deliveries; the relations the deposits reveal."""
         self.deposits = DepositStore(self.engine, data_key)
         # Shares are sealed to their organism's current encryption key in the directory.
         # Kept in the database every node shares when it is PostgreSQL (INTEROPS_SEALED_FILES).
@@ -220,6 +274,9 @@ class Node:
             self.engine, NirKeyring.load_or_create(settings.nir_keyring_path),
             settings.link_idle_months,
         )  # fmt: skip
+        relations_pb2_grpc.add_RelationsServiceServicer_to_server(
+            RelationsService(self.relations), self.server
+        )
         self.pipeline = DsnPipeline(
             self.deposits, files, load_rules(rules_dir), settings.feed_poll_seconds, tracer,
             relations=self.relations, node=self.instance,
@@ -231,43 +288,21 @@ class Node:
                            changes=self.changes),
             self.server,
         )  # fmt: skip
-        self.notify_store = NotifyStore(self.engine)
-        self.dispatcher = NotifyDispatcher(
-            self.notify_store, settings.mail, settings.feed_poll_seconds,
-            backoff_seconds=settings.notify_backoff_seconds,
-            max_attempts=settings.notify_max_attempts,
-            tracer=self.tracer_provider.get_tracer("interops.notify"),
-            claim_seconds=settings.claim_seconds,
-        )  # fmt: skip
-        notices = TopicNotices(self.notify_store, self.dispatcher)
         delivery = DeliveryService(
             self.deposits, files, self.trust, settings.feed_poll_seconds, tracer, notices=notices,
             changes=self.changes,
         )  # fmt: skip
         dsn_pb2_grpc.add_DeliveryServiceServicer_to_server(delivery, self.server)
-        notify_pb2_grpc.add_NotificationServiceServicer_to_server(
-            NotificationService(
-                self.notify_store, self.dispatcher, settings.feed_poll_seconds, changes=self.changes
-            ),
-            self.server,
-        )
-        nomenclature_pb2_grpc.add_NomenclatureServiceServicer_to_server(
-            NomenclatureService(NomenclatureStore(self.engine), notices),
-            self.server,
-        )
-        relations_pb2_grpc.add_RelationsServiceServicer_to_server(
-            RelationsService(self.relations), self.server
-        )
+
+    def _serve_habilitations(self, settings: Settings, data_key: bytes) -> None:
+        """Habilitations (and their bulk files), accounts and their recovery."""
         self.habilitations = habilitations = HabilitationStore(
             self.engine, settings.link_idle_months, AESGCM(data_key)
         )
         self.bulk_worker = BulkWorker(
-            BulkQueue(self.engine),
-            habilitations,
-            self.operations,
-            settings.feed_poll_seconds,
+            BulkQueue(self.engine), habilitations, self.operations, settings.feed_poll_seconds,
             node=self.instance,
-        )
+        )  # fmt: skip
         habilitation_pb2_grpc.add_HabilitationServiceServicer_to_server(
             HabilitationService(habilitations, self.relations, self.operations,
                                 self.bulk_worker, limits=self.sign_in_limits,
@@ -283,32 +318,6 @@ class Node:
                                        self.door_secret,
                                        revocations_changed=self.trust.refresh)  # fmt: skip
         account_pb2_grpc.add_AccountServiceServicer_to_server(self.accounts, self.server)
-        self._serve_mandates(settings, store, data_key)
-        audit_pb2_grpc.add_AuditServiceServicer_to_server(
-            AuditService(self.audit_store, self.journal), self.server
-        )
-        self.trace_keeper = self._serve_traces(settings)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME],
-            self.server,
-        )  # fmt: skip
-        self.server.add_generic_rpc_handlers(tuple(extra_handlers))
-        self.port = self.internal_port = 0
-
-    @functools.cached_property
-    def web_sessions(self) -> WebSessionStore:
-        """The browser sessions of the web adapter `interops serve` runs beside this node, in the
-        database every node shares (sealed with the data key): a browser may reach any node."""
-        data_key = load_or_create_key(self.settings.data_dir / "keys" / "data.key")
-        return WebSessionStore(self.engine, AESGCM(data_key))
-
-    @functools.cached_property
-    def changes(self) -> ChangeFeed:
-        """What changed in the database, whichever node wrote it: followed streams and the
-        workers wait for it rather than polling (registry/kernel/change_feed.py)."""
-        return ChangeFeed(self.engine)
 
     def _serve_mandates(self, settings: Settings, rcd: RcdStore, data_key: bytes) -> None:
         """SEPA mandates: IBANs sealed with the data key, the creditors' extraction files

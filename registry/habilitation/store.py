@@ -33,8 +33,8 @@ from interops.habilitation.v1 import habilitation_pb2
 from sqlalchemy import Connection, Engine, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from registry.habilitation.declarative_services import SERVICES
-from registry.habilitation.managed import may_hold
+from registry.habilitation.declarative_services import MANDATED, SERVICES
+from registry.habilitation.managed import mandated_among, may_hold
 from registry.habilitation.schema import (
     admin_acts,
     firm_mandates,
@@ -979,6 +979,17 @@ class HabilitationStore:
                     f"{siret} is in no portfolio of the company with the service {service}",
                 )
             self._may_hold(connection, author, (siret,))
+            if (
+                SERVICES[service].case == MANDATED
+                and siret[:9] != author.siren
+                and not mandated_among(connection, author.siren, (siret,))
+            ):
+                # Bank data: a DSN link does not entitle a firm to it (declarative_services.py).
+                raise HabilitationRefused(
+                    "NOT_MANAGED",
+                    f"{siret}: the service {service} shows bank data; another company's "
+                    "establishment needs that company's explicit mandate, a DSN link is not enough",
+                )
             if (siret, service) in set(self._held(connection, declarant_id)):
                 return False
             connection.execute(

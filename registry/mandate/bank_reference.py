@@ -3,13 +3,22 @@ domiciliataires", FGD, the SEPA successor of the FIB), kept as a versioned nomen
 (registry/nomenclature: each import a version, the difference with the previous one as a note,
 subscribers notified) rather than a history of its own.
 
-The importer reads the file as delivered in delimited form (';', ',' or tab, with a header line
-naming at least the bank code and counter code columns: `code_banque`/`CIB`/`bank_code`,
-`code_guichet`/`guichet`/`counter_code`, and optionally a label `libelle`/`nom`/`name` and a
-`bic`) and writes `code;label` lines, the code being the bank code then the counter code (10
-digits), for `interops nomenclature publish BANQUE-FRANCE-GUICHETS FILE`:
+The importer reads the file as the Banque de France delivers it: fixed-width records, one a line
+(ISO-8859-1 or UTF-8), the first character the record's type: "1" an institution, "3" a counter
+("guichet"). Of a counter record it reads, 1-based: the bank code (2-6), the counter code (7-11),
+the counter's state (12; "2": taken over by the codes at 73-82), its short name (53-72) and its
+BIC (235-245); other record types (the institutions, headers, trailers) give no code and are
+skipped. Those positions are the Banque de France's "dessin des enregistrements" (annexe 2 of the
+FEGA/FGD notice technique) as open-source readers of its files apply it; the notice itself was
+not at hand, so only those fields are read. A counter record that stops before its short name is
+refused (trailing blanks trimmed by a transfer are not).
+It also takes a delimited export (';', ',' or tab, with a header line naming at least the bank
+code and counter code columns: `code_banque`/`CIB`/`bank_code`, `code_guichet`/`guichet`/
+`counter_code`, and optionally a label `libelle`/`nom`/`name` and a `bic`). Either way it writes
+`code;label` lines, the code being the bank code then the counter code (10 digits), for
+`interops nomenclature publish BANQUE-FRANCE-GUICHETS FILE`:
 
-    python -m registry.mandate.bank_reference FGD.csv > var/guichets.txt
+    python -m registry.mandate.bank_reference FGD_SEPA_FRANCE.txt > var/guichets.txt
 
 A French IBAN's bank code must be in the table's current version; as long as no version was
 published, only the IBAN's format and key are checked (a node starts without it).
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -46,11 +56,64 @@ def _column(header: list[str], names: tuple[str, ...], required: bool) -> int | 
     return None
 
 
+# A counter record of the fixed-width file (0-based slices of the 1-based positions above).
+_COUNTER_RECORD = "3"
+_BANK_CODE, _COUNTER_CODE, _STATE = slice(1, 6), slice(6, 11), slice(11, 12)
+_SHORT_NAME, _TAKEN_OVER_BY, _COUNTER_BIC = slice(52, 72), slice(72, 82), slice(234, 245)
+_TAKEN_OVER = "2"
+# A line of the file is about 300 characters; a longer one is not this format.
+MAX_LINE = 4096
+
+
 def read_counters(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """(bank code + counter code, label) of each line of a delimited FGD file."""
+    """(bank code + counter code, label) of each counter of an FGD file, fixed-width records
+    or a delimited export (told apart by the first line: a record starts with its type, a
+    digit; a header with a column name)."""
     rows = iter(lines)
     first = next(rows, "")
-    dialect = csv.Sniffer().sniff(first, delimiters=";,\t") if first.strip() else csv.excel
+    if not first.strip():
+        raise BankFileError("line 1: blank (a record or a header line is expected)")
+    if first[:1].isdigit():
+        yield from _fixed_width(first, rows)
+    else:
+        yield from _delimited(first, rows)
+
+
+def _fixed_width(first: str, rows: Iterator[str]) -> Iterator[tuple[str, str]]:
+    seen: set[str] = set()
+    for number, line in enumerate(itertools.chain((first,), rows), start=1):
+        record = line.rstrip("\r\n")
+        if len(record) > MAX_LINE:
+            raise BankFileError(f"line {number}: longer than {MAX_LINE} characters")
+        if record[:1] != _COUNTER_RECORD:
+            if record.strip() and not record[:1].isdigit():
+                raise BankFileError(f"line {number}: no record type (a digit) in position 1")
+            continue
+        if len(record) <= _SHORT_NAME.start:  # trailing blanks may have been trimmed; no more
+            raise BankFileError(
+                f"line {number}: a counter record of {len(record)} characters "
+                f"(at least {_SHORT_NAME.start + 1})"
+            )
+        record = record.ljust(_COUNTER_BIC.stop)
+        code = record[_BANK_CODE] + record[_COUNTER_CODE]
+        if not code.isdigit():
+            raise BankFileError(f"line {number}: the bank or counter code is not 5 digits")
+        if code in seen:
+            raise BankFileError(f"line {number}: counter {code} listed twice")
+        seen.add(code)
+        parts = [record[_SHORT_NAME].strip(), record[_COUNTER_BIC].strip()]
+        if record[_STATE] == _TAKEN_OVER and record[_TAKEN_OVER_BY].isdigit():
+            parts.append(f"(repris par {record[_TAKEN_OVER_BY]})")
+        yield code, " ".join(part for part in parts if part)[:500]
+    if not seen:
+        raise BankFileError("no counter record (type 3) in the file")
+
+
+def _delimited(first: str, rows: Iterator[str]) -> Iterator[tuple[str, str]]:
+    try:
+        dialect: type[csv.Dialect] = csv.Sniffer().sniff(first, delimiters=";,\t")
+    except csv.Error:
+        raise BankFileError("line 1: neither a record nor a header of ';', ',' or tab") from None
     header = next(csv.reader([first], dialect))
     bank = _column(header, _BANK, True)
     counter = _column(header, _COUNTER, True)
@@ -89,9 +152,13 @@ class BankReference:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Converts a delimited FGD file (argument, or standard input) to `code;label` lines."""
+    """Converts an FGD file (argument, or standard input) to `code;label` lines."""
     args = sys.argv[1:] if argv is None else argv
-    text = Path(args[0]).read_text("utf-8-sig") if args else sys.stdin.read()
+    raw = Path(args[0]).read_bytes() if args else sys.stdin.buffer.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:  # the Banque de France's files are ISO-8859-1
+        text = raw.decode("iso-8859-1")
     out = io.StringIO()
     try:
         for code, label in read_counters(text.splitlines()):

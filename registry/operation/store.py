@@ -135,6 +135,21 @@ class OperationStore:
         """Marks the operation FAILED with its error."""
         self._set(operation_id, state=OperationState.FAILED, error=error.SerializeToString())
 
+    def touch(self, operation_ids: list[str]) -> None:
+        """Marks unfinished operations as looked after still (queued behind others on a live
+        node), so that `unfinished` does not take them for a dead node's."""
+        if not operation_ids:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(operations)
+                .where(
+                    operations.c.id.in_(operation_ids),
+                    operations.c.state.in_([OperationState.PENDING, OperationState.RUNNING]),
+                )
+                .values(updated_at=datetime.now(UTC))
+            )
+
     def unfinished(self, kind: str, idle_seconds: float = 0.0) -> list[OperationRecord]:
         """Operations of a kind still PENDING or RUNNING and not updated for `idle_seconds`:
         those whose process died (a live one records its progress more often than that)."""

@@ -2,7 +2,8 @@
 own (a flood of extractions then waits its turn rather than taking the threads every other
 call's database work runs on), one running at a time per creditor (registry/mandate/store.py
 `claim_extraction`), their files deleted RETENTION_DAYS after they were asked for, and those a
-dead node left unfinished failed at the next node's start.
+dead node left unfinished failed at the next node's start (those waiting for a worker on a live
+node are marked as looked after every STALE_SECONDS / 5, so that they are not).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -57,6 +59,23 @@ class _Purge(BackgroundLoop):
             log.exception("purging mandate extractions failed")
 
 
+class _KeepQueuedAlive(BackgroundLoop):
+    """Marks the extractions waiting for a worker as looked after, well within STALE_SECONDS:
+    another node starting must not fail them for a dead node's."""
+
+    name = "mandate-extraction-queue"
+
+    def __init__(self, jobs: MandateExtractions) -> None:
+        super().__init__(STALE_SECONDS / 5)
+        self.jobs = jobs
+
+    async def round(self) -> None:
+        try:
+            await asyncio.to_thread(self.jobs.touch_queued)
+        except Exception:  # the database away: next round
+            log.warning("marking the queued mandate extractions failed; retrying")
+
+
 class MandateExtractions:
     """Runs, recovers and purges extractions."""
 
@@ -69,21 +88,29 @@ class MandateExtractions:
         self.data_key = data_key
         self.executor = ThreadPoolExecutor(EXTRACT_WORKERS, thread_name_prefix="mandate-extract")
         self._purge = _Purge(self)
+        self._keep_alive = _KeepQueuedAlive(self)
         self._tasks: set[asyncio.Future[None]] = set()
+        # Extractions submitted and not started yet (their worker busy with others).
+        self._queued: set[str] = set()
+        self._queue_lock = threading.Lock()
 
     async def start(self) -> None:
         """Fails what a dead node left unfinished, then purges now and every PURGE_SECONDS."""
         await asyncio.to_thread(self.interrupted_by_restart)
         await self._purge.start()
+        await self._keep_alive.start()
 
     async def stop(self) -> None:
         """Stops the purge; extractions under way end with the process (the next start fails
         them)."""
         await self._purge.stop()
+        await self._keep_alive.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, operation_id: str, creditor: str) -> None:
         """Writes the creditor's file in the background."""
+        with self._queue_lock:
+            self._queued.add(operation_id)
         task = asyncio.get_running_loop().run_in_executor(
             self.executor, self.extract, operation_id, creditor
         )
@@ -93,6 +120,8 @@ class MandateExtractions:
     def extract(self, operation_id: str, creditor: str) -> None:
         """Writes the creditor's file, sealed, recording progress; fails the operation on an
         error (its message says only what the operator needs)."""
+        with self._queue_lock:
+            self._queued.discard(operation_id)
         try:
             with SealedWriter(self.blobs.writer(file_name(operation_id)), self.data_key) as out:
                 count = 0
@@ -114,6 +143,12 @@ class MandateExtractions:
             ))  # fmt: skip
         finally:
             self.store.release_extraction(operation_id)
+
+    def touch_queued(self) -> None:
+        """Marks the extractions waiting for a worker as looked after."""
+        with self._queue_lock:
+            queued = sorted(self._queued)
+        self.operations.touch(queued)
 
     def interrupted_by_restart(self, stale_seconds: float = STALE_SECONDS) -> int:
         """Fails the extractions left unfinished with no progress for `stale_seconds` (their

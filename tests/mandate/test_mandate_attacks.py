@@ -10,20 +10,23 @@ import io
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from interops.mandate.v1 import mandate_pb2 as pb
 from interops.operation.v1 import operation_pb2 as op
 from pypdf import PdfReader
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from clients.errors import InteropsError
 from registry.habilitation.access_decision import decide
 from registry.habilitation.declarant_rights import declarant_rights
-from registry.habilitation.store import HabilitationStore
+from registry.habilitation.schema import habilitations
+from registry.habilitation.store import HabilitationRefused, HabilitationStore
 from registry.kernel.clock import now_ms
 from registry.kernel.nir_keyring import NirKeyring
 from registry.kernel.rights import MANDATE_MANAGE, SERVICE_ATMP
 from registry.mandate.store import MandateStore, lapse_cutoff
-from registry.operation.store import OperationStore
+from registry.operation.schema import operations as operations_table
+from registry.operation.store import OperationState, OperationStore
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.relations.schema import declared_links
 from registry.relations.store import RelationsStore
@@ -85,8 +88,17 @@ def test_a_dsn_link_alone_does_not_open_a_company_s_mandates(world: World, tmp_p
     store.change_portfolio(admin, "P", add=True, sirets=(CLIENT_SIRET,),
                            services=("MANDATS-SEPA", "ATMP"))  # fmt: skip
     declarant = store.create_declarant(admin, siret_of(INTRUDER, 1), ("Intrus", "Alex"), PASSWORD)
-    store.grant(admin, declarant, CLIENT_SIRET, "MANDATS-SEPA")
+    # The administrator may not even record the habilitation (the SPECIFIC service it may)...
+    with pytest.raises(HabilitationRefused) as refused:
+        store.grant(admin, declarant, CLIENT_SIRET, "MANDATS-SEPA")
+    assert refused.value.reason == "NOT_MANAGED" and "explicit mandate" in str(refused.value)
     store.grant(admin, declarant, CLIENT_SIRET, "ATMP")
+    # ...and a habilitation row recorded anyway (an older node let it be) still opens nothing.
+    with engine.begin() as connection:
+        connection.execute(insert(habilitations).values(
+            declarant_id=declarant, siret=CLIENT_SIRET, service="MANDATS-SEPA", granted_by=admin,
+            granted_at=now_ms(),
+        ))  # fmt: skip
     rights = declarant_rights(engine, declarant)
     assert MANDATE_MANAGE not in rights  # ...while the DSN link still opens a SPECIFIC service
     assert rights[SERVICE_ATMP].includes_siret(CLIENT_SIRET)
@@ -257,3 +269,30 @@ def test_the_printed_mandate_has_both_addresses(world: World) -> None:
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "3 rue Franklin, 93100 MONTREUIL" in text
     assert "1 RUE DE LA PAIX, 75002 PARIS" in text  # the RCD's address of the debtor SIRET
+
+
+def test_an_extraction_queued_on_a_live_node_is_not_failed_by_another_node_s_start(
+    world: World,
+) -> None:
+    """An extraction waiting for one of its node's workers records no progress; the node marks
+    it as looked after, so another node starting does not take it for a dead node's."""
+    node = world.node.node
+    jobs = node.mandates.extractions
+    operations = OperationStore(node.engine)
+    queued, _ = operations.create(EXTRACT_KIND, "mandates", 0)
+    abandoned, _ = operations.create(EXTRACT_KIND, "mandates", 0)
+    with node.engine.begin() as connection:  # both idle for ten minutes
+        connection.execute(
+            update(operations_table)
+            .where(operations_table.c.id.in_([queued.id, abandoned.id]))
+            .values(updated_at=datetime.now(UTC) - timedelta(minutes=10))
+        )
+    jobs._queued.add(queued.id)  # as submit() leaves it while the workers are busy
+    try:
+        jobs.touch_queued()
+        assert jobs.interrupted_by_restart(stale_seconds=300) >= 1
+    finally:
+        jobs._queued.discard(queued.id)
+    still, failed = operations.get(queued.id), operations.get(abandoned.id)
+    assert still is not None and still.state == OperationState.PENDING
+    assert failed is not None and failed.state == OperationState.FAILED

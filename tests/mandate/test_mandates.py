@@ -34,6 +34,7 @@ from registry.rcd.records import CompanyRecord
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.rcd.store import RcdStore
 from tests.habilitation.firms import firm_with_clients
+from tests.mandate.fgd_records import counter
 from tests.registry_rows import in_registry
 from tests.running_node import RunningNode
 
@@ -343,12 +344,11 @@ def test_ibans_are_sealed_at_rest_and_never_logged(
 
 def test_the_bank_reference_once_published_refuses_unknown_banks(world: World) -> None:
     assert _create(world.payer, f"{CLIENT}-RUM-BANK-BEFORE", iban=french_iban("10278")).iban
-    fgd = (
-        "code_banque;code_guichet;bic;libelle\n"
-        "30006;00001;AGRIFRPPXXX;CREDIT AGRICOLE\n"
-        "20041;00001;PSSTFRPPXXX;LA BANQUE POSTALE\n"
-    )
-    counters = list(read_counters(fgd.splitlines()))
+    fgd = [  # the Banque de France's fixed-width records
+        counter("30006", "00001", "CREDIT AGRICOLE", "AGRIFRPPXXX"),
+        counter("20041", "00001", "LA BANQUE POSTALE", "PSSTFRPPXXX"),
+    ]
+    counters = list(read_counters(fgd))
     assert counters[0] == ("3000600001", "CREDIT AGRICOLE AGRIFRPPXXX")
     NomenclatureStore(world.node.node.engine).publish(TABLE, counters)
     assert _refusal(
