@@ -63,7 +63,7 @@ from registry.trace.store import TraceStore
 from registry.trust.declarant_store import DeclarantStore
 from registry.trust.sign_in_limits import SignInLimits
 from registry.trust.web_session_store import WebSessionStore
-from server.audit.journal import AuditInterceptor, AuditJournal
+from server.audit.journal import AuditInterceptor, AuditJournal, digest_key
 from server.audit.service import AuditService
 from server.config import Settings
 from server.dsn.delivery_service import DeliveryService
@@ -162,11 +162,12 @@ class Node:
         self.operations = OperationStore(self.engine)
         # This process among the nodes sharing the database (whose work it claims).
         self.instance = f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.server = self._grpc_server(
-            {**self.rights, **THIRD_PARTY_RIGHTS, **(extra_rights or {})}, extra_unaudited
-        )
         # Seals deposited files, routed shares, returns, IBANs and sessions at rest.
         data_key = load_or_create_key(settings.data_dir / "keys" / "data.key")
+        self.server = self._grpc_server(
+            {**self.rights, **THIRD_PARTY_RIGHTS, **(extra_rights or {})}, extra_unaudited,
+            digest_key(data_key),
+        )  # fmt: skip
         # The browser sessions of the web adapter `interops serve` runs beside this node, in the
         # database every node shares: a browser may reach any node.
         self.web_sessions = WebSessionStore(self.engine, AESGCM(data_key))
@@ -192,14 +193,14 @@ class Node:
         self.port = self.internal_port = 0
 
     def _grpc_server(
-        self, rights: Mapping[str, str | None], unaudited: Sequence[str]
+        self, rights: Mapping[str, str | None], unaudited: Sequence[str], digests: bytes
     ) -> grpc.aio.Server:
         """The server and its interceptors, with this process's audit journal (a hash chain per
         node process)."""
         journal = f"{self.trust.root_key_id}/{int(time.time())}/{uuid.uuid4().hex[:8]}"
         self.audit_store = AuditStore(self.engine, journal)
         self.journal = AuditJournal(
-            self.audit_store, self.trust.root_key, self.trust.root_key_id,
+            self.audit_store, self.trust.root_key, self.trust.root_key_id, digest_key=digests,
             checkpoint_records=self.settings.audit_checkpoint_records,
             checkpoint_seconds=self.settings.audit_checkpoint_seconds,
         )  # fmt: skip

@@ -74,7 +74,7 @@ class CopyRows:
 
     table: str
     columns: tuple[str, ...]
-    text: str
+    text: str | bytes  # bytes from the columnar path (sirene_columns)
     count: int
 
     def __len__(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from registry.rcd.records import CompanyRecord, EstablishmentRecord
+from registry.rcd.sirene_columns import columnar_pass, copy_rows
 from registry.rcd.sirene_stock import Rejection, StockKind, read_stock
 from registry.rcd.store import PreparedRows, RcdStore, prepare_rows
 
@@ -178,17 +179,19 @@ def _import_here(
 
 
 ParsedChunk = tuple[PreparedRows, list[Rejection], int]
+Record = CompanyRecord | EstablishmentRecord
 
 
-def parse_chunk(
-    header: str, kind: str, first_line: int, raw_lines: list[bytes], *, dialect: str
-) -> ParsedChunk:
-    """In a worker: the rows, rejections and count of lines read of a chunk of data lines,
-    the first of which is line `first_line` of the file, prepared for a database of `dialect`."""
+def read_chunk(
+    header: str, kind: StockKind, first_line: int, raw_lines: Sequence[bytes]
+) -> tuple[list[tuple[int, Record]], list[Rejection], int]:
+    """The Python reader over a chunk of data lines, the first of which is line `first_line` of
+    the file: its records with their places in the chunk, its rejections, and the count of
+    lines read."""
     unreadable: dict[int, str] = {}
-    text = _decoded_chunk(raw_lines, unreadable)  # numbers from 1 within the chunk
-    _, items = read_stock([header, *text], StockKind(kind))
-    records: list[CompanyRecord | EstablishmentRecord] = []
+    text = _decoded_chunk(list(raw_lines), unreadable)  # numbers from 1 within the chunk
+    _, items = read_stock([header, *text], kind)
+    records: list[tuple[int, Record]] = []
     rejections: list[Rejection] = []
     read = 0
     for number, item in items:  # the header is line 1, the chunk's first line is 2
@@ -198,8 +201,39 @@ def parse_chunk(
         elif isinstance(item, Rejection):
             rejections.append(Rejection(first_line + number - 2, item.reason))
         else:
-            records.append(item)
-    return prepare_rows(records, dialect), rejections, read
+            records.append((number - 2, item))
+    return records, rejections, read
+
+
+def parse_chunk(
+    header: str, kind: str, first_line: int, raw_lines: list[bytes], *, dialect: str
+) -> ParsedChunk:
+    """In a worker: the rows, rejections and count of lines read of a chunk of data lines,
+    the first of which is line `first_line` of the file, prepared for a database of `dialect`.
+
+    Establishments bound for PostgreSQL take the columnar path (sirene_columns) for the lines
+    it can vouch for, and the Python reader for the others: the same outcome, faster.
+    """
+    stock_kind = StockKind(kind)
+    if dialect == "postgresql" and stock_kind is StockKind.ESTABLISHMENTS:
+        columnar = columnar_pass(header, raw_lines)
+        if columnar is not None:
+            others = columnar.others
+            found, rejections, read = read_chunk(
+                header, stock_kind, 0, [raw_lines[place] for place in others]
+            )
+            rejections = [
+                Rejection(first_line + others[r.line_number], r.reason) for r in rejections
+            ]
+            establishments = [
+                (others[place], record)
+                for place, record in found
+                if isinstance(record, EstablishmentRecord)
+            ]
+            rows = copy_rows(columnar, establishments)
+            return (rows if len(rows) else []), rejections, read + len(columnar.places)
+    found, rejections, read = read_chunk(header, stock_kind, first_line, raw_lines)
+    return prepare_rows([record for _, record in found], dialect), rejections, read
 
 
 def _import_in_parallel(

@@ -241,6 +241,18 @@ def establishment_of(values: Values) -> EstablishmentRecord:
     )
 
 
+def header_names(line: str) -> list[str]:
+    """The column names of a header line, as read_stock reads them."""
+    return [name.strip().lstrip("\ufeff") for name in next(csv.reader([line]), [])]
+
+
+def column_places(header: list[str], kind: StockKind) -> list[int]:
+    """Where each of USED_COLUMNS[kind] is in a line of this header: the first column of that
+    name; an absent optional column points one past the last field (read as "")."""
+    width = len(header)
+    return [header.index(name) if name in header else width for name in USED_COLUMNS[kind]]
+
+
 def read_stock(
     lines: Iterable[str], expected: StockKind | None = None
 ) -> tuple[StockKind, Iterator[tuple[int, CompanyRecord | EstablishmentRecord | Rejection]]]:
@@ -261,10 +273,7 @@ def read_stock(
     if expected is not None and kind is not expected:
         raise StockFormatError(f"expected a {expected.value} file, got a {kind.value} file")
     width = len(header)
-    # Absent optional columns point one past the last field, where each line gets an "".
-    take = itemgetter(
-        *(header.index(name) if name in header else width for name in USED_COLUMNS[kind])
-    )
+    take = itemgetter(*column_places(header, kind))
     parse = company_of if kind is StockKind.COMPANIES else establishment_of
     strip = str.strip
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -74,9 +75,17 @@ def note(**details: str) -> None:
             span.set_attribute("interops.deposit_id", value)
 
 
-def _digest(message: Any) -> str:
+def digest_key(data_key: bytes) -> bytes:
+    """The key of the journal's message digests, derived from the node's data key."""
+    return hmac.new(data_key, b"interops audit message digests", hashlib.sha256).digest()
+
+
+def message_digest(key: bytes, message: Any) -> str:
+    """HMAC-SHA-256 of a message's bytes under `key`: who holds the node's data key can tell
+    whether a message is the one recorded, but a reader of the journal cannot try candidates
+    (a NIR or an IBAN has few unknown digits; a plain SHA-256 would give it away)."""
     if isinstance(message, Message):
-        return hashlib.sha256(message.SerializeToString()).hexdigest()
+        return hmac.new(key, message.SerializeToString(), hashlib.sha256).hexdigest()
     return ""
 
 
@@ -146,6 +155,7 @@ class AuditJournal:
         key: Ed25519PrivateKey,
         key_id: str,
         *,
+        digest_key: bytes,
         checkpoint_records: int = 1000,
         checkpoint_seconds: float = 60.0,
         batch_seconds: float = 0.05,
@@ -153,6 +163,7 @@ class AuditJournal:
         self.store = store
         self.key = key
         self.key_id = key_id
+        self.digest_key = digest_key
         self.checkpoint_records = checkpoint_records
         self.checkpoint_seconds = checkpoint_seconds
         self.batch_seconds = batch_seconds
@@ -294,8 +305,9 @@ class AuditInterceptor(WrappingInterceptor):
             "at": int(time.time() * 1000), "trace_id": current_trace_id(), "chain_id": chain_id,
             "subject": subject[:128], "organisms": organisms, "service": service_of(method),
             "method": method.rsplit("/", 1)[-1], "resource": resource, "siret": siret[:14],
-            "outcome": outcome[:100], "request_digest": _digest(request),
-            "response_digest": _digest(response),
+            "outcome": outcome[:100],
+            "request_digest": message_digest(self.journal.digest_key, request),
+            "response_digest": message_digest(self.journal.digest_key, response),
             "flags": self.journal.flags(peer, outcome, reason),
         })  # fmt: skip
 

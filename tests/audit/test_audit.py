@@ -26,6 +26,8 @@ from registry.audit.chain import record_hash, verify_journal
 from registry.audit.schema import audit_checkpoints, audit_records
 from registry.audit.store import AuditStore
 from registry.kernel.database import open_engine
+from registry.kernel.sealing import load_or_create_key
+from server.audit.journal import digest_key, message_digest
 from tests.running_node import SERVICES, RunningNode
 from token_suite.chain import Signer
 
@@ -72,8 +74,13 @@ def test_each_call_is_recorded_with_who_what_outcome_trace_and_digests(
     assert call.service == "interops.registry.v1.RegistryService"
     assert call.resource == f"siren:{SIREN}" and call.outcome.startswith("NOT_FOUND")
     assert len(call.trace_id) == 32 and int(call.trace_id, 16) != 0 and len(call.chain_id) == 32
-    request = registry_pb2.GetCompanyRequest(siren=SIREN).SerializeToString()
-    assert call.request_digest == hashlib.sha256(request).hexdigest()
+    # The digest is keyed (the node's data key): the operator can check a message against it,
+    # a reader of the journal cannot try candidates (a plain SHA-256 of a SIREN, a NIR or an
+    # IBAN is found by trying them all).
+    request = registry_pb2.GetCompanyRequest(siren=SIREN)
+    data_key = load_or_create_key(audited.node.settings.data_dir / "keys" / "data.key")
+    assert call.request_digest == message_digest(digest_key(data_key), request)
+    assert call.request_digest != hashlib.sha256(request.SerializeToString()).hexdigest()
     refused = [
         r for r in _records(audited, auditor) if r.outcome == "UNAUTHENTICATED:TOKEN_MISSING"
     ]
