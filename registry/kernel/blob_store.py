@@ -88,6 +88,11 @@ class BlobStore(ABC):
         """The whole blob (for small ones)."""
         return b"".join(self.read(name))
 
+    def sweep(self, started_before: float) -> int:
+        """Removes what writers that never finished left behind (a process killed mid-write),
+        if last written before `started_before` (a time.time()); returns how many."""
+        return 0
+
 
 class _FileWriter:
     def __init__(self, name: str, path: Path) -> None:
@@ -130,6 +135,17 @@ class FileBlobs(BlobStore):
 
     def delete(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
+
+    def sweep(self, started_before: float) -> int:
+        swept = 0
+        for partial in self.root.rglob("*.part"):  # WholeFile's NAME.RANDOM.part
+            try:
+                if partial.stat().st_mtime < started_before:
+                    partial.unlink()
+                    swept += 1
+            except FileNotFoundError:  # committed or discarded meanwhile
+                continue
+        return swept
 
 
 class _DatabaseWriter:
@@ -261,6 +277,9 @@ class FallbackBlobs(BlobStore):
     def delete(self, name: str) -> None:
         self.primary.delete(name)
         self.older.delete(name)
+
+    def sweep(self, started_before: float) -> int:
+        return self.primary.sweep(started_before) + self.older.sweep(started_before)
 
 
 def open_blob_store(engine: Engine, root: Path, choice: str = "auto") -> BlobStore:

@@ -167,7 +167,23 @@ def _day(value: pa.Array) -> tuple[pa.Array, pa.Array]:
         clean = pc.or_(empty, shaped)
     except pa.ArrowInvalid:
         clean = pc.or_(empty, _day_checked(value))
-    return clean, pc.if_else(empty, "\\N", value)
+    return clean, _choose(empty, "\\N", value)
+
+
+def _choose(condition: pa.Array, then: pa.Array | str, otherwise: pa.Array | str) -> Any:
+    """pc.if_else, skipped when the condition is the same for all."""
+    if isinstance(then, pa.Array) and pc.all(condition).as_py():
+        return then
+    if isinstance(otherwise, pa.Array) and not pc.any(condition).as_py():
+        return otherwise
+    return pc.if_else(condition, then, otherwise)
+
+
+def _cut(value: pa.Array, length: int) -> pa.Array:
+    """value[:length] of each value, skipped when none is longer (in bytes)."""
+    if (pc.max(pc.binary_length(value)).as_py() or 0) <= length:
+        return value
+    return pc.utf8_slice_codeunits(value, 0, length)
 
 
 def _encode(table: pa.Table, present: list[str | None]) -> tuple[pa.Array, pa.Array, pa.Array]:
@@ -184,12 +200,12 @@ def _encode(table: pa.Table, present: list[str | None]) -> tuple[pa.Array, pa.Ar
      sign, usual_name, number, suffix, street_type, street_name, complement, foreign_city,
      city_code, country) = map(column, present)  # fmt: skip
     digits = pc.and_(pc.equal(pc.binary_length(siret), 14), pc.ascii_is_decimal(siret))
-    checks = [digits, _luhn(pc.if_else(digits, siret, "0"))]
+    checks = [digits, _luhn(_choose(digits, siret, "0"))]
     checks.append(
         pc.or_(pc.equal(siren, ""), pc.equal(pc.binary_join_element_wise(siren, nic, ""), siret))
     )
     open_ = pc.is_in(diffusion, pa.array(["O", ""]))
-    name = pc.if_else(pc.not_equal(sign, ""), sign, usual_name)
+    name = _choose(pc.not_equal(sign, ""), sign, usual_name)
     fits = pc.and_(
         pc.less_equal(pc.utf8_length(name), _LIMITS["name"]),
         pc.and_(
@@ -198,7 +214,7 @@ def _encode(table: pa.Table, present: list[str | None]) -> tuple[pa.Array, pa.Ar
         ),
     )
     checks.append(pc.or_(pc.invert(open_), fits))
-    city = pc.if_else(pc.not_equal(city, ""), city, foreign_city)
+    city = _choose(pc.not_equal(city, ""), city, foreign_city)
     checks.append(pc.less_equal(pc.utf8_length(city), _LIMITS["city"]))
     checks.append(pc.less_equal(pc.utf8_length(country), _LIMITS["country"]))
     checks.append(pc.string_is_ascii(head_office))
@@ -209,31 +225,29 @@ def _encode(table: pa.Table, present: list[str | None]) -> tuple[pa.Array, pa.Ar
     clean = checks[0]
     for check in checks[1:]:
         clean = pc.and_(clean, check)
-
-    def opened(value: pa.Array, cut: int | None = None) -> pa.Array:
-        cut_value = value if cut is None else pc.utf8_slice_codeunits(value, 0, cut)
-        return pc.if_else(open_, cut_value, "")
-
-    line = pc.binary_join_element_wise(
-        siret,
-        pc.if_else(open_, name, WITHHELD),
-        pc.utf8_slice_codeunits(naf, 0, 8),
-        opened(number, 10),
-        opened(suffix, 10),
-        opened(street_type, 10),
-        opened(street_name),
-        opened(complement),
-        pc.utf8_slice_codeunits(postal_code, 0, 10),
+    # The fields of an open line, then those of a withheld one (its name and address dropped
+    # but the commune): the line is one of the two.
+    head = (siret,)
+    tail = (
+        _cut(postal_code, 10),
         city,
-        pc.utf8_slice_codeunits(city_code, 0, 10),
+        _cut(city_code, 10),
         country,
-        pc.if_else(pc.equal(pc.ascii_lower(head_office), "true"), "t", "f"),
-        pc.if_else(pc.equal(state, "A"), _ACTIVE, _CEASED),
+        _choose(pc.equal(pc.ascii_lower(head_office), "true"), "t", "f"),
+        _choose(pc.equal(state, "A"), _ACTIVE, _CEASED),
         created_text,
         since_text,
-        pc.if_else(open_, "f", "t"),
-        "\t",
     )
+    naf = _cut(naf, 8)
+    address = (_cut(number, 10), _cut(suffix, 10), _cut(street_type, 10), street_name, complement)
+    line = None
+    if pc.any(open_).as_py():
+        line = pc.binary_join_element_wise(*head, name, naf, *address, *tail, "f", "\t")
+    if not pc.all(open_).as_py():
+        withheld = pc.binary_join_element_wise(
+            *head, WITHHELD, naf, "", "", "", "", "", *tail, "t", "\t"
+        )
+        line = withheld if line is None else pc.if_else(open_, line, withheld)
     return clean, line, siret
 
 

@@ -68,8 +68,10 @@ class _Dropped:
 CLAIM_BATCH = 16
 FAILED_WAIT_MS = 5_000
 KEYLESS_WAIT_MS = 30_000
-# How often a node looks for deposit files past retention.
+# How often a node looks for deposit files past retention, and for files a writer killed
+# mid-write left unfinished (those begun PARTIAL_AFTER_SECONDS ago: no upload lasts that long).
 PURGE_EVERY_SECONDS = 3600.0
+PARTIAL_AFTER_SECONDS = 86_400.0
 # How many of its claimed deposits a node works on at once; a deposit of at most WHOLE_BYTES is
 # read whole in a worker process (a larger one streams through this one: memory holds one
 # employee of it, never the file).
@@ -141,10 +143,16 @@ class DsnPipeline(BackgroundLoop):
             renewing.cancel()
         if len(work) == CLAIM_BATCH:  # more are waiting
             self.wake()
-        if self.retention_ms and time.monotonic() >= self._next_purge:
+        if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY_SECONDS
             try:
-                await asyncio.to_thread(self.purge, now_ms() - self.retention_ms)
+                if self.retention_ms:
+                    await asyncio.to_thread(self.purge, now_ms() - self.retention_ms)
+                swept = await asyncio.to_thread(
+                    self.files.blobs.sweep, time.time() - PARTIAL_AFTER_SECONDS
+                )
+                if swept:
+                    log.info("removed %d unfinished DSN files left by a stopped writer", swept)
             except Exception:  # the database or the disk away: next time
                 log.exception("purging the DSN files past retention failed; retrying")
 

@@ -230,6 +230,13 @@ def test_a_process_killed_while_writing_leaves_nothing(
     assert _rows(engine, "deposits/crash.dsn.sealed") == 0
     if kind == "database":
         assert list(root.iterdir()) == []  # the spool went with the process
+    else:  # the killed writer's NAME.RANDOM.part stays until swept, once old enough
+        (partial,) = (root / "deposits").glob("crash.dsn.sealed.*.part")
+        store.writer("deposits/kept.dsn.sealed").commit()
+        assert store.sweep(time.time() - 3600) == 0  # written just now: perhaps a live writer
+        os.utime(partial, (time.time() - 7200, time.time() - 7200))
+        assert store.sweep(time.time() - 3600) == 1
+        assert not partial.exists() and store.exists("deposits/kept.dsn.sealed")
 
 
 # Writes then reads 120 MiB through a store in a child process; prints the growth of its
