@@ -74,6 +74,7 @@ def run(backend: str, directory: Path, path: Path, rows: int, floor: float) -> N
         engine = open_engine(url)
         upgrade(engine)
         copy_seconds = bare_copy(engine, path) if backend == "postgresql" else 0.0
+        load_before = os.getloadavg()[0]
         start = time.perf_counter()
         outcome = import_stock(engine, path)
         elapsed = time.perf_counter() - start
@@ -86,10 +87,12 @@ def run(backend: str, directory: Path, path: Path, rows: int, floor: float) -> N
         if copy_seconds
         else ""
     )
+    load = f"{load_before:.2f} before, {' / '.join(f'{v:.2f}' for v in os.getloadavg())} after"
     print(
         f"{backend:>10}: {rows:,} establishments in {elapsed:.1f} s = {rate:,.0f} rows/s; "
         f"ratio to bare line loop {rate / floor:.3f}{compared}; "
-        f"3M would take {PORTAL_SIZE / rate:.0f} s (target < 30 s on PostgreSQL)"
+        f"3M would take {PORTAL_SIZE / rate:.0f} s (target < 30 s on PostgreSQL); "
+        f"load average (1 min; 1/5/15 min) {load}"
     )
 
 

@@ -78,6 +78,9 @@ class Settings:
     # How long the node keeps spans (its own and those organisms send to its OTLP collector);
     # 0: it keeps none (its collector accepts and forgets them).
     trace_retention_hours: float = 72.0
+    # A span for every database statement (its text, never its parameters), under the call's:
+    # for finding a slow query; off by default (a deposit's way runs a few hundred statements).
+    trace_statements: bool = False
     # How long the sealed files of a finished deposit and its shares are kept once nothing of
     # it is owed (rejected, or every delivery acknowledged); 0: kept for ever.
     dsn_retention_days: float = 0.0
@@ -220,4 +223,5 @@ class Settings:
             trace_retention_hours=number(
                 "INTEROPS_TRACE_RETENTION_HOURS", cls.trace_retention_hours
             ),
+            trace_statements=_choice(env, "INTEROPS_TRACE_STATEMENTS", ("off", "on")) == "on",
         )

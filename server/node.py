@@ -157,7 +157,8 @@ class Node:
         self.sign_in_limits = SignInLimits(self.engine, settings.sign_in_attempts_a_minute)
         self.trust = NodeTrust(self.engine, settings)
         self.tracer_provider = tracer_provider(settings.service_name, settings.tracing_exporter)
-        instrument_engine(self.engine, self.tracer_provider)
+        if settings.trace_statements:
+            instrument_engine(self.engine, self.tracer_provider)
         self.health = NodeHealth()
         self.operations = OperationStore(self.engine)
         # This process among the nodes sharing the database (whose work it claims).

@@ -69,13 +69,16 @@ class CopyRows:
     ending with the row's content hash.
 
     The bulk path to PostgreSQL: import workers encode the rows, so the writing process only
-    streams the text.
+    streams the text. `low` and `high`, the lowest and highest key of rows with one line per
+    key, let the store insert a batch of new keys straight into its table ("": unknown).
     """
 
     table: str
     columns: tuple[str, ...]
     text: str | bytes  # bytes from the columnar path (sirene_columns)
     count: int
+    low: str = ""
+    high: str = ""
 
     def __len__(self) -> int:
         return self.count

@@ -5,8 +5,8 @@ It only ever accepts what the Python reader (sirene_stock.establishment_of) acce
 the same COPY line and row hash for it; every line it is not sure of is left to that reader,
 which stays the authority on every rejection and its reason:
 
-- lines that are not "plain": a quote, NUL, CR, tab or backslash anywhere, not exactly the
-  header's number of fields, or not valid UTF-8;
+- lines that are not "plain": blank, a quote, NUL, CR, tab, backslash or byte order mark
+  anywhere, not exactly the header's number of fields, or not valid UTF-8;
 - plain lines that fail a vectorised check of the clean case: a SIRET of 14 ASCII digits with a
   Luhn key (La Poste's exception is left to the reader), SIREN + NIC equal to the SIRET, the
   state A or F, dates empty or YYYY-MM-DD that exist, an ASCII etablissementSiege, and the
@@ -46,8 +46,9 @@ from registry.rcd.sirene_stock import (
 from registry.rcd.store import establishment_line
 
 # Bytes that make a line "not plain": CSV quoting and line ends, what COPY's text format would
-# need escaped, and NUL (which rejects its line).
-_NOT_PLAIN = (b'"', b"\0", b"\r", b"\t", b"\\")
+# need escaped, NUL (which rejects its line), and a byte order mark (which arrow's CSV reader
+# drops at the start of its input, and Python's keeps).
+_NOT_PLAIN = (b'"', b"\0", b"\r", b"\t", b"\\", "\ufeff".encode())
 _KIND = StockKind.ESTABLISHMENTS
 _COLUMNS = (*EstablishmentRecord._fields, "row_hash")
 _ACTIVE, _CEASED = str(int(AdministrativeState.ACTIVE)), str(int(AdministrativeState.CEASED))
@@ -302,12 +303,15 @@ def _read_plain(data: bytes, names: list[str], wanted: list[str]) -> tuple[pa.Ta
 
 def columnar_pass(header_line: str, raw_lines: Sequence[bytes]) -> ColumnarChunk | None:
     """The clean lines of a chunk of StockEtablissement data lines encoded, and the places of
-    the others; None when a line not plain does not hold a whole CSV record."""
+    the others; None when a line not plain does not hold a whole CSV record, or when most are
+    not plain (the reader then reads the chunk)."""
     header = header_names(header_line)
     width = len(header)
     joined = b"".join(raw_lines)
     ends = list(itertools.accumulate(map(len, raw_lines)))
     odd = _odd_lines(joined, ends, raw_lines)
+    if 2 * len(odd) > len(raw_lines):  # mostly for the reader (a file quoting every field)
+        return None
     if not all(_whole_record(raw_lines[place]) for place in odd):
         return None
     plain = range(len(raw_lines))
@@ -320,6 +324,8 @@ def columnar_pass(header_line: str, raw_lines: Sequence[bytes]) -> ColumnarChunk
     wanted = sorted({name for name in present if name is not None})
     table, wrong = _read_plain(data, names, wanted) if data else (None, [])
     if wrong:
+        if min(wrong) < 0:  # arrow did not number them: the reader reads the chunk
+            return None
         odd.update(plain[row] for row in wrong)
         plain = [place for place in plain if place not in odd]  # type: ignore[assignment]
     if table is None or table.num_rows == 0:
@@ -362,4 +368,6 @@ def copy_rows(chunk: ColumnarChunk, read: Sequence[tuple[int, EstablishmentRecor
         _numbers(range(1, len(lines) + 1)), lines, _numbers(hashes), "\t"
     )
     rows = pc.binary_join_element_wise(rows, "", "\n")
-    return CopyRows("establishments", _COLUMNS, _data(rows).to_pybytes(), count)
+    low, high = pc.min_max(sirets).values()
+    text = _data(rows).to_pybytes()
+    return CopyRows("establishments", _COLUMNS, text, count, low.as_py(), high.as_py())

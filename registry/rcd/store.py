@@ -279,7 +279,7 @@ def encode_copy(records: Sequence[CompanyRecord | EstablishmentRecord]) -> CopyR
     digests = map(methodcaller("digest"), map(_BLAKE2B_8, map(str.encode, kept)))
     hashes = map(_SIGNED_64, digests)
     text = "".join(map("{}\t{}\t{}\n".format, itertools.count(1), kept, hashes))
-    return CopyRows(table, (*columns, "row_hash"), text, len(records))
+    return CopyRows(table, (*columns, "row_hash"), text, len(records), min(lines), max(lines))
 
 
 _STAGING: dict[str, Table] = {}
@@ -313,22 +313,63 @@ def _take_positions(connection: Connection, count: int) -> int:
     return int(last) - count
 
 
+def _holds_between(connection: Connection, table: Table, low: str, high: str) -> bool:
+    """Whether the table holds a key from low to high (one probe of its primary key)."""
+    key = table.primary_key.columns.values()[0]
+    held = select(key).where(key >= low, key <= high).exists()
+    return bool(connection.execute(select(held)).scalar_one())
+
+
+def _positioned(text: str | bytes, base: int) -> tuple[memoryview, int]:
+    """COPY text led by ordinals 1, 2, ... as the same lines led by base + 1, base + 2, ...,
+    and their count; through pyarrow: no Python frame per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    whole = pa.array([text.encode() if isinstance(text, str) else text], pa.binary())
+    lines = pc.list_flatten(pc.split_pattern(whole, b"\n"))
+    lines = lines.slice(0, len(lines) - 1)  # after the last line end
+    rest = pc.list_element(pc.split_pattern(lines, b"\t", max_splits=1), 1)
+    ones = pa.repeat(pa.scalar(1, pa.int64()), len(rest))
+    positions = pc.cast(pc.cumulative_sum(ones, start=base), pa.string()).cast(pa.binary())
+    joined = pc.binary_join_element_wise(positions, rest, b"\t")
+    joined = pc.binary_join_element_wise(joined, b"", b"\n")
+    offsets = pa.Array.from_buffers(pa.int32(), len(joined) + 1, [None, joined.buffers()[1]])
+    start, end = offsets[0].as_py(), offsets[len(joined)].as_py()
+    return memoryview(joined.buffers()[2])[start:end], len(joined)
+
+
 def upsert_copy(connection: Connection, rows: CopyRows) -> int:
     """Upserts COPY-encoded rows inside the caller's transaction (PostgreSQL); returns how many
     changed. The rows have one line per key (encode_copy)."""
     table = companies if rows.table == "companies" else establishments
     key = "siret" if table is establishments else "siren"
-    # COPY into a temporary table, then one set-based upsert from it: several times faster
-    # than row-by-row statements. The feed's counter is taken last, so that it is held (it
-    # orders the writers) only for the upsert.
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    base = None
+    # A batch of new keys only (none held from its lowest to its highest, as in a first import
+    # of a file sorted by key) is copied straight into the table: half the cost of staging
+    # and upserting it, and the same rows. Checked again once the feed's counter is held:
+    # other writers wait on it until the commit, so no key can come in between.
+    if rows.low and not _holds_between(connection, table, rows.low, rows.high):
+        base = _take_positions(connection, rows.count)
+        if not _holds_between(connection, table, rows.low, rows.high):
+            text, count = _positioned(rows.text, base)
+            columns = ", ".join(("position", *rows.columns))
+            with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+                copy.write(text)
+            cursor.close()
+            return count
+    # Otherwise COPY into a temporary table, then one set-based upsert from it: several times
+    # faster than row-by-row statements. The feed's counter is taken last, so that it is held
+    # (it orders the writers) only for the upsert.
     staging = staging_table(table)
     staging.create(connection, checkfirst=True)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     columns = ", ".join(("ordinal", *rows.columns))
     with cursor.copy(f"COPY {staging.name} ({columns}) FROM STDIN") as copy:
         copy.write(rows.text)
     cursor.close()
-    base = _take_positions(connection, rows.count)
+    if base is None:
+        base = _take_positions(connection, rows.count)
     latest = select(*(staging.c[name] for name in rows.columns), staging.c.ordinal + base)
     statement = postgresql.insert(table).from_select([*rows.columns, "position"], latest)
     updated = (*rows.columns, "position")

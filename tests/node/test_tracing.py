@@ -69,6 +69,7 @@ def test_one_trace_joins_the_deposit_routing_and_both_organisms(
            "INTEROPS_HTTP_ADDRESS": "127.0.0.1:0",
            "INTEROPS_DATA_DIR": str(tmp_path / "node"), "INTEROPS_DATABASE_URL": database_url,
            "INTEROPS_TRACING_EXPORTER": "otlp", "INTEROPS_FEED_POLL_SECONDS": "0.1",
+           "INTEROPS_TRACE_STATEMENTS": "on",
            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
            "OTEL_EXPORTER_OTLP_INSECURE": "true", "OTEL_BSP_SCHEDULE_DELAY": "100"}  # fmt: skip
     processes = Processes(env, tmp_path)

@@ -64,6 +64,14 @@ EVADING = ("1-85-05-78-006-084-36", "285052A00608436", "nl91abna0417164300",
 
 
 @pytest.fixture(scope="module")
+def node(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    """A node that also traces its database statements (INTEROPS_TRACE_STATEMENTS=on)."""
+    running = RunningNode(database_url, tmp_path_factory.mktemp("data"), trace_statements=True)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
 def auditor(node: RunningNode) -> Iterator[Client]:
     """An operator's system holding audit.read, for the trace queries and the journal."""
     signer = node.organism("AUDITOR", "OC", rights=("audit.read",))
