@@ -165,10 +165,16 @@ class DepositFiles:
         """A writer of the file `name`, sealed with the node's key."""
         return SealedWriter(self.blobs.writer(name), self.key)
 
-    def share_writer(self, delivery_id: str, organism: str) -> ShareFile:
-        """A writer of the share `delivery_id`, sealed to the organism's current encryption key;
-        raises NoEncryptionKey when it has none."""
-        key = self.encryption_key(organism)
+    def share_writer(
+        self,
+        delivery_id: str,
+        organism: str,
+        encryption_key: Callable[[str], KeyEntry | None] | None = None,
+    ) -> ShareFile:
+        """A writer of the share `delivery_id`, sealed to the organism's current encryption key
+        (as `encryption_key` finds it, the directory by default); raises NoEncryptionKey when
+        it has none."""
+        key = (encryption_key or self.encryption_key)(organism)
         if key is None:
             raise NoEncryptionKey(organism)
         return ShareFile(self.blobs.writer(self.share(delivery_id)), delivery_id, key)

@@ -49,6 +49,7 @@ from registry.kernel.clock import now_ms
 from registry.relations.store import Link, RelationsStore
 from server.background_loop import BackgroundLoop
 from server.dsn.reading_pool import default_workers, read_in_worker
+from token_suite.directory import KeyEntry
 
 log = logging.getLogger("interops.dsn")
 
@@ -111,7 +112,15 @@ class DsnPipeline(BackgroundLoop):
         # plans of the validation's fast path, kept from one deposit to the next.
         self.reading_workers = default_workers() if reading_workers is None else reading_workers
         self.plans = SharedPlans()
+        # The organisms' encryption keys as this round found them (a deposit concerns four to
+        # six organisms: one lookup each per round, not per deposit).
+        self._round_keys: dict[str, KeyEntry | None] = {}
         super().__init__(poll_seconds)
+
+    def _encryption_key(self, organism: str) -> KeyEntry | None:
+        if organism not in self._round_keys:
+            self._round_keys[organism] = self.files.encryption_key(organism)
+        return self._round_keys[organism]
 
     async def round(self) -> None:
         """Moves on the deposits left unfinished (received, or a previous run's) that this node
@@ -123,6 +132,7 @@ class DsnPipeline(BackgroundLoop):
             work = []
         slots = asyncio.Semaphore(PARALLEL)
         held = set(work)
+        self._round_keys.clear()  # each round reads the organisms' keys afresh
 
         async def one(deposit_id: str) -> None:
             async with slots:
@@ -222,7 +232,8 @@ class DsnPipeline(BackgroundLoop):
 
         def open_share(organism: str) -> BinaryIO:
             try:
-                file = self.files.share_writer(delivery_id(record.id, organism), organism)
+                file = self.files.share_writer(delivery_id(record.id, organism), organism,
+                                               self._encryption_key)  # fmt: skip
             except NoEncryptionKey as missing:
                 keyless.append(missing)
                 return _Dropped()  # type: ignore[return-value]  # write() is all it needs
