@@ -134,6 +134,14 @@ class ShareFile:
         self.sealer.close()
         self.out.commit()
 
+    def seal(self) -> None:
+        """Seals the last chunk; `commit_in` then puts the share in place."""
+        self.sealer.close()
+
+    def commit_in(self, connection: Connection) -> None:
+        """Puts the sealed share in place within the caller's transaction (see BlobWriter)."""
+        self.out.commit_in(connection)
+
     def discard(self) -> None:
         """Drops what was written."""
         self.out.discard()
@@ -637,8 +645,15 @@ class DepositStore:
                 body=pb.Return(content=report, content_type="application/json"),
             )  # fmt: skip
 
-    def record_routing(self, deposit_id: str, shares: Sequence[RoutedShare]) -> None:
-        """Writes the outbox (one delivery per organism concerned) and ROUTED, at once."""
+    def record_routing(
+        self,
+        deposit_id: str,
+        shares: Sequence[RoutedShare],
+        files: Sequence[ShareFile] = (),
+    ) -> None:
+        """Writes the outbox (one delivery per organism concerned) and ROUTED, at once, with
+        the shares' sealed `files` when they are kept in this database (on disk: put in place
+        first)."""
         moment = now_ms()
         with self.engine.begin() as connection:
             row = connection.execute(
@@ -653,6 +668,8 @@ class DepositStore:
             ).first()
             if row is None or row[0] != DepositState.VALIDATED:
                 return
+            for file in files:
+                file.commit_in(connection)
             if shares:  # one statement for every share, in one round trip
                 connection.execute(insert(deliveries), [
                     {

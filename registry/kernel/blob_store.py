@@ -49,6 +49,11 @@ class BlobWriter(Protocol):
     def commit(self) -> None:
         """Puts the blob in place, whole (replacing one of the same name)."""
 
+    def commit_in(self, connection: Connection) -> None:
+        """As `commit`, within the caller's transaction on `connection` (the store's database):
+        the blob appears with what that transaction writes. A file store puts the file in place
+        at once, whatever becomes of the transaction."""
+
     def discard(self) -> None:
         """Drops what was written if not committed (after `commit`: nothing, so a writer that
         lost a race never takes away what another committed under the same name)."""
@@ -103,6 +108,9 @@ class _FileWriter:
         return self.file.write(data)
 
     def commit(self) -> None:
+        self.file.commit()
+
+    def commit_in(self, connection: Connection) -> None:
         self.file.commit()
 
     def discard(self) -> None:
@@ -160,6 +168,15 @@ class _DatabaseWriter:
     def commit(self) -> None:
         try:
             self.store._put(self.name, self.spool)
+        finally:
+            self.spool.close()
+
+    def commit_in(self, connection: Connection) -> None:
+        try:
+            connection.execute(
+                delete(sealed_file_chunks).where(sealed_file_chunks.c.name == self.name)
+            )
+            self.store._insert(connection, self.name, self.spool, self.spool.tell())
         finally:
             self.spool.close()
 

@@ -287,14 +287,14 @@ class DsnPipeline(BackgroundLoop):
     ) -> None:
         try:
             for share in shares:
-                files[share.organism].close()
-        except BaseException:
+                files[share.organism].seal()
+            # The shares go in with the deliveries, in one transaction (on disk: just before).
+            self.store.record_routing(deposit_id, [
+                RoutedShare(s.organism, s.size, s.sha256, files[s.organism].key_id)
+                for s in shares
+            ], [files[s.organism] for s in shares])  # fmt: skip
+        finally:  # nothing after a commit; what a refused or redone routing wrote, else
             for file in files.values():
                 file.discard()
-            raise
-        self.store.record_routing(deposit_id, [
-            RoutedShare(s.organism, s.size, s.sha256, files[s.organism].key_id)
-            for s in shares
-        ])  # fmt: skip
         concerned = ", ".join(sorted(share.organism for share in shares)) or "nobody"
         log.info("deposit %s routed to %s", deposit_id, concerned)
