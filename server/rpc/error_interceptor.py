@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
-from interops.rpc.v1.error_reason_pb2 import ERROR_REASON_INTERNAL, ERROR_REASON_UNIMPLEMENTED
+from interops.rpc.v1.error_reason_pb2 import (
+    ERROR_REASON_DATABASE_UNAVAILABLE,
+    ERROR_REASON_INTERNAL,
+    ERROR_REASON_UNIMPLEMENTED,
+)
+from sqlalchemy.exc import DBAPIError
 
 from server.rpc.errors import ServiceError, build_status
 from server.rpc.handler_wrapping import (
@@ -34,6 +39,14 @@ async def fail(error: Exception, method: str, context: Context) -> None:
     with the trace id (and the whole story in the log)."""
     if isinstance(error, ServiceError):
         await abort(context, error.to_status())
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        # The database restarted or went away: SQLAlchemy dropped the pool's connections, so
+        # the same call sent again gets a fresh one (the transaction was rolled back).
+        log.warning("%s: the database connection was lost; the call may be sent again", method)
+        await abort(context, build_status(
+            grpc.StatusCode.UNAVAILABLE, "the database is unreachable for now; send it again",
+            ERROR_REASON_DATABASE_UNAVAILABLE,
+        ))  # fmt: skip
     if isinstance(error, NotImplementedError):  # a generated servicer's default method
         status = build_status(
             grpc.StatusCode.UNIMPLEMENTED,

@@ -227,6 +227,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A mandate unused for 36 months: it lapsed (SEPA rulebook) and pays nothing more; the debtor
     signs a new one.
     """
+    ERROR_REASON_DATABASE_UNAVAILABLE: _ErrorReason.ValueType  # 138
+    """The node lost its database connection (the database restarted or is unreachable): nothing
+    was done; the same call may be sent again.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed, as a program tests it. A failed call's google.rpc.Status carries an
@@ -439,5 +443,9 @@ ERROR_REASON_BIC_COUNTRY_MISMATCH: ErrorReason.ValueType  # 136
 ERROR_REASON_MANDATE_LAPSED: ErrorReason.ValueType  # 137
 """A mandate unused for 36 months: it lapsed (SEPA rulebook) and pays nothing more; the debtor
 signs a new one.
+"""
+ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 138
+"""The node lost its database connection (the database restarted or is unreachable): nothing
+was done; the same call may be sent again.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
