@@ -17,7 +17,7 @@ from interops.rpc.v1.error_reason_pb2 import (
     ERROR_REASON_INTERNAL,
     ERROR_REASON_UNIMPLEMENTED,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from server.rpc.errors import ServiceError, build_status
 from server.rpc.handler_wrapping import (
@@ -39,13 +39,20 @@ async def fail(error: Exception, method: str, context: Context) -> None:
     with the trace id (and the whole story in the log)."""
     if isinstance(error, ServiceError):
         await abort(context, error.to_status())
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        # The database restarted or went away: SQLAlchemy dropped the pool's connections, so
-        # the same call sent again gets a fresh one (the transaction was rolled back).
-        log.warning("%s: the database connection was lost; the call may be sent again", method)
+    if _database_unreachable(error):
+        # The database restarted or is down: SQLAlchemy dropped the pool's connections, so the
+        # same call sent again gets a fresh one. Whether this one's writes were applied is not
+        # known when the connection broke during a commit: send it again with its request id.
+        trace_id = current_trace_id()
+        log.warning(
+            "%s: the database is unreachable (%s; trace %s)", method,
+            type(getattr(error, "orig", None) or error).__name__, trace_id,
+            extra={"trace_id": trace_id, "rpc_method": method},
+        )  # fmt: skip
         await abort(context, build_status(
-            grpc.StatusCode.UNAVAILABLE, "the database is unreachable for now; send it again",
-            ERROR_REASON_DATABASE_UNAVAILABLE,
+            grpc.StatusCode.UNAVAILABLE,
+            "the database is unreachable for now: send the call again (with the same request "
+            "id: it may have been applied)", ERROR_REASON_DATABASE_UNAVAILABLE,
         ))  # fmt: skip
     if isinstance(error, NotImplementedError):  # a generated servicer's default method
         status = build_status(
@@ -66,6 +73,16 @@ async def fail(error: Exception, method: str, context: Context) -> None:
         metadata={"trace_id": trace_id},
     )
     await abort(context, status)
+
+
+def _database_unreachable(error: Exception) -> bool:
+    """A lost database connection (cut by a restart), or none to be had (the database down:
+    the failure comes while connecting, before any statement)."""
+    if not isinstance(error, DBAPIError):
+        return False
+    return error.connection_invalidated or (
+        isinstance(error, OperationalError) and error.statement is None
+    )
 
 
 def passes_through(error: Exception) -> bool:

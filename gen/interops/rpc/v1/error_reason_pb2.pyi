@@ -228,8 +228,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     signs a new one.
     """
     ERROR_REASON_DATABASE_UNAVAILABLE: _ErrorReason.ValueType  # 138
-    """The node lost its database connection (the database restarted or is unreachable): nothing
-    was done; the same call may be sent again.
+    """The node lost its database connection or cannot get one (the database restarted or is
+    down): send the call again, with the same request id (a write cut during its commit may
+    have been applied).
     """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -445,7 +446,8 @@ ERROR_REASON_MANDATE_LAPSED: ErrorReason.ValueType  # 137
 signs a new one.
 """
 ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 138
-"""The node lost its database connection (the database restarted or is unreachable): nothing
-was done; the same call may be sent again.
+"""The node lost its database connection or cannot get one (the database restarted or is
+down): send the call again, with the same request id (a write cut during its commit may
+have been applied).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
