@@ -10,6 +10,7 @@ import enum
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -164,10 +165,29 @@ class OperationStore:
             ).all()
         return [_record(tuple(row)) for row in rows]
 
-    def _set(self, operation_id: str, **values: object) -> None:
+    def fail_if_idle(
+        self, operation_id: str, error: status_pb2.Status, idle_seconds: float
+    ) -> bool:
+        """Fails the operation if it is still unfinished and was not updated for
+        `idle_seconds` (checked in the same statement: a node that recorded progress meanwhile
+        keeps it); True when it did."""
+        idle_since = datetime.now(UTC) - timedelta(seconds=idle_seconds)
+        return self._set(
+            operation_id, operations.c.updated_at <= idle_since,
+            state=OperationState.FAILED, error=error.SerializeToString(),
+        )  # fmt: skip
+
+    def _set(self, operation_id: str, *conditions: Any, **values: object) -> bool:
+        """Updates an unfinished operation (a finished one never changes: a late success does
+        not overwrite a failure); True when it did."""
         with self.engine.begin() as connection:
-            connection.execute(
+            done = connection.execute(
                 update(operations)
-                .where(operations.c.id == operation_id)
+                .where(
+                    operations.c.id == operation_id,
+                    operations.c.state.in_([OperationState.PENDING, OperationState.RUNNING]),
+                    *conditions,
+                )
                 .values(updated_at=datetime.now(UTC), **values)
             )
+        return bool(done.rowcount)

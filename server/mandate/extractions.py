@@ -2,8 +2,8 @@
 own (a flood of extractions then waits its turn rather than taking the threads every other
 call's database work runs on), one running at a time per creditor (registry/mandate/store.py
 `claim_extraction`), their files deleted RETENTION_DAYS after they were asked for, and those a
-dead node left unfinished failed at the next node's start (those waiting for a worker on a live
-node are marked as looked after every STALE_SECONDS / 5, so that they are not).
+dead node left unfinished failed at the next node's start (those waiting for a worker or running
+on a live node are marked as looked after every STALE_SECONDS / 5, so that they are not).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from registry.kernel.blob_store import BlobStore
 from registry.kernel.clock import now_ms
 from registry.kernel.sealing import SealedWriter
 from registry.mandate.store import MandateStore
-from registry.operation.store import OperationStore
+from registry.operation.store import OperationState, OperationStore
 from server.background_loop import BackgroundLoop
 from server.rpc.errors import build_status
 
@@ -60,8 +60,8 @@ class _Purge(BackgroundLoop):
 
 
 class _KeepQueuedAlive(BackgroundLoop):
-    """Marks the extractions waiting for a worker as looked after, well within STALE_SECONDS:
-    another node starting must not fail them for a dead node's."""
+    """Marks this node's extractions (waiting for a worker, or running) as looked after, well
+    within STALE_SECONDS: another node starting must not fail them for a dead node's."""
 
     name = "mandate-extraction-queue"
 
@@ -120,8 +120,11 @@ class MandateExtractions:
     def extract(self, operation_id: str, creditor: str) -> None:
         """Writes the creditor's file, sealed, recording progress; fails the operation on an
         error (its message says only what the operator needs)."""
-        with self._queue_lock:
-            self._queued.discard(operation_id)
+        found = self.operations.get(operation_id)
+        if found is None or found.state != OperationState.PENDING:  # failed meanwhile
+            with self._queue_lock:
+                self._queued.discard(operation_id)
+            return
         try:
             with SealedWriter(self.blobs.writer(file_name(operation_id)), self.data_key) as out:
                 count = 0
@@ -143,9 +146,11 @@ class MandateExtractions:
             ))  # fmt: skip
         finally:
             self.store.release_extraction(operation_id)
+            with self._queue_lock:
+                self._queued.discard(operation_id)
 
     def touch_queued(self) -> None:
-        """Marks the extractions waiting for a worker as looked after."""
+        """Marks this node's extractions, waiting for a worker or running, as looked after."""
         with self._queue_lock:
             queued = sorted(self._queued)
         self.operations.touch(queued)
@@ -154,15 +159,23 @@ class MandateExtractions:
         """Fails the extractions left unfinished with no progress for `stale_seconds` (their
         node died; a live one records progress more often), freeing their creditor's turn."""
         stale = self.operations.unfinished(EXTRACT_KIND, idle_seconds=stale_seconds)
+        interrupted = build_status(
+            grpc.StatusCode.ABORTED, "interrupted by a restart of the node; ask again",
+            "OPERATION_INTERRUPTED",
+        )  # fmt: skip
+        with self._queue_lock:
+            ours = set(self._queued)
+        failed = 0
         for record in stale:
-            self.operations.fail(record.id, build_status(
-                grpc.StatusCode.ABORTED, "interrupted by a restart of the node; ask again",
-                "OPERATION_INTERRUPTED",
-            ))  # fmt: skip
-            self.store.release_extraction(record.id)
-        if stale:
-            log.info("%d mandate extractions interrupted by a restart failed", len(stale))
-        return len(stale)
+            # Failed only if still idle now (its node may have recorded progress meanwhile).
+            if record.id not in ours and self.operations.fail_if_idle(
+                record.id, interrupted, stale_seconds
+            ):
+                self.store.release_extraction(record.id)
+                failed += 1
+        if failed:
+            log.info("%d mandate extractions interrupted by a restart failed", failed)
+        return failed
 
     def purge(self, now: int | None = None) -> int:
         """Deletes the files of extractions asked for more than RETENTION_DAYS ago."""

@@ -296,3 +296,10 @@ def test_an_extraction_queued_on_a_live_node_is_not_failed_by_another_node_s_sta
     still, failed = operations.get(queued.id), operations.get(abandoned.id)
     assert still is not None and still.state == OperationState.PENDING
     assert failed is not None and failed.state == OperationState.FAILED
+    # A failed extraction stays failed: its worker, coming late, neither runs it...
+    jobs.extract(abandoned.id, "URSSAF")
+    assert not jobs.blobs.exists(file_name(abandoned.id))
+    # ...nor does a late success overwrite the failure.
+    operations.succeed(abandoned.id, pb.ExtractMandatesResult(creditor="URSSAF"), 1)
+    late = operations.get(abandoned.id)
+    assert late is not None and late.state == OperationState.FAILED
