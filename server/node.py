@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,10 @@ UNAUDITED = (
 )
 # Room for a 1 MiB upload chunk and a 1,000-establishment batch answer.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# Threads for blocking work (database, files): fewer than the connections the pool lends (16
+# on SQLite, 20 on PostgreSQL: registry/kernel/database.py), leaving some to the mandate
+# extractions' own threads, so none waits long for one.
+IO_THREADS = 12
 
 
 class Node:
@@ -351,6 +356,12 @@ class Node:
 
     async def start(self) -> int:
         """Migrates the schema, binds the address and starts serving; returns the bound port."""
+        # The threads every call's and worker's database work runs on (asyncio.to_thread):
+        # asyncio's default, the cores plus four, is six here, half of them held by the
+        # pipeline's deposits; calls waiting for a thread are not using a core.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(IO_THREADS, thread_name_prefix="interops-io")
+        )
         before = await asyncio.to_thread(current_revision, self.engine)
         await asyncio.to_thread(upgrade, self.engine)
         after = await asyncio.to_thread(current_revision, self.engine)

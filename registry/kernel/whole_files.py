@@ -29,6 +29,13 @@ class WholeFile:
         os.fsync(self.out.fileno())
         self.out.close()
         self.partial.replace(self.path)
+        # The rename itself made durable: a power cut after a caller recorded the file (a
+        # delivery of this share) must not leave the record without it.
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def discard(self) -> None:
         """Drops what was written."""

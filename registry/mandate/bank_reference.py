@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -61,6 +62,8 @@ _COUNTER_RECORD = "3"
 _BANK_CODE, _COUNTER_CODE, _STATE = slice(1, 6), slice(6, 11), slice(11, 12)
 _SHORT_NAME, _TAKEN_OVER_BY, _COUNTER_BIC = slice(52, 72), slice(72, 82), slice(234, 245)
 _TAKEN_OVER = "2"
+# ASCII digits only (str.isdigit() takes "²" or "٣" too).
+_DIGITS = re.compile("[0-9]+")
 # A line of the file is about 300 characters; a longer one is not this format.
 MAX_LINE = 4096
 
@@ -73,7 +76,7 @@ def read_counters(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
     first = next(rows, "")
     if not first.strip():
         raise BankFileError("line 1: blank (a record or a header line is expected)")
-    if first[:1].isdigit():
+    if _DIGITS.fullmatch(first[:1]):
         yield from _fixed_width(first, rows)
     else:
         yield from _delimited(first, rows)
@@ -86,7 +89,7 @@ def _fixed_width(first: str, rows: Iterator[str]) -> Iterator[tuple[str, str]]:
         if len(record) > MAX_LINE:
             raise BankFileError(f"line {number}: longer than {MAX_LINE} characters")
         if record[:1] != _COUNTER_RECORD:
-            if record.strip() and not record[:1].isdigit():
+            if record.strip() and not _DIGITS.fullmatch(record[:1]):
                 raise BankFileError(f"line {number}: no record type (a digit) in position 1")
             continue
         if len(record) <= _SHORT_NAME.start:  # trailing blanks may have been trimmed; no more
@@ -96,13 +99,13 @@ def _fixed_width(first: str, rows: Iterator[str]) -> Iterator[tuple[str, str]]:
             )
         record = record.ljust(_COUNTER_BIC.stop)
         code = record[_BANK_CODE] + record[_COUNTER_CODE]
-        if not code.isdigit():
+        if not _DIGITS.fullmatch(code):
             raise BankFileError(f"line {number}: the bank or counter code is not 5 digits")
         if code in seen:
             raise BankFileError(f"line {number}: counter {code} listed twice")
         seen.add(code)
         parts = [record[_SHORT_NAME].strip(), record[_COUNTER_BIC].strip()]
-        if record[_STATE] == _TAKEN_OVER and record[_TAKEN_OVER_BY].isdigit():
+        if record[_STATE] == _TAKEN_OVER and _DIGITS.fullmatch(record[_TAKEN_OVER_BY]):
             parts.append(f"(repris par {record[_TAKEN_OVER_BY]})")
         yield code, " ".join(part for part in parts if part)[:500]
     if not seen:
@@ -118,15 +121,20 @@ def _delimited(first: str, rows: Iterator[str]) -> Iterator[tuple[str, str]]:
     bank = _column(header, _BANK, True)
     counter = _column(header, _COUNTER, True)
     label, bic = _column(header, _LABEL, False), _column(header, _BIC, False)
+    seen: set[str] = set()
     for number, row in enumerate(csv.reader(rows, dialect), start=2):
         if not any(cell.strip() for cell in row):
             continue
         try:
-            code = row[bank].strip().zfill(5) + row[counter].strip().zfill(5)  # type: ignore[index]
+            cells = row[bank].strip(), row[counter].strip()  # type: ignore[index]
         except IndexError:
             raise BankFileError(f"line {number}: fewer columns than the header") from None
-        if not (code.isdigit() and len(code) == 10):
+        code = cells[0].zfill(5) + cells[1].zfill(5)  # leading zeros a spreadsheet dropped
+        if not (all(cells) and _DIGITS.fullmatch(code) and len(code) == 10):
             raise BankFileError(f"line {number}: a bank or counter code is not 5 digits")
+        if code in seen:
+            raise BankFileError(f"line {number}: counter {code} listed twice")
+        seen.add(code)
         parts = [row[i].strip() for i in (label, bic) if i is not None and i < len(row)]
         yield code, " ".join(part for part in parts if part)[:500]
 
@@ -161,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         text = raw.decode("iso-8859-1")
     out = io.StringIO()
     try:
-        for code, label in read_counters(text.splitlines()):
+        # Lines end at "\n" ("\r\n" too) only: str.splitlines() would also cut a record at a
+        # byte the file's charset reads as a line break (0x85 in ISO-8859-1).
+        for code, label in read_counters(text.removesuffix("\n").split("\n")):
             out.write(f"{code};{label}\n")
     except BankFileError as error:
         print(f"error: {error}", file=sys.stderr)

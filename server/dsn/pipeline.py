@@ -69,14 +69,17 @@ class _Dropped:
 CLAIM_BATCH = 16
 FAILED_WAIT_MS = 5_000
 KEYLESS_WAIT_MS = 30_000
-# How often a node looks for deposit files past retention, and for files a writer killed
-# mid-write left unfinished (those begun PARTIAL_AFTER_SECONDS ago: no upload lasts that long).
+# How often a node looks for deposit files past retention. At its start, it removes the files
+# writers killed mid-write left unfinished (last written PARTIAL_AFTER_SECONDS ago: no live
+# upload waits that long between two chunks).
 PURGE_EVERY_SECONDS = 3600.0
 PARTIAL_AFTER_SECONDS = 86_400.0
 # How many of its claimed deposits a node works on at once; a deposit of at most WHOLE_BYTES is
 # read whole in a worker process (a larger one streams through this one: memory holds one
 # employee of it, never the file).
 PARALLEL = 3
+# How long the pipeline seals to an organism's encryption key as it read it (within a round).
+KEY_SECONDS = 2.0
 WHOLE_BYTES = 2 << 20
 
 
@@ -104,6 +107,7 @@ class DsnPipeline(BackgroundLoop):
         self.node = node
         self.retention_ms = int(retention_days * 86_400_000)
         self._next_purge = 0.0
+        self._sweeping: asyncio.Task[None] | None = None
         self.tracer = tracer
         self.store = store
         self.files = files
@@ -112,15 +116,18 @@ class DsnPipeline(BackgroundLoop):
         # plans of the validation's fast path, kept from one deposit to the next.
         self.reading_workers = default_workers() if reading_workers is None else reading_workers
         self.plans = SharedPlans()
-        # The organisms' encryption keys as this round found them (a deposit concerns four to
-        # six organisms: one lookup each per round, not per deposit).
-        self._round_keys: dict[str, KeyEntry | None] = {}
+        # The organisms' encryption keys as found at most KEY_SECONDS ago (a deposit concerns
+        # four to six organisms: a lookup each per round, not per share; a key retired is no
+        # longer sealed to after that).
+        self._round_keys: dict[str, tuple[float, KeyEntry | None]] = {}
         super().__init__(poll_seconds)
 
     def _encryption_key(self, organism: str) -> KeyEntry | None:
-        if organism not in self._round_keys:
-            self._round_keys[organism] = self.files.encryption_key(organism)
-        return self._round_keys[organism]
+        found = self._round_keys.get(organism)
+        if found is None or time.monotonic() - found[0] > KEY_SECONDS:
+            found = (time.monotonic(), self.files.encryption_key(organism))
+            self._round_keys[organism] = found
+        return found[1]
 
     async def round(self) -> None:
         """Moves on the deposits left unfinished (received, or a previous run's) that this node
@@ -153,18 +160,27 @@ class DsnPipeline(BackgroundLoop):
             renewing.cancel()
         if len(work) == CLAIM_BATCH:  # more are waiting
             self.wake()
-        if time.monotonic() >= self._next_purge:
+        if self._sweeping is None:  # once a process: what a killed one left half-written
+            self._sweeping = asyncio.create_task(self._sweep(), name="dsn-sweep")
+        if self.retention_ms and time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY_SECONDS
             try:
-                if self.retention_ms:
-                    await asyncio.to_thread(self.purge, now_ms() - self.retention_ms)
-                swept = await asyncio.to_thread(
-                    self.files.blobs.sweep, time.time() - PARTIAL_AFTER_SECONDS
-                )
-                if swept:
-                    log.info("removed %d unfinished DSN files left by a stopped writer", swept)
+                await asyncio.to_thread(self.purge, now_ms() - self.retention_ms)
             except Exception:  # the database or the disk away: next time
                 log.exception("purging the DSN files past retention failed; retrying")
+
+    async def _sweep(self) -> None:
+        """Removes the files a writer killed mid-write left (on disk; at start, beside the
+        rounds: the walk of a large tree does not hold up deposits)."""
+        try:
+            swept = await asyncio.to_thread(
+                self.files.blobs.sweep, time.time() - PARTIAL_AFTER_SECONDS
+            )
+        except Exception:  # the disk away: at the next start
+            log.exception("sweeping unfinished DSN files failed")
+            return
+        if swept:
+            log.info("removed %d unfinished DSN files left by a stopped writer", swept)
 
     async def _renew(self, held: set[str]) -> None:
         """Keeps this round's unfinished claims alive, every third of their lease, however long

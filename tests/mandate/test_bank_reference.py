@@ -44,6 +44,7 @@ def test_counters_of_a_fixed_width_file() -> None:
         (counter("30006", "00001", "ENCORE"), "line 3: counter 3000600001 listed twice"),
         ("code;guichet\r\n", "line 3: no record type (a digit) in position 1"),
         ("3" + "x" * 5000 + "\n", "line 3: longer than 4096 characters"),
+        (counter("3000²", "00001", "EXPOSANT"), "line 3: the bank or counter code is not 5"),
     ],
 )
 def test_a_record_that_cannot_be_read_stops_the_import_at_its_line(line: str, says: str) -> None:
@@ -67,6 +68,13 @@ def test_the_converter_reads_iso_8859_1_and_writes_code_label_lines(tmp_path: Pa
     )  # fmt: skip
     lines = converted.stdout.decode("utf-8").splitlines()
     assert lines[1] == "3000600123;SAINT-ÉTIENNE AGRIFRPP" and len(lines) == 4
+    # A byte ISO-8859-1 reads as a line break (NEL, 0x85) inside a name does not cut the record.
+    fgd.write_bytes("".join(SAMPLE).replace("CENTRALE", "CENTRALE\x85").encode("iso-8859-1"))
+    again = subprocess.run(
+        [sys.executable, "-m", "registry.mandate.bank_reference", str(fgd)],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert len(again.stdout.decode("utf-8").splitlines()) == 4
     broken = tmp_path / "broken.txt"
     broken.write_bytes("".join([SAMPLE[1], "3300060000\r\n"]).encode("iso-8859-1"))
     refused = subprocess.run(
@@ -80,5 +88,9 @@ def test_the_converter_reads_iso_8859_1_and_writes_code_label_lines(tmp_path: Pa
 def test_a_delimited_export_is_still_read() -> None:
     export = ["code_banque;code_guichet;bic;libelle", "30006;1;AGRIFRPPXXX;CREDIT AGRICOLE"]
     assert list(read_counters(export)) == [("3000600001", "CREDIT AGRICOLE AGRIFRPPXXX")]
+    with pytest.raises(BankFileError, match="line 3: a bank or counter code is not 5 digits"):
+        list(read_counters([*export, ";00001;;SANS BANQUE"]))  # not read as bank 00000
+    with pytest.raises(BankFileError, match="line 3: counter 3000600001 listed twice"):
+        list(read_counters([*export, "30006;00001;;ENCORE"]))
     with pytest.raises(BankFileError, match="line 1: neither a record nor a header"):
         list(read_counters(["nothing here"]))
