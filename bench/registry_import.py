@@ -4,8 +4,9 @@ when INTEROPS_TEST_DATABASE_URL is set, PostgreSQL.
 Prints seconds and rows per second, the ratio to a bare `for line in f: line.split(",")` loop
 over the same file, and on PostgreSQL the ratio to a bare COPY of the same file in the same run
 (PostgreSQL's own CSV parser into a plain table of text columns, no index, no check: the floor
-of getting those rows into the server). Target: 3 million establishments in under 30 s on
-PostgreSQL.
+of getting those rows into the server), and the load average before and after the import (the
+machine has two cores: anything else running shows in the figure). Target: 3 million
+establishments in under 30 s on PostgreSQL.
 
     python -m bench.registry_import [--establishments 3000000] [--backend postgresql]
         [--stock-dir DIR]  # keeps the generated stock there for the next run

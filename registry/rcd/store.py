@@ -349,7 +349,8 @@ def upsert_copy(connection: Connection, rows: CopyRows) -> int:
     # A batch of new keys only (none held from its lowest to its highest, as in a first import
     # of a file sorted by key) is copied straight into the table: half the cost of staging
     # and upserting it, and the same rows. Checked again once the feed's counter is held:
-    # other writers wait on it until the commit, so no key can come in between.
+    # other writers wait on it until the commit, so no key can come in between. (Keys are
+    # digits of one length: every collation orders them as Python does.)
     if rows.low and not _holds_between(connection, table, rows.low, rows.high):
         base = _take_positions(connection, rows.count)
         if not _holds_between(connection, table, rows.low, rows.high):
