@@ -22,6 +22,7 @@ from registry.rcd.sirene_stock import Rejection, StockKind
 from registry.rcd.sirene_synth import ESTABLISHMENT_HEADER, siret_of
 from registry.rcd.store import RcdStore, prepare_rows
 from tests.databases import fresh_database
+from tests.rcd.stock_lines import establishment_line
 
 HEADER = ",".join(ESTABLISHMENT_HEADER) + "\n"
 LA_POSTE_OK = siret_of("356000000", 12)  # sum of digits a multiple of 5, Luhn wrong
@@ -33,17 +34,9 @@ _FRESH = (siret_of(luhn_complete(f"{12345678 + index:08d}"), 1) for index in ran
 
 def _line(siret: str = "", **changes: str) -> str:
     """A clean line of a fresh SIRET, but for the changes."""
-    siret = siret or next(_FRESH)
-    row = dict.fromkeys(ESTABLISHMENT_HEADER, "")
-    row.update(
-        siren=siret[:9], nic=siret[9:], siret=siret, statutDiffusionEtablissement="O",
-        dateCreationEtablissement="2001-02-03", etablissementSiege="true",
-        codePostalEtablissement="75008", libelleCommuneEtablissement="PARIS 8",
-        dateDebut="2001-02-03", etatAdministratifEtablissement="A",
-        activitePrincipaleEtablissement="69.20Z", libelleVoieEtablissement="DE LA PAIX",
-    )  # fmt: skip
-    row.update(changes)
-    return ",".join(row.values())
+    return establishment_line(
+        siret or next(_FRESH), **{"libelleVoieEtablissement": "DE LA PAIX", **changes}
+    )
 
 
 def _valid(rng: random.Random) -> str:

@@ -21,6 +21,7 @@ from registry.rcd.schema import establishments
 from registry.rcd.sirene_import import ImportInterrupted, import_stock
 from registry.rcd.sirene_synth import ESTABLISHMENT_HEADER, StockFiles, write_stock
 from tests.databases import fresh_database
+from tests.rcd.stock_lines import establishment_line
 from tests.running_node import RunningNode
 
 
@@ -33,19 +34,6 @@ def _finish(client: Client, operation: op.Operation) -> tuple[op.Operation, pb.I
     if final.result.value:
         final.result.Unpack(result)
     return final, result
-
-
-def _establishment_line(siret: str, **changes: str) -> str:
-    row = dict.fromkeys(ESTABLISHMENT_HEADER, "")
-    row.update(
-        siren=siret[:9], nic=siret[9:], siret=siret, statutDiffusionEtablissement="O",
-        dateCreationEtablissement="2001-02-03", etablissementSiege="true",
-        codePostalEtablissement="75008", libelleCommuneEtablissement="PARIS 8",
-        dateDebut="2001-02-03", etatAdministratifEtablissement="A",
-        activitePrincipaleEtablissement="69.20Z",
-    )  # fmt: skip
-    row.update(changes)
-    return ",".join(row.values())
 
 
 def test_import_over_grpc_reports_progress_and_counts(client: Client, stock: StockFiles) -> None:
@@ -87,16 +75,16 @@ def test_bad_lines_are_reported_with_their_number_and_the_rest_imported(
     good = ["55203253400646", "73282932000074"]
     lines = [
         ",".join(ESTABLISHMENT_HEADER),
-        _establishment_line(good[0]),
-        _establishment_line("55203253400647"),
-        _establishment_line(good[1], dateCreationEtablissement="2001-13-45"),
-        _establishment_line("54210765113030", etatAdministratifEtablissement="X"),
-        _establishment_line("54210765113030", siren="542107652"),
+        establishment_line(good[0]),
+        establishment_line("55203253400647"),
+        establishment_line(good[1], dateCreationEtablissement="2001-13-45"),
+        establishment_line("54210765113030", etatAdministratifEtablissement="X"),
+        establishment_line("54210765113030", siren="542107652"),
     ]
     path = tmp_path / "StockEtablissement.csv"
     path.write_bytes(
-        "\n".join(lines).encode() + b"\n" + _establishment_line(good[1]).encode()
-        + b"\n" + _establishment_line("35600000000048", libelleCommuneEtablissement="\xff").encode()
+        "\n".join(lines).encode() + b"\n" + establishment_line(good[1]).encode()
+        + b"\n" + establishment_line("35600000000048", libelleCommuneEtablissement="\xff").encode()
         + b"\xe9\xff\n"
         + b"73282932000074,O\n"
     )  # fmt: skip
@@ -218,7 +206,7 @@ def test_a_followed_feed_delivers_changes_as_they_are_imported(
     siret = "54210765113030"
     path = tmp_path / "StockEtablissement.csv"
     header = ",".join(ESTABLISHMENT_HEADER)
-    path.write_text(f"{header}\n{_establishment_line(siret, enseigne1Etablissement='NEW')}\n")
+    path.write_text(f"{header}\n{establishment_line(siret, enseigne1Etablissement='NEW')}\n")
     _finish(client, client.import_stock(path))
     reader.join(timeout=10)
     feed.close()
@@ -252,14 +240,14 @@ def test_uploads_left_by_a_crash_are_removed_at_start(database_url: str, tmp_pat
 def test_parsing_in_worker_processes_gives_the_same_outcome(
     database_url: str, tmp_path: Path
 ) -> None:
-    lines = [_establishment_line(s) for s in write_stock(tmp_path / "s", 40, seed=5).sirets]
-    lines[3] = _establishment_line("55203253400647")  # bad check digit
+    lines = [establishment_line(s) for s in write_stock(tmp_path / "s", 40, seed=5).sirets]
+    lines[3] = establishment_line("55203253400647")  # bad check digit
     lines[17] = "73282932000074,O"  # too few fields
-    lines[30] = _establishment_line("54210765113030", dateCreationEtablissement="2001-13-45")
+    lines[30] = establishment_line("54210765113030", dateCreationEtablissement="2001-13-45")
     path = tmp_path / "StockEtablissement.csv"
     path.write_bytes(
         ("\n".join([",".join(ESTABLISHMENT_HEADER), *lines]) + "\n").encode()
-        + _establishment_line("35600000000048", libelleCommuneEtablissement="x").encode()
+        + establishment_line("35600000000048", libelleCommuneEtablissement="x").encode()
         + b"\xff\n"
     )
     engine = open_engine(database_url)
@@ -284,9 +272,9 @@ def test_values_are_stored_exactly_and_a_nul_character_rejects_its_line(
             "\n".join(
                 [
                     ",".join(ESTABLISHMENT_HEADER),
-                    _establishment_line("55203253400646", libelleVoieEtablissement="FIRST"),
-                    _establishment_line("73282932000074", libelleVoieEtablissement="A\0B"),
-                    _establishment_line("55203253400646", libelleVoieEtablissement=tricky),
+                    establishment_line("55203253400646", libelleVoieEtablissement="FIRST"),
+                    establishment_line("73282932000074", libelleVoieEtablissement="A\0B"),
+                    establishment_line("55203253400646", libelleVoieEtablissement=tricky),
                 ]
             )
             + "\n"
