@@ -263,13 +263,30 @@ def _run(backend: str, url: str, files: list[Path], scratch: Path, nodes: int) -
         for worker in workers:
             worker.start()
 
+        # Each declarant's software keeps its channel to each node (as payroll software does),
+        # rather than connecting again for every deposit.
+        local = threading.local()
+        opened: list[Client] = []
+        opened_lock = threading.Lock()
+
         def deposit(number: int) -> None:
             which = number % nodes
-            with Client(addresses[which], credentials=chains[which]) as client:
-                client.submit_deposit(files[number])
+            clients = getattr(local, "clients", None)
+            if clients is None:
+                clients = local.clients = [
+                    Client(address, credentials=chain)
+                    for address, chain in zip(addresses, chains, strict=True)
+                ]
+                with opened_lock:
+                    opened.extend(clients)
+            clients[which].submit_deposit(files[number])
 
-        with ThreadPoolExecutor(DECLARANTS) as pool:
-            list(pool.map(deposit, range(len(files))))
+        try:
+            with ThreadPoolExecutor(DECLARANTS) as pool:
+                list(pool.map(deposit, range(len(files))))
+        finally:
+            for client in opened:
+                client.close()
         submitted = time.perf_counter() - started
         for worker in workers:
             worker.join()
