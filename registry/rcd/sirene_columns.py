@@ -253,7 +253,8 @@ def _encode(table: pa.Table, present: list[str | None]) -> tuple[pa.Array, pa.Ar
 
 
 def _odd_lines(joined: bytes, ends: list[int], raw_lines: Sequence[bytes]) -> set[int]:
-    """The places of the lines that are blank, hold a byte of _NOT_PLAIN or are not UTF-8."""
+    """The places of the lines that are blank, hold a byte of _NOT_PLAIN, are not UTF-8 or are
+    longer than a field may be."""
     odd = set()
     for byte in (*_NOT_PLAIN, b"\n\n"):
         at = joined.find(byte)
@@ -263,6 +264,10 @@ def _odd_lines(joined: bytes, ends: list[int], raw_lines: Sequence[bytes]) -> se
             at = joined.find(byte, ends[place] - len(byte) + 1)
     if raw_lines[0] == b"\n":
         odd.add(0)
+    # A line longer than the csv module's field limit may hold a field the reader refuses
+    # ("field larger than field limit"): the reader's word on it, not arrow's (no limit).
+    limit = csv.field_size_limit()
+    odd.update(place for place, line in enumerate(raw_lines) if len(line) > limit)
     try:  # arrow's UTF-8 check, without a copy
         pa.Array.from_buffers(
             pa.binary(), 1, [None, pa.array([0, len(joined)], pa.int32()).buffers()[1],

@@ -105,6 +105,9 @@ MIXED: list[bytes] = [
     _line(libelleCommuneEtablissement="é").encode()[:-1] + b"\xff\n",  # not UTF-8
     _line(enseigne3Etablissement="\xe9t\xe9").encode("latin-1") + b"\n",
     _line(libelleVoieEtablissement="CR").encode() + b"\r\n",
+    # A field over the csv module's limit (131,072): the reader refuses it; arrow has no limit.
+    _line(enseigne3Etablissement="X" * 140_000).encode() + b"\n",
+    _line(statutDiffusionEtablissement="P", enseigne1Etablissement="N" * 131_073).encode() + b"\n",
     b"\n",
     b"   \n",
     b"\0\n",
