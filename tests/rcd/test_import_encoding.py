@@ -13,6 +13,7 @@ from registry.rcd.records import AdministrativeState, CompanyRecord, CopyRows, E
 from registry.rcd.sirene_stock import Rejection, _plain_luhn_siret, read_stock
 from registry.rcd.sirene_synth import ESTABLISHMENT_HEADER
 from registry.rcd.store import encode_copy
+from tests.rcd.stock_lines import establishment_line
 
 TRICKY = ["", "RUE \\N\tDU\\\\ BAC \\t", "A\r\nB", "ÉTÉ 中国", "[ND]", "x" * 300, "\\"]
 
@@ -72,16 +73,7 @@ def test_the_siret_shortcut_accepts_only_what_check_siret_accepts() -> None:
 
 
 def _line(**changes: str) -> str:
-    row = dict.fromkeys(ESTABLISHMENT_HEADER, "")
-    row.update(
-        siren="552032534", nic="00646", siret="55203253400646", statutDiffusionEtablissement="O",
-        dateCreationEtablissement="2001-02-03", etablissementSiege="true",
-        codePostalEtablissement="75008", libelleCommuneEtablissement="PARIS 8",
-        dateDebut="2001-02-03", etatAdministratifEtablissement="A",
-        activitePrincipaleEtablissement="69.20Z",
-    )  # fmt: skip
-    row.update(changes)
-    return ",".join(row.values())
+    return establishment_line("55203253400646", **changes)
 
 
 def test_a_line_with_several_faults_is_rejected_for_the_first_in_the_records_order() -> None:
