@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from registry.dsn.revealed_relations import Employment
 from registry.habilitation.access_decision import decide
 from registry.habilitation.declarant_rights import declarant_rights
-from registry.habilitation.declarative_services import SERVICES
+from registry.habilitation.declarative_services import MANDATED, SERVICES
 from registry.habilitation.managed import taken_over
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
 from registry.kernel.nir_keyring import NirKeyring
@@ -219,6 +219,10 @@ def test_the_token_carries_exactly_what_check_access_allows_in_every_state(
     admins.change_portfolio(firm, "Clients", add=True, sirets=(siret_of(client, 1),
                                                                siret_of(other, 1)))  # fmt: skip
     for code, siret in product(SERVICES, sirets):
+        if SERVICES[code].case == MANDATED and siret == siret_of(client, 1):
+            with pytest.raises(HabilitationRefused):  # bank data: a DSN link is not enough
+                admins.grant(firm, declarant, siret, code)
+            continue
         admins.grant(firm, declarant, siret, code)
     states = [
         "declared, mandated, habilitated everywhere",
