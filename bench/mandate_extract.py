@@ -42,9 +42,12 @@ def _fill(engine: Engine, store: MandateStore, count: int) -> None:
                 "creditor": CREDITOR, "reference": reference, "debtor": f"{number:09d}00017",
                 "debtor_siren": f"{number:09d}",
                 "iban_sealed": seal(store.aead, iban.encode(), _associated(CREDITOR, reference)),
-                "bic": "AGRIFRPPXXX", "scheme": 1, "signed_on": "2026-01-15",
+                "bic": "AGRIFRPPXXX", "scheme": 1,
+                # One in ten signed long ago and never used: lapsed, marked so in the file.
+                "signed_on": "2019-01-15" if number % 10 == 0 else "2026-01-15",
                 "state": ACKNOWLEDGED, "created_at": 1, "acknowledged_at": 2, "revoked_at": 0,
                 "uses": number % 12, "last_declaration": "", "request_key": None,
+                "last_used_on": "2026-03-01" if number % 12 and number % 10 else "",
             })  # fmt: skip
         with engine.begin() as connection:
             connection.execute(insert(mandates), rows)
