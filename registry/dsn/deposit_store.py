@@ -721,17 +721,29 @@ class DepositStore:
             if not ids:
                 return []
             # One statement each, run for every row in one round trip (executemany); the
-            # deposits in id order, as every lease takes them.
+            # deposits in id order, as every lease takes them. The conditions again: on SQLite
+            # the select takes no lock, so an acknowledgement may come in between; only the
+            # rows this lease took (its lease ids) are handed over.
+            leases = {delivery: uuid.uuid4().hex for delivery, _ in ids}
             connection.execute(
                 update(deliveries)
-                .where(deliveries.c.id == bindparam("leased"))
+                .where(
+                    deliveries.c.id == bindparam("leased"),
+                    or_(
+                        deliveries.c.state == DeliveryState.PENDING,
+                        and_(
+                            deliveries.c.state == DeliveryState.SENT,
+                            deliveries.c.lease_until < moment,
+                        ),
+                    ),
+                )
                 .values(
                     state=DeliveryState.SENT,
                     lease_id=bindparam("lease"),
                     lease_until=moment + lease_ms,
                     attempts=deliveries.c.attempts + 1,
                 ),
-                [{"leased": delivery, "lease": uuid.uuid4().hex} for delivery, _ in ids],
+                [{"leased": delivery, "lease": lease} for delivery, lease in leases.items()],
             )
             connection.execute(
                 update(deposits)
@@ -741,7 +753,10 @@ class DepositStore:
             )
             rows = connection.execute(
                 select(*_DELIVERY_COLUMNS)
-                .where(deliveries.c.id.in_([row[0] for row in ids]))
+                .where(
+                    deliveries.c.id.in_(list(leases)),
+                    deliveries.c.lease_id.in_(list(leases.values())),
+                )
                 .order_by(deliveries.c.priority, deliveries.c.created_at, deliveries.c.id)
             ).all()
         return [_delivery(row) for row in rows]

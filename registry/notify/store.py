@@ -779,11 +779,25 @@ class NotifyStore:
                 query = query.where(notifications.c.siren.in_(sirens))
             ids = [str(r[0]) for r in connection.execute(query)]
             if ids:
-                connection.execute(
-                    update(notifications)
-                    .where(notifications.c.id.in_(ids))
-                    .values(lease_until=moment + lease_ms, handovers=notifications.c.handovers + 1)
-                )
+                # The conditions again: on SQLite the select takes no lock (nor even a snapshot
+                # the update shares), so an acknowledgement may come in between; only what is
+                # still held and free is leased, and handed over.
+                leased = {
+                    str(r[0])
+                    for r in connection.execute(
+                        update(notifications)
+                        .where(
+                            notifications.c.id.in_(ids),
+                            notifications.c.fetched == FETCHABLE,
+                            notifications.c.lease_until <= moment,
+                        )
+                        .values(
+                            lease_until=moment + lease_ms, handovers=notifications.c.handovers + 1
+                        )
+                        .returning(notifications.c.id)
+                    )
+                }
+                ids = [i for i in ids if i in leased]
         return ids
 
     def release(self, ids: Sequence[str]) -> None:
