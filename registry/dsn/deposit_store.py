@@ -701,19 +701,15 @@ class DepositStore:
         """Leases up to `limit` of the organism's deliveries that are pending or whose lease
         ran out, events first, oldest first."""
         moment = now_ms()
+        # Free to lease: pending, or handed over and its lease ran out.
+        free = or_(
+            deliveries.c.state == DeliveryState.PENDING,
+            and_(deliveries.c.state == DeliveryState.SENT, deliveries.c.lease_until < moment),
+        )
         with self.engine.begin() as connection:
             ids = connection.execute(
                 select(deliveries.c.id, deliveries.c.deposit_id)
-                .where(
-                    deliveries.c.organism == organism,
-                    or_(
-                        deliveries.c.state == DeliveryState.PENDING,
-                        and_(
-                            deliveries.c.state == DeliveryState.SENT,
-                            deliveries.c.lease_until < moment,
-                        ),
-                    ),
-                )
+                .where(deliveries.c.organism == organism, free)
                 .order_by(deliveries.c.priority, deliveries.c.created_at, deliveries.c.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -727,16 +723,7 @@ class DepositStore:
             leases = {delivery: uuid.uuid4().hex for delivery, _ in ids}
             connection.execute(
                 update(deliveries)
-                .where(
-                    deliveries.c.id == bindparam("leased"),
-                    or_(
-                        deliveries.c.state == DeliveryState.PENDING,
-                        and_(
-                            deliveries.c.state == DeliveryState.SENT,
-                            deliveries.c.lease_until < moment,
-                        ),
-                    ),
-                )
+                .where(deliveries.c.id == bindparam("leased"), free)
                 .values(
                     state=DeliveryState.SENT,
                     lease_id=bindparam("lease"),

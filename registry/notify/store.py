@@ -767,10 +767,11 @@ class NotifyStore:
         """Ids of notifications (of those companies; None: every company) held on the API
         channel and not leased now, leased for `lease_ms`: handed over until acknowledged."""
         moment = now_ms()
+        free = (notifications.c.fetched == FETCHABLE) & (notifications.c.lease_until <= moment)
         with self.engine.begin() as connection:
             query = (
                 select(notifications.c.id)
-                .where(notifications.c.fetched == FETCHABLE, notifications.c.lease_until <= moment)
+                .where(free)
                 .order_by(notifications.c.fetched, notifications.c.created_at, notifications.c.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -786,11 +787,7 @@ class NotifyStore:
                     str(r[0])
                     for r in connection.execute(
                         update(notifications)
-                        .where(
-                            notifications.c.id.in_(ids),
-                            notifications.c.fetched == FETCHABLE,
-                            notifications.c.lease_until <= moment,
-                        )
+                        .where(notifications.c.id.in_(ids), free)
                         .values(
                             lease_until=moment + lease_ms, handovers=notifications.c.handovers + 1
                         )

@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from interops.mandate.v1 import mandate_pb2 as pb
 from interops.mandate.v1 import mandate_pb2_grpc
 
 from registry.kernel.blob_store import BlobStore
+from registry.kernel.clock import timestamp
 from registry.kernel.rights import MANDATE_MANAGE
 from registry.kernel.sealing import open_sealed
 from registry.letters.store import LetterRefused, recipient_of
@@ -92,14 +92,6 @@ async def _ruled(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         raise _error(refused) from None
 
 
-def _timestamp(milliseconds: int) -> Timestamp | None:
-    if not milliseconds:
-        return None
-    stamp = Timestamp()
-    stamp.FromMilliseconds(milliseconds)
-    return stamp
-
-
 def mandate_message(record: MandateRecord, creditor_identifier: str = "") -> pb.Mandate:
     """The Mandate message of a stored mandate."""
     return pb.Mandate(
@@ -112,9 +104,9 @@ def mandate_message(record: MandateRecord, creditor_identifier: str = "") -> pb.
         scheme=pb.Scheme.ValueType(record.scheme),
         signed_on=record.signed_on,
         state=pb.MandateState.ValueType(record.state),
-        create_time=_timestamp(record.created_at),
-        acknowledge_time=_timestamp(record.acknowledged_at),
-        revoke_time=_timestamp(record.revoked_at),
+        create_time=timestamp(record.created_at),
+        acknowledge_time=timestamp(record.acknowledged_at),
+        revoke_time=timestamp(record.revoked_at),
         uses=record.uses,
         last_declaration=record.last_declaration,
         lapsed=record.lapsed(),
