@@ -173,10 +173,7 @@ class _DatabaseWriter:
 
     def commit_in(self, connection: Connection) -> None:
         try:
-            connection.execute(
-                delete(sealed_file_chunks).where(sealed_file_chunks.c.name == self.name)
-            )
-            self.store._insert(connection, self.name, self.spool, self.spool.tell())
+            self.store._replace(connection, self.name, self.spool)
         finally:
             self.spool.close()
 
@@ -206,14 +203,19 @@ class DatabaseBlobs(BlobStore):
         for attempt in (1, 2):
             try:
                 with self.engine.begin() as connection:
-                    connection.execute(
-                        delete(sealed_file_chunks).where(sealed_file_chunks.c.name == name)
-                    )
-                    self._insert(connection, name, spool, size)
+                    self._replace(connection, name, spool, size)
                 return
             except IntegrityError:  # another writer committed the same name meanwhile
                 if attempt == 2:
                     raise
+
+    def _replace(
+        self, connection: Connection, name: str, spool: BinaryIO, size: int | None = None
+    ) -> None:
+        """The blob `name` becomes the spool's first `size` bytes (all it was written) in the
+        caller's transaction."""
+        connection.execute(delete(sealed_file_chunks).where(sealed_file_chunks.c.name == name))
+        self._insert(connection, name, spool, spool.tell() if size is None else size)
 
     @staticmethod
     def _insert(connection: Connection, name: str, spool: BinaryIO, size: int) -> None:
