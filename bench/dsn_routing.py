@@ -13,10 +13,11 @@ the clients (this process) and of the database's server processes, and the datab
 transactions (PostgreSQL); the wall is whichever of them fills the machine's cores first.
 
 Each node runs in its own process; 8 declarant threads deposit and one thread per organism
-concerned (six) and node fetches, downloads and acknowledges. With `--nodes 2` (PostgreSQL),
-two nodes share the database and the data volume, deposits and organisms' calls alternate
-between them, and the run reports how many deposits were validated or routed more than once
-(claimed twice, or given two CCOs): duplicated work, which must be 0.
+concerned (six) and node leases its deliveries with their shares and acknowledges them by
+the batch. With `--nodes 2` (PostgreSQL), two nodes share the database and the data volume,
+deposits and organisms' calls alternate between them, and the run reports how many deposits
+were validated or routed more than once (claimed twice, or given two CCOs): duplicated work,
+which must be 0.
 
     python -m bench.dsn_routing [--deposits 1000] [--employees 50] [--nodes 1|2]
                                 [--backend sqlite|postgresql]
@@ -25,6 +26,7 @@ between them, and the run reports how many deposits were validated or routed mor
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import re
@@ -42,6 +44,7 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 
 from clients.client import Client
+from clients.dsn_calls import open_stored_share
 from clients.token_credentials import OrganismCredentials
 from registry.dsn.individual_segments import SharedPlans
 from registry.dsn.schema import deposit_returns, deposits
@@ -86,9 +89,9 @@ class _Acknowledged:
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
 
-    def add(self, organism: str) -> None:
+    def add(self, organism: str, count: int) -> None:
         with self.lock:
-            self.counts[organism] += 1
+            self.counts[organism] += count
 
     def of(self, organism: str) -> int:
         with self.lock:
@@ -103,17 +106,23 @@ def _organism_loop(
     expected: int,
     done: _Acknowledged,
 ) -> None:
+    """An organism's system: leases its deliveries 20 at a time with their shares (those that
+    do not fit in the lease's 3 MiB downloaded), opens each share, and acknowledges the batch
+    in one call with receipts over what it opened."""
     credentials = OrganismCredentials(address, signer, (DELIVERY,))
     with Client(address, credentials=credentials) as client:
         while done.of(code) < expected:
-            batch = client.fetch_deliveries(max_deliveries=50, lease_seconds=120)
+            batch = client.fetch_shares(max_deliveries=20, lease_seconds=120)
             if not batch:  # none routed yet: a few polls a second
                 time.sleep(0.25)
                 continue
-            for delivery in batch:
-                client.download_share(delivery.id, encryption_key)
-                client.acknowledge_delivery(delivery, signer)
-                done.add(code)
+            received = []
+            for delivery, content in batch:
+                stored = client.download_delivery(delivery.id) if content is None else content
+                share = open_stored_share(stored, delivery.id, encryption_key)
+                received.append((delivery, hashlib.sha256(share).digest()))
+            client.acknowledge_deliveries(received, signer)
+            done.add(code, len(received))
 
 
 def _processes() -> dict[int, tuple[int, str, float]]:

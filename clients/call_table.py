@@ -70,10 +70,12 @@ class CallTable:
     list_returns = ItemsCall(dsn_calls.list_returns)
     watch_returns = ItemsCall(dsn_calls.watch_returns)
     fetch_deliveries = Call(dsn_calls.fetch_deliveries)
+    fetch_shares = Call(dsn_calls.fetch_shares)
     stream_deliveries = ItemsCall(dsn_calls.stream_deliveries)
     download_delivery = Call(dsn_calls.download_delivery)
     download_share = Call(dsn_calls.download_share)
     acknowledge_delivery = Call(dsn_calls.acknowledge_delivery)
+    acknowledge_deliveries = Call(dsn_calls.acknowledge_deliveries)
     post_return = Call(dsn_calls.post_return)
 
     # -- interops.habilitation.v1.HabilitationService ---------------------------------------

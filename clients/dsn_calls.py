@@ -3,7 +3,7 @@ declarants, deliveries for organisms."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from interops.dsn.v1 import dsn_pb2 as pb
@@ -84,6 +84,26 @@ def fetch_deliveries(
     return list(answer.deliveries)
 
 
+# What a lease brings of its shares at most (FetchDeliveriesRequest.max_content_bytes).
+MAX_CONTENT_BYTES = 3 * 1024 * 1024
+
+
+def fetch_shares(
+    *, max_deliveries: int = 0, lease_seconds: int = 0, max_content_bytes: int = MAX_CONTENT_BYTES
+) -> Steps[list[tuple[pb.Delivery, bytes | None]]]:
+    """Leases the caller's pending deliveries with their shares as stored, as many as fit in
+    `max_content_bytes` (open them with `open_stored_share`); None for a share that did not
+    fit: download it (`download_share`)."""
+    answer: pb.FetchDeliveriesResponse = yield Unary(
+        pb.FetchDeliveriesRequest(
+            max_deliveries=max_deliveries, lease_seconds=lease_seconds,
+            max_content_bytes=max_content_bytes,
+        )
+    )  # fmt: skip
+    contents = {content.delivery_id: content.content for content in answer.contents}
+    return [(delivery, contents.get(delivery.id)) for delivery in answer.deliveries]
+
+
 def stream_deliveries(*, lease_seconds: int = 0) -> Stream[pb.Delivery]:
     """Leases deliveries as they come, until the iterator is closed."""
     request = pb.StreamDeliveriesRequest(lease_seconds=lease_seconds)
@@ -127,6 +147,22 @@ def acknowledge_delivery(
     )  # fmt: skip
     answer: pb.AcknowledgeDeliveryResponse = yield Unary(request)
     return answer.delivery
+
+
+def acknowledge_deliveries(
+    received: Sequence[tuple[pb.Delivery, bytes]], signer: Signer
+) -> Steps[list[pb.Delivery]]:
+    """Acknowledges up to 100 deliveries in one call, each with a receipt signed over the
+    SHA-256 given (that of the bytes actually received); all or none."""
+    receipts = [
+        pb.AcknowledgeDeliveryRequest(id=delivery.id, key_id=signer.key_id,
+                           signature=sign_receipt(signer, delivery.id, digest))
+        for delivery, digest in received
+    ]  # fmt: skip
+    answer: pb.AcknowledgeDeliveriesResponse = yield Unary(
+        pb.AcknowledgeDeliveriesRequest(receipts=receipts)
+    )
+    return list(answer.deliveries)
 
 
 def post_return(

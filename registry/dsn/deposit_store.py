@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import PurePosixPath
@@ -750,39 +750,61 @@ class DepositStore:
 
     def delivery(self, delivery: str) -> DeliveryRecord | None:
         """One delivery."""
+        return self.deliveries_by_id([delivery]).get(delivery)
+
+    def deliveries_by_id(self, ids: Collection[str]) -> dict[str, DeliveryRecord]:
+        """The deliveries of these ids that exist, by id (one statement)."""
         with self.engine.connect() as connection:
-            row = connection.execute(
-                select(*_DELIVERY_COLUMNS).where(deliveries.c.id == delivery)
-            ).first()
-        return _delivery(row) if row is not None else None
+            rows = connection.execute(
+                select(*_DELIVERY_COLUMNS).where(deliveries.c.id.in_(list(ids)))
+            ).all()
+        return {record.id: record for record in map(_delivery, rows)}
 
     def acknowledge(self, delivery: str, key_id: str, signature: bytes) -> DeliveryRecord:
         """Marks a delivery acknowledged with its receipt (a second acknowledgement keeps the
         first receipt)."""
+        return self.acknowledge_all([(delivery, key_id, signature)])[0]
+
+    def acknowledge_all(self, receipts: Sequence[tuple[str, str, bytes]]) -> list[DeliveryRecord]:
+        """`acknowledge` of each (delivery, key id, signature), in one transaction: the
+        deliveries as they are after it, in the receipts' order (the deliveries exist)."""
+        ids = sorted({delivery for delivery, _, _ in receipts})  # locked in id order
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(deliveries.c.state, deliveries.c.deposit_id)
-                .where(deliveries.c.id == delivery)
+            rows = connection.execute(
+                select(deliveries.c.id, deliveries.c.state, deliveries.c.deposit_id)
+                .where(deliveries.c.id.in_(ids))
+                .order_by(deliveries.c.id)
                 .with_for_update()
-            ).first()
-            if row is not None and row[0] != DeliveryState.ACKNOWLEDGED:
+            ).all()
+            pending = {str(row[0]): str(row[2]) for row in rows
+                       if row[1] != DeliveryState.ACKNOWLEDGED}  # fmt: skip
+            first: dict[str, tuple[str, bytes]] = {}  # named twice: the first receipt
+            for delivery, key_id, signature in receipts:
+                if delivery in pending:
+                    first.setdefault(delivery, (key_id, signature))
+            if first:
                 connection.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == delivery)
+                    .where(deliveries.c.id == bindparam("acknowledged"))
                     .values(
                         state=DeliveryState.ACKNOWLEDGED,
                         acknowledged_at=now_ms(),
                         lease_until=0,
-                        receipt_key_id=key_id,
-                        receipt_signature=signature,
-                    )
-                )
-                self._bump(connection, str(row[1]))
-            found = connection.execute(
-                select(*_DELIVERY_COLUMNS).where(deliveries.c.id == delivery)
-            ).first()
-        assert found is not None
-        return _delivery(found)
+                        receipt_key_id=bindparam("key"),
+                        receipt_signature=bindparam("signature"),
+                    ),
+                    [{"acknowledged": delivery, "key": key_id, "signature": signature}
+                     for delivery, (key_id, signature) in first.items()],
+                )  # fmt: skip
+                for deposit_id in sorted({pending[delivery] for delivery in first}):
+                    self._bump(connection, deposit_id)
+            found = {
+                record.id: record
+                for record in map(_delivery, connection.execute(
+                    select(*_DELIVERY_COLUMNS).where(deliveries.c.id.in_(ids))
+                ).all())
+            }  # fmt: skip
+        return [found[delivery] for delivery, _, _ in receipts]
 
     # -- returns ---------------------------------------------------------------------------
 

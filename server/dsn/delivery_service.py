@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from interops.dsn.v1 import dsn_pb2 as pb
 from interops.dsn.v1 import dsn_pb2_grpc
@@ -95,7 +95,39 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
             self.store.lease, organism, request.max_deliveries or DEFAULT_BATCH,
             self._lease_ms(request.lease_seconds),
         )  # fmt: skip
-        return pb.FetchDeliveriesResponse(deliveries=[self._handed(d) for d in leased])
+        contents = []
+        if request.max_content_bytes and leased:
+            contents = await asyncio.to_thread(self._contents, leased, request.max_content_bytes)
+        return pb.FetchDeliveriesResponse(
+            deliveries=[self._handed(d) for d in leased], contents=contents
+        )
+
+    def _contents(self, leased: list[DeliveryRecord], budget: int) -> list[pb.DeliveryContent]:
+        """The shares that fit whole in `budget` bytes, in order (a purged one is left to
+        DownloadDelivery, which says so)."""
+        found = []
+        for record in leased:
+            if record.size > budget:  # the plaintext's size: what is stored is no smaller
+                continue
+            parts, size = [], 0
+            try:
+                for chunk in self._stored(record):
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > budget:
+                        break
+            except FileNotFoundError:
+                continue
+            if size <= budget:
+                budget -= size
+                found.append(pb.DeliveryContent(delivery_id=record.id, content=b"".join(parts)))
+        return found
+
+    def _stored(self, record: DeliveryRecord) -> Iterator[bytes]:
+        """The share's bytes as handed over: as stored when sealed to the organism's key, else
+        (routed before shares were sealed to organisms) opened from the node's sealing."""
+        name = self.files.share(record.id)
+        return self.files.stored(name) if record.sealed_for_key_id else self.files.read(name)
 
     async def StreamDeliveries(
         self, request: pb.StreamDeliveriesRequest, context: Context
@@ -124,8 +156,7 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         self, request: pb.DownloadDeliveryRequest, context: Context
     ) -> AsyncIterator[pb.DownloadDeliveryResponse]:
         record = await self._own(request.id)
-        name = self.files.share(record.id)
-        chunks = self.files.stored(name) if record.sealed_for_key_id else self.files.read(name)
+        chunks = self._stored(record)
         try:  # the first chunk says whether the share is there (no separate lookup)
             chunk = await asyncio.to_thread(next, chunks, None)
         except FileNotFoundError:
@@ -138,26 +169,56 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
                 yield pb.DownloadDeliveryResponse(chunk=chunk)
             chunk = await asyncio.to_thread(next, chunks, None)
 
-    async def AcknowledgeDelivery(
-        self, request: pb.AcknowledgeDeliveryRequest, context: Context
-    ) -> pb.AcknowledgeDeliveryResponse:
-        record = await self._own(request.id)
-        key = self.trust.keys.key(request.key_id)
-        fault = receipt_fault(key, record, request.signature, time.time())
+    def _check_receipt(
+        self, record: DeliveryRecord, key_id: str, signature: bytes, field: str
+    ) -> None:
+        """Refuses a receipt that is not a signature of this delivery by one of its
+        organism's keys (`field`: where the signature is in the request)."""
+        fault = receipt_fault(self.trust.keys.key(key_id), record, signature, time.time())
         if fault is ReceiptFault.NOT_ITS_KEY:
             raise PermissionDenied(
-                "UNKNOWN_RECEIPT_KEY", f"{request.key_id} is not a key of {record.organism}"
+                "UNKNOWN_RECEIPT_KEY", f"{key_id} is not a key of {record.organism}"
             )
         if fault is ReceiptFault.BAD_SIGNATURE:
             raise InvalidArgument(
                 "BAD_RECEIPT",
-                "the receipt is not a signature of this delivery's id and SHA-256 by that key",
-                violations=[FieldViolation("signature", "does not verify")],
+                f"the receipt of {record.id} is not a signature of this delivery's id and "
+                "SHA-256 by that key",
+                violations=[FieldViolation(field, "does not verify")],
             )
+
+    async def AcknowledgeDelivery(
+        self, request: pb.AcknowledgeDeliveryRequest, context: Context
+    ) -> pb.AcknowledgeDeliveryResponse:
+        record = await self._own(request.id)
+        self._check_receipt(record, request.key_id, request.signature, "signature")
         acknowledged = await asyncio.to_thread(
             self.store.acknowledge, record.id, request.key_id, request.signature
         )
         return pb.AcknowledgeDeliveryResponse(delivery=acknowledged.to_proto())
+
+    async def AcknowledgeDeliveries(
+        self, request: pb.AcknowledgeDeliveriesRequest, context: Context
+    ) -> pb.AcknowledgeDeliveriesResponse:
+        organism = caller_organism()
+        receipts = [(r.id, r.key_id, r.signature) for r in request.receipts]
+        found = await asyncio.to_thread(self.store.deliveries_by_id, [r[0] for r in receipts])
+        for index, (delivery, key_id, signature) in enumerate(receipts):
+            record = found.get(delivery)
+            if record is None or record.organism != organism:
+                raise NotFound("DELIVERY_NOT_FOUND", f"no delivery {delivery} for {organism}")
+            self._check_receipt(record, key_id, signature, f"receipts[{index}].signature")
+        more = f"+{len(receipts) - 1}" if len(receipts) > 1 else ""
+        note(resource=f"delivery:{receipts[0][0]}{more}"[:200])
+        acknowledged = await asyncio.to_thread(self.store.acknowledge_all, receipts)
+        for record in acknowledged:  # each deposit's trace shows its acknowledgement
+            attributes = {"interops.deposit_id": record.deposit_id,
+                          "interops.delivery_id": record.id}  # fmt: skip
+            with self.tracer.start_as_current_span(
+                "dsn.acknowledged", context_of(record.trace_parent), attributes=attributes
+            ):
+                pass
+        return pb.AcknowledgeDeliveriesResponse(deliveries=[r.to_proto() for r in acknowledged])
 
     async def PostReturn(
         self, request: pb.PostReturnRequest, context: Context

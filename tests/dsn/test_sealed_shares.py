@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from interops.dsn.v1 import dsn_pb2 as pb
 from sqlalchemy import select
 
 from clients.client import Client
@@ -26,18 +25,16 @@ from clients.errors import NotFound, PermissionDenied
 from clients.sample_organism import SampleOrganism
 from registry.dsn.deposit_store import (
     DepositFiles,
-    NewDeposit,
     NoEncryptionKey,
     RoutedShare,
-    Validated,
     delivery_id,
 )
-from registry.dsn.synth import DEMO_COMPANY, generate
 from registry.kernel.blob_store import DatabaseBlobs, FallbackBlobs, FileBlobs
 from registry.kernel.clock import now_ms
 from registry.kernel.schema import sealed_file_chunks
 from registry.kernel.sealing import SealError
 from registry.trust.directory_store import DirectoryStore, KeyKind
+from tests.dsn import stored_shares as by_hand
 from tests.running_node import RunningNode, provision_encryption_key
 from token_suite.chain import Signer
 from token_suite.directory import open_directory
@@ -47,9 +44,8 @@ from token_suite.keys import public_bytes, write_private_key
 from token_suite.receipts import receipt_valid
 from token_suite.sealed_share import ShareError, ShareFault, open_share
 
-DELIVERY = "interops.dsn.v1.DeliveryService"
 # A share holds NIRs and names: the synthetic DSN's first employee.
-PLAIN = b"".join(generate(2, order=901))
+PLAIN = by_hand.PLAIN
 NIR = next(line for line in PLAIN.split(b"\n") if line.startswith(b"S21.G00.30.001"))[16:29]
 NAME = next(line for line in PLAIN.split(b"\n") if line.startswith(b"S21.G00.30.002"))[16:-2]
 
@@ -66,17 +62,6 @@ def urssaf(quiet: RunningNode) -> tuple[Signer, bytes]:
     """URSSAF with a signing key (right dsn.deliveries) and an encryption key (private)."""
     signer = quiet.organism("URSSAF", "URSSAF", rights=("dsn.deliveries",))
     return signer, provision_encryption_key(quiet.node.engine, "URSSAF")
-
-
-def _files(node: RunningNode) -> DepositFiles:
-    files: DepositFiles = node.node.pipeline.files
-    return files
-
-
-def _stored(node: RunningNode, delivery: str) -> bytes:
-    """A share as the node stores it."""
-    files = _files(node)
-    return files.blobs.read_bytes(files.share(delivery))
 
 
 def _traces(files: DepositFiles, prefix: str) -> list[str]:
@@ -97,42 +82,6 @@ def _traces(files: DepositFiles, prefix: str) -> list[str]:
                     .where(sealed_file_chunks.c.name.startswith(f"shares/{prefix}"))
                 ).scalars())  # fmt: skip
     return sorted(found)
-
-
-def _validated(node: RunningNode, plain: bytes) -> str:
-    """A deposit of `plain`, validated (conformant) and waiting to be routed: its id."""
-    store = node.node.deposits
-    record, _ = store.create(NewDeposit(
-        declarant="declarant:test", request_id=None, file_name="sealed.dsn", size=len(plain),
-        sha256=hashlib.sha256(plain).digest(), nature="01", sirets=(DEMO_COMPANY.siret,),
-    ))  # fmt: skip
-    outcome = Validated(conformant=True, norm_version="P25V01", nature="01", type="01",
-                        month="01032026", individuals=2, blocking=0, warnings=0)  # fmt: skip
-    store.record_validation(record.id, outcome, b"{}")
-    return record.id
-
-
-def _routed(node: RunningNode, organism: str, plain: bytes = PLAIN) -> str:
-    """A validated deposit routed to `organism`, its share sealed by the node: the delivery."""
-    store = node.node.deposits
-    deposit_id = _validated(node, plain)
-    wanted = delivery_id(deposit_id, organism)
-    writer = _files(node).share_writer(wanted, organism)
-    writer.write(plain)
-    writer.close()
-    store.record_routing(deposit_id, [
-        RoutedShare(organism, writer.size, writer.sha256, key_id=writer.key_id)
-    ])  # fmt: skip
-    return wanted
-
-
-def _as(node: RunningNode, signer: Signer) -> Client:
-    return Client(node.address, credentials=node.credentials(signer, audience=(DELIVERY,)))
-
-
-def _leased(client: Client, wanted: str) -> pb.Delivery:
-    (delivery,) = [d for d in client.fetch_deliveries(max_deliveries=100) if d.id == wanted]
-    return delivery
 
 
 def test_the_directory_publishes_encryption_keys_apart_from_signing_keys(
@@ -168,7 +117,7 @@ def test_the_directory_publishes_encryption_keys_apart_from_signing_keys(
 def test_a_share_on_disk_is_sealed_to_its_organisms_key_and_the_node_cannot_read_it(
     quiet: RunningNode, urssaf: tuple[Signer, bytes]
 ) -> None:
-    files = _files(quiet)
+    files = by_hand.shares_of(quiet)
     _, private = urssaf
     wanted = "deposit-on-disk.URSSAF"
     writer = files.share_writer(wanted, "URSSAF")
@@ -195,7 +144,7 @@ def test_a_share_on_disk_is_sealed_to_its_organisms_key_and_the_node_cannot_read
 
 def test_an_organism_without_an_encryption_key_gets_no_share(quiet: RunningNode) -> None:
     quiet.organism("NOKEY", "OC", rights=("dsn.deliveries",))
-    files = _files(quiet)
+    files = by_hand.shares_of(quiet)
     with pytest.raises(NoEncryptionKey) as missing:
         files.share_writer("deposit-x.NOKEY", "NOKEY")
     assert missing.value.organism == "NOKEY"
@@ -206,13 +155,13 @@ def test_the_sample_organism_opens_its_share_and_its_receipt_over_the_plaintext_
     quiet: RunningNode, urssaf: tuple[Signer, bytes]
 ) -> None:
     signer, private = urssaf
-    wanted = _routed(quiet, "URSSAF")
-    with _as(quiet, signer) as system:
-        delivery = _leased(system, wanted)
+    wanted = by_hand.routed(quiet, "URSSAF")
+    with by_hand.organism_client(quiet, signer) as system:
+        delivery = by_hand.leased(system, wanted)
         assert delivery.sealed_for_key_id == encryption_key_id(public_of(private))
         assert delivery.sha256 == hashlib.sha256(PLAIN).digest() and delivery.size == len(PLAIN)
         # The node streams the share as it stores it: sealed.
-        assert system.download_delivery(wanted) == _stored(quiet, wanted)
+        assert system.download_delivery(wanted) == by_hand.stored(quiet, wanted)
         assert system.download_share(wanted, private) == PLAIN
         # An encryption key signs no receipt.
         with pytest.raises(PermissionDenied) as not_signing:
@@ -235,13 +184,13 @@ def test_a_share_moved_onto_another_delivery_is_not_acknowledged(
     quiet: RunningNode, urssaf: tuple[Signer, bytes]
 ) -> None:
     signer, private = urssaf
-    files = _files(quiet)
-    first, second = _routed(quiet, "URSSAF", b"first share"), _routed(quiet, "URSSAF")
+    files = by_hand.shares_of(quiet)
+    first, second = by_hand.routed(quiet, "URSSAF", b"first share"), by_hand.routed(quiet, "URSSAF")
     swap = files.blobs.writer(files.share(second))  # an operator's swap
     swap.write(files.blobs.read_bytes(files.share(first)))
     swap.commit()
-    with _as(quiet, signer) as system:
-        delivery = _leased(system, second)
+    with by_hand.organism_client(quiet, signer) as system:
+        delivery = by_hand.leased(system, second)
         with pytest.raises(ShareError) as moved:
             system.download_share(second, private)
         assert moved.value.fault == ShareFault.ALTERED
@@ -253,14 +202,14 @@ def test_a_share_routed_before_sealing_comes_in_clear(
     quiet: RunningNode, urssaf: tuple[Signer, bytes]
 ) -> None:
     signer, private = urssaf
-    store, files = quiet.node.deposits, _files(quiet)
-    deposit_id = _validated(quiet, PLAIN)
+    store, files = quiet.node.deposits, by_hand.shares_of(quiet)
+    deposit_id = by_hand.validated(quiet, PLAIN)
     wanted = delivery_id(deposit_id, "URSSAF")
     with files.writer(files.share(wanted)) as old:  # the node's key, as before
         old.write(PLAIN)
     store.record_routing(deposit_id, [RoutedShare("URSSAF", old.size, old.sha256)])
-    with _as(quiet, signer) as system:
-        assert _leased(system, wanted).sealed_for_key_id == ""
+    with by_hand.organism_client(quiet, signer) as system:
+        assert by_hand.leased(system, wanted).sealed_for_key_id == ""
         assert system.download_share(wanted, private) == PLAIN
 
 
@@ -278,7 +227,7 @@ def test_the_command_line_opens_with_the_key_beside_the_signing_key_and_acknowle
     key_file = tmp_path / "keys" / "URSSAF.pem"
     write_private_key(signer.key, key_file)
     write_encryption_key(private, tmp_path / "keys" / "URSSAF.x25519.pem")
-    wanted = _routed(quiet, "URSSAF")
+    wanted = by_hand.routed(quiet, "URSSAF")
     auth = ("--address", quiet.address, "--organism", "URSSAF", "--key", str(key_file))
     listed = _interops(*auth, "dsn", "deliveries")
     assert listed.returncode == 0, listed.stderr
@@ -325,10 +274,10 @@ def test_files_past_retention_go_once_nothing_of_them_is_owed(
     quiet: RunningNode, urssaf: tuple[Signer, bytes]
 ) -> None:
     signer, private = urssaf
-    owed, done = _routed(quiet, "URSSAF"), _routed(quiet, "URSSAF")
-    with _as(quiet, signer) as system:
-        assert SampleOrganism(system, signer, private).handle(_leased(system, done))
-    files, pipeline = _files(quiet), quiet.node.pipeline
+    owed, done = by_hand.routed(quiet, "URSSAF"), by_hand.routed(quiet, "URSSAF")
+    with by_hand.organism_client(quiet, signer) as system:
+        assert SampleOrganism(system, signer, private).handle(by_hand.leased(system, done))
+    files, pipeline = by_hand.shares_of(quiet), quiet.node.pipeline
     assert files.exists(files.share(done)) and files.exists(files.share(owed))
     assert pipeline.purge(now_ms() - 3_600_000) == 0  # finished too recently
     assert pipeline.purge(now_ms() + 1) >= 1
@@ -336,7 +285,7 @@ def test_files_past_retention_go_once_nothing_of_them_is_owed(
     assert files.exists(files.share(owed))  # not acknowledged: still owed, kept
     assert quiet.node.deposits.purged(done.rsplit(".", 1)[0])
     assert not quiet.node.deposits.purged(owed.rsplit(".", 1)[0])
-    with _as(quiet, signer) as system:
+    with by_hand.organism_client(quiet, signer) as system:
         with pytest.raises(NotFound) as gone:
             system.download_delivery(done)
         assert gone.value.reason == "SHARE_PURGED"

@@ -734,19 +734,26 @@ class FetchDeliveriesRequest(_message.Message):
 
     MAX_DELIVERIES_FIELD_NUMBER: _builtins.int
     LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_CONTENT_BYTES_FIELD_NUMBER: _builtins.int
     max_deliveries: _builtins.int
     """1 to 100; 0 for 10."""
     lease_seconds: _builtins.int
     """10 to 3600; 0 for 300."""
+    max_content_bytes: _builtins.int
+    """Up to this many bytes of the leased deliveries' shares come with them (contents), each
+    whole or not at all: a delivery whose share does not fit in what remains is downloaded
+    (DownloadDelivery). 0 for none; at most 3 MiB.
+    """
     def __init__(
         self,
         *,
         max_deliveries: _builtins.int = ...,
         lease_seconds: _builtins.int = ...,
+        max_content_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_seconds", b"lease_seconds", "max_deliveries", b"max_deliveries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_seconds", b"lease_seconds", "max_content_bytes", b"max_content_bytes", "max_deliveries", b"max_deliveries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -757,20 +764,53 @@ class FetchDeliveriesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DELIVERIES_FIELD_NUMBER: _builtins.int
+    CONTENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delivery]: ...
+    @_builtins.property
+    def contents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeliveryContent]:
+        """The shares that fitted in max_content_bytes, in the deliveries' order."""
+
     def __init__(
         self,
         *,
         deliveries: _abc.Iterable[Global___Delivery] | None = ...,
+        contents: _abc.Iterable[Global___DeliveryContent] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contents", b"contents", "deliveries", b"deliveries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchDeliveriesResponse: _TypeAlias = FetchDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class DeliveryContent(_message.Message):
+    """A share handed over with its lease."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERY_ID_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    delivery_id: _builtins.str
+    content: _builtins.bytes
+    """The share as stored, the bytes DownloadDelivery would stream (sealed to the key
+    Delivery.sealed_for_key_id names).
+    """
+    def __init__(
+        self,
+        *,
+        delivery_id: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "delivery_id", b"delivery_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliveryContent: _TypeAlias = DeliveryContent  # noqa: Y015
 
 @_typing.final
 class StreamDeliveriesRequest(_message.Message):
@@ -898,6 +938,50 @@ class AcknowledgeDeliveryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AcknowledgeDeliveryResponse: _TypeAlias = AcknowledgeDeliveryResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeDeliveriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AcknowledgeDeliveryRequest]:
+        """One per delivery, each as AcknowledgeDelivery takes it."""
+
+    def __init__(
+        self,
+        *,
+        receipts: _abc.Iterable[Global___AcknowledgeDeliveryRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipts", b"receipts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeDeliveriesRequest: _TypeAlias = AcknowledgeDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class AcknowledgeDeliveriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delivery]:
+        """In the receipts' order."""
+
+    def __init__(
+        self,
+        *,
+        deliveries: _abc.Iterable[Global___Delivery] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeDeliveriesResponse: _TypeAlias = AcknowledgeDeliveriesResponse  # noqa: Y015
 
 @_typing.final
 class PostReturnRequest(_message.Message):

@@ -357,6 +357,11 @@ class DeliveryServiceStub:
                 request_serializer=interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveryRequest.SerializeToString,
                 response_deserializer=interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveryResponse.FromString,
                 _registered_method=True)
+        self.AcknowledgeDeliveries = channel.unary_unary(
+                '/interops.dsn.v1.DeliveryService/AcknowledgeDeliveries',
+                request_serializer=interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveriesRequest.SerializeToString,
+                response_deserializer=interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveriesResponse.FromString,
+                _registered_method=True)
         self.PostReturn = channel.unary_unary(
                 '/interops.dsn.v1.DeliveryService/PostReturn',
                 request_serializer=interops_dot_dsn_dot_v1_dot_dsn__pb2.PostReturnRequest.SerializeToString,
@@ -399,6 +404,15 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcknowledgeDeliveries(self, request, context):
+        """Acknowledges up to 100 deliveries in one call, each with its receipt as in
+        AcknowledgeDelivery. All or none: a delivery that is not the caller's, or a receipt that
+        does not verify, fails the call (naming it) and acknowledges nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PostReturn(self, request, context):
         """Posts a CRM for a deposit delivered to the caller. The same request id posts once.
         """
@@ -428,6 +442,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.AcknowledgeDelivery,
                     request_deserializer=interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveryRequest.FromString,
                     response_serializer=interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveryResponse.SerializeToString,
+            ),
+            'AcknowledgeDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeDeliveries,
+                    request_deserializer=interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveriesRequest.FromString,
+                    response_serializer=interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveriesResponse.SerializeToString,
             ),
             'PostReturn': grpc.unary_unary_rpc_method_handler(
                     servicer.PostReturn,
@@ -545,6 +564,33 @@ class DeliveryService:
             '/interops.dsn.v1.DeliveryService/AcknowledgeDelivery',
             interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveryRequest.SerializeToString,
             interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interops.dsn.v1.DeliveryService/AcknowledgeDeliveries',
+            interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveriesRequest.SerializeToString,
+            interops_dot_dsn_dot_v1_dot_dsn__pb2.AcknowledgeDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

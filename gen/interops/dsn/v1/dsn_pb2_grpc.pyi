@@ -162,6 +162,11 @@ class DeliveryServiceStub:
     """Acknowledges a delivery with a receipt signed by the organism's key over the SHA-256 of what
     it received (see token_suite/receipts.py). Acknowledging again is harmless.
     """
+    AcknowledgeDeliveries: _grpc.UnaryUnaryMultiCallable[_dsn_pb2.AcknowledgeDeliveriesRequest, _dsn_pb2.AcknowledgeDeliveriesResponse]
+    """Acknowledges up to 100 deliveries in one call, each with its receipt as in
+    AcknowledgeDelivery. All or none: a delivery that is not the caller's, or a receipt that
+    does not verify, fails the call (naming it) and acknowledges nothing.
+    """
     PostReturn: _grpc.UnaryUnaryMultiCallable[_dsn_pb2.PostReturnRequest, _dsn_pb2.PostReturnResponse]
     """Posts a CRM for a deposit delivered to the caller. The same request id posts once."""
 
@@ -183,6 +188,11 @@ class DeliveryServiceAsyncStub(DeliveryServiceStub):
     AcknowledgeDelivery: _aio.UnaryUnaryMultiCallable[_dsn_pb2.AcknowledgeDeliveryRequest, _dsn_pb2.AcknowledgeDeliveryResponse]  # type: ignore[assignment]
     """Acknowledges a delivery with a receipt signed by the organism's key over the SHA-256 of what
     it received (see token_suite/receipts.py). Acknowledging again is harmless.
+    """
+    AcknowledgeDeliveries: _aio.UnaryUnaryMultiCallable[_dsn_pb2.AcknowledgeDeliveriesRequest, _dsn_pb2.AcknowledgeDeliveriesResponse]  # type: ignore[assignment]
+    """Acknowledges up to 100 deliveries in one call, each with its receipt as in
+    AcknowledgeDelivery. All or none: a delivery that is not the caller's, or a receipt that
+    does not verify, fails the call (naming it) and acknowledges nothing.
     """
     PostReturn: _aio.UnaryUnaryMultiCallable[_dsn_pb2.PostReturnRequest, _dsn_pb2.PostReturnResponse]  # type: ignore[assignment]
     """Posts a CRM for a deposit delivered to the caller. The same request id posts once."""
@@ -226,6 +236,17 @@ class DeliveryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_dsn_pb2.AcknowledgeDeliveryResponse, _abc.Awaitable[_dsn_pb2.AcknowledgeDeliveryResponse]]:
         """Acknowledges a delivery with a receipt signed by the organism's key over the SHA-256 of what
         it received (see token_suite/receipts.py). Acknowledging again is harmless.
+        """
+
+    @_abc_1.abstractmethod
+    def AcknowledgeDeliveries(
+        self,
+        request: _dsn_pb2.AcknowledgeDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dsn_pb2.AcknowledgeDeliveriesResponse, _abc.Awaitable[_dsn_pb2.AcknowledgeDeliveriesResponse]]:
+        """Acknowledges up to 100 deliveries in one call, each with its receipt as in
+        AcknowledgeDelivery. All or none: a delivery that is not the caller's, or a receipt that
+        does not verify, fails the call (naming it) and acknowledges nothing.
         """
 
     @_abc_1.abstractmethod
