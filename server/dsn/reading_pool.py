@@ -7,7 +7,9 @@ and the sealing.
 One pool per process, started on first use with `spawn` (never `fork`: the node's gRPC threads
 do not survive one), shared by every pipeline of the process (tests run several nodes in one).
 A pool whose worker died is replaced, and the reading that failed with it is done in the
-node's process instead.
+node's process instead. A worker whose node died (SIGKILL, the OOM killer: no shutdown) ends
+within a second or so: it waits on a queue whose writing end it holds itself, and would
+otherwise wait forever.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,11 +43,30 @@ def default_workers() -> int:
     return cores if cores > 1 else 0
 
 
+# How often a worker looks whether its node is still there.
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker's initializer: a thread that ends the worker once `parent` is gone (the
+    worker is then adopted by another process)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _the_pool(workers: int) -> ProcessPoolExecutor:
     with _Shared.lock:
         if _Shared.pool is None:
             context = multiprocessing.get_context("spawn")
-            _Shared.pool = ProcessPoolExecutor(workers, mp_context=context)
+            _Shared.pool = ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_end_with_parent,
+                initargs=(os.getpid(),),
+            )  # fmt: skip
         return _Shared.pool
 
 

@@ -11,6 +11,9 @@ import io
 import os
 import random
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Collection
 from typing import BinaryIO
 
@@ -147,3 +150,36 @@ def test_a_worker_killed_loses_no_reading_and_its_pool_is_replaced() -> None:
     assert reading_pool._Shared.pool is not pool  # replaced for the next reading
     assert found(reading_pool.read_in_worker(2, data, sirets, ROUTER)) == expected
     assert reading_pool._Shared.pool is not None and reading_pool._Shared.pool is not pool
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 -- read at once
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_a_worker_ends_when_its_node_is_killed() -> None:
+    # A node killed outright (SIGKILL: no shutdown) must not leave its reading worker behind,
+    # waiting forever on a queue it holds both ends of.
+    node = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, time\n"
+         "from server.dsn import reading_pool\n"
+         "print(reading_pool._the_pool(1).submit(os.getpid).result(), flush=True)\n"
+         "time.sleep(600)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert node.stdout is not None
+        worker = int(node.stdout.readline())
+        assert _running(worker)
+    finally:
+        node.kill()
+        node.wait()
+    deadline = time.monotonic() + 30  # ends within a second or so; a loaded machine is slow
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(worker)
