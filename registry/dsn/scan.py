@@ -209,3 +209,10 @@ class Refusal:
 
     code: str
     message: str
+
+
+def scan_whole(data: bytes) -> DepositScan:
+    """The scan of a file held whole (what a worker process runs: server/dsn/reading_pool.py)."""
+    scan = DepositScan()
+    scan.feed(data)
+    return scan.finish()

@@ -16,7 +16,7 @@ from interops.dsn.v1 import dsn_pb2_grpc
 
 from clients.tracing import trace_id_of, traceparent
 from registry.dsn.deposit_store import DepositFiles, DepositRecord, DepositStore, NewDeposit
-from registry.dsn.scan import DepositScan
+from registry.dsn.scan import DepositScan, scan_whole
 from registry.habilitation.managed import taken_over
 from registry.kernel.change_feed import DEPOSIT, RETURN, ChangeFeed
 from registry.kernel.rights import DSN_DEPOSIT
@@ -24,6 +24,7 @@ from registry.kernel.sealing import SealedWriter
 from registry.trust.declarant_store import DeclarantStore
 from server.audit.journal import note
 from server.dsn.pipeline import DsnPipeline
+from server.dsn.reading_pool import WHOLE_BYTES, run_in_worker
 from server.rpc import page_tokens
 from server.rpc.auth_interceptor import current_principal
 from server.rpc.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
@@ -83,6 +84,11 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         )  # fmt: skip
         writer = self.files.writer(self.files.deposit(new.id))
         scan = DepositScan()
+        # The scan reads every line (the one reading), off the event loop: a file of at most
+        # WHOLE_BYTES whole in a worker process once it is all here (the node's process keeps
+        # its core for the calls), a larger one here as its bytes arrive.
+        workers = self.pipeline.reading_workers
+        held: list[bytes] | None = [] if workers else None
         try:
             async for request in request_iterator:
                 if request.WhichOneof("part") != "chunk":
@@ -97,9 +103,18 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
                         metadata={"max_bytes": str(self.max_bytes)},
                     )
                 writer.write(request.chunk)
-                # The scan reads every line (the one reading): off the event loop.
+                if held is not None and writer.size <= WHOLE_BYTES:
+                    held.append(request.chunk)
+                    continue
+                for chunk in held or ():  # too large to scan whole: from its start, here
+                    await asyncio.to_thread(scan.feed, chunk)
+                held = None
                 await asyncio.to_thread(scan.feed, request.chunk)
-            await asyncio.to_thread(scan.finish)
+            if held is not None:
+                data = b"".join(held)
+                scan = await asyncio.to_thread(run_in_worker, workers, scan_whole, data)
+            else:
+                await asyncio.to_thread(scan.finish)
         except BaseException:
             writer.discard()
             raise

@@ -48,7 +48,7 @@ from registry.dsn.validation import Report
 from registry.kernel.clock import now_ms
 from registry.relations.store import Link, RelationsStore
 from server.background_loop import BackgroundLoop
-from server.dsn.reading_pool import default_workers, read_in_worker
+from server.dsn.reading_pool import WHOLE_BYTES, default_workers, read_in_worker
 from token_suite.directory import KeyEntry
 
 log = logging.getLogger("interops.dsn")
@@ -74,13 +74,11 @@ KEYLESS_WAIT_MS = 30_000
 # upload waits that long between two chunks).
 PURGE_EVERY_SECONDS = 3600.0
 PARTIAL_AFTER_SECONDS = 86_400.0
-# How many of its claimed deposits a node works on at once; a deposit of at most WHOLE_BYTES is
-# read whole in a worker process (a larger one streams through this one: memory holds one
-# employee of it, never the file).
+# How many of its claimed deposits a node works on at once (one of at most WHOLE_BYTES is read
+# whole in a worker process).
 PARALLEL = 3
 # How long the pipeline seals to an organism's encryption key as it read it (within a round).
 KEY_SECONDS = 2.0
-WHOLE_BYTES = 2 << 20
 
 
 class DsnPipeline(BackgroundLoop):

@@ -1,5 +1,6 @@
-"""Worker processes that read deposits (registry/dsn/deposit_reading.py `read_whole`): reading
-a deposit (validation, relations, routing) is pure Python, and one process's interpreter runs
+"""Worker processes that read deposits (registry/dsn/deposit_reading.py `read_whole`) and scan
+them as they are deposited (registry/dsn/scan.py `scan_whole`): reading a deposit (validation,
+relations, routing) is pure Python, and one process's interpreter runs
 one thread of Python at a time, so the node's calls, its database work and the readings would
 otherwise share one core. The workers take the readings; the node keeps the database, the keys
 and the sealing.
@@ -19,14 +20,20 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 from registry.dsn.deposit_reading import DepositReading, read_whole
 from registry.dsn.routing import Router
 
 log = logging.getLogger("interops.dsn")
+T = TypeVar("T")
+# A deposit of at most this many bytes is read (and scanned, on its way in) whole in a worker; a
+# larger one streams through the node's process (memory holds one employee of it, never the
+# file).
+WHOLE_BYTES = 2 << 20
 
 
 class _Shared:
@@ -77,15 +84,21 @@ def _forget(broken: ProcessPoolExecutor) -> None:
     broken.shutdown(wait=False, cancel_futures=True)
 
 
-def read_in_worker(
-    workers: int, data: bytes, sirets: Collection[str], router: Router
-) -> DepositReading:
-    """`read_whole(data, sirets, router)` in a worker process; in this one when the pool broke
-    (a worker killed), the pool being replaced for the next reading."""
+def run_in_worker(workers: int, function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a worker process (a module-level function: the worker imports it;
+    its arguments and result cross the process boundary); in this one when the pool broke (a
+    worker killed), the pool being replaced for the next call."""
     pool = _the_pool(workers)
     try:
-        return pool.submit(read_whole, data, sirets, router).result()
+        return pool.submit(function, *args).result()
     except BrokenProcessPool:
         log.warning("a deposit reading worker died; its pool is replaced")
         _forget(pool)
-        return read_whole(data, sirets, router)
+        return function(*args)
+
+
+def read_in_worker(
+    workers: int, data: bytes, sirets: Collection[str], router: Router
+) -> DepositReading:
+    """`read_whole(data, sirets, router)` in a worker process (see `run_in_worker`)."""
+    return run_in_worker(workers, read_whole, data, sirets, router)

@@ -17,9 +17,11 @@ from clients.errors import InvalidArgument, NotFound, PermissionDenied
 from registry.dsn.deposit_store import delivery_id
 from registry.dsn.entitlement import OrganismRules, load_identification, load_rules
 from registry.dsn.reader import read_rubrics
+from registry.dsn.scan import scan_whole
 from registry.dsn.synth import DEMO_COMPANY, broken, company, generate
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
+from server.dsn.reading_pool import WHOLE_BYTES
 from tests.dsn import MONTHLY_ORGANISMS
 from tests.running_node import RunningNode
 from token_suite.chain import Signer
@@ -366,3 +368,27 @@ def test_a_refused_file_may_be_sent_again_a_taken_one_not(
     refused = _file(tmp_path, b"".join(generate(1, declared=OTHER_COMPANY, order=111)))
     first, second = declarant.submit_deposit(refused), declarant.submit_deposit(refused)
     assert first.receipt == second.receipt == pb.RECEIPT_ARE and first.id != second.id
+
+
+@pytest.mark.parametrize("employees", [50, 800])
+def test_a_deposit_is_answered_on_the_same_scan_whole_in_a_worker_or_as_it_arrives(
+    declarant: Client, tmp_path: Path, employees: int
+) -> None:
+    # Up to WHOLE_BYTES a deposit is scanned whole in a worker process once all of it is
+    # here; past it, in the node's process from its first bytes on as they arrive (1 MiB
+    # chunks: the first two held, then streamed). Either way the answer is the scan's in
+    # this process, and a fault in the held part is found.
+    data = b"".join(generate(employees, order=700 + employees))
+    assert (len(data) > WHOLE_BYTES) == (employees == 800)
+    expected = scan_whole(data)
+    deposit = declarant.submit_deposit(_file(tmp_path, data))
+    assert deposit.receipt == pb.RECEIPT_AEE
+    found = (list(deposit.sirets), deposit.nature, deposit.type, deposit.month)
+    assert found == (expected.sirets, expected.nature, expected.type, expected.month)
+    assert _settled(declarant, deposit.id).state == pb.DEPOSIT_STATE_ROUTED
+    lines = data.split(b"\n")
+    lines.insert(40, b"S21.G00.99.001,'misplaced'\r")  # a block the norm does not know
+    faulty = b"\n".join(lines)
+    assert scan_whole(faulty).ambiguity.startswith("line 41:")
+    refused = declarant.submit_deposit(_file(tmp_path, faulty, "faulty.txt"))
+    assert refused.receipt == pb.RECEIPT_ARE and "line 41:" in refused.rejection_message
