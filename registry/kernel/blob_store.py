@@ -31,6 +31,9 @@ from registry.kernel.whole_files import WholeFile
 
 # Bytes of a blob per database row (and per chunk read from a file).
 CHUNK_BYTES = 1 << 20
+# A writer's unfinished file last written this long ago was left by a process killed mid-write
+# (no live writer waits that long between two writes): `sweep` it.
+PARTIAL_AFTER_SECONDS = 86_400.0
 STORES = ("database", "files")
 
 

@@ -45,6 +45,7 @@ from registry.dsn.individual_segments import SharedPlans
 from registry.dsn.revealed_relations import Relations
 from registry.dsn.routing import Router
 from registry.dsn.validation import Report
+from registry.kernel.blob_store import PARTIAL_AFTER_SECONDS
 from registry.kernel.clock import now_ms
 from registry.relations.store import Link, RelationsStore
 from server.background_loop import BackgroundLoop
@@ -70,10 +71,8 @@ CLAIM_BATCH = 16
 FAILED_WAIT_MS = 5_000
 KEYLESS_WAIT_MS = 30_000
 # How often a node looks for deposit files past retention. At its start, it removes the files
-# writers killed mid-write left unfinished (last written PARTIAL_AFTER_SECONDS ago: no live
-# upload waits that long between two chunks).
+# writers killed mid-write left unfinished (last written PARTIAL_AFTER_SECONDS ago).
 PURGE_EVERY_SECONDS = 3600.0
-PARTIAL_AFTER_SECONDS = 86_400.0
 # How many of its claimed deposits a node works on at once (one of at most WHOLE_BYTES is read
 # whole in a worker process).
 PARALLEL = 3

@@ -2,7 +2,8 @@
 own (a flood of extractions then waits its turn rather than taking the threads every other
 call's database work runs on), one running at a time per creditor (registry/mandate/store.py
 `claim_extraction`), their files deleted RETENTION_DAYS after they were asked for, and those a
-dead node left unfinished failed at the next node's start (those waiting for a worker or running
+dead node left unfinished failed at the next node's start (and the unfinished files on disk
+it left removed at the hourly purge) (those waiting for a worker or running
 on a live node are marked as looked after every STALE_SECONDS / 5, so that they are not).
 """
 
@@ -12,13 +13,14 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from google.rpc import code_pb2, status_pb2
 from interops.mandate.v1 import mandate_pb2 as pb
 
-from registry.kernel.blob_store import BlobStore
+from registry.kernel.blob_store import PARTIAL_AFTER_SECONDS, BlobStore
 from registry.kernel.clock import now_ms
 from registry.kernel.sealing import SealedWriter
 from registry.mandate.store import MandateStore
@@ -178,7 +180,12 @@ class MandateExtractions:
         return failed
 
     def purge(self, now: int | None = None) -> int:
-        """Deletes the files of extractions asked for more than RETENTION_DAYS ago."""
+        """Deletes the files of extractions asked for more than RETENTION_DAYS ago, and what
+        writers killed mid-write left unfinished (on disk); returns how many extractions."""
+        swept = self.blobs.sweep(time.time() - PARTIAL_AFTER_SECONDS)
+        if swept:
+            log.info("removed %d unfinished mandate extraction files left by a stopped writer",
+                     swept)  # fmt: skip
         before = (now if now is not None else now_ms()) - RETENTION_DAYS * 86_400_000
         purged = self.store.extractions_to_purge(before)
         for operation_id in purged:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import io
+import os
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from registry.habilitation.access_decision import decide
 from registry.habilitation.declarant_rights import declarant_rights
 from registry.habilitation.schema import habilitations
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
+from registry.kernel.blob_store import PARTIAL_AFTER_SECONDS, FallbackBlobs, FileBlobs
 from registry.kernel.clock import now_ms
 from registry.kernel.nir_keyring import NirKeyring
 from registry.kernel.rights import MANDATE_MANAGE, SERVICE_ATMP
@@ -195,9 +198,28 @@ def test_extractions_run_one_per_creditor_are_purged_and_recovered(world: World)
     assert started.name != f"operations/{stuck.id}"
     world.urssaf.wait_extraction(started.name, timeout=60)
     assert b"".join(world.urssaf.download_extraction(started.name))
+    # What a writer killed mid-write left on disk goes at the purge, once old enough.
+    left: list[Path] = []
+    stores = [jobs.blobs]
+    while stores:
+        store = stores.pop()
+        if isinstance(store, FallbackBlobs):
+            stores += [store.primary, store.older]
+        elif isinstance(store, FileBlobs):
+            left += [
+                store.root / f"extractions/{age}.csv.sealed.1a2b.part" for age in ("old", "new")
+            ]
+    for partial in left:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"cut short")
+        if partial.name.startswith("old"):
+            os.utime(partial, (time.time() - PARTIAL_AFTER_SECONDS - 60,) * 2)
     # Past the retention, the file is deleted and the download says so.
     later = now_ms() + (RETENTION_DAYS * 86_400 + 60) * 1000
     assert jobs.purge(now=later) >= 1
+    assert [partial.name for partial in left if partial.exists()] == [
+        partial.name for partial in left if partial.name.startswith("new")
+    ]
     assert not jobs.blobs.exists(file_name(started.name.removeprefix("operations/")))
     assert _refusal(lambda: list(world.urssaf.download_extraction(started.name))) == (
         "FAILED_PRECONDITION",
