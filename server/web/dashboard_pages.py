@@ -387,11 +387,10 @@ class DashboardPages:
     async def acknowledge(self, request: Request) -> Response:
         """POST /notifications/{id}/ack: read while signed in (an authenticated
         acknowledgement)."""
-        session = self.pages.signed_in(request)
-        if isinstance(session, Response):
-            return session
-        if await self.pages.checked_form(request, session) is None:
-            return self.pages.forbidden_form(request)
+        posted = await self.pages.signed_in_form(request)
+        if isinstance(posted, Response):
+            return posted
+        session, _ = posted
         try:
             await self.node.for_session(session, f"{NOTIFY}/ReadNotification",
                              notify_pb2.ReadNotificationRequest(
@@ -414,12 +413,10 @@ class DashboardPages:
     ) -> Response:
         """Grant or revoke through HabilitationService, then back to the dashboard with a
         confirmation; a refusal is told in place."""
-        session = self.pages.signed_in(request)
-        if isinstance(session, Response):
-            return session
-        form = await self.pages.checked_form(request, session)
-        if form is None:
-            return self.pages.forbidden_form(request)
+        posted = await self.pages.signed_in_form(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
         account = str(form.get("account_id", ""))
         if not account.isdecimal() or not 0 < int(account) < 2**31:
             return await self._dashboard(request, session, 400,

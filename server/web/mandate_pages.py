@@ -103,12 +103,10 @@ class MandatePages:
     async def create(self, request: Request) -> Response:
         """POST /mandates: enters a mandate; a refusal is told next to the form, which keeps
         what was typed but the IBAN."""
-        session = self.pages.signed_in(request)
-        if isinstance(session, Response):
-            return session
-        form = await self.pages.checked_form(request, session)
-        if form is None:
-            return self.pages.forbidden_form(request)
+        posted = await self.pages.signed_in_form(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
         fields = {name: str(form.get(name, ""))[:64] for name in _FIELDS}
         scheme = mandate_pb2.SCHEME_B2B if fields["scheme"] == "B2B" else mandate_pb2.SCHEME_CORE
         kept = {k: v for k, v in fields.items() if k != "iban"}
@@ -133,12 +131,10 @@ class MandatePages:
         return await self._act(request, "RevokeMandate", "revoked")
 
     async def _act(self, request: Request, method: str, done: str) -> Response:
-        session = self.pages.signed_in(request)
-        if isinstance(session, Response):
-            return session
-        form = await self.pages.checked_form(request, session)
-        if form is None:
-            return self.pages.forbidden_form(request)
+        posted = await self.pages.signed_in_form(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
         key = mandate_pb2.MandateKey(creditor=str(form.get("creditor", ""))[:64],
                                      reference=str(form.get("reference", ""))[:35])  # fmt: skip
         message: Any = getattr(mandate_pb2, f"{method}Request")(key=key)

@@ -125,6 +125,17 @@ class Pages:
             return RedirectResponse("/signin", status_code=303)
         return session
 
+    async def signed_in_form(self, request: Request) -> tuple[Session, FormData] | Response:
+        """The signed-in session and the form it posted with its form token; else the answer
+        to give instead (the sign-in page, or the expired-form page)."""
+        session = self.signed_in(request)
+        if isinstance(session, Response):
+            return session
+        form = await self.checked_form(request, session)
+        if form is None:
+            return self.forbidden_form(request)
+        return session, form
+
     def forbidden_form(self, request: Request) -> HTMLResponse:
         """The page for a form without the right form token (CSRF)."""
         return self.error(request, 403, "Ce formulaire a expiré.",

@@ -214,12 +214,10 @@ class SignInPages:
 
     async def navigate(self, request: Request) -> Response:
         """POST /navigate: a signed-in user goes to a partner site without signing in again."""
-        session = self.pages.signed_in(request)
-        if isinstance(session, Response):
-            return session
-        form = await self.pages.checked_form(request, session)
-        if form is None:
-            return self.pages.forbidden_form(request)
+        posted = await self.pages.signed_in_form(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
         site = (await self.partners()).get(str(form.get("partner", "")))
         if site is None:
             return self.pages.error(request, 404, "Ce site partenaire n'est pas connu.")
