@@ -29,11 +29,12 @@ from registry.dsn.deposit_store import (
     RoutedShare,
     delivery_id,
 )
-from registry.kernel.blob_store import DatabaseBlobs, FallbackBlobs, FileBlobs
+from registry.kernel.blob_store import DatabaseBlobs, FileBlobs
 from registry.kernel.clock import now_ms
 from registry.kernel.schema import sealed_file_chunks
 from registry.kernel.sealing import SealError
 from registry.trust.directory_store import DirectoryStore, KeyKind
+from tests.blob_layers import layers
 from tests.dsn import stored_shares as by_hand
 from tests.running_node import RunningNode, provision_encryption_key
 from token_suite.chain import Signer
@@ -68,12 +69,8 @@ def _traces(files: DepositFiles, prefix: str) -> list[str]:
     """What any store holds of the shares whose delivery ids start with `prefix`, whole or
     not: files (NAME.part too) on disk, rows in the database."""
     found: set[str] = set()
-    stores = [files.blobs]
-    while stores:
-        store = stores.pop()
-        if isinstance(store, FallbackBlobs):
-            stores += [store.primary, store.older]
-        elif isinstance(store, FileBlobs):
+    for store in layers(files.blobs):
+        if isinstance(store, FileBlobs):
             found |= {f"shares/{p.name}" for p in (store.root / "shares").glob(f"{prefix}*")}
         elif isinstance(store, DatabaseBlobs):
             with store.engine.connect() as connection:

@@ -23,7 +23,7 @@ from registry.habilitation.access_decision import decide
 from registry.habilitation.declarant_rights import declarant_rights
 from registry.habilitation.schema import habilitations
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
-from registry.kernel.blob_store import PARTIAL_AFTER_SECONDS, FallbackBlobs, FileBlobs
+from registry.kernel.blob_store import PARTIAL_AFTER_SECONDS, FileBlobs
 from registry.kernel.clock import now_ms
 from registry.kernel.nir_keyring import NirKeyring
 from registry.kernel.rights import MANDATE_MANAGE, SERVICE_ATMP
@@ -34,6 +34,7 @@ from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.relations.schema import declared_links
 from registry.relations.store import RelationsStore
 from server.mandate.extractions import EXTRACT_KIND, EXTRACT_WORKERS, RETENTION_DAYS, file_name
+from tests.blob_layers import layers
 from tests.mandate.test_mandates import (
     BIC,
     CLIENT_SIRET,
@@ -199,16 +200,11 @@ def test_extractions_run_one_per_creditor_are_purged_and_recovered(world: World)
     world.urssaf.wait_extraction(started.name, timeout=60)
     assert b"".join(world.urssaf.download_extraction(started.name))
     # What a writer killed mid-write left on disk goes at the purge, once old enough.
-    left: list[Path] = []
-    stores = [jobs.blobs]
-    while stores:
-        store = stores.pop()
-        if isinstance(store, FallbackBlobs):
-            stores += [store.primary, store.older]
-        elif isinstance(store, FileBlobs):
-            left += [
-                store.root / f"extractions/{age}.csv.sealed.1a2b.part" for age in ("old", "new")
-            ]
+    left = [
+        store.root / f"extractions/{age}.csv.sealed.1a2b.part"
+        for store in layers(jobs.blobs) if isinstance(store, FileBlobs)
+        for age in ("old", "new")
+    ]  # fmt: skip
     for partial in left:
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(b"cut short")
