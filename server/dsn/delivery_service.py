@@ -55,6 +55,13 @@ def caller_organism() -> str:
     return code
 
 
+def _owned(record: DeliveryRecord | None, delivery: str, organism: str) -> DeliveryRecord:
+    """The delivery when it is the organism's; another's is as absent as one that is not."""
+    if record is None or record.organism != organism:
+        raise NotFound("DELIVERY_NOT_FOUND", f"no delivery {delivery} for {organism}")
+    return record
+
+
 class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
     """Serves the outbox to the organisms."""
 
@@ -145,10 +152,8 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
                     await changed.wait(self.poll_seconds)
 
     async def _own(self, delivery: str) -> DeliveryRecord:
-        organism = caller_organism()
-        record = await asyncio.to_thread(self.store.delivery, delivery)
-        if record is None or record.organism != organism:
-            raise NotFound("DELIVERY_NOT_FOUND", f"no delivery {delivery} for {organism}")
+        record = _owned(await asyncio.to_thread(self.store.delivery, delivery), delivery,
+                        caller_organism())  # fmt: skip
         note(resource=f"delivery:{record.id}")
         return record
 
@@ -204,9 +209,7 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         receipts = [(r.id, r.key_id, r.signature) for r in request.receipts]
         found = await asyncio.to_thread(self.store.deliveries_by_id, [r[0] for r in receipts])
         for index, (delivery, key_id, signature) in enumerate(receipts):
-            record = found.get(delivery)
-            if record is None or record.organism != organism:
-                raise NotFound("DELIVERY_NOT_FOUND", f"no delivery {delivery} for {organism}")
+            record = _owned(found.get(delivery), delivery, organism)
             self._check_receipt(record, key_id, signature, f"receipts[{index}].signature")
         more = f"+{len(receipts) - 1}" if len(receipts) > 1 else ""
         note(resource=f"delivery:{receipts[0][0]}{more}"[:200])
