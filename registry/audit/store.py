@@ -17,6 +17,7 @@ from sqlalchemy import Engine, String, insert, select
 
 from registry.audit.chain import FIELDS, GENESIS, checkpoint_input, record_hash
 from registry.audit.schema import audit_checkpoints, audit_records
+from registry.kernel.database import reading
 
 _NAMES = (*FIELDS, "prev_hash", "hash")
 _COLUMNS = [audit_records.c[name] for name in _NAMES]
@@ -74,7 +75,7 @@ class AuditStore:
 
     def load_head(self) -> None:
         """Reads where the chain ends (after a restart)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(audit_records.c.seq, audit_records.c.hash)
                 .where(audit_records.c.journal == self.journal)
@@ -153,14 +154,14 @@ class AuditStore:
             query = query.where(audit_records.c.at >= filters.after_ms)
         if filters.before_ms:
             query = query.where(audit_records.c.at < filters.before_ms)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             order = audit_records.c.position.desc() if newest_first else audit_records.c.position
             rows = connection.execute(query.order_by(order).limit(limit)).all()
         return [dict(row._mapping) for row in rows]
 
     def journals(self) -> list[str]:
         """Every journal (one per node process that recorded anything)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(select(audit_records.c.journal).distinct()).scalars()
             marks = connection.execute(select(audit_checkpoints.c.journal).distinct()).scalars()
             return sorted({*found, *marks})
@@ -168,7 +169,7 @@ class AuditStore:
     def all_records(self, journal: str, batch: int = 10_000) -> Iterator[dict[str, object]]:
         """Every record of a journal in stored order (by position), for verification."""
         position = 0
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             while True:
                 rows = connection.execute(
                     select(audit_records.c.position, *_COLUMNS)
@@ -185,7 +186,7 @@ class AuditStore:
 
     def sequence_numbers(self, journal: str) -> Counter[int]:
         """How many records each sequence number of a journal has (1, unless tampered with)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(
                 select(audit_records.c.seq).where(audit_records.c.journal == journal)
             ).scalars()
@@ -193,7 +194,7 @@ class AuditStore:
 
     def all_checkpoints(self, journal: str) -> list[dict[str, object]]:
         """Every checkpoint of a journal."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(audit_checkpoints)
                 .where(audit_checkpoints.c.journal == journal)

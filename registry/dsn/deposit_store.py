@@ -26,9 +26,10 @@ from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select,
 from sqlalchemy.exc import IntegrityError
 
 from registry.dsn.schema import deliveries, deposit_returns, deposits
-from registry.kernel.blob_store import BlobStore, BlobWriter
+from registry.kernel.blob_store import BlobStore, BlobWriter, commit_all_in
 from registry.kernel.clock import now_ms, timestamp
 from registry.kernel.contract_enums import contract_value
+from registry.kernel.database import reading
 from registry.kernel.sealing import SealedWriter, open_sealed, seal, unseal
 from token_suite.directory import KeyEntry
 from token_suite.sealed_share import ShareWriter
@@ -135,12 +136,9 @@ class ShareFile:
         self.out.commit()
 
     def seal(self) -> None:
-        """Seals the last chunk; `commit_in` then puts the share in place."""
+        """Seals the last chunk; the deposit store's `record_routing` then puts the share in
+        place (its `out`, in the routing's transaction)."""
         self.sealer.close()
-
-    def commit_in(self, connection: Connection) -> None:
-        """Puts the sealed share in place within the caller's transaction (see BlobWriter)."""
-        self.out.commit_in(connection)
 
     def discard(self) -> None:
         """Drops what was written."""
@@ -194,6 +192,11 @@ class DepositFiles:
     def stored(self, name: str) -> Iterator[bytes]:
         """A file's bytes as stored (a share sealed to its organism: the node cannot open it)."""
         return self.blobs.read(name)
+
+    def stored_small(self, names: Collection[str]) -> dict[str, bytes]:
+        """`stored` of the files of `names` that hold one chunk at most, by name, at once (the
+        others are not in it: read them with `stored`)."""
+        return self.blobs.read_small(names)
 
     def exists(self, name: str) -> bool:
         """True when the file is there."""
@@ -408,7 +411,7 @@ class DepositStore:
     def find(self, declarant: str, request_id: str | None, sha256: bytes) -> DepositRecord | None:
         """The declarant's deposit with that request id, else the one taken (AEE) with that
         content."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             if request_id:
                 row = connection.execute(
                     select(*_DEPOSIT_COLUMNS).where(
@@ -475,13 +478,13 @@ class DepositStore:
         query = select(*_DEPOSIT_COLUMNS).where(deposits.c.id == deposit_id)
         if declarant is not None:
             query = query.where(deposits.c.declarant == declarant)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(query).first()
             return self._with_deliveries(connection, row) if row is not None else None
 
     def version(self, deposit_id: str) -> int:
         """The deposit's current version (0 if absent)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             value = connection.execute(
                 select(deposits.c.version).where(deposits.c.id == deposit_id)
             ).scalar()
@@ -501,7 +504,7 @@ class DepositStore:
                 )
             )
         query = query.order_by(deposits.c.received_at.desc(), deposits.c.id.desc()).limit(limit)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(query).all()
             return [self._with_deliveries(connection, row) for row in rows]
 
@@ -570,7 +573,7 @@ class DepositStore:
                    deliveries.c.state != DeliveryState.ACKNOWLEDGED)
             .exists()
         )  # fmt: skip
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             ids = connection.execute(
                 select(deposits.c.id)
                 .where(deposits.c.purged_at == 0, deposits.c.updated_at < finished_before,
@@ -597,7 +600,7 @@ class DepositStore:
 
     def purged(self, deposit_id: str) -> bool:
         """True when the deposit's files were purged."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return bool(connection.execute(
                 select(deposits.c.purged_at).where(deposits.c.id == deposit_id)
             ).scalar())  # fmt: skip
@@ -616,6 +619,17 @@ class DepositStore:
             update(deposits)
             .where(deposits.c.id == deposit_id)
             .values(updated_at=now_ms(), version=deposits.c.version + 1, **values)
+        )
+
+    @staticmethod
+    def _bump_all(connection: Connection, deposit_ids: Collection[str]) -> None:
+        """`_bump` of each deposit, in one round trip (executemany), in id order: every batch
+        of leases or acknowledgements locks the deposits it bumps in the same order."""
+        connection.execute(
+            update(deposits)
+            .where(deposits.c.id == bindparam("bumped"))
+            .values(updated_at=now_ms(), version=deposits.c.version + 1),
+            [{"bumped": deposit_id} for deposit_id in sorted(deposit_ids)],
         )
 
     def record_validation(self, deposit_id: str, outcome: Validated, report: bytes) -> None:
@@ -668,8 +682,7 @@ class DepositStore:
             ).first()
             if row is None or row[0] != DepositState.VALIDATED:
                 return
-            for file in files:
-                file.commit_in(connection)
+            commit_all_in(connection, [file.out for file in files])
             if shares:  # one statement for every share, in one round trip
                 connection.execute(insert(deliveries), [
                     {
@@ -732,12 +745,7 @@ class DepositStore:
                 ),
                 [{"leased": delivery, "lease": lease} for delivery, lease in leases.items()],
             )
-            connection.execute(
-                update(deposits)
-                .where(deposits.c.id == bindparam("bumped"))
-                .values(updated_at=now_ms(), version=deposits.c.version + 1),
-                [{"bumped": deposit_id} for deposit_id in sorted({str(d) for _, d in ids})],
-            )
+            self._bump_all(connection, {str(deposit_id) for _, deposit_id in ids})
             rows = connection.execute(
                 select(*_DELIVERY_COLUMNS)
                 .where(
@@ -754,7 +762,7 @@ class DepositStore:
 
     def deliveries_by_id(self, ids: Collection[str]) -> dict[str, DeliveryRecord]:
         """The deliveries of these ids that exist, by id (one statement)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(*_DELIVERY_COLUMNS).where(deliveries.c.id.in_(list(ids)))
             ).all()
@@ -796,8 +804,7 @@ class DepositStore:
                     [{"acknowledged": delivery, "key": key_id, "signature": signature}
                      for delivery, (key_id, signature) in first.items()],
                 )  # fmt: skip
-                for deposit_id in sorted({pending[delivery] for delivery in first}):
-                    self._bump(connection, deposit_id)
+                self._bump_all(connection, {pending[delivery] for delivery in first})
             found = {
                 record.id: record
                 for record in map(_delivery, connection.execute(
@@ -882,7 +889,7 @@ class DepositStore:
         return self._returns(condition, limit)
 
     def _returns(self, condition: object, limit: int) -> list[ReturnRecord]:
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(*_RETURN_COLUMNS, deposit_returns.c.sealed)
                 .where(condition)  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from registry.habilitation.declarative_services import (
 )
 from registry.habilitation.managed import for_bank_data, managed_among, mandated_among
 from registry.habilitation.schema import habilitations
+from registry.kernel.database import reading
 from registry.relations.store import RelationsStore
 from registry.trust.declarant_store import AccountStatus, DeclarantStore
 from registry.trust.schema import declarants
@@ -75,7 +76,7 @@ def decide(
     if known is None:
         decision.refusals.append((service, "UNKNOWN_SERVICE"))
         return decision
-    with store.engine.connect() as connection:
+    with reading(store.engine) as connection:
         account = connection.execute(
             select(declarants.c.siret, declarants.c.status).where(declarants.c.id == declarant_id)
         ).first()

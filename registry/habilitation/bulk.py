@@ -20,6 +20,7 @@ from registry.habilitation.bulk_file import BadLine, BulkLine, read_lines
 from registry.habilitation.schema import bulk_files
 from registry.habilitation.store import HabilitationRefused, HabilitationStore
 from registry.kernel.clock import now_ms
+from registry.kernel.database import reading
 
 
 class BulkFileState(enum.StrEnum):
@@ -146,7 +147,7 @@ class BulkQueue:
 
     def siren_of(self, operation_id: str) -> str | None:
         """The company of a queued file's operation, or None."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(
                 select(bulk_files.c.siren).where(bulk_files.c.operation_id == operation_id)
             ).scalar()

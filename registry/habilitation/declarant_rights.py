@@ -28,6 +28,7 @@ from registry.habilitation.managed import (
 )
 from registry.habilitation.schema import habilitations
 from registry.habilitation.store import Role
+from registry.kernel.database import reading
 from registry.kernel.rights import (
     HABILITATION_CHECK,
     HABILITATION_MANAGE,
@@ -50,7 +51,7 @@ def _add(grants: dict[str, Scope], right: str, scope: Scope) -> None:
 def declarant_rights(engine: Engine, declarant_id: int, idle_months: int = IDLE_MONTHS) -> Grants:
     """Every right the declarant may be granted now, with its perimeter."""
     since = live_since(idle_months)
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         account = connection.execute(
             select(declarants.c.siret, declarants.c.role, declarants.c.status).where(
                 declarants.c.id == declarant_id

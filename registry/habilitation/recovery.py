@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from registry.habilitation.schema import admin_acts
 from registry.habilitation.store import Role
 from registry.kernel.clock import now_ms
+from registry.kernel.database import reading
 from registry.letters.store import LetterStore
 from registry.trust.account_seals import open_email
 from registry.trust.declarant_store import AccountStatus, identity_digest, too_many_attempts
@@ -169,7 +170,7 @@ class AccountRecovery:
             raise Refused(
                 "INVALID_ARGUMENT", f"an answer has at least {MIN_ANSWER} letters or digits"
             )
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(declarants.c.identity_digest, declarants.c.password_hash,
                        declarants.c.status).where(declarants.c.id == account_id)
@@ -192,7 +193,7 @@ class AccountRecovery:
     def question_of(self, siret: str, last_name: str, first_name: str, *, source: str) -> str:
         """The name of the triplet's secret question, or of its decoy."""
         digest = self._admitted(siret, last_name, first_name, source)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             chosen = connection.execute(
                 select(declarants.c.secret_question)
                 .where(declarants.c.identity_digest == digest)
@@ -219,7 +220,7 @@ class AccountRecovery:
     ) -> int:
         """Sets the new password when the answer is right; the account's id."""
         digest = self._admitted(siret, last_name, first_name, source)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(declarants.c.id, declarants.c.status, declarants.c.secret_answer_hash)
                 .where(declarants.c.identity_digest == digest)
@@ -288,7 +289,7 @@ class AccountRecovery:
         digest = self._admitted(siret, last_name, first_name, source)
         moment = time.time() if now is None else now
         given = code_digest(code)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(declarants.c.id, declarants.c.status, declarants.c.reset_hash,
                        declarants.c.reset_expires)
@@ -377,7 +378,7 @@ class AccountRecovery:
             return
 
     def _supported(self, siren: str, retry_key: str) -> bool:
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return connection.execute(
                 select(admin_acts.c.id).where(admin_acts.c.siren == siren,
                                               admin_acts.c.request_id == retry_key)
@@ -387,7 +388,7 @@ class AccountRecovery:
 
     def administrators_company(self, author_id: int) -> str:
         """The SIREN of the author's company, if the author is an active administrator now."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return self._administrator(connection, author_id).siret[:9]
 
     # -- unlocking -------------------------------------------------------------------------

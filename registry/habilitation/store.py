@@ -45,6 +45,7 @@ from registry.habilitation.schema import (
 )
 from registry.kernel.clock import now_ms
 from registry.kernel.contract_enums import contract_value
+from registry.kernel.database import reading
 from registry.letters.store import LetterStore
 from registry.rcd.schema import establishments
 from registry.relations.store import IDLE_MONTHS, end_mandated_links, live_since
@@ -225,13 +226,13 @@ class HabilitationStore:
         if connection is not None:
             row = connection.execute(query).first()
         else:
-            with self.engine.connect() as own:
+            with reading(self.engine) as own:
                 row = own.execute(query).first()
         return _account(row) if row is not None else None
 
     def administrator(self, account_id: int) -> Account:
         """The account if it is an active administrator now; refuses any other."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return self._admin(connection, account_id)
 
     def _admin(self, connection: Connection, author_id: int) -> Account:
@@ -299,7 +300,7 @@ class HabilitationStore:
         if connection is not None:
             found = connection.execute(query).scalar()
         else:
-            with self.engine.connect() as own:
+            with reading(self.engine) as own:
                 found = own.execute(query).scalar()
         return None if found is None else str(found)
 
@@ -463,7 +464,7 @@ class HabilitationStore:
 
     def email_of(self, account: int) -> str | None:
         """The account's e-mail address, if it gave one."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             sealed = connection.execute(
                 select(declarants.c.email_sealed).where(declarants.c.id == account)
             ).scalar()
@@ -839,7 +840,7 @@ class HabilitationStore:
         self, siren: str, limit: int | None = None, after: str = ""
     ) -> list[Portfolio]:
         """The company's portfolios by name, after the name `after`."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(portfolios)
                 .where(portfolios.c.siren == siren, portfolios.c.name > after)
@@ -926,7 +927,7 @@ class HabilitationStore:
 
     def mandates_of(self, siren: str) -> list[FirmMandate]:
         """The mandates the company gave (for its establishments) and received (as a firm)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(firm_mandates)
                 .where((firm_mandates.c.firm_siren == siren)
@@ -1037,7 +1038,7 @@ class HabilitationStore:
 
     def habilitations_of(self, declarant_id: int) -> list[Habilitation]:
         """The declarant's habilitations."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return [
                 Habilitation(declarant_id, s, v)
                 for s, v in sorted(self._held(connection, declarant_id))
@@ -1062,13 +1063,13 @@ class HabilitationStore:
         )
         if declarant_id:
             query = query.where(habilitations.c.declarant_id == declarant_id)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return [Habilitation(r.declarant_id, r.siret, r.service)
                     for r in connection.execute(query)]  # fmt: skip
 
     def accounts_of(self, siren: str, limit: int | None = None, after: int = 0) -> list[Account]:
         """The company's accounts by id, after the id `after`, with their names where kept."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(declarants.c.id, declarants.c.siret, declarants.c.role,
                        declarants.c.status, declarants.c.names_sealed)
@@ -1085,7 +1086,7 @@ class HabilitationStore:
 
     def acts(self, siren: str, limit: int = 1000, after: int = 0) -> list[AdminAct]:
         """The company's administrative acts, oldest first, after the act id `after`."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return [
                 AdminAct(r.id, r.author, r.act, r.target, r.detail, r.at)
                 for r in connection.execute(

@@ -19,13 +19,14 @@ from __future__ import annotations
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Generator, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from registry.kernel.database import reading
 from registry.kernel.schema import sealed_file_chunks
 from registry.kernel.whole_files import WholeFile
 
@@ -95,6 +96,23 @@ class BlobStore(ABC):
     def read_bytes(self, name: str) -> bytes:
         """The whole blob (for small ones)."""
         return b"".join(self.read(name))
+
+    def read_small(self, names: Collection[str]) -> dict[str, bytes]:
+        """The blobs of `names` that are there and hold one chunk at most, whole, by name (read
+        the others with `read`)."""
+        found: dict[str, bytes] = {}
+        for name in names:
+            chunks = self.read(name)
+            try:
+                first = next(chunks, b"")
+                if next(chunks, None) is None:
+                    found[name] = first
+            except FileNotFoundError:
+                continue
+            finally:
+                if isinstance(chunks, Generator):
+                    chunks.close()
+        return found
 
     def sweep(self, started_before: float) -> int:
         """Removes what writers that never finished left behind (a process killed mid-write),
@@ -187,6 +205,46 @@ class _DatabaseWriter:
         self.store.delete(self.name)
 
 
+def commit_all_in(connection: Connection, writers: Sequence[BlobWriter]) -> None:
+    """Puts several writers' blobs in place within the caller's transaction, as each one's
+    `commit_in` would: those bound for the database that fit in one chunk in two statements
+    whatever their number (one DELETE of their names, one INSERT of their rows), the others
+    one by one (memory holds one chunk of each blob at most)."""
+    small = [w for w in writers
+             if isinstance(w, _DatabaseWriter) and w.spool.tell() <= CHUNK_BYTES]  # fmt: skip
+    try:
+        for writer in writers:
+            if writer not in small:
+                writer.commit_in(connection)
+        if small:
+            names = [writer.name for writer in small]
+            connection.execute(
+                delete(sealed_file_chunks).where(sealed_file_chunks.c.name.in_(names))
+            )
+            connection.execute(insert(sealed_file_chunks), [
+                row for w in small for row in _chunk_rows(w.name, w.spool, w.spool.tell())
+            ])  # fmt: skip
+    finally:
+        for writer in small:
+            writer.spool.close()
+
+
+def _chunk_rows(name: str, spool: BinaryIO, size: int) -> Iterator[dict[str, object]]:
+    """The rows of a new generation of the blob `name`: the spool's first `size` bytes in
+    chunks of CHUNK_BYTES (an empty blob is one empty row)."""
+    generation = uuid.uuid4().hex
+    spool.seek(0)
+    number, left = 0, size
+    while True:
+        data = spool.read(CHUNK_BYTES)
+        left -= len(data)
+        yield {"name": name, "number": number, "generation": generation, "data": data,
+               "last": left <= 0}  # fmt: skip
+        if left <= 0:
+            return
+        number += 1
+
+
 class DatabaseBlobs(BlobStore):
     """Blobs as rows of chunks in the database every node shares; writers spool to
     `spool_dir` (the system's temporary directory when None) until they commit."""
@@ -222,25 +280,15 @@ class DatabaseBlobs(BlobStore):
 
     @staticmethod
     def _insert(connection: Connection, name: str, spool: BinaryIO, size: int) -> None:
-        generation = uuid.uuid4().hex
-        spool.seek(0)
-        number, left = 0, size
-        while True:  # an empty blob is one empty row
-            data = spool.read(CHUNK_BYTES)
-            left -= len(data)
-            connection.execute(insert(sealed_file_chunks).values(
-                name=name, number=number, generation=generation, data=data, last=left <= 0,
-            ))  # fmt: skip
-            if left <= 0:
-                return
-            number += 1
+        for row in _chunk_rows(name, spool, size):  # one at a time: memory holds one chunk
+            connection.execute(insert(sealed_file_chunks).values(**row))
 
     def read(self, name: str) -> Iterator[bytes]:
         chunks = sealed_file_chunks.c
         generation: str | None = None
         number = 0
         while True:
-            with self.engine.connect() as connection:
+            with reading(self.engine) as connection:
                 row = connection.execute(
                     select(chunks.generation, chunks.data, chunks.last).where(
                         chunks.name == name, chunks.number == number
@@ -257,9 +305,22 @@ class DatabaseBlobs(BlobStore):
                 return
             number += 1
 
+    def read_small(self, names: Collection[str]) -> dict[str, bytes]:
+        """One statement for them all: the blobs whose first chunk is their last."""
+        chunks = sealed_file_chunks.c
+        if not names:
+            return {}
+        with reading(self.engine) as connection:
+            rows = connection.execute(
+                select(chunks.name, chunks.data).where(
+                    chunks.name.in_(list(names)), chunks.number == 0, chunks.last.is_(True)
+                )
+            ).all()
+        return {str(row.name): bytes(row.data) for row in rows}
+
     def exists(self, name: str) -> bool:
         chunks = sealed_file_chunks.c
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(
                 select(chunks.number).where(chunks.name == name, chunks.number == 0)
             ).first()
@@ -292,6 +353,10 @@ class FallbackBlobs(BlobStore):
         if first is not None:
             yield first
         yield from chunks
+
+    def read_small(self, names: Collection[str]) -> dict[str, bytes]:
+        found = self.primary.read_small(names)
+        return found | self.older.read_small([name for name in names if name not in found])
 
     def exists(self, name: str) -> bool:
         return self.primary.exists(name) or self.older.exists(name)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -45,6 +46,26 @@ def open_engine(url: str) -> Engine:
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine
+
+
+# The reading face of each PostgreSQL engine (`reading`).
+_READERS: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reads only (`with reading(engine) as connection:`). On PostgreSQL it is
+    in autocommit: each statement runs on its own snapshot, as it does inside a READ COMMITTED
+    transaction anyway, but the reads cost no BEGIN and no ROLLBACK, and psycopg keeps its
+    prepared statements (it drops them all, DEALLOCATE ALL, at every ROLLBACK: a read through
+    `engine.connect()` made the next statements parsed and planned again). A write through it
+    would commit at once: write through `engine.begin()`. Not for a server-side cursor
+    (`yield_per`), which needs a transaction. SQLite's reads take no transaction already."""
+    if engine.dialect.name != "postgresql":
+        return engine.connect()
+    reader = _READERS.get(engine)
+    if reader is None:
+        reader = _READERS[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return reader.connect()
 
 
 # A pooled connection idle for longer than this is pinged before it is handed out (a database

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 
 from registry.kernel.clock import now_ms
+from registry.kernel.database import reading
 from registry.kernel.sealing import seal, unseal
 from registry.letters.schema import postal_letters
 from registry.letters.states import TRANSITIONS, LetterState
@@ -378,7 +379,7 @@ class LetterStore:
     def batch(self, batch_id: str) -> list[Letter]:
         """The letters of a batch not yet out of the mail room (PRINTED), with their text, to
         print them again when the batch's files were lost."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(postal_letters)
                 .where(
@@ -455,7 +456,7 @@ class LetterStore:
             query = query.where(postal_letters.c.state == LetterState(state).value)
         if siret is not None:
             query = query.where(postal_letters.c.siret == siret)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(query).all()
         return [
             LetterSummary(row.id, row.siret, LetterKind(row.kind), LetterState(row.state),

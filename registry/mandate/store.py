@@ -25,6 +25,7 @@ from sqlalchemy import Engine, Select, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.kernel.clock import now_ms
+from registry.kernel.database import reading
 from registry.kernel.sealing import NONCE_BYTES, seal, unseal
 from registry.mandate.bank_details import (
     UNKNOWN_BANK,
@@ -173,7 +174,7 @@ class MandateStore:
     def _repeated(self, request_key: str, digest: str) -> MandateRecord | None:
         """The mandate entered by this request key, or None; REQUEST_ID_REUSED when that
         request asked something else."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(*_COLUMNS, mandates.c.request_digest).where(
                     mandates.c.request_key == request_key
@@ -210,7 +211,7 @@ class MandateStore:
 
     def creditor(self, code: str) -> Creditor | None:
         """The registered creditor of this code, or None."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(
                     mandate_creditors.c.identifier,
@@ -222,7 +223,7 @@ class MandateStore:
 
     def creditors(self) -> list[Creditor]:
         """Every registered creditor, by code."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(mandate_creditors.c.code, mandate_creditors.c.identifier,
                        mandate_creditors.c.name, mandate_creditors.c.address)
@@ -307,7 +308,7 @@ class MandateStore:
         )
         if given:
             query = query.where(GIVEN)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(query).first()
         return self._record(tuple(row)) if row else None
 
@@ -407,7 +408,7 @@ class MandateStore:
                 mandates.c.creditor == after[0], mandates.c.reference > after[1]
             )))  # fmt: skip
         query = query.order_by(mandates.c.creditor, mandates.c.reference).limit(limit)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(query).all()
         return [self._record(tuple(row)) for row in rows]
 
@@ -428,7 +429,7 @@ class MandateStore:
 
     def running_extraction(self, creditor: str) -> str | None:
         """The creditor's extraction under way, or None."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(
                 select(mandate_extractions.c.operation_id).where(
                     mandate_extractions.c.running_creditor == creditor
@@ -447,7 +448,7 @@ class MandateStore:
 
     def extractions_to_purge(self, before_ms: int) -> list[str]:
         """Finished extractions made before `before_ms` whose file is still kept."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return [str(found) for found in connection.execute(
                 select(mandate_extractions.c.operation_id).where(
                     mandate_extractions.c.created_at < before_ms,
@@ -467,7 +468,7 @@ class MandateStore:
 
     def extraction_purged(self, operation_id: str) -> bool:
         """Whether the extraction's file was deleted after the retention."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return bool(connection.execute(
                 select(mandate_extractions.c.purged_at).where(
                     mandate_extractions.c.operation_id == operation_id
@@ -476,7 +477,7 @@ class MandateStore:
 
     def extraction_creditor(self, operation_id: str) -> str | None:
         """The creditor whose extraction the operation is, or None."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(
                 select(mandate_extractions.c.creditor).where(
                     mandate_extractions.c.operation_id == operation_id
@@ -486,7 +487,7 @@ class MandateStore:
 
     def count(self, creditor: str) -> int:
         """How many mandates the creditor was given (GIVEN)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return int(
                 connection.execute(
                     select(func.count())

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert, select
 
 from registry.kernel.clock import now_ms
+from registry.kernel.database import reading
 from registry.nomenclature.schema import nomenclature_codes, nomenclature_versions
 
 # Companies subscribed to this topic hear of every new version.
@@ -71,7 +72,7 @@ class NomenclatureStore:
 
     def latest(self, table: str) -> int:
         """The table's current version (0: none)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(
                 select(nomenclature_versions.c.version)
                 .where(nomenclature_versions.c.table_name == table)
@@ -82,7 +83,7 @@ class NomenclatureStore:
 
     def codes(self, table: str, version: int) -> dict[str, str] | None:
         """code -> label at a version (None: no such version)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             exists = connection.execute(
                 select(nomenclature_versions.c.published_at).where(
                     nomenclature_versions.c.table_name == table,
@@ -101,7 +102,7 @@ class NomenclatureStore:
 
     def published_at(self, table: str, version: int) -> int:
         """When a version was published (Unix milliseconds)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return int(
                 connection.execute(
                     select(nomenclature_versions.c.published_at).where(

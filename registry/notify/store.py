@@ -43,6 +43,7 @@ from sqlalchemy import (
 
 from registry.kernel.clock import now_ms
 from registry.kernel.contract_enums import contract_value
+from registry.kernel.database import reading
 from registry.notify.schema import (
     notifications,
     notify_acks,
@@ -249,7 +250,7 @@ class NotifyStore:
 
     def subscriptions(self, siren: str) -> list[tuple[str, list[str], str, bool]]:
         """(topic, channels, email, email flagged) of a company's subscriptions."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(
                     notify_subscriptions.c.topic,
@@ -311,7 +312,7 @@ class NotifyStore:
 
     def flagged(self, email: str) -> bool:
         """True when the address bounced or expired."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             value = connection.execute(
                 select(notify_contacts.c.flagged).where(notify_contacts.c.email == email)
             ).scalar()
@@ -357,7 +358,7 @@ class NotifyStore:
             if version
             else query.order_by(notify_templates.c.version.desc()).limit(1)
         )
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(query).first()
         return (
             TemplateRecord(str(row[0]), int(row[1]), str(row[2]), str(row[3]), str(row[4]))
@@ -559,7 +560,7 @@ class NotifyStore:
                 )
                 .values(state=DeliveryState.SENDING, claim=token, next_attempt_at=moment + lease_ms)
             )
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(
                     notify_deliveries.c.id,
@@ -581,7 +582,7 @@ class NotifyStore:
 
     def held_due(self, channels: Sequence[str] = HELD_CHANNELS) -> bool:
         """True when some delivery of those channels is due now (a cheap look before a round)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(
                 select(notify_deliveries.c.id)
                 .where(
@@ -928,7 +929,7 @@ class NotifyStore:
             if newest_first
             else [notifications.c.created_at, notifications.c.id]
         )
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = [
                 dict(r._mapping)
                 for r in connection.execute(

@@ -19,6 +19,7 @@ from interops.operation.v1 import operation_pb2
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from registry.kernel.database import reading
 from registry.operation.schema import operations
 
 
@@ -102,7 +103,7 @@ class OperationStore:
         except IntegrityError:
             if request_key is None:
                 raise
-            with self.engine.connect() as connection:
+            with reading(self.engine) as connection:
                 row = connection.execute(
                     select(*_COLUMNS).where(operations.c.request_key == request_key)
                 ).one()
@@ -113,7 +114,7 @@ class OperationStore:
 
     def get(self, operation_id: str) -> OperationRecord | None:
         """The operation with this id, or None."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(*_COLUMNS).where(operations.c.id == operation_id)
             ).first()
@@ -155,7 +156,7 @@ class OperationStore:
         """Operations of a kind still PENDING or RUNNING and not updated for `idle_seconds`:
         those whose process died (a live one records its progress more often than that)."""
         idle_since = datetime.now(UTC) - timedelta(seconds=idle_seconds)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(*_COLUMNS).where(
                     operations.c.kind == kind,

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from registry.kernel.database import reading
 from registry.rcd.records import (
     COMPANY_COLUMNS,
     AdministrativeState,
@@ -96,7 +97,7 @@ class RcdStore:
 
     def get_company(self, siren: str) -> CompanyRecord | None:
         """The company with this SIREN, or None."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(_GET_COMPANY, {"siren": siren}).first()
         return CompanyRecord(*row) if row is not None else None
 
@@ -109,7 +110,7 @@ class RcdStore:
         unique = tuple(dict.fromkeys(sirets))
         marker = "%s" if self.engine.dialect.name == "postgresql" else "?"
         sql = f"{_SELECT_ESTABLISHMENTS} IN ({', '.join([marker] * len(unique))})"
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.exec_driver_sql(sql, unique).all()
         return {row[0]: _establishment_from_driver(row) for row in rows}
 
@@ -138,7 +139,7 @@ class RcdStore:
             query = query.where(establishments.c.state == AdministrativeState.ACTIVE)
         if within is not None and not within.everything:
             query = query.where(_establishments_within(within))
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return [EstablishmentRecord(*row) for row in connection.execute(query)]
 
     def search_companies(
@@ -172,7 +173,7 @@ class RcdStore:
             .order_by(companies.c.name_key, companies.c.siren)
             .limit(limit)
         )
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return [(row[0], CompanyRecord(*row[1:])) for row in connection.execute(query)]
 
     def changes_after(self, position: int, limit: int, within: Scope | None = None) -> list[Change]:
@@ -187,7 +188,7 @@ class RcdStore:
         if within is not None and not within.everything:
             company_query = company_query.where(_companies_within(within))
             establishment_query = establishment_query.where(_establishments_within(within))
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = [
                 Change(row[0], CompanyRecord(*row[1:]))
                 for row in connection.execute(
@@ -205,7 +206,7 @@ class RcdStore:
 
     def last_position(self) -> int:
         """The newest position given out by the feed."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return int(connection.execute(select(registry_feed.c.last_position)).scalar_one())
 
     def upsert(self, records: Sequence[CompanyRecord | EstablishmentRecord]) -> int:

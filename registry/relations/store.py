@@ -36,6 +36,7 @@ from sqlalchemy import (
 
 from registry.dsn.revealed_relations import Employment
 from registry.kernel.clock import now_ms
+from registry.kernel.database import reading
 from registry.kernel.nir_keyring import NirKeyring
 from registry.relations.schema import declared_links, employment_declarants, employments
 from registry.trust.issuance import declarant_subject
@@ -262,7 +263,7 @@ class RelationsStore:
 
     def declared_by(self, declarant_siret: str, limit: int, after: str = "") -> list[Link]:
         """The links of a declarant, by declared SIRET, after `after`."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(declared_links)
                 .where(declared_links.c.declarant_siret == declarant_siret,
@@ -278,12 +279,12 @@ class RelationsStore:
             declared_links.c.ended_period == "",
             declared_links.c.last_period >= self.since(),
         )
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return list(connection.execute(query).scalars())
 
     def link(self, declarant_siret: str, declared_siret: str) -> Link | None:
         """The link between the two, if any."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.exec_driver_sql(
                 _LINK_SQL.format(m=self._marker), (declarant_siret, declared_siret)
             ).first()
@@ -291,7 +292,7 @@ class RelationsStore:
 
     def declared_by_company(self, siren: str) -> set[str]:
         """The establishments to which a SIRET of the company has a live link."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return declared_by_company(connection, siren, self.since())
 
     def employees(
@@ -319,7 +320,7 @@ class RelationsStore:
         )
         if declared_by is not None:
             query = query.where(_declared_by(declared_by))
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(query).all()
         return [self._employment(row) for row in rows]
 
@@ -342,17 +343,17 @@ class RelationsStore:
                 )
                 .limit(1)
             )
-            with self.engine.connect() as connection:
+            with reading(self.engine) as connection:
                 found = connection.execute(query).first()
             return (found[0], found[1]) if found is not None else None
         sql = _EMPLOYED_SQL.format(m=self._marker, hashes=", ".join([self._marker] * len(hashes)))
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.exec_driver_sql(sql, (*hashes, siret, date, date)).first()
         return (row[0], row[1]) if row is not None else None
 
     def counts(self) -> tuple[int, int]:
         """(links, employments) stored."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             links = connection.execute(select(func.count()).select_from(declared_links)).scalar()
             jobs = connection.execute(select(func.count()).select_from(employments)).scalar()
         return int(links or 0), int(jobs or 0)

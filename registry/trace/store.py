@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from registry.kernel.database import reading
 from registry.trace.schema import trace_spans
 
 NODE = "node"
@@ -73,7 +74,7 @@ class TraceStore:
     def spans_of(self, trace_id: str, limit: int = 5000) -> list[StoredSpan]:
         """The spans of one trace by start time: at most `limit` from each reporter (the node,
         each organism), so that no organism's spans push another's out."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             reporters = connection.execute(
                 select(trace_spans.c.reported_by).distinct()
                 .where(trace_spans.c.trace_id == trace_id).limit(100)
@@ -102,7 +103,7 @@ class TraceStore:
             .where(trace_spans.c.trace_id.in_(list(trace_ids)))
             .group_by(trace_spans.c.trace_id)
         )
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return {str(trace_id): int(count) for trace_id, count in connection.execute(query)}
 
     def purge(self, ended_before_ns: int) -> int:

@@ -24,6 +24,7 @@ from interops.habilitation.v1 import habilitation_pb2
 from sqlalchemy import Engine, insert, select, update
 
 from registry.kernel.contract_enums import contract_value
+from registry.kernel.database import reading
 from registry.trust.account_seals import seal_names
 from registry.trust.directory_store import read_grants
 from registry.trust.passwords import check_password, dummy_hash, hash_password
@@ -127,7 +128,7 @@ class DeclarantStore:
     def siret_of(self, declarant_id: int) -> str | None:
         """The SIRET of the establishment the declarant's account belongs to (None: no such
         account)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(
                 select(declarants.c.siret).where(declarants.c.id == declarant_id)
             ).scalar()
@@ -136,7 +137,7 @@ class DeclarantStore:
     def exists(self, siret: str, last_name: str, first_name: str) -> bool:
         """True when the triplet has an account."""
         digest = identity_digest(siret, last_name, first_name)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             found = connection.execute(
                 select(declarants.c.id).where(declarants.c.identity_digest == digest)
             ).first()
@@ -159,7 +160,7 @@ class DeclarantStore:
         wait = self.limits.admit(digest, source, now)
         if wait:
             raise too_many_attempts(wait)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(declarants.c.id, declarants.c.password_hash, declarants.c.status)
                 .where(declarants.c.identity_digest == digest)

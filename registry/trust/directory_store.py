@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, 
 from sqlalchemy.exc import IntegrityError
 
 from registry.kernel.clock import now_ms
+from registry.kernel.database import reading
 from registry.trust.schema import organism_grants, organism_keys, organisms
 from token_suite.directory import KeyEntry
 from token_suite.encryption_keys import check_encryption_key, encryption_key_id
@@ -121,7 +122,7 @@ class DirectoryStore:
         """The organism's encryption key to seal a share to now: the one in use (started, not
         retired) that started last, of two the last published; None when it has none."""
         now = int(time.time())
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(organism_keys)
                 .where(
@@ -155,7 +156,7 @@ class DirectoryStore:
 
     def serial(self) -> int:
         """Grows with every change of the directory (the latest change, Unix milliseconds)."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             return self._serial(connection)
 
     @staticmethod
@@ -176,7 +177,7 @@ class DirectoryStore:
         keys its client certificates may hold."""
         now = int(time.time())
         pins: dict[str, set[bytes]] = {}
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             for organism, pin, until in connection.execute(
                 select(organism_keys.c.organism, organism_keys.c.public_key,
                        organism_keys.c.valid_until)
@@ -189,7 +190,7 @@ class DirectoryStore:
     def snapshot(self, lifetime: int) -> token_pb2.Directory:
         """The whole directory as a snapshot valid for `lifetime` seconds."""
         now = int(time.time())
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             organism_rows = connection.execute(select(organisms).order_by(organisms.c.code)).all()
             key_rows = connection.execute(
                 select(organism_keys).order_by(organism_keys.c.key_id)
@@ -227,7 +228,7 @@ def read_grants(engine: Engine, owner: ColumnElement[Any], value: object) -> Gra
     """The grants in the table of the `owner` column (organism_grants, declarant_grants) whose
     owner is `value`: rows of (right_name, siren or NULL for everything)."""
     table = owner.table
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         rows = connection.execute(
             select(table.c.right_name, table.c.siren).where(owner == value)
         ).all()

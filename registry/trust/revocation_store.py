@@ -16,6 +16,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from registry.kernel.database import reading
 from registry.trust.schema import revocations
 from token_suite import profiles
 
@@ -79,7 +80,7 @@ class RevocationStore:
 
     def cutoff_of(self, subject: str) -> int:
         """The latest cutoff of the subject (0: none): its blocks must start at it or later."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             latest = connection.execute(
                 select(func.max(revocations.c.before)).where(revocations.c.subject == subject)
             ).scalar()
@@ -87,7 +88,7 @@ class RevocationStore:
 
     def after(self, position: int) -> tuple[list[Revocation], int]:
         """Revocations recorded after `position`, and the new position."""
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             rows = connection.execute(
                 select(revocations).where(revocations.c.id > position).order_by(revocations.c.id)
             ).all()

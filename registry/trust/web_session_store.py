@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, delete, func, insert, select
 
+from registry.kernel.database import reading
 from registry.kernel.sealing import seal, unseal
 from registry.trust.schema import web_sessions
 
@@ -62,7 +63,7 @@ class WebSessionStore:
         if not session_id or len(session_id) > MAX_ID_CHARS:
             return None
         digest = _digest(session_id)
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             row = connection.execute(
                 select(web_sessions.c.sealed, web_sessions.c.expires).where(
                     web_sessions.c.digest == digest, web_sessions.c.expires > int(now)

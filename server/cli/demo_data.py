@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from registry.kernel.database import reading
 from registry.rcd.identifiers import LA_POSTE_SIREN
 from registry.rcd.schema import companies
 from registry.rcd.sirene_import import import_stock
@@ -26,7 +27,7 @@ log = logging.getLogger("interops.demo")
 
 def load_demo_data(engine: Engine) -> bool:
     """Loads the demo registry unless the registry holds companies already; True if loaded."""
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         if connection.execute(select(func.count()).select_from(companies)).scalar_one():
             return False
     with tempfile.TemporaryDirectory() as directory:

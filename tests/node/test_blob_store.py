@@ -22,9 +22,11 @@ from registry.kernel.blob_store import (
     CHUNK_BYTES,
     BlobGone,
     BlobStore,
+    BlobWriter,
     DatabaseBlobs,
     FallbackBlobs,
     FileBlobs,
+    commit_all_in,
     open_blob_store,
 )
 from registry.kernel.schema import sealed_file_chunks
@@ -107,6 +109,59 @@ def test_a_writer_that_lost_a_race_leaves_the_winners_blob(store: BlobStore) -> 
     lost.commit()
     lost.remove()
     assert not store.exists("deposits/lost-race.dsn.sealed")
+
+
+def test_blobs_put_in_place_together_within_a_transaction(store: BlobStore, engine: Engine) -> None:
+    """What a deposit's routing does with its shares (`commit_all_in`): blobs of one chunk go in
+    together, a larger one row by row, an empty one too; each replaces its name whole; a
+    transaction that fails puts none of them in place."""
+    blobs = {"shares/a.dsn.sealed": b"a" * 1000, "shares/empty.dsn.sealed": b"",
+             "shares/large.dsn.sealed": b"".join(_pieces(3)) + b"tail",
+             "shares/full.dsn.sealed": b"f" * CHUNK_BYTES}  # fmt: skip
+    old = store.writer("shares/a.dsn.sealed")
+    old.write(b"an earlier routing's share, longer than the new one" * 100)
+    old.commit()
+
+    def writers() -> list[BlobWriter]:
+        made = []
+        for name, data in blobs.items():
+            writer = store.writer(name)
+            writer.write(data)
+            made.append(writer)
+        return made
+
+    def failing() -> None:
+        with engine.begin() as connection:
+            commit_all_in(connection, writers())
+            raise RuntimeError("the routing's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        failing()
+    if isinstance(store, DatabaseBlobs):  # files are put in place at once (before the rows)
+        assert not store.exists("shares/large.dsn.sealed")
+        assert store.read_bytes("shares/a.dsn.sealed").startswith(b"an earlier")
+    with engine.begin() as connection:
+        commit_all_in(connection, writers())
+    for name, data in blobs.items():
+        assert store.read_bytes(name) == data
+    if isinstance(store, DatabaseBlobs):
+        assert _rows(engine, "shares/large.dsn.sealed") == 4
+        assert _rows(engine, "shares/a.dsn.sealed") == 1
+
+
+def test_small_blobs_read_together(store: BlobStore) -> None:
+    """What a lease with contents reads of its shares at once (`read_small`): the blobs of one
+    chunk, whole; not those absent, nor those of several chunks (read one by one)."""
+    blobs = {"shares/one.dsn.sealed": b"one", "shares/empty.dsn.sealed": b"",
+             "shares/full.dsn.sealed": b"f" * CHUNK_BYTES,
+             "shares/two.dsn.sealed": b"t" * (CHUNK_BYTES + 1)}  # fmt: skip
+    for name, data in blobs.items():
+        writer = store.writer(name)
+        writer.write(data)
+        writer.commit()
+    found = store.read_small([*blobs, "shares/absent.dsn.sealed"])
+    assert found == {name: data for name, data in blobs.items() if len(data) <= CHUNK_BYTES}
+    assert store.read_small([]) == {}
 
 
 def test_delete(store: BlobStore) -> None:
@@ -306,10 +361,16 @@ def test_files_written_before_the_database_store_are_still_read_then_purged(
     store = open_blob_store(engine, tmp_path / "dsn", "database")
     assert store.exists("shares/before.dsn.sealed")
     assert store.read_bytes("shares/before.dsn.sealed") == b"sealed before the move"
+    assert store.read_small(["shares/before.dsn.sealed"]) == {
+        "shares/before.dsn.sealed": b"sealed before the move"
+    }
     rewritten = store.writer("shares/before.dsn.sealed")  # routed again: into the database
     rewritten.write(b"sealed again")
     rewritten.commit()
     assert store.read_bytes("shares/before.dsn.sealed") == b"sealed again"
+    assert store.read_small(["shares/before.dsn.sealed"]) == {
+        "shares/before.dsn.sealed": b"sealed again"
+    }
     assert _rows(engine, "shares/before.dsn.sealed") == 1
     store.delete("shares/before.dsn.sealed")
     assert not store.exists("shares/before.dsn.sealed")
