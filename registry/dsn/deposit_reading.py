@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from registry.dsn.individual_segments import SharedPlans
-from registry.dsn.reader import Anomaly, split_lines, walk
+from registry.dsn.reader import Anomaly, BlockListener, split_lines, walk
 from registry.dsn.revealed_relations import RelationCollector, Relations
 from registry.dsn.routing import Router
 from registry.dsn.validation import Report, validate
@@ -51,24 +51,27 @@ class DepositReading:
 
 def read_deposit(
     chunks: Callable[[], Iterable[bytes]],
-    sirets: Collection[str],
+    sirets: Collection[str] | Callable[[], Collection[str]],
     router: Router,
     plans: SharedPlans | None,
     open_share: Callable[[str], BinaryIO],
+    *also: BlockListener,
 ) -> DepositReading:
     """Reads the deposit whose plaintext `chunks()` gives (called twice: once for validation,
     once for relations and routing). `open_share(organism)` gives the stream an organism's share
     is written to, for the organisms concerned only; `sirets` are the establishments the
-    deposit's rights were checked on."""
+    deposit's rights were checked on (or what gives them once the walk is over); `also` hear
+    the same walk (a deposit's scan, as it arrives: registry/dsn/scan.py)."""
     report = validate(chunks(), plans)
     collector = RelationCollector()
     routing = router.listener(open_share)
-    walk(split_lines(chunks()), collector, routing)
+    walk(split_lines(chunks()), *also, collector, routing)
     for anomaly in routing.anomalies:
         report.add(anomaly)
     report.blocking += routing.refusals_not_kept
+    taken_for = set(sirets() if callable(sirets) else sirets)
     read = {siret for declaration in report.declarations for siret in declaration.sirets}
-    if read != set(sirets):  # the deposit's rights were checked on `sirets`
+    if read != taken_for:  # the deposit's rights were checked on `sirets`
         report.add(Anomaly(
             1, "S21.G00.11.001", "INTEROPS-DEPOSIT-SIRETS", True,
             "the establishments read now are not those the deposit was taken for",
@@ -83,7 +86,12 @@ def read_deposit(
 _WORKER_PLANS = SharedPlans()
 
 
-def read_whole(data: bytes, sirets: Collection[str], router: Router) -> DepositReading:
+def read_whole(
+    data: bytes,
+    sirets: Collection[str] | Callable[[], Collection[str]],
+    router: Router,
+    *also: BlockListener,
+) -> DepositReading:
     """`read_deposit` of a plaintext held whole, each share's plaintext returned with it: what a
     worker process runs (its arguments and result cross the process boundary)."""
     written: dict[str, io.BytesIO] = {}
@@ -91,7 +99,7 @@ def read_whole(data: bytes, sirets: Collection[str], router: Router) -> DepositR
     def open_share(organism: str) -> BinaryIO:
         return written.setdefault(organism, io.BytesIO())
 
-    reading = read_deposit(lambda: (data,), sirets, router, _WORKER_PLANS, open_share)
+    reading = read_deposit(lambda: (data,), sirets, router, _WORKER_PLANS, open_share, *also)
     reading.shares = [
         ReadShare(share.organism, share.size, share.sha256, written[share.organism].getvalue())
         for share in reading.shares

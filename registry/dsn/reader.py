@@ -124,14 +124,18 @@ def _charset_problem(code: int, column: int, in_value: bool) -> str:
     )
 
 
+_WELL_FORMED: set[str] = set()
+
+
 class RubricReader:
     """Reads a file's lines one by one (`read`), numbering them; `read_rubrics` and a deposit's
     scan as its bytes arrive both read through it, so they read every line alike."""
 
     def __init__(self) -> None:
         self.number = 0
-        # Rubric ids already seen well formed (a file uses a few hundred).
-        self.known: set[str] = set()
+        # Rubric ids already seen well formed, in any file of this process (whether an id is
+        # well formed depends on nothing else; a file uses a few hundred, the norm some 2,000).
+        self.known = _WELL_FORMED
 
     def read(self, raw: bytes) -> RubricLine | None:
         """The next line (`raw` with its line end, if any) as a RubricLine, None when blank."""
@@ -397,6 +401,10 @@ class Walker:
     def __init__(self, *listeners: BlockListener) -> None:
         self.listeners = listeners
         self.reader = BlockReader()
+        # The `line` of the listeners that hear lines (BlockListener's own does nothing): all
+        # a line that continues its instance tells them, most lines of a file.
+        self.hearing = [listener.line for listener in listeners
+                        if type(listener).line is not BlockListener.line]  # fmt: skip
 
     def push(self, item: RubricLine) -> None:
         """The next line of the file."""
@@ -406,6 +414,10 @@ class Walker:
         if opened is not None and opened.lines[0] is not item:
             opened = None
         faults = reader.faults
+        if not closed and opened is None and not faults:  # the same events, fewer calls
+            for line in self.hearing:
+                line(item)
+            return
         for listener in self.listeners:
             for fault in faults:
                 listener.fault(fault)

@@ -55,10 +55,17 @@ MAX_REFUSALS = 1000
 MAX_EMPLOYEE_LINES = 100_000
 
 
+# Lines a share gathers before it encodes them and writes them out (one write per batch, not
+# per instance: an employee is written as a few dozen instances to each of four to six shares).
+_WRITE_LINES = 1024
+
+
 @dataclass
 class Share:
     """What one organism gets of one deposit, as it is written; its stream is opened with its
-    first line (an organism entitled to nothing gets no stream at all)."""
+    first line (an organism entitled to nothing gets no stream at all). Lines are gathered and
+    written by the batch: `flush` writes what is gathered (the router flushes every share at
+    the end of the file, before `size` and `digest` are read)."""
 
     organism: str
     opener: Callable[[str], BinaryIO]
@@ -69,6 +76,7 @@ class Share:
     envoi_lines: int = 0
     envoi_declarations: int = 0
     emitted: set[int] = field(default_factory=set)  # id() of the instances already written
+    pending: list[str] = field(default_factory=list)
 
     @property
     def concerned(self) -> bool:
@@ -79,15 +87,24 @@ class Share:
         """Appends rubric lines."""
         if not lines:
             return
-        data = "".join([f"{line.rubric},'{line.value}'\r\n" for line in lines])
-        encoded = data.encode("iso-8859-1")
+        pending = self.pending
+        pending.extend([f"{line.rubric},'{line.value}'\r\n" for line in lines])
+        self.lines += len(lines)
+        self.envoi_lines += len(lines)
+        if len(pending) >= _WRITE_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Writes out the lines gathered."""
+        if not self.pending:
+            return
+        encoded = "".join(self.pending).encode("iso-8859-1")
+        self.pending.clear()
         if self.out is None:
             self.out = self.opener(self.organism)
         self.out.write(encoded)
         self.digest.update(encoded)
         self.size += len(encoded)
-        self.lines += len(lines)
-        self.envoi_lines += len(lines)
 
 
 # Evaluates the conditions of `required` (none of them names an organism or refers).
@@ -230,6 +247,11 @@ class RoutingListener(BlockListener):
                 if key in share.emitted:
                     self._totals(share)
         self._forget([instance])
+
+    def end(self) -> None:
+        """The file is read: every share written out."""
+        for share in self.all_shares.values():
+            share.flush()
 
     # Decisions.
 

@@ -9,6 +9,7 @@ import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from registry.dsn.deposit_reading import DepositReading, read_whole
 from registry.dsn.deposit_store import NewDeposit, Receipt
 from registry.dsn.norm import supported_versions
 from registry.dsn.reader import (
@@ -20,6 +21,7 @@ from registry.dsn.reader import (
     RubricReader,
     Walker,
 )
+from registry.dsn.routing import Router
 
 # More declared SIRETs than this and the scan stops collecting them (and says so).
 MAX_SIRETS = 10_000
@@ -216,3 +218,13 @@ def scan_whole(data: bytes) -> DepositScan:
     scan = DepositScan()
     scan.feed(data)
     return scan.finish()
+
+
+def scan_and_read_whole(data: bytes, router: Router) -> tuple[DepositScan, DepositReading]:
+    """The scan of a file held whole and, heard on the same walk, its reading
+    (registry/dsn/deposit_reading.py `read_whole`, on the SIRETs the scan found): what a worker
+    process runs when a deposit arrives, so that the pipeline need not read it again (a scan
+    whose file is refused wastes its reading). The same as `scan_whole` and then `read_whole`:
+    each step hears the same reader's lines and instances, whoever else listens."""
+    scan = DepositScan()
+    return scan, read_whole(data, lambda: scan.sirets, router, scan)

@@ -15,10 +15,12 @@ from interops.dsn.v1 import dsn_pb2 as pb
 from interops.dsn.v1 import dsn_pb2_grpc
 
 from clients.tracing import trace_id_of, traceparent
+from registry.dsn.deposit_reading import DepositReading
 from registry.dsn.deposit_store import DepositFiles, DepositRecord, DepositStore, NewDeposit
-from registry.dsn.scan import DepositScan, scan_whole
+from registry.dsn.scan import DepositScan, scan_and_read_whole
 from registry.habilitation.managed import taken_over
 from registry.kernel.change_feed import DEPOSIT, RETURN, ChangeFeed
+from registry.kernel.database import reading
 from registry.kernel.rights import DSN_DEPOSIT
 from registry.kernel.sealing import SealedWriter
 from registry.trust.declarant_store import DeclarantStore
@@ -110,19 +112,26 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
                     await asyncio.to_thread(scan.feed, chunk)
                 held = None
                 await asyncio.to_thread(scan.feed, request.chunk)
-            if held is not None:
+            reading = None
+            if held is not None:  # scanned and read at once: the pipeline takes the reading
                 data = b"".join(held)
-                scan = await asyncio.to_thread(run_in_worker, workers, scan_whole, data)
+                scan, reading = await asyncio.to_thread(
+                    run_in_worker, workers, scan_and_read_whole, data, self.pipeline.router
+                )
             else:
                 await asyncio.to_thread(scan.finish)
         except BaseException:
             writer.discard()
             raise
-        record = await self._store(new, writer, scan)
+        record = await self._store(new, writer, scan, reading)
         return pb.SubmitDepositResponse(deposit=deposit_message(record))
 
     async def _store(
-        self, new: NewDeposit, writer: SealedWriter, scan: DepositScan
+        self,
+        new: NewDeposit,
+        writer: SealedWriter,
+        scan: DepositScan,
+        reading: DepositReading | None = None,
     ) -> DepositRecord:
         same = await asyncio.to_thread(self.store.find, new.declarant, None, writer.sha256)
         if same is not None:  # the same content again: the same deposit
@@ -140,6 +149,8 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         )
         note(resource=f"deposit:{record.id}", siret=record.sirets[0] if record.sirets else "")
         if created and refusal is None:
+            if reading is not None:
+                self.pipeline.keep(record.id, writer.sha256, reading)
             self.pipeline.wake()
         return record
 
@@ -150,7 +161,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         if not scan.emitters or not period or not scan.sirets:
             return {}
         taken: dict[str, str] = {}
-        with self.engine.connect() as connection:
+        with reading(self.engine) as connection:
             for siren in sorted({emitter[:9] for emitter in scan.emitters}):
                 taken.update(taken_over(connection, siren, scan.sirets, period))
         return taken

@@ -1,7 +1,11 @@
 """After a deposit's AEE: the deposit's reading (registry/dsn/deposit_reading.py: validation's
 fast path, proven equal to the one walk, then one walk heard by relations and routing, so no
 step can see the file otherwise than another), in a worker process for a deposit that fits in
-memory (server/dsn/reading_pool.py: the readings take a core of their own); then validation's
+memory (server/dsn/reading_pool.py: the readings take a core of their own). A deposit of at
+most WHOLE_BYTES was read so already as it arrived, on the walk of its scan
+(registry/dsn/scan.py `scan_and_read_whole`): the node keeps that reading (`keep`, at most
+KEPT_READINGS and KEPT_BYTES) and takes it for that deposit and that plaintext only, else it
+reads the deposit again (taken by another node, or the node restarted meanwhile). Then validation's
 outcome (its CCO or BAN is the first return; a conformant file's declared links
 and employments are recorded with it), then, for a conformant file, routing's (each organism's
 share sealed to the organism's own encryption key and stored, then the outbox rows and ROUTED in
@@ -21,14 +25,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from typing import BinaryIO
 
 from opentelemetry.trace import Tracer
 from sqlalchemy.exc import IntegrityError
 
 from clients.tracing import context_of
-from registry.dsn.deposit_reading import ReadShare, read_deposit
+from registry.dsn.deposit_reading import DepositReading, ReadShare, read_deposit
 from registry.dsn.deposit_store import (
     DepositFiles,
     DepositRecord,
@@ -78,6 +84,11 @@ PURGE_EVERY_SECONDS = 3600.0
 PARALLEL = 3
 # How long the pipeline seals to an organism's encryption key as it read it (within a round).
 KEY_SECONDS = 2.0
+# The readings done as deposits arrived (`keep`) that a node holds for its pipeline at most, and
+# the bytes of their shares at most (the oldest goes first: its deposit is read again, as one
+# taken by another node is).
+KEPT_READINGS = 64
+KEPT_BYTES = 64 << 20
 
 
 class DsnPipeline(BackgroundLoop):
@@ -117,7 +128,32 @@ class DsnPipeline(BackgroundLoop):
         # four to six organisms: a lookup each per round, not per share; a key retired is no
         # longer sealed to after that).
         self._round_keys: dict[str, tuple[float, KeyEntry | None]] = {}
+        # Deposit id -> (the plaintext's SHA-256, its reading, its shares' bytes), as read when
+        # it arrived; the bytes of all.
+        self._kept: OrderedDict[str, tuple[bytes, DepositReading, int]] = OrderedDict()
+        self._kept_bytes = 0
+        self._kept_lock = threading.Lock()
         super().__init__(poll_seconds)
+
+    def keep(self, deposit_id: str, sha256: bytes, reading: DepositReading) -> None:
+        """Holds the reading of a deposit taken, done as it arrived (registry/dsn/scan.py
+        `scan_and_read_whole`), for this node's pipeline to use instead of reading the deposit
+        again; `sha256` is its plaintext's (used only if the deposit's is the same)."""
+        size = sum(len(share.data or b"") for share in reading.shares)
+        with self._kept_lock:
+            self._kept[deposit_id] = (sha256, reading, size)
+            self._kept_bytes += size
+            while len(self._kept) > KEPT_READINGS or self._kept_bytes > KEPT_BYTES:
+                self._kept_bytes -= self._kept.popitem(last=False)[1][2]
+
+    def _kept_reading(self, record: DepositRecord) -> DepositReading | None:
+        with self._kept_lock:
+            kept = self._kept.pop(record.id, None)
+            if kept is not None:
+                self._kept_bytes -= kept[2]
+        if kept is None or kept[0] != record.sha256:
+            return None
+        return kept[1]
 
     def _encryption_key(self, organism: str) -> KeyEntry | None:
         found = self._round_keys.get(organism)
@@ -254,9 +290,13 @@ class DsnPipeline(BackgroundLoop):
             return file  # type: ignore[return-value]  # write() is all the router uses
 
         name = self.files.deposit(record.id)
-        if self.reading_workers and record.size <= WHOLE_BYTES:
-            data = b"".join(self.files.read(name))
-            reading = read_in_worker(self.reading_workers, data, record.sirets, self.router)
+        kept = self._kept_reading(record)
+        if kept is not None or (self.reading_workers and record.size <= WHOLE_BYTES):
+            if kept is not None:  # read as it arrived, on the SIRETs its rights were checked on
+                reading = kept
+            else:
+                data = b"".join(self.files.read(name))
+                reading = read_in_worker(self.reading_workers, data, record.sirets, self.router)
             for share in reading.shares:
                 assert share.data is not None
                 open_share(share.organism).write(share.data)

@@ -1,5 +1,6 @@
-"""Worker processes that read deposits (registry/dsn/deposit_reading.py `read_whole`) and scan
-them as they are deposited (registry/dsn/scan.py `scan_whole`): reading a deposit (validation,
+"""Worker processes that read deposits (registry/dsn/deposit_reading.py `read_whole`), scanning
+them and reading them at once as they are deposited (registry/dsn/scan.py
+`scan_and_read_whole`, the reading then kept for the pipeline): reading a deposit (validation,
 relations, routing) is pure Python, and one process's interpreter runs
 one thread of Python at a time, so the node's calls, its database work and the readings would
 otherwise share one core. The workers take the readings; the node keeps the database, the keys

@@ -3,7 +3,9 @@ fast path with plans kept from deposit to deposit, then one walk for relations a
 worker process or streamed) finds what the one walk heard by validator, relations and router
 together found: the same report anomaly for anomaly, the same relations, the same shares byte
 for byte; on clean files, broken variants and files mutated at random, read one after another
-with the same plans as a node reads them. And a worker process killed does not lose a reading."""
+with the same plans as a node reads them; and a deposit scanned and read at once as it arrives
+finds what its scan alone and that reading find. And a worker process killed does not lose a
+reading."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from registry.dsn.individual_segments import SharedPlans
 from registry.dsn.reader import Anomaly, split_lines, walk
 from registry.dsn.revealed_relations import RelationCollector, Relations
 from registry.dsn.routing import Router, load_rules
+from registry.dsn.scan import DepositScan, scan_and_read_whole, scan_whole
 from registry.dsn.synth import BROKEN, broken, generate
 from registry.dsn.validation import Validator, _Validation, validate
 from server.dsn import reading_pool
@@ -89,6 +92,19 @@ def _same(data: bytes, plans: SharedPlans, sirets: Collection[str] | None = None
     for reading in (read_whole(data, sirets, ROUTER), _streamed(data, sirets, plans)):
         shares = {share.organism: share.data for share in reading.shares}
         assert (reading.report.as_dict(), reading.relations, shares) == expected
+    # Scanned and read at once as it arrives: the scan's own findings, and the reading on the
+    # establishments the scan found.
+    scanned, reading = scan_and_read_whole(data, ROUTER)
+    alone = scan_whole(data)
+    assert _facts(scanned) == _facts(alone)
+    shares = {share.organism: share.data for share in reading.shares}
+    assert (reading.report.as_dict(), reading.relations, shares) == _one_walk(data, alone.sirets)
+
+
+def _facts(scan: DepositScan) -> tuple[object, ...]:
+    return (scan.versions, scan.nature, scan.type, scan.month, scan.sirets, scan.lines,
+            scan.starts_with_rubric, scan.too_many_sirets, scan.ambiguity,
+            scan.emitters)  # fmt: skip
 
 
 def test_clean_deposits_read_one_after_another_are_read_as_the_one_walk() -> None:

@@ -14,13 +14,14 @@ from interops.dsn.v1 import dsn_pb2 as pb
 
 from clients.client import Client
 from clients.errors import InvalidArgument, NotFound, PermissionDenied
-from registry.dsn.deposit_store import delivery_id
+from registry.dsn.deposit_store import ShareFile, delivery_id
 from registry.dsn.entitlement import OrganismRules, load_identification, load_rules
 from registry.dsn.reader import read_rubrics
-from registry.dsn.scan import scan_whole
+from registry.dsn.scan import scan_and_read_whole, scan_whole
 from registry.dsn.synth import DEMO_COMPANY, broken, company, generate
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
+from server.dsn.pipeline import KEPT_READINGS
 from server.dsn.reading_pool import WHOLE_BYTES
 from tests.dsn import MONTHLY_ORGANISMS
 from tests.running_node import RunningNode
@@ -392,3 +393,40 @@ def test_a_deposit_is_answered_on_the_same_scan_whole_in_a_worker_or_as_it_arriv
     assert scan_whole(faulty).ambiguity.startswith("line 41:")
     refused = declarant.submit_deposit(_file(tmp_path, faulty, "faulty.txt"))
     assert refused.receipt == pb.RECEIPT_ARE and "line 41:" in refused.rejection_message
+
+
+def test_the_pipeline_takes_a_reading_done_on_arrival_only_for_that_very_file(
+    node: RunningNode, declarant: Client, tmp_path: Path
+) -> None:
+    # A deposit of at most WHOLE_BYTES is scanned and read at once as it arrives; its reading
+    # waits for the pipeline, which takes it instead of reading the file again, but only for
+    # the deposit it was done for and the plaintext it was done on (its SHA-256).
+    data = b"".join(generate(3, order=731))
+    deposit = declarant.submit_deposit(_file(tmp_path, data))
+    assert _settled(declarant, deposit.id).state == pb.DEPOSIT_STATE_ROUTED
+    pipeline = node.node.pipeline
+    record = node.node.deposits.get(deposit.id)
+    assert record is not None
+    _, other = scan_and_read_whole(b"".join(generate(5, order=732)), pipeline.router)
+
+    def read() -> int:
+        files: dict[str, ShareFile] = {}
+        try:
+            report, _, _ = pipeline._read(record, files, [])
+        finally:
+            for file in files.values():
+                file.discard()
+        return sum(declaration.individuals for declaration in report.declarations)
+
+    pipeline.keep(record.id, record.sha256, other)
+    assert read() == 5  # the reading kept for it, not its file
+    assert read() == 3  # taken once: then its file
+    pipeline.keep(record.id, hashlib.sha256(b"another plaintext").digest(), other)
+    assert read() == 3
+    pipeline.keep("another-deposit", record.sha256, other)
+    assert read() == 3
+    # A node holds a bounded number of them: the oldest goes first (then read again).
+    pipeline.keep(record.id, record.sha256, other)
+    for number in range(KEPT_READINGS):
+        pipeline.keep(f"a-later-deposit-{number}", record.sha256, other)
+    assert read() == 3
