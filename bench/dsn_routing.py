@@ -67,6 +67,10 @@ DEPOSIT = "interops.dsn.v1.DepositService"
 DELIVERY = "interops.dsn.v1.DeliveryService"
 FIRM = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
 DECLARANTS = 8
+# An organism leases up to LEASE deliveries at a time, and waits POLL_SECONDS before leasing
+# again when it found fewer (as an organism's system polls: not a call per deposit routed).
+LEASE = 20
+POLL_SECONDS = 0.25
 
 
 def _provision(url: str) -> tuple[dict[str, Signer], dict[str, bytes]]:
@@ -106,15 +110,16 @@ def _organism_loop(
     expected: int,
     done: _Acknowledged,
 ) -> None:
-    """An organism's system: leases its deliveries 20 at a time with their shares (those that
+    """An organism's system: leases its deliveries LEASE at a time with their shares (those that
     do not fit in the lease's 3 MiB downloaded), opens each share, and acknowledges the batch
-    in one call with receipts over what it opened."""
+    in one call with receipts over what it opened; it polls again at once after a full lease,
+    after POLL_SECONDS else."""
     credentials = OrganismCredentials(address, signer, (DELIVERY,))
     with Client(address, credentials=credentials) as client:
         while done.of(code) < expected:
-            batch = client.fetch_shares(max_deliveries=20, lease_seconds=120)
+            batch = client.fetch_shares(max_deliveries=LEASE, lease_seconds=120)
             if not batch:  # none routed yet: a few polls a second
-                time.sleep(0.25)
+                time.sleep(POLL_SECONDS)
                 continue
             received = []
             for delivery, content in batch:
@@ -123,6 +128,8 @@ def _organism_loop(
                 received.append((delivery, hashlib.sha256(share).digest()))
             client.acknowledge_deliveries(received, signer)
             done.add(code, len(received))
+            if len(batch) < LEASE:  # it took all there was: it comes back for more later
+                time.sleep(POLL_SECONDS)
 
 
 def _processes() -> dict[int, tuple[int, str, float]]:
