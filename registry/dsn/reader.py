@@ -133,8 +133,9 @@ class RubricReader:
 
     def __init__(self) -> None:
         self.number = 0
-        # Rubric ids already seen well formed, in any file of this process (whether an id is
-        # well formed depends on nothing else; a file uses a few hundred, the norm some 2,000).
+        # Rubric ids already seen well formed, of the norm's blocks, in any file of this
+        # process (whether an id is well formed depends on nothing else; a file uses a few
+        # hundred, the norm some 2,000: a file of made-up ids does not fill it).
         self.known = _WELL_FORMED
 
     def read(self, raw: bytes) -> RubricLine | None:
@@ -161,7 +162,7 @@ class RubricReader:
             return RubricLine(number, "", "", "the line does not start with a rubric id")
         if not separator or not rest.endswith("'"):
             return RubricLine(number, rubric, "", "the value is not written ,'value'")
-        if len(self.known) < _KNOWN_RUBRICS:
+        if len(self.known) < _KNOWN_RUBRICS and rubric[:10] in _PARENTS:  # the norm's only
             self.known.add(rubric)
         return RubricLine(number, rubric, rest[:-1])
 

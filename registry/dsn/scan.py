@@ -55,6 +55,19 @@ class DepositScan(BlockListener):
     def __post_init__(self) -> None:
         self._walker = Walker(self)
 
+    def __getstate__(self) -> dict[str, object]:
+        """What crosses a process boundary (a scan done in a worker): its findings, not its
+        reader (whose known rubric ids are the process's)."""
+        state = dict(self.__dict__)
+        for reading_state in ("_lines", "_rubrics", "_walker"):
+            state.pop(reading_state, None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lines, self._rubrics = LineSplitter(), RubricReader()
+        self._walker = Walker(self)
+
     def feed(self, chunk: bytes) -> None:
         """Takes the next bytes of the file."""
         read, push = self._rubrics.read, self._walker.push
@@ -220,11 +233,14 @@ def scan_whole(data: bytes) -> DepositScan:
     return scan.finish()
 
 
-def scan_and_read_whole(data: bytes, router: Router) -> tuple[DepositScan, DepositReading]:
+def scan_and_read_whole(data: bytes, router: Router) -> tuple[DepositScan, DepositReading | None]:
     """The scan of a file held whole and, heard on the same walk, its reading
     (registry/dsn/deposit_reading.py `read_whole`, on the SIRETs the scan found): what a worker
     process runs when a deposit arrives, so that the pipeline need not read it again (a scan
     whose file is refused wastes its reading). The same as `scan_whole` and then `read_whole`:
     each step hears the same reader's lines and instances, whoever else listens."""
     scan = DepositScan()
-    return scan, read_whole(data, lambda: scan.sirets, router, scan)
+    try:
+        return scan, read_whole(data, lambda: scan.sirets, router, scan)
+    except Exception:  # a reading that fails fails in the pipeline, as it would have: the
+        return scan_whole(data), None  # deposit is answered on its scan alone

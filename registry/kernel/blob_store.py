@@ -206,20 +206,23 @@ class _DatabaseWriter:
 
 
 def commit_all_in(connection: Connection, writers: Sequence[BlobWriter]) -> None:
-    """Puts several writers' blobs in place within the caller's transaction, as each one's
-    `commit_in` would: those bound for the database that fit in one chunk in two statements
-    whatever their number (one DELETE of their names, one INSERT of their rows), the others
-    one by one (memory holds one chunk of each blob at most)."""
+    """Puts several writers' blobs, of distinct names, in place within the caller's
+    transaction, as each one's `commit_in` would: those bound for the database that fit in one
+    chunk in two statements whatever their number (one DELETE of their names, one INSERT of
+    their rows), the others one by one (memory holds one chunk of each blob at most)."""
     small = [w for w in writers
              if isinstance(w, _DatabaseWriter) and w.spool.tell() <= CHUNK_BYTES]  # fmt: skip
     try:
+        if len({writer.name for writer in writers}) != len(writers):
+            raise ValueError("two writers of the same blob: commit them one after the other")
         for writer in writers:
             if writer not in small:
                 writer.commit_in(connection)
         if small:
-            names = [writer.name for writer in small]
             connection.execute(
-                delete(sealed_file_chunks).where(sealed_file_chunks.c.name.in_(names))
+                delete(sealed_file_chunks).where(
+                    sealed_file_chunks.c.name.in_([writer.name for writer in small])
+                )
             )
             connection.execute(insert(sealed_file_chunks), [
                 row for w in small for row in _chunk_rows(w.name, w.spool, w.spool.tell())
@@ -356,7 +359,10 @@ class FallbackBlobs(BlobStore):
 
     def read_small(self, names: Collection[str]) -> dict[str, bytes]:
         found = self.primary.read_small(names)
-        return found | self.older.read_small([name for name in names if name not in found])
+        # An older blob only where the primary has none at all (one of several chunks there
+        # is read with `read`, from the primary, as `read` would).
+        older = [name for name in names if name not in found and not self.primary.exists(name)]
+        return found | self.older.read_small(older)
 
     def exists(self, name: str) -> bool:
         return self.primary.exists(name) or self.older.exists(name)

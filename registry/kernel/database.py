@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
@@ -48,10 +47,6 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
-# The reading face of each PostgreSQL engine (`reading`).
-_READERS: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
-
-
 def reading(engine: Engine) -> Connection:
     """A connection for reads only (`with reading(engine) as connection:`). On PostgreSQL it is
     in autocommit: each statement runs on its own snapshot, as it does inside a READ COMMITTED
@@ -60,12 +55,10 @@ def reading(engine: Engine) -> Connection:
     `engine.connect()` made the next statements parsed and planned again). A write through it
     would commit at once: write through `engine.begin()`. Not for a server-side cursor
     (`yield_per`), which needs a transaction. SQLite's reads take no transaction already."""
-    if engine.dialect.name != "postgresql":
-        return engine.connect()
-    reader = _READERS.get(engine)
-    if reader is None:
-        reader = _READERS[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return reader.connect()
+    connection = engine.connect()
+    if engine.dialect.name == "postgresql":
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+    return connection
 
 
 # A pooled connection idle for longer than this is pinged before it is handed out (a database

@@ -150,7 +150,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         note(resource=f"deposit:{record.id}", siret=record.sirets[0] if record.sirets else "")
         if created and refusal is None:
             if reading is not None:
-                self.pipeline.keep(record.id, writer.sha256, reading)
+                self.pipeline.keep(record.id, writer.sha256, writer.size, reading)
             self.pipeline.wake()
         return record
 

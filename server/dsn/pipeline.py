@@ -4,12 +4,13 @@ step can see the file otherwise than another), in a worker process for a deposit
 memory (server/dsn/reading_pool.py: the readings take a core of their own). A deposit of at
 most WHOLE_BYTES was read so already as it arrived, on the walk of its scan
 (registry/dsn/scan.py `scan_and_read_whole`): the node keeps that reading (`keep`, at most
-KEPT_READINGS and KEPT_BYTES) and takes it for that deposit and that plaintext only, else it
-reads the deposit again (taken by another node, or the node restarted meanwhile). Then validation's
-outcome (its CCO or BAN is the first return; a conformant file's declared links
-and employments are recorded with it), then, for a conformant file, routing's (each organism's
-share sealed to the organism's own encryption key and stored, then the outbox rows and ROUTED in
-one transaction). The establishments read must be those the deposit's rights were checked on.
+KEPT_READINGS, KEPT_BYTES and KEPT_SECONDS) and takes it for that deposit and that plaintext
+only, else it reads the deposit again (taken by another node, or the node restarted
+meanwhile). Then validation's outcome (its CCO or BAN is the first return; a conformant file's
+declared links and employments are recorded with it), then, for a conformant file, routing's
+(each organism's share sealed to the organism's own encryption key and stored, then the outbox
+rows and ROUTED in one transaction). The establishments read must be those the deposit's rights
+were checked on.
 
 Each step reads the deposit's state from the database and moves it on in one transaction, so a
 crash at any point only makes the step run again on restart: shares are rewritten whole under
@@ -84,11 +85,13 @@ PURGE_EVERY_SECONDS = 3600.0
 PARALLEL = 3
 # How long the pipeline seals to an organism's encryption key as it read it (within a round).
 KEY_SECONDS = 2.0
-# The readings done as deposits arrived (`keep`) that a node holds for its pipeline at most, and
-# the bytes of their shares at most (the oldest goes first: its deposit is read again, as one
-# taken by another node is).
+# The readings done as deposits arrived (`keep`) that a node holds for its pipeline at most,
+# the bytes they hold at most (their shares, and as much again as their deposit for its report
+# and relations), and how long one waits at most (the oldest go first: their deposits are read
+# again, as one taken by another node is, whose kept reading waits here until then).
 KEPT_READINGS = 64
 KEPT_BYTES = 64 << 20
+KEPT_SECONDS = 120.0
 
 
 class DsnPipeline(BackgroundLoop):
@@ -128,26 +131,37 @@ class DsnPipeline(BackgroundLoop):
         # four to six organisms: a lookup each per round, not per share; a key retired is no
         # longer sealed to after that).
         self._round_keys: dict[str, tuple[float, KeyEntry | None]] = {}
-        # Deposit id -> (the plaintext's SHA-256, its reading, its shares' bytes), as read when
-        # it arrived; the bytes of all.
-        self._kept: OrderedDict[str, tuple[bytes, DepositReading, int]] = OrderedDict()
+        # Deposit id -> (the plaintext's SHA-256, its reading, the bytes it holds, when it
+        # was kept), oldest first; the bytes of all.
+        self._kept: OrderedDict[str, tuple[bytes, DepositReading, int, float]] = OrderedDict()
         self._kept_bytes = 0
         self._kept_lock = threading.Lock()
         super().__init__(poll_seconds)
 
-    def keep(self, deposit_id: str, sha256: bytes, reading: DepositReading) -> None:
+    def keep(self, deposit_id: str, sha256: bytes, size: int, reading: DepositReading) -> None:
         """Holds the reading of a deposit taken, done as it arrived (registry/dsn/scan.py
         `scan_and_read_whole`), for this node's pipeline to use instead of reading the deposit
-        again; `sha256` is its plaintext's (used only if the deposit's is the same)."""
-        size = sum(len(share.data or b"") for share in reading.shares)
+        again; `sha256` and `size` are its plaintext's (used only if the deposit's digest is
+        the same)."""
+        held = size + sum(len(share.data or b"") for share in reading.shares)
         with self._kept_lock:
-            self._kept[deposit_id] = (sha256, reading, size)
-            self._kept_bytes += size
-            while len(self._kept) > KEPT_READINGS or self._kept_bytes > KEPT_BYTES:
-                self._kept_bytes -= self._kept.popitem(last=False)[1][2]
+            self._kept[deposit_id] = (sha256, reading, held, time.monotonic())
+            self._kept_bytes += held
+            self._drop_kept()
+
+    def _drop_kept(self) -> None:
+        """Drops the oldest kept readings past the bounds (the lock held)."""
+        too_old = time.monotonic() - KEPT_SECONDS
+        while self._kept and (
+            len(self._kept) > KEPT_READINGS
+            or self._kept_bytes > KEPT_BYTES
+            or next(iter(self._kept.values()))[3] < too_old
+        ):
+            self._kept_bytes -= self._kept.popitem(last=False)[1][2]
 
     def _kept_reading(self, record: DepositRecord) -> DepositReading | None:
         with self._kept_lock:
+            self._drop_kept()
             kept = self._kept.pop(record.id, None)
             if kept is not None:
                 self._kept_bytes -= kept[2]

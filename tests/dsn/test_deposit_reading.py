@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -94,11 +95,13 @@ def _same(data: bytes, plans: SharedPlans, sirets: Collection[str] | None = None
         assert (reading.report.as_dict(), reading.relations, shares) == expected
     # Scanned and read at once as it arrives: the scan's own findings, and the reading on the
     # establishments the scan found.
-    scanned, reading = scan_and_read_whole(data, ROUTER)
+    scanned, at_once = scan_and_read_whole(data, ROUTER)
     alone = scan_whole(data)
     assert _facts(scanned) == _facts(alone)
-    shares = {share.organism: share.data for share in reading.shares}
-    assert (reading.report.as_dict(), reading.relations, shares) == _one_walk(data, alone.sirets)
+    assert _facts(pickle.loads(pickle.dumps(scanned))) == _facts(alone)  # as a worker sends it
+    assert at_once is not None
+    shares = {share.organism: share.data for share in at_once.shares}
+    assert (at_once.report.as_dict(), at_once.relations, shares) == _one_walk(data, alone.sirets)
 
 
 def _facts(scan: DepositScan) -> tuple[object, ...]:

@@ -21,6 +21,7 @@ from registry.dsn.scan import scan_and_read_whole, scan_whole
 from registry.dsn.synth import DEMO_COMPANY, broken, company, generate
 from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
+from server.dsn import pipeline as pipeline_module
 from server.dsn.pipeline import KEPT_READINGS
 from server.dsn.reading_pool import WHOLE_BYTES
 from tests.dsn import MONTHLY_ORGANISMS
@@ -396,7 +397,7 @@ def test_a_deposit_is_answered_on_the_same_scan_whole_in_a_worker_or_as_it_arriv
 
 
 def test_the_pipeline_takes_a_reading_done_on_arrival_only_for_that_very_file(
-    node: RunningNode, declarant: Client, tmp_path: Path
+    node: RunningNode, declarant: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A deposit of at most WHOLE_BYTES is scanned and read at once as it arrives; its reading
     # waits for the pipeline, which takes it instead of reading the file again, but only for
@@ -408,6 +409,7 @@ def test_the_pipeline_takes_a_reading_done_on_arrival_only_for_that_very_file(
     record = node.node.deposits.get(deposit.id)
     assert record is not None
     _, other = scan_and_read_whole(b"".join(generate(5, order=732)), pipeline.router)
+    assert other is not None
 
     def read() -> int:
         files: dict[str, ShareFile] = {}
@@ -418,15 +420,23 @@ def test_the_pipeline_takes_a_reading_done_on_arrival_only_for_that_very_file(
                 file.discard()
         return sum(declaration.individuals for declaration in report.declarations)
 
-    pipeline.keep(record.id, record.sha256, other)
+    pipeline.keep(record.id, record.sha256, record.size, other)
     assert read() == 5  # the reading kept for it, not its file
     assert read() == 3  # taken once: then its file
-    pipeline.keep(record.id, hashlib.sha256(b"another plaintext").digest(), other)
+    pipeline.keep(record.id, hashlib.sha256(b"another plaintext").digest(), 1, other)
     assert read() == 3
-    pipeline.keep("another-deposit", record.sha256, other)
+    pipeline.keep("another-deposit", record.sha256, record.size, other)
     assert read() == 3
     # A node holds a bounded number of them: the oldest goes first (then read again).
-    pipeline.keep(record.id, record.sha256, other)
+    pipeline.keep(record.id, record.sha256, record.size, other)
     for number in range(KEPT_READINGS):
-        pipeline.keep(f"a-later-deposit-{number}", record.sha256, other)
+        pipeline.keep(f"a-later-deposit-{number}", record.sha256, 1, other)
     assert read() == 3
+    # Nor more bytes than KEPT_BYTES, nor for longer than KEPT_SECONDS.
+    for bound in ("KEPT_BYTES", "KEPT_SECONDS"):
+        with monkeypatch.context() as patched:
+            patched.setattr(pipeline_module, bound, 0)
+            pipeline.keep(record.id, record.sha256, record.size, other)
+            assert read() == 3
+    pipeline.keep(record.id, record.sha256, record.size, other)
+    assert read() == 5

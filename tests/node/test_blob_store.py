@@ -140,6 +140,10 @@ def test_blobs_put_in_place_together_within_a_transaction(store: BlobStore, engi
     if isinstance(store, DatabaseBlobs):  # files are put in place at once (before the rows)
         assert not store.exists("shares/large.dsn.sealed")
         assert store.read_bytes("shares/a.dsn.sealed").startswith(b"an earlier")
+    with pytest.raises(ValueError, match="same blob"), engine.begin() as connection:
+        commit_all_in(connection, [*writers(), store.writer("shares/a.dsn.sealed")])
+    if isinstance(store, DatabaseBlobs):  # nothing put in place
+        assert store.read_bytes("shares/a.dsn.sealed").startswith(b"an earlier")
     with engine.begin() as connection:
         commit_all_in(connection, writers())
     for name, data in blobs.items():
@@ -375,3 +379,12 @@ def test_files_written_before_the_database_store_are_still_read_then_purged(
     store.delete("shares/before.dsn.sealed")
     assert not store.exists("shares/before.dsn.sealed")
     assert not on_disk.exists("shares/before.dsn.sealed")
+    # An older file under the name of a database blob of several chunks is not what is read.
+    stale = on_disk.writer("shares/large.dsn.sealed")
+    stale.write(b"an earlier routing's share, left on disk")
+    stale.commit()
+    large = store.writer("shares/large.dsn.sealed")
+    large.write(b"l" * (CHUNK_BYTES + 1))
+    large.commit()
+    assert store.read_small(["shares/large.dsn.sealed"]) == {}
+    assert store.read_bytes("shares/large.dsn.sealed") == b"l" * (CHUNK_BYTES + 1)

@@ -43,6 +43,8 @@ def test_reads_see_what_is_committed_only(engine: Engine) -> None:
             assert connection.execute(text("SELECT count(*) FROM read_probe")).scalar_one() == 1
     finally:
         writing.close()
+        with engine.begin() as cleanup:
+            cleanup.execute(text("DROP TABLE read_probe"))
 
 
 def test_reads_keep_the_statements_psycopg_prepared(engine: Engine) -> None:
