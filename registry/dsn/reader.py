@@ -124,6 +124,9 @@ def _charset_problem(code: int, column: int, in_value: bool) -> str:
     )
 
 
+# Rubric ids already seen well formed, of the norm's blocks, in any file of this process (whether
+# an id is well formed depends on nothing else; a file uses a few hundred, the norm some 2,000:
+# a file of made-up ids does not fill it).
 _WELL_FORMED: set[str] = set()
 
 
@@ -133,10 +136,6 @@ class RubricReader:
 
     def __init__(self) -> None:
         self.number = 0
-        # Rubric ids already seen well formed, of the norm's blocks, in any file of this
-        # process (whether an id is well formed depends on nothing else; a file uses a few
-        # hundred, the norm some 2,000: a file of made-up ids does not fill it).
-        self.known = _WELL_FORMED
 
     def read(self, raw: bytes) -> RubricLine | None:
         """The next line (`raw` with its line end, if any) as a RubricLine, None when blank."""
@@ -148,7 +147,7 @@ class RubricReader:
         text = raw.decode("iso-8859-1").removesuffix("\n").removesuffix("\r")
         rubric, separator, rest = text.partition(",'")
         # A known rubric id holds none: only the rest of the line needs a look.
-        if separator and rest.endswith("'") and rubric in self.known and rest.isprintable():
+        if separator and rest.endswith("'") and rubric in _WELL_FORMED and rest.isprintable():
             return RubricLine(number, rubric, rest[:-1])
         column = outside_charset(text)
         if column:
@@ -162,8 +161,8 @@ class RubricReader:
             return RubricLine(number, "", "", "the line does not start with a rubric id")
         if not separator or not rest.endswith("'"):
             return RubricLine(number, rubric, "", "the value is not written ,'value'")
-        if len(self.known) < _KNOWN_RUBRICS and rubric[:10] in _PARENTS:  # the norm's only
-            self.known.add(rubric)
+        if len(_WELL_FORMED) < _KNOWN_RUBRICS and rubric[:10] in _PARENTS:  # the norm's only
+            _WELL_FORMED.add(rubric)
         return RubricLine(number, rubric, rest[:-1])
 
 

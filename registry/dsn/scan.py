@@ -55,19 +55,6 @@ class DepositScan(BlockListener):
     def __post_init__(self) -> None:
         self._walker = Walker(self)
 
-    def __getstate__(self) -> dict[str, object]:
-        """What crosses a process boundary (a scan done in a worker): its findings, not its
-        reader (whose known rubric ids are the process's)."""
-        state = dict(self.__dict__)
-        for reading_state in ("_lines", "_rubrics", "_walker"):
-            state.pop(reading_state, None)
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._lines, self._rubrics = LineSplitter(), RubricReader()
-        self._walker = Walker(self)
-
     def feed(self, chunk: bytes) -> None:
         """Takes the next bytes of the file."""
         read, push = self._rubrics.read, self._walker.push

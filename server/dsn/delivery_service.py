@@ -124,7 +124,7 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         for record in leased:
             if record.size > budget:  # the plaintext's size: what is stored is no smaller
                 continue
-            content = held.get(self.files.share(record.id)) if record.sealed_for_key_id else None
+            content = held.get(self.files.share(record.id))  # held: sealed to the organism
             if content is not None:
                 if len(content) <= budget:
                     budget -= len(content)

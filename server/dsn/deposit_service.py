@@ -112,10 +112,10 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
                     await asyncio.to_thread(scan.feed, chunk)
                 held = None
                 await asyncio.to_thread(scan.feed, request.chunk)
-            reading = None
-            if held is not None:  # scanned and read at once: the pipeline takes the reading
+            arrived = None  # the reading done as it arrived, which the pipeline takes
+            if held is not None:  # scanned and read at once
                 data = b"".join(held)
-                scan, reading = await asyncio.to_thread(
+                scan, arrived = await asyncio.to_thread(
                     run_in_worker, workers, scan_and_read_whole, data, self.pipeline.router
                 )
             else:
@@ -123,7 +123,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         except BaseException:
             writer.discard()
             raise
-        record = await self._store(new, writer, scan, reading)
+        record = await self._store(new, writer, scan, arrived)
         return pb.SubmitDepositResponse(deposit=deposit_message(record))
 
     async def _store(
@@ -131,7 +131,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         new: NewDeposit,
         writer: SealedWriter,
         scan: DepositScan,
-        reading: DepositReading | None = None,
+        arrived: DepositReading | None = None,
     ) -> DepositRecord:
         same = await asyncio.to_thread(self.store.find, new.declarant, None, writer.sha256)
         if same is not None:  # the same content again: the same deposit
@@ -149,8 +149,8 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         )
         note(resource=f"deposit:{record.id}", siret=record.sirets[0] if record.sirets else "")
         if created and refusal is None:
-            if reading is not None:
-                self.pipeline.keep(record.id, writer.sha256, writer.size, reading)
+            if arrived is not None:
+                self.pipeline.keep(record.id, writer.sha256, writer.size, arrived)
             self.pipeline.wake()
         return record
 

@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from opentelemetry.trace import Tracer
 from sqlalchemy.exc import IntegrityError
@@ -94,6 +94,15 @@ KEPT_BYTES = 64 << 20
 KEPT_SECONDS = 120.0
 
 
+class _Kept(NamedTuple):
+    """A reading done as its deposit arrived, waiting for the pipeline (`DsnPipeline.keep`)."""
+
+    sha256: bytes  # the plaintext's it was done on
+    reading: DepositReading
+    held: int  # bytes it holds, as counted against KEPT_BYTES
+    at: float  # when it was kept (time.monotonic())
+
+
 class DsnPipeline(BackgroundLoop):
     """Validates and routes deposits in a worker thread, woken by `wake` or every poll."""
 
@@ -131,9 +140,8 @@ class DsnPipeline(BackgroundLoop):
         # four to six organisms: a lookup each per round, not per share; a key retired is no
         # longer sealed to after that).
         self._round_keys: dict[str, tuple[float, KeyEntry | None]] = {}
-        # Deposit id -> (the plaintext's SHA-256, its reading, the bytes it holds, when it
-        # was kept), oldest first; the bytes of all.
-        self._kept: OrderedDict[str, tuple[bytes, DepositReading, int, float]] = OrderedDict()
+        # Deposit id -> its reading as kept, oldest first; the bytes of all.
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self._kept_bytes = 0
         self._kept_lock = threading.Lock()
         super().__init__(poll_seconds)
@@ -145,7 +153,7 @@ class DsnPipeline(BackgroundLoop):
         the same)."""
         held = size + sum(len(share.data or b"") for share in reading.shares)
         with self._kept_lock:
-            self._kept[deposit_id] = (sha256, reading, held, time.monotonic())
+            self._kept[deposit_id] = _Kept(sha256, reading, held, time.monotonic())
             self._kept_bytes += held
             self._drop_kept()
 
@@ -155,19 +163,19 @@ class DsnPipeline(BackgroundLoop):
         while self._kept and (
             len(self._kept) > KEPT_READINGS
             or self._kept_bytes > KEPT_BYTES
-            or next(iter(self._kept.values()))[3] < too_old
+            or next(iter(self._kept.values())).at < too_old
         ):
-            self._kept_bytes -= self._kept.popitem(last=False)[1][2]
+            self._kept_bytes -= self._kept.popitem(last=False)[1].held
 
     def _kept_reading(self, record: DepositRecord) -> DepositReading | None:
         with self._kept_lock:
             self._drop_kept()
             kept = self._kept.pop(record.id, None)
             if kept is not None:
-                self._kept_bytes -= kept[2]
-        if kept is None or kept[0] != record.sha256:
+                self._kept_bytes -= kept.held
+        if kept is None or kept.sha256 != record.sha256:
             return None
-        return kept[1]
+        return kept.reading
 
     def _encryption_key(self, organism: str) -> KeyEntry | None:
         found = self._round_keys.get(organism)
@@ -304,19 +312,19 @@ class DsnPipeline(BackgroundLoop):
             return file  # type: ignore[return-value]  # write() is all the router uses
 
         name = self.files.deposit(record.id)
-        kept = self._kept_reading(record)
-        if kept is not None or (self.reading_workers and record.size <= WHOLE_BYTES):
-            if kept is not None:  # read as it arrived, on the SIRETs its rights were checked on
-                reading = kept
-            else:
-                data = b"".join(self.files.read(name))
-                reading = read_in_worker(self.reading_workers, data, record.sirets, self.router)
+        # Read as it arrived (on the SIRETs its rights were checked on), else read whole in a
+        # worker: the shares come back with it; else streamed here, into their files.
+        reading = self._kept_reading(record)
+        if reading is None and self.reading_workers and record.size <= WHOLE_BYTES:
+            data = b"".join(self.files.read(name))
+            reading = read_in_worker(self.reading_workers, data, record.sirets, self.router)
+        if reading is None:
+            reading = read_deposit(lambda: self.files.read(name), record.sirets, self.router,
+                                   self.plans, open_share)  # fmt: skip
+        else:
             for share in reading.shares:
                 assert share.data is not None
                 open_share(share.organism).write(share.data)
-        else:
-            reading = read_deposit(lambda: self.files.read(name), record.sirets, self.router,
-                                   self.plans, open_share)  # fmt: skip
         return reading.report, reading.relations, reading.shares
 
     def _record_validation(self, deposit_id: str, report: Report, found: Relations) -> None:
