@@ -508,21 +508,38 @@ class DepositStore:
             rows = connection.execute(query).all()
             return [self._with_deliveries(connection, row) for row in rows]
 
-    def claim(self, node: str, limit: int, lease_ms: int) -> list[str]:
+    def claim(
+        self, node: str, limit: int, lease_ms: int, prefer: Sequence[str] = ()
+    ) -> list[str]:
         """Up to `limit` deposits whose validation or routing is still to do and that no node
         holds, oldest first (events first), now held by `node` for `lease_ms` (then free again:
         a node killed while working on one leaves it to another). On PostgreSQL rows another
-        node is claiming are skipped (FOR UPDATE SKIP LOCKED): no two nodes take one."""
+        node is claiming are skipped (FOR UPDATE SKIP LOCKED): no two nodes take one.
+        Those of `prefer` waiting (the deposits whose reading the node holds) come after the
+        events and before the other monthly declarations."""
         moment = now_ms()
+        waiting = select(deposits.c.id, deposits.c.priority).where(
+            deposits.c.state.in_((DepositState.RECEIVED, DepositState.VALIDATED)),
+            deposits.c.claimed_until <= moment,
+        )
         with self.engine.begin() as connection:
-            rows = connection.execute(
-                select(deposits.c.id)
-                .where(deposits.c.state.in_((DepositState.RECEIVED, DepositState.VALIDATED)),
-                       deposits.c.claimed_until <= moment)
-                .order_by(deposits.c.priority, deposits.c.received_at)
+            found = connection.execute(
+                waiting.order_by(deposits.c.priority, deposits.c.received_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
-            ).scalars().all()  # fmt: skip
+            ).all()  # fmt: skip
+            preferred = []
+            if prefer:
+                preferred = connection.execute(
+                    waiting.where(deposits.c.id.in_(sorted(set(prefer))))
+                    .order_by(deposits.c.priority, deposits.c.received_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                ).all()  # fmt: skip
+            events = [row.id for row in (*found, *preferred) if row.priority == 0]
+            rows = list(dict.fromkeys([
+                *events, *(row.id for row in preferred), *(row.id for row in found)
+            ]))[:limit]  # fmt: skip
             if rows:
                 connection.execute(
                     update(deposits).where(deposits.c.id.in_(rows))

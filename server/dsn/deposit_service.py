@@ -17,7 +17,7 @@ from interops.dsn.v1 import dsn_pb2_grpc
 from clients.tracing import trace_id_of, traceparent
 from registry.dsn.deposit_reading import DepositReading
 from registry.dsn.deposit_store import DepositFiles, DepositRecord, DepositStore, NewDeposit
-from registry.dsn.scan import DepositScan, scan_and_read_whole
+from registry.dsn.scan import DepositScan, scan_and_read_whole, scan_whole
 from registry.habilitation.managed import taken_over
 from registry.kernel.change_feed import DEPOSIT, RETURN, ChangeFeed
 from registry.kernel.database import reading
@@ -113,11 +113,13 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
                 held = None
                 await asyncio.to_thread(scan.feed, request.chunk)
             arrived = None  # the reading done as it arrived, which the pipeline takes
-            if held is not None:  # scanned and read at once
+            if held is not None and self.pipeline.room():  # scanned and read at once
                 data = b"".join(held)
                 scan, arrived = await asyncio.to_thread(
                     run_in_worker, workers, scan_and_read_whole, data, self.pipeline.router
                 )
+            elif held is not None:  # the pipeline holds all the readings it may: read later
+                scan = await asyncio.to_thread(run_in_worker, workers, scan_whole, b"".join(held))
             else:
                 await asyncio.to_thread(scan.finish)
         except BaseException:

@@ -87,8 +87,10 @@ PARALLEL = 3
 KEY_SECONDS = 2.0
 # The readings done as deposits arrived (`keep`) that a node holds for its pipeline at most,
 # the bytes they hold at most (their shares, and as much again as their deposit for its report
-# and relations), and how long one waits at most (the oldest go first: their deposits are read
-# again, as one taken by another node is, whose kept reading waits here until then).
+# and relations), and how long one waits at most (then dropped: its deposit is read again, as
+# one taken by another node is). When they are full, a deposit arriving is only scanned (`room`),
+# and read once, by the pipeline: never read at arrival to be dropped before its turn (deposits
+# arriving faster than the pipeline routes them would otherwise all be read twice).
 KEPT_READINGS = 64
 KEPT_BYTES = 64 << 20
 KEPT_SECONDS = 120.0
@@ -146,26 +148,40 @@ class DsnPipeline(BackgroundLoop):
         self._kept_lock = threading.Lock()
         super().__init__(poll_seconds)
 
-    def keep(self, deposit_id: str, sha256: bytes, size: int, reading: DepositReading) -> None:
+    def room(self) -> bool:
+        """Whether a reading done now would be kept (a deposit arriving is read at once only
+        then; else only scanned)."""
+        with self._kept_lock:
+            self._drop_kept()
+            return len(self._kept) < KEPT_READINGS and self._kept_bytes < KEPT_BYTES
+
+    def keep(self, deposit_id: str, sha256: bytes, size: int, reading: DepositReading) -> bool:
         """Holds the reading of a deposit taken, done as it arrived (registry/dsn/scan.py
         `scan_and_read_whole`), for this node's pipeline to use instead of reading the deposit
         again; `sha256` and `size` are its plaintext's (used only if the deposit's digest is
-        the same)."""
+        the same). False, and not kept, past the bounds: those kept earlier are claimed first."""
         held = size + sum(len(share.data or b"") for share in reading.shares)
         with self._kept_lock:
+            self._drop_kept()
+            earlier = self._kept.pop(deposit_id, None)
+            if earlier is not None:
+                self._kept_bytes -= earlier.held
+            if len(self._kept) >= KEPT_READINGS or self._kept_bytes + held > KEPT_BYTES:
+                return False
             self._kept[deposit_id] = _Kept(sha256, reading, held, time.monotonic())
             self._kept_bytes += held
-            self._drop_kept()
+            return True
 
     def _drop_kept(self) -> None:
-        """Drops the oldest kept readings past the bounds (the lock held)."""
+        """Drops the kept readings older than KEPT_SECONDS (the lock held)."""
         too_old = time.monotonic() - KEPT_SECONDS
-        while self._kept and (
-            len(self._kept) > KEPT_READINGS
-            or self._kept_bytes > KEPT_BYTES
-            or next(iter(self._kept.values())).at < too_old
-        ):
+        while self._kept and next(iter(self._kept.values())).at < too_old:
             self._kept_bytes -= self._kept.popitem(last=False)[1].held
+
+    def _kept_ids(self) -> list[str]:
+        """The deposits whose readings this node holds (its claims prefer them)."""
+        with self._kept_lock:
+            return list(self._kept)
 
     def _kept_reading(self, record: DepositRecord) -> DepositReading | None:
         with self._kept_lock:
@@ -188,7 +204,9 @@ class DsnPipeline(BackgroundLoop):
         """Moves on the deposits left unfinished (received, or a previous run's) that this node
         claims: nodes sharing the database each take their own."""
         try:
-            work = await asyncio.to_thread(self.store.claim, self.node, CLAIM_BATCH, self.claim_ms)
+            work = await asyncio.to_thread(
+                self.store.claim, self.node, CLAIM_BATCH, self.claim_ms, self._kept_ids()
+            )
         except Exception:  # the database away: try again after the poll interval
             log.exception("the DSN pipeline cannot read its work; retrying")
             work = []

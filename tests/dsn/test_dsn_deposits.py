@@ -427,16 +427,21 @@ def test_the_pipeline_takes_a_reading_done_on_arrival_only_for_that_very_file(
     assert read() == 3
     pipeline.keep("another-deposit", record.sha256, record.size, other)
     assert read() == 3
-    # A node holds a bounded number of them: the oldest goes first (then read again).
-    pipeline.keep(record.id, record.sha256, record.size, other)
-    for number in range(KEPT_READINGS):
-        pipeline.keep(f"a-later-deposit-{number}", record.sha256, 1, other)
+    # A node holds a bounded number of them: past it, one more is not kept (those kept earlier
+    # are claimed first) and a deposit arriving is only scanned; its deposit is read again.
+    for number in range(KEPT_READINGS):  # ("another-deposit" is still kept)
+        assert pipeline.keep(f"an-earlier-deposit-{number}", record.sha256, 1, other) == (
+            number < KEPT_READINGS - 1
+        )
+    assert not pipeline.room()
+    assert not pipeline.keep(record.id, record.sha256, record.size, other)
     assert read() == 3
-    # Nor more bytes than KEPT_BYTES, nor for longer than KEPT_SECONDS.
-    for bound in ("KEPT_BYTES", "KEPT_SECONDS"):
+    # Nor for longer than KEPT_SECONDS (which frees the room), nor more bytes than KEPT_BYTES.
+    for bound in ("KEPT_SECONDS", "KEPT_BYTES"):
         with monkeypatch.context() as patched:
             patched.setattr(pipeline_module, bound, 0)
             pipeline.keep(record.id, record.sha256, record.size, other)
             assert read() == 3
+    assert pipeline.room()
     pipeline.keep(record.id, record.sha256, record.size, other)
     assert read() == 5
