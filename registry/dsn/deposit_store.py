@@ -508,9 +508,7 @@ class DepositStore:
             rows = connection.execute(query).all()
             return [self._with_deliveries(connection, row) for row in rows]
 
-    def claim(
-        self, node: str, limit: int, lease_ms: int, prefer: Sequence[str] = ()
-    ) -> list[str]:
+    def claim(self, node: str, limit: int, lease_ms: int, prefer: Sequence[str] = ()) -> list[str]:
         """Up to `limit` deposits whose validation or routing is still to do and that no node
         holds, oldest first (events first), now held by `node` for `lease_ms` (then free again:
         a node killed while working on one leaves it to another). On PostgreSQL rows another
@@ -528,14 +526,12 @@ class DepositStore:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()  # fmt: skip
-            preferred = []
-            if prefer:
-                preferred = connection.execute(
-                    waiting.where(deposits.c.id.in_(sorted(set(prefer))))
-                    .order_by(deposits.c.priority, deposits.c.received_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                ).all()  # fmt: skip
+            preferred = connection.execute(
+                waiting.where(deposits.c.id.in_(sorted(set(prefer))))
+                .order_by(deposits.c.priority, deposits.c.received_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all() if prefer else []  # fmt: skip
             events = [row.id for row in (*found, *preferred) if row.priority == 0]
             rows = list(dict.fromkeys([
                 *events, *(row.id for row in preferred), *(row.id for row in found)
