@@ -83,14 +83,14 @@ class Share:
         """True when the organism is entitled to something of the file."""
         return self.lines > 0
 
-    def write(self, lines: list[RubricLine]) -> None:
-        """Appends rubric lines."""
-        if not lines:
+    def write(self, texts: list[str]) -> None:
+        """Appends rubric lines, each as `_text` wrote it."""
+        if not texts:
             return
         pending = self.pending
-        pending.extend([f"{line.rubric},'{line.value}'\r\n" for line in lines])
-        self.lines += len(lines)
-        self.envoi_lines += len(lines)
+        pending.extend(texts)
+        self.lines += len(texts)
+        self.envoi_lines += len(texts)
         if len(pending) >= _WRITE_LINES:
             self.flush()
 
@@ -105,6 +105,11 @@ class Share:
         self.out.write(encoded)
         self.digest.update(encoded)
         self.size += len(encoded)
+
+
+def _texts(instance: BlockInstance) -> list[str]:
+    """An instance's lines as a share holds them."""
+    return [f"{line.rubric},'{line.value}'\r\n" for line in instance.lines]
 
 
 # Evaluates the conditions of `required` (none of them names an organism or refers).
@@ -172,6 +177,8 @@ class RoutingListener(BlockListener):
         # the instance that gave it (None until decided).
         self.given_ids: dict[int, dict[str, dict[str, frozenset[str] | None]]] = {}
         self.employee: list[BlockInstance] | None = None
+        # Each organism's lookup of the identifiers it is entitled to (made once, not per call).
+        self.lookups = {code: self._lookup(code) for code in rules}
         self.references: dict[str, list[_Reference]] = {}
         self.targets: dict[str, set[str]] = {}  # block -> its rubrics that are referred to
         self.scopes: dict[str, str] = {}  # target rubric -> its scope block
@@ -285,19 +292,11 @@ class RoutingListener(BlockListener):
         for instance in employee:
             self._give_ids(instance)
         entitled: dict[int, set[str]] = {id(instance): set() for instance in employee}
+        targets = self.targets
         for code, rules in self.rules.items():
-            if INDIVIDUAL not in rules.blocks:
+            if INDIVIDUAL not in rules.blocks or self.nature not in rules.natures:
                 continue
-            passed: set[int] = set()
-            decided = self._decided_for(code)
-
-            def parent_passed(parent: BlockInstance) -> bool:
-                return id(parent) in passed or decided(parent)  # noqa: B023 -- used at once
-
-            for instance in employee:
-                if self._entitled(rules, instance, parent_passed):
-                    passed.add(id(instance))
-                    self._remember(code, instance)
+            passed = self._passed(code, rules, employee)
             having = rules.having
             if having is not None and not any(
                 instance.block in having and id(instance) in passed for instance in employee
@@ -306,12 +305,38 @@ class RoutingListener(BlockListener):
             for key in passed:
                 entitled[key].add(code)
         for instance in employee:
-            self._given_to(instance, frozenset(entitled[id(instance)]))
+            if instance.block in targets:
+                self._given_to(instance, frozenset(entitled[id(instance)]))
+        texts: dict[int, list[str]] = {}  # each instance's lines, written to several shares
         for instance in employee:
             for code in sorted(entitled[id(instance)]):
                 share = self.all_shares[code]
-                self._write(share, self.rules[code], instance)
+                self._write(share, self.rules[code], instance, texts)
         self._forget(employee)
+
+    def _passed(self, code: str, rules: OrganismRules, employee: list[BlockInstance]) -> set[int]:
+        """The employee's instances the organism is entitled to (`_entitled`, inlined: this
+        runs for every instance of every employee), the identifiers they give remembered."""
+        blocks, decided, targets = rules.blocks, self.decided, self.targets
+        lookup = self.lookups[code]
+        passed: set[int] = set()
+        for instance in employee:
+            rule = blocks.get(instance.block)
+            if rule is None:
+                continue
+            parent = instance.parent
+            if (
+                parent is not None
+                and parent.block in blocks
+                and id(parent) not in passed
+                and code not in decided.get(id(parent), ())
+            ):
+                continue
+            if rule.where is None or rules.holds(rule.where, instance, lookup):
+                passed.add(id(instance))
+                if instance.block in targets:
+                    self._remember(code, instance)
+        return passed
 
     def _decided_for(self, organism: str) -> Callable[[BlockInstance], bool]:
         """Whether an instance outside employees was found the organism's."""
@@ -329,7 +354,7 @@ class RoutingListener(BlockListener):
         parent = instance.parent
         if parent is not None and parent.block in rules.blocks and not parent_passed(parent):
             return False
-        return rules.holds(rule.where, instance, self._lookup(rules.organism))
+        return rules.holds(rule.where, instance, self.lookups[rules.organism])
 
     def _lookup(self, organism: str) -> Callable[[str, BlockInstance], Collection[str]]:
         def found(target: str, instance: BlockInstance) -> Collection[str]:
@@ -413,7 +438,17 @@ class RoutingListener(BlockListener):
 
     # Writing.
 
-    def _write(self, share: Share, rules: OrganismRules, instance: BlockInstance) -> None:
+    def _write(
+        self,
+        share: Share,
+        rules: OrganismRules,
+        instance: BlockInstance,
+        texts: dict[int, list[str]] | None = None,
+    ) -> None:
+        """Writes an instance to a share, after those of its ancestors the share lacks (their
+        identifying rubrics); `texts` holds the instances' lines as already written."""
+        if texts is None:
+            texts = {}
         path: list[BlockInstance] = []
         node = instance.parent if instance.block != ENVOI else None
         identifying = self.identification.rubrics
@@ -423,26 +458,40 @@ class RoutingListener(BlockListener):
             path.append(node)
             node = node.parent if node.block != ENVOI else None
         for ancestor in reversed(path):
-            self._emit(share, ancestor, identifying[ancestor.block])
+            self._emit(share, ancestor, identifying[ancestor.block], texts)
         rule = rules.blocks[instance.block]
-        self._emit(share, instance, rule.rubrics)
+        self._emit(share, instance, rule.rubrics, texts)
 
-    def _emit(self, share: Share, instance: BlockInstance, allowed: frozenset[str] | None) -> None:
+    @staticmethod
+    def _emit(
+        share: Share,
+        instance: BlockInstance,
+        allowed: frozenset[str] | None,
+        texts: dict[int, list[str]],
+    ) -> None:
         if instance.block == ENVOI:
             share.envoi_lines = 0
             share.envoi_declarations = 0
         elif instance.block == _DECLARATION:
             share.envoi_declarations += 1
-        share.write([
-            line for line in instance.lines if allowed is None or line.rubric in allowed
-        ])  # fmt: skip
-        share.emitted.add(id(instance))
+        key = id(instance)
+        written = texts.get(key)
+        if written is None:
+            written = texts[key] = _texts(instance)
+        if allowed is None:
+            share.write(written)
+        else:
+            share.write([
+                text for line, text in zip(instance.lines, written, strict=True)
+                if line.rubric in allowed
+            ])  # fmt: skip
+        share.emitted.add(key)
 
     @staticmethod
     def _totals(share: Share) -> None:
         share.write([
-            RubricLine(0, "S90.G00.90.001", str(share.envoi_lines + 2)),
-            RubricLine(0, "S90.G00.90.002", str(max(share.envoi_declarations, 1))),
+            f"S90.G00.90.001,'{share.envoi_lines + 2}'\r\n",
+            f"S90.G00.90.002,'{max(share.envoi_declarations, 1)}'\r\n",
         ])  # fmt: skip
 
 
