@@ -645,9 +645,17 @@ class DepositStore:
             [{"bumped": deposit_id} for deposit_id in sorted(deposit_ids)],
         )
 
-    def record_validation(self, deposit_id: str, outcome: Validated, report: bytes) -> None:
+    def record_validation(
+        self,
+        deposit_id: str,
+        outcome: Validated,
+        report: bytes,
+        also: Callable[[Connection], object] | None = None,
+    ) -> None:
         """Stores the validation's outcome and its CCO or BAN (`report`, a JSON document) as the
-        first return, at once. The deposit's SIRETs stay those its rights were checked on."""
+        first return, at once, with what `also(connection)` writes in the same transaction (the
+        relations the file reveals: recorded once, with its CCO). The deposit's SIRETs stay
+        those its rights were checked on."""
         with self.engine.begin() as connection:
             row = connection.execute(
                 select(deposits.c.state, deposits.c.declarant)
@@ -656,6 +664,8 @@ class DepositStore:
             ).first()
             if row is None or row[0] != DepositState.RECEIVED:
                 return  # done already (a retry after a crash between commit and the caller)
+            if also is not None:
+                also(connection)
             self._bump(
                 connection, deposit_id,
                 state=DepositState.VALIDATED if outcome.conformant else DepositState.REJECTED,

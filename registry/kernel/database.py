@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,17 @@ def reading(engine: Engine) -> Connection:
     if engine.dialect.name == "postgresql":
         connection.execution_options(isolation_level="AUTOCOMMIT")
     return connection
+
+
+@contextmanager
+def writing(engine: Engine, within: Connection | None = None) -> Iterator[Connection]:
+    """A transaction (`engine.begin()`), or `within`, a caller's transaction the writes join
+    (committed or rolled back with the rest of the caller's)."""
+    if within is not None:
+        yield within
+        return
+    with engine.begin() as connection:
+        yield connection
 
 
 # A pooled connection idle for longer than this is pinged before it is handed out (a database

@@ -36,7 +36,7 @@ from sqlalchemy import (
 
 from registry.dsn.revealed_relations import Employment
 from registry.kernel.clock import now_ms
-from registry.kernel.database import reading
+from registry.kernel.database import reading, writing
 from registry.kernel.nir_keyring import NirKeyring
 from registry.relations.schema import declared_links, employment_declarants, employments
 from registry.trust.issuance import declarant_subject
@@ -128,9 +128,10 @@ class RelationsStore:
         """The oldest last period of a live link today."""
         return live_since(self.idle_months)
 
-    def record_links(self, links: Iterable[Link]) -> int:
+    def record_links(self, links: Iterable[Link], within: Connection | None = None) -> int:
         """Adds links or widens their periods, and ends the links of other firms the new periods
-        take over (cutting their accounts' live chains); returns how many rows changed."""
+        take over (cutting their accounts' live chains); returns how many rows changed. Each
+        batch in a transaction of its own, or all in the caller's (`within`)."""
         changed, moment = 0, now_ms()
         for batch in _batches(links):
             merged: dict[tuple[str, str], Link] = {}
@@ -138,7 +139,7 @@ class RelationsStore:
                 key = (link.declarant_siret, link.declared_siret)
                 seen = merged.get(key)
                 merged[key] = link if seen is None else _widest(seen, link)
-            with self.engine.begin() as connection:
+            with writing(self.engine, within) as connection:
                 pairs = list(merged)
                 existing = {
                     (row.declarant_siret, row.declared_siret): row
@@ -186,15 +187,19 @@ class RelationsStore:
         return changed
 
     def record_employments(
-        self, items: Iterable[Employment], declared_by: tuple[str, str] | None = None
+        self,
+        items: Iterable[Employment],
+        declared_by: tuple[str, str] | None = None,
+        within: Connection | None = None,
     ) -> int:
         """Adds contracts or records their end; returns how many rows changed. A contract is
         (establishment, NIR, start); found under any key of the ring. `declared_by` is
-        (declarant SIRET, YYYYMM period) of the DSN that declared them (None: a history file)."""
+        (declarant SIRET, YYYYMM period) of the DSN that declared them (None: a history file).
+        Each batch in a transaction of its own, or all in the caller's (`within`)."""
         changed, moment = 0, now_ms()
         for batch in _batches(items):
             hashed = [(item, self.keyring.hashes(item.nir)) for item in batch]
-            with self.engine.begin() as connection:
+            with writing(self.engine, within) as connection:
                 wanted = {h for _, hashes in hashed for h in hashes}
                 existing = {
                     (row.siret, bytes(row.nir_hash), row.contract_start): row

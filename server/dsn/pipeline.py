@@ -32,6 +32,7 @@ from collections import OrderedDict
 from typing import BinaryIO, NamedTuple
 
 from opentelemetry.trace import Tracer
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from clients.tracing import context_of
@@ -124,6 +125,8 @@ class DsnPipeline(BackgroundLoop):
         reading_workers: int | None = None,
         claim_seconds: float = 60.0,
     ) -> None:
+        if relations.engine is not store.engine:
+            raise ValueError("the relations and the deposits are recorded in one transaction")
         self.claim_ms = max(1, int(claim_seconds * 1000))
         self.relations = relations
         self.node = node
@@ -352,13 +355,16 @@ class DsnPipeline(BackgroundLoop):
             self._record_validation_once(deposit_id, report, found)
 
     def _record_validation_once(self, deposit_id: str, report: Report, found: Relations) -> None:
-        if report.conformant:  # upserts: recorded again harmlessly if the next step is redone
-            self.relations.record_links(
+        def relations(connection: Connection) -> None:
+            self.relations.record_links((
                 Link(found.declarant_siret, siret, period, period, deposit_id)
                 for siret, period in sorted(found.links)
-            )
+            ), connection)  # fmt: skip
             period = max((period for _, period in found.links), default="")
-            self.relations.record_employments(found.employments, (found.declarant_siret, period))
+            self.relations.record_employments(
+                found.employments, (found.declarant_siret, period), connection
+            )
+
         first = report.declarations[0] if report.declarations else None
         document = json.dumps(report.as_dict(), ensure_ascii=False).encode()
         outcome = Validated(
@@ -372,7 +378,10 @@ class DsnPipeline(BackgroundLoop):
             rejection_message="" if report.conformant else (
                 f"{report.blocking} blocking anomalies: see the BAN"),
         )  # fmt: skip
-        self.store.record_validation(deposit_id, outcome, document)
+        # A conformant file's relations are recorded with its CCO, in one transaction.
+        self.store.record_validation(
+            deposit_id, outcome, document, relations if report.conformant else None
+        )
         log.info("deposit %s validated: %s", deposit_id, report.kind)
 
     def _record_routing(

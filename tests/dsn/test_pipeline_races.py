@@ -1,21 +1,23 @@
 """Deposits worked on at once (a node's PARALLEL ones, or two nodes'): two that reveal the same new
 relation both insert it, and the one the database refuses records its validation again, finding
 the relation there, instead of failing the deposit (which another claim would then read again:
-work done twice). PostgreSQL, where the second insert waits for the first's commit."""
+work done twice). PostgreSQL, where the second insert waits for the first's commit. And a
+validation is recorded whole: the relations a file reveals commit with its CCO or not at all."""
 
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import Engine, event, func, insert, select
 
 from clients.client import Client
 from registry.dsn.deposit_store import ShareFile
 from registry.dsn.synth import DEMO_COMPANY, generate
-from registry.relations.schema import declared_links
+from registry.relations.schema import declared_links, employments
 from registry.trust.declarant_store import DeclarantStore
 from tests.databases import PG_URL, fresh_database
 from tests.running_node import RunningNode
@@ -85,6 +87,62 @@ def test_a_relation_inserted_meanwhile_by_another_deposit_fails_no_validation(
             assert links == 1
         finally:
             node.stop()
+
+
+def test_a_validation_is_recorded_whole_its_relations_with_its_cco(
+    backend: str, tmp_path: Path
+) -> None:
+    # The links and employments a file reveals commit with its CCO or not at all: a recording
+    # cut short (here its CCO's insert fails) leaves no relation behind, and is done again.
+    with fresh_database(backend, tmp_path) as url:
+        node = RunningNode(url, tmp_path / "data")
+        try:
+            node.run(node.node.pipeline.stop())  # the deposit is recorded by hand below
+            node.encryption_keys()
+            DeclarantStore(node.node.engine).create(
+                FIRM, "Martin", "Camille", "whole pw", [("dsn.deposit", DEMO_COMPANY.siren)]
+            )
+            chain = node.sign_in(FIRM, "Martin", "Camille", "whole pw", audience=[DEPOSIT])
+            path = tmp_path / "dsn.txt"
+            path.write_bytes(b"".join(generate(3)))
+            with Client(node.address, credentials=chain, timeout=60) as declarant:
+                deposit_id = declarant.submit_deposit(path).id
+            pipeline, store, engine = node.node.pipeline, node.node.deposits, node.node.engine
+            record = store.get(deposit_id)
+            assert record is not None
+            files: dict[str, ShareFile] = {}
+            report, relations, _ = pipeline._read(record, files, [])
+            for file in files.values():
+                file.discard()
+            assert report.conformant and relations.links and relations.employments
+
+            def cco_fails(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                if statement.startswith("INSERT INTO deposit_returns"):
+                    raise RuntimeError("the CCO could not be stored")
+
+            event.listen(engine, "before_cursor_execute", cco_fails)
+            try:
+                with pytest.raises(RuntimeError):
+                    pipeline._record_validation(deposit_id, report, relations)
+            finally:
+                event.remove(engine, "before_cursor_execute", cco_fails)
+            assert _relations(engine) == (0, 0)
+            found = store.get(deposit_id)
+            assert found is not None and found.state == "RECEIVED"
+            pipeline._record_validation(deposit_id, report, relations)
+            assert _relations(engine) == (len(relations.links), len(relations.employments))
+            found = store.get(deposit_id)
+            assert found is not None and found.state == "VALIDATED"
+        finally:
+            node.stop()
+
+
+def _relations(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as connection:
+        return (
+            connection.execute(select(func.count()).select_from(declared_links)).scalar_one(),
+            connection.execute(select(func.count()).select_from(employments)).scalar_one(),
+        )
 
 
 def _waiting_on_a_lock(node: RunningNode) -> bool:
