@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nacl.bindings import crypto_scalarmult_base
 
 from token_suite.errors import TokenError
-from token_suite.keys import write_private_key
+from token_suite.keys import create_once, private_pem, write_private_key
 
 KEY_BYTES = 32
 KEY_ID_PREFIX = "x25519:"
@@ -86,7 +86,9 @@ def beside(signing_key_file: Path) -> Path:
 
 
 def load_or_create_encryption_key(path: Path) -> bytes:
-    """The private key in `path`, created there (0600) on first use."""
+    """The private key in `path`, created there (0600) on first use (`create_once`)."""
     if not path.exists():
-        write_encryption_key(generate_encryption_key(), path)
+        create_once(path, private_pem(X25519PrivateKey.from_private_bytes(
+            generate_encryption_key()
+        )))  # fmt: skip
     return read_encryption_key(path)

@@ -8,7 +8,10 @@ non-canonical encoding, are refused before any use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -101,9 +104,7 @@ def generate() -> Ed25519PrivateKey:
 def write_private_key(key: Ed25519PrivateKey | X25519PrivateKey, path: Path) -> None:
     """Writes the key (a signing or an encryption one) as unencrypted PKCS#8 PEM, readable by
     its owner only."""
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = private_pem(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
@@ -118,8 +119,34 @@ def read_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+def private_pem(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
+    """The key as unencrypted PKCS#8 PEM."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def create_once(path: Path, data: bytes) -> bytes:
+    """Puts `data` in `path` (readable by its owner only) unless a file is there already, and
+    returns what `path` then holds. The file appears whole or not at all (written beside it,
+    then linked into place), and of processes creating it at once (nodes started together on
+    one data volume) exactly one does: the others read that one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, written = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process's is there: that one
+            os.link(written, path)
+    finally:
+        os.unlink(written)
+    return path.read_bytes()
+
+
 def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
-    """The Ed25519 private key in `path`, created there (0600) on first use."""
+    """The Ed25519 private key in `path`, created there (0600) on first use (`create_once`)."""
     if not path.exists():
-        write_private_key(generate(), path)
+        create_once(path, private_pem(generate()))
     return read_private_key(path)

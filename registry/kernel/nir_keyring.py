@@ -17,7 +17,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from registry.kernel.sealing import seal, unseal
+from token_suite.keys import create_once
 
 _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,16}").fullmatch
 
@@ -73,13 +73,11 @@ class NirKeyring:
 
     @classmethod
     def load_or_create(cls, path: Path) -> NirKeyring:
-        """The keyring in `path`, created with one random key when absent."""
+        """The keyring in `path`, created with one random key when absent (`create_once`:
+        nodes started at once on one volume all use the one created)."""
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
             line = f"k1 {base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()}\n"
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as out:
-                out.write(line)
+            create_once(path, line.encode())
         return cls.parse(path.read_text())
 
     @classmethod

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from token_suite.keys import create_once
+
 if TYPE_CHECKING:
     from registry.kernel.blob_store import BlobWriter
 
@@ -167,15 +169,9 @@ def open_sealed(chunks: Iterable[bytes], name: str, key: bytes) -> Iterator[byte
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The 32-byte data key in `path`, created (mode 0600) when absent."""
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) != 32:
-            raise SealError(f"{path} does not hold a 32-byte key")
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = AESGCM.generate_key(bit_length=256)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(key)
+    """The 32-byte data key in `path`, created (mode 0600) when absent (`create_once`: nodes
+    started at once on one volume all use the one created)."""
+    key = path.read_bytes() if path.exists() else create_once(path, AESGCM.generate_key(256))
+    if len(key) != 32:
+        raise SealError(f"{path} does not hold a 32-byte key")
     return key
