@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Collection
+from pathlib import Path
 from typing import BinaryIO
 
 from registry.dsn.deposit_reading import DepositReading, read_deposit, read_whole
@@ -180,20 +181,26 @@ def _running(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-def test_a_worker_ends_when_its_node_is_killed() -> None:
+def test_a_worker_ends_when_its_node_is_killed(tmp_path: Path) -> None:
     # A node killed outright (SIGKILL: no shutdown) must not leave its reading worker behind,
-    # waiting forever on a queue it holds both ends of.
-    node = subprocess.Popen(
-        [sys.executable, "-c",
-         "import os, time\n"
-         "from server.dsn import reading_pool\n"
-         "print(reading_pool._the_pool(1).submit(os.getpid).result(), flush=True)\n"
-         "time.sleep(600)\n"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    # waiting forever on a queue it holds both ends of. (The killed node's resource tracker
+    # then removes, and reports on its stderr, the semaphores of the node's pool: kept in a
+    # file, shown only if the node does not start.)
+    errors = tmp_path / "node.stderr"
+    with errors.open("w") as stderr:
+        node = subprocess.Popen(
+            [sys.executable, "-c",
+             "import os, time\n"
+             "from server.dsn import reading_pool\n"
+             "print(reading_pool._the_pool(1).submit(os.getpid).result(), flush=True)\n"
+             "time.sleep(600)\n"],
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
     try:
         assert node.stdout is not None
-        worker = int(node.stdout.readline())
+        started = node.stdout.readline()
+        assert started.strip().isdigit(), errors.read_text()
+        worker = int(started)
         assert _running(worker)
     finally:
         node.kill()
