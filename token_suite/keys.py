@@ -138,11 +138,31 @@ def create_once(path: Path, data: bytes) -> bytes:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # another process's is there: that one
+        try:
             os.link(written, path)
+        except FileExistsError:  # another process's is there: that one
+            pass
+        except OSError:  # a volume without hard links: created in place, exclusively
+            _create_in_place(path, data)
     finally:
         os.unlink(written)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:  # the new name survives a power cut, as the data it protects will
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return path.read_bytes()
+
+
+def _create_in_place(path: Path, data: bytes) -> None:
+    """`create_once` where hard links are refused: only one process creates the file, but
+    another may read it before it is whole (then it refuses the key and stops)."""
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from interops.dsn.v1 import dsn_pb2 as pb
@@ -351,6 +352,13 @@ class NewDeposit:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
+class Claimed(NamedTuple):
+    """What a claim took, and which of the deposits it was to prefer no node may claim now."""
+
+    ids: list[str]
+    unclaimable: list[str]
+
+
 @dataclass(frozen=True, slots=True)
 class Validated:
     """The outcome of validation, as the pipeline stores it."""
@@ -508,33 +516,33 @@ class DepositStore:
             rows = connection.execute(query).all()
             return [self._with_deliveries(connection, row) for row in rows]
 
-    def claim(self, node: str, limit: int, lease_ms: int, prefer: Sequence[str] = ()) -> list[str]:
+    def claim(self, node: str, limit: int, lease_ms: int, prefer: Sequence[str] = ()) -> Claimed:
         """Up to `limit` deposits whose validation or routing is still to do and that no node
         holds, oldest first (events first), now held by `node` for `lease_ms` (then free again:
         a node killed while working on one leaves it to another). On PostgreSQL rows another
         node is claiming are skipped (FOR UPDATE SKIP LOCKED): no two nodes take one.
         Those of `prefer` waiting (the deposits whose reading the node holds) come after the
-        events and before the other monthly declarations."""
+        events, for half the batch at most (the oldest are never left waiting for ever); those
+        of `prefer` no node may claim now (finished, or another node's) are said too."""
         moment = now_ms()
         waiting = select(deposits.c.id, deposits.c.priority).where(
             deposits.c.state.in_((DepositState.RECEIVED, DepositState.VALIDATED)),
             deposits.c.claimed_until <= moment,
         )
+        order = (deposits.c.priority, deposits.c.received_at)
         with self.engine.begin() as connection:
             found = connection.execute(
-                waiting.order_by(deposits.c.priority, deposits.c.received_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()  # fmt: skip
+                waiting.order_by(*order).limit(limit).with_for_update(skip_locked=True)
+            ).all()
             preferred = connection.execute(
                 waiting.where(deposits.c.id.in_(sorted(set(prefer))))
-                .order_by(deposits.c.priority, deposits.c.received_at)
-                .limit(limit)
+                .order_by(*order)
                 .with_for_update(skip_locked=True)
             ).all() if prefer else []  # fmt: skip
             events = [row.id for row in (*found, *preferred) if row.priority == 0]
             rows = list(dict.fromkeys([
-                *events, *(row.id for row in preferred), *(row.id for row in found)
+                *events, *(row.id for row in preferred[: max(1, limit // 2)]),
+                *(row.id for row in found),
             ]))[:limit]  # fmt: skip
             if rows:
                 connection.execute(
@@ -542,7 +550,11 @@ class DepositStore:
                     .values(claimed_by=node, claimed_until=moment + lease_ms,
                             claims=deposits.c.claims + 1)
                 )  # fmt: skip
-        return [str(deposit_id) for deposit_id in rows]
+        claimable = {str(row.id) for row in (*found, *preferred)}
+        return Claimed(
+            [str(deposit_id) for deposit_id in rows],
+            sorted(set(prefer) - claimable),
+        )
 
     def renew(self, deposit_ids: Sequence[str], node: str, lease_ms: int) -> int:
         """Extends `node`'s claims of these unfinished deposits by `lease_ms` from now (a node

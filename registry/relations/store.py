@@ -17,7 +17,7 @@ history file loaded twice changes nothing the second time.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
@@ -143,14 +143,8 @@ class RelationsStore:
                 pairs = list(merged)
                 existing = {
                     (row.declarant_siret, row.declared_siret): row
-                    for row in connection.execute(
-                        select(declared_links)
-                        .where(
-                            declared_links.c.declared_siret.in_({d for _, d in pairs}),
-                            declared_links.c.declarant_siret.in_({d for d, _ in pairs}),
-                        )
-                        .with_for_update()
-                    )
+                    for row in _lock_links(connection, {d for _, d in pairs})
+                    if (row.declarant_siret, row.declared_siret) in merged
                 }
                 new = []
                 for key, link in merged.items():
@@ -417,15 +411,22 @@ def _declared(connection: Connection, ids: set[int], declarant_siret: str, perio
         connection.execute(insert(employment_declarants), fresh)
 
 
+def _lock_links(connection: Connection, declared: Collection[str]) -> Sequence[Row[Any]]:
+    """Every link to these establishments, locked in one order (establishment, declarant): each
+    writer of links locks so, before it changes any, so that two (two firms' DSNs for one
+    establishment, a mandate ended meanwhile) wait for each other instead of deadlocking."""
+    return connection.execute(
+        select(declared_links).where(declared_links.c.declared_siret.in_(sorted(declared)))
+        .order_by(declared_links.c.declared_siret, declared_links.c.declarant_siret)
+        .with_for_update()
+    ).all()  # fmt: skip
+
+
 def _take_over(connection: Connection, declared: set[str], moment: int) -> int:
     """Recomputes, for each establishment, which links another firm took over: a link ends at
     the first period after its last that a firm of another SIREN declared. Cuts the live chains
     of every account of a firm whose link just ended; returns how many links changed."""
-    rows = connection.execute(
-        select(declared_links).where(declared_links.c.declared_siret.in_(declared))
-        .order_by(declared_links.c.declared_siret, declared_links.c.declarant_siret)
-        .with_for_update()
-    ).all()  # fmt: skip
+    rows = _lock_links(connection, declared)
     by_establishment: dict[str, list[Row[Any]]] = {}
     for row in rows:
         by_establishment.setdefault(row.declared_siret, []).append(row)
@@ -472,6 +473,7 @@ def end_mandated_links(connection: Connection, firm_siren: str, declared_siret: 
     how many links changed."""
     today = datetime.datetime.now(datetime.UTC).date()
     moment = now_ms()
+    _lock_links(connection, {declared_siret})  # in the one order, before any change
     ended = connection.execute(
         update(declared_links)
         .where(declared_links.c.declarant_siret.startswith(firm_siren),

@@ -146,13 +146,23 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             writer.size, lambda siret: principal.allows(DSN_DEPOSIT, siret), DSN_DEPOSIT, own,
             taken,
         )  # fmt: skip
-        record, created = await asyncio.to_thread(
-            self.store.receive, scan.described(new, refusal), writer
+        # Kept before the deposit is stored: a round may claim it as soon as it is.
+        kept = (
+            arrived is not None
+            and refusal is None
+            and self.pipeline.keep(new.id, writer.sha256, writer.size, arrived)
         )
+        try:
+            record, created = await asyncio.to_thread(
+                self.store.receive, scan.described(new, refusal), writer
+            )
+        except BaseException:
+            self.pipeline.forget([new.id])
+            raise
         note(resource=f"deposit:{record.id}", siret=record.sirets[0] if record.sirets else "")
+        if kept and (not created or record.id != new.id):  # a retry stored it first
+            self.pipeline.forget([new.id])
         if created and refusal is None:
-            if arrived is not None:
-                self.pipeline.keep(record.id, writer.sha256, writer.size, arrived)
             self.pipeline.wake()
         return record
 

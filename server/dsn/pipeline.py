@@ -29,15 +29,17 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import BinaryIO, NamedTuple
 
 from opentelemetry.trace import Tracer
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from clients.tracing import context_of
 from registry.dsn.deposit_reading import DepositReading, ReadShare, read_deposit
 from registry.dsn.deposit_store import (
+    Claimed,
     DepositFiles,
     DepositRecord,
     DepositState,
@@ -84,6 +86,10 @@ PURGE_EVERY_SECONDS = 3600.0
 # How many of its claimed deposits a node works on at once (one of at most WHOLE_BYTES is read
 # whole in a worker process).
 PARALLEL = 3
+# How many times a validation's recording is tried when another transaction got in its way (a
+# relation inserted meanwhile; PostgreSQL's deadlock and serialization failures).
+RECORD_ATTEMPTS = 3
+_RETRIED_STATES = {"40P01", "40001"}
 # How long the pipeline seals to an organism's encryption key as it read it (within a round).
 KEY_SECONDS = 2.0
 # The readings done as deposits arrived (`keep`) that a node holds for its pipeline at most,
@@ -181,6 +187,14 @@ class DsnPipeline(BackgroundLoop):
         while self._kept and next(iter(self._kept.values())).at < too_old:
             self._kept_bytes -= self._kept.popitem(last=False)[1].held
 
+    def forget(self, deposit_ids: Iterable[str]) -> None:
+        """Drops the kept readings of these deposits (no longer this node's to route)."""
+        with self._kept_lock:
+            for deposit_id in deposit_ids:
+                kept = self._kept.pop(deposit_id, None)
+                if kept is not None:
+                    self._kept_bytes -= kept.held
+
     def _kept_ids(self) -> list[str]:
         """The deposits whose readings this node holds (its claims prefer them)."""
         with self._kept_lock:
@@ -207,12 +221,14 @@ class DsnPipeline(BackgroundLoop):
         """Moves on the deposits left unfinished (received, or a previous run's) that this node
         claims: nodes sharing the database each take their own."""
         try:
-            work = await asyncio.to_thread(
+            claimed = await asyncio.to_thread(
                 self.store.claim, self.node, CLAIM_BATCH, self.claim_ms, self._kept_ids()
             )
         except Exception:  # the database away: try again after the poll interval
             log.exception("the DSN pipeline cannot read its work; retrying")
-            work = []
+            claimed = Claimed([], [])
+        work = claimed.ids
+        self.forget(claimed.unclaimable)  # finished, or another node's to read
         slots = asyncio.Semaphore(PARALLEL)
         held = set(work)
         self._round_keys.clear()  # each round reads the organisms' keys afresh
@@ -289,6 +305,7 @@ class DsnPipeline(BackgroundLoop):
         moves it on as far as it goes."""
         record = self.store.get(deposit_id)
         if record is None or record.state not in (DepositState.RECEIVED, DepositState.VALIDATED):
+            self.forget([deposit_id])
             return
         # The deposit's own trace: these spans join the call that deposited it.
         parent = context_of(record.trace_parent)
@@ -349,10 +366,19 @@ class DsnPipeline(BackgroundLoop):
         return reading.report, reading.relations, reading.shares
 
     def _record_validation(self, deposit_id: str, report: Report, found: Relations) -> None:
-        try:
-            self._record_validation_once(deposit_id, report, found)
-        except IntegrityError:  # a relation inserted meanwhile by another deposit's recording
-            self._record_validation_once(deposit_id, report, found)
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                self._record_validation_once(deposit_id, report, found)
+                return
+            except (IntegrityError, OperationalError) as error:
+                # A relation inserted meanwhile by another deposit's recording, or the database
+                # ending the transaction as a deadlock or a serialization failure: the whole
+                # recording again (it finds the state and the relations as they are now).
+                retried = isinstance(error, IntegrityError) or (
+                    getattr(error.orig, "sqlstate", None) in _RETRIED_STATES
+                )
+                if not retried or attempt == RECORD_ATTEMPTS - 1:
+                    raise
 
     def _record_validation_once(self, deposit_id: str, report: Report, found: Relations) -> None:
         def relations(connection: Connection) -> None:

@@ -30,7 +30,21 @@ def test_a_node_claims_events_then_the_deposits_it_holds_the_reading_of(engine: 
     event = _waiting(store, "04", 10)  # a work stoppage, received last
     # The node holds the readings of the two newest monthly declarations.
     held = [monthly[3], monthly[2]]
-    assert store.claim("a", 3, 60_000, prefer=held) == [event, monthly[2], monthly[3]]
-    # Another node prefers what this one claimed: it gets none of them, the oldest instead.
-    assert store.claim("b", 3, 60_000, prefer=held) == [monthly[0], monthly[1]]
-    assert store.claim("c", 3, 60_000, prefer=monthly) == []
+    claimed = store.claim("a", 4, 60_000, prefer=held)
+    assert claimed == ([event, monthly[2], monthly[3], monthly[0]], [])
+    # Another node preferring them gets none (they are said unclaimable), the oldest instead.
+    assert store.claim("b", 4, 60_000, prefer=held) == ([monthly[1]], sorted(held))
+    assert store.claim("c", 4, 60_000, prefer=monthly) == ([], sorted(monthly))
+
+
+def test_the_deposits_held_take_half_a_claim_at_most_so_none_waits_for_ever(
+    engine: Engine,
+) -> None:
+    # Deposits arriving faster than they are routed keep the node's readings full: were those
+    # always claimed first, the deposits that arrived while it was full (only scanned) would
+    # wait as long as the load lasts.
+    store = DepositStore(engine, bytes(32))
+    older = [_waiting(store, "01", 20 + number) for number in range(2)]
+    held = [_waiting(store, "01", 30 + number) for number in range(6)]
+    claimed = store.claim("a", 4, 60_000, prefer=held)
+    assert claimed.ids == [held[0], held[1], *older]

@@ -1,0 +1,78 @@
+"""Two firms' DSNs for one establishment recorded at the same moment (two nodes, or a node's
+parallel deposits): each locks the establishment's links in one order before it changes any, so
+one waits for the other; before, each first locked its own link, then all of them for the
+take-over, and PostgreSQL killed one of them as a deadlock (its deposit then read again)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, select
+
+from registry.kernel.database import open_engine, upgrade
+from registry.kernel.nir_keyring import NirKeyring
+from registry.relations.schema import declared_links
+from registry.relations.store import Link, RelationsStore
+from tests.databases import PG_URL, fresh_database
+
+ESTABLISHMENT, FIRST, SECOND = "55555555500017", "11111111100011", "22222222200022"
+
+
+@pytest.mark.skipif(not PG_URL, reason="INTEROPS_TEST_DATABASE_URL is not set")
+def test_two_firms_recording_links_to_one_establishment_at_once_both_commit(
+    tmp_path: Path,
+) -> None:
+    with fresh_database("postgresql", tmp_path) as url:
+        engine = open_engine(url)
+        try:
+            upgrade(engine)
+            store = RelationsStore(engine, NirKeyring.parse("k1 " + "A" * 43 + "=\n"))
+            with engine.begin() as connection:
+                connection.execute(insert(declared_links), [
+                    {"declarant_siret": firm, "declared_siret": ESTABLISHMENT,
+                     "first_period": period, "last_period": period, "last_deposit": "",
+                     "updated_at": 0}
+                    for firm, period in ((FIRST, "202601"), (SECOND, "202602"))
+                ])  # fmt: skip
+            # Each recording waits for the other at its second locking read of the links: had
+            # the first one taken some of them (as before), both would hold what the other wants.
+            barrier = threading.Barrier(2, timeout=2)
+            reads: dict[int, int] = {}
+
+            def second_read_waits(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                if statement.startswith("SELECT declared_links") and "FOR UPDATE" in statement:
+                    me = threading.get_ident()
+                    reads[me] = reads.get(me, 0) + 1
+                    if reads[me] == 2:
+                        try:
+                            barrier.wait()
+                        except threading.BrokenBarrierError:  # the other waits on a lock
+                            pass
+
+            event.listen(engine, "before_cursor_execute", second_read_waits)
+            outcomes: dict[str, str] = {}
+
+            def record(firm: str) -> None:
+                try:
+                    store.record_links([Link(firm, ESTABLISHMENT, "202603", "202603", firm)])
+                    outcomes[firm] = "recorded"
+                except Exception as error:
+                    outcomes[firm] = type(error).__name__
+
+            threads = [threading.Thread(target=record, args=(firm,)) for firm in (FIRST, SECOND)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            event.remove(engine, "before_cursor_execute", second_read_waits)
+            assert outcomes == {FIRST: "recorded", SECOND: "recorded"}
+            with engine.connect() as connection:
+                periods = dict(connection.execute(
+                    select(declared_links.c.declarant_siret, declared_links.c.last_period)
+                ).all())  # fmt: skip
+            assert periods == {FIRST: "202603", SECOND: "202603"}
+        finally:
+            engine.dispose()
