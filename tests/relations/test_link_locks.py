@@ -5,6 +5,7 @@ take-over, and PostgreSQL killed one of them as a deadlock (its deposit then rea
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,9 @@ def test_two_firms_recording_links_to_one_establishment_at_once_both_commit(
                 if statement.startswith("SELECT declared_links") and "FOR UPDATE" in statement:
                     me = threading.get_ident()
                     reads[me] = reads.get(me, 0) + 1
-                    if reads[me] == 2:
-                        try:
+                    if reads[me] == 2:  # (broken when the other waits on a lock)
+                        with contextlib.suppress(threading.BrokenBarrierError):
                             barrier.wait()
-                        except threading.BrokenBarrierError:  # the other waits on a lock
-                            pass
 
             event.listen(engine, "before_cursor_execute", second_read_waits)
             outcomes: dict[str, str] = {}
