@@ -57,6 +57,7 @@ from registry.dsn.routing import Router
 from registry.dsn.validation import Report
 from registry.kernel.blob_store import PARTIAL_AFTER_SECONDS
 from registry.kernel.clock import now_ms
+from registry.relations.store import BATCH as RELATIONS_BATCH
 from registry.relations.store import Link, RelationsStore
 from server.background_loop import BackgroundLoop
 from server.dsn.reading_pool import WHOLE_BYTES, default_workers, read_in_worker
@@ -90,6 +91,9 @@ PARALLEL = 3
 # relation inserted meanwhile; PostgreSQL's deadlock and serialization failures).
 RECORD_ATTEMPTS = 3
 _RETRIED_STATES = {"40P01", "40001"}
+# A file revealing more links and employments than this records them by batches before its CCO,
+# not in its CCO's transaction (registry/relations/store.py's batch).
+RELATIONS_AT_ONCE = RELATIONS_BATCH
 # How long the pipeline seals to an organism's encryption key as it read it (within a round).
 KEY_SECONDS = 2.0
 # The readings done as deposits arrived (`keep`) that a node holds for its pipeline at most,
@@ -381,7 +385,7 @@ class DsnPipeline(BackgroundLoop):
                     raise
 
     def _record_validation_once(self, deposit_id: str, report: Report, found: Relations) -> None:
-        def relations(connection: Connection) -> None:
+        def relations(connection: Connection | None) -> None:
             self.relations.record_links((
                 Link(found.declarant_siret, siret, period, period, deposit_id)
                 for siret, period in sorted(found.links)
@@ -390,6 +394,13 @@ class DsnPipeline(BackgroundLoop):
             self.relations.record_employments(
                 found.employments, (found.declarant_siret, period), connection
             )
+
+        together = report.conformant
+        if together and len(found.links) + len(found.employments) > RELATIONS_AT_ONCE:
+            # A large file's relations by batches first (upserts: harmless when redone), so
+            # that no transaction holds its locks (SQLite's one writer's) for long; then its CCO.
+            relations(None)
+            together = False
 
         first = report.declarations[0] if report.declarations else None
         document = json.dumps(report.as_dict(), ensure_ascii=False).encode()
@@ -405,9 +416,7 @@ class DsnPipeline(BackgroundLoop):
                 f"{report.blocking} blocking anomalies: see the BAN"),
         )  # fmt: skip
         # A conformant file's relations are recorded with its CCO, in one transaction.
-        self.store.record_validation(
-            deposit_id, outcome, document, relations if report.conformant else None
-        )
+        self.store.record_validation(deposit_id, outcome, document, relations if together else None)
         log.info("deposit %s validated: %s", deposit_id, report.kind)
 
     def _record_routing(

@@ -2,7 +2,8 @@
 relation both insert it, and the one the database refuses records its validation again, finding
 the relation there, instead of failing the deposit (which another claim would then read again:
 work done twice). PostgreSQL, where the second insert waits for the first's commit. And a
-validation is recorded whole: the relations a file reveals commit with its CCO or not at all."""
+validation is recorded whole: the relations a file reveals commit with its CCO or not at all
+(up to RELATIONS_AT_ONCE of them; a larger file's go first, by batches)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy import Engine, delete, event, func, insert, select, update
 
 from clients.client import Client
 from registry.dsn.deposit_store import ShareFile
 from registry.dsn.revealed_relations import Relations
+from registry.dsn.schema import deposit_returns, deposits
 from registry.dsn.synth import DEMO_COMPANY, generate
 from registry.dsn.validation import Report
-from registry.relations.schema import declared_links, employments
+from registry.relations.schema import declared_links, employment_declarants, employments
 from registry.trust.declarant_store import DeclarantStore
+from server.dsn import pipeline as pipeline_module
 from tests.databases import PG_URL, fresh_database
 from tests.running_node import RunningNode
 
@@ -76,7 +79,7 @@ def test_a_relation_inserted_meanwhile_by_another_deposit_fails_no_validation(
 
 
 def test_a_validation_is_recorded_whole_its_relations_with_its_cco(
-    backend: str, tmp_path: Path
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The links and employments a file reveals commit with its CCO or not at all: a recording
     # cut short (here its CCO's insert fails) leaves no relation behind, and is done again.
@@ -100,6 +103,26 @@ def test_a_validation_is_recorded_whole_its_relations_with_its_cco(
             assert _relations(engine) == (0, 0)
             found = store.get(deposit_id)
             assert found is not None and found.state == "RECEIVED"
+            pipeline._record_validation(deposit_id, report, relations)
+            assert _relations(engine) == (len(relations.links), len(relations.employments))
+            found = store.get(deposit_id)
+            assert found is not None and found.state == "VALIDATED"
+            # A file revealing more than RELATIONS_AT_ONCE records them by batches first (no
+            # transaction holds its locks for long): a failing CCO leaves them, upserted again.
+            with engine.begin() as connection:
+                connection.execute(update(deposits).values(state="RECEIVED"))
+                connection.execute(delete(deposit_returns))
+                connection.execute(delete(employment_declarants))
+                connection.execute(delete(employments))
+                connection.execute(delete(declared_links))
+            monkeypatch.setattr(pipeline_module, "RELATIONS_AT_ONCE", 0)
+            event.listen(engine, "before_cursor_execute", cco_fails)
+            try:
+                with pytest.raises(RuntimeError):
+                    pipeline._record_validation(deposit_id, report, relations)
+            finally:
+                event.remove(engine, "before_cursor_execute", cco_fails)
+            assert _relations(engine) == (len(relations.links), len(relations.employments))
             pipeline._record_validation(deposit_id, report, relations)
             assert _relations(engine) == (len(relations.links), len(relations.employments))
             found = store.get(deposit_id)
