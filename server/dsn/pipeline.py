@@ -6,8 +6,10 @@ most WHOLE_BYTES was read so already as it arrived, on the walk of its scan
 (registry/dsn/scan.py `scan_and_read_whole`): the node keeps that reading (`keep`, at most
 KEPT_READINGS, KEPT_BYTES and KEPT_SECONDS) and takes it for that deposit and that plaintext
 only, else it reads the deposit again (taken by another node, or the node restarted
-meanwhile). Then validation's outcome (its CCO or BAN is the first return; a conformant file's
-declared links and employments are recorded with it), then, for a conformant file, routing's
+meanwhile); its claims take those deposits first, after the events and for half a batch at
+most. Then validation's outcome (its CCO or BAN is the first return; a conformant file's
+declared links and employments are recorded with it, in its transaction up to
+RELATIONS_AT_ONCE of them), then, for a conformant file, routing's
 (each organism's share sealed to the organism's own encryption key and stored, then the outbox
 rows and ROUTED in one transaction). The establishments read must be those the deposit's rights
 were checked on.
