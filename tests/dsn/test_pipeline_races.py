@@ -89,44 +89,29 @@ def test_a_validation_is_recorded_whole_its_relations_with_its_cco(
             deposit_id, report, relations = _deposited_and_read(node, tmp_path)
             pipeline, store, engine = node.node.pipeline, node.node.deposits, node.node.engine
             assert relations.employments
-
-            def cco_fails(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-                if statement.startswith("INSERT INTO deposit_returns"):
-                    raise RuntimeError("the CCO could not be stored")
-
-            event.listen(engine, "before_cursor_execute", cco_fails)
-            try:
-                with pytest.raises(RuntimeError):
-                    pipeline._record_validation(deposit_id, report, relations)
-            finally:
-                event.remove(engine, "before_cursor_execute", cco_fails)
-            assert _relations(engine) == (0, 0)
-            found = store.get(deposit_id)
-            assert found is not None and found.state == "RECEIVED"
-            pipeline._record_validation(deposit_id, report, relations)
-            assert _relations(engine) == (len(relations.links), len(relations.employments))
-            found = store.get(deposit_id)
-            assert found is not None and found.state == "VALIDATED"
-            # A file revealing more than RELATIONS_AT_ONCE records them by batches first (no
-            # transaction holds its locks for long): a failing CCO leaves them, upserted again.
-            with engine.begin() as connection:
-                connection.execute(update(deposits).values(state="RECEIVED"))
-                connection.execute(delete(deposit_returns))
-                connection.execute(delete(employment_declarants))
-                connection.execute(delete(employments))
-                connection.execute(delete(declared_links))
-            monkeypatch.setattr(pipeline_module, "RELATIONS_AT_ONCE", 0)
-            event.listen(engine, "before_cursor_execute", cco_fails)
-            try:
-                with pytest.raises(RuntimeError):
-                    pipeline._record_validation(deposit_id, report, relations)
-            finally:
-                event.remove(engine, "before_cursor_execute", cco_fails)
-            assert _relations(engine) == (len(relations.links), len(relations.employments))
-            pipeline._record_validation(deposit_id, report, relations)
-            assert _relations(engine) == (len(relations.links), len(relations.employments))
-            found = store.get(deposit_id)
-            assert found is not None and found.state == "VALIDATED"
+            revealed = (len(relations.links), len(relations.employments))
+            # Up to RELATIONS_AT_ONCE, all in the CCO's transaction: none left behind. Beyond,
+            # by batches first (no transaction holds its locks for long): left, upserted again.
+            for at_once, left in ((pipeline_module.RELATIONS_AT_ONCE, (0, 0)), (0, revealed)):
+                with engine.begin() as connection:  # as the deposit arrived
+                    connection.execute(update(deposits).values(state="RECEIVED"))
+                    for table in (deposit_returns, employment_declarants, employments,
+                                  declared_links):  # fmt: skip
+                        connection.execute(delete(table))
+                monkeypatch.setattr(pipeline_module, "RELATIONS_AT_ONCE", at_once)
+                event.listen(engine, "before_cursor_execute", _cco_fails)
+                try:
+                    with pytest.raises(RuntimeError):
+                        pipeline._record_validation(deposit_id, report, relations)
+                finally:
+                    event.remove(engine, "before_cursor_execute", _cco_fails)
+                assert _relations(engine) == left
+                found = store.get(deposit_id)
+                assert found is not None and found.state == "RECEIVED"
+                pipeline._record_validation(deposit_id, report, relations)  # done again
+                assert _relations(engine) == revealed
+                found = store.get(deposit_id)
+                assert found is not None and found.state == "VALIDATED"
         finally:
             node.stop()
 
@@ -152,6 +137,11 @@ def _deposited_and_read(node: RunningNode, tmp_path: Path) -> tuple[str, Report,
         file.discard()
     assert report.conformant and relations.links
     return deposit_id, report, relations
+
+
+def _cco_fails(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    if statement.startswith("INSERT INTO deposit_returns"):
+        raise RuntimeError("the CCO could not be stored")
 
 
 def _relations(engine: Engine) -> tuple[int, int]:
