@@ -280,7 +280,7 @@ class RoutingListener(BlockListener):
         self._give_ids(instance)
         entitled = frozenset(
             code for code, rules in self.rules.items()
-            if self._entitled(rules, instance, self._decided_for(code))
+            if self._entitled(code, rules, instance)
         )  # fmt: skip
         self.decided[key] = entitled
         self._given_to(instance, entitled)
@@ -315,46 +315,40 @@ class RoutingListener(BlockListener):
         self._forget(employee)
 
     def _passed(self, code: str, rules: OrganismRules, employee: list[BlockInstance]) -> set[int]:
-        """The employee's instances the organism is entitled to (`_entitled`, inlined: this
-        runs for every instance of every employee), the identifiers they give remembered."""
-        blocks, decided, targets = rules.blocks, self.decided, self.targets
-        lookup = self.lookups[code]
+        """The employee's instances the organism is entitled to, the identifiers they give
+        remembered."""
         passed: set[int] = set()
+        targets = self.targets
         for instance in employee:
-            rule = blocks.get(instance.block)
-            if rule is None:
-                continue
-            parent = instance.parent
-            if (
-                parent is not None
-                and parent.block in blocks
-                and id(parent) not in passed
-                and code not in decided.get(id(parent), ())
-            ):
-                continue
-            if rule.where is None or rules.holds(rule.where, instance, lookup):
+            if self._entitled(code, rules, instance, passed):
                 passed.add(id(instance))
                 if instance.block in targets:
                     self._remember(code, instance)
         return passed
 
-    def _decided_for(self, organism: str) -> Callable[[BlockInstance], bool]:
-        """Whether an instance outside employees was found the organism's."""
-        return lambda instance: organism in self.decided.get(id(instance), ())
-
     def _entitled(
         self,
+        code: str,
         rules: OrganismRules,
         instance: BlockInstance,
-        parent_passed: Callable[[BlockInstance], bool],
+        passed: Collection[int] = (),
     ) -> bool:
+        """Whether the organism `code` is entitled to the instance: its block listed, the
+        declaration's nature too, its parent passed when the parent's block is listed (found
+        the organism's outside employees, or among `passed`, the employee's instances already
+        found its), and its condition holds."""
         rule = rules.blocks.get(instance.block)
         if rule is None or self.nature not in rules.natures:
             return False
         parent = instance.parent
-        if parent is not None and parent.block in rules.blocks and not parent_passed(parent):
+        if (
+            parent is not None
+            and parent.block in rules.blocks
+            and id(parent) not in passed
+            and code not in self.decided.get(id(parent), ())
+        ):
             return False
-        return rules.holds(rule.where, instance, self.lookups[rules.organism])
+        return rule.where is None or rules.holds(rule.where, instance, self.lookups[code])
 
     def _lookup(self, organism: str) -> Callable[[str, BlockInstance], Collection[str]]:
         def found(target: str, instance: BlockInstance) -> Collection[str]:
