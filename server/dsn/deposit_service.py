@@ -160,7 +160,7 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             self.pipeline.forget([new.id])
             raise
         note(resource=f"deposit:{record.id}", siret=record.sirets[0] if record.sirets else "")
-        if kept and (not created or record.id != new.id):  # a retry stored it first
+        if kept and not created:  # a retry stored it first, under its own id
             self.pipeline.forget([new.id])
         if created and refusal is None:
             self.pipeline.wake()

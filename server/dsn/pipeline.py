@@ -178,14 +178,19 @@ class DsnPipeline(BackgroundLoop):
         held = size + sum(len(share.data or b"") for share in reading.shares)
         with self._kept_lock:
             self._drop_kept()
-            earlier = self._kept.pop(deposit_id, None)
-            if earlier is not None:
-                self._kept_bytes -= earlier.held
+            self._pop_kept(deposit_id)
             if len(self._kept) >= KEPT_READINGS or self._kept_bytes + held > KEPT_BYTES:
                 return False
             self._kept[deposit_id] = _Kept(sha256, reading, held, time.monotonic())
             self._kept_bytes += held
             return True
+
+    def _pop_kept(self, deposit_id: str) -> _Kept | None:
+        """Takes a deposit's kept reading out, if any (the lock held)."""
+        kept = self._kept.pop(deposit_id, None)
+        if kept is not None:
+            self._kept_bytes -= kept.held
+        return kept
 
     def _drop_kept(self) -> None:
         """Drops the kept readings older than KEPT_SECONDS (the lock held)."""
@@ -197,9 +202,7 @@ class DsnPipeline(BackgroundLoop):
         """Drops the kept readings of these deposits (no longer this node's to route)."""
         with self._kept_lock:
             for deposit_id in deposit_ids:
-                kept = self._kept.pop(deposit_id, None)
-                if kept is not None:
-                    self._kept_bytes -= kept.held
+                self._pop_kept(deposit_id)
 
     def _kept_ids(self) -> list[str]:
         """The deposits whose readings this node holds (its claims prefer them)."""
@@ -209,9 +212,7 @@ class DsnPipeline(BackgroundLoop):
     def _kept_reading(self, record: DepositRecord) -> DepositReading | None:
         with self._kept_lock:
             self._drop_kept()
-            kept = self._kept.pop(record.id, None)
-            if kept is not None:
-                self._kept_bytes -= kept.held
+            kept = self._pop_kept(record.id)
         if kept is None or kept.sha256 != record.sha256:
             return None
         return kept.reading
