@@ -134,35 +134,35 @@ def create_once(path: Path, data: bytes) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, written = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
     try:
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        _write_durably(descriptor, data)
         try:
             os.link(written, path)
         except FileExistsError:  # another process's is there: that one
             pass
-        except OSError:  # a volume without hard links: created in place, exclusively
-            _create_in_place(path, data)
+        except OSError:  # a volume without hard links: created in place, exclusively (only
+            # one process creates it, but another may read it unfinished, refuse it and stop)
+            with contextlib.suppress(FileExistsError):
+                _write_durably(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), data)
     finally:
         os.unlink(written)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:  # the new name survives a power cut, as the data it protects will
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    sync_directory(path.parent)  # the new name survives a power cut, as what it protects will
     return path.read_bytes()
 
 
-def _create_in_place(path: Path, data: bytes) -> None:
-    """`create_once` where hard links are refused: only one process creates the file, but
-    another may read it before it is whole (then it refuses the key and stops)."""
-    with contextlib.suppress(FileExistsError):
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+def _write_durably(descriptor: int, data: bytes) -> None:
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def sync_directory(directory: Path) -> None:
+    """Makes the names created or renamed in `directory` durable (fsync of the directory)."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:

@@ -9,6 +9,8 @@ import os
 import secrets
 from pathlib import Path
 
+from token_suite.keys import sync_directory
+
 
 class WholeFile:
     """A file being written in place of `path`."""
@@ -31,11 +33,7 @@ class WholeFile:
         self.partial.replace(self.path)
         # The rename itself made durable: a power cut after a caller recorded the file (a
         # delivery of this share) must not leave the record without it.
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        sync_directory(self.path.parent)
 
     def discard(self) -> None:
         """Drops what was written."""
