@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from registry.dsn.individual_segments import SharedPlans
-from registry.dsn.reader import Anomaly, BlockListener, split_lines, walk
+from registry.dsn.planned_routes import PlannedRoutingListener
+from registry.dsn.planned_walk import walk_planned
+from registry.dsn.reader import Anomaly, BlockListener
 from registry.dsn.revealed_relations import RelationCollector, Relations
 from registry.dsn.routing import Router
 from registry.dsn.validation import Report, validate
@@ -64,8 +66,8 @@ def read_deposit(
     the same walk (a deposit's scan, as it arrives: registry/dsn/scan.py)."""
     report = validate(chunks(), plans)
     collector = RelationCollector()
-    routing = router.listener(open_share)
-    walk(split_lines(chunks()), *also, collector, routing)
+    routing = PlannedRoutingListener(router, open_share)
+    walk_planned(chunks(), plans, *also, collector, routing)
     for anomaly in routing.anomalies:
         report.add(anomaly)
     report.blocking += routing.refusals_not_kept

@@ -20,10 +20,11 @@ both on broken files.
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ NIR = "S21.G00.30.001"
 # Where an individual starts: a line of S21.G00.30 after a line of another block.
 BOUNDARY = re.compile(rb"\n(?!S21\.G00\.30\.)[^\n]*\n(?=S21\.G00\.30\.)")
 # The text without its values: a shape's key.
-_VALUES = re.compile(rb",'[^\n]*")
+SHAPE = re.compile(rb",'[^\n]*")
 # A value's characters: the graphic characters of ISO-8859-1 (registry/dsn/reader.py).
 _CHAR = "[\\x20-\\x7e\\xa0-\\xff]"
 # Longest value a fast line holds (a longer line goes the reference way, which judges its length).
@@ -54,6 +55,7 @@ _CALENDAR = (
 # regex is applied to the captured value instead.
 _UNSAFE = re.compile(r"\\[sSWD]|\[\^|(?<!\\)\.|\\n|\\r|\$|\^")
 MAX_PLANS = 4096
+MAX_DERIVED_BYTES = 32 << 20
 MAX_SIGHTINGS = 1 << 16
 # The time budget of plans: a share of the time validating so far, of which a new plan must find
 # some 50 ms free (with its regex and compiled rules it takes 50 to 70 ms; what it took counts).
@@ -95,6 +97,14 @@ class Plan:
     nir_positions: tuple[int, ...] = ()
     # The blocks above the last establishment it was used under, and each fact's target there.
     targets: tuple[list[BlockInstance], list[tuple[BlockInstance, str, int | None]]] | None = None
+    # Per line, in order, for the planned walk (registry/dsn/planned_walk.py): its rubric, how
+    # many instances it closes (the next ones in `blocks` order), the instance it opens (-1:
+    # none, it continues one).
+    rubrics: tuple[str, ...] = ()
+    closes: tuple[int, ...] = ()
+    opens: tuple[int, ...] = ()
+    # What the planned walk's listeners derive from the plan once, each under its own key.
+    derived: dict[object, Any] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -146,17 +156,22 @@ def build_plan(norm: Norm, rubrics: list[str], in_code: frozenset[str]) -> Plan:
     outer = set(map(id, reader.open))
     closed: list[BlockInstance] = []
     individuals = 0
+    closes: list[int] = []
+    opened: list[BlockInstance | None] = []
     for number, rubric in enumerate(rubrics):
         block = rubric[:10]
         spec = norm.rubrics.get(rubric)
         if spec is None or (block in in_code and block != INDIVIDUAL):
             raise NoPlan(rubric)
+        before = len(closed)
         closed.extend(reader.feed(RubricLine(number, rubric, "")))
+        closes.append(len(closed) - before)
         if reader.faults or reader.detached is not None:
             raise NoPlan(rubric)
         top = reader.open[-1]
         if id(top) in outer:
             raise NoPlan(rubric)  # a block of the establishment or above: not an individual
+        opened.append(top if top.lines[0].line == number else None)
         if top.block == INDIVIDUAL and top.lines[0].line == number:
             individuals += 1
     while id(reader.open[-1]) not in outer:
@@ -185,6 +200,9 @@ def build_plan(norm: Norm, rubrics: list[str], in_code: frozenset[str]) -> Plan:
     own = tuple({line.rubric: line.line for line in i.lines} for i in closed)
     return Plan(
         own=own,
+        rubrics=tuple(rubrics),
+        closes=tuple(closes),
+        opens=tuple(-1 if instance is None else index[id(instance)] for instance in opened),
         nir_positions=tuple(
             position[NIR]
             for block, position in zip((i.block for i in closed), own, strict=True)
@@ -229,8 +247,15 @@ class SharedPlans:
 
     def __init__(self) -> None:
         self.plans: dict[tuple[str, bytes], Plan | None] = {}
+        # A plan of each shape, whatever its norm version (the planned walk needs its structure
+        # only, which no version changes: registry/dsn/reader.py).
+        self.shapes: dict[bytes, Plan] = {}
         # How many times each shape was met (by hash), until it has a plan.
         self.sightings: dict[int, int] = {}
+        # The size of what listeners of the planned walk keep derived from the plans
+        # (Plan.derived, e.g. routings: registry/dsn/planned_routes.py), bounded by
+        # MAX_DERIVED_BYTES.
+        self.derived_bytes = 0
         # Time spent building plans and compiling; time the validations that ended took.
         self.spent = 0.0
         self.worked = 0.0
@@ -274,7 +299,7 @@ class IndividualChecker:
         goes line by line at little extra cost."""
         norm = controls.norm
         assert norm is not None
-        key = (norm.version, _VALUES.sub(b"", text))
+        key = (norm.version, SHAPE.sub(b"", text))
         if key in self.plans:
             return self.plans[key]
         sightings = self.shared.sightings
@@ -302,6 +327,8 @@ class IndividualChecker:
                 if found.compiled is None:  # a rule fails whatever the values
                     found = None
         self.plans[key] = found
+        if found is not None:
+            self.shared.shapes[key[1]] = found
         self.shared.spent += time.perf_counter() - started
         return found
 
@@ -447,13 +474,78 @@ def apply_facts(deferred: list[tuple[BlockInstance, str, str]]) -> None:
         instance.facts.setdefault(key, []).append(value)
 
 
-def split(buffer: bytes) -> tuple[int, list[int]]:
-    """Where the individuals of `buffer` start: (end of the text before the first, [starts])."""
-    starts = [match.end() for match in BOUNDARY.finditer(buffer)]
-    return (starts[0] if starts else len(buffer)), starts
+# A line the reader reads as a rubric line (not blank, not too long, nothing outside the charset).
+READABLE = re.compile(
+    rb"S[0-9]{2}\.G[0-9]{2}\.[0-9]{2}\.[0-9]{3},'[\x20-\x7e\xa0-\xff]{0,%d}'\r?\n"
+    % (MAX_LINE_BYTES - 20)
+)
+# Text read before it is cut into individuals; an individual longer than this goes line by line.
+CHUNK = 1 << 20
+_LONGEST_PIECE = 8 << 20
+
+
+def segments(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bytes | None]]:
+    """A file cut for the fast path, in order: (text, None), text to read line by line, and
+    (text, following), an individual (and what follows it up to the next one) with the first
+    line of the next one. Validation and the planned walk (registry/dsn/planned_walk.py) cut
+    files alike through it."""
+    carry = b""
+    at_individual = False  # whether `carry` starts with an individual
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= CHUNK:
+            carry, at_individual = yield from _pieces(carry + b"".join(pending), at_individual)
+            pending, size = [], 0
+    yield from _pieces(carry + b"".join(pending), at_individual, final=True)
+
+
+def _pieces(
+    buffer: bytes, at_individual: bool, final: bool = False
+) -> Generator[tuple[bytes, bytes | None], None, tuple[bytes, bool]]:
+    """The segments of what can be cut of `buffer`; returns what is left and whether it starts
+    with an individual."""
+    cut = len(buffer) if final else buffer.rfind(b"\n") + 1
+    starts = [m.end() for m in BOUNDARY.finditer(buffer, 0, cut)]
+    if at_individual:
+        starts.insert(0, 0)
+    elif starts:
+        yield buffer[: starts[0]], None
+    for begin, end in itertools.pairwise(starts):
+        yield buffer[begin:end], buffer[end : buffer.find(b"\n", end) + 1]
+    if not starts:
+        yield buffer[:cut], None
+        rest = buffer[cut:]
+        return rest[: MAX_LINE_BYTES + 1], False
+    last = starts[-1]
+    if final or cut - last > _LONGEST_PIECE:
+        yield buffer[last:cut], None
+        rest = buffer[cut:]
+        return rest[: MAX_LINE_BYTES + 1], False
+    return buffer[last:], True
+
+
+def opening_establishment(reader: BlockReader, rubric: str) -> BlockInstance | None:
+    """The open establishment under which a line of `rubric` (of S21.G00.30) opens a new
+    individual, None when the reading is not at such a point (a fault pending, a misplaced
+    block, a sibling after individuals, an open individual that the line continues)."""
+    if reader.detached is not None or reader.faults:
+        return None
+    top = reader.open[-1] if reader.open else None
+    if top is not None and top.block == INDIVIDUAL and rubric > top.lines[-1].rubric:
+        return None
+    # What is open below it closes when an individual opens (its nearest open ancestor).
+    for instance in reversed(reader.open):
+        if instance.block == "S21.G00.11":
+            if any(child > INDIVIDUAL for child in instance.children):
+                return None
+            return instance
+    return None
 
 
 __all__ = [
-    "BOUNDARY", "IndividualChecker", "NoPlan", "Plan", "SharedPlans", "apply_facts", "build_plan",
-    "split",
+    "BOUNDARY", "CHUNK", "MAX_DERIVED_BYTES", "READABLE", "SHAPE", "IndividualChecker", "NoPlan",
+    "Plan", "SharedPlans", "apply_facts", "build_plan", "opening_establishment", "segments",
 ]  # fmt: skip

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from registry.dsn.norm import ENVELOPE_VERSION, load
 
@@ -185,6 +185,17 @@ class LineSplitter:
         """The last line, when the file does not end with a line end (else b"")."""
         rest, self.rest = self.rest, b""
         return rest
+
+
+def text_lines(text: bytes) -> list[bytes]:
+    """The lines of a text that ends where a line ends or where the file does (a segment of the
+    fast path: registry/dsn/individual_segments.py `segments`), bounded as LineSplitter does."""
+    pieces = text.split(b"\n")
+    last = pieces.pop()  # b"" after a final line end; else the file's last line, without one
+    lines = [raw[: MAX_LINE_BYTES + 1] + b"\n" for raw in pieces]
+    if last:
+        lines.append(last[: MAX_LINE_BYTES + 1])
+    return lines
 
 
 def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -393,6 +404,12 @@ class BlockListener:
     def end(self) -> None:
         """The file is read."""
 
+    def individual(self, individual: Any) -> None:
+        """A clean individual that the planned walk takes whole (a PlannedIndividual:
+        registry/dsn/planned_walk.py, which this module may not name), its lines, its instances
+        opening and closing. A listener that does not override this hears them one by one
+        instead, as the walk line by line shows them."""
+
 
 class Walker:
     """One reading of a file shown to every listener: `push` each line in order, then
@@ -405,6 +422,10 @@ class Walker:
         # a line that continues its instance tells them, most lines of a file.
         self.hearing = [listener.line for listener in listeners
                         if type(listener).line is not BlockListener.line]  # fmt: skip
+        # Instances that the next line closes for some listeners only, innermost first: those
+        # of an individual the planned walk showed these listeners line by line (the others
+        # took it whole): registry/dsn/planned_walk.py.
+        self.tail: tuple[Sequence[BlockListener], Sequence[BlockInstance]] | None = None
 
     def push(self, item: RubricLine) -> None:
         """The next line of the file."""
@@ -418,9 +439,14 @@ class Walker:
             for line in self.hearing:
                 line(item)
             return
+        tail = self.tail
+        self.tail = None
         for listener in self.listeners:
             for fault in faults:
                 listener.fault(fault)
+            if tail is not None and listener in tail[0]:
+                for instance in tail[1]:
+                    listener.closed(instance)
             for instance in closed:
                 listener.closed(instance)
             if opened is not None:

@@ -9,9 +9,14 @@ parents, whose own rubrics are already read), so it keeps no more than the relat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from registry.dsn.controls import date_key
+from registry.dsn.individual_segments import Plan
 from registry.dsn.reader import BlockInstance, BlockListener
+
+if TYPE_CHECKING:
+    from registry.dsn.planned_walk import PlannedIndividual
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,27 @@ def _siret(establishment: BlockInstance | None) -> str:
     return siren + nic if len(siren) == 9 and len(nic) == 5 else ""
 
 
+# What the collector derives from a plan (Plan.derived): per contract of the individual, in the
+# order they close, the value positions of its NIR, start and end (False: no end block).
+_CONTRACTS = "relations.contracts"
+Planned = tuple[int | None, int | None, int | bool | None]
+
+
+def _planned_contracts(plan: Plan) -> list[Planned]:
+    """The `closed` logic below, on the plan's instances (closing order, parents known)."""
+    ends: dict[int, int | None] = {}  # instance -> position of its end date
+    found: list[Planned] = []
+    for position, block in enumerate(plan.blocks):
+        parents = plan.parents[position]
+        if block == "S21.G00.62" and parents:
+            ends[parents[0]] = plan.own[position].get("S21.G00.62.001")
+        elif block == "S21.G00.40" and parents and plan.blocks[parents[0]] == "S21.G00.30":
+            end = ends.pop(position) if position in ends else False
+            found.append((plan.own[parents[0]].get("S21.G00.30.001"),
+                          plan.own[position].get("S21.G00.40.001"), end))  # fmt: skip
+    return found
+
+
 class RelationCollector(BlockListener):
     """Listens to the file's reading (`walk`); `relations` holds what it found."""
 
@@ -74,6 +100,23 @@ class RelationCollector(BlockListener):
             siren = instance.value("S10.G00.01.001") or ""
             nic = instance.value("S10.G00.01.002") or ""
             self.relations.declarant_siret = siren + nic
+
+    def individual(self, individual: PlannedIndividual) -> None:
+        """Takes a clean individual whole (registry/dsn/planned_walk.py): its contracts, where
+        its plan says their rubrics are."""
+        plan, values = individual.plan, individual.values
+        contracts = plan.derived.get(_CONTRACTS)
+        if contracts is None:
+            contracts = plan.derived[_CONTRACTS] = _planned_contracts(plan)
+        if not contracts:
+            return
+        siret = _siret(individual.establishment)
+        for nir_at, start_at, end_at in contracts:
+            nir = "" if nir_at is None else values[nir_at]
+            start = date_key(None if start_at is None else values[start_at])
+            end = "" if end_at is False else date_key(None if end_at is None else values[end_at])
+            if nir and start and siret:
+                self.relations.employments.append(Employment(siret, nir, start, end or ""))
 
     def _contract(self, contract: BlockInstance) -> None:
         end = self._ends.pop(id(contract), "")

@@ -21,6 +21,7 @@ is not there, whose data would reach nobody.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -76,7 +77,8 @@ class Share:
     envoi_lines: int = 0
     envoi_declarations: int = 0
     emitted: set[int] = field(default_factory=set)  # id() of the instances already written
-    pending: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # texts of one line or more
+    pending_lines: int = 0
 
     @property
     def concerned(self) -> bool:
@@ -87,11 +89,19 @@ class Share:
         """Appends rubric lines, each as `_text` wrote it."""
         if not texts:
             return
-        pending = self.pending
-        pending.extend(texts)
-        self.lines += len(texts)
-        self.envoi_lines += len(texts)
-        if len(pending) >= _WRITE_LINES:
+        self.pending.extend(texts)
+        self._count(len(texts))
+
+    def write_text(self, text: str, lines: int) -> None:
+        """Appends `lines` rubric lines written as one text."""
+        self.pending.append(text)
+        self._count(lines)
+
+    def _count(self, lines: int) -> None:
+        self.lines += lines
+        self.envoi_lines += lines
+        self.pending_lines += lines
+        if self.pending_lines >= _WRITE_LINES:
             self.flush()
 
     def flush(self) -> None:
@@ -100,6 +110,7 @@ class Share:
             return
         encoded = "".join(self.pending).encode("iso-8859-1")
         self.pending.clear()
+        self.pending_lines = 0
         if self.out is None:
             self.out = self.opener(self.organism)
         self.out.write(encoded)
@@ -177,6 +188,8 @@ class RoutingListener(BlockListener):
         # the instance that gave it (None until decided).
         self.given_ids: dict[int, dict[str, dict[str, frozenset[str] | None]]] = {}
         self.employee: list[BlockInstance] | None = None
+        # The organisms entitled to each instance of the employee decided last (by id()).
+        self.last_entitled: dict[int, set[str]] = {}
         # Each organism's lookup of the identifiers it is entitled to (made once, not per call).
         self.lookups = {code: self._lookup(code) for code in rules}
         self.references: dict[str, list[_Reference]] = {}
@@ -255,6 +268,10 @@ class RoutingListener(BlockListener):
                     self._totals(share)
         self._forget([instance])
 
+    def refusals(self) -> int:
+        """How many refusals so far (kept or only counted)."""
+        return len(self.unread) + len(self.anomalies) + self.refusals_not_kept
+
     def end(self) -> None:
         """The file is read: every share written out."""
         for share in self.all_shares.values():
@@ -304,6 +321,7 @@ class RoutingListener(BlockListener):
                 continue  # not this organism's employee: what it remembered dies with him
             for key in passed:
                 entitled[key].add(code)
+        self.last_entitled = entitled
         for instance in employee:
             if instance.block in targets:
                 self._given_to(instance, frozenset(entitled[id(instance)]))
@@ -499,6 +517,10 @@ class Router:
     ) -> None:
         self.rules = {r.organism: r for r in rules}
         self.identification = identification or load_identification()
+        # Names these rules where routings of planned individuals are kept (on the plans, which
+        # outlive a router, and a router sent to a worker process arrives as a copy):
+        # registry/dsn/planned_routes.py.
+        self.memo_key = secrets.token_hex(8)
 
     def listener(self, open_share: Callable[[str], BinaryIO]) -> RoutingListener:
         """A listener for one file's reading."""

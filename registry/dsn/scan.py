@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from registry.dsn.deposit_reading import DepositReading, read_whole
 from registry.dsn.deposit_store import NewDeposit, Receipt
@@ -22,6 +23,9 @@ from registry.dsn.reader import (
     Walker,
 )
 from registry.dsn.routing import Router
+
+if TYPE_CHECKING:
+    from registry.dsn.planned_walk import PlannedIndividual
 
 # More declared SIRETs than this and the scan stops collecting them (and says so).
 MAX_SIRETS = 10_000
@@ -85,6 +89,13 @@ class DepositScan(BlockListener):
             self.starts_with_rubric = not item.problem
         if item.rubric == "S10.G00.00.006" and not item.problem:
             self.versions.append(item.value)
+
+    def individual(self, individual: PlannedIndividual) -> None:
+        """A clean individual taken whole (registry/dsn/planned_walk.py): its lines count (none
+        of its blocks is one the scan takes)."""
+        self.lines += individual.plan.lines
+        if self.starts_with_rubric is None:
+            self.starts_with_rubric = True
 
     def closed(self, instance: BlockInstance) -> None:
         """Takes the declaration's facts and each establishment's SIRET."""

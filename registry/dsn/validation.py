@@ -30,8 +30,6 @@ another step another way is how a file smuggles data past a check.
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -39,22 +37,25 @@ from typing import BinaryIO
 from registry.dsn.cardinalities import cardinality_faults
 from registry.dsn.controls import NO_MONTH, ControlSet, date_key, load_controls, month_bounds
 from registry.dsn.individual_segments import (
-    BOUNDARY,
+    CHUNK,
     INDIVIDUAL,
+    READABLE,
     IndividualChecker,
     SharedPlans,
     Where,
     apply_facts,
+    opening_establishment,
+    segments,
 )
 from registry.dsn.norm import ENVELOPE_VERSION, Norm, UnsupportedVersion, load
 from registry.dsn.reader import (
-    MAX_LINE_BYTES,
     Anomaly,
     BlockInstance,
     BlockListener,
     RubricLine,
     RubricReader,
     Walker,
+    text_lines,
 )
 
 # A report lists at most this many anomalies; the others are only counted.
@@ -558,16 +559,6 @@ def validate(stream: BinaryIO | Iterable[bytes], plans: SharedPlans | None = Non
     return _Validation(plans=plans).run(stream)
 
 
-# A line the reader reads as a rubric line (not blank, not too long, nothing outside the charset).
-_READABLE = re.compile(
-    rb"S[0-9]{2}\.G[0-9]{2}\.[0-9]{2}\.[0-9]{3},'[\x20-\x7e\xa0-\xff]{0,%d}'\r?\n"
-    % (MAX_LINE_BYTES - 20)
-)
-# Text read before it is cut into individuals; an individual longer than this goes line by line.
-_CHUNK = 1 << 20
-_LONGEST_PIECE = 8 << 20
-
-
 class _Validation:
     """One validation: the reference reading (a Walker over the Validator) and the fast path."""
 
@@ -581,58 +572,21 @@ class _Validation:
 
     def run(self, stream: BinaryIO | Iterable[bytes]) -> Report:
         """Reads the whole stream."""
-        carry = b""
-        at_individual = False  # whether `carry` starts with an individual
-        pending: list[bytes] = []
-        size = 0
-        chunks = iter(lambda: stream.read(_CHUNK), b"") if hasattr(stream, "read") else stream
-        for chunk in chunks:
-            pending.append(chunk)
-            size += len(chunk)
-            if size >= _CHUNK:
-                carry, at_individual = self._pieces(carry + b"".join(pending), at_individual)
-                pending, size = [], 0
-        carry, at_individual = self._pieces(carry + b"".join(pending), at_individual, final=True)
+        chunks = iter(lambda: stream.read(CHUNK), b"") if hasattr(stream, "read") else stream
+        for text, following in segments(chunks):
+            if following is None:
+                self._slow(text)
+            else:
+                self._individual(text, following)
         self.walker.finish()
         self.fast.finish()
         return self.validator.report
 
-    def _pieces(
-        self, buffer: bytes, at_individual: bool, final: bool = False
-    ) -> tuple[bytes, bool]:
-        """Reads what can be read of `buffer`; returns what is left and whether it starts with
-        an individual."""
-        cut = len(buffer) if final else buffer.rfind(b"\n") + 1
-        starts = [m.end() for m in BOUNDARY.finditer(buffer, 0, cut)]
-        if at_individual:
-            starts.insert(0, 0)
-        elif starts:
-            self._slow(buffer[: starts[0]])
-        for begin, end in itertools.pairwise(starts):
-            following = buffer[end : buffer.find(b"\n", end) + 1]
-            self._individual(buffer[begin:end], following)
-        if not starts:
-            self._slow(buffer[:cut])
-            rest = buffer[cut:]
-            return rest[: MAX_LINE_BYTES + 1], False
-        last = starts[-1]
-        if final or cut - last > _LONGEST_PIECE:
-            self._slow(buffer[last:cut])
-            rest = buffer[cut:]
-            return rest[: MAX_LINE_BYTES + 1], False
-        return buffer[last:], True
-
     def _slow(self, text: bytes) -> None:
         """Line by line, the reference way."""
         read, push = self.lines.read, self.walker.push
-        pieces = text.split(b"\n")
-        last = pieces.pop()  # b"" after a final line end; else the file's last line, without one
-        for raw in pieces:
-            item = read(raw[: MAX_LINE_BYTES + 1] + b"\n")
-            if item is not None:
-                push(item)
-        if last:
-            item = read(last[: MAX_LINE_BYTES + 1])
+        for raw in text_lines(text):
+            item = read(raw)
             if item is not None:
                 push(item)
 
@@ -647,11 +601,11 @@ class _Validation:
         validator, reader = self.validator, self.walker.reader
         norm, controls, declaration = validator.norm, validator.controls, validator.declaration
         first = text[: text.find(b"\n") + 1]
-        establishment = self._establishment(first[:14].decode("iso-8859-1"))
+        establishment = opening_establishment(reader, first[:14].decode("iso-8859-1"))
         if (
             norm is None or controls is None or declaration is None or establishment is None
-            or validator.taint_next or not _READABLE.fullmatch(first)
-            or not _READABLE.fullmatch(following)
+            or validator.taint_next or not READABLE.fullmatch(first)
+            or not READABLE.fullmatch(following)
         ):  # fmt: skip
             self._slow(text)
             return
@@ -675,24 +629,6 @@ class _Validation:
         children[INDIVIDUAL] = children.get(INDIVIDUAL, 0) + plan.individuals
         validator.nirs.update(nirs)
         apply_facts(deferred)
-
-    def _establishment(self, rubric: str) -> BlockInstance | None:
-        """The open establishment under which a line of `rubric` (of S21.G00.30) opens a new
-        individual, None when the reading is not at such a point (a fault pending, a misplaced
-        block, a sibling after individuals, an open individual that the line continues)."""
-        reader = self.walker.reader
-        if reader.detached is not None or reader.faults:
-            return None
-        top = reader.open[-1] if reader.open else None
-        if top is not None and top.block == INDIVIDUAL and rubric > top.lines[-1].rubric:
-            return None
-        # What is open below it closes when an individual opens (its nearest open ancestor).
-        for instance in reversed(reader.open):
-            if instance.block == "S21.G00.11":
-                if any(child > INDIVIDUAL for child in instance.children):
-                    return None
-                return instance
-        return None
 
 
 def report_lines(report: Report) -> Iterator[str]:
