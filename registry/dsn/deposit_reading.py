@@ -84,8 +84,9 @@ def read_deposit(
     return DepositReading(report, collector.relations, shares)
 
 
-# A worker process's plans, kept from one deposit to the next (see the module's docstring).
-_WORKER_PLANS = SharedPlans()
+# A worker process's plans, kept from one deposit to the next (see the module's docstring); its
+# scans take them too (registry/dsn/scan.py `scan_whole`).
+WORKER_PLANS = SharedPlans()
 
 
 def read_whole(
@@ -101,7 +102,7 @@ def read_whole(
     def open_share(organism: str) -> BinaryIO:
         return written.setdefault(organism, io.BytesIO())
 
-    reading = read_deposit(lambda: (data,), sirets, router, _WORKER_PLANS, open_share, *also)
+    reading = read_deposit(lambda: (data,), sirets, router, WORKER_PLANS, open_share, *also)
     reading.shares = [
         ReadShare(share.organism, share.size, share.sha256, written[share.organism].getvalue())
         for share in reading.shares

@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from registry.dsn.deposit_reading import DepositReading, read_whole
+from registry.dsn.deposit_reading import WORKER_PLANS, DepositReading, read_whole
 from registry.dsn.deposit_store import NewDeposit, Receipt
 from registry.dsn.norm import supported_versions
+from registry.dsn.planned_walk import walk_planned
 from registry.dsn.reader import (
     Anomaly,
     BlockInstance,
@@ -225,10 +226,12 @@ class Refusal:
 
 
 def scan_whole(data: bytes) -> DepositScan:
-    """The scan of a file held whole (what a worker process runs: server/dsn/reading_pool.py)."""
+    """The scan of a file held whole (what a worker process runs: server/dsn/reading_pool.py),
+    its clean individuals taken whole where the process's readings planned their shapes (the
+    planned walk: registry/dsn/planned_walk.py; the same scan as line by line)."""
     scan = DepositScan()
-    scan.feed(data)
-    return scan.finish()
+    walk_planned((data,), WORKER_PLANS, scan)
+    return scan
 
 
 def scan_and_read_whole(data: bytes, router: Router) -> tuple[DepositScan, DepositReading | None]:
