@@ -4,7 +4,9 @@ organism's share, read from the deposit's plaintext by the node's pipeline
 
 Two readings of the same bytes by the same reader: validation reads with its fast path
 (registry/dsn/validation.py `validate`, which tests/dsn/test_dsn_fast_path.py proves equal to
-the line-by-line walk), then relations and routing hear one walk (registry/dsn/reader.py). The
+the line-by-line walk), then relations and routing hear one walk, which takes whole the clean
+individuals whose shape validation planned (registry/dsn/planned_walk.py, proven equal to the
+line-by-line walk; routing routes them from its kept routings: registry/dsn/planned_routes.py). The
 fast path needs plans that cost tens of milliseconds each, more than a small deposit takes to
 validate: `plans` are kept from one deposit to the next, which is what lets a node's 50-employee
 deposits take it (validating each on its own, they never would). A shape's plan does not depend

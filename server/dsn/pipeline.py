@@ -1,6 +1,7 @@
 """After a deposit's AEE: the deposit's reading (registry/dsn/deposit_reading.py: validation's
-fast path, proven equal to the one walk, then one walk heard by relations and routing, so no
-step can see the file otherwise than another), in a worker process for a deposit that fits in
+fast path, proven equal to the one walk, then one walk heard by relations and routing, its clean
+individuals taken whole from validation's plans, proven equal too, so no step can see the file
+otherwise than another), in a worker process for a deposit that fits in
 memory (server/dsn/reading_pool.py: the readings take a core of their own). A deposit of at
 most WHOLE_BYTES was read so already as it arrived, on the walk of its scan
 (registry/dsn/scan.py `scan_and_read_whole`): the node keeps that reading (`keep`, at most
