@@ -252,9 +252,9 @@ class SharedPlans:
         self.shapes: dict[bytes, Plan] = {}
         # How many times each shape was met (by hash), until it has a plan.
         self.sightings: dict[int, int] = {}
-        # The size of what listeners of the planned walk keep derived from the plans
-        # (Plan.derived, e.g. routings: registry/dsn/planned_routes.py), bounded by
-        # MAX_DERIVED_BYTES.
+        # The size, about, of what listeners of the planned walk keep derived from the plans
+        # (Plan.derived: routings, registry/dsn/planned_routes.py, which drops them all when
+        # they would pass MAX_DERIVED_BYTES).
         self.derived_bytes = 0
         # Time spent building plans and compiling; time the validations that ended took.
         self.spent = 0.0

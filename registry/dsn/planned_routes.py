@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from registry.dsn.entitlement import INDIVIDUAL, Where
-from registry.dsn.individual_segments import MAX_DERIVED_BYTES
+from registry.dsn.individual_segments import MAX_DERIVED_BYTES, SharedPlans
 from registry.dsn.reader import BlockInstance, block_ancestors
 from registry.dsn.routing import Router, RoutingListener, Share
 
@@ -48,6 +48,11 @@ class _Template:
     text: str
     values: Callable[[tuple[str, ...]], Any]
     lines: int
+
+    @property
+    def size(self) -> int:
+        """The bytes it holds, about (its text, its positions)."""
+        return len(self.text) + 8 * self.lines + 200
 
     def fill(self, values: tuple[str, ...]) -> str:
         found = self.values(values)
@@ -124,15 +129,18 @@ class PlannedRoutingListener(RoutingListener):
         before = self.refusals()
         tail = individual.replay((self,))
         employee = self.employee
-        for instance in tail:  # closing the individual decides and writes it
+        # Closing the individual decides and writes it. The walk would close it at the next
+        # line, the next individual's first: a line that opens an instance and faults nothing
+        # (planned_walk.py), so nothing this listener hears comes between.
+        for instance in tail:
             self.closed(instance)
-        plans = individual.plans
         if (
             routes is not None and employee is not None and len(routes) < MAX_ROUTES
-            and self.refusals() == before and plans.derived_bytes < MAX_DERIVED_BYTES
+            and self.refusals() == before
         ):  # fmt: skip
-            templates = routes[key] = self._templates(employee, individual)
-            plans.derived_bytes += sum(len(t.text) for t in templates.values()) + 200
+            templates = self._templates(employee, individual)
+            if _room(individual.plans, _size(key) + sum(t.size for t in templates.values())):
+                routes[key] = templates
 
     def _deciding(self, individual: PlannedIndividual) -> _Deciding:
         plan = individual.plan
@@ -228,6 +236,34 @@ class PlannedRoutingListener(RoutingListener):
                 len(pairs),
             )
         return templates
+
+
+def _size(key: tuple[object, ...]) -> int:
+    """The bytes a kept routing's key holds, about (the deciding values above all)."""
+    size = 200
+    for part in key:
+        if isinstance(part, tuple):
+            size += sum(len(value) + 60 if isinstance(value, str) else 60 for value in part)
+        elif isinstance(part, str):
+            size += len(part) + 60
+    return size
+
+
+def _room(plans: SharedPlans, size: int) -> bool:
+    """Counts `size` more bytes kept against MAX_DERIVED_BYTES; when they would pass it, every
+    plan's routings are dropped first (routings kept under rules since replaced would otherwise
+    hold the room for good). Unlocked: under the GIL, racing validations at worst count wrong
+    by a routing or keep one twice."""
+    if plans.derived_bytes + size > MAX_DERIVED_BYTES:
+        for plan in list(plans.shapes.values()):
+            for name in [name for name in plan.derived if isinstance(name, tuple)
+                         and name[0] == "routing"]:  # fmt: skip
+                del plan.derived[name]
+        plans.derived_bytes = 0
+        if size > MAX_DERIVED_BYTES:
+            return False
+    plans.derived_bytes += size
+    return True
 
 
 def _never(organism: str) -> Any:

@@ -132,6 +132,9 @@ class _PlannedWalk:
         """The individual's plan, values and establishment, when it can be taken whole."""
         if not self.shapes:
             return None
+        # At an open establishment nothing follows yet, and the next individual's first line
+        # one the reader reads: that line opens the next individual under the establishment,
+        # faulting nothing, and closes this one's instances (`_take` closes them at once).
         establishment = opening_establishment(self.walker.reader, text[:14].decode("iso-8859-1"))
         if establishment is None or not READABLE.fullmatch(following):
             return None

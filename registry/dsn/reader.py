@@ -424,7 +424,8 @@ class Walker:
                         if type(listener).line is not BlockListener.line]  # fmt: skip
         # Instances that the next line closes for some listeners only, innermost first: those
         # of an individual the planned walk showed these listeners line by line (the others
-        # took it whole): registry/dsn/planned_walk.py.
+        # took it whole): registry/dsn/planned_walk.py. That line is always the next
+        # individual's first, which opens an instance: `push` hears it with its events.
         self.tail: tuple[Sequence[BlockListener], Sequence[BlockInstance]] | None = None
 
     def push(self, item: RubricLine) -> None:

@@ -12,6 +12,9 @@ import io
 import random
 from typing import Any
 
+import pytest
+
+from registry.dsn import planned_routes
 from registry.dsn.deposit_reading import DepositReading, read_deposit
 from registry.dsn.entitlement import load_rules
 from registry.dsn.individual_segments import SharedPlans
@@ -95,3 +98,16 @@ def test_files_mutated_at_random_are_routed_alike() -> None:
         for _ in range(120):
             corpus.same(_mutated(rng, lines), plan=False)
     assert corpus.planned > 2 * corpus.kept() > 0
+
+
+def test_routings_kept_stay_within_their_bound_and_change_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past MAX_DERIVED_BYTES every kept routing is dropped (and kept anew): the outcomes stay
+    the line-by-line reading's, and what is counted stays within the bound."""
+    monkeypatch.setattr(planned_routes, "MAX_DERIVED_BYTES", 60_000)
+    corpus = Corpus()
+    for seed in range(6):
+        corpus.same(b"".join(scenario_file("01", employees=14, seed=seed).lines()))
+        assert corpus.plans.derived_bytes <= 60_000
+    assert 0 < corpus.kept() < corpus.planned
