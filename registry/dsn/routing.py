@@ -21,6 +21,7 @@ is not there, whose data would reach nobody.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -519,8 +520,16 @@ class Router:
         self.identification = identification or load_identification()
         # Names these rules where routings of planned individuals are kept (on the plans, which
         # outlive a router, and a router sent to a worker process arrives as a copy):
-        # registry/dsn/planned_routes.py.
+        # registry/dsn/planned_routes.py. Also names the router a worker process keeps.
         self.memo_key = secrets.token_hex(8)
+        self._pickled: bytes | None = None
+
+    def __reduce__(self) -> tuple[Callable[[str, bytes], Router], tuple[str, bytes]]:
+        """Pickled once, and unpickled once per process: a router goes with every deposit
+        sent to a reading worker (server/dsn/reading_pool.py), whose process keeps it."""
+        if self._pickled is None:
+            self._pickled = pickle.dumps((list(self.rules.values()), self.identification))
+        return _received, (self.memo_key, self._pickled)
 
     def listener(self, open_share: Callable[[str], BinaryIO]) -> RoutingListener:
         """A listener for one file's reading."""
@@ -537,3 +546,20 @@ class Router:
         if refused:
             raise ValueError(f"line {refused[0].line}: {refused[0].message}")
         return listener.shares
+
+
+# The routers a process received (a reading worker: by memo_key), the latest last.
+_RECEIVED: dict[str, Router] = {}
+_RECEIVED_AT_MOST = 8
+
+
+def _received(memo_key: str, pickled: bytes) -> Router:
+    router = _RECEIVED.get(memo_key)
+    if router is None:
+        rules, identification = pickle.loads(pickled)  # noqa: S301 (the node's own router)
+        router = Router(rules, identification)
+        router.memo_key, router._pickled = memo_key, pickled
+        while len(_RECEIVED) >= _RECEIVED_AT_MOST:
+            del _RECEIVED[next(iter(_RECEIVED))]
+        _RECEIVED[memo_key] = router
+    return router

@@ -9,6 +9,7 @@ whose shape was routed before must not be routed as its former self."""
 from __future__ import annotations
 
 import io
+import pickle
 import random
 from typing import Any
 
@@ -111,3 +112,15 @@ def test_routings_kept_stay_within_their_bound_and_change_nothing(
         corpus.same(b"".join(scenario_file("01", employees=14, seed=seed).lines()))
         assert corpus.plans.derived_bytes <= 60_000
     assert 0 < corpus.kept() < corpus.planned
+
+
+def test_a_router_sent_again_is_the_one_the_receiving_process_keeps() -> None:
+    """A router goes with every deposit sent to a reading worker: pickled once, unpickled once
+    per process, under the same memo_key (so its kept routings are found again); another
+    router's rules are another's."""
+    received = pickle.loads(pickle.dumps(ROUTER))
+    assert pickle.loads(pickle.dumps(ROUTER)) is received
+    assert received.memo_key == ROUTER.memo_key and received.rules == ROUTER.rules
+    other = Router(list(load_rules().values())[:2])
+    assert pickle.loads(pickle.dumps(other)).rules.keys() == other.rules.keys()
+    assert other.memo_key != ROUTER.memo_key
