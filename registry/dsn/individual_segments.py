@@ -15,6 +15,10 @@ expression does not match, a cardinality, a control rule, a NIR), it changes not
 individual is read line by line by the reference path, which reports the anomalies. So its
 outcome is the reference path's, by construction; tests/dsn/test_dsn_fast_path.py compares
 both on broken files.
+
+The plans and the cutting of a file into individuals (`segments`) serve the reading after
+validation too: the planned walk (registry/dsn/planned_walk.py) takes whole the individuals
+that match a plan of their shape.
 """
 
 from __future__ import annotations

@@ -57,13 +57,13 @@ def _siret(establishment: BlockInstance | None) -> str:
 # What the collector derives from a plan (Plan.derived): per contract of the individual, in the
 # order they close, the value positions of its NIR, start and end (False: no end block).
 _CONTRACTS = "relations.contracts"
-Planned = tuple[int | None, int | None, int | bool | None]
+_Contract = tuple[int | None, int | None, int | bool | None]
 
 
-def _planned_contracts(plan: Plan) -> list[Planned]:
+def _planned_contracts(plan: Plan) -> list[_Contract]:
     """The `closed` logic below, on the plan's instances (closing order, parents known)."""
     ends: dict[int, int | None] = {}  # instance -> position of its end date
-    found: list[Planned] = []
+    found: list[_Contract] = []
     for position, block in enumerate(plan.blocks):
         parents = plan.parents[position]
         if block == "S21.G00.62" and parents:
