@@ -471,15 +471,15 @@ class DepositStore:
         }  # fmt: skip
         try:
             with self.engine.begin() as connection:
-                connection.execute(insert(deposits).values(**values))
+                row = connection.execute(
+                    insert(deposits).values(**values).returning(*_DEPOSIT_COLUMNS)
+                ).one()
         except IntegrityError:
             existing = self.find(new.declarant, new.request_id, new.sha256)
             if existing is None:
                 raise
             return existing, False
-        record = self.get(new.id)
-        assert record is not None
-        return record, True
+        return _deposit(row, ()), True  # as stored, with no delivery yet
 
     def get(self, deposit_id: str, declarant: str | None = None) -> DepositRecord | None:
         """A deposit with its deliveries (None if absent, or not the declarant's)."""
