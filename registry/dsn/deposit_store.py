@@ -19,11 +19,22 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from interops.dsn.v1 import dsn_pb2 as pb
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from registry.dsn.schema import deliveries, deposit_returns, deposits
@@ -647,6 +658,24 @@ class DepositStore:
         )
 
     @staticmethod
+    def _move(
+        connection: Connection,
+        deposit_id: str,
+        from_state: DepositState,
+        returning: Sequence[ColumnElement[Any]],
+        **values: object,
+    ) -> Row[Any] | None:
+        """`_bump` of a deposit that is in `from_state`, in one statement that locks its row
+        first (then its transaction's other writes); its `returning` columns, None (nothing
+        changed) when the deposit is not, or no longer, in `from_state`."""
+        return connection.execute(
+            update(deposits)
+            .where(deposits.c.id == deposit_id, deposits.c.state == from_state)
+            .values(updated_at=now_ms(), version=deposits.c.version + 1, **values)
+            .returning(*returning)
+        ).first()
+
+    @staticmethod
     def _bump_all(connection: Connection, deposit_ids: Collection[str]) -> None:
         """`_bump` of each deposit, in one round trip (executemany), in id order: every batch
         of leases or acknowledgements locks the deposits it bumps in the same order."""
@@ -669,17 +698,8 @@ class DepositStore:
         relations the file reveals: recorded once, with its CCO). The deposit's SIRETs stay
         those its rights were checked on."""
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(deposits.c.state, deposits.c.declarant)
-                .where(deposits.c.id == deposit_id)
-                .with_for_update()
-            ).first()
-            if row is None or row[0] != DepositState.RECEIVED:
-                return  # done already (a retry after a crash between commit and the caller)
-            if also is not None:
-                also(connection)
-            self._bump(
-                connection, deposit_id,
+            row = self._move(
+                connection, deposit_id, DepositState.RECEIVED, (deposits.c.declarant,),
                 state=DepositState.VALIDATED if outcome.conformant else DepositState.REJECTED,
                 norm_version=outcome.norm_version, nature=outcome.nature, type=outcome.type,
                 month=outcome.month, individuals=outcome.individuals, blocking=outcome.blocking,
@@ -687,8 +707,12 @@ class DepositStore:
                 rejection_message=outcome.rejection_message[:500],
                 priority=0 if outcome.nature in ("04", "05", "07") else 1,
             )  # fmt: skip
+            if row is None:
+                return  # done already (a retry after a crash between commit and the caller)
+            if also is not None:
+                also(connection)
             self._insert_return(
-                connection, deposit_id, str(row[1]), "",
+                connection, deposit_id, str(row.declarant), "",
                 kind=ReturnKind.CCO if outcome.conformant else ReturnKind.BAN, code="",
                 status=_CCO_STATUS if outcome.conformant else _BAN_STATUS, request_id=None,
                 body=pb.Return(content=report, content_type="application/json"),
@@ -705,17 +729,12 @@ class DepositStore:
         first)."""
         moment = now_ms()
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(
-                    deposits.c.state,
-                    deposits.c.priority,
-                    deposits.c.nature,
-                    deposits.c.trace_parent,
-                )
-                .where(deposits.c.id == deposit_id)
-                .with_for_update()
-            ).first()
-            if row is None or row[0] != DepositState.VALIDATED:
+            row = self._move(
+                connection, deposit_id, DepositState.VALIDATED,
+                (deposits.c.priority, deposits.c.nature, deposits.c.trace_parent),
+                state=DepositState.ROUTED,
+            )  # fmt: skip
+            if row is None:
                 return
             commit_all_in(connection, [file.out for file in files])
             if shares:  # one statement for every share, in one round trip
@@ -725,8 +744,8 @@ class DepositStore:
                         "deposit_id": deposit_id,
                         "organism": share.organism,
                         "state": DeliveryState.PENDING,
-                        "priority": row[1],
-                        "nature": row[2],
+                        "priority": row.priority,
+                        "nature": row.nature,
                         "size": share.size,
                         "sha256": share.sha256,
                         "attempts": 0,
@@ -736,12 +755,11 @@ class DepositStore:
                         "acknowledged_at": 0,
                         "receipt_key_id": None,
                         "receipt_signature": None,
-                        "trace_parent": row[3],
+                        "trace_parent": row.trace_parent,
                         "sealed_for_key_id": share.key_id,
                     }
                     for share in shares
                 ])  # fmt: skip
-            self._bump(connection, deposit_id, state=DepositState.ROUTED)
 
     # -- deliveries ------------------------------------------------------------------------
 
