@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from registry.dsn.entitlement import INDIVIDUAL, Where
 from registry.dsn.individual_segments import MAX_DERIVED_BYTES, SharedPlans
 from registry.dsn.reader import BlockInstance, block_ancestors
-from registry.dsn.routing import Router, RoutingListener, Share
+from registry.dsn.routing import Router, RoutingListener, Share, _ancestor
 
 if TYPE_CHECKING:
     from registry.dsn.planned_walk import PlannedIndividual
@@ -162,7 +162,7 @@ class PlannedRoutingListener(RoutingListener):
         outside: list[tuple[bool, frozenset[str]] | None] = []
         for position, target, scope_block in deciding.outside:
             value = values[position]
-            scope = _above(establishment, scope_block)
+            scope = _ancestor(establishment, scope_block)
             if scope is None:
                 outside.append(None)
                 continue
@@ -183,23 +183,16 @@ class PlannedRoutingListener(RoutingListener):
         """Writes each organism's template filled with the individual's values, after the
         ancestors its share lacks; False (nothing written) when an ancestor cannot be placed,
         for the line-by-line way to decide."""
-        identifying = self.identification.rubrics
         paths = {}
         for code in kept:
-            share = self.all_shares[code]
-            path: list[BlockInstance] = []
-            node: BlockInstance | None = individual.establishment
-            while node is not None and id(node) not in share.emitted:
-                if node.block not in identifying:
-                    return False
-                path.append(node)
-                node = node.parent if node.block != "S10.G00.00" else None
+            path = self._lacking(self.all_shares[code], individual.establishment)
+            if path is None:
+                return False
             paths[code] = path
         texts: dict[int, list[str]] = {}
         for code, template in kept.items():
             share = self.all_shares[code]
-            for ancestor in reversed(paths[code]):
-                self._emit(share, ancestor, identifying[ancestor.block], texts)
+            self._emit_path(share, paths[code], texts)
             share.write_text(template.fill(individual.values), template.lines)
         return True
 
@@ -268,12 +261,6 @@ def _room(plans: SharedPlans, size: int) -> bool:
 
 def _never(organism: str) -> Any:
     raise AssertionError("a template is never written out")
-
-
-def _above(instance: BlockInstance | None, block: str) -> BlockInstance | None:
-    while instance is not None and instance.block != block:
-        instance = instance.parent
-    return instance
 
 
 class _Scratch(Share):

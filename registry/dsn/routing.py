@@ -462,18 +462,32 @@ class RoutingListener(BlockListener):
         identifying rubrics); `texts` holds the instances' lines as already written."""
         if texts is None:
             texts = {}
+        path = self._lacking(share, instance.parent if instance.block != ENVOI else None)
+        if path is None:
+            return  # cannot be placed: an ancestor has nothing to identify it
+        self._emit_path(share, path, texts)
+        rule = rules.blocks[instance.block]
+        self._emit(share, instance, rule.rubrics, texts)
+
+    def _lacking(self, share: Share, node: BlockInstance | None) -> list[BlockInstance] | None:
+        """`node` and its ancestors up to the envoi that the share lacks, nearest first; None
+        when one of them has no identifying rubrics (what is under it cannot be placed)."""
         path: list[BlockInstance] = []
-        node = instance.parent if instance.block != ENVOI else None
         identifying = self.identification.rubrics
         while node is not None and id(node) not in share.emitted:
             if node.block not in identifying:
-                return  # cannot be placed: an ancestor has nothing to identify it
+                return None
             path.append(node)
             node = node.parent if node.block != ENVOI else None
+        return path
+
+    def _emit_path(
+        self, share: Share, path: list[BlockInstance], texts: dict[int, list[str]]
+    ) -> None:
+        """Writes the ancestors `_lacking` found (their identifying rubrics), farthest first."""
+        identifying = self.identification.rubrics
         for ancestor in reversed(path):
             self._emit(share, ancestor, identifying[ancestor.block], texts)
-        rule = rules.blocks[instance.block]
-        self._emit(share, instance, rule.rubrics, texts)
 
     @staticmethod
     def _emit(
