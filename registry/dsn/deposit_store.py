@@ -650,14 +650,6 @@ class DepositStore:
         return _deposit(row, tuple(_delivery(r) for r in found))
 
     @staticmethod
-    def _bump(connection: Connection, deposit_id: str, **values: object) -> None:
-        connection.execute(
-            update(deposits)
-            .where(deposits.c.id == deposit_id)
-            .values(updated_at=now_ms(), version=deposits.c.version + 1, **values)
-        )
-
-    @staticmethod
     def _move(
         connection: Connection,
         deposit_id: str,
@@ -665,9 +657,10 @@ class DepositStore:
         returning: Sequence[ColumnElement[Any]],
         **values: object,
     ) -> Row[Any] | None:
-        """`_bump` of a deposit that is in `from_state`, in one statement that locks its row
-        first (then its transaction's other writes); its `returning` columns, None (nothing
-        changed) when the deposit is not, or no longer, in `from_state`."""
+        """Moves a deposit that is in `from_state` on (`values`, a new version for its
+        followers), in one statement that locks its row first (then its transaction's other
+        writes); its `returning` columns, None (nothing changed) when the deposit is not, or no
+        longer, in `from_state`."""
         return connection.execute(
             update(deposits)
             .where(deposits.c.id == deposit_id, deposits.c.state == from_state)
@@ -677,8 +670,9 @@ class DepositStore:
 
     @staticmethod
     def _bump_all(connection: Connection, deposit_ids: Collection[str]) -> None:
-        """`_bump` of each deposit, in one round trip (executemany), in id order: every batch
-        of leases or acknowledgements locks the deposits it bumps in the same order."""
+        """A new version of each deposit (for its followers), in one round trip (executemany),
+        in id order: every batch of leases or acknowledgements locks the deposits it bumps in
+        the same order."""
         connection.execute(
             update(deposits)
             .where(deposits.c.id == bindparam("bumped"))
