@@ -12,7 +12,7 @@ Where the time goes, per deposit: the CPU of the nodes' processes, of their read
 the clients (this process) and of the database's server processes, and the database
 transactions (PostgreSQL); the wall is whichever of them fills the machine's cores first.
 
-Each node runs in its own process; 8 declarant threads deposit and one thread per organism
+Each node runs in its own process; DECLARANTS threads deposit and one thread per organism
 concerned (six) and node leases its deliveries with their shares and acknowledges them by
 the batch. With `--nodes 2` (PostgreSQL), two nodes share the database and the data volume,
 deposits and organisms' calls alternate between them, and the run reports how many deposits
@@ -66,7 +66,9 @@ ORGANISMS = {"URSSAF": "URSSAF", "DGFIP": "DGFIP", "AGIRC-ARRCO": "AGIRC_ARRCO",
 DEPOSIT = "interops.dsn.v1.DepositService"
 DELIVERY = "interops.dsn.v1.DeliveryService"
 FIRM = DEMO_COMPANY.emitter_siren + DEMO_COMPANY.emitter_nic
-DECLARANTS = 8
+# Declarants depositing at once: the peak's deposits come from thousands of declarants; with 8,
+# each waiting for its answer before the next, the submissions' own latency capped the rate.
+DECLARANTS = 16
 # An organism leases up to LEASE deliveries at a time, and waits POLL_SECONDS before leasing
 # again when it found fewer (as an organism's system polls: not a call per deposit routed).
 LEASE = 20

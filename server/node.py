@@ -130,9 +130,9 @@ UNAUDITED = (
 )
 # Room for a 1 MiB upload chunk and a 1,000-establishment batch answer.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-# Threads for blocking work (database, files): fewer than the connections the pool lends (16
-# on SQLite, 20 on PostgreSQL: registry/kernel/database.py), leaving some to the mandate
-# extractions' own threads, so none waits long for one.
+# Threads for blocking work (database, files): with the pipeline's own (server/dsn/pipeline.py
+# PARALLEL, 6) and the mandate extractions' (2), fewer than the connections the pool lends (24:
+# registry/kernel/database.py), so none waits long for one.
 IO_THREADS = 12
 
 
@@ -357,8 +357,8 @@ class Node:
     async def start(self) -> int:
         """Migrates the schema, binds the address and starts serving; returns the bound port."""
         # The threads every call's and worker's database work runs on (asyncio.to_thread):
-        # asyncio's default, the cores plus four, is six here, half of them held by the
-        # pipeline's deposits; calls waiting for a thread are not using a core.
+        # asyncio's default, the cores plus four, is six here; calls waiting for a thread are
+        # not using a core. The DSN pipeline has threads of its own.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(IO_THREADS, thread_name_prefix="interops-io")
         )

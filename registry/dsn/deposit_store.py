@@ -703,14 +703,14 @@ class DepositStore:
             )  # fmt: skip
             if row is None:
                 return  # done already (a retry after a crash between commit and the caller)
-            if also is not None:
-                also(connection)
             self._insert_return(
                 connection, deposit_id, str(row.declarant), "",
                 kind=ReturnKind.CCO if outcome.conformant else ReturnKind.BAN, code="",
                 status=_CCO_STATUS if outcome.conformant else _BAN_STATUS, request_id=None,
                 body=pb.Return(content=report, content_type="application/json"),
             )  # fmt: skip
+            if also is not None:  # last: the rows it locks are held until the commit only
+                also(connection)
 
     def record_routing(
         self,

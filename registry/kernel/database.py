@@ -25,6 +25,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Connections a node's engine keeps, and as many again lent past them while needed: one for
+# each thread that may hold one at once (server/node.py IO_THREADS, the DSN pipeline's PARALLEL,
+# the mandate extractions' EXTRACT_WORKERS, the change feed's listener) with room to spare. A
+# PostgreSQL server serving N nodes needs max_connections above N x 2 x POOL_SIZE.
+POOL_SIZE = 12
+
+
 def open_engine(url: str) -> Engine:
     """Creates the engine for a database URL (sqlite:///FILE or postgresql+psycopg://...).
 
@@ -37,13 +44,13 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=8,
-            max_overflow=8,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
             hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
+    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, hide_parameters=True)
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine

@@ -426,6 +426,9 @@ def _take_over(connection: Connection, declared: set[str], moment: int) -> int:
     """Recomputes, for each establishment, which links another firm took over: a link ends at
     the first period after its last that a firm of another SIREN declared. Cuts the live chains
     of every account of a firm whose link just ended; returns how many links changed."""
+    # Read again, not taken from the caller's first lock: a link another firm's transaction
+    # inserted and committed while this one waited for that lock is not in what it returned
+    # (its snapshot is the statement's start), and must be weighed here.
     rows = _lock_links(connection, declared)
     by_establishment: dict[str, list[Row[Any]]] = {}
     for row in rows:

@@ -33,6 +33,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, NamedTuple
 
 from opentelemetry.trace import Tracer
@@ -81,7 +82,7 @@ class _Dropped:
 # the round lasts: a node killed while working on one leaves it to another once its claim runs
 # out). A deposit whose processing failed waits FAILED_WAIT_MS, one with an organism that has no
 # encryption key yet KEYLESS_WAIT_MS, each doubled with every claim (at most an hour).
-CLAIM_BATCH = 16
+CLAIM_BATCH = 32
 FAILED_WAIT_MS = 5_000
 KEYLESS_WAIT_MS = 30_000
 # How often a node looks for deposit files past retention. At its start, it removes the files
@@ -89,7 +90,7 @@ KEYLESS_WAIT_MS = 30_000
 PURGE_EVERY_SECONDS = 3600.0
 # How many of its claimed deposits a node works on at once (one of at most WHOLE_BYTES is read
 # whole in a worker process).
-PARALLEL = 3
+PARALLEL = 6
 # How many times a validation's recording is tried when another transaction got in its way (a
 # relation inserted meanwhile; PostgreSQL's deadlock and serialization failures).
 RECORD_ATTEMPTS = 3
@@ -162,7 +163,19 @@ class DsnPipeline(BackgroundLoop):
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self._kept_bytes = 0
         self._kept_lock = threading.Lock()
+        self._threads = ThreadPoolExecutor(PARALLEL, thread_name_prefix="dsn-pipeline")
         super().__init__(poll_seconds)
+
+    async def start(self) -> None:
+        """Starts working, on threads of its own: the calls' blocking work has the node's
+        (server/node.py IO_THREADS), never waiting behind deposits."""
+        self._threads = ThreadPoolExecutor(PARALLEL, thread_name_prefix="dsn-pipeline")
+        await super().start()
+
+    async def stop(self) -> None:
+        """Stops after the step under way (a deposit being processed finishes on its thread)."""
+        await super().stop()
+        self._threads.shutdown(wait=False)
 
     def room(self) -> bool:
         """Whether a reading done now would be kept (a deposit arriving is read at once only
@@ -241,10 +254,12 @@ class DsnPipeline(BackgroundLoop):
         held = set(work)
         self._round_keys.clear()  # each round reads the organisms' keys afresh
 
+        loop = asyncio.get_running_loop()
+
         async def one(deposit_id: str) -> None:
             async with slots:
                 try:
-                    await asyncio.to_thread(self.process, deposit_id)
+                    await loop.run_in_executor(self._threads, self.process, deposit_id)
                     held.discard(deposit_id)
                 except Exception:  # one deposit failing must not hold up the others
                     held.discard(deposit_id)
@@ -390,14 +405,16 @@ class DsnPipeline(BackgroundLoop):
 
     def _record_validation_once(self, deposit_id: str, report: Report, found: Relations) -> None:
         def relations(connection: Connection | None) -> None:
-            self.relations.record_links((
-                Link(found.declarant_siret, siret, period, period, deposit_id)
-                for siret, period in sorted(found.links)
-            ), connection)  # fmt: skip
+            # The links last: every recording for an establishment waits for its links' locks
+            # (registry/relations/store.py `_lock_links`), held from then until the commit.
             period = max((period for _, period in found.links), default="")
             self.relations.record_employments(
                 found.employments, (found.declarant_siret, period), connection
             )
+            self.relations.record_links((
+                Link(found.declarant_siret, siret, period, period, deposit_id)
+                for siret, period in sorted(found.links)
+            ), connection)  # fmt: skip
 
         together = report.conformant
         if together and len(found.links) + len(found.employments) > RELATIONS_AT_ONCE:
