@@ -670,15 +670,25 @@ class DepositStore:
 
     @staticmethod
     def _bump_all(connection: Connection, deposit_ids: Collection[str]) -> None:
-        """A new version of each deposit (for its followers), in one round trip (executemany),
-        in id order: every batch of leases or acknowledgements locks the deposits it bumps in
-        the same order."""
+        """A new version of each deposit (for its followers), in one statement that locks them
+        in id order first (on PostgreSQL; SQLite has one writer): every batch of leases or
+        acknowledgements takes the deposits it bumps in the same order, so that two never wait
+        for each other."""
+        if not deposit_ids:
+            return
+        ordered = sorted(deposit_ids)
+        if connection.dialect.name == "postgresql":
+            locked = (
+                select(deposits.c.id).where(deposits.c.id.in_(ordered))
+                .order_by(deposits.c.id).with_for_update()
+            )  # fmt: skip
+            chosen = deposits.c.id.in_(locked.scalar_subquery())
+        else:
+            chosen = deposits.c.id.in_(ordered)
         connection.execute(
-            update(deposits)
-            .where(deposits.c.id == bindparam("bumped"))
-            .values(updated_at=now_ms(), version=deposits.c.version + 1),
-            [{"bumped": deposit_id} for deposit_id in sorted(deposit_ids)],
-        )
+            update(deposits).where(chosen)
+            .values(updated_at=now_ms(), version=deposits.c.version + 1)
+        )  # fmt: skip
 
     def record_validation(
         self,
@@ -776,31 +786,22 @@ class DepositStore:
             ).all()
             if not ids:
                 return []
-            # One statement each, run for every row in one round trip (executemany); the
-            # deposits in id order, as every lease takes them. The conditions again: on SQLite
-            # the select takes no lock, so an acknowledgement may come in between; only the
-            # rows this lease took (its lease ids) are handed over.
-            leases = {delivery: uuid.uuid4().hex for delivery, _ in ids}
-            connection.execute(
+            # One statement for all, which hands them over and answers them. The conditions
+            # again: on SQLite the select takes no lock, so an acknowledgement may come in
+            # between; only the rows this lease took (its lease id) are handed over.
+            rows = connection.execute(
                 update(deliveries)
-                .where(deliveries.c.id == bindparam("leased"), free)
+                .where(deliveries.c.id.in_([delivery for delivery, _ in ids]), free)
                 .values(
                     state=DeliveryState.SENT,
-                    lease_id=bindparam("lease"),
+                    lease_id=uuid.uuid4().hex,
                     lease_until=moment + lease_ms,
                     attempts=deliveries.c.attempts + 1,
-                ),
-                [{"leased": delivery, "lease": lease} for delivery, lease in leases.items()],
-            )
-            self._bump_all(connection, {str(deposit_id) for _, deposit_id in ids})
-            rows = connection.execute(
-                select(*_DELIVERY_COLUMNS)
-                .where(
-                    deliveries.c.id.in_(list(leases)),
-                    deliveries.c.lease_id.in_(list(leases.values())),
                 )
-                .order_by(deliveries.c.priority, deliveries.c.created_at, deliveries.c.id)
-            ).all()
+                .returning(*_DELIVERY_COLUMNS)
+            ).all()  # fmt: skip
+            self._bump_all(connection, {str(row.deposit_id) for row in rows})
+        rows.sort(key=lambda row: (row.priority, row.created_at, row.id))
         return [_delivery(row) for row in rows]
 
     def delivery(self, delivery: str) -> DeliveryRecord | None:
@@ -840,7 +841,10 @@ class DepositStore:
             if first:
                 connection.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == bindparam("acknowledged"))
+                    # Not acknowledged meanwhile (on SQLite the select took no lock): the first
+                    # receipt stays.
+                    .where(deliveries.c.id == bindparam("acknowledged"),
+                           deliveries.c.state != DeliveryState.ACKNOWLEDGED)
                     .values(
                         state=DeliveryState.ACKNOWLEDGED,
                         acknowledged_at=now_ms(),
