@@ -141,9 +141,12 @@ class RelationsStore:
                 merged[key] = link if seen is None else _widest(seen, link)
             with writing(self.engine, within) as connection:
                 pairs = list(merged)
+                declared = {d for _, d in pairs}
+                locked = _lock_links(connection, declared)
+                _lock_unlinked(connection, declared - {row.declared_siret for row in locked})
                 existing = {
                     (row.declarant_siret, row.declared_siret): row
-                    for row in _lock_links(connection, {d for _, d in pairs})
+                    for row in locked
                     if (row.declarant_siret, row.declared_siret) in merged
                 }
                 new = []
@@ -411,6 +414,11 @@ def _declared(connection: Connection, ids: set[int], declarant_siret: str, perio
         connection.execute(insert(employment_declarants), fresh)
 
 
+# The seed of the names `_lock_unlinked` locks (one 64-bit space for the database's advisory
+# locks: this keeps the links' apart from any other use).
+_LINKS_LOCK_SEED = 0x6C696E6B
+
+
 def _lock_links(connection: Connection, declared: Collection[str]) -> Sequence[Row[Any]]:
     """Every link to these establishments, locked in one order (establishment, declarant): each
     writer of links locks so, before it changes any, so that two (two firms' DSNs for one
@@ -420,6 +428,20 @@ def _lock_links(connection: Connection, declared: Collection[str]) -> Sequence[R
         .order_by(declared_links.c.declared_siret, declared_links.c.declarant_siret)
         .with_for_update()
     ).all()  # fmt: skip
+
+
+def _lock_unlinked(connection: Connection, declared: Collection[str]) -> None:
+    """For establishments no firm has a link to yet (`_lock_links` found no row to lock): a
+    lock on each name, in order, held to the commit (PostgreSQL; SQLite has one writer). Two
+    firms' first DSNs for one establishment at once would otherwise each insert its link
+    unseen by the other's take-over, and both links would stay live: the one that should end
+    would keep its firm's access until the next DSN for the establishment."""
+    if not declared or connection.dialect.name != "postgresql":
+        return
+    for siret in sorted(declared):
+        connection.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(siret, _LINKS_LOCK_SEED)))
+        )
 
 
 def _take_over(connection: Connection, declared: set[str], moment: int) -> int:

@@ -1,7 +1,9 @@
 """Two firms' DSNs for one establishment recorded at the same moment (two nodes, or a node's
 parallel deposits): each locks the establishment's links in one order before it changes any, so
 one waits for the other; before, each first locked its own link, then all of them for the
-take-over, and PostgreSQL killed one of them as a deadlock (its deposit then read again)."""
+take-over, and PostgreSQL killed one of them as a deadlock (its deposit then read again). When
+the establishment has no link yet there is no row to lock: its name is locked instead, so the
+second sees the first's link and ends it."""
 
 from __future__ import annotations
 
@@ -73,5 +75,44 @@ def test_two_firms_recording_links_to_one_establishment_at_once_both_commit(
                     select(declared_links.c.declarant_siret, declared_links.c.last_period)
                 ).all())  # fmt: skip
             assert periods == {FIRST: "202603", SECOND: "202603"}
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.skipif(not PG_URL, reason="INTEROPS_TEST_DATABASE_URL is not set")
+def test_two_firms_first_dsns_for_a_new_establishment_at_once_end_the_earlier_link(
+    tmp_path: Path,
+) -> None:
+    with fresh_database("postgresql", tmp_path) as url:
+        engine = open_engine(url)
+        try:
+            upgrade(engine)
+            store = RelationsStore(engine, NirKeyring.parse("k1 " + "A" * 43 + "=\n"))
+            # The first firm's recording is under way (its transaction open) when the second
+            # firm's, for a later month, starts: no link of either is there for the other yet.
+            with engine.connect() as first:
+                transaction = first.begin()
+                store.record_links([Link(FIRST, ESTABLISHMENT, "202601", "202601", "d1")], first)
+                recorded = threading.Event()
+
+                def second() -> None:
+                    store.record_links(
+                        [Link(SECOND, ESTABLISHMENT, "202602", "202602", "d2")]
+                    )
+                    recorded.set()
+
+                thread = threading.Thread(target=second)
+                thread.start()
+                waited = not recorded.wait(1.0)
+                transaction.commit()
+            thread.join(timeout=30)
+            assert recorded.is_set()
+            with engine.connect() as connection:
+                ended = {row.declarant_siret: (row.ended_period, row.ended_by)
+                         for row in connection.execute(select(declared_links))}  # fmt: skip
+            # The second firm took the establishment over from 202602: the first firm's link
+            # ended then (without the lock, both stayed live).
+            assert ended == {FIRST: ("202602", SECOND), SECOND: ("", "")}
+            assert waited  # for the first's commit, on the establishment's name
         finally:
             engine.dispose()
