@@ -96,9 +96,7 @@ def test_two_firms_first_dsns_for_a_new_establishment_at_once_end_the_earlier_li
                 recorded = threading.Event()
 
                 def second() -> None:
-                    store.record_links(
-                        [Link(SECOND, ESTABLISHMENT, "202602", "202602", "d2")]
-                    )
+                    store.record_links([Link(SECOND, ESTABLISHMENT, "202602", "202602", "d2")])
                     recorded.set()
 
                 thread = threading.Thread(target=second)
