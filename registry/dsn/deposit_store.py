@@ -802,8 +802,10 @@ class DepositStore:
             ).all()  # fmt: skip
             self._bump_all(connection, {str(row.deposit_id) for row in rows})
         # Events first, oldest first (RETURNING keeps no order).
-        return [_delivery(row)
-                for row in sorted(rows, key=lambda row: (row.priority, row.created_at, row.id))]
+        return [
+            _delivery(row)
+            for row in sorted(rows, key=lambda row: (row.priority, row.created_at, row.id))
+        ]
 
     def delivery(self, delivery: str) -> DeliveryRecord | None:
         """One delivery."""
