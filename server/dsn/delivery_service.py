@@ -97,17 +97,21 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
     async def FetchDeliveries(
         self, request: pb.FetchDeliveriesRequest, context: Context
     ) -> pb.FetchDeliveriesResponse:
-        organism = caller_organism()
-        leased = await asyncio.to_thread(
-            self.store.lease, organism, request.max_deliveries or DEFAULT_BATCH,
-            self._lease_ms(request.lease_seconds),
+        leased, contents = await asyncio.to_thread(
+            self._lease, caller_organism(), request.max_deliveries or DEFAULT_BATCH,
+            self._lease_ms(request.lease_seconds), request.max_content_bytes,
         )  # fmt: skip
-        contents = []
-        if request.max_content_bytes and leased:
-            contents = await asyncio.to_thread(self._contents, leased, request.max_content_bytes)
         return pb.FetchDeliveriesResponse(
             deliveries=[self._handed(d) for d in leased], contents=contents
         )
+
+    def _lease(
+        self, organism: str, limit: int, lease_ms: int, budget: int
+    ) -> tuple[list[DeliveryRecord], list[pb.DeliveryContent]]:
+        """The deliveries leased, and the shares of those that fit in `budget` bytes (one
+        thread hop for both)."""
+        leased = self.store.lease(organism, limit, lease_ms)
+        return leased, self._contents(leased, budget) if budget and leased else []
 
     def _contents(self, leased: list[DeliveryRecord], budget: int) -> list[pb.DeliveryContent]:
         """The shares that fit whole in `budget` bytes, in order (a purged one is left to
@@ -219,15 +223,10 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
     async def AcknowledgeDeliveries(
         self, request: pb.AcknowledgeDeliveriesRequest, context: Context
     ) -> pb.AcknowledgeDeliveriesResponse:
-        organism = caller_organism()
         receipts = [(r.id, r.key_id, r.signature) for r in request.receipts]
-        found = await asyncio.to_thread(self.store.deliveries_by_id, [r[0] for r in receipts])
-        for index, (delivery, key_id, signature) in enumerate(receipts):
-            record = _owned(found.get(delivery), delivery, organism)
-            self._check_receipt(record, key_id, signature, f"receipts[{index}].signature")
+        acknowledged = await asyncio.to_thread(self._acknowledge, caller_organism(), receipts)
         more = f"+{len(receipts) - 1}" if len(receipts) > 1 else ""
         note(resource=f"delivery:{receipts[0][0]}{more}"[:200])
-        acknowledged = await asyncio.to_thread(self.store.acknowledge_all, receipts)
         for record in acknowledged:  # each deposit's trace shows its acknowledgement
             attributes = {"interops.deposit_id": record.deposit_id,
                           "interops.delivery_id": record.id}  # fmt: skip
@@ -236,6 +235,17 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
             ):
                 pass
         return pb.AcknowledgeDeliveriesResponse(deliveries=[r.to_proto() for r in acknowledged])
+
+    def _acknowledge(
+        self, organism: str, receipts: list[tuple[str, str, bytes]]
+    ) -> list[DeliveryRecord]:
+        """Checks that every delivery is the organism's and every receipt its signature over
+        the share, then acknowledges them all (one thread hop); nothing when one fails."""
+        found = self.store.deliveries_by_id([delivery for delivery, _, _ in receipts])
+        for index, (delivery, key_id, signature) in enumerate(receipts):
+            record = _owned(found.get(delivery), delivery, organism)
+            self._check_receipt(record, key_id, signature, f"receipts[{index}].signature")
+        return self.store.acknowledge_all(receipts)
 
     async def PostReturn(
         self, request: pb.PostReturnRequest, context: Context

@@ -135,16 +135,32 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
         scan: DepositScan,
         arrived: DepositReading | None = None,
     ) -> DepositRecord:
-        same = await asyncio.to_thread(self.store.find, new.declarant, None, writer.sha256)
+        # The lookups, the checks and the storing on one thread hop (a deposit's own steps).
+        record, created, taken = await asyncio.to_thread(
+            self._store_now, new, writer, scan, arrived, current_principal()
+        )
+        note(resource=f"deposit:{record.id}", siret=record.sirets[0] if record.sirets else "")
+        if created and taken:
+            self.pipeline.wake()
+        return record
+
+    def _store_now(
+        self,
+        new: NewDeposit,
+        writer: SealedWriter,
+        scan: DepositScan,
+        arrived: DepositReading | None,
+        principal: VerifiedChain,
+    ) -> tuple[DepositRecord, bool, bool]:
+        """(The deposit stored, or the one of the same content found; whether it is new;
+        whether it was taken: an AEE, for the pipeline)."""
+        same = self.store.find(new.declarant, None, writer.sha256)
         if same is not None:  # the same content again: the same deposit
             writer.discard()
-            return same
-        principal = current_principal()
-        own = await asyncio.to_thread(self._own_emitter, principal)
-        taken = await asyncio.to_thread(self._taken_over, scan)
+            return same, False, False
         refusal = scan.refusal(
-            writer.size, lambda siret: principal.allows(DSN_DEPOSIT, siret), DSN_DEPOSIT, own,
-            taken,
+            writer.size, lambda siret: principal.allows(DSN_DEPOSIT, siret), DSN_DEPOSIT,
+            self._own_emitter(principal), self._taken_over(scan),
         )  # fmt: skip
         # Kept before the deposit is stored: a round may claim it as soon as it is.
         kept = (
@@ -153,18 +169,13 @@ class DepositService(dsn_pb2_grpc.DepositServiceServicer):
             and self.pipeline.keep(new.id, writer.sha256, writer.size, arrived)
         )
         try:
-            record, created = await asyncio.to_thread(
-                self.store.receive, scan.described(new, refusal), writer
-            )
+            record, created = self.store.receive(scan.described(new, refusal), writer)
         except BaseException:
             self.pipeline.forget([new.id])
             raise
-        note(resource=f"deposit:{record.id}", siret=record.sirets[0] if record.sirets else "")
         if kept and not created:  # a retry stored it first, under its own id
             self.pipeline.forget([new.id])
-        if created and refusal is None:
-            self.pipeline.wake()
-        return record
+        return record, created, refusal is None
 
     def _taken_over(self, scan: DepositScan) -> dict[str, str]:
         """The establishments of the file another firm took over from the émetteur's company
