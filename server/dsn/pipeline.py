@@ -64,7 +64,7 @@ from registry.kernel.clock import now_ms
 from registry.relations.store import BATCH as RELATIONS_BATCH
 from registry.relations.store import Link, RelationsStore
 from server.background_loop import BackgroundLoop
-from server.dsn.reading_pool import WHOLE_BYTES, default_workers, read_in_worker
+from server.dsn.reading_pool import WHOLE_BYTES, default_workers, read_in_worker, warm
 from token_suite.directory import KeyEntry
 
 log = logging.getLogger("interops.dsn")
@@ -168,8 +168,11 @@ class DsnPipeline(BackgroundLoop):
 
     async def start(self) -> None:
         """Starts working, on threads of its own: the calls' blocking work has the node's
-        (server/node.py IO_THREADS), never waiting behind deposits."""
+        (server/node.py IO_THREADS), never waiting behind deposits. The reading workers are
+        started first."""
         self._threads = ThreadPoolExecutor(PARALLEL, thread_name_prefix="dsn-pipeline")
+        if self.reading_workers:  # the reading workers started before the first deposit
+            await asyncio.to_thread(warm, self.reading_workers)
         await super().start()
 
     async def stop(self) -> None:

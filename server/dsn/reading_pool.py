@@ -85,6 +85,25 @@ def _forget(broken: ProcessPoolExecutor) -> None:
     broken.shutdown(wait=False, cancel_futures=True)
 
 
+def _ready() -> int:
+    """A worker's answer once it runs: it has imported what a reading needs (this module's
+    imports) on the way."""
+    return os.getpid()
+
+
+def warm(workers: int) -> None:
+    """Starts the process's pool now and waits until each worker answers: their start (some
+    0.6 s of CPU each, importing the reader, the norm and routing) is paid as the node starts,
+    not by its first deposits. A pool that breaks meanwhile is replaced on its next use."""
+    pool = _the_pool(workers)
+    try:
+        # Submitted at once, so that none finds a worker idle: the pool starts one for each.
+        for started in [pool.submit(_ready) for _ in range(workers)]:
+            started.result()
+    except BrokenProcessPool:
+        _forget(pool)
+
+
 def run_in_worker(workers: int, function: Callable[..., T], *args: Any) -> T:
     """`function(*args)` in a worker process (a module-level function: the worker imports it;
     its arguments and result cross the process boundary); in this one when the pool broke (a
