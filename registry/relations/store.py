@@ -23,9 +23,13 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     Connection,
     Engine,
     Row,
+    Text,
+    cast,
     exists,
     func,
     insert,
@@ -142,11 +146,10 @@ class RelationsStore:
             with writing(self.engine, within) as connection:
                 pairs = list(merged)
                 declared = {d for _, d in pairs}
-                locked = _lock_links(connection, declared)
-                _lock_unlinked(connection, declared - {row.declared_siret for row in locked})
+                _lock_establishments(connection, declared)
                 existing = {
                     (row.declarant_siret, row.declared_siret): row
-                    for row in locked
+                    for row in _lock_links(connection, declared)
                     if (row.declarant_siret, row.declared_siret) in merged
                 }
                 new = []
@@ -197,6 +200,10 @@ class RelationsStore:
         for batch in _batches(items):
             hashed = [(item, self.keyring.hashes(item.nir)) for item in batch]
             with writing(self.engine, within) as connection:
+                # One recording per establishment at a time: two would each find none of the
+                # other's contracts and insert the same one twice (nothing unique forbids it:
+                # a NIR's hash depends on the ring's key).
+                _lock_establishments(connection, {item.siret for item in batch})
                 wanted = {h for _, hashes in hashed for h in hashes}
                 existing = {
                     (row.siret, bytes(row.nir_hash), row.contract_start): row
@@ -414,15 +421,16 @@ def _declared(connection: Connection, ids: set[int], declarant_siret: str, perio
         connection.execute(insert(employment_declarants), fresh)
 
 
-# The seed of the names `_lock_unlinked` locks (one 64-bit space for the database's advisory
-# locks: this keeps the links' apart from any other use).
-_LINKS_LOCK_SEED = 0x6C696E6B
+# The seed of the establishments' names `_lock_establishments` locks (the database's advisory
+# locks are one 64-bit space: this keeps these apart from any other use).
+_ESTABLISHMENT_LOCKS = 0x6C696E6B
 
 
 def _lock_links(connection: Connection, declared: Collection[str]) -> Sequence[Row[Any]]:
-    """Every link to these establishments, locked in one order (establishment, declarant): each
-    writer of links locks so, before it changes any, so that two (two firms' DSNs for one
-    establishment, a mandate ended meanwhile) wait for each other instead of deadlocking."""
+    """Every link to these establishments, locked in one order (establishment, declarant), after
+    their names (`_lock_establishments`): each writer of links locks so, before it changes any,
+    so that two (two firms' DSNs for one establishment, a mandate ended meanwhile) wait for each
+    other instead of deadlocking."""
     return connection.execute(
         select(declared_links).where(declared_links.c.declared_siret.in_(sorted(declared)))
         .order_by(declared_links.c.declared_siret, declared_links.c.declarant_siret)
@@ -430,27 +438,29 @@ def _lock_links(connection: Connection, declared: Collection[str]) -> Sequence[R
     ).all()  # fmt: skip
 
 
-def _lock_unlinked(connection: Connection, declared: Collection[str]) -> None:
-    """For establishments no firm has a link to yet (`_lock_links` found no row to lock): a
-    lock on each name, in order, held to the commit (PostgreSQL; SQLite has one writer). Two
-    firms' first DSNs for one establishment at once would otherwise each insert its link
-    unseen by the other's take-over, and both links would stay live: the one that should end
-    would keep its firm's access until the next DSN for the establishment."""
+def _lock_establishments(connection: Connection, declared: Collection[str]) -> None:
+    """Locks these establishments' names, in order, to the commit (PostgreSQL; SQLite has one
+    writer): every writer of an establishment's links or employments takes them first, so that
+    two recordings for one establishment run one after the other, whether it has links yet or
+    not. Row locks alone (`_lock_links`) left gaps: two firms' first DSNs for an establishment
+    found no row to lock, each inserted its link unseen by the other's take-over, and both links
+    stayed live (the earlier firm keeping its access until the next DSN); a recording that found
+    a link committed meanwhile ran beside one still waiting, whose take-over never saw its link;
+    and two files' employments recorded at once were inserted twice."""
     if not declared or connection.dialect.name != "postgresql":
         return
-    for siret in sorted(declared):
-        connection.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(siret, _LINKS_LOCK_SEED)))
-        )
+    siret = func.unnest(cast(sorted(declared), ARRAY(Text))).column_valued("siret")
+    seed = cast(_ESTABLISHMENT_LOCKS, BigInteger)
+    # One statement: a function scan takes them in the array's order.
+    connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(siret, seed)))).all()
 
 
 def _take_over(connection: Connection, declared: set[str], moment: int) -> int:
     """Recomputes, for each establishment, which links another firm took over: a link ends at
     the first period after its last that a firm of another SIREN declared. Cuts the live chains
     of every account of a firm whose link just ended; returns how many links changed."""
-    # Read again, not taken from the caller's first lock: a link another firm's transaction
-    # inserted and committed while this one waited for that lock is not in what it returned
-    # (its snapshot is the statement's start), and must be weighed here.
+    # Read again, not taken from the caller's first read: this transaction's own writes since
+    # (and on SQLite, whatever another writer committed before this one began writing).
     rows = _lock_links(connection, declared)
     by_establishment: dict[str, list[Row[Any]]] = {}
     for row in rows:
@@ -498,7 +508,8 @@ def end_mandated_links(connection: Connection, firm_siren: str, declared_siret: 
     how many links changed."""
     today = datetime.datetime.now(datetime.UTC).date()
     moment = now_ms()
-    _lock_links(connection, {declared_siret})  # in the one order, before any change
+    _lock_establishments(connection, {declared_siret})  # as every writer of links, first
+    _lock_links(connection, {declared_siret})
     ended = connection.execute(
         update(declared_links)
         .where(declared_links.c.declarant_siret.startswith(firm_siren),

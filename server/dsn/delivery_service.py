@@ -224,9 +224,9 @@ class DeliveryService(dsn_pb2_grpc.DeliveryServiceServicer):
         self, request: pb.AcknowledgeDeliveriesRequest, context: Context
     ) -> pb.AcknowledgeDeliveriesResponse:
         receipts = [(r.id, r.key_id, r.signature) for r in request.receipts]
-        acknowledged = await asyncio.to_thread(self._acknowledge, caller_organism(), receipts)
         more = f"+{len(receipts) - 1}" if len(receipts) > 1 else ""
-        note(resource=f"delivery:{receipts[0][0]}{more}"[:200])
+        note(resource=f"delivery:{receipts[0][0]}{more}"[:200])  # refused or not
+        acknowledged = await asyncio.to_thread(self._acknowledge, caller_organism(), receipts)
         for record in acknowledged:  # each deposit's trace shows its acknowledgement
             attributes = {"interops.deposit_id": record.deposit_id,
                           "interops.delivery_id": record.id}  # fmt: skip

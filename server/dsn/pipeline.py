@@ -120,6 +120,11 @@ class _Kept(NamedTuple):
     at: float  # when it was kept (time.monotonic())
 
 
+def _pipeline_threads() -> ThreadPoolExecutor:
+    """The threads a pipeline processes its deposits on (started as they are needed)."""
+    return ThreadPoolExecutor(PARALLEL, thread_name_prefix="dsn-pipeline")
+
+
 class DsnPipeline(BackgroundLoop):
     """Validates and routes deposits in a worker thread, woken by `wake` or every poll."""
 
@@ -163,22 +168,23 @@ class DsnPipeline(BackgroundLoop):
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self._kept_bytes = 0
         self._kept_lock = threading.Lock()
-        self._threads = ThreadPoolExecutor(PARALLEL, thread_name_prefix="dsn-pipeline")
+        # Its own threads: the calls' blocking work has the node's (server/node.py IO_THREADS),
+        # never waiting behind deposits.
+        self._threads = _pipeline_threads()
         super().__init__(poll_seconds)
 
     async def start(self) -> None:
-        """Starts working, on threads of its own: the calls' blocking work has the node's
-        (server/node.py IO_THREADS), never waiting behind deposits. The reading workers are
-        started first."""
-        self._threads = ThreadPoolExecutor(PARALLEL, thread_name_prefix="dsn-pipeline")
-        if self.reading_workers:  # the reading workers started before the first deposit
+        """Starts working (the reading workers first, before the first deposit)."""
+        if self.reading_workers:
             await asyncio.to_thread(warm, self.reading_workers)
         await super().start()
 
     async def stop(self) -> None:
-        """Stops after the step under way (a deposit being processed finishes on its thread)."""
+        """Stops after the step under way (a deposit being processed finishes on its thread);
+        its threads end then, and a start after it has fresh ones."""
         await super().stop()
         self._threads.shutdown(wait=False)
+        self._threads = _pipeline_threads()
 
     def room(self) -> bool:
         """Whether a reading done now would be kept (a deposit arriving is read at once only
@@ -408,16 +414,17 @@ class DsnPipeline(BackgroundLoop):
 
     def _record_validation_once(self, deposit_id: str, report: Report, found: Relations) -> None:
         def relations(connection: Connection | None) -> None:
-            # The links last: every recording for an establishment waits for its links' locks
-            # (registry/relations/store.py `_lock_links`), held from then until the commit.
-            period = max((period for _, period in found.links), default="")
-            self.relations.record_employments(
-                found.employments, (found.declarant_siret, period), connection
-            )
+            # Each recording locks the file's establishments (registry/relations/store.py
+            # `_lock_establishments`) until the commit: two files for one establishment are
+            # recorded one after the other.
             self.relations.record_links((
                 Link(found.declarant_siret, siret, period, period, deposit_id)
                 for siret, period in sorted(found.links)
             ), connection)  # fmt: skip
+            period = max((period for _, period in found.links), default="")
+            self.relations.record_employments(
+                found.employments, (found.declarant_siret, period), connection
+            )
 
         together = report.conformant
         if together and len(found.links) + len(found.employments) > RELATIONS_AT_ONCE:

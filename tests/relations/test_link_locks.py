@@ -1,14 +1,16 @@
 """Two firms' DSNs for one establishment recorded at the same moment (two nodes, or a node's
 parallel deposits): each locks the establishment's links in one order before it changes any, so
 one waits for the other; before, each first locked its own link, then all of them for the
-take-over, and PostgreSQL killed one of them as a deadlock (its deposit then read again). When
-the establishment has no link yet there is no row to lock: its name is locked instead, so the
-second sees the first's link and ends it."""
+take-over, and PostgreSQL killed one of them as a deadlock (its deposit then read again). Row
+locks left gaps (an establishment with no link yet has no row to lock; a link committed while
+another recording waited is not in what that one's locking read returned): every writer of an
+establishment's links or employments now locks its name first, and these tests fail without."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, insert, select
 
+from registry.dsn.revealed_relations import Employment
 from registry.kernel.database import open_engine, upgrade
 from registry.kernel.nir_keyring import NirKeyring
-from registry.relations.schema import declared_links
+from registry.relations.schema import declared_links, employment_declarants, employments
 from registry.relations.store import Link, RelationsStore
 from tests.databases import PG_URL, fresh_database
 
 ESTABLISHMENT, FIRST, SECOND = "55555555500017", "11111111100011", "22222222200022"
+OTHER_ESTABLISHMENT, THIRD = "66666666600016", "33333333300033"
+NIR = "1850775123456"
 
 
 @pytest.fixture
@@ -115,3 +120,137 @@ def test_two_firms_first_dsns_for_a_new_establishment_at_once_end_the_earlier_li
     # ended then (without the lock, both stayed live).
     assert ended == {FIRST: ("202602", SECOND), SECOND: ("", "")}
     assert waited  # for the first's commit, on the establishment's name
+
+
+def _paused_at_insert(engine: Engine) -> tuple[threading.Event, threading.Event, dict[str, int]]:
+    """(reached, go, who): the thread whose id is who["id"] stops before inserting a link,
+    says so on `reached`, and goes on once `go` is set (10 s at most)."""
+    reached, go, who = threading.Event(), threading.Event(), {"id": -1}
+
+    def pause(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if threading.get_ident() == who["id"] and statement.startswith("INSERT INTO declared_"):
+            reached.set()
+            go.wait(10)
+
+    event.listen(engine, "before_cursor_execute", pause)
+    return reached, go, who
+
+
+def _record_in_thread(
+    store: RelationsStore, links: list[Link], outcomes: dict[str, str], name: str,
+    who: dict[str, int] | None = None,
+) -> threading.Thread:  # fmt: skip
+    def record() -> None:
+        if who is not None:
+            who["id"] = threading.get_ident()
+        try:
+            store.record_links(links)
+            outcomes[name] = "recorded"
+        except Exception as error:
+            outcomes[name] = type(getattr(error, "orig", error)).__name__
+
+    thread = threading.Thread(target=record)
+    thread.start()
+    return thread
+
+
+def test_a_link_recorded_while_another_recording_waits_is_weighed_by_it(
+    links: tuple[Engine, RelationsStore],
+) -> None:
+    engine, store = links
+    reached, go, who = _paused_at_insert(engine)
+    outcomes: dict[str, str] = {}
+    # A third firm's first link is being recorded; the second firm's (for 202603) starts.
+    with engine.connect() as third:
+        transaction = third.begin()
+        store.record_links([Link(THIRD, ESTABLISHMENT, "202601", "202601", "d0")], third)
+        second = _record_in_thread(
+            store, [Link(SECOND, ESTABLISHMENT, "202603", "202603", "d2")], outcomes, "second",
+            who,
+        )  # fmt: skip
+        time.sleep(0.5)
+        transaction.commit()
+    assert reached.wait(5)  # the second firm's recording is held just before its insert
+    # The first firm's (202602), in a transaction it commits when told: it must wait for the
+    # second's. Without the lock it went ahead, holding the third's link, on which the second's
+    # take-over then waited, and from a read begun before the first's commit, missed its link.
+    recorded, commit = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with engine.connect() as connection, connection.begin():
+            store.record_links([Link(FIRST, ESTABLISHMENT, "202602", "202602", "d1")], connection)
+            recorded.set()
+            commit.wait(10)
+
+    first_thread = threading.Thread(target=first)
+    first_thread.start()
+    waited = not recorded.wait(1.0)
+    go.set()
+    time.sleep(0.5)
+    commit.set()
+    for thread in (first_thread, second):
+        thread.join(timeout=30)
+    assert recorded.is_set() and outcomes == {"second": "recorded"}
+    with engine.connect() as connection:
+        ended = {row.declarant_siret: (row.ended_period, row.ended_by)
+                 for row in connection.execute(select(declared_links))}  # fmt: skip
+    # Each firm's link ended when the next firm's months began; only the last one's is live.
+    assert ended == {THIRD: ("202602", FIRST), FIRST: ("202603", SECOND), SECOND: ("", "")}
+    assert waited  # for the second firm's recording, on the establishment's name
+
+
+def test_recordings_of_two_establishments_at_once_do_not_deadlock(
+    links: tuple[Engine, RelationsStore],
+) -> None:
+    # The order of the locks: every recording takes its establishments' names before any row.
+    # One that took a name after a row (a name only where no link was found) deadlocked here.
+    engine, store = links
+    reached, go, who = _paused_at_insert(engine)
+    outcomes: dict[str, str] = {}
+    with engine.connect() as third:
+        transaction = third.begin()
+        store.record_links([Link(THIRD, ESTABLISHMENT, "202601", "202601", "d0")], third)
+        first = _record_in_thread(store, [
+            Link(FIRST, ESTABLISHMENT, "202602", "202602", "a"),
+            Link(FIRST, OTHER_ESTABLISHMENT, "202602", "202602", "a"),
+        ], outcomes, "first", who)  # fmt: skip
+        time.sleep(0.5)
+        transaction.commit()
+    assert reached.wait(5)
+    # The second firm's recording of both establishments sees the third firm's link at once.
+    second = _record_in_thread(store, [
+        Link(SECOND, ESTABLISHMENT, "202603", "202603", "b"),
+        Link(SECOND, OTHER_ESTABLISHMENT, "202603", "202603", "b"),
+    ], outcomes, "second")  # fmt: skip
+    time.sleep(0.5)
+    go.set()
+    for thread in (first, second):
+        thread.join(timeout=30)
+    assert outcomes == {"first": "recorded", "second": "recorded"}  # not DeadlockDetected
+
+
+def test_two_files_employments_for_one_establishment_at_once_record_one_contract(
+    links: tuple[Engine, RelationsStore],
+) -> None:
+    engine, store = links
+    contract = [Employment(ESTABLISHMENT, NIR, "20250101", "")]
+    # Two months of one firm, read at once: the first's recording is under way.
+    with engine.connect() as first:
+        transaction = first.begin()
+        store.record_employments(contract, (FIRST, "202602"), first)
+
+        def second() -> None:
+            store.record_employments(contract, (FIRST, "202603"))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.7)
+        transaction.commit()
+    thread.join(timeout=30)
+    with engine.connect() as connection:
+        rows = connection.execute(select(employments.c.id)).all()
+        declared = connection.execute(select(employment_declarants)).all()
+    # One contract, declared for both months (without the lock: two rows, each with one month,
+    # and a later end of the contract would close only one of them).
+    assert len(rows) == 1
+    assert [(row.first_period, row.last_period) for row in declared] == [("202602", "202603")]
