@@ -19,8 +19,12 @@ deposits and organisms' calls alternate between them, and the run reports how ma
 were validated or routed more than once (claimed twice, or given two CCOs): duplicated work,
 which must be 0.
 
+With `--companies N`, the deposits declare N companies in turn (all sent by one firm) instead of
+one establishment (whose recordings, one at a time, are the worst case for its locks; the first
+deposit of each company records its employees, so N > 1 is not cheaper at first).
+
     python -m bench.dsn_routing [--deposits 1000] [--employees 50] [--nodes 1|2]
-                                [--backend sqlite|postgresql]
+                                [--companies 1] [--backend sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -48,9 +52,10 @@ from clients.dsn_calls import open_stored_share
 from clients.token_credentials import OrganismCredentials
 from registry.dsn.individual_segments import SharedPlans
 from registry.dsn.schema import deposit_returns, deposits
-from registry.dsn.synth import DEMO_COMPANY, generate
+from registry.dsn.synth import DEMO_COMPANY, Company, company, generate
 from registry.dsn.validation import validate
 from registry.kernel.database import open_engine, upgrade
+from registry.rcd.sirene_synth import siren_at, siret_of
 from registry.trust.declarant_store import DeclarantStore
 from tests.databases import PG_URL, fresh_database
 from tests.running_node import (
@@ -75,12 +80,21 @@ LEASE = 20
 POLL_SECONDS = 0.25
 
 
-def _provision(url: str) -> tuple[dict[str, Signer], dict[str, bytes]]:
+def _declared(number: int, companies: int) -> Company:
+    """The company the number-th deposit declares: DEMO_COMPANY, then others, in turn, all sent
+    by the firm FIRM."""
+    if number % companies == 0:
+        return DEMO_COMPANY
+    return company(siret_of(siren_at(1 + number % companies), 1), FIRM)
+
+
+def _provision(url: str, companies: int) -> tuple[dict[str, Signer], dict[str, bytes]]:
     """The organisms' signers, and every routed organism's encryption key (private)."""
     engine = open_engine(url)
     upgrade(engine)
-    DeclarantStore(engine).create(FIRM, "Bench", "Mark", "bench",
-                                  [("dsn.deposit", DEMO_COMPANY.siren)])  # fmt: skip
+    DeclarantStore(engine).create(FIRM, "Bench", "Mark", "bench", [
+        ("dsn.deposit", _declared(number, companies).siren) for number in range(companies)
+    ])  # fmt: skip
     signers = {code: provision_organism(engine, code, kind, ("dsn.deliveries",))
                for code, kind in ORGANISMS.items()}  # fmt: skip
     sealing = provision_routing_encryption_keys(engine)
@@ -254,8 +268,10 @@ def _duplicated(url: str) -> tuple[int, int]:
     return int(claimed), int(twice)
 
 
-def _run(backend: str, url: str, files: list[Path], scratch: Path, nodes: int) -> float:
-    signers, sealing = _provision(url)
+def _run(
+    backend: str, url: str, files: list[Path], scratch: Path, nodes: int, companies: int
+) -> float:
+    signers, sealing = _provision(url, companies)
     volume = scratch / f"node-{backend}-{nodes}"  # one data volume, shared by the nodes
     with ExitStack() as stack:
         started_nodes = []
@@ -338,6 +354,10 @@ def main() -> None:
     parser.add_argument("--deposits", type=int, default=1000)
     parser.add_argument("--employees", type=int, default=50)
     parser.add_argument("--nodes", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--companies", type=int, default=1,
+                        help="the deposits declare this many companies in turn, all sent by one "
+                             "firm (1: every deposit for one establishment, the worst case for "
+                             "its locks; the national peak is many companies)")  # fmt: skip
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default=None,
                         help="one backend (default: SQLite, and PostgreSQL when set)")  # fmt: skip
     args = parser.parse_args()
@@ -351,7 +371,10 @@ def main() -> None:
         files = []
         for number in range(args.deposits):
             path = scratch / f"dsn-{number}.txt"
-            path.write_bytes(b"".join(generate(args.employees, order=number + 1, seed=number)))
+            declared = _declared(number, args.companies)
+            path.write_bytes(b"".join(
+                generate(args.employees, order=number + 1, seed=number, declared=declared)
+            ))  # fmt: skip
             files.append(path)
         started = time.perf_counter()
         for path in files:
@@ -367,7 +390,7 @@ def main() -> None:
               f"{kept:,.0f})")  # fmt: skip
         for backend in backends:
             with fresh_database(backend, scratch) as url:
-                rate = _run(backend, url, files, scratch, args.nodes)
+                rate = _run(backend, url, files, scratch, args.nodes, args.companies)
             print(f"{backend}: ratio end to end / validation alone: {rate / floor:.2f} "
                   f"({rate / kept:.2f} with plans kept)")  # fmt: skip
         if not PG_URL:
