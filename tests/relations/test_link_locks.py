@@ -154,23 +154,32 @@ def _record_in_thread(
     return thread
 
 
+def _behind_a_first_link(
+    engine: Engine, store: RelationsStore, links: list[Link], outcomes: dict[str, str],
+    name: str,
+) -> tuple[threading.Thread, threading.Event]:  # fmt: skip
+    """A third firm's first link to ESTABLISHMENT being recorded, a recording of `links`
+    starts in a thread; once the third's is committed, that thread is held just before it
+    inserts its links, until the event returned is set."""
+    reached, go, who = _paused_at_insert(engine)
+    with engine.connect() as third:
+        transaction = third.begin()
+        store.record_links([Link(THIRD, ESTABLISHMENT, "202601", "202601", "d0")], third)
+        thread = _record_in_thread(store, links, outcomes, name, who)
+        time.sleep(0.5)
+        transaction.commit()
+    assert reached.wait(5)
+    return thread, go
+
+
 def test_a_link_recorded_while_another_recording_waits_is_weighed_by_it(
     links: tuple[Engine, RelationsStore],
 ) -> None:
     engine, store = links
-    reached, go, who = _paused_at_insert(engine)
     outcomes: dict[str, str] = {}
-    # A third firm's first link is being recorded; the second firm's (for 202603) starts.
-    with engine.connect() as third:
-        transaction = third.begin()
-        store.record_links([Link(THIRD, ESTABLISHMENT, "202601", "202601", "d0")], third)
-        second = _record_in_thread(
-            store, [Link(SECOND, ESTABLISHMENT, "202603", "202603", "d2")], outcomes, "second",
-            who,
-        )  # fmt: skip
-        time.sleep(0.5)
-        transaction.commit()
-    assert reached.wait(5)  # the second firm's recording is held just before its insert
+    second, go = _behind_a_first_link(
+        engine, store, [Link(SECOND, ESTABLISHMENT, "202603", "202603", "d2")], outcomes, "second"
+    )
     # The first firm's (202602), in a transaction it commits when told: it must wait for the
     # second's. Without the lock it went ahead, holding the third's link, on which the second's
     # take-over then waited, and from a read begun before the first's commit, missed its link.
@@ -205,18 +214,11 @@ def test_recordings_of_two_establishments_at_once_do_not_deadlock(
     # The order of the locks: every recording takes its establishments' names before any row.
     # One that took a name after a row (a name only where no link was found) deadlocked here.
     engine, store = links
-    reached, go, who = _paused_at_insert(engine)
     outcomes: dict[str, str] = {}
-    with engine.connect() as third:
-        transaction = third.begin()
-        store.record_links([Link(THIRD, ESTABLISHMENT, "202601", "202601", "d0")], third)
-        first = _record_in_thread(store, [
-            Link(FIRST, ESTABLISHMENT, "202602", "202602", "a"),
-            Link(FIRST, OTHER_ESTABLISHMENT, "202602", "202602", "a"),
-        ], outcomes, "first", who)  # fmt: skip
-        time.sleep(0.5)
-        transaction.commit()
-    assert reached.wait(5)
+    first, go = _behind_a_first_link(engine, store, [
+        Link(FIRST, ESTABLISHMENT, "202602", "202602", "a"),
+        Link(FIRST, OTHER_ESTABLISHMENT, "202602", "202602", "a"),
+    ], outcomes, "first")  # fmt: skip
     # The second firm's recording of both establishments sees the third firm's link at once.
     second = _record_in_thread(store, [
         Link(SECOND, ESTABLISHMENT, "202603", "202603", "b"),
