@@ -191,13 +191,11 @@ class RelationsStore:
         items: Iterable[Employment],
         declared_by: tuple[str, str] | None = None,
         within: Connection | None = None,
-        locked: Collection[str] = (),
     ) -> int:
         """Adds contracts or records their end; returns how many rows changed. A contract is
         (establishment, NIR, start); found under any key of the ring. `declared_by` is
         (declarant SIRET, YYYYMM period) of the DSN that declared them (None: a history file).
-        Each batch in a transaction of its own, or all in the caller's (`within`), whose
-        establishments `locked` the caller's transaction has locked already (`record_links`)."""
+        Each batch in a transaction of its own, or all in the caller's (`within`)."""
         changed, moment = 0, now_ms()
         for batch in _batches(items):
             hashed = [(item, self.keyring.hashes(item.nir)) for item in batch]
@@ -205,7 +203,7 @@ class RelationsStore:
                 # One recording per establishment at a time: two would each find none of the
                 # other's contracts and insert the same one twice (nothing unique forbids it:
                 # a NIR's hash depends on the ring's key).
-                _lock_establishments(connection, {item.siret for item in batch} - set(locked))
+                _lock_establishments(connection, {item.siret for item in batch})
                 wanted = {h for _, hashes in hashed for h in hashes}
                 existing = {
                     (row.siret, bytes(row.nir_hash), row.contract_start): row

@@ -416,17 +416,15 @@ class DsnPipeline(BackgroundLoop):
         def relations(connection: Connection | None) -> None:
             # Each recording locks the file's establishments (registry/relations/store.py
             # `_lock_establishments`) until the commit: two files for one establishment are
-            # recorded one after the other. In one transaction, the links' locks serve the
-            # employments too.
+            # recorded one after the other.
             self.relations.record_links((
                 Link(found.declarant_siret, siret, period, period, deposit_id)
                 for siret, period in sorted(found.links)
             ), connection)  # fmt: skip
             period = max((period for _, period in found.links), default="")
             self.relations.record_employments(
-                found.employments, (found.declarant_siret, period), connection,
-                locked={siret for siret, _ in found.links} if connection is not None else (),
-            )  # fmt: skip
+                found.employments, (found.declarant_siret, period), connection
+            )
 
         together = report.conformant
         if together and len(found.links) + len(found.employments) > RELATIONS_AT_ONCE:
